@@ -1,0 +1,115 @@
+"""What an action is: a namespaced, typed unit of work a template step calls.
+
+An action declares its id (``namespace:name``), an input and an output pydantic model, whether it
+can run in a dry run, how many times Prefect may retry it, and a rollback that undoes what a
+*completed* run of it did. An action that fails must clean up after itself before raising: the
+runner rolls back completed steps only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict
+
+ACTION_ID = re.compile(r"^[a-z][a-z0-9-]*(:[a-z][a-zA-Z0-9-]*)+$")
+
+
+class ActionInput(BaseModel):
+    """Base for input models: unknown keys are an error so typos surface in `validate`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ActionOutput(BaseModel):
+    """Base for output models; fields are what later steps read as steps.<id>.output.*"""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+InputT = TypeVar("InputT", bound=ActionInput)
+OutputT = TypeVar("OutputT", bound=ActionOutput)
+
+
+@dataclass
+class ActionContext:
+    """What a running step sees of its run. Never holds secret values."""
+
+    run_id: str
+    step_id: str
+    template_name: str
+    template_dir: Path
+    workspace: Path
+    dry_run: bool = False
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.getLogger("envforge.actions")
+    )
+
+
+class Action(Generic[InputT, OutputT]):
+    """Subclass, set the class attributes, implement :meth:`run` (and :meth:`rollback`)."""
+
+    id: ClassVar[str]
+    description: ClassVar[str]
+    input_model: ClassVar[type[ActionInput]]
+    output_model: ClassVar[type[ActionOutput]]
+    supports_dry_run: ClassVar[bool] = False
+    #: Prefect retries for this step; only errors marked TemporaryError are retried.
+    retries: ClassVar[int] = 0
+    retry_delay_seconds: ClassVar[float] = 2.0
+    #: Example step definitions (as in template.yaml) shown by `envforge actions show`.
+    examples: ClassVar[list[dict[str, Any]]] = []
+
+    def run(self, ctx: ActionContext, params: InputT) -> OutputT:
+        raise NotImplementedError
+
+    def dry_run(self, ctx: ActionContext, params: InputT) -> OutputT:
+        """Only called when supports_dry_run; must have no effect outside ctx.workspace."""
+        return self.run(ctx, params)
+
+    def rollback(self, ctx: ActionContext, params: InputT, output: OutputT) -> None:
+        """Undo what a completed run did. Default: nothing to undo."""
+
+    def check(self, params: InputT, template_dir: Path) -> list[str]:
+        """Static problems found without running (used by `templates validate`)."""
+        return []
+
+
+def fake_output(model: type[ActionOutput], action_id: str) -> ActionOutput:
+    """An output for a step skipped in a dry run: defaults where declared, typed stand-ins
+    elsewhere, so later expressions that read the output still render."""
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if not info.is_required():
+            continue
+        values[name] = _stand_in(info.annotation, f"dry-run:{action_id}.{name}")
+    return model.model_validate(values)
+
+
+def _stand_in(annotation: Any, label: str) -> Any:
+    origin = get_origin(annotation)
+    if origin is not None and type(None) in get_args(annotation):
+        return None
+    target = origin or annotation
+    if isinstance(target, type):
+        if issubclass(target, bool):
+            return False
+        if issubclass(target, int | float):
+            return 0
+        if issubclass(target, list | tuple | set):
+            return []
+        if issubclass(target, dict):
+            return {}
+        if issubclass(target, BaseModel):
+            return {
+                n: _stand_in(f.annotation, f"{label}.{n}")
+                for n, f in target.model_fields.items()
+                if f.is_required()
+            }
+    return label

@@ -1,0 +1,158 @@
+"""The one error hierarchy of envforge.
+
+Every error a user can see derives from :class:`EnvforgeError`; its message names the thing at
+fault (template, step id, field path, file, table.column) and what to do about it, and never
+contains a secret value. Third-party errors (git, psycopg, hvac, kubernetes) are wrapped at one
+boundary with ``raise ... from e``.
+
+    EnvforgeError
+    ├── ConfigurationError           settings or blocks are missing or inconsistent
+    ├── TemplateError
+    │   ├── TemplateNotFoundError    no template by that name or path
+    │   ├── TemplateFormatError      malformed template.yaml (file and line)
+    │   ├── ParameterError           parameters violate the schema (every violation, JSON path)
+    │   └── ExpressionError          ${{ }} failed: undefined name, syntax, sandbox escape
+    ├── ActionError
+    │   ├── UnknownActionError       action id not registered (lists the available ones)
+    │   ├── DuplicateActionError     two actions registered under one id
+    │   ├── ActionInputError         rendered input does not fit the action's input model
+    │   └── StepFailedError          a step failed during a run (step id, action, cause)
+    ├── PathEscapeError              a path leaves the workspace or repository
+    └── GitError                     clone, commit or push failed
+        └── PushRejectedError        the remote refused the push
+
+``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
+non-fast-forward race); everything else is permanent and is never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EnvforgeError(Exception):
+    """Base of every error envforge raises on purpose."""
+
+
+class TemporaryError(EnvforgeError):
+    """Marker: the operation may succeed if retried unchanged (Prefect retries only these)."""
+
+
+class ConfigurationError(EnvforgeError):
+    """A setting, block or environment variable is missing or inconsistent."""
+
+
+class TemplateError(EnvforgeError):
+    """Something is wrong with a template or with the values given to it."""
+
+
+class TemplateNotFoundError(TemplateError):
+    def __init__(self, name: str, available: Sequence[str], searched: Sequence[str]) -> None:
+        self.name = name
+        self.available = list(available)
+        hint = ", ".join(self.available) if self.available else "none found"
+        where = ", ".join(searched) if searched else "(no template directories configured)"
+        super().__init__(
+            f"unknown template {name!r}: available templates are {hint} "
+            f"(searched {where}; give a path to a template directory to use another one)"
+        )
+
+
+class TemplateFormatError(TemplateError):
+    def __init__(self, file: str, message: str, line: int | None = None) -> None:
+        self.file = file
+        self.line = line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {message}")
+
+
+class ParameterError(TemplateError):
+    """Parameters violate the template's schema; ``violations`` holds (json_path, message)."""
+
+    def __init__(self, template: str, violations: Sequence[tuple[str, str]]) -> None:
+        self.template = template
+        self.violations = list(violations)
+        lines = "; ".join(f"{path}: {msg}" for path, msg in self.violations)
+        super().__init__(
+            f"template {template!r}: {len(self.violations)} parameter problem(s): {lines} "
+            f"(see 'envforge templates show {template}' for the parameters it takes)"
+        )
+
+
+class ExpressionError(TemplateError):
+    def __init__(self, where: str, expression: str, reason: str) -> None:
+        self.where = where
+        self.expression = expression
+        self.reason = reason
+        super().__init__(f"{where}: expression ${{{{ {expression} }}}} failed: {reason}")
+
+
+class ActionError(EnvforgeError):
+    """Something is wrong with an action or its input."""
+
+
+class UnknownActionError(ActionError):
+    def __init__(self, action_id: str, available: Sequence[str], step_id: str | None = None):
+        self.action_id = action_id
+        self.available = sorted(available)
+        prefix = f"step {step_id!r}: " if step_id else ""
+        super().__init__(
+            f"{prefix}unknown action {action_id!r}; available actions: "
+            f"{', '.join(self.available)}"
+        )
+
+
+class DuplicateActionError(ActionError):
+    def __init__(self, action_id: str) -> None:
+        super().__init__(f"an action with id {action_id!r} is already registered")
+
+
+class ActionInputError(ActionError):
+    def __init__(self, step_id: str, action_id: str, problems: Sequence[tuple[str, str]]):
+        self.step_id = step_id
+        self.action_id = action_id
+        self.problems = list(problems)
+        lines = "; ".join(f"input.{path}: {msg}" for path, msg in self.problems)
+        super().__init__(f"step {step_id!r} ({action_id}): invalid input: {lines}")
+
+
+class StepFailedError(ActionError):
+    """A step failed during a run; completed steps were rolled back (``rolled_back``)."""
+
+    def __init__(
+        self,
+        step_id: str,
+        action_id: str,
+        reason: str,
+        rolled_back: Sequence[str] = (),
+        rollback_failures: Sequence[str] = (),
+    ) -> None:
+        self.step_id = step_id
+        self.action_id = action_id
+        self.reason = reason
+        self.rolled_back = list(rolled_back)
+        self.rollback_failures = list(rollback_failures)
+        msg = f"step {step_id!r} ({action_id}) failed: {reason}"
+        if self.rolled_back:
+            msg += f"; rolled back: {', '.join(self.rolled_back)}"
+        if self.rollback_failures:
+            msg += f"; ROLLBACK FAILED for: {'; '.join(self.rollback_failures)}"
+        super().__init__(msg)
+
+
+class PathEscapeError(EnvforgeError):
+    def __init__(self, path: str, root_description: str, why: str = "") -> None:
+        self.path = path
+        detail = f" ({why})" if why else ""
+        super().__init__(
+            f"path {path!r} escapes the {root_description}{detail}: use a relative path "
+            f"inside it without '..' or symbolic links leading out"
+        )
+
+
+class GitError(EnvforgeError):
+    """A git operation failed; the message never contains credentials."""
+
+
+class PushRejectedError(GitError):
+    """The remote refused the push for a reason a retry will not fix."""
