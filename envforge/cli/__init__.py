@@ -1,0 +1,56 @@
+"""The `envforge` command. Each module in COMMAND_MODULES adds one group of subcommands.
+
+A command module exposes ``add_commands(subparsers)``; each parser it adds sets
+``handler=<function(args) -> int>``. Expected failures (EnvforgeError) print one line and exit 1;
+usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from envforge.errors import EnvforgeError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "envforge.cli.templates",
+    "envforge.cli.run",
+    "envforge.cli.deploy",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envforge",
+        description="Ephemeral environments from Backstage-style templates, run as Prefect flows.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except EnvforgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
