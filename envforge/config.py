@@ -1,0 +1,65 @@
+"""Where envforge keeps its state and finds its templates, from the environment.
+
+ENVFORGE_HOME            state: caches, the embedded GitOps repository (default ~/.envforge)
+ENVFORGE_TEMPLATES_PATH  template directories, separated by os.pathsep (default: the
+                         project's templates/ directory)
+ENVFORGE_GITOPS_URL      where publish steps push when a template names no repository
+                         (default: a bare repository at $ENVFORGE_HOME/gitops.git)
+ENVFORGE_GITOPS_BRANCH   branch of that repository (default main)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    templates_path: tuple[Path, ...]
+    gitops_url: str
+    gitops_branch: str
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def embedded_gitops_repo(self) -> Path:
+        return self.home / "gitops.git"
+
+
+def load_settings() -> Settings:
+    home = Path(os.environ.get("ENVFORGE_HOME") or Path.home() / ".envforge").expanduser()
+    raw_paths = os.environ.get("ENVFORGE_TEMPLATES_PATH")
+    if raw_paths:
+        templates = tuple(Path(p).expanduser() for p in raw_paths.split(os.pathsep) if p)
+    else:
+        templates = (PROJECT_ROOT / "templates",)
+    gitops_url = os.environ.get("ENVFORGE_GITOPS_URL") or ""
+    if not gitops_url:
+        gitops_url = (home / "gitops.git").as_uri()
+    return Settings(
+        home=home,
+        templates_path=templates,
+        gitops_url=gitops_url,
+        gitops_branch=os.environ.get("ENVFORGE_GITOPS_BRANCH") or "main",
+    )
+
+
+def ensure_embedded_gitops_repo(settings: Settings) -> None:
+    """Create the embedded default GitOps repository (a local bare repository) if missing."""
+    repo = settings.embedded_gitops_repo
+    if settings.gitops_url != repo.as_uri() or (repo / "HEAD").exists():
+        return
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["git", "init", "--quiet", "--bare", f"--initial-branch={settings.gitops_branch}",
+         str(repo)],
+        check=True,
+    )

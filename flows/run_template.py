@@ -1,0 +1,122 @@
+"""Prefect flows that run templates: each step is its own task run named after the step.
+
+Orchestration only; the work is in envforge.runner. `run_template` takes a template name (or
+path) and its parameters; `scaffold` is what the per-template deployments registered by
+`envforge deploy` run: its parameters are exactly the template's form, and the template comes
+from the ENVFORGE_TEMPLATE variable the deployment sets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
+
+from envforge.actions.base import ActionOutput
+from envforge.config import load_settings
+from envforge.errors import ConfigurationError, TemporaryError
+from envforge.runner import Listener, PreparedStep, TemplateRun
+from envforge.templating.loader import TemplateCatalog
+
+#: Listeners called in this process for every step report (the CLI prints progress with one).
+STEP_LISTENERS: list[Listener] = []
+
+
+def _retry_only_temporary(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry errors marked TemporaryError, never permanent ones."""
+    try:
+        state.result()
+    except TemporaryError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def run_step(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
+    return run.execute(prepared, get_run_logger())
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def rollback_step(run: TemplateRun, prepared: PreparedStep, output: ActionOutput) -> None:
+    run.rollback(prepared, output, get_run_logger())
+
+
+def _execute_as_task(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
+    step_task = run_step.with_options(
+        name=prepared.action.id,
+        task_run_name=prepared.step.id,
+        retries=prepared.action.retries,
+        retry_delay_seconds=prepared.action.retry_delay_seconds,
+        retry_condition_fn=_retry_only_temporary,
+    )
+    result: ActionOutput = step_task(quote(run), quote(prepared))
+    return result
+
+
+def _rollback_as_task(run: TemplateRun, prepared: PreparedStep, output: ActionOutput) -> None:
+    rollback_step.with_options(
+        name=f"rollback {prepared.action.id}", task_run_name=f"rollback-{prepared.step.id}"
+    )(quote(run), quote(prepared), quote(output))
+
+
+def _notify(report: Any) -> None:
+    for listener in list(STEP_LISTENERS):
+        listener(report)
+
+
+def execute_template(
+    template: str, parameters: dict[str, Any], dry_run: bool, environment: str | None
+) -> dict[str, Any]:
+    catalog = TemplateCatalog(load_settings().templates_path)
+    loaded = catalog.load(template)
+    run = TemplateRun(
+        loaded,
+        parameters,
+        dry_run=dry_run,
+        environment={"name": environment} if environment else {},
+        run_id=str(flow_run.id or "local"),
+    )
+    logger = get_run_logger()
+    logger.info("template %s: %d step(s)%s", loaded.name, len(loaded.spec.steps),
+                " (dry run)" if dry_run else "")
+    try:
+        result = run.run(_execute_as_task, _rollback_as_task, _notify)
+    finally:
+        run.close()
+    return result.to_dict()
+
+
+@flow(name="run-template", persist_result=False, log_prints=False)
+def run_template(
+    template: str,
+    parameters: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    environment: str | None = None,
+) -> dict[str, Any]:
+    """Run a template by name (from the template directories) or by path.
+
+    Args:
+        template: template name, or path to a template directory.
+        parameters: values for the template's parameters (checked against its schema).
+        dry_run: render everything and change nothing.
+        environment: name of the environment this run belongs to, if any.
+    """
+    return execute_template(template, parameters or {}, dry_run, environment)
+
+
+@flow(name="scaffold", persist_result=False, log_prints=False)
+def scaffold(**parameters: Any) -> dict[str, Any]:
+    """Run the template named by the deployment (ENVFORGE_TEMPLATE) with the form's values."""
+    template = os.environ.get("ENVFORGE_TEMPLATE")
+    if not template:
+        raise ConfigurationError(
+            "ENVFORGE_TEMPLATE is not set: run this flow through a deployment registered by "
+            "'envforge deploy', or use the run-template flow"
+        )
+    return execute_template(template, parameters, dry_run=False, environment=None)
