@@ -18,8 +18,20 @@ boundary with ``raise ... from e``.
     │   ├── ActionInputError         rendered input does not fit the action's input model
     │   └── StepFailedError          a step failed during a run (step id, action, cause)
     ├── PathEscapeError              a path leaves the workspace or repository
-    └── GitError                     clone, commit or push failed
-        └── PushRejectedError        the remote refused the push
+    ├── GitError                     clone, commit or push failed
+    │   └── PushRejectedError        the remote refused the push
+    └── SecretsError                 variables, Vault, secret delivery (never holds a value)
+        ├── SecretReferenceError     malformed vault: reference, or one headed for Git
+        ├── VariableError            bad variable definition or unknown reference
+        │   └── VariableCycleError   variables refer to each other in a cycle (named)
+        ├── VaultError               names the path and the auth method
+        │   ├── VaultAuthError       login refused
+        │   ├── VaultPermissionError 403 on a path
+        │   ├── SecretNotFoundError  no such path, version or key
+        │   ├── VaultSealedError     Vault is sealed
+        │   └── VaultUnreachableError  (temporary) no answer from Vault
+        └── SecretDeliveryError      the cluster refused a Secret/ConfigMap/namespace change
+            └── ClusterUnreachableError  (temporary) no answer from the API server
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
 non-fast-forward race); everything else is permanent and is never retried.
@@ -156,3 +168,57 @@ class GitError(EnvforgeError):
 
 class PushRejectedError(GitError):
     """The remote refused the push for a reason a retry will not fix."""
+
+
+# --- secrets ---
+class SecretsError(EnvforgeError):
+    """Variables, Vault or secret delivery failed; messages name paths, never values."""
+
+
+class SecretReferenceError(SecretsError):
+    """A ``vault:`` reference is malformed, or a secret reference sits where Git would get it."""
+
+
+class VariableError(SecretsError):
+    """A variable definition is invalid or refers to a variable that does not exist."""
+
+
+class VariableCycleError(VariableError):
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(
+            f"variables refer to each other in a cycle: {' -> '.join(self.cycle)}; "
+            "make one of them a literal or a secret reference"
+        )
+
+
+class VaultError(SecretsError):
+    """Vault refused or failed a request; names the path and the auth method."""
+
+
+class VaultAuthError(VaultError):
+    """Logging in to Vault failed (bad token, role or credentials)."""
+
+
+class VaultPermissionError(VaultError):
+    """Vault answered 403: the token's policies do not allow the path."""
+
+
+class SecretNotFoundError(VaultError):
+    """No secret at the path, no such version, or no such key in it."""
+
+
+class VaultSealedError(VaultError):
+    """Vault is sealed; an operator must unseal it."""
+
+
+class VaultUnreachableError(VaultError, TemporaryError):
+    """Vault did not answer (connection refused, timeout, TLS failure)."""
+
+
+class SecretDeliveryError(SecretsError):
+    """The cluster refused a Secret, ConfigMap or namespace change."""
+
+
+class ClusterUnreachableError(SecretDeliveryError, TemporaryError):
+    """The Kubernetes API server did not answer."""
