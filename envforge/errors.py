@@ -32,6 +32,13 @@ boundary with ``raise ... from e``.
         │   └── VaultUnreachableError  (temporary) no answer from Vault
         └── SecretDeliveryError      the cluster refused a Secret/ConfigMap/namespace change
             └── ClusterUnreachableError  (temporary) no answer from the API server
+    DatabaseError                    (envforge.db) names the server, database, table.column
+    ├── DatabaseUnreachableError     (temporary) connection refused, timed out or dropped
+    ├── RulesError                   bad rules file: unknown table/column, transformer misfit
+    ├── PersonalDataError            strict mode: uncovered columns look like personal data
+    ├── UnsafeTargetError            target is the source, or a database envforge did not create
+    ├── CopyFailedError              a clone/seed/restore step failed (table named); target dropped
+    └── SnapshotError                snapshot missing, unreadable or storage failed
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
 non-fast-forward race); everything else is permanent and is never retried.
@@ -222,3 +229,46 @@ class SecretDeliveryError(SecretsError):
 
 class ClusterUnreachableError(SecretDeliveryError, TemporaryError):
     """The Kubernetes API server did not answer."""
+
+
+# --- databases ---
+class DatabaseError(EnvforgeError):
+    """A database operation failed; names server/database/table, never a password."""
+
+
+class DatabaseUnreachableError(DatabaseError, TemporaryError):
+    """The server did not answer, refused the login, or dropped the connection."""
+
+
+class RulesError(DatabaseError):
+    """The anonymisation rules do not fit the database (every problem listed)."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"{source}: {len(self.problems)} rule problem(s): " + "; ".join(self.problems)
+        )
+
+
+class PersonalDataError(DatabaseError):
+    """Strict mode stopped a clone: columns without a rule look like personal data."""
+
+    def __init__(self, findings: Sequence[str]) -> None:
+        self.findings = list(findings)
+        super().__init__(
+            f"{len(self.findings)} column(s) look like personal data and have no rule: "
+            + "; ".join(self.findings)
+            + " (add a rule for each, or 'passthrough' once reviewed; see 'envforge db plan')"
+        )
+
+
+class UnsafeTargetError(DatabaseError):
+    """envforge refuses to write into this database."""
+
+
+class CopyFailedError(DatabaseError):
+    """Copying, seeding or restoring failed; the target database was dropped."""
+
+
+class SnapshotError(DatabaseError):
+    """A snapshot is missing, unreadable, or its storage failed."""
