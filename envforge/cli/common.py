@@ -1,0 +1,70 @@
+"""Helpers shared by command modules: the template catalog and value parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envforge.config import load_settings
+from envforge.errors import TemplateError
+from envforge.templating.loader import TemplateCatalog
+from envforge.templating.model import Template
+from envforge.templating.parameters import pages, strip_ui
+
+
+def catalog() -> TemplateCatalog:
+    return TemplateCatalog(load_settings().templates_path)
+
+
+def parse_values(
+    template: Template, assignments: Sequence[str], values_file: Path | None
+) -> dict[str, Any]:
+    """--values FILE first, then each --set key=value (dotted keys nest) on top of it.
+
+    A --set value is kept as text where the schema says string; elsewhere it is read as YAML,
+    so ``replicas=3`` is a number and ``debug=false`` a boolean.
+    """
+    values: dict[str, Any] = {}
+    if values_file is not None:
+        try:
+            loaded = yaml.safe_load(values_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise TemplateError(f"--values {values_file}: cannot read it as YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise TemplateError(f"--values {values_file}: must hold a mapping of parameters")
+        values.update(loaded or {})
+    properties: dict[str, Any] = {}
+    for page in pages(template):
+        properties.update(strip_ui(page).get("properties") or {})
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise TemplateError(f"--set {assignment!r}: expected key=value")
+        path = key.split(".")
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise TemplateError(f"--set {assignment!r}: {part} is not an object")
+        target[path[-1]] = _typed(raw, _property_at(properties, path))
+    return values
+
+
+def _property_at(properties: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:
+    prop: Mapping[str, Any] = {"properties": properties}
+    for part in path:
+        prop = (prop.get("properties") or {}).get(part) or {}
+    return prop
+
+
+def _typed(raw: str, prop: Mapping[str, Any]) -> Any:
+    type_ = prop.get("type")
+    if type_ == "string" or (isinstance(type_, list) and "string" in type_):
+        return raw
+    try:
+        return yaml.safe_load(raw) if raw else raw
+    except yaml.YAMLError:
+        return raw

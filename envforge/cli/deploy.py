@@ -1,0 +1,40 @@
+"""`envforge deploy`: a Prefect deployment per template, its run form the template's schema."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from envforge.cli.common import catalog
+from envforge.deployments import DEFAULT_WORK_POOL, register_template_deployments
+from envforge.errors import ConfigurationError
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "deploy", help="register a Prefect deployment (run button) for each template"
+    )
+    p.add_argument("templates", nargs="*", metavar="NAME|PATH", help="default: every template")
+    p.add_argument("--work-pool", default=DEFAULT_WORK_POOL,
+                   help=f"work pool that runs them (created as a process pool if missing; "
+                        f"default {DEFAULT_WORK_POOL})")
+    p.set_defaults(handler=deploy_templates)
+
+
+def deploy_templates(args: argparse.Namespace) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigurationError(
+            "PREFECT_API_URL is not set: deployments must go to a running Prefect server "
+            "(start one with 'make server', then export PREFECT_API_URL=http://127.0.0.1:4200/api)"
+        )
+    cat = catalog()
+    refs = args.templates or [str(d) for d in cat.template_dirs()]
+    pairs = []
+    for ref in refs:
+        template = cat.load(ref)
+        pairs.append((template, str(template.directory)))
+    for deployment in register_template_deployments(pairs, work_pool=args.work_pool):
+        print(f"deployed {deployment.name}  (id {deployment.id})")
+    print(f"start a worker to run them: prefect worker start --pool {args.work_pool}")
+    return 0

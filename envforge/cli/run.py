@@ -1,0 +1,104 @@
+"""`envforge run NAME|PATH`: run a template as a Prefect flow and show each step's status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from envforge.cli.common import catalog, parse_values
+from envforge.errors import StepFailedError
+from envforge.runner import StepReport
+from envforge.templating.parameters import validate_parameters
+
+MARKS = {"completed": "ok", "dry-run": "ok", "faked": "fake", "skipped": "skip",
+         "failed": "FAIL", "rolled-back": "undone"}
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser("run", help="run a template (by name or path) as a Prefect flow")
+    p.add_argument("template", metavar="NAME|PATH")
+    p.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="a parameter value (repeatable; dotted keys nest)")
+    p.add_argument("--values", type=Path, metavar="FILE", help="YAML file of parameter values")
+    p.add_argument("--dry-run", action="store_true",
+                   help="render everything, change nothing; fake outputs of skipped actions")
+    p.add_argument("--environment", metavar="NAME", help="environment this run belongs to")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.set_defaults(handler=run_template_command)
+
+
+def print_step(report: StepReport) -> None:
+    mark = MARKS.get(report.status, report.status)
+    line = f"  {mark:<6} {report.id:<20} {report.action:<18} {report.duration_s:6.2f}s"
+    if report.reason:
+        line += f"  {report.reason}"
+    print(line, flush=True)
+
+
+def run_template_command(args: argparse.Namespace) -> int:
+    template = catalog().load(args.template)
+    values = parse_values(template, args.assignments, args.values)
+    validate_parameters(template, values)  # fail fast, before any Prefect machinery starts
+
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+    from flows.run_template import STEP_LISTENERS, run_template
+
+    if not args.verbose:
+        _quiet_prefect_console()
+    text = args.output == "text"
+    if text:
+        mode = " (dry run)" if args.dry_run else ""
+        print(f"running template {template.name}{mode} from {template.directory}", flush=True)
+        STEP_LISTENERS.append(print_step)
+    try:
+        result = run_template(
+            template=str(template.directory),
+            parameters=values,
+            dry_run=args.dry_run,
+            environment=args.environment,
+        )
+    except StepFailedError as e:
+        if text:
+            print(f"failed at step {e.step_id!r}; nothing of this run is left published",
+                  file=sys.stderr)
+        raise
+    finally:
+        if text:
+            STEP_LISTENERS.remove(print_step)
+    if not text:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    _print_output(result)
+    return 0
+
+
+def _print_output(result: dict[str, Any]) -> None:
+    output = result.get("output") or {}
+    links = output.get("links") or []
+    if links:
+        print("links:")
+        for link in links:
+            print(f"  {link.get('title') or '-'}: {link.get('url', '')}")
+    for text in output.get("text") or []:
+        print(f"{text.get('title') or 'note'}:\n  {text.get('content', '')}")
+    api = os.environ.get("PREFECT_API_URL")
+    where = (f"Prefect UI: {api.removesuffix('/api')}/runs/flow-run/{result['run_id']}"
+             if api else "ran on a temporary Prefect server (set PREFECT_API_URL to keep runs)")
+    print(where)
+
+
+def _quiet_prefect_console() -> None:
+    """Prefect's console log repeats what print_step shows; keep it to real problems."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    names = ["prefect", *[n for n in logging.Logger.manager.loggerDict if n.startswith("prefect")]]
+    for name in names:
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.CRITICAL)

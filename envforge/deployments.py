@@ -1,0 +1,78 @@
+"""Registering Prefect deployments whose run form is a template's own parameter schema.
+
+`prefect deploy` derives a deployment's form from the flow function's signature, which cannot
+express a template's JSON Schema (pages, enums, titles, ui hints). So every template gets a
+deployment of the generic ``scaffold`` flow, created through the Prefect API with
+``parameter_openapi_schema`` set to the template's form schema and ``enforce_parameter_schema``
+on: the Prefect UI shows the same form Backstage would, and the server rejects a run whose
+parameters break the schema before anything starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envforge.config import PROJECT_ROOT
+from envforge.templating.model import Template
+from envforge.templating.parameters import form_schema
+
+SCAFFOLD_FLOW = "scaffold"
+SCAFFOLD_ENTRYPOINT = "flows/run_template.py:scaffold"
+DEFAULT_WORK_POOL = "envforge-process"
+
+
+@dataclass(frozen=True)
+class RegisteredDeployment:
+    name: str  # "<flow>/<deployment>", as `prefect deployment run` takes it
+    id: str
+    template: str
+
+
+def deployment_spec(
+    template: Template, template_ref: str, work_pool: str, project_dir: Path
+) -> dict[str, Any]:
+    """The create_deployment arguments for one template (pure, so tests can inspect it)."""
+    return {
+        "name": template.name,
+        "description": template.metadata.description or template.metadata.title,
+        "entrypoint": SCAFFOLD_ENTRYPOINT,
+        "path": str(project_dir),
+        "work_pool_name": work_pool,
+        "parameter_openapi_schema": form_schema(template),
+        "enforce_parameter_schema": True,
+        "job_variables": {"env": {"ENVFORGE_TEMPLATE": template_ref}},
+        "tags": ["envforge", f"template:{template.name}", *template.metadata.tags],
+        "pull_steps": [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(project_dir)}}
+        ],
+    }
+
+
+def register_template_deployments(
+    templates: Sequence[tuple[Template, str]],
+    work_pool: str = DEFAULT_WORK_POOL,
+    project_dir: Path = PROJECT_ROOT,
+) -> list[RegisteredDeployment]:
+    """Create or update one deployment per (template, reference) on the current Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    registered = []
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(work_pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=work_pool, type="process"))
+        flow_id = client.create_flow_from_name(SCAFFOLD_FLOW)
+        for template, ref in templates:
+            spec = deployment_spec(template, ref, work_pool, project_dir)
+            deployment_id = client.create_deployment(flow_id=flow_id, **spec)
+            registered.append(
+                RegisteredDeployment(f"{SCAFFOLD_FLOW}/{template.name}", str(deployment_id),
+                                     template.name)
+            )
+    return registered
