@@ -1,4 +1,5 @@
-"""Secret references: ``vault:<mount>/<path>#<key>[@<version>]``, e.g. ``vault:kv/app/db#password@3``.
+"""Secret references: ``vault:<mount>/<path>#<key>[@<version>]``, e.g.
+``vault:kv/app/db#password@3``.
 
 A reference names where a value lives, never the value, so it may appear in templates, project
 files, logs and Git. The first path segment is the KV mount (``kv``), the rest the secret's path
