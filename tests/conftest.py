@@ -1,0 +1,43 @@
+"""Session-wide fixtures: an isolated ENVFORGE_HOME per test, and one temporary Prefect server
+for the whole session (starting one costs ~10 s)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import git
+
+# Before prefect is imported anywhere: no telemetry calls out of this offline machine.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(autouse=True)
+def envforge_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own state directory, so nothing touches ~/.envforge."""
+    home = tmp_path_factory.mktemp("envforge-home")
+    monkeypatch.setenv("ENVFORGE_HOME", str(home))
+    monkeypatch.delenv("ENVFORGE_GITOPS_URL", raising=False)
+    monkeypatch.delenv("ENVFORGE_TEMPLATES_PATH", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real, temporary, SQLite-backed Prefect server for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def bare_repo(tmp_path: Path) -> Path:
+    """An empty bare repository (branch main) to publish into, like a fresh GitOps remote."""
+    repo = tmp_path / "remote.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(repo))
+    return repo

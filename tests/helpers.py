@@ -1,0 +1,50 @@
+"""Small helpers shared by tests (not fixtures)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git for a test and return its output (raises on failure)."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def remote_files(bare: Path, branch: str = "main") -> list[str]:
+    """Files at the tip of ``branch`` in a bare repository ([] if the branch does not exist)."""
+    try:
+        out = git("--git-dir", str(bare), "ls-tree", "-r", "--name-only", branch)
+    except subprocess.CalledProcessError:
+        return []
+    return sorted(out.splitlines())
+
+
+def commit_count(bare: Path, branch: str = "main") -> int:
+    try:
+        return int(git("--git-dir", str(bare), "rev-list", "--count", branch))
+    except subprocess.CalledProcessError:
+        return 0
+
+
+def reject_pushes(bare: Path, message: str = "pushes are frozen") -> None:
+    """Install a pre-receive hook so the remote refuses every push, as a protected repo does."""
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+
+def write_template(directory: Path, template_yaml: str, files: dict[str, str] | None = None) -> Path:
+    """A template directory with template.yaml and skeleton files (path -> content)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "template.yaml").write_text(textwrap.dedent(template_yaml).lstrip())
+    for rel, content in (files or {}).items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return directory

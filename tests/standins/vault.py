@@ -1,0 +1,381 @@
+"""A small stand-in for HashiCorp Vault's HTTP API, for tests and demos (no Vault binary here).
+
+Speaks the documented endpoints envforge uses, with Vault's response envelope and its
+``{"errors": [...]}`` error bodies, so hvac drives it unchanged: KV v1 and v2 (``data/``,
+``metadata/``, versions, soft delete), ``auth/token/lookup-self`` and ``renew-self``, AppRole and
+Kubernetes login, ``sys/health`` and ``sys/seal-status`` (503 while sealed). Tokens carry
+policies given as path globs (``kv/data/app/*``); a request outside them gets 403.
+
+Run a demo server: ``python -m tests.standins.vault --port 8200`` (prints the root token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ROOT_TOKEN = "root-standin-token"  # noqa: S105 (a test fixture, not a credential)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Token:
+    id: str
+    policies: list[str]
+    ttl: int
+    renewable: bool
+    display_name: str
+    created: float = field(default_factory=time.time)
+    expires: float = 0.0
+    accessor: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        self.expires = self.created + self.ttl if self.ttl else 0.0
+
+    def remaining(self) -> int:
+        return max(0, int(self.expires - time.time())) if self.ttl else 0
+
+    def expired(self) -> bool:
+        return bool(self.ttl) and time.time() >= self.expires
+
+    def allows(self, path: str) -> bool:
+        return "root" in self.policies or any(fnmatch.fnmatchcase(path, p) for p in self.policies)
+
+
+@dataclass
+class KvVersion:
+    data: dict[str, Any]
+    created_time: str = field(default_factory=_now)
+    deletion_time: str = ""
+    destroyed: bool = False
+
+    def metadata(self, version: int) -> dict[str, Any]:
+        return {"created_time": self.created_time, "custom_metadata": None,
+                "deletion_time": self.deletion_time, "destroyed": self.destroyed,
+                "version": version}
+
+
+class VaultApiError(Exception):
+    def __init__(self, status: int, errors: list[str]) -> None:
+        self.status = status
+        self.errors = errors
+
+
+class VaultState:
+    """Everything the stand-in remembers; tests change it through these methods."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.sealed = False
+        self.mounts: dict[str, int] = {"kv": 2, "secret": 2, "kv1": 1}
+        self.kv2: dict[tuple[str, str], list[KvVersion]] = {}
+        self.kv1: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tokens: dict[str, Token] = {}
+        self.approles: dict[str, tuple[str, list[str], int]] = {}
+        self.kubernetes_roles: dict[str, tuple[str, list[str], int]] = {}
+        self.reads: Counter[str] = Counter()  # "mount/path" -> reads of its data
+        self.requests: list[tuple[str, str]] = []
+        self.add_token(["root"], ttl=0, renewable=False, token_id=ROOT_TOKEN, name="root")
+
+    def add_token(self, policies: list[str], ttl: int = 3600, renewable: bool = True,
+                  token_id: str | None = None, name: str = "token") -> str:
+        with self.lock:
+            token = Token(token_id or f"hvs.{uuid.uuid4().hex}", policies, ttl, renewable, name)
+            self.tokens[token.id] = token
+            return token.id
+
+    def add_approle(self, role_id: str, secret_id: str, policies: list[str], ttl: int = 3600
+                    ) -> None:
+        self.approles[role_id] = (secret_id, policies, ttl)
+
+    def add_kubernetes_role(self, role: str, jwt: str, policies: list[str], ttl: int = 3600
+                            ) -> None:
+        self.kubernetes_roles[role] = (jwt, policies, ttl)
+
+    def put_secret(self, mount: str, path: str, data: dict[str, Any]) -> int:
+        """Write a secret as a client would; returns its (v2) version."""
+        with self.lock:
+            if self.mounts.get(mount) == 1:
+                self.kv1[(mount, path)] = dict(data)
+                return 0
+            versions = self.kv2.setdefault((mount, path), [])
+            versions.append(KvVersion(dict(data)))
+            return len(versions)
+
+
+class VaultHandler(BaseHTTPRequestHandler):
+    server_version = "VaultStandin/1.0"
+    state: VaultState
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet in tests
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_LIST(self) -> None:
+        self._dispatch("LIST")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if method == "GET" and query.get("list") == "true":
+            method = "LIST"
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+            if not url.path.startswith("/v1/"):
+                raise VaultApiError(404, [])
+            path = url.path[len("/v1/"):].strip("/")
+            with self.state.lock:
+                self.state.requests.append((method, path))
+                status, payload = self._route(method, path, query, body)
+        except VaultApiError as e:
+            status, payload = e.status, {"errors": e.errors}
+        except json.JSONDecodeError:
+            status, payload = 400, {"errors": ["failed to parse JSON input"]}
+        self._reply(status, payload, head=method == "HEAD")
+
+    def _reply(self, status: int, payload: dict[str, Any] | None, head: bool = False) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+    # --- routing ---------------------------------------------------------------------
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]
+               ) -> tuple[int, dict[str, Any] | None]:
+        state = self.state
+        if path == "sys/health":
+            return (503 if state.sealed else 200), _health(state.sealed)
+        if path == "sys/seal-status":
+            return 200, {"type": "shamir", "initialized": True, "sealed": state.sealed,
+                         "t": 1, "n": 1, "progress": 0, "version": "1.17.0-standin"}
+        if state.sealed:
+            raise VaultApiError(503, ["Vault is sealed"])
+        if path == "auth/approle/login" and method == "POST":
+            entry = state.approles.get(str(body.get("role_id")))
+            if entry is None or entry[0] != body.get("secret_id"):
+                raise VaultApiError(400, ["invalid role or secret ID"])
+            return 200, self._login(entry[1], entry[2], "approle")
+        if path == "auth/kubernetes/login" and method == "POST":
+            k8s = state.kubernetes_roles.get(str(body.get("role")))
+            if k8s is None:
+                raise VaultApiError(400, [f'invalid role name "{body.get("role")}"'])
+            if k8s[0] != body.get("jwt"):
+                raise VaultApiError(403, ["permission denied"])
+            return 200, self._login(k8s[1], k8s[2], "kubernetes")
+        token = self._token()
+        if path == "auth/token/lookup-self" and method == "GET":
+            return 200, _envelope(_token_data(token))
+        if path == "auth/token/renew-self" and method == "POST":
+            if not token.renewable:
+                raise VaultApiError(400, ["lease is not renewable"])
+            token.created = time.time()
+            token.ttl = int(body.get("increment") or token.ttl)
+            token.expires = token.created + token.ttl
+            return 200, _envelope(None, auth=_auth(token))
+        if not token.allows(path):
+            raise VaultApiError(403, ["1 error occurred:\n\t* permission denied\n\n"])
+        mount, _, rest = path.partition("/")
+        kv_version = state.mounts.get(mount)
+        if kv_version == 2:
+            return self._kv2(method, mount, rest, query, body)
+        if kv_version == 1 and rest:
+            return self._kv1(method, mount, rest, body)
+        raise VaultApiError(404, [f'no handler for route "{path}". route entry not found.'])
+
+    def _token(self) -> Token:
+        token_id = self.headers.get("X-Vault-Token") or ""
+        bearer = self.headers.get("Authorization") or ""
+        if not token_id and bearer.startswith("Bearer "):
+            token_id = bearer[len("Bearer "):]
+        token = self.state.tokens.get(token_id)
+        if token is None or token.expired():
+            raise VaultApiError(403, ["permission denied"])
+        return token
+
+    def _login(self, policies: list[str], ttl: int, method: str) -> dict[str, Any]:
+        token_id = self.state.add_token(policies, ttl=ttl, renewable=True, name=method)
+        return _envelope(None, auth=_auth(self.state.tokens[token_id]))
+
+    def _kv2(self, method: str, mount: str, rest: str, query: dict[str, str],
+             body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        kind, _, path = rest.partition("/")
+        key = (mount, path)
+        versions = self.state.kv2.get(key, [])
+        if kind == "data" and path:
+            if method == "GET":
+                self.state.reads[f"{mount}/{path}"] += 1
+                number = int(query.get("version") or 0) or len(versions)
+                if not versions or number > len(versions):
+                    raise VaultApiError(404, [])
+                version = versions[number - 1]
+                result = {"data": None if version.deletion_time or version.destroyed
+                          else version.data, "metadata": version.metadata(number)}
+                if result["data"] is None:
+                    return 404, _envelope(result)
+                return 200, _envelope(result)
+            if method == "POST":
+                data = body.get("data")
+                if not isinstance(data, dict):
+                    raise VaultApiError(400, ["no data provided"])
+                cas = (body.get("options") or {}).get("cas")
+                if cas is not None and int(cas) != len(versions):
+                    raise VaultApiError(400, [
+                        "check-and-set parameter did not match the current version"])
+                number = self.state.put_secret(mount, path, data)
+                return 200, _envelope(self.state.kv2[key][-1].metadata(number))
+            if method == "DELETE" and versions:
+                versions[-1].deletion_time = _now()
+                return 204, None
+        if kind == "metadata":
+            if method == "LIST":
+                prefix = f"{path}/" if path else ""
+                keys = sorted({p[len(prefix):].split("/")[0] + ("/" if "/" in p[len(prefix):]
+                               else "") for (m, p) in self.state.kv2
+                               if m == mount and p.startswith(prefix)})
+                if not keys:
+                    raise VaultApiError(404, [])
+                return 200, _envelope({"keys": keys})
+            if method == "GET" and versions:
+                return 200, _envelope({
+                    "cas_required": False, "created_time": versions[0].created_time,
+                    "current_version": len(versions), "custom_metadata": None,
+                    "delete_version_after": "0s", "max_versions": 0, "oldest_version": 1,
+                    "updated_time": versions[-1].created_time,
+                    "versions": {str(i + 1): v.metadata(i + 1) for i, v in enumerate(versions)},
+                })
+            if method == "DELETE":
+                self.state.kv2.pop(key, None)
+                return 204, None
+            raise VaultApiError(404, [])
+        raise VaultApiError(404, [f'no handler for route "{mount}/{rest}". route entry not found.'])
+
+    def _kv1(self, method: str, mount: str, path: str, body: dict[str, Any]
+             ) -> tuple[int, dict[str, Any] | None]:
+        key = (mount, path)
+        if method == "GET":
+            self.state.reads[f"{mount}/{path}"] += 1
+            if key not in self.state.kv1:
+                raise VaultApiError(404, [])
+            return 200, _envelope(dict(self.state.kv1[key]), lease_duration=2764800)
+        if method == "POST":
+            self.state.put_secret(mount, path, body)
+            return 204, None
+        if method == "DELETE":
+            self.state.kv1.pop(key, None)
+            return 204, None
+        raise VaultApiError(405, [])
+
+
+def _envelope(data: Any, auth: dict[str, Any] | None = None, lease_duration: int = 0
+              ) -> dict[str, Any]:
+    return {"request_id": str(uuid.uuid4()), "lease_id": "", "renewable": False,
+            "lease_duration": lease_duration, "data": data, "wrap_info": None,
+            "warnings": None, "auth": auth, "mount_type": ""}
+
+
+def _auth(token: Token) -> dict[str, Any]:
+    return {"client_token": token.id, "accessor": token.accessor, "policies": token.policies,
+            "token_policies": token.policies, "metadata": {"role": token.display_name},
+            "lease_duration": token.ttl, "renewable": token.renewable, "entity_id": "",
+            "token_type": "service", "orphan": True, "mfa_requirement": None,
+            "num_uses": 0}
+
+
+def _token_data(token: Token) -> dict[str, Any]:
+    created = int(token.created)
+    return {"accessor": token.accessor, "creation_time": created, "creation_ttl": token.ttl,
+            "display_name": token.display_name, "entity_id": "",
+            "expire_time": None if not token.ttl else datetime.fromtimestamp(
+                token.expires, UTC).isoformat(),
+            "explicit_max_ttl": 0, "id": token.id, "issue_time": datetime.fromtimestamp(
+                token.created, UTC).isoformat(), "meta": None, "num_uses": 0, "orphan": True,
+            "path": "auth/token/create", "policies": token.policies,
+            "renewable": token.renewable, "ttl": token.remaining(), "type": "service"}
+
+
+def _health(sealed: bool) -> dict[str, Any]:
+    return {"initialized": True, "sealed": sealed, "standby": False,
+            "performance_standby": False, "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled", "server_time_utc": int(time.time()),
+            "version": "1.17.0-standin", "cluster_name": "standin", "cluster_id": "standin"}
+
+
+class VaultStandin:
+    """A running stand-in: ``url``, ``root_token``, ``state`` to seed and inspect, ``stop()``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = VaultState()
+        handler = type("BoundVaultHandler", (VaultHandler,), {"state": self.state})
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                       name="vault-standin")
+        self.root_token = ROOT_TOKEN
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> VaultStandin:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_vault_standin(port: int = 0) -> VaultStandin:
+    """Start a stand-in on 127.0.0.1 (a free port unless given) in a background thread."""
+    return VaultStandin(port=port).start()
+
+
+def main() -> None:  # pragma: no cover - demo entry point
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8200)
+    args = parser.parse_args()
+    standin = VaultStandin(port=args.port)
+    standin.state.put_secret("kv", "app/db", {"username": "app", "password": "demo-password"})
+    print(f"Vault stand-in on {standin.url}; VAULT_TOKEN={standin.root_token}", flush=True)
+    try:
+        standin.server.serve_forever()
+    except KeyboardInterrupt:
+        standin.server.server_close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

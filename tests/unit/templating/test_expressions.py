@@ -1,0 +1,75 @@
+import pytest
+
+from envforge.errors import ExpressionError
+from envforge.templating.expressions import ExpressionEngine
+
+CTX = {
+    "parameters": {"name": "Shop API", "debug": True, "replicas": 3, "tags": ["a", "b"]},
+    "steps": {"fetch": {"output": {"files": ["x"]}}},
+    "environment": {"name": "pr-1"},
+    "secrets": {},
+}
+
+
+@pytest.fixture
+def engine() -> ExpressionEngine:
+    return ExpressionEngine()
+
+
+def test_whole_value_expression_keeps_its_type(engine: ExpressionEngine) -> None:
+    assert engine.render_value("${{ parameters.debug }}", CTX, "x") is True
+    assert engine.render_value("${{ parameters.replicas }}", CTX, "x") == 3
+    assert engine.render_value(" ${{ parameters.tags }} ", CTX, "x") == ["a", "b"]
+    assert engine.render_value("${{ steps.fetch.output.files }}", CTX, "x") == ["x"]
+
+
+def test_mixed_text_renders_to_a_string(engine: ExpressionEngine) -> None:
+    assert engine.render_value("r=${{ parameters.replicas }}", CTX, "x") == "r=3"
+    assert (
+        engine.render_value("${{ parameters.name | dns_label }}-${{ environment.name }}", CTX, "x")
+        == "shop-api-pr-1"
+    )
+
+
+def test_nested_structures_render_everywhere(engine: ExpressionEngine) -> None:
+    value = {"a": ["${{ parameters.debug }}", {"b": "${{ parameters.name }}"}], "n": 1}
+    assert engine.render_value(value, CTX, "x") == {"a": [True, {"b": "Shop API"}], "n": 1}
+
+
+@pytest.mark.parametrize(
+    "expr", ["${{ parameters.missing }}", "x ${{ parameters.missing }}", "${{ [nothing] }}"]
+)
+def test_undefined_names_fail_with_where_it_happened(engine: ExpressionEngine, expr: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        engine.render_value({"values": {"name": expr}}, CTX, "step 'fetch' field input")
+    assert "step 'fetch' field input.values.name" in str(info.value)
+    assert "undefined" in str(info.value) or "no attribute" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "${{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "${{ parameters.__class__ }}",
+        "${{ (parameters.name).format.__globals__ }}",
+        "${{ cycler.__init__.__globals__.os }}",
+    ],
+)
+def test_sandbox_escapes_are_refused(engine: ExpressionEngine, expr: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        engine.render_value(expr, CTX, "step 'x' field input.cmd")
+    assert "step 'x' field input.cmd" in str(info.value)
+
+
+def test_syntax_errors_are_reported_without_evaluating(engine: ExpressionEngine) -> None:
+    problems = engine.check_syntax({"a": "${{ parameters.( }}"}, "step 's' field input")
+    assert problems and "step 's' field input.a" in problems[0]
+    with pytest.raises(ExpressionError, match="syntax"):
+        engine.render_value("${{ parameters.( }}", CTX, "x")
+
+
+def test_conditions(engine: ExpressionEngine) -> None:
+    assert engine.evaluate_condition("${{ parameters.debug }}", CTX, "if") is True
+    assert engine.evaluate_condition("${{ not parameters.debug }}", CTX, "if") is False
+    assert engine.evaluate_condition("false", CTX, "if") is False
+    assert engine.evaluate_condition("${{ parameters.replicas > 2 }}", CTX, "if") is True
