@@ -39,6 +39,17 @@ boundary with ``raise ... from e``.
     ├── UnsafeTargetError            target is the source, or a database envforge did not create
     ├── CopyFailedError              a clone/seed/restore step failed (table named); target dropped
     └── SnapshotError                snapshot missing, unreadable or storage failed
+    ImageError                       (envforge.images) names the repository, ref, step or registry
+    ├── ImageSourceError             the application repository cannot be used
+    │   ├── SourceUnreachableError   (temporary) clone/fetch failed: URL, network, credentials
+    │   └── RefNotFoundError         no branch, tag, pull request head or commit by that name
+    ├── DockerfileError              Dockerfile missing at the given path, or rendering failed
+    │   └── UnknownStackError        stack not named/detected, or no template for it
+    ├── ImageBuildFailedError        a Dockerfile step failed (step and its last output lines)
+    └── RegistryError                the registry refused or failed a request
+        ├── RegistryUnreachableError (temporary) no answer from the registry
+        ├── RegistryAuthError        credentials missing or rejected (401/403)
+        └── ImagePushError           the push failed for another reason
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
 non-fast-forward race); everything else is permanent and is never retried.
@@ -272,3 +283,59 @@ class CopyFailedError(DatabaseError):
 
 class SnapshotError(DatabaseError):
     """A snapshot is missing, unreadable, or its storage failed."""
+
+
+# --- images ---
+class ImageError(EnvforgeError):
+    """Building or publishing an application image failed; never holds a credential."""
+
+
+class ImageSourceError(ImageError):
+    """The application repository or the requested ref cannot be used."""
+
+
+class SourceUnreachableError(ImageSourceError, TemporaryError):
+    """Cloning or fetching the application repository failed."""
+
+
+class RefNotFoundError(ImageSourceError):
+    """The repository has no branch, tag, pull request head or commit by that name."""
+
+
+class DockerfileError(ImageError):
+    """The Dockerfile is missing where it was said to be, or could not be rendered."""
+
+
+class UnknownStackError(DockerfileError):
+    """No stack template fits: the named stack is unknown, or none could be detected."""
+
+
+class ImageBuildFailedError(ImageError):
+    """A Dockerfile step failed; ``step`` names it and ``last_lines`` is its output tail."""
+
+    def __init__(self, image: str, step: str | None, last_lines: Sequence[str]) -> None:
+        self.image = image
+        self.step = step
+        self.last_lines = list(last_lines)
+        where = f"at {step}" if step else "before the first Dockerfile step"
+        tail = "\n    ".join(self.last_lines) or "(no output)"
+        super().__init__(
+            f"building {image} failed {where}; fix the Dockerfile or the code it builds. "
+            f"Last lines:\n    {tail}"
+        )
+
+
+class RegistryError(ImageError):
+    """The container registry refused or failed a request (names the registry, never a secret)."""
+
+
+class RegistryUnreachableError(RegistryError, TemporaryError):
+    """The registry did not answer (connection refused, timeout, TLS failure)."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry asked for credentials, or rejected the ones given."""
+
+
+class ImagePushError(RegistryError):
+    """Pushing the image failed for a reason other than reachability or credentials."""
