@@ -1,0 +1,5 @@
+"""`python -m app` starts the service."""
+
+from app.server import main
+
+main()
