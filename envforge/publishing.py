@@ -133,16 +133,15 @@ class GitPublisher:
                 self._sync(repo)
                 head = _head(repo)
                 try:
-                    if head == commit:
-                        parent = repo.commit(commit).parents
-                        if parent:
-                            self._push(
-                                repo,
-                                f"{parent[0].hexsha}:refs/heads/{self.branch}",
-                                f"--force-with-lease=refs/heads/{self.branch}:{commit}",
-                            )
-                        else:
-                            self._push(repo, f":refs/heads/{self.branch}")
+                    parents = repo.commit(commit).parents
+                    # Drop the commit if nobody built on it. A branch's first commit cannot be
+                    # dropped (remotes refuse to delete their default branch): revert it.
+                    if head == commit and parents:
+                        self._push(
+                            repo,
+                            f"{parents[0].hexsha}:refs/heads/{self.branch}",
+                            f"--force-with-lease=refs/heads/{self.branch}:{commit}",
+                        )
                         self._sync(repo)
                         return "removed"
                     repo.git.revert("--no-edit", commit, env=self._author_env())
@@ -205,7 +204,10 @@ class GitPublisher:
             repo.git.push("--porcelain", *options, "origin", refspec)
         except git.GitCommandError as e:
             text = _stderr(e) + "\n" + redact_url(str(e.stdout or ""))
-            if re.search(r"\[rejected\].*(fetch first|non-fast-forward)|stale info", text):
+            # Lost races: the branch moved (non-fast-forward), or another push held the
+            # remote's ref lock at the same moment ("failed to update ref", "cannot lock ref").
+            if re.search(r"\[rejected\].*(fetch first|non-fast-forward)|stale info|"
+                         r"failed to update ref|cannot lock ref|failed to lock", text):
                 raise PushConflictError(
                     f"push to {self.safe_url} ({self.branch}) lost a race with another writer"
                 ) from e

@@ -135,13 +135,12 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
                         f"{params.url}/{rel}: {dest.relative_to(ctx.workspace)} already exists "
                         "in the workspace; set replace: true to overwrite it"
                     )
-                dest.parent.mkdir(parents=True, exist_ok=True)
                 data = file.read_bytes()
                 if render_content and _is_text(data):
                     text = _render_text(env, data.decode("utf-8"), context, f"{params.url}/{rel}")
-                    dest.write_text(text, encoding="utf-8")
-                else:
-                    dest.write_bytes(data)
+                    data = text.encode("utf-8")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
                 shutil.copymode(file, dest)
                 written.append(str(dest.relative_to(ctx.workspace)))
         except Exception:

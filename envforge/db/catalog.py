@@ -1,0 +1,213 @@
+"""What a database holds: tables (partitioned roots and their leaves), columns, keys, sequences.
+
+Read once per run inside the source's snapshot; everything else (rules checks, classification,
+subsetting, copy planning) works from this picture instead of querying again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from envforge.db.connection import quote_ident
+
+_SKIPPED_SCHEMAS = "('pg_catalog', 'information_schema')"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_name: str  # as declared, e.g. "character varying(40)" or a domain's name
+    base_type: str  # domain resolved to its base type's name, e.g. "varchar", "jsonb", "int4"
+    category: str  # pg_type.typcategory of the base type: S string, N numeric, D date/time, ...
+    not_null: bool
+    generated: bool
+    max_length: int | None = None
+    unique: bool = False
+    is_enum: bool = False
+
+
+@dataclass(frozen=True)
+class PhysicalTable:
+    """A table that holds rows: a plain table or a leaf partition."""
+
+    schema: str
+    name: str
+    size_bytes: int
+    pages: int
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def sql(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+
+@dataclass
+class Table:
+    """A logical table as users name it in rules: a plain table or a partitioned root."""
+
+    schema: str
+    name: str
+    partitioned: bool
+    columns: list[Column]
+    leaves: list[PhysicalTable] = field(default_factory=list)
+    primary_key: tuple[str, ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def sql(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    @property
+    def copy_columns(self) -> list[Column]:
+        """Columns COPY moves: generated columns are recomputed by the target."""
+        return [c for c in self.columns if not c.generated]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(leaf.size_bytes for leaf in self.leaves)
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    child: str  # qualified logical table
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+
+
+@dataclass
+class Catalog:
+    tables: dict[str, Table]
+    foreign_keys: list[ForeignKey]
+    sequences: list[tuple[str, str]]
+
+    def table(self, qualified: str) -> Table | None:
+        return self.tables.get(qualified)
+
+
+def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
+    """Introspect user tables (extension-owned ones excluded) in the connection's snapshot."""
+    tables: dict[str, Table] = {}
+    oid_to_name: dict[int, str] = {}
+    for oid, schema, name, kind in conn.execute(
+        f"""SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+              AND n.nspname NOT IN {_SKIPPED_SCHEMAS} AND n.nspname NOT LIKE 'pg\\_%'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                              AND d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY 2, 3"""
+    ):
+        table = Table(schema=schema, name=name, partitioned=kind == "p", columns=[])
+        tables[table.qualified] = table
+        oid_to_name[oid] = table.qualified
+    if not tables:
+        return Catalog(tables={}, foreign_keys=[], sequences=_sequences(conn))
+    oids = list(oid_to_name)
+    unique_columns = _single_unique_columns(conn, oids)
+    for relid, name, type_name, base, category, not_null, generated, typmod, is_enum in (
+        conn.execute(
+            """SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), bt.typname,
+                      bt.typcategory, a.attnotnull OR t.typnotnull, a.attgenerated <> '',
+                      CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+                      bt.typtype = 'e'
+               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+               JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype
+                                                 ELSE t.oid END
+               WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
+               ORDER BY a.attrelid, a.attnum""",
+            (oids,),
+        )
+    ):
+        max_length = typmod - 4 if base in ("varchar", "bpchar") and typmod > 4 else None
+        tables[oid_to_name[relid]].columns.append(
+            Column(
+                name=name,
+                type_name=type_name,
+                base_type=base,
+                category=category,
+                not_null=bool(not_null),
+                generated=bool(generated),
+                max_length=max_length,
+                unique=(relid, name) in unique_columns,
+                is_enum=bool(is_enum),
+            )
+        )
+    for relid, pk in conn.execute(
+        """SELECT i.indrelid, array_agg(a.attname ORDER BY k.ord) FROM pg_index i
+           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+           WHERE i.indisprimary AND i.indrelid = ANY(%s) GROUP BY i.indrelid, i.indexrelid""",
+        (oids,),
+    ):
+        tables[oid_to_name[relid]].primary_key = tuple(pk)
+    for root_oid, schema, name, size, pages in conn.execute(
+        """SELECT r.oid, n.nspname, c.relname, pg_relation_size(c.oid) + coalesce(
+                      pg_relation_size(nullif(c.reltoastrelid, 0)), 0),
+                  pg_relation_size(c.oid) / current_setting('block_size')::int
+           FROM pg_class r CROSS JOIN LATERAL pg_partition_tree(r.oid) p
+           JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE r.oid = ANY(%s) AND p.isleaf AND c.relkind = 'r' ORDER BY 1, 2, 3""",
+        (oids,),
+    ):
+        tables[oid_to_name[root_oid]].leaves.append(
+            PhysicalTable(schema=schema, name=name, size_bytes=size, pages=pages)
+        )
+    for table in tables.values():
+        if not table.partitioned and not table.leaves:
+            table.leaves.append(PhysicalTable(table.schema, table.name, 0, 0))
+    return Catalog(tables=tables, foreign_keys=_foreign_keys(conn, oid_to_name),
+                   sequences=_sequences(conn))
+
+
+def _single_unique_columns(conn: psycopg.Connection[Any], oids: list[int]) -> set[tuple[int, str]]:
+    """(table oid, column) pairs covered alone by a unique index or primary key."""
+    rows = conn.execute(
+        """SELECT i.indrelid, a.attname FROM pg_index i
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE i.indisunique AND i.indnkeyatts = 1 AND i.indrelid = ANY(%s)""",
+        (oids,),
+    )
+    return {(relid, name) for relid, name in rows}
+
+
+def _foreign_keys(conn: psycopg.Connection[Any], oid_to_name: dict[int, str]) -> list[ForeignKey]:
+    keys: list[ForeignKey] = []
+    for name, child, parent, child_cols, parent_cols in conn.execute(
+        """SELECT con.conname, con.conrelid, con.confrelid,
+                  (SELECT array_agg(a.attname ORDER BY k.o) FROM unnest(con.conkey)
+                       WITH ORDINALITY k(n, o) JOIN pg_attribute a
+                       ON a.attrelid = con.conrelid AND a.attnum = k.n),
+                  (SELECT array_agg(a.attname ORDER BY k.o) FROM unnest(con.confkey)
+                       WITH ORDINALITY k(n, o) JOIN pg_attribute a
+                       ON a.attrelid = con.confrelid AND a.attnum = k.n)
+           FROM pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0
+             AND con.conrelid = ANY(%s) ORDER BY 1""",
+        (list(oid_to_name),),
+    ):
+        if child in oid_to_name and parent in oid_to_name:
+            keys.append(ForeignKey(name, oid_to_name[child], tuple(child_cols),
+                                   oid_to_name[parent], tuple(parent_cols)))
+    return keys
+
+
+def _sequences(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        f"""SELECT n.nspname, c.relname FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'S' AND n.nspname NOT IN {_SKIPPED_SCHEMAS} ORDER BY 1, 2"""
+    )
+    return [(s, n) for s, n in rows]

@@ -1,0 +1,214 @@
+"""Clone a source database into a new, envforge-owned target with anonymisation in flight.
+
+Order of work, so that nothing unsafe is ever written:
+1. one read-only repeatable-read transaction on the source exports a snapshot; the catalog,
+   rule checks, strict classification and subset planning all read that snapshot;
+2. only then is the target created (refused if it is the source or not envforge's);
+3. pre-data schema, parallel COPY workers on the same snapshot, sequences, post-data schema
+   (indexes, constraints, triggers), ANALYZE;
+4. any failure or interruption drops the target before the error propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from envforge.db.catalog import Catalog, Table, read_catalog
+from envforge.db.classify import classify_columns, stop_findings
+from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
+from envforge.db.copy import CopyResult, CopyTask, FieldRule, run_copy_task
+from envforge.db.coverage import CoverageMap, resolve_coverage
+from envforge.db.rules import Rules
+from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
+from envforge.db.schema import dump_schema, restore_section
+from envforge.db.subset import RowSelection, select_subset
+from envforge.errors import CopyFailedError, PersonalDataError
+
+log = logging.getLogger("envforge.db")
+CHUNK_BYTES = 48 * 1024 * 1024  # tables larger than this are copied in ctid slices
+
+
+@dataclass
+class CloneRequest:
+    source: ServerAddress
+    target: ServerAddress  # server and the target database name
+    rules: Rules
+    key: bytes = field(repr=False)
+    jobs: int = 2
+    replace: bool = False
+    marker: dict[str, Any] = field(default_factory=dict)  # written into the ownership comment
+    rules_source: str = "rules"
+
+
+@dataclass
+class CloneReport:
+    database: str
+    rows: int
+    bytes: int
+    seconds: float
+    tables: dict[str, int]  # logical table -> rows copied
+    subset: bool
+
+
+def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
+    """Clone with the request's rules; raises before creating anything if rules or strict
+    classification fail, and drops the target if anything fails after it was created."""
+    started = time.perf_counter()
+    assert_not_source(request.source, request.target)
+    with read_only_snapshot(request.source) as snap:
+        snapshot_id = str(_one(snap, "SELECT pg_export_snapshot()"))
+        encoding = str(_one(snap, "SELECT pg_encoding_to_char(encoding) FROM pg_database "
+                                  "WHERE datname = current_database()"))
+        catalog = read_catalog(snap)
+        coverage = resolve_coverage(request.rules, catalog, request.rules_source)
+        if request.rules.strict:
+            findings = stop_findings(classify_columns(snap, catalog, coverage, request.rules))
+            if findings:
+                raise PersonalDataError(findings)
+        selection = select_subset(snap, catalog, request.rules, logger) \
+            if request.rules.subset else None
+        sequences = _read_sequences(snap, catalog)
+        tasks = plan_tasks(catalog, coverage, request.rules, selection)
+        name = request.target.dbname
+        create_owned_database(request.target, name, dict(request.marker, strategy="clone",
+                              source=request.source.label), replace=request.replace,
+                              encoding=encoding)
+        logger.info("created target database %s; copying %d table(s) in %d task(s)",
+                    request.target.label, len(catalog.tables), len(tasks))
+        try:
+            results = _build_target(request, snapshot_id, tasks, sequences, logger)
+        except BaseException:
+            logger.error("clone into %s failed; dropping the target", request.target.label)
+            drop_owned_database(request.target, name)
+            raise
+    rows = sum(r.rows for r in results)
+    size = sum(r.bytes for r in results)
+    per_table: dict[str, int] = {t: 0 for t in catalog.tables}
+    for r in results:
+        per_table[r.table] += r.rows
+    seconds = time.perf_counter() - started
+    logger.info("clone of %s into %s done: %s rows, %.1f MB in %.1f s", request.source.label,
+                request.target.label, f"{rows:,}", size / 1e6, seconds)
+    return CloneReport(name, rows, size, seconds, per_table, selection is not None)
+
+
+def _build_target(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
+                  sequences: list[tuple[str, int, bool]], logger: Any) -> list[CopyResult]:
+    with tempfile.TemporaryDirectory(prefix="envforge-schema-") as tmp:
+        schema_file = Path(tmp) / "schema.dump"
+        dump_schema(request.source, snapshot_id, schema_file)
+        restore_section(request.target, schema_file, "pre-data")
+        results = list(_run_tasks(request, snapshot_id, tasks, logger))
+        with connected(request.target, autocommit=True) as conn:
+            for seq, value, called in sequences:
+                conn.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
+        logger.info("data copied; building indexes, constraints and triggers")
+        restore_section(request.target, schema_file, "post-data", jobs=request.jobs)
+        with connected(request.target, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+    return results
+
+
+def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
+               logger: Any) -> Iterator[CopyResult]:
+    args = (request.source, request.target, snapshot_id, request.key)
+    if request.jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            result = run_copy_task(*args, task)
+            _log_result(logger, result)
+            yield result
+        return
+    pool = ProcessPoolExecutor(max_workers=request.jobs,
+                               mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending: set[Future[CopyResult]] = {pool.submit(run_copy_task, *args, t) for t in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()  # re-raises the worker's CopyFailedError
+                _log_result(logger, result)
+                yield result
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _log_result(logger: Any, r: CopyResult) -> None:
+    secs = max(r.seconds, 1e-6)
+    logger.info("copied %s: %s rows, %.1f MB in %.2f s (%s rows/s, %.1f MB/s)", r.label,
+                f"{r.rows:,}", r.bytes / 1e6, r.seconds, f"{r.rows / secs:,.0f}",
+                r.bytes / 1e6 / secs)
+
+
+def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
+               selection: RowSelection | None) -> list[CopyTask]:
+    """Copy tasks, largest first; big leaves split in ctid page ranges for parallelism."""
+    tasks: list[tuple[int, CopyTask]] = []
+    for name, table in catalog.tables.items():
+        table_rules = rules.tables.get(name)
+        if table_rules is not None and table_rules.skip:
+            continue
+        columns = tuple(c.name for c in table.copy_columns)
+        fields = _field_rules(table, coverage)
+        for leaf in table.leaves:
+            def task(label: str, where: str | None = None, params: tuple[Any, ...] = (),
+                     _leaf_sql: str = leaf.sql, _table: str = name) -> CopyTask:
+                return CopyTask(table=_table, label=label, physical_sql=_leaf_sql,
+                                columns=columns, fields=fields, where=where, params=params)
+
+            if selection is not None:
+                tids = selection.rows_for(leaf.qualified)
+                if tids is None and not (rules.subset and rules.subset.others == "empty"):
+                    tasks.append((leaf.size_bytes, task(leaf.qualified)))
+                elif tids:
+                    tasks.append((len(tids), task(f"{leaf.qualified} (subset)",
+                                                  "ctid = ANY(%s::tid[])", (tids,))))
+                continue
+            slices = max(1, -(-leaf.size_bytes // CHUNK_BYTES))
+            if slices == 1:
+                tasks.append((leaf.size_bytes, task(leaf.qualified)))
+                continue
+            step = -(-leaf.pages // slices)
+            for i in range(slices):
+                lo, hi = i * step, (i + 1) * step
+                where = f"ctid >= '({lo},0)'::tid" + (
+                    f" AND ctid < '({hi},0)'::tid" if i < slices - 1 else "")
+                tasks.append((leaf.size_bytes // slices,
+                              task(f"{leaf.qualified} [{i + 1}/{slices}]", where)))
+    return [t for _, t in sorted(tasks, key=lambda pair: -pair[0])]
+
+
+def _field_rules(table: Table, coverage: CoverageMap) -> tuple[FieldRule, ...]:
+    covered = coverage.get(table.qualified, {})
+    fields = []
+    for index, column in enumerate(table.copy_columns):
+        cov = covered.get(column.name)
+        if cov is not None and cov.rule.transform != "passthrough":
+            fields.append(FieldRule(index, column, cov.rule))
+    return tuple(fields)
+
+
+def _read_sequences(conn: psycopg.Connection[Any], catalog: Catalog) -> list[tuple[str, int, bool]]:
+    values = []
+    for schema, name in catalog.sequences:
+        sql_name = f"{quote_ident(schema)}.{quote_ident(name)}"
+        row = conn.execute(f"SELECT last_value, is_called FROM {sql_name}").fetchone()
+        if row is not None:
+            values.append((sql_name, int(row[0]), bool(row[1])))
+    return values
+
+
+def _one(conn: psycopg.Connection[Any], sql: str) -> Any:
+    row = conn.execute(sql).fetchone()
+    if row is None:
+        raise CopyFailedError(f"no result for {sql!r}")
+    return row[0]

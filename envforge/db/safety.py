@@ -1,0 +1,153 @@
+"""Where envforge may write: only databases it created itself, never the source.
+
+A target database gets a name derived from its environment and, when created, a comment
+``envforge:owned {...}`` that later runs check before writing or dropping. Whether two
+addresses reach the same server is decided by what the servers say about themselves (system
+identifier when readable, postmaster start time, port, data directory), not by host names, so
+``localhost`` and ``127.0.0.1`` for one server are caught.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from envforge.db.connection import ServerAddress, connected, quote_ident
+from envforge.errors import CopyFailedError, UnsafeTargetError
+
+OWNER_MARK = "envforge:owned"
+_NAME_MAX = 63  # NAMEDATALEN - 1
+
+
+def target_database_name(environment: str, prefix: str = "envforge_") -> str:
+    """``Feature/Login-42`` -> ``envforge_feature_login_42`` (lower case, at most 63 bytes)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", environment.lower()).strip("_")
+    if not slug:
+        raise UnsafeTargetError(f"environment name {environment!r} has no letters or digits "
+                                "to derive a database name from; use e.g. 'pr-42'")
+    return (prefix + slug)[:_NAME_MAX]
+
+
+def server_identity(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
+    """What identifies a running server whatever name it was reached by."""
+    row = conn.execute(
+        "SELECT pg_postmaster_start_time()::text, current_setting('port'), "
+        "coalesce((SELECT setting FROM pg_settings WHERE name = 'data_directory'), '')"
+    ).fetchone()
+    assert row is not None
+    identity = [str(v) for v in row]
+    try:
+        with conn.transaction():
+            sysid = conn.execute("SELECT system_identifier::text FROM pg_control_system()")
+            identity.append(str(sysid.fetchone()[0]))  # type: ignore[index]
+    except psycopg.Error:
+        pass  # not granted to this role; start time + port + data dir still tell servers apart
+    return tuple(identity)
+
+
+def assert_not_source(source: ServerAddress, target: ServerAddress) -> None:
+    """Refuse a target that is the source database, however the hosts are spelled."""
+    if source.dbname != target.dbname:
+        return
+    with connected(source, autocommit=True) as s, connected(target.with_database("postgres"),
+                                                            autocommit=True) as t:
+        if server_identity(s) == server_identity(t):
+            raise UnsafeTargetError(
+                f"target {target.label} is the source database {source.label} (same server "
+                "and database name): envforge never writes into its source; pick another "
+                "target database or server")
+
+
+def ownership_marker(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | None:
+    """The envforge marker of database ``name``; None if it has none, raises if absent."""
+    row = conn.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (name,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(name)
+    comment = row[0] or ""
+    if not comment.startswith(OWNER_MARK):
+        return None
+    try:
+        marker: dict[str, Any] = json.loads(comment[len(OWNER_MARK):] or "{}")
+    except ValueError:
+        return None
+    return marker
+
+
+def create_owned_database(
+    server: ServerAddress, name: str, marker: dict[str, Any], *, replace: bool = False,
+    encoding: str = "UTF8",
+) -> None:
+    """Create ``name`` with envforge's marker; refuse one envforge does not own."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn:
+        try:
+            existing, exists = ownership_marker(conn, name), True
+        except LookupError:
+            existing, exists = None, False
+        if exists:
+            if existing is None:
+                raise UnsafeTargetError(
+                    f"database {name!r} on {server.host}:{server.port} exists and was not "
+                    "created by envforge (it has no envforge comment): envforge will not write "
+                    "into it; choose another environment name or remove it yourself")
+            if not replace:
+                raise UnsafeTargetError(
+                    f"database {name!r} on {server.host}:{server.port} already exists (created "
+                    f"by envforge for {existing.get('environment', '?')!r}); drop it first "
+                    "('envforge db drop') or ask for a replacement")
+            _drop(conn, name)
+        stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
+        try:
+            conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0 "
+                         f"ENCODING {_literal(encoding)}")
+            conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS "
+                         f"{_literal(OWNER_MARK + ' ' + json.dumps(stamp, sort_keys=True))}")
+        except psycopg.Error as e:
+            raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
+                                  f"{str(e).strip().splitlines()[0]}") from e
+
+
+def drop_owned_database(server: ServerAddress, name: str, *, missing_ok: bool = True) -> bool:
+    """Drop ``name`` if envforge created it; refuse otherwise. Returns whether it dropped."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn:
+        try:
+            marker = ownership_marker(conn, name)
+        except LookupError:
+            if missing_ok:
+                return False
+            raise UnsafeTargetError(f"database {name!r} does not exist on {server.label}") \
+                from None
+        if marker is None:
+            raise UnsafeTargetError(
+                f"database {name!r} on {server.host}:{server.port} was not created by envforge; "
+                "envforge drops only what it created")
+        _drop(conn, name)
+        return True
+
+
+def assert_owned(server: ServerAddress, name: str) -> dict[str, Any]:
+    """The marker of an existing envforge database, or UnsafeTargetError."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn:
+        try:
+            marker = ownership_marker(conn, name)
+        except LookupError:
+            raise UnsafeTargetError(f"database {name!r} does not exist on {server.label}") \
+                from None
+    if marker is None:
+        raise UnsafeTargetError(f"database {name!r} was not created by envforge; refusing")
+    return marker
+
+
+def _drop(conn: psycopg.Connection[Any], name: str) -> None:
+    # FORCE ends leftover sessions (e.g. copy workers interrupted mid-table).
+    conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,73 @@
+"""Schema through pg_dump/pg_restore: tables before the data, indexes and constraints after.
+
+``pg_dump --schema-only -Fc --snapshot`` reads the schema in the clone's exported snapshot;
+``pg_restore --section=pre-data`` creates types, tables, sequences and functions, and
+``--section=post-data`` builds indexes, constraints and triggers once the rows are in (faster,
+and foreign keys are validated once over the final data).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from envforge.db.connection import ServerAddress
+from envforge.errors import ConfigurationError, CopyFailedError, DatabaseUnreachableError
+
+_RESTORE_FLAGS = ["--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions",
+                  "--no-security-labels", "--exit-on-error"]
+
+
+def pg_tool(name: str) -> str:
+    """Path of pg_dump/pg_restore: $ENVFORGE_PG_BIN, then PostgreSQL 15's bin dir, then PATH."""
+    for folder in (os.environ.get("ENVFORGE_PG_BIN"), "/usr/lib/postgresql/15/bin"):
+        if folder and os.access(os.path.join(folder, name), os.X_OK):
+            return os.path.join(folder, name)
+    found = shutil.which(name)
+    if not found:
+        raise ConfigurationError(f"{name} not found: install the postgresql client package "
+                                 "or set ENVFORGE_PG_BIN to its directory")
+    return found
+
+
+def run_pg_tool(args: list[str], address: ServerAddress, what: str) -> None:
+    """Run a PostgreSQL client tool; a failure names ``what`` and the tool's last lines."""
+    proc = subprocess.run(args, env=address.subprocess_env(), capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        if "could not connect" in tail or "Connection refused" in tail:
+            raise DatabaseUnreachableError(f"{what}: cannot reach {address.label}: {tail}")
+        raise CopyFailedError(f"{what} on {address.label} failed: {tail}")
+
+
+def dump_schema(source: ServerAddress, snapshot_id: str | None, path: Path) -> None:
+    args = [pg_tool("pg_dump"), "--schema-only", "--format=custom", f"--file={path}",
+            f"--dbname={source.conninfo()}"]
+    if snapshot_id:
+        args.append(f"--snapshot={snapshot_id}")
+    run_pg_tool(args, source, "reading the schema (pg_dump --schema-only)")
+
+
+def restore_section(target: ServerAddress, path: Path, section: str, jobs: int = 1) -> None:
+    """Restore one section (pre-data, data or post-data) of a custom-format dump."""
+    args = [pg_tool("pg_restore"), f"--section={section}", *_RESTORE_FLAGS,
+            f"--dbname={target.conninfo()}", str(path)]
+    if jobs > 1:
+        args.insert(1, f"--jobs={jobs}")
+    run_pg_tool(args, target, f"restoring the {section} section")
+
+
+def dump_database(address: ServerAddress, path: Path) -> None:
+    """A whole database in custom format (snapshots of anonymised clones)."""
+    run_pg_tool([pg_tool("pg_dump"), "--format=custom", f"--file={path}",
+                 f"--dbname={address.conninfo()}"], address, "dumping the database")
+
+
+def restore_database(target: ServerAddress, path: Path, jobs: int = 2) -> None:
+    args = [pg_tool("pg_restore"), *_RESTORE_FLAGS, f"--dbname={target.conninfo()}", str(path)]
+    if jobs > 1:
+        args.insert(1, f"--jobs={jobs}")
+    run_pg_tool(args, target, "restoring the snapshot")

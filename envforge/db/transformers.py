@@ -1,0 +1,276 @@
+"""Turn a column rule into a function ``text value -> text value | None`` (None is SQL NULL).
+
+Every function is deterministic for one key: a value's fake is derived from HMAC-SHA256 over
+the value under a sub-key per transformer kind, so the same e-mail in two tables (or inside a
+JSON document) gets the same fake and joins still match, while another key gives other fakes.
+Values arrive and leave in PostgreSQL's text form (what COPY ... (FORMAT text) carries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from envforge.db import fakes
+from envforge.db.catalog import Column
+from envforge.db.rules import ColumnRule
+
+ValueTransform = Callable[[str], "str | None"]
+
+_TEXT = frozenset({"text"})
+ACCEPTED_TYPES: dict[str, frozenset[str]] = {
+    "hash": frozenset({"text", "int", "uuid"}),
+    "ip": frozenset({"text", "inet"}),
+    "date_of_birth": frozenset({"text", "date"}),
+    "noise": frozenset({"int", "number", "date", "timestamp"}),
+    "json": frozenset({"json"}),
+    **{k: _TEXT for k in ("email", "first_name", "last_name", "full_name", "phone", "address",
+                          "city", "iban", "credit_card", "text", "keep_first_char", "mask",
+                          "partial", "regex_replace", "scrub")},
+}
+# Kinds whose output space is too small (or keeps too much) for a unique column.
+NOT_UNIQUE_SAFE = frozenset({"phone", "first_name", "last_name", "full_name", "address", "city",
+                             "credit_card", "ip", "date_of_birth", "text", "keep_first_char",
+                             "mask", "partial", "redact", "noise", "regex_replace", "scrub"})
+_INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
+_PII_PATTERNS = {
+    "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+    "credit_card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
+    "phone": re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d\b"),
+    "ip": re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+}
+
+
+def type_class(column: Column) -> str:
+    """Coarse type of a column for fit checks (domains already resolved to their base)."""
+    base = column.base_type
+    if column.is_enum:
+        return "enum"
+    for cls, names in (("int", ("int2", "int4", "int8")), ("number", ("numeric", "float4",
+                       "float8")), ("date", ("date",)), ("timestamp", ("timestamp",
+                       "timestamptz")), ("inet", ("inet", "cidr")), ("json", ("json", "jsonb")),
+                       ("uuid", ("uuid",)), ("bool", ("bool",))):
+        if base in names:
+            return cls
+    return "text" if column.category == "S" else "other"
+
+
+def fit_problem(rule: ColumnRule, column: Column) -> str | None:
+    """Why ``rule`` cannot apply to ``column``, or None when it fits."""
+    kind, tclass = rule.transform, type_class(column)
+    if kind == "passthrough":
+        return None
+    if kind == "null":
+        return "column is NOT NULL; 'null' cannot apply (use redact or a fake)" \
+            if column.not_null else None
+    if kind == "redact":
+        if rule.value is None and tclass not in ("text", "json"):
+            return f"redact on a {column.type_name} column needs an explicit 'value'"
+    elif tclass not in ACCEPTED_TYPES[kind]:
+        return (f"transformer {kind!r} does not fit type {column.type_name} "
+                f"(it takes {', '.join(sorted(ACCEPTED_TYPES[kind]))} columns)")
+    if kind == "noise" and tclass in ("int", "number") and not (rule.ratio or rule.amount):
+        return "noise on a number needs 'ratio' or 'amount'"
+    if kind == "noise" and tclass in ("date", "timestamp") and not rule.days:
+        return "noise on a date needs 'days'"
+    if column.unique:
+        if kind in NOT_UNIQUE_SAFE:
+            return f"column is unique and {kind!r} would create duplicates (use hash or email)"
+        if kind == "hash" and column.base_type in ("int2", "int4"):
+            return "hash on a unique int2/int4 column would collide; leave surrogate keys as is"
+    return None
+
+
+class Keyed:
+    """HMAC-SHA256 under a per-kind sub-key, with the pads precomputed (3x faster per value)."""
+
+    def __init__(self, key: bytes, purpose: str) -> None:
+        block = hmac.digest(key, purpose.encode(), "sha256").ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digest(self, value: str) -> bytes:
+        inner = self._inner.copy()
+        inner.update(value.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+def _cached(fn: ValueTransform, limit: int = 50_000) -> ValueTransform:
+    """Memoise low-cardinality columns (names, cities); bounded so memory stays flat."""
+    cache: dict[str, str | None] = {}
+
+    def cached(value: str) -> str | None:
+        try:
+            return cache[value]
+        except KeyError:
+            if len(cache) >= limit:
+                cache.clear()
+            out = cache[value] = fn(value)
+            return out
+
+    return cached
+
+
+def _fit_length(fn: ValueTransform, max_length: int | None) -> ValueTransform:
+    if max_length is None:
+        return fn
+    return lambda v: (None if (out := fn(v)) is None else out[:max_length])
+
+
+def build_transform(rule: ColumnRule, column: Column, key: bytes) -> ValueTransform | None:
+    """The value function for a rule already checked with :func:`fit_problem`; None for
+    passthrough (the column is copied as is)."""
+    kind = rule.transform
+    if kind == "passthrough":
+        return None
+    if kind == "null":
+        return lambda v: None
+    if kind == "redact":
+        constant = rule.value if rule.value is not None else (
+            "{}" if type_class(column) == "json" else "REDACTED")
+        return lambda v: constant
+    fn = _value_function(rule, column, key)
+    return _cached(_fit_length(fn, column.max_length))
+
+
+def _value_function(rule: ColumnRule, column: Column, key: bytes) -> ValueTransform:
+    kind, tclass = rule.transform, type_class(column)
+    if kind in ("keep_first_char", "mask", "partial"):
+        start, end = rule.keep_start, rule.keep_end
+        if kind == "keep_first_char":
+            start, end = 1, 0
+        elif kind == "partial" and start == end == 0:
+            start, end = 1, 2
+        return lambda v: _mask(v, start, end, rule.char)
+    if kind == "regex_replace":
+        pattern, replacement = re.compile(rule.pattern or ""), rule.replacement
+        return lambda v: pattern.sub(replacement, v)
+    if kind == "noise":
+        return _noise(rule, tclass, Keyed(key, "noise"))
+    if kind == "json":
+        subs = {name: fake_function(sub, key) for name, sub in rule.keys.items()}
+        return lambda v: json.dumps(_walk_json(json.loads(v), subs), ensure_ascii=False)
+    if kind == "scrub":
+        return scrub_function(key)
+    if kind == "hash":
+        return _hash(rule, column, Keyed(key, "hash"), tclass)
+    if kind == "ip" and tclass == "inet":
+        keyed = Keyed(key, "ip")
+        return lambda v: fakes.ip_address(keyed.digest(v), ":" in v)
+    return fake_function(kind, key)
+
+
+def fake_function(kind: str, key: bytes) -> ValueTransform:
+    """A fake of ``kind`` for free-standing values (also used inside JSON and free text)."""
+    keyed = Keyed(key, kind)
+    if kind == "email":
+        return lambda v: fakes.email(keyed.digest(v.strip().lower()))
+    if kind == "phone":
+        return lambda v: fakes.phone(keyed.digest(re.sub(r"\D", "", v)))
+    if kind == "ip":
+        return lambda v: fakes.ip_address(keyed.digest(v), ":" in v)
+    if kind == "text":
+        return lambda v: fakes.text(keyed.digest(v), len(v))
+    if kind in fakes.FAKERS:
+        maker = fakes.FAKERS[kind]
+        return lambda v: maker(keyed.digest(v))
+    if kind == "hash":
+        return lambda v: keyed.digest(v).hex()[:32]
+    if kind == "null":
+        return lambda v: None
+    return lambda v: "REDACTED"
+
+
+def scrub_function(key: bytes) -> ValueTransform:
+    """Replace e-mails, IBANs, card numbers, phone numbers and IPs inside free text."""
+    replacers = [(pattern, fake_function(kind, key)) for kind, pattern in _PII_PATTERNS.items()]
+
+    def scrub(value: str) -> str:
+        for pattern, fake in replacers:
+            value = pattern.sub(lambda m, f=fake: f(m.group(0)) or "", value)  # type: ignore[misc]
+        return value
+
+    return scrub
+
+
+def _mask(value: str, keep_start: int, keep_end: int, char: str) -> str:
+    n = len(value)
+    if n <= keep_start + keep_end:
+        return char * n
+    return value[:keep_start] + char * (n - keep_start - keep_end) + value[n - keep_end :]
+
+
+def _unit(digest: bytes) -> float:
+    """A number in [-1, 1) with magnitude at least 0.05, from a digest (never 'no change')."""
+    u = int.from_bytes(digest[:8], "big") / 2**64 * 2 - 1
+    return u if abs(u) >= 0.05 else (0.05 if u >= 0 else -0.05)
+
+
+def _noise(rule: ColumnRule, tclass: str, keyed: Keyed) -> ValueTransform:
+    if tclass in ("date", "timestamp"):
+        days = rule.days or 1
+
+        def shift(v: str) -> str:
+            if not v[:4].isdigit():
+                return v  # infinity, -infinity, BC dates stay
+            delta = max(1, round(abs(_unit(keyed.digest(v))) * days))
+            sign = 1 if keyed.digest(v)[8] & 1 else -1
+            day = date.fromisoformat(v[:10]) + timedelta(days=sign * delta)
+            return day.isoformat() + v[10:]
+
+        return shift
+
+    def jitter(v: str) -> str:
+        try:
+            number = Decimal(v)
+        except InvalidOperation:
+            return v  # NaN, Infinity
+        if not number.is_finite():
+            return v
+        u = Decimal(repr(_unit(keyed.digest(v))))
+        bound = number.copy_abs() * Decimal(repr(rule.ratio)) if rule.ratio else Decimal(
+            repr(rule.amount))
+        out = number + bound * u
+        if tclass == "int":
+            return str(int(out.to_integral_value()))
+        exponent = number.as_tuple().exponent
+        return str(out.quantize(Decimal(1).scaleb(exponent))) if isinstance(exponent, int) \
+            else str(out)
+
+    return jitter
+
+
+def _hash(rule: ColumnRule, column: Column, keyed: Keyed, tclass: str) -> ValueTransform:
+    if tclass == "int":
+        top = _INT_MAX[column.base_type]
+        return lambda v: str(int.from_bytes(keyed.digest(v)[:8], "big") % top + 1)
+    if tclass == "uuid":
+        def as_uuid(v: str) -> str:
+            h = keyed.digest(v.lower()).hex()
+            return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+        return as_uuid
+    length = rule.length or 32
+    return lambda v: keyed.digest(v).hex()[:length]
+
+
+def _walk_json(node: Any, subs: dict[str, ValueTransform]) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            if k in subs and not isinstance(v, dict | list) and v is not None:
+                out[k] = subs[k](str(v))
+            else:
+                out[k] = _walk_json(v, subs)
+        return out
+    if isinstance(node, list):
+        return [_walk_json(item, subs) for item in node]
+    return node
