@@ -38,7 +38,7 @@ import yaml
 
 from tests.standins.kubernetes_store import ApiError, ClusterStore, Resource
 
-TOKEN = "standin-token"  # noqa: S105 (a test fixture, not a credential)
+TOKEN = "standin-token"
 
 
 @dataclass

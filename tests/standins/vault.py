@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-ROOT_TOKEN = "root-standin-token"  # noqa: S105 (a test fixture, not a credential)
+ROOT_TOKEN = "root-standin-token"
 
 
 def _now() -> str:
