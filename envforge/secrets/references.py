@@ -23,7 +23,7 @@ _REFERENCE = re.compile(
 FORM = "vault:<mount>/<path>#<key>[@<version>], e.g. vault:kv/app/db#password@3"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class SecretReference:
     """Where one secret value lives in Vault's KV engine."""
 

@@ -135,15 +135,23 @@ class VaultSecretReader:
         return value
 
     def read_all(self, refs: Iterable[SecretReference]) -> dict[SecretReference, str]:
-        return {ref: self.read(ref) for ref in sorted(set(refs))}
+        return {ref: self.read(ref) for ref in sorted(set(refs), key=str)}
 
     def ensure_token_fresh(self) -> None:
         """Renew the token (or log in again) when little of its lifetime is left."""
         now = time.monotonic()
         if now < self._next_token_check:
             return
-        with vault_errors(self.address, self.auth_method, "token lookup"):
-            info = self.client.auth.token.lookup_self()["data"]
+        try:
+            with vault_errors(self.address, self.auth_method, "token lookup"):
+                info = self.client.auth.token.lookup_self()["data"]
+        except VaultAuthError:
+            if self.relogin is None:
+                raise
+            self.client = self.relogin()  # the token expired already: log in again
+            log.info("Vault token (%s auth) had expired; logged in again", self.auth_method)
+            self._next_token_check = now + RENEW_MIN_SECONDS
+            return
         ttl, created_ttl = int(info.get("ttl") or 0), int(info.get("creation_ttl") or 0)
         if ttl == 0:  # a token that never expires (root, or periodic without TTL)
             self._next_token_check = now + 300
