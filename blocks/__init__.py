@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-BLOCK_MODULES: tuple[str, ...] = ()
+BLOCK_MODULES: tuple[str, ...] = ("blocks.registry",)
 
 
 def block_types() -> list[Any]:

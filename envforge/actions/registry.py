@@ -14,6 +14,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.actions.fetch",
     "envforge.actions.debug",
     "envforge.actions.publish_git",
+    "envforge.images.actions",
 )
 
 

@@ -110,7 +110,7 @@ class RegistryClient:
                                  headers={"Accept": MANIFEST_TYPES}, missing_ok=True)
         if response.status_code == 404:
             return None
-        digest = response.headers.get("Docker-Content-Digest")
+        digest: str | None = response.headers.get("Docker-Content-Digest")
         if not digest:
             raise RegistryError(f"registry {self.access.host} answered a manifest HEAD for "
                                 f"{repository}:{reference} without a Docker-Content-Digest")

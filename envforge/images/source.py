@@ -130,12 +130,10 @@ class GitSourceCache:
                 fetched = False
             repo = git.Repo(mirror)
             try:
-                commit = self._lookup(repo, ref)
+                # A commit already in the mirror cannot change; branches, tags and pull
+                # request heads can move, so for them the remote's current state is fetched.
+                commit = self._lookup(repo, ref) if _HEX.match(ref) or fetched else None
                 if commit is None and not fetched:
-                    self._fetch(url, repo, env)
-                    commit = self._lookup(repo, ref)
-                elif commit is not None and not fetched and not _HEX.match(ref):
-                    # branches and PR heads move: always look at the remote's current state
                     self._fetch(url, repo, env)
                     commit = self._lookup(repo, ref)
                 if commit is None:
@@ -169,6 +167,9 @@ class GitSourceCache:
                     f"{_last_line(e)}") from e
             finally:
                 repo.close()
+        # The build context gets the files only: the worktree's .git pointer would leak the
+        # cache path into the image (``worktree prune`` drops its bookkeeping afterwards).
+        (path / ".git").unlink(missing_ok=True)
         try:
             yield path
         finally:

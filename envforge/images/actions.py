@@ -1,0 +1,146 @@
+"""image:build: build an application image from a Git ref and push it, unless already built.
+
+Outputs the image by digest (what rendered manifests should reference) and whether it came from
+the cache. Rollback deletes only the tag this run pushed, and only when no other tag shares the
+image; a cached image was not made by this run and is never deleted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.errors import EnvforgeError
+from envforge.images import cache
+from envforge.images.build import (
+    APP_NAME,
+    ImageBuildSpec,
+    build_image,
+    default_builder,
+    resolve_git_auth,
+    resolve_registry,
+    source_cache,
+)
+from envforge.images.dockerfile import check_stack_name
+from envforge.images.registry_client import RegistryClient
+from envforge.paths import safe_relative
+
+
+class ImageBuildInput(ActionInput):
+    repoUrl: str = Field(description="Git URL of the application repository (no password in "
+                         "it: use gitCredentialsBlock).")
+    ref: str = Field("main", description="Branch, tag, pull request head (pull/N/head) or "
+                     "commit to build.")
+    app: str | None = Field(None, description="Image name; default: the repository's name.",
+                            pattern=APP_NAME.pattern)
+    stack: str | None = Field(None, description="Stack template (python, node, java-maven, "
+                              "static) when the repository has no Dockerfile; default: "
+                              "detected from its files.")
+    dockerfile: str | None = Field(None, description="Path of the Dockerfile in the "
+                                   "repository; default: Dockerfile or Containerfile in "
+                                   "context, else one generated for the stack.")
+    context: str = Field(".", description="Build context directory inside the repository.")
+    buildArgs: dict[str, str] = Field(default_factory=dict,
+                                      description="--build-arg values (not for secrets).")
+    stackOptions: dict[str, Any] = Field(default_factory=dict,
+                                         description="Variables of the stack template, e.g. "
+                                         "port, command.")
+    baseImage: str | None = Field(None, description="Base image of a generated Dockerfile.")
+    registryBlock: str | None = Field(None, description="Name of a ContainerRegistry block.")
+    registry: str | None = Field(None, description="Address of a registry without "
+                                 "credentials; default ENVFORGE_REGISTRY.")
+    tlsVerify: bool = Field(True, description="With 'registry': verify TLS (off also allows "
+                            "plain HTTP).")
+    gitCredentialsBlock: str | None = Field(None, description="Name of a GitCredentials block "
+                                            "for private repositories.")
+
+
+class ImageBuildOutput(ActionOutput):
+    image: str = Field(description="host/repository@sha256:...: reference this in manifests.")
+    imageTag: str = Field(description="host/repository:<commit>-<content key>.")
+    digest: str
+    commit: str
+    cached: bool = Field(description="True when the registry already had it; nothing built.")
+    stack: str | None = None
+    dockerfile: str = Field(description="Where the Dockerfile came from.")
+
+
+class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
+    id = "image:build"
+    description = ("Build an application image from a Git ref (its Dockerfile or one generated "
+                   "for its stack) and push it, unless the registry already has that build.")
+    input_model = ImageBuildInput
+    output_model = ImageBuildOutput
+    supports_dry_run = False
+    retries = 1
+    examples = [
+        {
+            "id": "image",
+            "name": "Build the application image",
+            "action": "image:build",
+            "input": {"repoUrl": "${{ parameters.repoUrl }}",
+                      "ref": "${{ parameters.ref }}",
+                      "app": "${{ parameters.name }}",
+                      "registryBlock": "preview-registry"},
+        }
+    ]
+
+    def run(self, ctx: ActionContext, params: ImageBuildInput) -> ImageBuildOutput:
+        registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify)
+        spec = ImageBuildSpec(
+            repo_url=params.repoUrl, ref=params.ref, app=params.app, stack=params.stack,
+            dockerfile=params.dockerfile, context=params.context,
+            build_args=params.buildArgs, stack_options=params.stackOptions,
+            base_image=params.baseImage,
+        )
+        built = build_image(spec, registry, default_builder(), source_cache(), ctx.logger,
+                            git_auth=resolve_git_auth(params.gitCredentialsBlock))
+        return ImageBuildOutput(image=built.image, imageTag=built.tagged, digest=built.digest,
+                                commit=built.commit, cached=built.cached, stack=built.stack,
+                                dockerfile=built.dockerfile)
+
+    def rollback(self, ctx: ActionContext, params: ImageBuildInput,
+                 output: ImageBuildOutput) -> None:
+        if output.cached:
+            ctx.logger.info("kept %s: it was in the registry before this run", output.imageTag)
+            return
+        registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify)
+        repository_and_tag = output.imageTag.split("/", 1)[1]
+        repository, _, tag = repository_and_tag.rpartition(":")
+        with RegistryClient(registry) as client:
+            current = client.manifest_digest(repository, tag)
+            if current != output.digest:
+                ctx.logger.info("kept %s: the tag now points at %s, not what this run pushed",
+                                output.imageTag, current or "nothing")
+                return
+            shared = cache.tags_sharing_digest(client, repository, output.digest, tag)
+            if shared:
+                ctx.logger.info("kept %s: tags %s share the image", output.imageTag,
+                                ", ".join(shared))
+                return
+            client.delete_manifest(repository, output.digest)
+        ctx.logger.info("deleted %s (%s), pushed by this run", output.imageTag, output.digest)
+
+    def check(self, params: ImageBuildInput, template_dir: Path) -> list[str]:
+        problems: list[str] = []
+        if params.stack is not None and "${{" not in params.stack:
+            try:
+                check_stack_name(params.stack)
+            except EnvforgeError as e:
+                problems.append(str(e))
+        for name, value in (("context", params.context), ("dockerfile", params.dockerfile)):
+            if value is not None and "${{" not in value:
+                try:
+                    safe_relative(value, "repository")
+                except EnvforgeError as e:
+                    problems.append(f"{name}: {e}")
+        if params.registryBlock is None and params.registry is None:
+            problems.append("neither registryBlock nor registry is set: the image goes to "
+                            "ENVFORGE_REGISTRY, which must then be set on the worker")
+        return problems
+
+
+ACTIONS: list[type[Action[Any, Any]]] = [ImageBuild]

@@ -1,0 +1,190 @@
+"""From a Git ref to an image in a registry: resolve, decide the Dockerfile, check the cache,
+build and push. The ``image:build`` action and ``envforge image build`` both call
+:func:`build_image`; everything it needs comes in as plain objects, so it runs without Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from envforge.config import Settings, load_settings
+from envforge.errors import ConfigurationError, ImageError
+from envforge.images import cache
+from envforge.images.builders import BuildahBuilder, BuildRequest, ImageBuilder, Logger
+from envforge.images.dockerfile import STACKS_DIR, plan_dockerfile
+from envforge.images.git_auth import GitAuth
+from envforge.images.registry_client import RegistryAccess, RegistryClient
+from envforge.images.source import GitSourceCache
+from envforge.publishing import redact_url
+
+APP_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+
+
+@dataclass(frozen=True)
+class ImageBuildSpec:
+    """What to build: a repository at a ref, and how to find or make its Dockerfile."""
+
+    repo_url: str
+    ref: str
+    app: str | None = None
+    stack: str | None = None
+    dockerfile: str | None = None
+    context: str = "."
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    stack_options: Mapping[str, Any] = field(default_factory=dict)
+    base_image: str | None = None
+
+    def app_name(self) -> str:
+        name = self.app or default_app_name(self.repo_url)
+        if not APP_NAME.match(name):
+            raise ImageError(f"image name {name!r} is not a valid repository name: use "
+                             "lowercase letters, digits and single '.', '_' or '-' between "
+                             "them (set 'app')")
+        return name
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """The result: the image by digest (what manifests should reference) and by tag."""
+
+    image: str
+    tagged: str
+    digest: str
+    commit: str
+    ref_name: str
+    cached: bool
+    dockerfile: str
+    stack: str | None
+    timings: dict[str, float]
+
+
+def default_app_name(url: str) -> str:
+    """The image name a repository URL suggests: its last path part, lowercased."""
+    last = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+    return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "app"
+
+
+def build_image(
+    spec: ImageBuildSpec,
+    registry: RegistryAccess,
+    builder: ImageBuilder,
+    sources: GitSourceCache,
+    logger: Logger,
+    git_auth: GitAuth | None = None,
+    stacks_dir: Path = STACKS_DIR,
+) -> BuiltImage:
+    """Build ``spec`` unless the registry already has it; return the image by digest."""
+    app = spec.app_name()
+    started = time.perf_counter()
+    source = sources.resolve(spec.repo_url, spec.ref, git_auth)
+    logger.info("%s %s is commit %s", redact_url(spec.repo_url), source.ref_name,
+                source.short_commit)
+    variables = dict(spec.stack_options)
+    if spec.base_image:
+        variables["base_image"] = spec.base_image
+    with sources.open_tree(source) as view:
+        plan = plan_dockerfile(view, spec.context, spec.dockerfile, spec.stack, variables,
+                               stacks_dir)
+    logger.info("Dockerfile: %s", plan.describe())
+    key = cache.content_key(plan.content, spec.build_args, spec.context)
+    tag = cache.image_tag(source.commit, key)
+    repository = registry.repository(app)
+    tagged = f"{registry.image(app)}:{tag}"
+    timings = {"resolve": source.fetch_seconds}
+    with RegistryClient(registry) as client:
+        # Also the early check that the registry answers and accepts our credentials:
+        # a refusal here means nothing is built and nothing pushed.
+        found = cache.lookup(client, repository, tag)
+        timings["cache_lookup"] = found.seconds
+        if found.digest is not None:
+            logger.info("cached: %s already holds %s (commit %s, same Dockerfile and build "
+                        "arguments); not building", registry.host, tagged, source.short_commit)
+            timings["total"] = time.perf_counter() - started
+            return BuiltImage(image=f"{registry.image(app)}@{found.digest}", tagged=tagged,
+                              digest=found.digest, commit=source.commit,
+                              ref_name=source.ref_name, cached=True,
+                              dockerfile=plan.describe(), stack=plan.stack, timings=timings)
+    request = BuildRequest(
+        image=tagged, registry=registry, dockerfile_text=plan.content,
+        build_args=dict(spec.build_args),
+        labels={"org.opencontainers.image.revision": source.commit,
+                "org.opencontainers.image.source": redact_url(spec.repo_url),
+                "io.envforge.ref": source.ref_name},
+        source_url=spec.repo_url, commit=source.commit, context_path=spec.context,
+    )
+    work = sources.root / "worktrees"
+    if getattr(builder, "needs_checkout", True):
+        with sources.worktree(source, work) as checkout:
+            context_dir = checkout / spec.context if spec.context not in ("", ".") else checkout
+            result = builder.build_and_push(_with_context(request, context_dir), logger)
+    else:
+        result = builder.build_and_push(request, logger)
+    timings.update(build=result.build_seconds, push=result.push_seconds,
+                   total=time.perf_counter() - started)
+    return BuiltImage(image=f"{registry.image(app)}@{result.digest}", tagged=tagged,
+                      digest=result.digest, commit=source.commit, ref_name=source.ref_name,
+                      cached=False, dockerfile=plan.describe(), stack=plan.stack,
+                      timings=timings)
+
+
+def _with_context(request: BuildRequest, context_dir: Path) -> BuildRequest:
+    return replace(request, context_dir=context_dir)
+
+
+# --- configuration shared by the action and the CLI -------------------------------------------
+
+def source_cache(settings: Settings | None = None) -> GitSourceCache:
+    """The mirror cache under ENVFORGE_HOME (or ENVFORGE_SOURCE_CACHE when set)."""
+    settings = settings or load_settings()
+    root = os.environ.get("ENVFORGE_SOURCE_CACHE")
+    return GitSourceCache(Path(root) if root else settings.cache_dir / "sources")
+
+
+def default_builder(settings: Settings | None = None) -> BuildahBuilder:
+    """buildah with storage under ENVFORGE_BUILDAH_ROOT, else ENVFORGE_HOME/cache/buildah."""
+    settings = settings or load_settings()
+    root = Path(os.environ.get("ENVFORGE_BUILDAH_ROOT") or settings.cache_dir / "buildah")
+    return BuildahBuilder(storage_root=root / "root", run_root=root / "run",
+                          storage_driver=os.environ.get("ENVFORGE_BUILDAH_DRIVER", "vfs"))
+
+
+def resolve_registry(block_name: str | None, address: str | None,
+                     tls_verify: bool = True) -> RegistryAccess:
+    """A ContainerRegistry block by name, else an address without credentials (argument or
+    ENVFORGE_REGISTRY)."""
+    if block_name:
+        from blocks.registry import ContainerRegistry
+        try:
+            block: Any = ContainerRegistry.load(block_name)
+        except (ValueError, RuntimeError) as e:
+            raise ConfigurationError(
+                f"ContainerRegistry block {block_name!r} cannot be loaded ({e}); create it "
+                "with 'envforge blocks register' and the Prefect UI") from e
+        access: RegistryAccess = block.access()
+        return access
+    address = address or os.environ.get("ENVFORGE_REGISTRY")
+    if not address:
+        raise ConfigurationError(
+            "no registry to push to: name a ContainerRegistry block (registryBlock), give "
+            "a registry address, or set ENVFORGE_REGISTRY")
+    return RegistryAccess(address=address, tls_verify=tls_verify)
+
+
+def resolve_git_auth(block_name: str | None) -> GitAuth | None:
+    """Credentials from a GitCredentials block, or None for public/local repositories."""
+    if not block_name:
+        return None
+    from blocks.registry import GitCredentials
+    try:
+        block: Any = GitCredentials.load(block_name)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigurationError(f"GitCredentials block {block_name!r} cannot be loaded "
+                                 f"({e}); create it first") from e
+    auth: GitAuth = block.auth()
+    return auth
