@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.templates",
     "envforge.cli.run",
     "envforge.cli.deploy",
+    "envforge.cli.images",
 )
 
 
