@@ -219,11 +219,11 @@ class TemplateRun:
                 self.completed.append((prepared, output))
             status: StepStatus = "faked" if prepared.fake else (
                 "dry-run" if self.dry_run else "completed")
-            reason = None
+            note: str | None = None
             if isinstance(prepared.action, _UnknownAction):
-                status, reason = "skipped", f"unknown action {step.action!r} (dry run)"
+                status, note = "skipped", f"unknown action {step.action!r} (dry run)"
             report = StepReport(step.id, step.display_name, step.action, status,
-                                time.monotonic() - started, reason)
+                                time.monotonic() - started, note)
             self.reports.append(report)
             notify(report)
         return RunResult(self.template.name, self.run_id, self.dry_run, self.reports,

@@ -82,7 +82,8 @@ def validate_template(template: Template, registry: ActionRegistry | None = None
         except EnvforgeError as e:
             problems.append(str(e))
             continue
-        problems += [f"{where} ({action.id}): {p}" for p in action.check(params, template.directory)]
+        checks = action.check(params, template.directory)
+        problems += [f"{where} ({action.id}): {p}" for p in checks]
     output = template.spec.output.model_dump(exclude_none=True)
     problems += _syntax_and_references(engine, output, "output", seen)
     return problems

@@ -55,14 +55,16 @@ def _execute_as_task(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
         retry_delay_seconds=prepared.action.retry_delay_seconds,
         retry_condition_fn=_retry_only_temporary,
     )
-    result: ActionOutput = step_task(quote(run), quote(prepared))
+    # quote(): Prefect must not walk these objects looking for futures; mypy cannot see
+    # through it, hence the ignore.
+    result: ActionOutput = step_task(quote(run), quote(prepared))  # type: ignore[call-overload]
     return result
 
 
 def _rollback_as_task(run: TemplateRun, prepared: PreparedStep, output: ActionOutput) -> None:
     rollback_step.with_options(
         name=f"rollback {prepared.action.id}", task_run_name=f"rollback-{prepared.step.id}"
-    )(quote(run), quote(prepared), quote(output))
+    )(quote(run), quote(prepared), quote(output))  # type: ignore[call-overload]
 
 
 def _notify(report: Any) -> None:

@@ -159,10 +159,13 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
             return problems
         env = make_environment()
         source = _skeleton_dir(params.url, template_dir)
+        verbatim = params.copyWithoutTemplating + params.copyWithoutRender
         for file in _skeleton_files(source):
             rel = file.relative_to(source).as_posix()
-            for text, what in ((rel, f"{rel} (file name)"), (_read_text(file), rel)):
-                if text is None or "${{" not in text and "{%" not in text:
+            copied_as_is = any(fnmatch.fnmatch(rel, g) for g in verbatim)
+            content = None if copied_as_is else _read_text(file)
+            for text, what in ((rel, f"{rel} (file name)"), (content, rel)):
+                if text is None or ("${{" not in text and "{%" not in text):
                     continue
                 try:
                     env.parse(text)

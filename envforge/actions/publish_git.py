@@ -100,7 +100,9 @@ class PublishGit(Action[PublishGitInput, PublishGitOutput]):
             filesChanged=result.files_changed,
         )
 
-    def rollback(self, ctx: ActionContext, params: PublishGitInput, output: PublishGitOutput) -> None:
+    def rollback(
+        self, ctx: ActionContext, params: PublishGitInput, output: PublishGitOutput
+    ) -> None:
         if not output.commitHash:
             return
         publisher = self._publisher(ctx, params)

@@ -35,14 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_HANDLER_NAME = "envforge-cli"
+
+
+def _configure_logging(verbose: bool) -> None:
+    """envforge's warnings to stderr. Prefect's records are left to Prefect's own console
+    handler (quietened by `run` unless --verbose), so the terminal shows each thing once."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda record: not record.name.startswith("prefect"))
+    root.addHandler(handler)
+    logging.getLogger("envforge").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    logging.getLogger("envforge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    _configure_logging(args.verbose)
     try:
         code: int = args.handler(args)
     except EnvforgeError as e:

@@ -64,8 +64,11 @@ def run_template_command(args: argparse.Namespace) -> int:
             environment=args.environment,
         )
     except StepFailedError as e:
-        if text:
-            print(f"failed at step {e.step_id!r}; nothing of this run is left published",
+        if text and e.rollback_failures:
+            print(f"failed at step {e.step_id!r}; some completed steps could NOT be undone: "
+                  + "; ".join(e.rollback_failures), file=sys.stderr)
+        elif text:
+            print(f"failed at step {e.step_id!r}; every completed step was undone",
                   file=sys.stderr)
         raise
     finally:

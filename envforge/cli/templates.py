@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def validate_templates(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _table(headers: list[str], rows: list[tuple[str, ...]], indent: str = "") -> None:
+def _table(headers: list[str], rows: Sequence[tuple[str, ...]], indent: str = "") -> None:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
     for row in [tuple(headers), *rows]:
         print(indent + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False))

@@ -115,9 +115,9 @@ class TemplateCatalog:
         """The directory of a template given by name, or by a path to its directory/file."""
         candidate = Path(name_or_path)
         looks_like_path = os.sep in name_or_path or name_or_path.startswith(".")
-        if candidate.exists() or looks_like_path:
-            if candidate.is_file() or (candidate / TEMPLATE_FILE).is_file():
-                return candidate.parent if candidate.is_file() else candidate
+        is_template = candidate.is_file() or (candidate / TEMPLATE_FILE).is_file()
+        if (candidate.exists() or looks_like_path) and is_template:
+            return candidate.parent if candidate.is_file() else candidate
         for d in self.template_dirs():
             if d.name == name_or_path:
                 return d

@@ -70,7 +70,7 @@ def test_rendered_file_names_cannot_leave_the_workspace(tmp_path: Path, name: st
 
 def test_target_path_cannot_leave_the_workspace(tmp_path: Path) -> None:
     _skeleton(tmp_path, {"a": "x"})
-    with pytest.raises(PathEscapeError, match="'..' is not allowed"):
+    with pytest.raises(PathEscapeError, match=r"'\.\.' is not allowed"):
         FetchPlain().run(_ctx(tmp_path), FetchPlainInput(url="./skeleton", targetPath="../out"))
 
 
@@ -78,7 +78,7 @@ def test_source_url_cannot_leave_the_template(tmp_path: Path) -> None:
     _skeleton(tmp_path, {"a": "x"})
     with pytest.raises(PathEscapeError, match="escapes the template directory"):
         FetchPlain().run(_ctx(tmp_path), FetchPlainInput(url="../../etc"))
-    with pytest.raises(TemplateError, match="only directories inside the template"):
+    with pytest.raises(TemplateError, match=r"only directories inside the template"):
         FetchPlain().run(_ctx(tmp_path), FetchPlainInput(url="https://example.com/x"))
 
 

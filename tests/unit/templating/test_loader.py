@@ -137,7 +137,7 @@ def test_wrong_api_version_is_explained(tmp_path: Path) -> None:
         metadata: {name: old}
         spec: {type: service}
         """)
-    with pytest.raises(TemplateFormatError, match="must be 'scaffolder.backstage.io/v1beta3'") as info:
+    with pytest.raises(TemplateFormatError, match=r"must be 'scaffolder\.backstage\.io/v1beta3'") as info:
         load_template(d)
     assert info.value.line == 1
 

@@ -1,0 +1,58 @@
+"""`envforge deploy`: the Prefect run form of each template is the template's own schema."""
+
+from pathlib import Path
+
+import pytest
+
+from envforge.config import PROJECT_ROOT
+from envforge.deployments import register_template_deployments
+from envforge.templating.loader import TemplateCatalog
+from envforge.templating.parameters import form_schema
+
+pytestmark = pytest.mark.prefect
+
+
+def test_deployment_form_schema_matches_each_template(prefect_server: None) -> None:
+    from prefect.client.orchestration import get_client
+
+    catalog = TemplateCatalog([PROJECT_ROOT / "templates"])
+    templates = [(t, str(t.directory)) for t in catalog.list()]
+    assert {t.name for t, _ in templates} >= {"python-service", "node-service", "java-service"}
+    registered = register_template_deployments(templates, work_pool="test-pool")
+    assert [d.name for d in registered] == [f"scaffold/{t.name}" for t, _ in templates]
+
+    with get_client(sync_client=True) as client:
+        for template, ref in templates:
+            deployment = client.read_deployment_by_name(f"scaffold/{template.name}")
+            schema = deployment.parameter_openapi_schema
+            assert schema == form_schema(template)
+            # what a person sees in the form, property by property
+            for page in template.spec.parameters:
+                for name, prop in page["properties"].items():
+                    shown = schema["properties"][name]
+                    for key in ("title", "description", "enum", "default", "type"):
+                        assert shown.get(key) == prop.get(key), (template.name, name, key)
+                for name in page.get("required", []):
+                    assert name in schema["required"]
+            assert deployment.enforce_parameter_schema is True
+            assert deployment.job_variables == {"env": {"ENVFORGE_TEMPLATE": ref}}
+            assert deployment.work_pool_name == "test-pool"
+            assert f"template:{template.name}" in deployment.tags
+
+
+def test_the_server_refuses_runs_that_break_the_form(prefect_server: None, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    catalog = TemplateCatalog([PROJECT_ROOT / "templates"])
+    template = catalog.load("python-service")
+    register_template_deployments([(template, str(template.directory))], work_pool="test-pool")
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("scaffold/python-service")
+        with pytest.raises(PrefectHTTPStatusError) as info:
+            client.create_flow_run_from_deployment(deployment.id, parameters={"port": "eighty"})
+        assert info.value.response.status_code in (409, 422)
+        accepted = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"name": "shop"})
+        assert accepted.parameters == {"name": "shop"}
+        client.delete_flow_run(accepted.id)
