@@ -161,9 +161,11 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
         fields = _field_rules(table, coverage)
         for leaf in table.leaves:
             def task(label: str, where: str | None = None, params: tuple[Any, ...] = (),
-                     _leaf_sql: str = leaf.sql, _table: str = name) -> CopyTask:
+                     _leaf_sql: str = leaf.sql, _table: str = name,
+                     _columns: tuple[str, ...] = columns,
+                     _fields: tuple[FieldRule, ...] = fields) -> CopyTask:
                 return CopyTask(table=_table, label=label, physical_sql=_leaf_sql,
-                                columns=columns, fields=fields, where=where, params=params)
+                                columns=_columns, fields=_fields, where=where, params=params)
 
             if selection is not None:
                 tids = selection.rows_for(leaf.qualified)

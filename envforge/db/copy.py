@@ -124,7 +124,7 @@ def _transform_stream(reader: Any, write: Callable[[bytes], None], key: bytes,
             if raw == _NULL:
                 continue
             try:
-                out = fn(_decode(raw))  # type: ignore[misc]
+                out = fn(_decode(raw))
             except Exception as e:  # the value itself must never reach the message
                 raise CopyFailedError(
                     f"{task.table}.{field_rule.column.name}: transformer "
