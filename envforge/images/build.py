@@ -116,7 +116,8 @@ def build_image(
         labels={"org.opencontainers.image.revision": source.commit,
                 "org.opencontainers.image.source": redact_url(spec.repo_url),
                 "io.envforge.ref": source.ref_name},
-        source_url=spec.repo_url, commit=source.commit, context_path=spec.context,
+        source_url=spec.repo_url, commit=source.commit, ref_name=source.ref_name,
+        context_path=spec.context,
     )
     work = sources.root / "worktrees"
     if getattr(builder, "needs_checkout", True):

@@ -53,6 +53,7 @@ class BuildRequest:
     # Where the source is, for builders that fetch it themselves (Kaniko):
     source_url: str | None = None
     commit: str | None = None
+    ref_name: str | None = None
     context_path: str = "."
 
 
