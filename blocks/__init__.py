@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-BLOCK_MODULES: tuple[str, ...] = ("blocks.registry",)
+BLOCK_MODULES: tuple[str, ...] = ("blocks.registry", "blocks.vault", "blocks.kubernetes")
 
 
 def block_types() -> list[Any]:

@@ -1,0 +1,209 @@
+"""Delivering secret variables as a Kubernetes Secret through the API (never through Git).
+
+The Secret is created, or replaced in one PUT carrying the resourceVersion read just before
+(optimistic concurrency: a concurrent writer makes it retry, never half-apply), labelled with
+the environment so destroy can find and remove it. A Secret of the same name that envforge
+does not manage for this environment is never overwritten. This module is the one place
+kubernetes client errors are mapped; messages are scrubbed of every registered value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+
+from envforge.errors import ClusterUnreachableError, SecretDeliveryError
+from envforge.secrets.redaction import SecretRedactor, default_redactor
+
+log = logging.getLogger("envforge.secrets.delivery")
+LABEL_ENVIRONMENT = "envforge.io/environment"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "envforge"
+CONFLICT_RETRIES = 5
+
+
+@dataclass
+class SecretDelivery:
+    """What one delivery did, so it can be undone. ``previous_data`` (the replaced Secret's
+    data) stays in memory and is never part of a step output."""
+
+    namespace: str
+    name: str
+    keys: list[str]
+    created: bool
+    namespace_created: bool = False
+    resource_version: str = ""
+    previous_data: dict[str, str] | None = field(default=None, repr=False)
+
+
+def environment_labels(environment: str) -> dict[str, str]:
+    return {LABEL_ENVIRONMENT: environment, LABEL_MANAGED_BY: MANAGER}
+
+
+@contextmanager
+def kubernetes_errors(doing: str, redactor: SecretRedactor | None = None) -> Iterator[None]:
+    """Map kubernetes client and urllib3 errors to envforge errors naming what was being done."""
+    scrub = (redactor or default_redactor()).scrub
+    try:
+        yield
+    except ApiException as e:
+        if not e.status:  # the client's way of saying the TLS connection failed
+            raise ClusterUnreachableError(
+                f"could not {doing}: TLS connection to the Kubernetes API server failed; check "
+                "the cluster's certificate authority in the kubeconfig") from e
+        reason = _status_message(e)
+        raise SecretDeliveryError(scrub(
+            f"Kubernetes API refused to {doing}: {e.status} {e.reason}: {reason}")) from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise ClusterUnreachableError(
+            f"could not {doing}: the Kubernetes API server did not answer "
+            f"({type(e).__name__}); check the cluster block or KUBECONFIG and the network"
+        ) from e
+
+
+class SecretDeliverer:
+    """Creates, replaces and removes the Secrets of environments in one cluster."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, redactor: SecretRedactor | None = None,
+                 timeout_seconds: float = 15.0) -> None:
+        # Any: the generated models type every field Optional; we pass plain dicts and check
+        # what we read where it matters.
+        self.core: Any = k8s_client.CoreV1Api(api_client)
+        self.redactor = redactor or default_redactor()
+        self.timeout = timeout_seconds
+
+    def ensure_namespace(self, namespace: str, environment: str) -> bool:
+        """Create the namespace if missing (labelled); True when this call created it."""
+        with kubernetes_errors(f"read namespace {namespace}", self.redactor):
+            try:
+                self.core.read_namespace(namespace, _request_timeout=self.timeout)
+                return False
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        body = {"metadata": {"name": namespace, "labels": environment_labels(environment)}}
+        with kubernetes_errors(f"create namespace {namespace}", self.redactor):
+            try:
+                self.core.create_namespace(body, _request_timeout=self.timeout)
+            except ApiException as e:
+                if e.status == 409:  # created meanwhile by someone else: not ours to remove
+                    return False
+                raise
+        log.info("created namespace %s for environment %s", namespace, environment)
+        return True
+
+    def apply_secret(self, namespace: str, name: str, environment: str,
+                     values: Mapping[str, str], annotations: Mapping[str, str] | None = None
+                     ) -> SecretDelivery:
+        """Create the Secret, or replace the one envforge made for this environment."""
+        self.redactor.register_all(values.values())
+        body: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": environment_labels(environment),
+                         "annotations": dict(annotations or {})},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+        }
+        where = f"Secret {namespace}/{name}"
+        with kubernetes_errors(f"create {where}", self.redactor):
+            try:
+                made = self.core.create_namespaced_secret(namespace, body,
+                                                          _request_timeout=self.timeout)
+                log.info("created %s with %d key(s)", where, len(values))
+                return SecretDelivery(namespace, name, sorted(values), True,
+                                      resource_version=made.metadata.resource_version or "")
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+        for _attempt in range(CONFLICT_RETRIES):
+            with kubernetes_errors(f"replace {where}", self.redactor):
+                current = self.core.read_namespaced_secret(name, namespace,
+                                                           _request_timeout=self.timeout)
+                owner = (current.metadata.labels or {}).get(LABEL_ENVIRONMENT)
+                if owner != environment:
+                    raise SecretDeliveryError(
+                        f"{where} exists and is not managed by envforge for environment "
+                        f"{environment!r} (label {LABEL_ENVIRONMENT}={owner!r}); choose another "
+                        "secretName or remove that Secret"
+                    )
+                body["metadata"]["resourceVersion"] = current.metadata.resource_version
+                try:
+                    made = self.core.replace_namespaced_secret(name, namespace, body,
+                                                               _request_timeout=self.timeout)
+                except ApiException as e:
+                    if e.status == 409:
+                        continue  # someone wrote in between: read again, replace again
+                    raise
+            log.info("replaced %s with %d key(s)", where, len(values))
+            return SecretDelivery(namespace, name, sorted(values), False,
+                                  resource_version=made.metadata.resource_version or "",
+                                  previous_data=dict(current.data or {}))
+        raise SecretDeliveryError(f"{where} kept changing under envforge ({CONFLICT_RETRIES} "
+                                  "conflicting writes); try again")
+
+    def undo(self, delivery: SecretDelivery) -> str:
+        """Take a delivery back: delete what was created, restore what was replaced."""
+        where = f"Secret {delivery.namespace}/{delivery.name}"
+        if delivery.created or delivery.previous_data is None:
+            self.delete_secret(delivery.namespace, delivery.name)
+            outcome = f"deleted {where}"
+        else:
+            with kubernetes_errors(f"restore {where}", self.redactor):
+                current = self.core.read_namespaced_secret(delivery.name, delivery.namespace,
+                                                           _request_timeout=self.timeout)
+                current.data = delivery.previous_data
+                self.core.replace_namespaced_secret(delivery.name, delivery.namespace, current,
+                                                    _request_timeout=self.timeout)
+            outcome = f"restored the previous {where}"
+        if delivery.namespace_created:
+            self.delete_namespace(delivery.namespace)
+            outcome += f" and deleted namespace {delivery.namespace}"
+        return outcome
+
+    def delete_secret(self, namespace: str, name: str) -> bool:
+        with kubernetes_errors(f"delete Secret {namespace}/{name}", self.redactor):
+            try:
+                self.core.delete_namespaced_secret(name, namespace, _request_timeout=self.timeout)
+            except ApiException as e:
+                if e.status == 404:
+                    return False
+                raise
+        log.info("deleted Secret %s/%s", namespace, name)
+        return True
+
+    def delete_namespace(self, namespace: str) -> None:
+        with kubernetes_errors(f"delete namespace {namespace}", self.redactor):
+            try:
+                self.core.delete_namespace(namespace, _request_timeout=self.timeout)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+
+    def remove_environment(self, namespace: str, environment: str) -> list[str]:
+        """On destroy: delete every Secret labelled with the environment; returns their names."""
+        selector = f"{LABEL_ENVIRONMENT}={environment},{LABEL_MANAGED_BY}={MANAGER}"
+        with kubernetes_errors(f"list Secrets of {environment} in {namespace}", self.redactor):
+            found = self.core.list_namespaced_secret(namespace, label_selector=selector,
+                                                     _request_timeout=self.timeout)
+        removed = []
+        for item in found.items:
+            if self.delete_secret(namespace, item.metadata.name):
+                removed.append(item.metadata.name)
+        return removed
+
+
+def _status_message(error: ApiException) -> str:
+    """The ``message`` of the Status body, or the raw body's first line."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.body or error.reason).splitlines()[0][:300]
