@@ -88,8 +88,10 @@ class KubernetesHandler(BaseHTTPRequestHandler):
             return
         try:
             if fault is not None:
-                raise ApiError(fault.status, "InternalError" if fault.status >= 500 else
-                               "BadRequest", f"injected fault on {method} {url.path}")
+                reasons = {409: "Conflict", 404: "NotFound", 403: "Forbidden", 422: "Invalid"}
+                raise ApiError(fault.status, reasons.get(fault.status, "InternalError" if
+                               fault.status >= 500 else "BadRequest"),
+                               f"injected fault on {method} {url.path}")
             if self.headers.get("Authorization") != f"Bearer {standin.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             body = json.loads(raw) if raw.strip() else None
