@@ -10,12 +10,14 @@ parameters break the schema before anything starts.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envforge.config import PROJECT_ROOT
+from envforge.errors import TemplateError
 from envforge.templating.model import Template
 from envforge.templating.parameters import form_schema
 
@@ -31,10 +33,30 @@ class RegisteredDeployment:
     template: str
 
 
+def template_signature(template: Template) -> inspect.Signature:
+    """A keyword-only signature with one argument per form field (defaults from the schema).
+
+    Prefect binds a run's parameters to the flow function's signature; the scaffold flow
+    wears this one so the form's fields arrive as its arguments.
+    """
+    params = []
+    for name, prop in form_schema(template)["properties"].items():
+        if not name.isidentifier():
+            raise TemplateError(
+                f"template {template.name!r}: parameter {name!r} is not a valid identifier, "
+                "which Prefect deployments need; rename it (e.g. camelCase)"
+            )
+        default = prop.get("default", None)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=Any))
+    return inspect.Signature(params)
+
+
 def deployment_spec(
     template: Template, template_ref: str, work_pool: str, project_dir: Path
 ) -> dict[str, Any]:
     """The create_deployment arguments for one template (pure, so tests can inspect it)."""
+    template_signature(template)  # refuse parameter names a flow cannot take
     return {
         "name": template.name,
         "description": template.metadata.description or template.metadata.title,

@@ -18,6 +18,7 @@ from prefect.utilities.annotations import quote
 
 from envforge.actions.base import ActionOutput
 from envforge.config import load_settings
+from envforge.deployments import template_signature
 from envforge.errors import ConfigurationError, TemporaryError
 from envforge.runner import Listener, PreparedStep, TemplateRun
 from envforge.templating.loader import TemplateCatalog
@@ -112,8 +113,7 @@ def run_template(
     return execute_template(template, parameters or {}, dry_run, environment)
 
 
-@flow(name="scaffold", persist_result=False, log_prints=False)
-def scaffold(**parameters: Any) -> dict[str, Any]:
+def _scaffold(**parameters: Any) -> dict[str, Any]:
     """Run the template named by the deployment (ENVFORGE_TEMPLATE) with the form's values."""
     template = os.environ.get("ENVFORGE_TEMPLATE")
     if not template:
@@ -122,3 +122,13 @@ def scaffold(**parameters: Any) -> dict[str, Any]:
             "'envforge deploy', or use the run-template flow"
         )
     return execute_template(template, parameters, dry_run=False, environment=None)
+
+
+# Prefect binds a run's parameters to the flow function's signature, so the scaffold flow takes
+# its signature from the template its deployment names: one keyword argument per form field.
+_SCAFFOLD_TEMPLATE = os.environ.get("ENVFORGE_TEMPLATE")
+if _SCAFFOLD_TEMPLATE:
+    _scaffold.__signature__ = template_signature(  # type: ignore[attr-defined]
+        TemplateCatalog(load_settings().templates_path).load(_SCAFFOLD_TEMPLATE)
+    )
+scaffold = flow(name="scaffold", persist_result=False, log_prints=False)(_scaffold)
