@@ -1,0 +1,30 @@
+# envforge: the two commands are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+VENV := .venv/bin
+
+.PHONY: install demo test test-fast lint stop bench clean
+
+install:  ## Debian packages (once) and the .venv with envforge
+	bash scripts/bootstrap.sh
+
+demo: install  ## the main job on embedded defaults (Prefect server, worker, local GitOps repo)
+	bash scripts/demo.sh
+
+test: install  ## the whole suite: unit, integration (real Git, Prefect, PostgreSQL, buildah)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/pytest
+
+test-fast: install  ## everything but the tests marked slow
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/pytest -m "not slow"
+
+lint: install  ## ruff and strict mypy
+	$(VENV)/ruff check envforge flows blocks tests bench
+	$(VENV)/mypy
+
+stop:  ## stop the Prefect server and worker that `make demo` started
+	bash scripts/prefect-local.sh stop
+
+bench: install  ## benchmarks; figures go to docs/benchmarks.md
+	@for b in bench/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+clean: stop
+	rm -rf .envforge

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on embedded defaults. A local Prefect server (SQLite) and process
+# worker, the templates registered as run buttons, and two services scaffolded into a local bare
+# GitOps repository: one from the CLI, one through its deployment's run button (as the Prefect
+# UI's "Run" does), executed by the worker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ENVFORGE_HOME="$PWD/.envforge/demo"
+export PREFECT_PORT="${PREFECT_PORT:-4200}"
+export PREFECT_API_URL="http://127.0.0.1:$PREFECT_PORT/api"
+export PREFECT_HOME="$PWD/.envforge/prefect"
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+unset ENVFORGE_GITOPS_URL ENVFORGE_TEMPLATES_PATH  # embedded defaults only
+PATH="$PWD/.venv/bin:$PATH"
+GITOPS="$ENVFORGE_HOME/gitops.git"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Starting the local Prefect server and a process worker"
+bash scripts/prefect-local.sh start
+
+step "Validating every template (envforge templates validate templates/*)"
+envforge templates validate templates/*
+
+step "Registering a run button per template (envforge deploy)"
+envforge deploy
+
+step "Scaffolding 'demo-api' from the CLI (envforge run python-service --set name=demo-api)"
+envforge run python-service --set name=demo-api --set description="Demo API from make demo"
+
+step "Scaffolding 'demo-web' through its run button (a flow run of deployment scaffold/node-service)"
+timeout 300 prefect deployment run scaffold/node-service \
+  --param name=demo-web --param replicas=2 --watch --watch-timeout 240 | tail -3
+
+step "Result"
+echo "GitOps repository (a local bare repository): $GITOPS"
+echo "  latest commits:"
+git --git-dir "$GITOPS" log --format='    %h %s (%an, %ar)' -5 main
+echo "  files per service:"
+git --git-dir "$GITOPS" ls-tree -r --name-only main | awk -F/ '{print "    " $1 "/" $2}' | sort | uniq -c
+cat <<TXT
+
+Look around:
+  Prefect UI (flow runs, task run per step, run buttons with the templates' forms):
+      http://127.0.0.1:$PREFECT_PORT
+  The rendered files:   git clone $GITOPS /tmp/gitops && ls /tmp/gitops/services/*
+  Try a template:       .venv/bin/envforge templates show java-service
+                        .venv/bin/envforge run java-service --set name=demo-jvm --dry-run
+  Stop the server and worker:   make stop
+TXT

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The local Prefect: a server (SQLite under .envforge/prefect) on 127.0.0.1 and a process worker
+# for the envforge work pool.
+#   scripts/prefect-local.sh start|stop|status
+# Port: PREFECT_PORT (default 4200). Pids are kept in .envforge/*.pid and only those processes
+# are ever stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=.envforge
+PORT="${PREFECT_PORT:-4200}"
+POOL="${ENVFORGE_WORK_POOL:-envforge-process}"
+export PREFECT_HOME="$PWD/$STATE/prefect"
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
+
+running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
+healthy() {
+  .venv/bin/python - "$PREFECT_API_URL/health" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).read()
+PY
+}
+
+start_server() {
+  if running prefect-server; then
+    echo "Prefect server already running (pid $(cat "$STATE/prefect-server.pid")) at http://127.0.0.1:$PORT"
+    return
+  fi
+  if healthy; then
+    echo "port $PORT already has a Prefect server that this script did not start;" \
+         "stop it or set PREFECT_PORT to another port" >&2
+    exit 1
+  fi
+  nohup .venv/bin/prefect server start --host 127.0.0.1 --port "$PORT" \
+    >"$STATE/prefect-server.log" 2>&1 &
+  echo $! >"$STATE/prefect-server.pid"
+  for _ in $(seq 1 90); do
+    if healthy; then
+      echo "Prefect server up at http://127.0.0.1:$PORT (pid $(cat "$STATE/prefect-server.pid"))"
+      return
+    fi
+    running prefect-server || {
+      echo "Prefect server exited; see $STATE/prefect-server.log" >&2
+      tail -20 "$STATE/prefect-server.log" >&2
+      exit 1
+    }
+    sleep 1
+  done
+  echo "Prefect server did not answer within 90 s; see $STATE/prefect-server.log" >&2
+  exit 1
+}
+
+start_worker() {
+  if running prefect-worker; then
+    echo "worker already running (pid $(cat "$STATE/prefect-worker.pid")) for pool $POOL"
+    return
+  fi
+  nohup .venv/bin/prefect worker start --pool "$POOL" --type process --limit 4 \
+    >"$STATE/prefect-worker.log" 2>&1 &
+  echo $! >"$STATE/prefect-worker.pid"
+  echo "process worker started for pool $POOL (pid $(cat "$STATE/prefect-worker.pid"))"
+}
+
+stop() {
+  for name in prefect-worker prefect-server; do
+    if running "$name"; then
+      kill "$(cat "$STATE/$name.pid")" && echo "stopped $name (pid $(cat "$STATE/$name.pid"))"
+    fi
+    rm -f "$STATE/$name.pid"
+  done
+}
+
+case "${1:-start}" in
+  start) mkdir -p "$STATE"; start_server; start_worker ;;
+  stop) stop ;;
+  status)
+    for name in prefect-server prefect-worker; do
+      if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"
+      else echo "$name: not running"; fi
+    done ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
