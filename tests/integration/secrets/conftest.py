@@ -4,6 +4,7 @@ free ports. The summary at the end of the run says which were used."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ class VaultTarget:
 
 
 @pytest.fixture(scope="session")
-def vault_target() -> Iterator[VaultTarget]:
+def vault_service() -> Iterator[VaultTarget]:
     address, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
     if address and token:
         USED["Vault"] = f"real Vault at {address} (VAULT_ADDR)"
@@ -75,6 +76,12 @@ def vault_target() -> Iterator[VaultTarget]:
         yield VaultTarget(standin.url, standin.root_token, standin)
     finally:
         standin.stop()
+
+
+@pytest.fixture
+def vault_target(vault_service: VaultTarget) -> VaultTarget:
+    """The session's Vault, with a path prefix of this test's own."""
+    return dataclasses.replace(vault_service, prefix=f"envforge-test-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -1,0 +1,245 @@
+"""A whole template with secrets, run by envforge's runner against Vault, the cluster and a Git
+repository: the Secret arrives, and no secret value is found in the repository's history (every
+object), the logs, the run's result and outputs, the workspace or any error message. Faults
+(failing later step, sealed Vault, a secret in a Git-bound field) leave nothing behind."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from envforge.errors import StepFailedError
+from envforge.runner import TemplateRun
+from envforge.secrets.actions import VaultSecrets, VaultSecretsInput
+from envforge.secrets.redaction import default_redactor
+from envforge.templating.loader import load_template
+from tests.integration.secrets.conftest import ClusterTarget, VaultTarget
+from tests.standins.vault import VaultStandin
+
+DB_PASSWORD = f"db-pw-{uuid.uuid4().hex[:10]}"
+API_TOKEN = f"api-tok-{uuid.uuid4().hex[:10]}"
+BUILTIN_DB_PASSWORD = f"builtin-pw-{uuid.uuid4().hex[:10]}"
+SECRET_VALUES = (DB_PASSWORD, API_TOKEN, BUILTIN_DB_PASSWORD)
+
+
+@dataclass
+class World:
+    template_dir: Path
+    repo: Path
+    vault: VaultTarget
+    cluster: ClusterTarget
+
+    def run(self, name: str, fail: bool = False) -> TemplateRun:
+        return TemplateRun(
+            load_template(self.template_dir), {"name": name, "fail": fail},
+            environment={"name": name,
+                         "databaseUrl": f"postgres://app:{BUILTIN_DB_PASSWORD}@db/{name}"})
+
+    def git_objects(self) -> str:
+        """Every object in the repository, reachable or not (dropped commits included)."""
+        out = subprocess.run(["git", "-C", str(self.repo), "cat-file", "--batch-all-objects",
+                              "--batch"], capture_output=True, check=True)
+        return out.stdout.decode("utf-8", errors="replace")
+
+    def branch_files(self) -> list[str]:
+        out = subprocess.run(["git", "-C", str(self.repo), "ls-tree", "-r", "--name-only",
+                              "main"], capture_output=True, text=True)
+        return out.stdout.split()
+
+
+def template_yaml(prefix: str, repo: Path, fetch_values: str = "") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: scaffolder.backstage.io/v1beta3
+        kind: Template
+        metadata: {{name: secret-app}}
+        spec:
+          type: service
+          parameters:
+            - properties:
+                name: {{type: string}}
+                fail: {{type: boolean, default: false}}
+              required: [name]
+          variables:
+            LOG_LEVEL: info
+            DB_HOST: db.internal
+            DB_PASSWORD: vault:kv/{prefix}/db#password
+            API_TOKEN: vault:kv/{prefix}/api#token@1
+            DSN: postgres://app:${{{{ vars.DB_PASSWORD }}}}@${{{{ vars.DB_HOST }}}}/app
+          steps:
+            - id: fetch
+              action: fetch:template
+              input:
+                url: ./skeleton
+                values: {{name: "${{{{ parameters.name }}}}"{fetch_values}}}
+            - id: secrets
+              action: vault:secrets
+              input:
+                environment: ${{{{ parameters.name }}}}
+                variablesFile: ./variables.yaml
+                overrides: {{REPLICAS: 2}}
+            - id: deliver
+              action: kubernetes:secret
+              input: {{fromStep: secrets}}
+            - id: show
+              action: debug:log
+              input:
+                message: "delivered ${{{{ steps.deliver.output.secretName }}}}"
+                listWorkspace: with-contents
+            - id: publish
+              action: publish:git
+              input:
+                repoUrl: {repo.as_uri()}
+                targetPath: environments/${{{{ parameters.name }}}}
+            - id: boom
+              if: ${{{{ parameters.fail }}}}
+              action: fetch:plain
+              input: {{url: "http://example.invalid/skeleton"}}
+        """)
+
+
+@pytest.fixture
+def world(tmp_path: Path, vault_target: VaultTarget, cluster_target: ClusterTarget,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    vault_target.put_secret(f"{vault_target.prefix}/db", {"password": DB_PASSWORD})
+    vault_target.put_secret(f"{vault_target.prefix}/api", {"token": API_TOKEN})
+    vault_target.put_secret(f"{vault_target.prefix}/api", {"token": "newer-token-not-pinned"})
+    repo = tmp_path / "gitops.git"
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(repo)],
+                   check=True)
+    template_dir = tmp_path / "secret-app"
+    (template_dir / "skeleton").mkdir(parents=True)
+    (template_dir / "template.yaml").write_text(template_yaml(vault_target.prefix, repo))
+    (template_dir / "variables.yaml").write_text(
+        "variables: {LOG_LEVEL: warning}\ntypes: {preview: {LOG_LEVEL: debug}}\n")
+    (template_dir / "skeleton" / "deployment.yaml").write_text(textwrap.dedent("""\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: ${{ values.name }}}
+        spec:
+          template:
+            spec:
+              containers:
+                - name: app
+                  envFrom:
+                    - configMapRef: {name: ${{ values.name }}-config}
+                    - secretRef: {name: ${{ values.name }}-secrets}
+        """))
+    monkeypatch.setenv("VAULT_ADDR", vault_target.address)
+    monkeypatch.setenv("VAULT_TOKEN", vault_target.root_token)
+    monkeypatch.setenv("KUBECONFIG", str(cluster_target.kubeconfig))
+    yield World(template_dir, repo, vault_target, cluster_target)
+    default_redactor().forget_all()
+
+
+def assert_nowhere(*texts: str) -> None:
+    for text in texts:
+        for value in SECRET_VALUES:
+            assert value not in text, "a secret value leaked"
+
+
+def secret_in_cluster(cluster: ClusterTarget, namespace: str, name: str) -> dict[str, str]:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(str(cluster.kubeconfig))
+    try:
+        data = client.CoreV1Api(api).read_namespaced_secret(name, namespace).data or {}
+    finally:
+        api.close()
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def namespace_exists(cluster: ClusterTarget, name: str) -> bool:
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    api = config.new_client_from_config(str(cluster.kubeconfig))
+    try:
+        client.CoreV1Api(api).read_namespace(name)
+        return True
+    except ApiException as e:
+        assert e.status == 404
+        return False
+    finally:
+        api.close()
+
+
+def test_full_run_delivers_and_leaks_nothing(world: World,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    name = f"pr-{uuid.uuid4().hex[:6]}"
+    run = world.run(name)
+    standin = world.vault.standin
+    reads_before = standin.state.reads[f"kv/{world.vault.prefix}/db"] if standin else 0
+    with caplog.at_level(logging.DEBUG):
+        result = run.run()
+    workspace_text = "".join(p.read_text() for p in run.workspace.rglob("*") if p.is_file())
+    run.close()
+    delivered = secret_in_cluster(world.cluster, name, f"{name}-secrets")
+    assert delivered["DB_PASSWORD"] == DB_PASSWORD and delivered["API_TOKEN"] == API_TOKEN
+    assert delivered["DSN"] == f"postgres://app:{DB_PASSWORD}@db.internal/app"
+    assert delivered["DATABASE_URL"].endswith(f":{BUILTIN_DB_PASSWORD}@db/{name}")
+    files = world.branch_files()
+    assert f"environments/{name}/manifests/configmap.yaml" in files
+    assert f"environments/{name}/deployment.yaml" in files
+    history = world.git_objects()
+    assert "LOG_LEVEL: debug" in history and "REPLICAS: '2'" in history
+    logs = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert "configmap.yaml" in logs  # the debug step did log the workspace's contents
+    assert_nowhere(history, logs, workspace_text, json.dumps(result.to_dict()),
+                   json.dumps(run.outputs))
+    if world.vault.standin is not None:
+        reads = world.vault.standin.state.reads
+        assert reads[f"kv/{world.vault.prefix}/db"] == reads_before + 1  # DSN reuses the read
+
+
+def test_a_failing_later_step_rolls_everything_back(world: World,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    name = f"pr-{uuid.uuid4().hex[:6]}"
+    run = world.run(name, fail=True)
+    with caplog.at_level(logging.DEBUG), pytest.raises(StepFailedError) as info:
+        run.run()
+    run.close()
+    assert info.value.step_id == "boom"
+    assert set(info.value.rolled_back) >= {"publish", "deliver", "secrets"}
+    assert not namespace_exists(world.cluster, name)
+    assert not any(f.startswith(f"environments/{name}/") for f in world.branch_files())
+    assert_nowhere(str(info.value), caplog.text, world.git_objects())
+
+
+def test_sealed_vault_changes_nothing(world: World, vault_standin: VaultStandin,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    name = f"pr-{uuid.uuid4().hex[:6]}"
+    vault_standin.state.sealed = True
+    try:
+        with caplog.at_level(logging.DEBUG), pytest.raises(StepFailedError) as info:
+            world.run(name).run()
+    finally:
+        vault_standin.state.sealed = False
+    assert info.value.step_id == "secrets" and "sealed" in str(info.value)
+    assert world.branch_files() == []  # no commit
+    assert not namespace_exists(world.cluster, name)  # no namespace change
+    assert_nowhere(str(info.value), caplog.text)
+
+
+def test_secret_reference_in_a_git_bound_field_is_refused(world: World) -> None:
+    (world.template_dir / "template.yaml").write_text(template_yaml(
+        world.vault.prefix, world.repo, ', dsn: "vault:kv/app/db#password"'))
+    problems = VaultSecrets().check(VaultSecretsInput(environment="x"), world.template_dir)
+    assert problems == ["step 'fetch' (fetch:template) input.values.dsn: secret reference in "
+                        "a field that ends up in Git"]
+    name = f"pr-{uuid.uuid4().hex[:6]}"
+    requests_before = len(world.vault.standin.state.requests) if world.vault.standin else 0
+    with pytest.raises(StepFailedError) as info:
+        world.run(name).run()
+    assert info.value.step_id == "secrets" and "end up in Git" in str(info.value)
+    assert world.branch_files() == [] and not namespace_exists(world.cluster, name)
+    if world.vault.standin is not None:  # refused before Vault was asked anything
+        assert len(world.vault.standin.state.requests) == requests_before
