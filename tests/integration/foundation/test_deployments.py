@@ -56,3 +56,32 @@ def test_the_server_refuses_runs_that_break_the_form(prefect_server: None, tmp_p
             deployment.id, parameters={"name": "shop"})
         assert accepted.parameters == {"name": "shop"}
         client.delete_flow_run(accepted.id)
+
+
+def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> None:
+    """`prefect deploy --all` accepts prefect.yaml and every entrypoint in it resolves."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="envforge-process", type="process"),
+                                overwrite=True)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+           "ENVFORGE_PROJECT_DIR": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("run-template/run-template")
+    assert deployment.enforce_parameter_schema is True
+    assert set(deployment.parameter_openapi_schema["properties"]) == {
+        "template", "parameters", "dry_run", "environment"}
+    assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
+        "directory": str(PROJECT_ROOT)}}]
