@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.run",
     "envforge.cli.deploy",
     "envforge.cli.images",
+    "envforge.cli.vars",
 )
 
 
