@@ -147,23 +147,23 @@ class BuildahBuilder(ImageBuilder):
             build.append(str(request.context_dir))
             started = time.perf_counter()
             logger.info("building %s with buildah", request.image)
+            run = self._stream(build, logger)
+            if run.returncode != 0:  # a failed bud tags nothing, so nothing to clean up
+                raise ImageBuildFailedError(request.image, run.last_step, run.tail)
+            built = time.perf_counter()
+            push = [*self.global_options(), "push", *registry_options,
+                    "--digestfile", str(digest_file), request.image,
+                    f"docker://{request.image}"]
+            logger.info("pushing %s", request.image)
             try:
-                run = self._stream(build, logger)
-                if run.returncode != 0:
-                    raise ImageBuildFailedError(request.image, run.last_step, run.tail)
-                built = time.perf_counter()
-                push = [*self.global_options(), "push", *registry_options,
-                        "--digestfile", str(digest_file), request.image,
-                        f"docker://{request.image}"]
-                logger.info("pushing %s", request.image)
                 run = self._stream(push, logger)
                 if run.returncode != 0:
                     raise _push_error(request, run.tail)
                 digest = digest_file.read_text().strip()
             finally:
-                if self.remove_local_image:
+                if self.remove_local_image:  # the registry has it; keep local storage small
                     subprocess.run([*self.global_options(), "rmi", "--force", request.image],
-                                   capture_output=True, check=False)
+                                   capture_output=True, check=False, timeout=120)
         pushed = time.perf_counter()
         logger.info("pushed %s@%s", request.image, digest)
         return BuildResult(digest=digest, build_seconds=built - started,
