@@ -50,6 +50,13 @@ boundary with ``raise ... from e``.
         ├── RegistryUnreachableError (temporary) no answer from the registry
         ├── RegistryAuthError        credentials missing or rejected (401/403)
         └── ImagePushError           the push failed for another reason
+    GitOpsError                      (envforge.gitops) names the environment, file and field
+    ├── EnvironmentNameError         not a DNS-1123 label, or too long for the derived names
+    ├── EnvironmentExistsError       create of an environment that already exists
+    ├── EnvironmentNotFoundError     update/extend/destroy/show of one that does not exist
+    ├── TTLError                     a TTL that does not parse or exceeds the maximum
+    ├── ManifestValidationError      rendered manifests break the schema (file, object, field)
+    └── SecretInGitError             staged content holds a secret value or credential (file)
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
 non-fast-forward race); everything else is permanent and is never retried.
@@ -339,3 +346,39 @@ class RegistryAuthError(RegistryError):
 
 class ImagePushError(RegistryError):
     """Pushing the image failed for a reason other than reachability or credentials."""
+
+
+# --- gitops ---
+class GitOpsError(EnvforgeError):
+    """An environment in the GitOps repository cannot be written or read as asked."""
+
+
+class EnvironmentNameError(GitOpsError):
+    """The environment name is not a DNS-1123 label, or too long for the names derived from it."""
+
+
+class EnvironmentExistsError(GitOpsError):
+    """Create was asked for an environment that already exists."""
+
+
+class EnvironmentNotFoundError(GitOpsError):
+    """The environment named does not exist in the GitOps repository."""
+
+
+class TTLError(GitOpsError):
+    """A time-to-live that does not parse, is not positive, or exceeds the maximum."""
+
+
+class ManifestValidationError(GitOpsError):
+    """Rendered manifests break their schema; every problem names file, object and field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"{len(self.problems)} manifest problem(s), nothing was committed: "
+            + "; ".join(self.problems)
+        )
+
+
+class SecretInGitError(GitOpsError):
+    """Staged content holds a secret value or an obvious credential; the commit was refused."""
