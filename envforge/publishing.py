@@ -12,15 +12,20 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import git
 
 from envforge.errors import GitError, PushRejectedError, TemporaryError
 from envforge.paths import resolve_inside, safe_relative
+
+T = TypeVar("T")
+#: Called with the working copy root and the staged paths before each commit; raises to refuse.
+PreCommitHook = Callable[[Path, list[str]], None]
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
@@ -63,12 +68,14 @@ class GitPublisher:
         author: Author = Author(),
         max_attempts: int = 6,
         git_env: Mapping[str, str] | None = None,
+        pre_commit: PreCommitHook | None = None,
     ) -> None:
         self.url = url
         self.branch = branch
         self.author = author
         self.max_attempts = max_attempts
         self.git_env = dict(git_env or {})
+        self.pre_commit = pre_commit
         key = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.workdir = cache_root / "git" / key
         self._lock_file = cache_root / "git" / f"{key}.lock"
@@ -96,42 +103,78 @@ class GitPublisher:
                 "publishing with replace to the repository root would delete everything else "
                 "in it: give a targetPath, or set replace: false"
             )
+
+        def write(root: Path) -> None:
+            dest = resolve_inside(root, str(target), "repository")
+            if replace and dest.exists():
+                shutil.rmtree(dest)
+            _copy_tree(source, dest)
+
+        return self.apply([str(target) if target.parts else "."], write, message, trailers)
+
+    def apply(
+        self,
+        paths: Sequence[str],
+        write: Callable[[Path], None],
+        message: str,
+        trailers: Mapping[str, str] | None = None,
+    ) -> PublishResult:
+        """Let ``write`` change the synced working copy (its root is passed), then commit what
+        changed under ``paths`` and push; on a lost race, sync and call ``write`` again.
+
+        Only ``paths`` are staged, cleaned and compared, so the cost does not grow with the
+        rest of the repository. If ``write`` or the pre-commit hook raises, the copy is put
+        back as the remote is and the error propagates: nothing is committed.
+        """
         full_message = _with_trailers(message, trailers or {})
         with self._locked_copy() as repo:
             for attempt in range(1, self.max_attempts + 1):
                 self._sync(repo)
                 parent = _head(repo)
-                dest = resolve_inside(Path(repo.working_dir), str(target), "repository")
-                if replace and dest.exists():
-                    shutil.rmtree(dest)
-                _copy_tree(source, dest)
-                repo.git.add("--all", "--", str(target) if target.parts else ".")
-                changed = _staged_files(repo, parent)
-                if not changed:
-                    return PublishResult(None, parent, 0, self.branch)
-                repo.git.commit("--quiet", "-m", full_message, env=self._author_env())
+                root = Path(repo.working_dir)
+                self._mark_dirty(repo)
+                try:
+                    write(root)
+                    changed = self._stage(repo, parent, paths)
+                    if not changed:
+                        self._mark_clean(repo)
+                        return PublishResult(None, parent, 0, self.branch)
+                    if self.pre_commit is not None:
+                        self.pre_commit(root, changed)
+                    repo.git.commit("--quiet", "-m", full_message, env=self._author_env())
+                except BaseException:
+                    self._sync(repo, full=True)  # leave nothing half-done in the cached copy
+                    raise
                 commit = repo.head.commit.hexsha
                 try:
                     self._push(repo, f"HEAD:refs/heads/{self.branch}")
                 except PushConflictError:
                     if attempt == self.max_attempts:
-                        self._sync(repo)
+                        self._sync(repo, full=True)
                         raise
                     _jittered_sleep(attempt)
                     continue
                 except GitError:
-                    self._sync(repo)  # leave the cached copy as the remote is
+                    self._sync(repo, full=True)  # leave the cached copy as the remote is
                     raise
+                self._mark_clean(repo)
                 return PublishResult(commit, parent, len(changed), self.branch)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, reader: Callable[[Path], T]) -> T:
+        """Sync the working copy and let ``reader`` look at it (read-only) under the lock."""
+        with self._locked_copy() as repo:
+            self._sync(repo)
+            return reader(Path(repo.working_dir))
 
     def undo(self, commit: str, message: str) -> str:
         """Take back a published commit: drop it if it is still the branch head (no-one built
         on it), otherwise push a revert. Returns how it was undone."""
         with self._locked_copy() as repo:
             for attempt in range(1, self.max_attempts + 1):
-                self._sync(repo)
+                self._sync(repo, full=True)
                 head = _head(repo)
+                self._mark_dirty(repo)
                 try:
                     parents = repo.commit(commit).parents
                     # Drop the commit if nobody built on it. A branch's first commit cannot be
@@ -147,6 +190,7 @@ class GitPublisher:
                     repo.git.revert("--no-edit", commit, env=self._author_env())
                     repo.git.commit("--amend", "--quiet", "-m", message, env=self._author_env())
                     self._push(repo, f"HEAD:refs/heads/{self.branch}")
+                    self._mark_clean(repo)
                     return "reverted"
                 except PushConflictError:
                     if attempt == self.max_attempts:
@@ -183,21 +227,54 @@ class GitPublisher:
         repo.git.update_environment(**self.git_env)
         return repo
 
-    def _sync(self, repo: git.Repo) -> None:
-        """Make the working copy exactly the remote branch (or empty if it has none yet)."""
+    def _sync(self, repo: git.Repo, full: bool = False) -> None:
+        """Make the working copy exactly the remote branch (or empty if it has none yet).
+
+        The expensive part (reset and clean over the whole tree) is skipped when the copy is
+        already at the remote head and was left clean by the last operation (no dirty marker).
+        """
         try:
             repo.git.fetch("--quiet", "--prune", "origin")
             remote_ref = f"refs/remotes/origin/{self.branch}"
-            if repo.git.rev_parse("--verify", "--quiet", remote_ref, with_exceptions=False):
-                repo.git.checkout("--quiet", "-B", self.branch, remote_ref)
+            remote = repo.git.rev_parse("--verify", "--quiet", remote_ref, with_exceptions=False)
+            dirty = full or self._dirty_marker(repo).exists()
+            if remote:
+                if not dirty and _head(repo) == remote and _on_branch(repo, self.branch):
+                    return
+                repo.git.checkout("--quiet", "--force", "-B", self.branch, remote_ref)
                 repo.git.reset("--quiet", "--hard", remote_ref)
             else:  # the remote has no such branch yet: start from an empty, unborn branch
                 repo.git.symbolic_ref("HEAD", f"refs/heads/{self.branch}")
                 repo.git.update_ref("-d", f"refs/heads/{self.branch}", with_exceptions=False)
                 repo.git.read_tree("--empty")
-            repo.git.clean("-q", "-f", "-d", "-x")
+            if dirty or not remote:
+                repo.git.clean("-q", "-f", "-d", "-x")
+            self._mark_clean(repo)
         except git.GitCommandError as e:
             raise GitError(f"could not fetch {self.safe_url}: {_stderr(e)}") from e
+
+    def _stage(self, repo: git.Repo, parent: str | None, paths: Sequence[str]) -> list[str]:
+        """Stage additions, changes and removals under ``paths`` only; return what changed."""
+        root = Path(repo.working_dir)
+        present = [p for p in paths if (root / p).exists()]
+        missing = [p for p in paths if not (root / p).exists()]
+        if present:
+            repo.git.add("--all", "--", *present)
+        if missing:
+            repo.git.rm("-r", "-q", "--cached", "--ignore-unmatch", "--", *missing)
+        if parent is None:  # first commit of the branch: everything in the index is new
+            return [f for f in repo.git.ls_files().splitlines() if f]
+        out = repo.git.diff("--cached", "--name-only", parent, "--", *paths)
+        return [f for f in out.splitlines() if f]
+
+    def _dirty_marker(self, repo: git.Repo) -> Path:
+        return Path(repo.git_dir) / "envforge-dirty"
+
+    def _mark_dirty(self, repo: git.Repo) -> None:
+        self._dirty_marker(repo).touch()
+
+    def _mark_clean(self, repo: git.Repo) -> None:
+        self._dirty_marker(repo).unlink(missing_ok=True)
 
     def _push(self, repo: git.Repo, refspec: str, *options: str) -> None:
         try:
@@ -240,10 +317,11 @@ def _head(repo: git.Repo) -> str | None:
         return None
 
 
-def _staged_files(repo: git.Repo, parent: str | None) -> list[str]:
-    if parent is None:  # first commit of the branch: everything in the index is new
-        return [f for f in repo.git.ls_files().splitlines() if f]
-    return [f for f in repo.git.diff("--cached", "--name-only", parent).splitlines() if f]
+def _on_branch(repo: git.Repo, branch: str) -> bool:
+    try:
+        return repo.head.ref.name == branch
+    except TypeError:  # detached HEAD
+        return False
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
@@ -260,7 +338,8 @@ def _copy_tree(source: Path, dest: Path) -> None:
 
 
 def _jittered_sleep(attempt: int) -> None:
-    time.sleep(random.uniform(0.05, 0.2) * attempt)
+    """Full jitter over a capped exponential window, so many racing writers spread out."""
+    time.sleep(random.uniform(0.02, min(1.5, 0.05 * 2 ** attempt)))
 
 
 def _stderr(e: git.GitCommandError) -> str:
