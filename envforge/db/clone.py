@@ -160,20 +160,21 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
         columns = tuple(c.name for c in table.copy_columns)
         fields = _field_rules(table, coverage)
         for leaf in table.leaves:
-            def task(label: str, where: str | None = None, params: tuple[Any, ...] = (),
+            def task(label: str, where: str | None = None,
                      _leaf_sql: str = leaf.sql, _table: str = name,
                      _columns: tuple[str, ...] = columns,
                      _fields: tuple[FieldRule, ...] = fields) -> CopyTask:
                 return CopyTask(table=_table, label=label, physical_sql=_leaf_sql,
-                                columns=_columns, fields=_fields, where=where, params=params)
+                                columns=_columns, fields=_fields, where=where)
 
             if selection is not None:
                 tids = selection.rows_for(leaf.qualified)
                 if tids is None and not (rules.subset and rules.subset.others == "empty"):
                     tasks.append((leaf.size_bytes, task(leaf.qualified)))
                 elif tids:
+                    tids_literal = "'{" + ",".join(f'"{t}"' for t in tids) + "}'"
                     tasks.append((len(tids), task(f"{leaf.qualified} (subset)",
-                                                  "ctid = ANY(%s::tid[])", (tids,))))
+                                                  f"ctid = ANY({tids_literal}::tid[])")))
                 continue
             slices = max(1, -(-leaf.size_bytes // CHUNK_BYTES))
             if slices == 1:

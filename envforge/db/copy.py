@@ -11,18 +11,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from envforge.db.catalog import Column
-from envforge.db.connection import ServerAddress, open_connection, quote_ident, read_only_snapshot
+from envforge.db.connection import ServerAddress, open_connection, quote_ident
+from envforge.db.copy_source import copy_blocks
 from envforge.db.rules import ColumnRule
 from envforge.db.transformers import ValueTransform, build_transform
 from envforge.errors import CopyFailedError, EnvforgeError
 
-_BATCH_ROWS = 2000
 _NULL = b"\\N"
 _UNESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))")
 _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
@@ -45,8 +45,7 @@ class CopyTask:
     physical_sql: str
     columns: tuple[str, ...]
     fields: tuple[FieldRule, ...] = ()
-    where: str | None = None  # SQL condition (ctid range or subset filter), no user values
-    params: tuple[Any, ...] = field(default_factory=tuple)
+    where: str | None = None  # SQL condition (ctid range or subset ctids), no user values
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,13 @@ def run_copy_task(
     """Copy one task; any failure becomes CopyFailedError naming the table (picklable)."""
     started = time.perf_counter()
     try:
-        with read_only_snapshot(source, snapshot_id) as src:
-            dst = open_connection(target)
-            try:
-                dst.execute("SET synchronous_commit = off")
-                rows, size = _stream(src, dst, key, task)
-                dst.commit()
-            finally:
-                dst.close()
+        dst = open_connection(target)
+        try:
+            dst.execute("SET synchronous_commit = off")
+            rows, size = _stream(source, snapshot_id, dst, key, task)
+            dst.commit()
+        finally:
+            dst.close()
     except CopyFailedError:
         raise
     except (EnvforgeError, psycopg.Error, OSError) as e:
@@ -80,7 +78,7 @@ def run_copy_task(
     return CopyResult(task.table, task.label, rows, size, time.perf_counter() - started)
 
 
-def _stream(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], key: bytes,
+def _stream(source: ServerAddress, snapshot_id: str, dst: psycopg.Connection[Any], key: bytes,
             task: CopyTask) -> tuple[int, int]:
     columns = ", ".join(quote_ident(c) for c in task.columns)
     if task.where:
@@ -88,56 +86,78 @@ def _stream(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], key: byt
     else:
         read_sql = f"COPY {task.physical_sql} ({columns}) TO STDOUT"
     write_sql = f"COPY {task.physical_sql} ({columns}) FROM STDIN"
-    binary = not task.fields
-    if binary:
-        read_sql += " (FORMAT binary)"
-        write_sql += " (FORMAT binary)"
-    src_cur, dst_cur = src.cursor(), dst.cursor()
-    size = 0
-    with src_cur.copy(read_sql, task.params or None) as reader, dst_cur.copy(write_sql) as writer:
-        if binary:
-            for chunk in reader:
-                size += len(chunk)
-                writer.write(chunk)
+    memos = _memos(key, task)
+    rows = size = 0
+    dst_cur = dst.cursor()
+    with dst_cur.copy(write_sql) as writer, \
+            copy_blocks(source, snapshot_id, read_sql, task.label) as blocks:
+        if not memos:  # straight through: COPY text escapes newlines, so one per row
+            for block in blocks:
+                rows += block.count(b"\n")
+                size += len(block)
+                writer.write(block)
         else:
-            size = _transform_stream(reader, writer.write, key, task)
-    if src_cur.rowcount != dst_cur.rowcount:
-        raise CopyFailedError(f"copying {task.label}: read {src_cur.rowcount} rows but the "
-                              f"target took {dst_cur.rowcount}")
-    return dst_cur.rowcount, size
+            rest = b""
+            for block in blocks:
+                size += len(block)
+                data = rest + block if rest else block
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    rows += _transform_batch(data[:cut], memos, writer.write)
+            if rest:
+                raise CopyFailedError(f"copying {task.label}: the source stream ended mid-row")
+    if rows != dst_cur.rowcount:
+        raise CopyFailedError(f"copying {task.label}: read {rows} rows but the target took "
+                              f"{dst_cur.rowcount}")
+    return rows, size
 
 
-def _transform_stream(reader: Any, write: Callable[[bytes], None], key: bytes,
-                      task: CopyTask) -> int:
-    plan: list[tuple[int, ValueTransform | None, FieldRule]] = [
-        (f.index, build_transform(f.rule, f.column, key), f) for f in task.fields
-    ]
-    active = [(i, fn, f) for i, fn, f in plan if fn is not None]
-    size = 0
-    batch: list[bytes] = []
-    for chunk in reader:  # text COPY: libpq hands over one line per chunk
-        line = bytes(chunk)
-        size += len(line)
-        fields = line[:-1].split(b"\t")
-        for index, fn, field_rule in active:
-            raw = fields[index]
-            if raw == _NULL:
-                continue
-            try:
-                out = fn(_decode(raw))
-            except Exception as e:  # the value itself must never reach the message
-                raise CopyFailedError(
-                    f"{task.table}.{field_rule.column.name}: transformer "
-                    f"{field_rule.rule.transform!r} failed on a value in {task.label} "
-                    f"(value withheld): {type(e).__name__}") from None
-            fields[index] = _NULL if out is None else _encode(out)
-        batch.append(b"\t".join(fields))
-        if len(batch) >= _BATCH_ROWS:
-            write(b"\n".join(batch) + b"\n")
-            batch.clear()
-    if batch:
-        write(b"\n".join(batch) + b"\n")
-    return size
+class _FieldMemo(dict[bytes, bytes]):
+    """COPY-escaped value -> transformed COPY-escaped value. A dict with ``__missing__`` so a
+    repeated value (names, cities, dates) costs one C-level lookup; cleared when full so memory
+    stays flat whatever the table size."""
+
+    LIMIT = 65_536
+
+    def __init__(self, fn: ValueTransform, table: str, field_rule: FieldRule, label: str):
+        super().__init__({_NULL: _NULL})
+        self.fn, self.table, self.field_rule, self.label = fn, table, field_rule, label
+
+    def __missing__(self, raw: bytes) -> bytes:
+        try:
+            out = self.fn(_decode(raw))
+        except Exception as e:  # the value itself must never reach the message
+            raise CopyFailedError(
+                f"{self.table}.{self.field_rule.column.name}: transformer "
+                f"{self.field_rule.rule.transform!r} failed on a value in {self.label} "
+                f"(value withheld): {type(e).__name__}") from None
+        if len(self) >= self.LIMIT:
+            self.clear()
+            self[_NULL] = _NULL
+        encoded = self[raw] = _NULL if out is None else _encode(out)
+        return encoded
+
+
+def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
+    memos: list[tuple[int, _FieldMemo]] = []
+    for f in task.fields:
+        fn = build_transform(f.rule, f.column, key)
+        if fn is not None:
+            memos.append((f.index, _FieldMemo(fn, task.table, f, task.label)))
+    return memos
+
+
+def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
+                     write: Callable[[bytes], None]) -> int:
+    """Column-wise over complete lines: split, map covered columns, join (C-level loops)."""
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline
+    columns = list(zip(*[line.split(b"\t") for line in lines], strict=True))
+    for index, memo in memos:
+        columns[index] = tuple(map(memo.__getitem__, columns[index]))
+    write(b"\n".join(map(b"\t".join, zip(*columns, strict=True))) + b"\n")
+    return len(lines)
 
 
 def _decode(raw: bytes) -> str:

@@ -38,6 +38,8 @@ ACCEPTED_TYPES: dict[str, frozenset[str]] = {
 NOT_UNIQUE_SAFE = frozenset({"phone", "first_name", "last_name", "full_name", "address", "city",
                              "credit_card", "ip", "date_of_birth", "text", "keep_first_char",
                              "mask", "partial", "redact", "noise", "regex_replace", "scrub"})
+_NON_DIGITS = re.compile(r"\D")
+_DROP_PUNCTUATION = {c: None for c in range(128) if not chr(c).isdigit()}
 _INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
 _PII_PATTERNS = {
     "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
@@ -104,22 +106,6 @@ class Keyed:
         return outer.digest()
 
 
-def _cached(fn: ValueTransform, limit: int = 50_000) -> ValueTransform:
-    """Memoise low-cardinality columns (names, cities); bounded so memory stays flat."""
-    cache: dict[str, str | None] = {}
-
-    def cached(value: str) -> str | None:
-        try:
-            return cache[value]
-        except KeyError:
-            if len(cache) >= limit:
-                cache.clear()
-            out = cache[value] = fn(value)
-            return out
-
-    return cached
-
-
 def _fit_length(fn: ValueTransform, max_length: int | None) -> ValueTransform:
     if max_length is None:
         return fn
@@ -138,8 +124,7 @@ def build_transform(rule: ColumnRule, column: Column, key: bytes) -> ValueTransf
         constant = rule.value if rule.value is not None else (
             "{}" if type_class(column) == "json" else "REDACTED")
         return lambda v: constant
-    fn = _value_function(rule, column, key)
-    return _cached(_fit_length(fn, column.max_length))
+    return _fit_length(_value_function(rule, column, key), column.max_length)
 
 
 def _value_function(rule: ColumnRule, column: Column, key: bytes) -> ValueTransform:
@@ -175,7 +160,7 @@ def fake_function(kind: str, key: bytes) -> ValueTransform:
     if kind == "email":
         return lambda v: fakes.email(keyed.digest(v.strip().lower()))
     if kind == "phone":
-        return lambda v: fakes.phone(keyed.digest(re.sub(r"\D", "", v)))
+        return lambda v: fakes.phone(keyed.digest(_digits(v)))
     if kind == "ip":
         return lambda v: fakes.ip_address(keyed.digest(v), ":" in v)
     if kind == "text":
@@ -188,6 +173,11 @@ def fake_function(kind: str, key: bytes) -> ValueTransform:
     if kind == "null":
         return lambda v: None
     return lambda v: "REDACTED"
+
+
+def _digits(value: str) -> str:
+    """Phone numbers compare by digits: '+1 (415) 555-0100' and '14155550100' fake alike."""
+    return value.translate(_DROP_PUNCTUATION) if value.isascii() else _NON_DIGITS.sub("", value)
 
 
 def scrub_function(key: bytes) -> ValueTransform:
