@@ -229,7 +229,8 @@ class KubernetesSecretInput(ActionInput):
 class KubernetesSecretOutput(ActionOutput):
     namespace: str
     secretName: str | None = None
-    keys: list[str] = Field(default_factory=list)
+    # not "keys": Prefect turns outputs into dicts, and dict() calls a model's keys()
+    secretKeys: list[str] = Field(default_factory=list)
     delivered: bool = False
     created: bool = False
     namespaceCreated: bool = False
@@ -274,7 +275,7 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
                         "created" if delivery.created else "replaced", delivery.namespace,
                         delivery.name, ", ".join(delivery.keys))
         return KubernetesSecretOutput(
-            namespace=delivery.namespace, secretName=delivery.name, keys=delivery.keys,
+            namespace=delivery.namespace, secretName=delivery.name, secretKeys=delivery.keys,
             delivered=True, created=delivery.created,
             namespaceCreated=delivery.namespace_created,
             resourceVersion=delivery.resource_version)
@@ -287,14 +288,14 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
                         plan.direct_secret_name, ", ".join(sorted(plan.direct_variables)))
         return KubernetesSecretOutput(namespace=plan.namespace,
                                       secretName=plan.direct_secret_name,
-                                      keys=sorted(plan.direct_variables))
+                                      secretKeys=sorted(plan.direct_variables))
 
     def rollback(self, ctx: ActionContext, params: KubernetesSecretInput,
                  output: KubernetesSecretOutput) -> None:
         if not output.delivered or output.secretName is None:
             return
         delivery = _deliveries.pop((ctx.run_id, ctx.step_id), None) or SecretDelivery(
-            output.namespace, output.secretName, output.keys, output.created,
+            output.namespace, output.secretName, output.secretKeys, output.created,
             output.namespaceCreated)
         if not delivery.created and delivery.previous_data is None:
             ctx.logger.warning("Secret %s/%s was replaced in another process; its previous "

@@ -243,3 +243,47 @@ def test_secret_reference_in_a_git_bound_field_is_refused(world: World) -> None:
     assert world.branch_files() == [] and not namespace_exists(world.cluster, name)
     if world.vault.standin is not None:  # refused before Vault was asked anything
         assert len(world.vault.standin.state.requests) == requests_before
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_through_prefect_no_value_in_logs_parameters_results_or_states(
+    world: World, prefect_server: None
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogHandler
+
+    from flows.run_template import run_template
+
+    texts: list[str] = []
+    for fail in (False, True):
+        name = f"pr-{uuid.uuid4().hex[:6]}"
+        state = run_template(template=str(world.template_dir),
+                             parameters={"name": name, "fail": fail}, environment=name,
+                             return_state=True)
+        assert state.is_failed() is fail
+        if not fail:
+            assert secret_in_cluster(world.cluster, name, f"{name}-secrets")["DB_PASSWORD"] == (
+                DB_PASSWORD)
+            texts.append(json.dumps(state.result()))
+        else:
+            assert not namespace_exists(world.cluster, name)  # rolled back
+        APILogHandler().flush()
+        flow_run_id = state.state_details.flow_run_id
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            flow_run = client.read_flow_run(flow_run_id)
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_run_id])))
+        log_text = "\n".join(entry.message for entry in logs)
+        assert f"{name}-secrets" in log_text  # the task runs' logs did arrive
+        texts += [log_text, json.dumps(flow_run.parameters), str(state.message),
+                  json.dumps([str(t.state.message if t.state else "") for t in task_runs])]
+    assert_nowhere(*texts, world.git_objects())
