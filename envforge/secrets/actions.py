@@ -204,6 +204,7 @@ class VaultSecrets(Action[VaultSecretsInput, VaultSecretsOutput]):
         plan = self._prepare(ctx, params)
         files = write_git_manifests(plan, resolve_inside(ctx.workspace, params.targetPath,
                                                          "workspace"))
+        remember_run(ctx.run_id, ctx.step_id, FetchedSecrets(plan))  # the plan, no values
         ctx.logger.info("dry run: would fetch %d secret variable(s) from Vault",
                         len(plan.direct_variables))
         return self._output(ctx, plan, files, 0)
