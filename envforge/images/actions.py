@@ -7,6 +7,7 @@ image; a cached image was not made by this run and is never deleted.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,8 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
                     safe_relative(value, "repository")
                 except EnvforgeError as e:
                     problems.append(f"{name}: {e}")
-        if params.registryBlock is None and params.registry is None:
+        if params.registryBlock is None and params.registry is None \
+                and not os.environ.get("ENVFORGE_REGISTRY"):
             problems.append("neither registryBlock nor registry is set: the image goes to "
                             "ENVFORGE_REGISTRY, which must then be set on the worker")
         return problems

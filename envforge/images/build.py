@@ -21,6 +21,7 @@ from envforge.images.dockerfile import STACKS_DIR, plan_dockerfile
 from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess, RegistryClient
 from envforge.images.source import GitSourceCache
+from envforge.paths import resolve_inside
 from envforge.publishing import redact_url
 
 APP_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
@@ -122,7 +123,8 @@ def build_image(
     work = sources.root / "worktrees"
     if getattr(builder, "needs_checkout", True):
         with sources.worktree(source, work) as checkout:
-            context_dir = checkout / spec.context if spec.context not in ("", ".") else checkout
+            # resolve_inside: a symlink in the repository must not make the host the context
+            context_dir = resolve_inside(checkout, spec.context, "repository")
             result = builder.build_and_push(_with_context(request, context_dir), logger)
     else:
         result = builder.build_and_push(request, logger)

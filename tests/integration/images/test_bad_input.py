@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from envforge.cli import main
 from envforge.errors import (
     ImageBuildFailedError,
+    PathEscapeError,
     RefNotFoundError,
     RegistryAuthError,
     RegistryUnreachableError,
@@ -20,9 +21,12 @@ from envforge.errors import (
 )
 from envforge.images.build import ImageBuildSpec, build_image
 from envforge.images.builders import BuildahBuilder, BuildRequest, BuildResult, ImageBuilder, Logger
+from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess
 from envforge.images.source import GitSourceCache
+from tests.helpers import git
 from tests.integration.images.conftest import PASSWORD, USER, Registry, free_port
+from tests.integration.images.git_http import GitHTTPServer
 
 log = logging.getLogger("test.images")
 
@@ -71,6 +75,21 @@ def test_unknown_stack_and_undetectable_stack(make_repo: Callable[..., Path],
         _build(ImageBuildSpec(repo_url=bare.as_uri(), ref="main", app="odd"),
                registry.access, tmp_path)
     assert registry.tags("odd") == []
+
+
+def test_context_symlink_leading_out_of_the_repository(
+    make_repo: Callable[..., Path], registry: Registry, tmp_path: Path,
+) -> None:
+    bare = make_repo({"Dockerfile": "FROM scratch\nCOPY . /\n"})
+    work = bare.parent / "app-work"
+    (work / "web").symlink_to("/etc")
+    git("add", "-A", cwd=work)
+    git("commit", "--quiet", "-m", "sneaky context", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    with pytest.raises(PathEscapeError, match="'web' escapes the repository"):
+        _build(ImageBuildSpec(repo_url=bare.as_uri(), ref="main", app="sneaky",
+                              dockerfile="Dockerfile", context="web"), registry.access, tmp_path)
+    assert registry.tags("sneaky") == []
 
 
 def test_registry_unreachable(make_repo: Callable[..., Path], tmp_path: Path) -> None:
@@ -122,3 +141,28 @@ def test_cli_reports_a_bad_ref_as_one_line(make_repo: Callable[..., Path], regis
                  registry.access.address, "--insecure"])
     err = capsys.readouterr().err
     assert code == 1 and "error: repository" in err and "'nope'" in err
+
+
+def test_private_repository_over_http_with_git_credentials(
+    make_repo: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    bare = make_repo({"index.html": "private\n"}, name="private")
+    server = GitHTTPServer(bare.parent, "ci-bot", "tok-right-123").start()
+    try:
+        url = server.url(bare.name)
+        cache = GitSourceCache(tmp_path / "sources")
+        good = GitAuth(username="ci-bot", token=SecretStr("tok-right-123"))
+        with caplog.at_level(logging.DEBUG):
+            resolved = cache.resolve(url, "main", good)
+            assert resolved.commit == git("--git-dir", str(bare), "rev-parse", "main")
+            assert cache.resolve(url, "main", good).commit == resolved.commit  # fetch too
+        assert "tok-right-123" not in caplog.text
+        config = (resolved.mirror / "config").read_text()
+        assert "tok-right-123" not in config and "ci-bot" not in config
+        for auth in (None, GitAuth(username="ci-bot", token=SecretStr("tok-wrong-456"))):
+            other = GitSourceCache(tmp_path / f"other-{auth is None}")
+            with pytest.raises(SourceUnreachableError, match="cannot clone") as caught:
+                other.resolve(url, "main", auth)
+            assert "tok-wrong-456" not in str(caught.value)
+    finally:
+        server.shutdown()

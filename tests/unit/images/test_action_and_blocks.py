@@ -29,7 +29,9 @@ def test_input_defaults_and_validation() -> None:
         ImageBuildInput.model_validate({"repoUrl": "x", "unknownField": 1})
 
 
-def test_check_reports_static_problems(tmp_path: Path) -> None:
+def test_check_reports_static_problems(tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVFORGE_REGISTRY", raising=False)
     problems = ImageBuild().check(
         ImageBuildInput(repoUrl="x", stack="cobol", context="../up"), tmp_path)
     assert any("unknown stack 'cobol'" in p for p in problems)
