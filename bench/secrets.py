@@ -1,0 +1,158 @@
+"""Benchmark: the costs secrets add to a run, each measured side by side in one process.
+
+    .venv/bin/python bench/secrets.py --reps 5 --write-docs
+
+1. Log redaction: formatting N log records with the redacting record factory installed and
+   200 registered values, against the plain factory (same records, same handler).
+2. Vault reads: fetching 50 secret references spread over 10 paths through the Vault stand-in
+   (HTTP on 127.0.0.1) with envforge's one-read-per-path reader, against one read per reference.
+3. Variable resolution: resolving 1,000 variables (chains of ${{ vars.X }} references, 100
+   secret references) for one environment.
+
+Every loop is bounded; the stand-in listens on 127.0.0.1 and stops at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import hvac  # noqa: E402
+
+from envforge.secrets import redaction  # noqa: E402
+from envforge.secrets.redaction import SecretRedactor  # noqa: E402
+from envforge.secrets.references import parse_reference  # noqa: E402
+from envforge.secrets.variables import VariableSources, resolve_variables  # noqa: E402
+from envforge.secrets.vault import VaultSecretReader  # noqa: E402
+from tests.standins.vault import start_vault_standin  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- secrets:start -->", "<!-- secrets:end -->"
+
+
+def median_seconds(fn: Callable[[], object], reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def log_records(logger: logging.Logger, count: int) -> None:
+    for i in range(count):
+        logger.info("step %s finished: %d file(s) written to %s", "publish", i,
+                    "environments/pr-42/manifests")
+
+
+def bench_redaction(reps: int, records: int) -> tuple[float, float]:
+    logger = logging.getLogger("bench.secrets")
+    logger.propagate = False
+    handler = logging.StreamHandler(io.StringIO())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    plain_factory = logging.getLogRecordFactory()
+    plain = median_seconds(lambda: log_records(logger, records), reps)
+    redaction.install(logger_names=())
+    redaction.default_redactor().register_all(f"secret-value-{i:04d}-xyz" for i in range(200))
+    masked = median_seconds(lambda: log_records(logger, records), reps)
+    assert "secret-value" not in redaction.scrub("secret-value-0007-xyz")
+    logging.setLogRecordFactory(plain_factory)
+    redaction.default_redactor().forget_all()
+    return plain, masked
+
+
+def bench_vault(reps: int) -> tuple[float, float, int, int]:
+    standin = start_vault_standin()
+    try:
+        for p in range(10):
+            standin.state.put_secret("kv", f"bench/app{p}", {f"k{k}": f"v{p}-{k}"
+                                                             for k in range(5)})
+        refs = [parse_reference(f"vault:kv/bench/app{p}#k{k}") for p in range(10)
+                for k in range(5)]
+        def once_per_path() -> int:
+            reader = VaultSecretReader(hvac.Client(url=standin.url, token=standin.root_token),
+                                       standin.url, redactor=SecretRedactor())
+            reader.read_all(refs)
+            return reader.reads
+
+        def once_per_reference() -> int:
+            reader = VaultSecretReader(hvac.Client(url=standin.url, token=standin.root_token),
+                                       standin.url, redactor=SecretRedactor())
+            for ref in refs:
+                reader.read(ref)
+                reader.forget()  # what a reader without the per-path cache would do
+            return reader.reads
+
+        cached = median_seconds(once_per_path, reps)
+        naive = median_seconds(once_per_reference, reps)
+        return cached, naive, once_per_path(), once_per_reference()
+    finally:
+        standin.stop()
+
+
+def bench_variables(reps: int) -> float:
+    template: dict[str, str] = {}
+    for i in range(1000):
+        if i % 10 == 0:
+            template[f"V{i}"] = f"vault:kv/app/p{i}#key"
+        else:
+            template[f"V{i}"] = f"x-${{{{ vars.V{i - 1} }}}}"
+    sources = VariableSources(template=template, environment_name="pr-1")
+    return median_seconds(lambda: resolve_variables(sources), reps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    reps, records = max(1, min(args.reps, 50)), max(1000, min(args.records, 200000))
+    plain, masked = bench_redaction(reps, records)
+    cached, naive, cached_reads, naive_reads = bench_vault(reps)
+    resolve = bench_variables(reps)
+    lines = [
+        START,
+        "## Secrets (`bench/secrets.py`)",
+        "",
+        f"Command: `.venv/bin/python bench/secrets.py --reps {reps} --records {records}"
+        + (" --write-docs`" if args.write_docs else "`")
+        + f"; medians of {reps} runs, one process.",
+        "",
+        "| measurement | A | B | B / A |",
+        "|---|---|---|---|",
+        f"| {records} log records: plain (A) vs redacting factory, 200 values (B) | "
+        f"{plain * 1e6 / records:.1f} µs/record | {masked * 1e6 / records:.1f} µs/record | "
+        f"{masked / plain:.2f} |",
+        f"| 50 references on 10 Vault paths: one read per path (A, {cached_reads} reads) vs "
+        f"per reference (B, {naive_reads} reads) | {cached * 1000:.1f} ms | "
+        f"{naive * 1000:.1f} ms | {naive / cached:.2f} |",
+        f"| resolve 1,000 variables (chained references, 100 secret) | {resolve * 1000:.1f} ms "
+        "| | |",
+        "",
+        END,
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if args.write_docs:
+        text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+        if START in text and END in text:
+            before, rest = text.split(START, 1)
+            text = before + report + rest.split(END, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + report + "\n"
+        DOCS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
