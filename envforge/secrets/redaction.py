@@ -70,7 +70,10 @@ class SecretRedactor(logging.Filter):
         """Rewrite the record so its message, arguments and traceback text hold no value."""
         if self._pattern is None:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: logging reports it later, as it would
+            return True
         scrubbed = self.scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, ()

@@ -62,3 +62,11 @@ def test_installed_default_masks_records_of_any_logger(caplog: pytest.LogCapture
         assert redaction.scrub("x value-from-vault-42") == f"x {MASK}"
     finally:
         redaction.default_redactor().forget_all()
+
+
+def test_a_broken_format_string_is_left_for_logging_to_report() -> None:
+    redactor = SecretRedactor()
+    redactor.register("some-secret-1")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d items", ("many",), None)
+    assert redactor.filter(record) is True
+    assert record.msg == "%d items" and record.args == ("many",)
