@@ -16,6 +16,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.actions.publish_git",
     "envforge.images.actions",
     "envforge.secrets.actions",
+    "envforge.gitops.actions",
 )
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.deploy",
     "envforge.cli.images",
     "envforge.cli.vars",
+    "envforge.cli.env",
 )
 
 

@@ -1,0 +1,210 @@
+"""`envforge env …`: environments in the GitOps repository (create, list, show, update,
+extend, destroy). create and update run the template through the runner with the environment's
+name, type, namespace and host, and its publish:gitops step commits the result."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from envforge.cli.common import catalog, parse_values
+from envforge.errors import EnvironmentExistsError, TemplateError
+from envforge.gitops.naming import check_environment_name, environment_host
+from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
+from envforge.gitops.repository import open_store
+from envforge.gitops.settings import load_gitops_settings
+from envforge.gitops.ttl import checked_ttl, format_duration
+from envforge.runner import TemplateRun
+from envforge.templating.model import Template
+from envforge.templating.parameters import pages
+
+
+def add_commands(subparsers: Any) -> None:
+    env = subparsers.add_parser("env", help="environments in the GitOps repository")
+    sub = env.add_subparsers(dest="env_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("create", help="create an environment from a template")
+    p.add_argument("name")
+    p.add_argument("--template", required=True, metavar="NAME|PATH")
+    _value_options(p)
+    p.add_argument("--ttl", help="time to live, e.g. 48h or 3d (default ENVFORGE_DEFAULT_TTL)")
+    p.add_argument("--type", choices=["preview", "development", "staging"], default="preview")
+    p.add_argument("--owner", help="owner, e.g. group:platform (default: parameter owner or "
+                   "the current user)")
+    p.add_argument("--repository", help="source repository of the code")
+    p.add_argument("--branch", help="source branch")
+    p.add_argument("--pull-request", type=int, help="source pull request number")
+    p.add_argument("--commit", help="source commit")
+    p.add_argument("--isolation", choices=["namespace", "vcluster", "cluster"],
+                   default="namespace")
+    p.add_argument("--cluster", help="--isolation cluster: Argo CD destination (name or URL)")
+    p.set_defaults(handler=create_command)
+
+    p = sub.add_parser("list", help="list environments")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.set_defaults(handler=list_command)
+
+    p = sub.add_parser("show", help="show one environment's record")
+    p.add_argument("name")
+    p.add_argument("--output", choices=["yaml", "json"], default="yaml")
+    p.set_defaults(handler=show_command)
+
+    p = sub.add_parser("update", help="re-render an environment with changed parameters")
+    p.add_argument("name")
+    _value_options(p)
+    p.set_defaults(handler=update_command)
+
+    p = sub.add_parser("extend", help="push an environment's expiry out")
+    p.add_argument("name")
+    p.add_argument("--ttl", required=True, help="new time to live from now, e.g. 24h")
+    p.set_defaults(handler=extend_command)
+
+    p = sub.add_parser("destroy", help="remove an environment (Argo CD prunes the rest)")
+    p.add_argument("name")
+    p.set_defaults(handler=destroy_command)
+
+
+def _value_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="a parameter value (repeatable; dotted keys nest)")
+    p.add_argument("--values", type=Path, metavar="FILE", help="YAML file of parameter values")
+
+
+def _has_gitops_step(template: Template) -> None:
+    if not any(step.action == "publish:gitops" for step in template.spec.steps):
+        raise TemplateError(
+            f"template {template.name!r} has no publish:gitops step, so it cannot make an "
+            "environment; add one (see docs/gitops.md)")
+
+
+def _run_template(template: Template, values: dict[str, Any],
+                  environment: dict[str, Any]) -> dict[str, Any]:
+    """Run every step inline through the runner; returns the publish:gitops step's output."""
+    run = TemplateRun(template, values, environment=environment)
+    # Output links that name the template's publish:git step cannot render here (that step
+    # is skipped for environments); the command prints the environment's own result instead.
+    runner_log = logging.getLogger("envforge.runner")
+    level = runner_log.level
+    runner_log.setLevel(logging.ERROR)
+    try:
+        run.run()
+    finally:
+        runner_log.setLevel(level)
+        run.close()
+    for step in template.spec.steps:
+        if step.action == "publish:gitops" and step.id in run.outputs:
+            return run.outputs[step.id]
+    raise TemplateError(f"template {template.name!r}: its publish:gitops step did not run "
+                        "(check its 'if')")
+
+
+def create_command(args: argparse.Namespace) -> int:
+    settings = load_gitops_settings()
+    name = check_environment_name(args.name)
+    ttl = args.ttl or settings.default_ttl
+    checked_ttl(ttl, settings.max_ttl_seconds)
+    template = catalog().load(args.template)
+    _has_gitops_step(template)
+    values = parse_values(template, args.assignments, args.values)
+    if "name" not in values and any("name" in (page.get("properties") or {})
+                                    for page in pages(template)):
+        values["name"] = name  # the usual case: the service is named after the environment
+    with open_store() as store:
+        if store.find(name) is not None:  # fail fast; the commit checks again under the lock
+            raise EnvironmentExistsError(f"environment {name!r} already exists: pick another "
+                                         "name, or use 'envforge env update'")
+    source = Source(repository=args.repository, branch=args.branch,
+                    pullRequest=args.pull_request, commit=args.commit)
+    environment = {
+        "name": name, "type": args.type, "namespace": name, "mode": "create", "ttl": ttl,
+        "host": environment_host(name, settings.wildcard_domain),
+        "owner": args.owner or values.get("owner") or getpass.getuser(),
+        "source": source.model_dump(exclude_none=True),
+        "isolation": Isolation(mode=args.isolation, cluster=args.cluster).model_dump(),
+    }
+    output = _run_template(template, values, environment)
+    print(f"created environment {name}: {output['url']} (commit {output['commitHash']})")
+    return 0
+
+
+def update_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        record = store.get(args.name, "update")
+    template = catalog().load(record.spec.template)
+    _has_gitops_step(template)
+    values = {**record.spec.parameters, **parse_values(template, args.assignments, args.values)}
+    environment = {"name": record.name, "type": record.spec.type, "mode": "update",
+                   "namespace": record.status.namespace, "host": record.status.host,
+                   "owner": record.spec.owner}
+    output = _run_template(template, values, environment)
+    if output.get("commitHash"):
+        print(f"updated environment {record.name} (commit {output['commitHash']})")
+    else:
+        print(f"environment {record.name} is unchanged; nothing committed")
+    return 0
+
+
+def extend_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        result = store.extend(args.name, args.ttl, _run_id())
+    assert result.record is not None
+    print(f"environment {args.name} now expires at {result.record.status.expiresAt.isoformat()}"
+          + ("" if result.commit else " (unchanged; nothing committed)"))
+    return 0
+
+
+def destroy_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        result = store.destroy(args.name, _run_id())
+    print(f"destroyed environment {args.name} (commit {result.commit}); Argo CD prunes its "
+          "objects")
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        records = store.list()
+    rows = [_summary(r) for r in records]
+    if args.output == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no environments")
+        return 0
+    headers = ["name", "template", "owner", "age", "expires", "url"]
+    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row in rows:
+        print("  ".join(str(row[h]).ljust(w) for h, w in zip(headers, widths, strict=True)))
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        record = store.get(args.name)
+    if args.output == "json":
+        print(json.dumps(record.model_dump(mode="json", exclude_none=True), indent=2))
+    else:
+        print(record.to_yaml(), end="")
+    return 0
+
+
+def _summary(record: EnvironmentRecord) -> dict[str, Any]:
+    now = utc_now()
+    left = (record.status.expiresAt - now).total_seconds()
+    return {
+        "name": record.name, "template": record.spec.template, "type": record.spec.type,
+        "owner": record.spec.owner,
+        "age": format_duration((now - record.status.createdAt).total_seconds()),
+        "expires": f"in {format_duration(left)}" if left > 0 else "expired",
+        "expiresAt": record.status.expiresAt.isoformat(), "url": record.status.url,
+    }
+
+
+def _run_id() -> str:
+    return os.environ.get("ENVFORGE_RUN_ID") or f"cli-{os.getpid()}"

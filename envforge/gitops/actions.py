@@ -1,0 +1,164 @@
+"""publish:gitops: write the run's environment into the GitOps repository for Argo CD.
+
+The template's manifests (a workspace directory, usually what ``fetch:template`` rendered)
+become ``environments/<name>/manifests/`` next to the platform's isolation objects, the
+Environment record and ``argocd/<name>.yaml``; all are validated before one commit is pushed.
+Name, type, host, owner and TTL come from the run's ``environment`` (set by ``envforge env``)
+unless the step gives them. Rollback takes the commit back (drop if still head, else revert).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.errors import ActionError
+from envforge.gitops.record import (
+    EnvironmentRecord,
+    EnvironmentSpec,
+    EnvironmentType,
+    Isolation,
+    Source,
+    public_parameters,
+)
+from envforge.gitops.repository import open_store
+from envforge.gitops.store import ChangeResult, EnvironmentStore
+from envforge.paths import resolve_inside
+
+Mode = Literal["create", "update", "upsert"]
+
+
+class PublishGitOpsInput(ActionInput):
+    manifestsPath: str = Field("manifests", description="Workspace directory of the manifests.")
+    name: str | None = Field(None, description="Environment name; default environment.name.")
+    mode: Mode | None = Field(None, description="create, update or upsert (default: "
+                              "environment.mode, else upsert).")
+    type: EnvironmentType | None = Field(None, description="preview, development or staging.")
+    owner: str | None = Field(None, description="Owner (group:<name> gets the RBAC role).")
+    ttl: str | None = Field(None, description="Time to live such as 48h or 3d.")
+    parameters: dict[str, Any] = Field(default_factory=dict,
+                                       description="Parameters to record (no secret values).")
+    source: Source | None = Field(None, description="repository, branch, pullRequest, commit.")
+    isolation: Isolation | None = Field(None, description="namespace, vcluster or cluster.")
+    repoUrl: str | None = Field(None, description="GitOps repository; default: configured.")
+    branch: str | None = Field(None, description="Branch; default: configured.")
+
+
+class PublishGitOpsOutput(ActionOutput):
+    name: str
+    url: str = Field(description="Where the environment is reachable.")
+    namespace: str
+    commitHash: str | None = Field(None, description="The commit; null when nothing changed.")
+    change: str = Field(description="create or update")
+    filesChanged: int = 0
+
+
+class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
+    id = "publish:gitops"
+    description = ("Render the environment (manifests, isolation, Argo CD Application and "
+                   "Environment record), validate it and commit it to the GitOps repository.")
+    input_model = PublishGitOpsInput
+    output_model = PublishGitOpsOutput
+    supports_dry_run = True
+    retries = 2
+    examples = [{
+        "id": "environment",
+        "name": "Publish the environment",
+        "action": "publish:gitops",
+        "if": "${{ environment.name is defined }}",
+        "input": {"manifestsPath": "service/manifests", "parameters": "${{ parameters }}"},
+    }]
+
+    def run(self, ctx: ActionContext, params: PublishGitOpsInput) -> PublishGitOpsOutput:
+        return self._publish(ctx, params, commit=True)
+
+    def dry_run(self, ctx: ActionContext, params: PublishGitOpsInput) -> PublishGitOpsOutput:
+        return self._publish(ctx, params, commit=False)
+
+    def rollback(self, ctx: ActionContext, params: PublishGitOpsInput,
+                 output: PublishGitOpsOutput) -> None:
+        if not output.commitHash:
+            return
+        with open_store(params.repoUrl, params.branch) as store:
+            how = store.undo(output.commitHash, ctx.run_id)
+        ctx.logger.info("rolled back environment %s commit %s (%s)", output.name,
+                        output.commitHash[:12], how)
+
+    def _publish(self, ctx: ActionContext, params: PublishGitOpsInput,
+                 commit: bool) -> PublishGitOpsOutput:
+        env = dict(ctx.environment)
+        name = params.name or env.get("name")
+        if not name:
+            raise ActionError(f"step {ctx.step_id!r}: publish:gitops needs an environment "
+                              "name: run it through 'envforge env create', or give input.name")
+        manifests = resolve_inside(ctx.workspace, params.manifestsPath, "workspace")
+        if not manifests.is_dir():
+            raise ActionError(f"step {ctx.step_id!r}: manifestsPath {params.manifestsPath!r} "
+                              "is not a directory of the workspace (did a fetch step render it?)")
+        recorded, dropped = public_parameters(params.parameters)
+        if dropped:
+            ctx.logger.warning("not recorded in Git (look like credentials): %s",
+                               ", ".join(dropped))
+        mode = params.mode or env.get("mode") or "upsert"
+        with open_store(params.repoUrl, params.branch) as store:
+            current = store.find(str(name)) if mode != "create" else None
+            if current is None and mode == "update":
+                store.get(str(name), "update")  # raises the not-found error
+            if current is None:
+                result = self._create(ctx, params, store, str(name), env, recorded, commit)
+            else:
+                result = self._update(ctx, params, store, current, recorded, commit)
+        record = result.record
+        assert record is not None
+        if result.commit:
+            ctx.logger.info("environment %s: %s committed %s (%d file(s)); url %s", name,
+                            result.action, result.commit[:12], result.files_changed,
+                            record.status.url)
+        else:
+            ctx.logger.info("environment %s: nothing changed%s", name,
+                            "" if commit else " (dry run: rendered and validated only)")
+        return PublishGitOpsOutput(name=record.name, url=record.status.url,
+                                   namespace=record.status.namespace, commitHash=result.commit,
+                                   change=result.action, filesChanged=result.files_changed)
+
+    def _create(self, ctx: ActionContext, params: PublishGitOpsInput, store: EnvironmentStore,
+                name: str, env: dict[str, Any], recorded: dict[str, Any],
+                commit: bool) -> ChangeResult:
+        spec = EnvironmentSpec(
+            template=ctx.template_name,
+            type=params.type or env.get("type") or "preview",
+            owner=params.owner or env.get("owner") or str(recorded.get("owner") or "unknown"),
+            parameters=recorded,
+            source=params.source or Source.model_validate(env.get("source") or {}),
+            isolation=params.isolation or Isolation.model_validate(env.get("isolation") or {}),
+        )
+        record = store.new_record(name, spec, params.ttl or env.get("ttl"), ctx.run_id,
+                                  host=env.get("host"))
+        manifests = resolve_inside(ctx.workspace, params.manifestsPath, "workspace")
+        if not commit:
+            store.render(record, manifests)
+            return ChangeResult(name, "create", None, 0, record)
+        return store.create(record, manifests, ctx.run_id)
+
+    def _update(self, ctx: ActionContext, params: PublishGitOpsInput, store: EnvironmentStore,
+                current: EnvironmentRecord, recorded: dict[str, Any],
+                commit: bool) -> ChangeResult:
+        def change(record: EnvironmentRecord) -> EnvironmentRecord:
+            spec = record.spec.model_copy(update={
+                "template": ctx.template_name, "parameters": recorded,
+                **({"source": params.source} if params.source else {}),
+                **({"isolation": params.isolation} if params.isolation else {}),
+                **({"type": params.type} if params.type else {}),
+                **({"owner": params.owner} if params.owner else {})})
+            return record.model_copy(update={"spec": spec})
+
+        manifests = resolve_inside(ctx.workspace, params.manifestsPath, "workspace")
+        if not commit:
+            store.render(change(current), manifests)
+            return ChangeResult(current.name, "update", None, 0, change(current))
+        return store.update(current.name, change, manifests, ctx.run_id)
+
+
+ACTIONS: list[type[Action[Any, Any]]] = [PublishGitOps]

@@ -1,0 +1,120 @@
+"""The Environment record: ``environments/<name>/environment.yaml`` in the GitOps repository.
+
+In the spirit of a platform API object (apiVersion/kind/metadata/spec/status): what was asked
+for (template, type, owner, parameters, source, isolation) and what envforge made of it (when
+it was created and last deployed, when it expires, where it is reachable). Parameters never
+hold secret values: keys that look like credentials are left out before a record is made.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from envforge.errors import GitOpsError
+
+API_VERSION: Literal["envforge.dev/v1alpha1"] = "envforge.dev/v1alpha1"
+KIND: Literal["Environment"] = "Environment"
+EnvironmentType = Literal["preview", "development", "staging"]
+IsolationMode = Literal["namespace", "vcluster", "cluster"]
+_SECRET_LOOKING_KEY = re.compile(
+    r"(passw(or)?d|passwd|secret|token|api[-_]?key|private[-_]?key|credential)", re.I)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Source(_Strict):
+    """Where the environment's code comes from."""
+
+    repository: str | None = None
+    branch: str | None = None
+    pullRequest: int | None = None
+    commit: str | None = None
+
+
+class Isolation(_Strict):
+    """Logical isolation in a namespace, or physical: a vcluster or another cluster."""
+
+    mode: IsolationMode = "namespace"
+    cluster: str | None = Field(
+        None, description="mode cluster: Argo CD destination (cluster name or https:// URL)")
+
+
+class Metadata(_Strict):
+    name: str
+
+
+class EnvironmentSpec(_Strict):
+    template: str
+    type: EnvironmentType = "preview"
+    owner: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    source: Source = Field(default_factory=Source)
+    isolation: Isolation = Field(default_factory=Isolation)
+
+
+class EnvironmentStatus(_Strict):
+    namespace: str
+    host: str
+    url: str
+    createdAt: datetime
+    expiresAt: datetime
+    lastDeployedAt: datetime
+    lastRun: str | None = None
+
+
+class EnvironmentRecord(_Strict):
+    apiVersion: Literal["envforge.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Environment"] = KIND
+    metadata: Metadata
+    spec: EnvironmentSpec
+    status: EnvironmentStatus
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, where: str) -> EnvironmentRecord:
+        try:
+            return cls.model_validate(yaml.safe_load(text))
+        except (yaml.YAMLError, ValidationError) as e:
+            raise GitOpsError(f"{where}: not a valid Environment record ({e}); fix or remove "
+                              "it in the GitOps repository") from None
+
+    def extended(self, seconds: int, now: datetime | None = None) -> EnvironmentRecord:
+        """A copy expiring ``seconds`` from now (extend never shortens an environment's life)."""
+        expires = max(self.status.expiresAt, (now or utc_now()) + timedelta(seconds=seconds))
+        return self.model_copy(update={
+            "status": self.status.model_copy(update={"expiresAt": expires})})
+
+
+def utc_now() -> datetime:
+    """Now, to the second, in UTC (records stay readable and diffs stay small)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def public_parameters(parameters: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Parameters fit for Git: keys that look like credentials are dropped (and named)."""
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in parameters.items():
+        if _SECRET_LOOKING_KEY.search(key):
+            dropped.append(key)
+        elif isinstance(value, dict):
+            inner, inner_dropped = public_parameters(value)
+            kept[key] = inner
+            dropped.extend(f"{key}.{d}" for d in inner_dropped)
+        else:
+            kept[key] = value
+    return kept, dropped

@@ -1,0 +1,57 @@
+"""Opening the GitOps repository: URL and branch from configuration, credentials from a
+Prefect ``GitCredentials`` block (HTTPS token via GIT_ASKPASS, or an SSH key via
+GIT_SSH_COMMAND), never from the URL. The embedded local bare repository is the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from envforge.config import ensure_embedded_gitops_repo, load_settings
+from envforge.gitops.guard import SecretGuard
+from envforge.gitops.settings import GitOpsSettings, load_gitops_settings
+from envforge.gitops.store import EnvironmentStore
+from envforge.images.git_auth import GitAuth, git_environment
+from envforge.publishing import Author, GitPublisher
+
+#: Attempts at a push that lost a race; many concurrent creates need more than one file's worth.
+PUSH_ATTEMPTS = 30
+
+
+def credentials_from_block(block_name: str | None) -> GitAuth | None:
+    """The GitCredentials block's credentials, or None when no block is configured."""
+    if not block_name:
+        return None
+    from envforge.images.build import resolve_git_auth
+
+    return resolve_git_auth(block_name)
+
+
+@contextmanager
+def open_store(
+    url: str | None = None,
+    branch: str | None = None,
+    cache_root: Path | None = None,
+    settings: GitOpsSettings | None = None,
+    guard: SecretGuard | None = None,
+    auth: GitAuth | None = None,
+) -> Iterator[EnvironmentStore]:
+    """An EnvironmentStore for the configured (or given) repository. Credential files live
+    only while the context is open."""
+    base = load_settings()
+    gitops = settings or load_gitops_settings()
+    if url is None:
+        ensure_embedded_gitops_repo(base)
+    auth = auth or credentials_from_block(gitops.credentials_block)
+    with git_environment(auth) as env:
+        publisher = GitPublisher(
+            url=url or base.gitops_url,
+            branch=branch or base.gitops_branch,
+            cache_root=cache_root or base.cache_dir,
+            author=Author("envforge", "envforge@localhost"),
+            max_attempts=PUSH_ATTEMPTS,
+            git_env=env,
+        )
+        yield EnvironmentStore(publisher, gitops, guard)

@@ -1,0 +1,256 @@
+"""Environments in the GitOps repository: create, list, show, update, extend, destroy.
+
+Every change is one commit (trailers Envforge-Environment, Envforge-Template, Envforge-Run)
+made through :class:`~envforge.publishing.GitPublisher`, which syncs a cached working copy,
+lets the store write, stages only this environment's paths, runs the secret guard, commits and
+pushes, retrying lost races. Existence is checked against the freshly synced copy inside that
+loop, so two machines creating the same name cannot both succeed. No change, no commit.
+"""
+
+from __future__ import annotations
+
+import builtins
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError
+from envforge.gitops.guard import SecretGuard, default_guard
+from envforge.gitops.naming import check_environment_name, environment_host
+from envforge.gitops.record import (
+    EnvironmentRecord,
+    EnvironmentSpec,
+    EnvironmentStatus,
+    Metadata,
+    utc_now,
+)
+from envforge.gitops.render import (
+    RenderedEnvironment,
+    application_file,
+    environment_dir,
+    record_file,
+    render_environment,
+)
+from envforge.gitops.settings import GitOpsSettings
+from envforge.gitops.ttl import checked_ttl
+from envforge.gitops.validate import validate_objects
+from envforge.publishing import GitPublisher, redact_url
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What one store operation did: the commit (None when nothing changed) and the record."""
+
+    name: str
+    action: str
+    commit: str | None
+    files_changed: int
+    record: EnvironmentRecord | None
+
+
+class EnvironmentStore:
+    """The environments of one GitOps repository branch."""
+
+    def __init__(self, publisher: GitPublisher, settings: GitOpsSettings,
+                 guard: SecretGuard | None = None) -> None:
+        self.publisher = publisher
+        self.settings = settings
+        self.publisher.pre_commit = guard or default_guard()
+
+    @property
+    def repo_url(self) -> str:
+        """The repository as Argo CD should see it: never with credentials."""
+        return redact_url(self.publisher.url)
+
+    # --- reading -------------------------------------------------------------------------
+    def list(self) -> list[EnvironmentRecord]:
+        return self.publisher.read(_read_all)
+
+    def get(self, name: str, action: str = "show") -> EnvironmentRecord:
+        record = self.find(name)
+        if record is None:
+            raise _not_found(name, action)
+        return record
+
+    def find(self, name: str) -> EnvironmentRecord | None:
+        check_environment_name(name)
+        return self.publisher.read(lambda root: _read_record(root, name))
+
+    # --- building and rendering ------------------------------------------------------------
+    def new_record(self, name: str, spec: EnvironmentSpec, ttl: str | None,
+                   run_id: str | None = None, now: datetime | None = None,
+                   host: str | None = None) -> EnvironmentRecord:
+        """A record for a new environment, with a fresh random host unless one was chosen
+        already (the CLI picks it before the template renders); checks name and TTL."""
+        check_environment_name(name)
+        seconds = checked_ttl(ttl or self.settings.default_ttl, self.settings.max_ttl_seconds)
+        now = now or utc_now()
+        host = host or environment_host(name, self.settings.wildcard_domain)
+        return EnvironmentRecord(
+            metadata=Metadata(name=name), spec=spec,
+            status=EnvironmentStatus(namespace=name, host=host, url=f"https://{host}",
+                                     createdAt=now, expiresAt=now + timedelta(seconds=seconds),
+                                     lastDeployedAt=now, lastRun=run_id))
+
+    def render(self, record: EnvironmentRecord, manifests_dir: Path | None) -> RenderedEnvironment:
+        """Render and validate; raises before anything is written when a manifest is bad."""
+        rendered = render_environment(record, manifests_dir, self.repo_url,
+                                      self.publisher.branch, self.settings)
+        validate_objects(rendered.objects, self.settings.kubernetes_version)
+        return rendered
+
+    # --- changing ------------------------------------------------------------------------
+    def create(self, record: EnvironmentRecord, manifests_dir: Path | None,
+               run_id: str = "local") -> ChangeResult:
+        rendered = self.render(record, manifests_dir)  # outside the lock: it is pure
+
+        def write(root: Path) -> None:
+            if (root / environment_dir(record.name)).exists() or (
+                    root / application_file(record.name)).exists():
+                raise EnvironmentExistsError(
+                    f"environment {record.name!r} already exists in {self.repo_url}: pick "
+                    "another name, or use 'envforge env update'")
+            _write_files(root, rendered)
+
+        return self._commit("create", record, rendered.paths, write, run_id)
+
+    def update(self, name: str, change: Callable[[EnvironmentRecord], EnvironmentRecord],
+               manifests_dir: Path | None = None, run_id: str = "local",
+               action: str = "update") -> ChangeResult:
+        """Re-render ``name`` from ``change(current record)``; the template's manifests come
+        from ``manifests_dir`` or, without one, from what the repository already holds.
+        lastDeployedAt moves only when something else changed (no change, no commit)."""
+        check_environment_name(name)
+        holder: dict[str, EnvironmentRecord] = {}
+
+        def write(root: Path) -> None:
+            current = _read_record(root, name)
+            if current is None:
+                raise _not_found(name, action)
+            wanted = change(current)
+            with _manifest_source(root, name, manifests_dir) as source:
+                rendered = self.render(wanted, source)
+                if _same_files(root, rendered):
+                    holder["record"] = wanted
+                    return
+                wanted = wanted.model_copy(update={"status": wanted.status.model_copy(
+                    update={"lastDeployedAt": utc_now(), "lastRun": run_id})})
+                rendered = self.render(wanted, source)
+            holder["record"] = wanted
+            shutil.rmtree(root / environment_dir(name))
+            _write_files(root, rendered)
+
+        paths = [environment_dir(name), application_file(name)]
+        result = self.publisher.apply(paths, write, _message(action, name, holder, run_id))
+        return ChangeResult(name, action, result.commit, result.files_changed,
+                            holder.get("record"))
+
+    def extend(self, name: str, ttl: str, run_id: str = "local") -> ChangeResult:
+        seconds = checked_ttl(ttl, self.settings.max_ttl_seconds)
+        return self.update(name, lambda record: record.extended(seconds), None, run_id,
+                           action="extend")
+
+    def destroy(self, name: str, run_id: str = "local") -> ChangeResult:
+        """One commit removing ``environments/<name>/`` and ``argocd/<name>.yaml``; Argo CD's
+        finalizer then prunes everything the Application deployed."""
+        check_environment_name(name)
+        holder: dict[str, EnvironmentRecord] = {}
+
+        def write(root: Path) -> None:
+            current = _read_record(root, name)
+            if current is None and not (root / application_file(name)).exists():
+                raise _not_found(name, "destroy")
+            if current is not None:
+                holder["record"] = current
+            shutil.rmtree(root / environment_dir(name), ignore_errors=True)
+            (root / application_file(name)).unlink(missing_ok=True)
+
+        paths = [environment_dir(name), application_file(name)]
+        result = self.publisher.apply(paths, write, _message("destroy", name, holder, run_id))
+        return ChangeResult(name, "destroy", result.commit, result.files_changed,
+                            holder.get("record"))
+
+    def undo(self, commit: str, run_id: str) -> str:
+        """Take back one change (rollback of a completed step)."""
+        return self.publisher.undo(commit, f"envforge: roll back {commit[:12]} of run {run_id}")
+
+    def _commit(self, action: str, record: EnvironmentRecord, paths: builtins.list[str],
+                write: Callable[[Path], None], run_id: str) -> ChangeResult:
+        holder: dict[str, EnvironmentRecord] = {"record": record}
+        result = self.publisher.apply(paths, write, _message(action, record.name, holder, run_id))
+        return ChangeResult(record.name, action, result.commit, result.files_changed, record)
+
+
+def _message(action: str, name: str, holder: dict[str, EnvironmentRecord],
+             run_id: str) -> Callable[[], tuple[str, dict[str, str]]]:
+    """The commit message and trailers, built after the write (when the record is known)."""
+
+    def build() -> tuple[str, dict[str, str]]:
+        record = holder.get("record")
+        template = record.spec.template if record else "unknown"
+        trailers = {"Envforge-Environment": name, "Envforge-Template": template,
+                    "Envforge-Run": run_id, "Envforge-Change": action}
+        return f"env {action} {name}", trailers
+
+    return build
+
+
+def _not_found(name: str, action: str) -> EnvironmentNotFoundError:
+    return EnvironmentNotFoundError(
+        f"cannot {action} environment {name!r}: it does not exist in the GitOps repository "
+        "(see 'envforge env list')")
+
+
+def _read_record(root: Path, name: str) -> EnvironmentRecord | None:
+    file = root / record_file(name)
+    if not file.is_file():
+        return None
+    return EnvironmentRecord.from_yaml(file.read_text(encoding="utf-8"), record_file(name))
+
+
+def _read_all(root: Path) -> list[EnvironmentRecord]:
+    base = root / "environments"
+    if not base.is_dir():
+        return []
+    return [EnvironmentRecord.from_yaml(f.read_text(encoding="utf-8"),
+                                        str(f.relative_to(root)))
+            for f in sorted(base.glob("*/environment.yaml"))]
+
+
+def _write_files(root: Path, rendered: RenderedEnvironment) -> None:
+    for rel, text in rendered.files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def _same_files(root: Path, rendered: RenderedEnvironment) -> bool:
+    """Whether the repository already holds exactly these files for the environment."""
+    existing = {p.relative_to(root).as_posix() for p in
+                (root / environment_dir(rendered.name)).rglob("*") if p.is_file()}
+    if (root / application_file(rendered.name)).is_file():
+        existing.add(application_file(rendered.name))
+    if existing != set(rendered.files):
+        return False
+    return all((root / rel).read_text(encoding="utf-8") == text
+               for rel, text in rendered.files.items())
+
+
+@contextmanager
+def _manifest_source(root: Path, name: str, given: Path | None) -> Iterator[Path | None]:
+    """The template's manifests: those given, or the repository's minus the platform's."""
+    if given is not None:
+        yield given
+        return
+    current = root / environment_dir(name) / "manifests"
+    with tempfile.TemporaryDirectory(prefix="envforge-manifests-") as tmp:
+        for file in current.rglob("*"):
+            rel = file.relative_to(current)
+            if file.is_file() and not rel.as_posix().startswith("envforge-"):
+                (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, Path(tmp) / rel)
+        yield Path(tmp)
