@@ -52,14 +52,33 @@ def load_settings() -> Settings:
     )
 
 
+README = """# envforge GitOps repository
+
+Written by envforge: `environments/<name>/` holds each environment's record and manifests,
+`services/<name>/` what the service templates render. Argo CD syncs this repository.
+"""
+
+
 def ensure_embedded_gitops_repo(settings: Settings) -> None:
-    """Create the embedded default GitOps repository (a local bare repository) if missing."""
+    """Create the embedded default GitOps repository (a local bare repository) if missing,
+    with a first commit, so every later commit has a parent and can be rolled back cleanly."""
     repo = settings.embedded_gitops_repo
     if settings.gitops_url != repo.as_uri() or (repo / "HEAD").exists():
         return
     repo.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["git", "init", "--quiet", "--bare", f"--initial-branch={settings.gitops_branch}",
-         str(repo)],
-        check=True,
-    )
+    branch = settings.gitops_branch
+
+    def git(*args: str, stdin: str | None = None) -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "envforge", "GIT_AUTHOR_EMAIL":
+               "envforge@localhost", "GIT_COMMITTER_NAME": "envforge",
+               "GIT_COMMITTER_EMAIL": "envforge@localhost"}
+        done = subprocess.run(["git", "--git-dir", str(repo), *args], input=stdin, env=env,
+                              check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    subprocess.run(["git", "init", "--quiet", "--bare", f"--initial-branch={branch}",
+                    str(repo)], check=True)
+    blob = git("hash-object", "-w", "--stdin", stdin=README)
+    tree = git("mktree", stdin=f"100644 blob {blob}\tREADME.md\n")
+    commit = git("commit-tree", tree, "-m", "Initialise the GitOps repository")
+    git("update-ref", f"refs/heads/{branch}", commit)
