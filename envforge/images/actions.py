@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -21,6 +21,7 @@ from envforge.images.build import (
     ImageBuildSpec,
     build_image,
     default_builder,
+    kaniko_builder,
     resolve_git_auth,
     resolve_registry,
     source_cache,
@@ -57,6 +58,9 @@ class ImageBuildInput(ActionInput):
                             "plain HTTP).")
     gitCredentialsBlock: str | None = Field(None, description="Name of a GitCredentials block "
                                             "for private repositories.")
+    builder: Literal["buildah", "kaniko"] = Field(
+        "buildah", description="buildah on this worker, or a Kaniko Job in the cluster "
+        "(KUBECONFIG; see docs/images.md).")
 
 
 class ImageBuildOutput(ActionOutput):
@@ -97,7 +101,8 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
             build_args=params.buildArgs, stack_options=params.stackOptions,
             base_image=params.baseImage,
         )
-        built = build_image(spec, registry, default_builder(), source_cache(), ctx.logger,
+        builder = kaniko_builder() if params.builder == "kaniko" else default_builder()
+        built = build_image(spec, registry, builder, source_cache(), ctx.logger,
                             git_auth=resolve_git_auth(params.gitCredentialsBlock))
         return ImageBuildOutput(image=built.image, imageTag=built.tagged, digest=built.digest,
                                 commit=built.commit, cached=built.cached, stack=built.stack,

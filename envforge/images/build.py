@@ -157,6 +157,36 @@ def default_builder(settings: Settings | None = None) -> BuildahBuilder:
                           storage_driver=os.environ.get("ENVFORGE_BUILDAH_DRIVER", "vfs"))
 
 
+def kaniko_builder() -> ImageBuilder:
+    """Kaniko Jobs in the cluster of KUBECONFIG (or the worker's own, in a pod), with
+    ENVFORGE_KANIKO_NAMESPACE, ENVFORGE_KANIKO_REGISTRY_SECRET and ENVFORGE_KANIKO_GIT_SECRET."""
+    from kubernetes import config as k8s_config
+
+    from envforge.images.kaniko import KanikoJobBuilder, KanikoSettings
+    from envforge.images.kaniko_run import KanikoJobRunner
+
+    try:
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+            from kubernetes import client as k8s_client
+            api_client = k8s_client.ApiClient()
+        else:
+            # the library reads KUBECONFIG once at import; read it now
+            api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None)
+    except k8s_config.ConfigException as e:
+        raise ConfigurationError(f"the kaniko builder needs a cluster: {e} (set KUBECONFIG, "
+                                 "or run the worker in a pod)") from e
+    defaults = KanikoSettings()
+    settings = KanikoSettings(
+        namespace=os.environ.get("ENVFORGE_KANIKO_NAMESPACE", defaults.namespace),
+        registry_secret=os.environ.get("ENVFORGE_KANIKO_REGISTRY_SECRET",
+                                       defaults.registry_secret),
+        git_secret=os.environ.get("ENVFORGE_KANIKO_GIT_SECRET") or None,
+    )
+    return KanikoJobBuilder(settings, submit=KanikoJobRunner(api_client))
+
+
 def resolve_registry(block_name: str | None, address: str | None,
                      tls_verify: bool = True) -> RegistryAccess:
     """A ContainerRegistry block by name, else an address without credentials (argument or
