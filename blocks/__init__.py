@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-BLOCK_MODULES: tuple[str, ...] = ("blocks.registry", "blocks.vault", "blocks.kubernetes")
+BLOCK_MODULES: tuple[str, ...] = ("blocks.registry", "blocks.vault", "blocks.kubernetes",
+                                  "blocks.database")
 
 
 def block_types() -> list[Any]:

@@ -17,6 +17,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.images.actions",
     "envforge.secrets.actions",
     "envforge.gitops.actions",
+    "envforge.db.actions",
 )
 
 

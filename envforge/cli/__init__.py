@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.images",
     "envforge.cli.vars",
     "envforge.cli.env",
+    "envforge.cli.db",
 )
 
 

@@ -27,6 +27,7 @@ class Column:
     max_length: int | None = None
     unique: bool = False
     is_enum: bool = False
+    has_default: bool = False  # identity, serial or DEFAULT: seeding may leave it out
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,13 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         return Catalog(tables={}, foreign_keys=[], sequences=_sequences(conn))
     oids = list(oid_to_name)
     unique_columns = _single_unique_columns(conn, oids)
-    for relid, name, type_name, base, category, not_null, generated, typmod, is_enum in (
+    for (relid, name, type_name, base, category, not_null, generated, typmod, is_enum,
+         has_default) in (
         conn.execute(
             """SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), bt.typname,
                       bt.typcategory, a.attnotnull OR t.typnotnull, a.attgenerated <> '',
                       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-                      bt.typtype = 'e'
+                      bt.typtype = 'e', a.atthasdef OR a.attidentity <> ''
                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype
                                                  ELSE t.oid END
@@ -144,6 +146,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
                 max_length=max_length,
                 unique=(relid, name) in unique_columns,
                 is_enum=bool(is_enum),
+                has_default=bool(has_default),
             )
         )
     for relid, pk in conn.execute(

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from envforge.db.catalog import Catalog, Table, read_catalog
-from envforge.db.classify import classify_columns, stop_findings
+from envforge.db.classify import ColumnDecision, classify_columns, stop_findings
 from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
 from envforge.db.copy import CopyResult, CopyTask, FieldRule, run_copy_task
 from envforge.db.coverage import CoverageMap, resolve_coverage
@@ -35,7 +35,7 @@ from envforge.db.subset import RowSelection, select_subset
 from envforge.errors import CopyFailedError, PersonalDataError
 
 log = logging.getLogger("envforge.db")
-CHUNK_BYTES = 48 * 1024 * 1024  # tables larger than this are copied in ctid slices
+CHUNK_BYTES = 24 * 1024 * 1024  # tables larger than this are copied in ctid slices
 
 
 @dataclass
@@ -100,6 +100,16 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
     logger.info("clone of %s into %s done: %s rows, %.1f MB in %.1f s", request.source.label,
                 request.target.label, f"{rows:,}", size / 1e6, seconds)
     return CloneReport(name, rows, size, seconds, per_table, selection is not None)
+
+
+def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rules"
+                   ) -> tuple[Catalog, CoverageMap, list[ColumnDecision]]:
+    """What a clone would decide for every column, without creating anything (dry runs, plan).
+    Raises RulesError when the rules do not fit the source."""
+    with read_only_snapshot(source) as snap:
+        catalog = read_catalog(snap)
+        coverage = resolve_coverage(rules, catalog, rules_source)
+        return catalog, coverage, classify_columns(snap, catalog, coverage, rules)
 
 
 def _build_target(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],

@@ -115,14 +115,16 @@ def _stream(source: ServerAddress, snapshot_id: str, dst: psycopg.Connection[Any
 
 class _FieldMemo(dict[bytes, bytes]):
     """COPY-escaped value -> transformed COPY-escaped value. A dict with ``__missing__`` so a
-    repeated value (names, cities, dates) costs one C-level lookup; cleared when full so memory
-    stays flat whatever the table size."""
+    repeated value (names, cities, dates) costs one C-level lookup. Bounded: when it fills up
+    twice the column is taken as high-cardinality (e-mails) and values are no longer kept, so
+    memory stays flat whatever the table size."""
 
-    LIMIT = 65_536
+    LIMIT = 32_768
 
     def __init__(self, fn: ValueTransform, table: str, field_rule: FieldRule, label: str):
         super().__init__({_NULL: _NULL})
         self.fn, self.table, self.field_rule, self.label = fn, table, field_rule, label
+        self.fills = 0
 
     def __missing__(self, raw: bytes) -> bytes:
         try:
@@ -132,10 +134,13 @@ class _FieldMemo(dict[bytes, bytes]):
                 f"{self.table}.{self.field_rule.column.name}: transformer "
                 f"{self.field_rule.rule.transform!r} failed on a value in {self.label} "
                 f"(value withheld): {type(e).__name__}") from None
-        if len(self) >= self.LIMIT:
-            self.clear()
-            self[_NULL] = _NULL
-        encoded = self[raw] = _NULL if out is None else _encode(out)
+        encoded = _NULL if out is None else _encode(out)
+        if self.fills < 2:
+            if len(self) >= self.LIMIT:
+                self.fills += 1
+                self.clear()
+                self[_NULL] = _NULL
+            self[raw] = encoded
         return encoded
 
 

@@ -1,0 +1,183 @@
+"""``envforge db plan|clone|seed|snapshot|restore|drop``: databases from the command line.
+
+Servers are given as libpq DSNs/URLs (``--source``, ``--server``) or as DatabaseServer block
+names (``--source-block``, ``--server-block``); put passwords in PGPASSWORD or ~/.pgpass rather
+than in a DSN on the command line. The anonymisation key comes from an AnonymisationKey block
+(``--key-block``) or ENVFORGE_ANONYMISATION_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from envforge.db.actions import load_key, load_server, snapshot_store
+from envforge.db.clone import CloneRequest, clone_database
+from envforge.db.connection import ServerAddress
+from envforge.db.plan import make_plan, render_plan
+from envforge.db.rules import load_rules
+from envforge.db.safety import drop_owned_database, target_database_name
+from envforge.db.seed import SeedRequest, seed_database
+from envforge.db.snapshot import restore_snapshot, take_snapshot
+from envforge.errors import ConfigurationError, RulesError
+
+log = logging.getLogger("envforge.db")
+
+
+def add_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser("db", help="clone, seed, snapshot and drop databases")
+    sub = parser.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+
+    p = sub.add_parser("plan", help="decision for every column, with before/after samples")
+    _source_args(p)
+    p.add_argument("--rules", type=Path, help="anonymisation rules (YAML)")
+    p.add_argument("--key-block", help="AnonymisationKey block for the samples (default: "
+                                       "ENVFORGE_ANONYMISATION_KEY, else a throw-away key)")
+    p.add_argument("--no-samples", action="store_true", help="do not print sampled values")
+    p.set_defaults(handler=plan_command)
+
+    p = sub.add_parser("clone", help="anonymised clone into a new envforge database")
+    _source_args(p)
+    _target_args(p)
+    p.add_argument("--rules", type=Path, help="anonymisation rules (YAML)")
+    p.add_argument("--key-block", help="AnonymisationKey block (default: env variable)")
+    p.add_argument("--jobs", type=int, default=2, help="tables copied in parallel")
+    p.add_argument("--replace", action="store_true", help="replace an envforge database")
+    p.set_defaults(handler=clone_command)
+
+    p = sub.add_parser("seed", help="schema, fixtures and synthetic rows")
+    _target_args(p)
+    p.add_argument("--schema", type=Path, help="SQL schema file")
+    p.add_argument("--fixture", type=Path, action="append", default=[],
+                   help="SQL, CSV (<schema>.<table>.csv) or YAML fixture; repeatable")
+    p.add_argument("--generate", action="append", default=[], metavar="TABLE=ROWS",
+                   help="synthetic rows for a table; repeatable")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same rows)")
+    p.add_argument("--replace", action="store_true")
+    p.set_defaults(handler=seed_command)
+
+    p = sub.add_parser("snapshot", help="save an envforge database as a named snapshot")
+    _target_args(p)
+    p.add_argument("--name", required=True)
+    p.add_argument("--store", help="snapshot directory (default $ENVFORGE_HOME/snapshots)")
+    p.set_defaults(handler=snapshot_command)
+
+    p = sub.add_parser("restore", help="create an environment's database from a snapshot")
+    _target_args(p)
+    p.add_argument("--snapshot", required=True)
+    p.add_argument("--store")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--replace", action="store_true")
+    p.set_defaults(handler=restore_command)
+
+    p = sub.add_parser("drop", help="drop an environment's database (only envforge's own)")
+    _target_args(p)
+    p.set_defaults(handler=drop_command)
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--source", help="source DSN or URL (only ever read)")
+    group.add_argument("--source-block", help="DatabaseServer block of the source")
+    p.add_argument("--source-database", help="database on the source block's server")
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", help="target server DSN (default: PG* variables)")
+    p.add_argument("--server-block", help="DatabaseServer block of the target server")
+    p.add_argument("--environment", "-e", required=True, help="environment name")
+    p.add_argument("--database", help="explicit target database name (default envforge_<env>)")
+
+
+def _source(args: argparse.Namespace) -> ServerAddress:
+    if args.source:
+        return ServerAddress.from_dsn(args.source)
+    if not args.source_database:
+        raise ConfigurationError("--source-block needs --source-database")
+    return load_server(args.source_block).address(args.source_database)  # type: ignore[no-any-return]
+
+
+def _target(args: argparse.Namespace) -> ServerAddress:
+    name = args.database or target_database_name(args.environment)
+    if args.server:
+        return ServerAddress.from_dsn(args.server).with_database(name)
+    return load_server(args.server_block).address(name)  # type: ignore[no-any-return]
+
+
+def _progress_to_stderr() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules)
+    try:
+        key = load_key(args.key_block)
+    except ConfigurationError:
+        key = secrets.token_bytes(32)  # samples only: fakes differ from a real clone's
+        print("note: no anonymisation key configured; samples use a throw-away key",
+              file=sys.stderr)
+    plan = make_plan(_source(args), rules, key, str(args.rules or "rules"))
+    print(render_plan(plan, show_samples=not args.no_samples))
+    return 1 if plan.stops and rules.strict else 0
+
+
+def clone_command(args: argparse.Namespace) -> int:
+    _progress_to_stderr()
+    target = _target(args)
+    report = clone_database(CloneRequest(
+        source=_source(args), target=target, rules=load_rules(args.rules),
+        key=load_key(args.key_block), jobs=args.jobs, replace=args.replace,
+        marker={"environment": args.environment}, rules_source=str(args.rules or "rules")),
+        log)
+    print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
+    return 0
+
+
+def seed_command(args: argparse.Namespace) -> int:
+    _progress_to_stderr()
+    generate: dict[str, int] = {}
+    for item in args.generate:
+        table, _, count = item.partition("=")
+        if not count.isdigit():
+            raise RulesError("--generate", [f"{item!r}: expected TABLE=ROWS"])
+        generate[table] = int(count)
+    target = _target(args)
+    report = seed_database(SeedRequest(target=target, schema_sql=args.schema,
+                                       fixtures=args.fixture, generate=generate, seed=args.seed,
+                                       replace=args.replace,
+                                       marker={"environment": args.environment}), log)
+    print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
+    return 0
+
+
+def snapshot_command(args: argparse.Namespace) -> int:
+    target = _target(args)
+    info = take_snapshot(target.with_database("postgres"), target.dbname,
+                         snapshot_store(args.store), args.name)
+    print(f"snapshot {info.name}: {info.size_bytes / 1e6:.1f} MB from {target.label}")
+    return 0
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    _progress_to_stderr()
+    target = _target(args)
+    seconds = restore_snapshot(snapshot_store(args.store), args.snapshot, target,
+                               {"environment": args.environment}, replace=args.replace,
+                               jobs=args.jobs, logger=log)
+    print(f"{target.label}: restored {args.snapshot} in {seconds:.1f} s")
+    return 0
+
+
+def drop_command(args: argparse.Namespace) -> int:
+    target = _target(args)
+    dropped = drop_owned_database(target, target.dbname)
+    print(f"{'dropped' if dropped else 'no such database'}: {target.label}")
+    return 0
