@@ -54,6 +54,9 @@ def vault_errors(address: str, auth_method: str, doing: str, path: str = "") -> 
         raise VaultAuthError(f"{where}: login or token refused (permission denied); check the "
                              "credentials in the Vault block") from e
     except hvac.exceptions.InvalidPath as e:
+        if not path:
+            raise VaultAuthError(f"{where}: no such endpoint; is the auth method enabled at "
+                                 "the mount the Vault block names?") from e
         raise SecretNotFoundError(
             f"{where}: no secret there (or that version is deleted); check the mount, path and "
             "version of the reference"
