@@ -7,6 +7,7 @@
     registry_client.py  the registry's /v2/ API: manifest digests, tags, deletes
     builders.py         ImageBuilder interface and BuildahBuilder
     kaniko.py           KanikoJobBuilder: the build as a Kubernetes Job (for in-cluster workers)
+    kaniko_run.py       KanikoJobRunner: apply the Job, follow it, read the digest
     build.py            build_image(): resolve, plan, check cache, build, push
     actions.py          the image:build action
 """
