@@ -100,3 +100,25 @@ def test_kubernetes_secret_without_a_vault_step_says_so(tmp_path: Path) -> None:
 def test_environment_names_must_be_labels() -> None:
     with pytest.raises(ValueError, match="environment"):
         VaultSecretsInput(environment="Not_A_Label")
+
+
+def test_external_secrets_delivery_never_contacts_vault(template_dir: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    text = TEMPLATE.replace('overrides: {LOG_LEVEL: debug}}',
+                            'overrides: {LOG_LEVEL: debug}, delivery: external-secrets}')
+    text = text.split("    - id: publish")[0]
+    (template_dir / "template.yaml").write_text(text)
+    monkeypatch.delenv("VAULT_ADDR", raising=False)  # a real run, and no Vault to ask
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    run = TemplateRun(load_template(template_dir), {"name": "pr-7"})
+    try:
+        run.run()
+        manifest = yaml.safe_load(
+            (run.workspace / "manifests" / "externalsecret.yaml").read_text())
+    finally:
+        run.close()
+    assert manifest["kind"] == "ExternalSecret"
+    assert manifest["spec"]["data"] == [{"secretKey": "PASSWORD", "remoteRef": {
+        "key": "kv/app/db", "property": "password"}}]
+    assert run.outputs["secrets"]["vaultReads"] == 0
+    assert run.outputs["deliver"]["delivered"] is False
