@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -180,7 +179,7 @@ def render(rows: dict[str, list[float]], runs: int) -> str:
         "## Image builds (`image:build`)",
         "",
         f"Command: `.venv/bin/python bench/image_build.py --runs {runs} --write` "
-        f"({platform.node() and 'this machine'}: {os.cpu_count()} cores, buildah "
+        f"(this machine: {os.cpu_count()} cores, buildah "
         "`--storage-driver vfs --isolation chroot`, docker-registry on 127.0.0.1).",
         f"App: a static site of {SITE_FILES} files (~2.4 MB) with its own Dockerfile "
         "(busybox base, a RUN step that gzips the assets). Each run pushes a new commit, then "
