@@ -1,26 +1,24 @@
 """`envforge env …`: environments in the GitOps repository (create, list, show, update,
 extend, destroy). create and update run the template through the runner with the environment's
-name, type, namespace and host, and its publish:gitops step commits the result."""
+name, type, namespace and host (see envforge.gitops.runs); publish:gitops commits the result."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
-from envforge.errors import EnvironmentExistsError, TemplateError
+from envforge.errors import EnvironmentExistsError
 from envforge.gitops.naming import check_environment_name, environment_host
 from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
 from envforge.gitops.repository import open_store
+from envforge.gitops.runs import run_for_environment
 from envforge.gitops.settings import load_gitops_settings
 from envforge.gitops.ttl import checked_ttl, format_duration
-from envforge.runner import TemplateRun
-from envforge.templating.model import Template
 from envforge.templating.parameters import pages
 
 
@@ -75,41 +73,12 @@ def _value_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--values", type=Path, metavar="FILE", help="YAML file of parameter values")
 
 
-def _has_gitops_step(template: Template) -> None:
-    if not any(step.action == "publish:gitops" for step in template.spec.steps):
-        raise TemplateError(
-            f"template {template.name!r} has no publish:gitops step, so it cannot make an "
-            "environment; add one (see docs/gitops.md)")
-
-
-def _run_template(template: Template, values: dict[str, Any],
-                  environment: dict[str, Any]) -> dict[str, Any]:
-    """Run every step inline through the runner; returns the publish:gitops step's output."""
-    run = TemplateRun(template, values, environment=environment)
-    # Output links that name the template's publish:git step cannot render here (that step
-    # is skipped for environments); the command prints the environment's own result instead.
-    runner_log = logging.getLogger("envforge.runner")
-    level = runner_log.level
-    runner_log.setLevel(logging.ERROR)
-    try:
-        run.run()
-    finally:
-        runner_log.setLevel(level)
-        run.close()
-    for step in template.spec.steps:
-        if step.action == "publish:gitops" and step.id in run.outputs:
-            return run.outputs[step.id]
-    raise TemplateError(f"template {template.name!r}: its publish:gitops step did not run "
-                        "(check its 'if')")
-
-
 def create_command(args: argparse.Namespace) -> int:
     settings = load_gitops_settings()
     name = check_environment_name(args.name)
     ttl = args.ttl or settings.default_ttl
     checked_ttl(ttl, settings.max_ttl_seconds)
     template = catalog().load(args.template)
-    _has_gitops_step(template)
     values = parse_values(template, args.assignments, args.values)
     if "name" not in values and any("name" in (page.get("properties") or {})
                                     for page in pages(template)):
@@ -127,7 +96,7 @@ def create_command(args: argparse.Namespace) -> int:
         "source": source.model_dump(exclude_none=True),
         "isolation": Isolation(mode=args.isolation, cluster=args.cluster).model_dump(),
     }
-    output = _run_template(template, values, environment)
+    output = run_for_environment(template, values, environment)
     print(f"created environment {name}: {output['url']} (commit {output['commitHash']})")
     return 0
 
@@ -136,12 +105,11 @@ def update_command(args: argparse.Namespace) -> int:
     with open_store() as store:
         record = store.get(args.name, "update")
     template = catalog().load(record.spec.template)
-    _has_gitops_step(template)
     values = {**record.spec.parameters, **parse_values(template, args.assignments, args.values)}
     environment = {"name": record.name, "type": record.spec.type, "mode": "update",
                    "namespace": record.status.namespace, "host": record.status.host,
                    "owner": record.spec.owner}
-    output = _run_template(template, values, environment)
+    output = run_for_environment(template, values, environment)
     if output.get("commitHash"):
         print(f"updated environment {record.name} (commit {output['commitHash']})")
     else:

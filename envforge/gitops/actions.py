@@ -9,6 +9,7 @@ unless the step gives them. Rollback takes the commit back (drop if still head, 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -31,7 +32,9 @@ Mode = Literal["create", "update", "upsert"]
 
 
 class PublishGitOpsInput(ActionInput):
-    manifestsPath: str = Field("manifests", description="Workspace directory of the manifests.")
+    manifestsPath: str | None = Field(
+        None, description="Workspace directory of the manifests; default: the one directory "
+        "named 'manifests' in the workspace.")
     name: str | None = Field(None, description="Environment name; default environment.name.")
     mode: Mode | None = Field(None, description="create, update or upsert (default: "
                               "environment.mode, else upsert).")
@@ -67,7 +70,6 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
         "id": "environment",
         "name": "Publish the environment",
         "action": "publish:gitops",
-        "if": "${{ environment.name is defined }}",
         "input": {"manifestsPath": "service/manifests", "parameters": "${{ parameters }}"},
     }]
 
@@ -93,10 +95,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
         if not name:
             raise ActionError(f"step {ctx.step_id!r}: publish:gitops needs an environment "
                               "name: run it through 'envforge env create', or give input.name")
-        manifests = resolve_inside(ctx.workspace, params.manifestsPath, "workspace")
-        if not manifests.is_dir():
-            raise ActionError(f"step {ctx.step_id!r}: manifestsPath {params.manifestsPath!r} "
-                              "is not a directory of the workspace (did a fetch step render it?)")
+        manifests = find_manifests(ctx, params.manifestsPath)
         recorded, dropped = public_parameters(params.parameters)
         if dropped:
             ctx.logger.warning("not recorded in Git (look like credentials): %s",
@@ -107,9 +106,11 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
             if current is None and mode == "update":
                 store.get(str(name), "update")  # raises the not-found error
             if current is None:
-                result = self._create(ctx, params, store, str(name), env, recorded, commit)
+                result = self._create(ctx, params, store, str(name), env, recorded,
+                                      manifests, commit)
             else:
-                result = self._update(ctx, params, store, current, recorded, commit)
+                result = self._update(ctx, params, store, current, recorded, manifests,
+                                      commit)
         record = result.record
         assert record is not None
         if result.commit:
@@ -125,7 +126,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
 
     def _create(self, ctx: ActionContext, params: PublishGitOpsInput, store: EnvironmentStore,
                 name: str, env: dict[str, Any], recorded: dict[str, Any],
-                commit: bool) -> ChangeResult:
+                manifests: Path, commit: bool) -> ChangeResult:
         spec = EnvironmentSpec(
             template=ctx.template_name,
             type=params.type or env.get("type") or "preview",
@@ -136,7 +137,6 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
         )
         record = store.new_record(name, spec, params.ttl or env.get("ttl"), ctx.run_id,
                                   host=env.get("host"))
-        manifests = resolve_inside(ctx.workspace, params.manifestsPath, "workspace")
         if not commit:
             store.render(record, manifests)
             return ChangeResult(name, "create", None, 0, record)
@@ -144,7 +144,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
 
     def _update(self, ctx: ActionContext, params: PublishGitOpsInput, store: EnvironmentStore,
                 current: EnvironmentRecord, recorded: dict[str, Any],
-                commit: bool) -> ChangeResult:
+                manifests: Path, commit: bool) -> ChangeResult:
         def change(record: EnvironmentRecord) -> EnvironmentRecord:
             spec = record.spec.model_copy(update={
                 "template": ctx.template_name, "parameters": recorded,
@@ -154,11 +154,27 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
                 **({"owner": params.owner} if params.owner else {})})
             return record.model_copy(update={"spec": spec})
 
-        manifests = resolve_inside(ctx.workspace, params.manifestsPath, "workspace")
         if not commit:
             store.render(change(current), manifests)
             return ChangeResult(current.name, "update", None, 0, change(current))
         return store.update(current.name, change, manifests, ctx.run_id)
+
+
+def find_manifests(ctx: ActionContext, path: str | None) -> Path:
+    """The workspace directory holding the template's manifests (given, or found)."""
+    if path is not None:
+        manifests = resolve_inside(ctx.workspace, path, "workspace")
+        if not manifests.is_dir():
+            raise ActionError(f"step {ctx.step_id!r}: manifestsPath {path!r} is not a "
+                              "directory of the workspace (did a fetch step render it?)")
+        return manifests
+    found = sorted((p for p in ctx.workspace.rglob("manifests") if p.is_dir()),
+                   key=lambda p: (len(p.parts), str(p)))
+    if not found:
+        raise ActionError(f"step {ctx.step_id!r}: no 'manifests' directory in the workspace; "
+                          "render the template's Kubernetes manifests there, or give "
+                          "manifestsPath")
+    return found[0]
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [PublishGitOps]
