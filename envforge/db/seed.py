@@ -202,6 +202,7 @@ def _generate_table(conn: psycopg.Connection[Any], catalog: Catalog, table: Tabl
     if count == 0:
         return 0
     fk_choices: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    unset: set[str] = set()
     for fk in catalog.foreign_keys:
         if fk.child == table.qualified:
             parent = catalog.tables[fk.parent]
@@ -212,12 +213,15 @@ def _generate_table(conn: psycopg.Connection[Any], catalog: Catalog, table: Tabl
                            for n in fk.child_columns)
             if keys or not nullable:
                 fk_choices[fk.child_columns] = keys  # empty + NOT NULL fails below, clearly
-    in_fk = {name for fk_cols in fk_choices for name in fk_cols}
+            else:
+                unset.update(fk.child_columns)  # no parent rows yet (self or cycle): NULL
+    in_fk = {name for fk_cols in fk_choices for name in fk_cols} | unset
     columns = [c for c in table.copy_columns if c.name in in_fk or not c.has_default]
     enum_labels = _enum_labels(conn, table)
     rows: list[list[Any]] = []
     for i in range(count):
         row: dict[str, Any] = {}
+        row.update(dict.fromkeys(unset))
         for cols, keys in fk_choices.items():
             if not keys:
                 raise CopyFailedError(f"seed {table.qualified}: no rows in the table referenced "

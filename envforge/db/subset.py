@@ -74,12 +74,37 @@ def select_subset(conn: psycopg.Connection[Any], catalog: Catalog, rules: Rules,
                 from None
         queue.append((table.qualified, _add(selection, table.qualified, start_rows), True))
     children_limit = rules.subset.children_limit
+    steps = _close(conn, catalog, selection, queue, key_columns, oids, children_limit)
+    if rules.subset.others == "full":
+        # A table outside the subset that references it keeps only the rows whose parents
+        # were copied (copying it whole would break its foreign keys); then close upwards.
+        changed = True
+        while changed:
+            changed = False
+            for fk in catalog.foreign_keys:
+                if fk.parent in selection.reached and fk.child not in selection.reached:
+                    keys = _selected_keys(conn, catalog, selection, fk.parent, fk.parent_columns)
+                    found = _lookup(conn, catalog, fk.child, fk.child_columns, keys,
+                                    key_columns, oids, None)
+                    queue.append((fk.child, _add(selection, fk.child, found), False))
+                    steps += _close(conn, catalog, selection, queue, key_columns, oids, 0)
+                    changed = True
+    for name in sorted(selection.reached):
+        logger.info("subset: %s rows of %s", f"{selection.count(name):,}", name)
+    logger.info("subset closure done in %d step(s)", steps)
+    return selection
+
+
+def _close(conn: psycopg.Connection[Any], catalog: Catalog, selection: RowSelection,
+           queue: deque[tuple[str, list[Row], bool]], key_columns: dict[str, list[str]],
+           oids: dict[int, str], children_limit: int | None) -> int:
+    """Work the queue until no new row appears: parents always, children when downward."""
     steps = 0
-    while queue:
+    while queue:  # bounded: a row enters the queue only the first time it is selected
         steps += 1
         table_name, rows, downward = queue.popleft()
         for fk in catalog.foreign_keys:
-            if fk.child == table_name:  # parents of these rows, always
+            if fk.child == table_name:
                 keys = _keys(rows, fk.child_columns)
                 found = _lookup(conn, catalog, fk.parent, fk.parent_columns, keys,
                                 key_columns, oids, None)
@@ -94,10 +119,21 @@ def select_subset(conn: psycopg.Connection[Any], catalog: Catalog, rules: Rules,
                 new = _add(selection, fk.child, found)
                 if new:
                     queue.append((fk.child, new, True))
-    for name in sorted(selection.reached):
-        logger.info("subset: %s rows of %s", f"{selection.count(name):,}", name)
-    logger.info("subset closure done in %d step(s)", steps)
-    return selection
+    return steps
+
+
+def _selected_keys(conn: psycopg.Connection[Any], catalog: Catalog, selection: RowSelection,
+                   table_name: str, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Key values of the rows already selected from ``table_name`` (read back by ctid)."""
+    keys: set[tuple[str, ...]] = set()
+    cols = ", ".join(f"{quote_ident(c)}::text" for c in columns)
+    for leaf in catalog.tables[table_name].leaves:
+        tids = sorted(selection.rows.get(leaf.qualified, ()))
+        for i in range(0, len(tids), _BATCH):
+            found = conn.execute(f"SELECT {cols} FROM {leaf.sql} WHERE ctid = ANY(%s::tid[])",
+                                 (tids[i:i + _BATCH],)).fetchall()
+            keys.update(tuple(row) for row in found)
+    return sorted(k for k in keys if all(v is not None for v in k))
 
 
 def _key_columns(catalog: Catalog) -> dict[str, list[str]]:
