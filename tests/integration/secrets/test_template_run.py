@@ -287,3 +287,51 @@ def test_through_prefect_no_value_in_logs_parameters_results_or_states(
         texts += [log_text, json.dumps(flow_run.parameters), str(state.message),
                   json.dumps([str(t.state.message if t.state else "") for t in task_runs])]
     assert_nowhere(*texts, world.git_objects())
+
+
+def test_cluster_unreachable_while_delivering_leaves_nothing(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin = world.cluster.standin
+    if standin is None:
+        pytest.skip("needs the Kubernetes stand-in to drop connections; KUBECONFIG is real")
+    name = f"pr-{uuid.uuid4().hex[:6]}"
+    standin.fail("POST", f"/namespaces/{name}/secrets$", status=0, times=-1)
+    try:
+        with caplog.at_level(logging.DEBUG), pytest.raises(StepFailedError) as info:
+            world.run(name).run()
+    finally:
+        standin.clear_faults()
+    assert info.value.step_id == "deliver" and "did not answer" in str(info.value)
+    assert info.value.rolled_back == ["secrets", "fetch"]
+    assert not namespace_exists(world.cluster, name)  # the namespace it made is gone again
+    assert world.branch_files() == []
+    assert_nowhere(str(info.value), caplog.text)
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_blocks_saved_in_prefect_are_used_by_name(world: World, prefect_server: None,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from blocks.kubernetes import KubernetesCluster
+    from blocks.vault import VaultConnection
+    from envforge.errors import ConfigurationError
+    from envforge.secrets.actions import load_deliverer, load_vault_reader
+    from envforge.secrets.references import parse_reference
+
+    suffix = uuid.uuid4().hex[:6]
+    VaultConnection(address=world.vault.address,
+                    token=SecretStr(world.vault.root_token)).save(f"vault-{suffix}")
+    KubernetesCluster(kubeconfig=SecretStr(world.cluster.kubeconfig.read_text())).save(
+        f"cluster-{suffix}")
+    monkeypatch.delenv("VAULT_ADDR")
+    monkeypatch.delenv("KUBECONFIG")
+    reader = load_vault_reader(f"vault-{suffix}")
+    assert reader.read(parse_reference(f"vault:kv/{world.vault.prefix}/db#password")) == (
+        DB_PASSWORD)
+    deliverer = load_deliverer(f"cluster-{suffix}")
+    assert deliverer.core.read_namespace("default").metadata.name == "default"
+    with pytest.raises(ConfigurationError, match="no VaultConnection block named 'absent'"):
+        load_vault_reader("absent")
