@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+
+from envforge.db.catalog import Catalog, Column, ForeignKey, Table
+from envforge.db.classify import _decide, _embedded_category, _whole_value_category
+from envforge.db.copy import FieldRule, _decode, _encode, _FieldMemo, _transform_batch
+from envforge.db.coverage import resolve_coverage
+from envforge.db.rules import ColumnRule, parse_rules
+from envforge.db.safety import target_database_name
+from envforge.errors import CopyFailedError, RulesError, UnsafeTargetError
+
+
+def column(name: str, base: str = "text", **kw: object) -> Column:
+    category = {"text": "S", "int8": "N", "inet": "I"}.get(base, "S")
+    return Column(name=name, type_name=base, base_type=base, category=category,
+                  not_null=False, generated=False, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "category"), [
+    ("jane.doe@corp.com", "e-mail"), ("+44 20 7946 0958", "phone number"),
+    ("123-45-6789", "national id"), ("GB82WEST12345698765432", "IBAN"),
+    ("4111 1111 1111 1111", "card number"), ("2001:db8::1", "IP address"),
+    ("Olivia Smith", "person name"), ("blue widget", None), ("12345", None),
+])
+def test_whole_value_detectors(value: str, category: str | None) -> None:
+    found = _whole_value_category(value)
+    assert (found[0] if found else None) == category
+
+
+def test_free_text_detection() -> None:
+    assert _embedded_category("Please call me on +49 30 1234567, thanks") == "phone number"
+    assert _embedded_category("order 4111111111111111 was paid") == "card number"
+    assert _embedded_category("order 4111111111111112 was paid") is None  # fails Luhn
+    assert _embedded_category("The weather is fine.") is None
+
+
+def test_decisions_by_name_type_and_content() -> None:
+    assert _decide("t", column("email"), {}, []).stops
+    assert _decide("t", column("client_ip", "inet"), {}, []).stops
+    assert _decide("t", column("notes"), {}, ["call +1 415 555 0100"]).suggestion == "text"
+    clear = _decide("t", column("status"), {}, ["paid", "new"])
+    assert clear.decision == "clear" and not clear.stops
+    assert _decide("t", column("email", unique=True), {}, []).suggestion == "email"
+
+
+def catalog() -> Catalog:
+    users = Table("public", "users", False, [column("id", "int8", unique=True),
+                                             column("email", unique=True), column("age", "int8")])
+    orders = Table("public", "orders", False, [column("id", "int8"), column("user_email")])
+    return Catalog(tables={"public.users": users, "public.orders": orders},
+                   foreign_keys=[ForeignKey("orders_fk", "public.orders", ("user_email",),
+                                            "public.users", ("email",))], sequences=[])
+
+
+def test_rule_on_a_key_propagates_to_referencing_columns() -> None:
+    coverage = resolve_coverage(parse_rules({"tables": {"users": {"email": "email"}}}),
+                                catalog())
+    assert coverage["public.orders"]["user_email"].origin.startswith(
+        "propagated from public.users.email")
+
+
+def test_conflicting_rule_on_a_foreign_key_is_refused() -> None:
+    rules = parse_rules({"tables": {"users": {"email": "email"},
+                                    "orders": {"user_email": {"transform": "hash"}}}})
+    with pytest.raises(RulesError, match="references would break"):
+        resolve_coverage(rules, catalog())
+
+
+def test_unknown_names_with_suggestions() -> None:
+    rules = parse_rules({"tables": {"user": {"email": "email"}, "users": {"mail": "email"}}})
+    with pytest.raises(RulesError) as caught:
+        resolve_coverage(rules, catalog())
+    assert "did you mean public.users" in str(caught.value)
+    assert "public.users.mail: no such column (did you mean email" in str(caught.value)
+
+
+def test_target_names() -> None:
+    assert target_database_name("Feature/Login-42") == "envforge_feature_login_42"
+    assert len(target_database_name("x" * 100)) == 63
+    with pytest.raises(UnsafeTargetError):
+        target_database_name("---")
+
+
+def test_copy_text_escaping_round_trip() -> None:
+    for value in ("plain", "tab\there", "new\nline", "back\\slash", "cr\r"):
+        assert _decode(_encode(value)) == value
+    assert _decode(b"\\101\\x42") == "AB"
+
+
+def test_transform_batch_touches_only_covered_columns() -> None:
+    field = FieldRule(1, column("email"), ColumnRule(transform="redact", value="X\tY"))
+    memo = _FieldMemo(lambda v: "X\tY", "public.users", field, "public.users")
+    written: list[bytes] = []
+    count = _transform_batch(b"1\ta@b.c\tkeep\n2\t\\N\tkeep\n", [(1, memo)], written.append)
+    assert count == 2
+    assert written == [b"1\tX\\tY\tkeep\n2\t\\N\tkeep\n"]
+
+
+def test_failing_transform_never_shows_the_value() -> None:
+    field = FieldRule(0, column("born"), ColumnRule(transform="noise", days=3))
+
+    def boom(value: str) -> str:
+        raise ValueError(f"bad {value}")
+
+    memo = _FieldMemo(boom, "public.users", field, "public.users")
+    with pytest.raises(CopyFailedError) as caught:
+        memo[b"secret-value"]
+    assert "secret-value" not in str(caught.value) and "public.users.born" in str(caught.value)

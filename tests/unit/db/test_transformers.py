@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from envforge.db import fakes
+from envforge.db.catalog import Column
+from envforge.db.classify import _iban_ok, _luhn_ok
+from envforge.db.rules import ColumnRule
+from envforge.db.transformers import Keyed, build_transform, fake_function, fit_problem
+
+KEY, OTHER = b"k" * 32, b"o" * 32
+
+
+def col(base: str = "text", category: str = "S", **kw: object) -> Column:
+    return Column(name="c", type_name=base, base_type=base, category=category,
+                  not_null=bool(kw.pop("not_null", False)), generated=False, **kw)  # type: ignore[arg-type]
+
+
+def rule(kind: str, **kw: object) -> ColumnRule:
+    return ColumnRule.model_validate({"transform": kind, **kw})
+
+
+def test_keyed_hmac_is_standard_hmac_sha256() -> None:
+    import hashlib
+    import hmac
+
+    subkey = hmac.digest(KEY, b"email", "sha256")
+    assert Keyed(KEY, "email").digest("a@b.c") == hmac.digest(subkey, b"a@b.c", hashlib.sha256)
+
+
+def test_deterministic_per_key_and_consistent_across_columns() -> None:
+    email = build_transform(rule("email"), col(), KEY)
+    assert email is not None
+    assert email("Jane.Doe@corp.com") == email("jane.doe@corp.com ")  # normalised
+    assert email("jane.doe@corp.com") != build_transform(rule("email"), col(), OTHER)(  # type: ignore[misc]
+        "jane.doe@corp.com")
+    assert fake_function("email", KEY)("jane.doe@corp.com") == email("jane.doe@corp.com")
+    assert email("x@y.z").endswith(("@example.com", "@example.org", "@example.net"))
+
+
+def test_fakes_are_valid_identifiers() -> None:
+    digest = Keyed(KEY, "t").digest("v")
+    assert _iban_ok(fakes.iban(digest)) and _luhn_ok(fakes.credit_card(digest))
+    assert dt.date(1940, 1, 1) <= dt.date.fromisoformat(fakes.date_of_birth(digest)) \
+        <= dt.date(2005, 12, 31)
+    assert fakes.ip_address(digest).startswith("10.")
+    assert fakes.ip_address(digest, v6=True).startswith("2001:db8:")
+
+
+def test_noise_is_bounded_and_keeps_the_type() -> None:
+    days = build_transform(rule("noise", days=10), col("date", "D"), KEY)
+    ints = build_transform(rule("noise", ratio=0.1), col("int4", "N"), KEY)
+    money = build_transform(rule("noise", amount=5), col("numeric", "N"), KEY)
+    assert days and ints and money
+    for i in range(200):
+        day = dt.date(2020, 1, 1) + dt.timedelta(days=i)
+        shifted = dt.date.fromisoformat(days(day.isoformat()) or "")
+        assert 1 <= abs((shifted - day).days) <= 10
+        assert abs(int(ints(str(1000 + i)) or 0) - (1000 + i)) <= (1000 + i) * 0.1 + 1
+        out = money(f"{i}.25") or ""
+        assert len(out.split(".")[1]) == 2 and abs(float(out) - (i + 0.25)) <= 5
+    assert days("infinity") == "infinity"
+    assert days("2020-01-01 10:00:00+00").endswith(" 10:00:00+00")
+
+
+def test_masks_hash_redact_null_json() -> None:
+    assert build_transform(rule("mask", keep_end=4), col(), KEY)("123-45-6789") == "*******6789"  # type: ignore[misc]
+    assert build_transform(rule("keep_first_char"), col(), KEY)("Smith") == "S****"  # type: ignore[misc]
+    assert len(build_transform(rule("hash", length=12), col(), KEY)("x") or "") == 12  # type: ignore[misc]
+    as_int = build_transform(rule("hash"), col("int8", "N"), KEY)
+    assert as_int and 0 < int(as_int("42") or 0) < 2**63
+    assert build_transform(rule("redact"), col(), KEY)("secret") == "REDACTED"  # type: ignore[misc]
+    assert build_transform(rule("null"), col(), KEY)("x") is None  # type: ignore[misc]
+    doc = build_transform(rule("json", keys={"email": "email"}), col("jsonb", "U"), KEY)
+    assert doc is not None
+    out = doc('{"email": "a@b.c", "n": [{"email": "a@b.c"}], "keep": 1}') or ""
+    assert "a@b.c" not in out and '"keep": 1' in out
+    assert build_transform(rule("passthrough"), col(), KEY) is None
+
+
+def test_varchar_length_is_respected() -> None:
+    fn = build_transform(rule("email"), col("varchar", max_length=10), KEY)
+    assert fn and len(fn("someone@somewhere.org") or "") == 10
+
+
+def test_fit_problems() -> None:
+    assert "does not fit type int4" in (fit_problem(rule("email"), col("int4", "N")) or "")
+    assert "NOT NULL" in (fit_problem(rule("null"), col(not_null=True)) or "")
+    assert "unique" in (fit_problem(rule("first_name"), col(unique=True)) or "")
+    assert "needs an explicit 'value'" in (fit_problem(rule("redact"), col("int4", "N")) or "")
+    assert fit_problem(rule("email"), col(unique=True)) is None
+    assert fit_problem(rule("hash"), col("int4", "N", unique=True)) is not None
+
+
+def test_scrub_replaces_pii_inside_text() -> None:
+    scrub = build_transform(rule("scrub"), col(), KEY)
+    assert scrub is not None
+    text = "Mail jane@corp.com or call +1 415 555 0100 from 192.168.1.20, IBAN GB82WEST12345698765432"
+    out = scrub(text) or ""
+    for raw in ("jane@corp.com", "+1 415 555 0100", "192.168.1.20", "GB82WEST12345698765432"):
+        assert raw not in out
+    assert out.startswith("Mail ")
