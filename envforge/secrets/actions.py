@@ -11,6 +11,7 @@ Kubernetes API. Outputs hold names and keys, never values. Both roll back what t
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ from envforge.errors import ConfigurationError, SecretDeliveryError, SecretRefer
 from envforge.paths import resolve_inside
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
 from envforge.secrets.environment import (
+    FORGET_HOOKS,
+    MAX_REMEMBERED,
     FetchedSecrets,
     deliver_secrets,
     fetch_secrets,
@@ -238,7 +241,17 @@ class KubernetesSecretOutput(ActionOutput):
     resourceVersion: str = ""
 
 
-_deliveries: dict[tuple[str, str], SecretDelivery] = {}
+#: Deliveries of this process, kept for rollback (they hold the replaced Secret's data).
+#: Dropped by forget_run at the end of a run, and bounded like the fetched values.
+_deliveries: OrderedDict[tuple[str, str], SecretDelivery] = OrderedDict()
+
+
+def _forget_deliveries(run_id: str, step_id: str | None) -> None:
+    for key in [k for k in _deliveries if k[0] == run_id and step_id in (None, k[1])]:
+        _deliveries.pop(key, None)
+
+
+FORGET_HOOKS.append(_forget_deliveries)
 
 
 class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
@@ -271,6 +284,8 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
         delivery = deliver_secrets(fetched, deliverer, params.createNamespace, ctx.run_id)
         assert delivery is not None
         _deliveries[(ctx.run_id, ctx.step_id)] = delivery
+        while len(_deliveries) > MAX_REMEMBERED:
+            _deliveries.popitem(last=False)
         fetched.values.clear()  # delivered: the values need not stay in memory
         ctx.logger.info("%s Secret %s/%s with key(s) %s",
                         "created" if delivery.created else "replaced", delivery.namespace,

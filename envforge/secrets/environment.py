@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -111,20 +113,23 @@ def fetch_secrets(plan: SecretsPlan, reader: VaultSecretReader | None) -> Fetche
     """Fetch what envforge itself delivers (each Vault path once); values get registered."""
     fetched = FetchedSecrets(plan)
     direct = plan.direct_variables
-    if any(v.references for v in direct.values()) and reader is None:
+    need_vault = sorted(n for n, v in direct.items() if v.references)
+    if need_vault and reader is None:
         raise SecretDeliveryError(
-            f"environment {plan.environment}: variables {', '.join(sorted(direct))} need Vault, "
+            f"environment {plan.environment}: variables {', '.join(need_vault)} need Vault, "
             "but no Vault connection is configured (vaultBlock or VAULT_ADDR)")
+    redactor = reader.redactor if reader is not None else default_redactor()
     for name, variable in direct.items():
-        value = variable.value(reader.read if reader is not None else _no_vault)
-        (reader.redactor if reader is not None else default_redactor()).register(value)
+        # Sensitive built-ins have no references, so ``read`` is only called with a reader.
+        value = variable.value(reader.read if reader is not None else _no_reader)
+        redactor.register(value)
         fetched.values[name] = value
     fetched.vault_reads = reader.reads if reader is not None else 0
     return fetched
 
 
-def _no_vault(ref: Any) -> str:
-    raise AssertionError("unreachable: checked before")  # pragma: no cover
+def _no_reader(ref: Any) -> str:
+    raise SecretDeliveryError(f"{ref}: no Vault connection to read it with")
 
 
 def write_git_manifests(plan: SecretsPlan, directory: Path,
@@ -209,7 +214,10 @@ def fetch_and_deliver(
     return SecretsOutcome(plan, files, delivery, fetched.vault_reads)
 
 
-_runs: dict[tuple[str, str], FetchedSecrets] = {}
+#: Fetched values per (run id, step id), in this process only. Bounded: the oldest runs are
+#: dropped first should a flow never call forget_run.
+MAX_REMEMBERED = 64
+_runs: OrderedDict[tuple[str, str], FetchedSecrets] = OrderedDict()
 _runs_lock = threading.Lock()
 
 
@@ -217,6 +225,8 @@ def remember_run(run_id: str, step_id: str, fetched: FetchedSecrets) -> None:
     """Keep fetched values for a later step of the same run, in this process only."""
     with _runs_lock:
         _runs[(run_id, step_id)] = fetched
+        while len(_runs) > MAX_REMEMBERED:
+            _runs.popitem(last=False)[1].values.clear()
 
 
 def recall_run(run_id: str, step_id: str) -> FetchedSecrets | None:
@@ -225,7 +235,13 @@ def recall_run(run_id: str, step_id: str) -> FetchedSecrets | None:
 
 
 def forget_run(run_id: str, step_id: str | None = None) -> None:
-    """Drop the values of a run (or of one of its steps)."""
+    """Drop the values of a run (or of one of its steps). Flows call this when a run ends."""
     with _runs_lock:
         for key in [k for k in _runs if k[0] == run_id and step_id in (None, k[1])]:
             _runs.pop(key).values.clear()
+    for hook in list(FORGET_HOOKS):
+        hook(run_id, step_id)
+
+
+#: Called by forget_run (the actions module drops its delivery records through this).
+FORGET_HOOKS: list[Callable[[str, str | None], None]] = []

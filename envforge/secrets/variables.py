@@ -60,13 +60,18 @@ class Definition:
     source: str
     sensitive: bool = False
 
+    def __repr__(self) -> str:  # a sensitive built-in's raw text is a value: never shown
+        raw = "<masked>" if self.sensitive else repr(self.raw)
+        return (f"Definition(name={self.name!r}, raw={raw}, scope={self.scope.label}, "
+                f"source={self.source!r})")
+
 
 @dataclass(frozen=True)
 class SensitiveText:
     """Text that must be treated as secret but does not come from Vault (a built-in)."""
 
-    text: str
-    origin: str
+    text: str = field(repr=False)
+    origin: str = ""
 
 
 Part = str | SecretReference | SensitiveText
