@@ -21,7 +21,7 @@ def test_record_round_trips_through_yaml() -> None:
 
 
 def test_a_broken_record_names_its_file() -> None:
-    with pytest.raises(GitOpsError, match="environments/x/environment.yaml"):
+    with pytest.raises(GitOpsError, match=r"environments/x/environment\.yaml"):
         EnvironmentRecord.from_yaml("kind: Nope\n", "environments/x/environment.yaml")
 
 

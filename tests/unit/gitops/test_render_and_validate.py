@@ -65,7 +65,7 @@ def test_the_ingress_moves_to_the_random_host_with_tls_by_reference(tmp_path: Pa
 
 
 def test_an_ingress_is_made_when_the_template_has_none(tmp_path: Path) -> None:
-    record, rendered = _render(tmp_path, files={"deployment.yaml": DEPLOYMENT,
+    _record, rendered = _render(tmp_path, files={"deployment.yaml": DEPLOYMENT,
                                                 "service.yaml": SERVICE})
     (ingress,) = _objects(rendered, "Ingress")
     assert ingress["metadata"]["name"] == "envforge-ingress"
@@ -75,7 +75,7 @@ def test_an_ingress_is_made_when_the_template_has_none(tmp_path: Path) -> None:
 
 
 def test_platform_isolation_objects(tmp_path: Path) -> None:
-    record, rendered = _render(tmp_path)
+    _record, rendered = _render(tmp_path)
     (namespace,) = _objects(rendered, "Namespace")
     labels = namespace["metadata"]["labels"]
     assert labels["envforge.dev/environment"] == "pr-9"
@@ -149,7 +149,7 @@ def test_unknown_kinds_and_cluster_scoped_objects_are_refused(tmp_path: Path) ->
 
 def test_a_broken_argocd_field_is_named(tmp_path: Path) -> None:
     _, rendered = _render(tmp_path)
-    for file, doc in rendered.objects:
+    for _file, doc in rendered.objects:
         if doc["kind"] == "Application":
             doc["spec"]["syncPolicy"]["automated"]["prune"] = False
             del doc["metadata"]["finalizers"]
