@@ -8,7 +8,8 @@ create (``generateName``, ``dryRun=All``), replace (409 Conflict on a stale
 ``resourceVersion``), patch (JSON, merge and strategic-merge), delete and the ``status``
 subresource; pod logs; errors as ``Status`` objects with reason and code. Bearer-token auth.
 
-Not served: watch, server-side apply, finalizers (a deleted namespace vanishes at once with
+Watches (``?watch=true``) stream ADDED/MODIFIED/DELETED events as JSON lines until
+``timeoutSeconds`` (at most 60). Not served: server-side apply, finalizers (a deleted namespace vanishes at once with
 its contents). Faults for tests: :meth:`KubernetesStandin.fail` drops or fails matching requests.
 
 Reuse from any test::
@@ -27,6 +28,7 @@ import argparse
 import json
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +52,28 @@ class Fault:
     path: str
     status: int = 0
     times: int = 1
+
+
+@dataclass
+class Watch:
+    """A watch request: stream events of ``res`` after ``since`` (None: list first)."""
+
+    res: Resource
+    namespace: str | None
+    query: dict[str, str]
+
+    @property
+    def since(self) -> int | None:
+        value = self.query.get("resourceVersion")
+        return int(value) if value and value != "0" else None
+
+    @property
+    def selector(self) -> str:
+        return self.query.get("labelSelector", "")
+
+    @property
+    def timeout(self) -> float:
+        return min(60.0, float(self.query.get("timeoutSeconds") or 30))
 
 
 class KubernetesHandler(BaseHTTPRequestHandler):
@@ -107,6 +131,9 @@ class KubernetesHandler(BaseHTTPRequestHandler):
         self._reply(status, payload)
 
     def _reply(self, status: int, payload: Any) -> None:
+        if isinstance(payload, Watch):
+            self._stream(payload)
+            return
         if isinstance(payload, str):
             data, kind = payload.encode(), "text/plain"
         else:
@@ -116,6 +143,43 @@ class KubernetesHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, watch: Watch) -> None:
+        """A watch: one JSON event per line, chunked, until timeoutSeconds (at most 60 s)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        store = self.standin.store
+        deadline = time.monotonic() + watch.timeout
+        since = watch.since
+        with store.lock:
+            if since is None:  # no resourceVersion: start with the current objects as ADDED
+                listed = store.list(watch.res, watch.namespace, watch.selector)
+                pending = [("ADDED", obj) for obj in listed["items"]]
+                since = store.revision
+            else:
+                pending = []
+        try:
+            while True:
+                for kind, obj in pending:
+                    line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+                    self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+                left = deadline - time.monotonic()
+                if left <= 0 or self.standin.stopping:
+                    break
+                with store.lock:
+                    store.changed.wait(timeout=min(left, 0.5))
+                    events = store.events_since(watch.res, watch.namespace, since,
+                                                watch.selector)
+                if events:
+                    since = events[-1][0]
+                pending = [(kind, obj) for _, kind, obj in events]
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any
                ) -> tuple[int, Any]:
@@ -160,8 +224,8 @@ class KubernetesHandler(BaseHTTPRequestHandler):
             return 200, "".join(lines[-tail:] if tail else lines)
         if sub not in ("", "status"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if query.get("watch") in ("true", "1"):
-            raise ApiError(405, "MethodNotAllowed", "watch is not served by the stand-in; poll")
+        if query.get("watch") in ("true", "1") and name is None and method == "GET":
+            return 200, Watch(res, namespace if res.namespaced else None, query)
         if name is None:
             if method == "GET":
                 return 200, store.list(res, namespace if res.namespaced else None,
@@ -196,6 +260,7 @@ class KubernetesStandin:
         self.token = token
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
+        self.stopping = False
         self._fault_lock = threading.Lock()
         handler = type("BoundKubernetesHandler", (KubernetesHandler,), {"standin": self})
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -213,6 +278,9 @@ class KubernetesStandin:
         return self
 
     def stop(self) -> None:
+        self.stopping = True  # open watches end within half a second
+        with self.store.lock:
+            self.store.changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
 

@@ -83,6 +83,9 @@ class ClusterStore:
         self.resources: dict[tuple[str, str], Resource] = {}
         self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.pod_logs: dict[tuple[str, str], str] = {}
+        #: (revision, type, group, plural, object) of every change, for watches (bounded).
+        self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
+        self.changed = threading.Condition(self.lock)
         self.revision = 0
         for res in RESOURCES:
             self.register(res)
@@ -207,8 +210,8 @@ class ClusterStore:
         del self.objects[(res.group, res.plural, namespace, name)]
         if res.plural == "namespaces":  # a real namespace terminates first; this is immediate
             for key in [k for k in self.objects if k[2] == name]:
-                del self.objects[key]
-        self.revision += 1
+                self._record("DELETED", key[0], key[1], self.objects.pop(key))
+        self._record("DELETED", res.group, res.plural, obj)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "group": res.group, "kind": res.plural,
                             "uid": obj["metadata"]["uid"]}}
@@ -216,10 +219,34 @@ class ClusterStore:
     # --- internals -------------------------------------------------------------------
 
     def _store(self, key: tuple[str, str, str, str], obj: dict[str, Any]) -> dict[str, Any]:
+        kind = "MODIFIED" if key in self.objects else "ADDED"
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         self.objects[key] = obj
+        self.events.append((self.revision, kind, key[0], key[1], copy.deepcopy(obj)))
+        self._trim_and_notify()
         return copy.deepcopy(obj)
+
+    def _record(self, kind: str, group: str, plural: str, obj: dict[str, Any]) -> None:
+        self.revision += 1
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(self.revision)
+        self.events.append((self.revision, kind, group, plural, obj))
+        self._trim_and_notify()
+
+    def _trim_and_notify(self) -> None:
+        with self.lock:  # re-entrant: callers usually hold it already
+            del self.events[:-5000]
+            self.changed.notify_all()
+
+    def events_since(self, res: Resource, namespace: str | None, since: int, selector: str
+                     ) -> list[tuple[int, str, dict[str, Any]]]:
+        """Changes to objects of ``res`` after revision ``since``, for a watch."""
+        match = parse_selector(selector)
+        return [(rev, kind, obj) for rev, kind, group, plural, obj in self.events
+                if rev > since and group == res.group and plural == res.plural
+                and (namespace is None or obj["metadata"].get("namespace") == namespace)
+                and match(obj["metadata"].get("labels") or {})]
 
     def _check_version(self, res: Resource, name: str, sent: Any,
                        current: dict[str, Any]) -> None:

@@ -169,3 +169,24 @@ def test_vault_envelopes_errors_and_metadata(vault: VaultStandin) -> None:
                                                 raise_on_deleted_version=True)
     finally:
         vault.state.sealed = False
+
+
+def test_watch_streams_changes(kube: KubernetesStandin, api: client.ApiClient) -> None:
+    from kubernetes import watch
+
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "w-1",
+                                                              "labels": {"w": "yes"}}})
+    seen: list[tuple[str, str]] = []
+    stream = watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                  label_selector="w=yes", timeout_seconds=5)
+    for event in stream:
+        seen.append((event["type"], event["object"].metadata.name))
+        if len(seen) == 1:
+            core.create_namespaced_config_map("default", {"metadata": {
+                "name": "w-2", "labels": {"w": "yes"}}})
+            core.create_namespaced_config_map("default", {"metadata": {"name": "w-other"}})
+            core.delete_namespaced_config_map("w-1", "default")
+        if len(seen) == 3:
+            break
+    assert seen == [("ADDED", "w-1"), ("ADDED", "w-2"), ("DELETED", "w-1")]
