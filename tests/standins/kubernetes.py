@@ -25,8 +25,10 @@ Run a demo server: ``python -m tests.standins.kubernetes --port 8443``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -83,6 +85,16 @@ class KubernetesHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.standin.connections_lock:
+            self.standin.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.standin.connections_lock:
+            self.standin.connections.discard(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -261,6 +273,8 @@ class KubernetesStandin:
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self.stopping = False
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         self._fault_lock = threading.Lock()
         handler = type("BoundKubernetesHandler", (KubernetesHandler,), {"standin": self})
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -283,6 +297,10 @@ class KubernetesStandin:
             self.store.changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
+        with self.connections_lock:  # keep-alive connections would otherwise still be served
+            for connection in list(self.connections):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     # --- for tests -------------------------------------------------------------------
 

@@ -190,3 +190,17 @@ def test_watch_streams_changes(kube: KubernetesStandin, api: client.ApiClient) -
         if len(seen) == 3:
             break
     assert seen == [("ADDED", "w-1"), ("ADDED", "w-2"), ("DELETED", "w-1")]
+
+
+def test_a_stopped_standin_is_unreachable_even_on_kept_alive_connections(tmp_path: Path
+                                                                          ) -> None:
+    standin = start_kubernetes_standin()
+    kubeconfig = standin.write_kubeconfig(tmp_path / "config")
+    with config.new_client_from_config(str(kubeconfig)) as api:
+        api.configuration.retries = 0
+        core = client.CoreV1Api(api)
+        assert core.read_namespace("default").metadata.name == "default"
+        standin.stop()
+        with pytest.raises(Exception) as info:
+            core.read_namespace("default", _request_timeout=3)
+        assert not isinstance(info.value, ApiException) or info.value.status == 0
