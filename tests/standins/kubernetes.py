@@ -31,7 +31,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -203,7 +202,7 @@ class KubernetesHandler(BaseHTTPRequestHandler):
             return 200, {"kind": "APIVersions", "versions": ["v1"],
                          "serverAddressByClientCIDRs": []}
         if path == "/apis":
-            return 200, self.standin.group_list()
+            return 200, self.standin.store.group_list()
         match = re.fullmatch(r"/api/v1(?P<rest>/.*)?|/apis/(?P<g>[^/]+)/(?P<v>[^/]+)(?P<r>/.*)?",
                              path)
         if match is None:
@@ -215,7 +214,7 @@ class KubernetesHandler(BaseHTTPRequestHandler):
         if not segments:
             if method != "GET":
                 raise ApiError(405, "MethodNotAllowed", "method not allowed")
-            return 200, self.standin.resource_list(group, version)
+            return 200, self.standin.store.resource_list(group, version)
         namespace: str | None = None
         if (segments[0] == "namespaces" and len(segments) >= 3
                 and (group, segments[2]) in store.resources):
@@ -377,37 +376,6 @@ class KubernetesStandin:
                             self.faults.remove(fault)
                     return fault
         return None
-
-    # --- discovery -------------------------------------------------------------------
-
-    def _groups(self) -> dict[str, set[str]]:
-        groups: dict[str, set[str]] = {}
-        for res in self.store.resources.values():
-            if res.group:
-                groups.setdefault(res.group, set()).add(res.version)
-        return groups
-
-    def group_list(self) -> dict[str, Any]:
-        groups = []
-        for group, versions in sorted(self._groups().items()):
-            entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions)]
-            groups.append({"name": group, "versions": entries, "preferredVersion": entries[0]})
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-
-    def resource_list(self, group: str, version: str) -> dict[str, Any]:
-        found: Iterable[Resource] = [r for r in self.store.resources.values()
-                                     if r.group == group and r.version == version]
-        entries = []
-        for res in found:
-            entries.append(res.discovery())
-            entries.append({"name": f"{res.plural}/status", "singularName": "",
-                            "namespaced": res.namespaced, "kind": res.kind,
-                            "verbs": ["get", "patch", "update"]})
-        if not entries:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        group_version = f"{group}/{version}" if group else version
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-                "resources": entries}
 
 
 def start_kubernetes_standin(port: int = 0) -> KubernetesStandin:

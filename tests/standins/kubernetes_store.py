@@ -9,6 +9,7 @@ import copy
 import re
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -215,6 +216,37 @@ class ClusterStore:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "group": res.group, "kind": res.plural,
                             "uid": obj["metadata"]["uid"]}}
+
+    # --- discovery -------------------------------------------------------------------
+
+    def _groups(self) -> dict[str, set[str]]:
+        groups: dict[str, set[str]] = {}
+        for res in self.resources.values():
+            if res.group:
+                groups.setdefault(res.group, set()).add(res.version)
+        return groups
+
+    def group_list(self) -> dict[str, Any]:
+        groups = []
+        for group, versions in sorted(self._groups().items()):
+            entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions)]
+            groups.append({"name": group, "versions": entries, "preferredVersion": entries[0]})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    def resource_list(self, group: str, version: str) -> dict[str, Any]:
+        found: Iterable[Resource] = [r for r in self.resources.values()
+                                     if r.group == group and r.version == version]
+        entries = []
+        for res in found:
+            entries.append(res.discovery())
+            entries.append({"name": f"{res.plural}/status", "singularName": "",
+                            "namespaced": res.namespaced, "kind": res.kind,
+                            "verbs": ["get", "patch", "update"]})
+        if not entries:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        group_version = f"{group}/{version}" if group else version
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": entries}
 
     # --- internals -------------------------------------------------------------------
 
