@@ -8,6 +8,7 @@ Follows the prefect-kubernetes block shape: described fields, ``SecretStr`` for 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -83,11 +84,12 @@ class VaultConnection(Block):
         if not self.ca_bundle:
             return True
         if self.ca_bundle.lstrip().startswith("-----BEGIN"):
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - must outlive this call
-                "w", suffix=".pem", prefix="envforge-vault-ca-", delete=False)
-            with handle:
-                handle.write(self.ca_bundle)
-            return handle.name
+            # requests wants a file: one per distinct bundle, reused by later clients
+            digest = hashlib.sha256(self.ca_bundle.encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"envforge-vault-ca-{digest}.pem"
+            if not path.is_file() or path.read_text() != self.ca_bundle:
+                path.write_text(self.ca_bundle)
+            return str(path)
         if not Path(self.ca_bundle).is_file():
             raise ConfigurationError(f"Vault block: ca_bundle {self.ca_bundle!r} is not a file")
         return self.ca_bundle

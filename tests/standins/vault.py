@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -336,10 +337,17 @@ def _health(sealed: bool) -> dict[str, Any]:
 class VaultStandin:
     """A running stand-in: ``url``, ``root_token``, ``state`` to seed and inspect, ``stop()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 tls: tuple[str, str] | None = None) -> None:
         self.state = VaultState()
         handler = type("BoundVaultHandler", (VaultHandler,), {"state": self.state})
         self.server = ThreadingHTTPServer((host, port), handler)
+        self.scheme = "http"
+        if tls is not None:  # (certificate file, key file): serve HTTPS
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                        name="vault-standin")
@@ -348,7 +356,7 @@ class VaultStandin:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> VaultStandin:
         self.thread.start()
@@ -359,9 +367,10 @@ class VaultStandin:
         self.server.server_close()
 
 
-def start_vault_standin(port: int = 0) -> VaultStandin:
-    """Start a stand-in on 127.0.0.1 (a free port unless given) in a background thread."""
-    return VaultStandin(port=port).start()
+def start_vault_standin(port: int = 0, tls: tuple[str, str] | None = None) -> VaultStandin:
+    """Start a stand-in on 127.0.0.1 (a free port unless given) in a background thread;
+    with ``tls`` (certificate file, key file) it speaks HTTPS."""
+    return VaultStandin(port=port, tls=tls).start()
 
 
 def main() -> None:  # pragma: no cover - demo entry point

@@ -3,8 +3,11 @@ one read per path, token renewal, logins, and every fault named without a value.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -22,7 +25,7 @@ from envforge.secrets.redaction import SecretRedactor
 from envforge.secrets.references import parse_reference
 from envforge.secrets.vault import VaultSecretReader
 from tests.integration.secrets.conftest import VaultTarget
-from tests.standins.vault import VaultStandin
+from tests.standins.vault import VaultStandin, start_vault_standin
 
 V1 = "pw-version-one-1111"
 V2 = "pw-version-two-2222"
@@ -188,3 +191,28 @@ def test_block_from_environment_and_missing_settings() -> None:
         VaultConnection.from_environment({})
     with pytest.raises(ConfigurationError, match="needs role_id"):
         VaultConnection(address="http://x", auth_method="approle").get_client()
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_with_and_without_the_ca_bundle(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    standin = start_vault_standin(tls=(str(cert), str(key)))
+    try:
+        standin.state.put_secret("kv", "tls/app", {"k": "over-tls-5555"})
+        ref = parse_reference("vault:kv/tls/app#k")
+        token = SecretStr(standin.root_token)
+        with pytest.raises(VaultUnreachableError, match="TLS failed"):
+            VaultConnection(address=standin.url, token=token).get_client()
+        trusted = VaultConnection(address=standin.url, token=token, ca_bundle=cert.read_text())
+        assert trusted.get_reader().read(ref) == "over-tls-5555"
+        by_path = VaultConnection(address=standin.url, token=token, ca_bundle=str(cert))
+        assert by_path.get_reader().read(ref) == "over-tls-5555"
+        unverified = VaultConnection(address=standin.url, token=token, tls_verify=False)
+        assert unverified.get_reader().read(ref) == "over-tls-5555"
+    finally:
+        standin.stop()
