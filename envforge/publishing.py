@@ -116,7 +116,7 @@ class GitPublisher:
         self,
         paths: Sequence[str],
         write: Callable[[Path], None],
-        message: str,
+        message: str | Callable[[], tuple[str, Mapping[str, str]]],
         trailers: Mapping[str, str] | None = None,
     ) -> PublishResult:
         """Let ``write`` change the synced working copy (its root is passed), then commit what
@@ -124,9 +124,9 @@ class GitPublisher:
 
         Only ``paths`` are staged, cleaned and compared, so the cost does not grow with the
         rest of the repository. If ``write`` or the pre-commit hook raises, the copy is put
-        back as the remote is and the error propagates: nothing is committed.
+        back as the remote is and the error propagates: nothing is committed. ``message`` may
+        be a callable returning (message, trailers), asked after ``write``.
         """
-        full_message = _with_trailers(message, trailers or {})
         with self._locked_copy() as repo:
             for attempt in range(1, self.max_attempts + 1):
                 self._sync(repo)
@@ -141,6 +141,8 @@ class GitPublisher:
                         return PublishResult(None, parent, 0, self.branch)
                     if self.pre_commit is not None:
                         self.pre_commit(root, changed)
+                    text, extra = message() if callable(message) else (message, {})
+                    full_message = _with_trailers(text, {**(trailers or {}), **extra})
                     repo.git.commit("--quiet", "-m", full_message, env=self._author_env())
                 except BaseException:
                     self._sync(repo, full=True)  # leave nothing half-done in the cached copy
@@ -339,7 +341,7 @@ def _copy_tree(source: Path, dest: Path) -> None:
 
 def _jittered_sleep(attempt: int) -> None:
     """Full jitter over a capped exponential window, so many racing writers spread out."""
-    time.sleep(random.uniform(0.02, min(1.5, 0.05 * 2 ** attempt)))
+    time.sleep(random.uniform(0.02, min(1.0, 0.05 * 2 ** attempt)))
 
 
 def _stderr(e: git.GitCommandError) -> str:

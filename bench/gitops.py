@@ -1,0 +1,201 @@
+"""Benchmark: creating one environment (render, validate, secret guard, commit, push) in a
+GitOps repository holding 10 environments and in one holding 500, measured side by side
+(alternating) in one process, and the wall time of 20 concurrent creates against one remote
+from 20 caches (as 20 machines would).
+
+    .venv/bin/python bench/gitops.py --reps 15 [--write-docs]
+
+Real git throughout: bare remotes over file:// in a temporary directory. The repositories are
+pre-filled with real rendered environments (one commit), then each machine's cache is warmed
+by one create, as a worker's would be. No image build or database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# sys.path[0] is bench/, where bench/secrets.py would shadow the standard library's secrets.
+sys.path[0] = str(ROOT)
+
+from envforge.gitops.record import EnvironmentSpec  # noqa: E402
+from envforge.gitops.render import render_environment  # noqa: E402
+from envforge.gitops.repository import open_store  # noqa: E402
+from envforge.gitops.settings import GitOpsSettings  # noqa: E402
+from envforge.gitops.store import EnvironmentStore  # noqa: E402
+from envforge.runner import TemplateRun  # noqa: E402
+from envforge.templating.loader import load_template  # noqa: E402
+
+GIT_ENV = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+SETTINGS = GitOpsSettings()
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *GIT_ENV, *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def python_service_manifests(into: Path) -> Path:
+    """The python-service template's manifests, rendered by its own fetch:template step."""
+    template = load_template(ROOT / "templates" / "python-service")
+    run = TemplateRun(template, {"name": "bench-app"}, dry_run=True)
+    try:
+        run.run()
+        shutil.copytree(run.workspace / "service" / "manifests", into)
+    finally:
+        run.close()
+    return into
+
+
+def spec() -> EnvironmentSpec:
+    return EnvironmentSpec(template="python-service", owner="group:bench",
+                           parameters={"name": "bench-app", "replicas": 1})
+
+
+def prefilled_remote(base: Path, count: int, manifests: Path) -> Path:
+    """A bare remote holding ``count`` rendered environments (pushed as one commit)."""
+    bare = base / f"remote-{count}.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    work = base / f"fill-{count}"
+    git("clone", "--quiet", bare.as_uri(), str(work))
+    with open_store(url=bare.as_uri(), cache_root=base / "unused", settings=SETTINGS) as store:
+        for i in range(count):
+            record = store.new_record(f"env-{i:04d}", spec(), "48h")
+            rendered = render_environment(record, manifests, store.repo_url, "main", SETTINGS)
+            for rel, text in rendered.files.items():
+                (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                (work / rel).write_text(text)
+    git("add", "--all", cwd=work)
+    git("commit", "--quiet", "-m", f"{count} environments", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    shutil.rmtree(work)
+    return bare
+
+
+def timed_create(store: EnvironmentStore, name: str, manifests: Path) -> float:
+    started = time.perf_counter()
+    record = store.new_record(name, spec(), "48h", "bench")
+    result = store.create(record, manifests, "bench")
+    elapsed = time.perf_counter() - started
+    assert result.commit, name
+    return elapsed
+
+
+def side_by_side(base: Path, manifests: Path, reps: int) -> dict[int, list[float]]:
+    remotes = {n: prefilled_remote(base, n, manifests) for n in (10, 500)}
+    times: dict[int, list[float]] = {10: [], 500: []}
+    with open_store(url=remotes[10].as_uri(), cache_root=base / "cache-10",
+                    settings=SETTINGS) as small, \
+         open_store(url=remotes[500].as_uri(), cache_root=base / "cache-500",
+                    settings=SETTINGS) as large:
+        stores = {10: small, 500: large}
+        for store in stores.values():  # warm each cache (clone) as a worker's would be
+            timed_create(store, "warm-up", manifests)
+        for i in range(reps):
+            order = (10, 500) if i % 2 == 0 else (500, 10)
+            for n in order:
+                times[n].append(timed_create(stores[n], f"bench-{i:03d}", manifests))
+        for n, store in stores.items():
+            assert len(store.list()) == n + reps + 1
+    return times
+
+
+def concurrent_creates(base: Path, manifests: Path, writers: int) -> tuple[float, int]:
+    bare = base / "concurrent.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(writers)
+
+    def create(i: int) -> None:
+        try:
+            with open_store(url=bare.as_uri(), cache_root=base / f"machine-{i}",
+                            settings=SETTINGS) as store:
+                record = store.new_record(f"pr-{i}", spec(), "48h", f"run-{i}")
+                barrier.wait(timeout=60)
+                store.create(record, manifests, f"run-{i}")
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(writers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    wall = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} concurrent create(s) failed: {errors[0]}")
+    commits = int(git("--git-dir", str(bare), "rev-list", "--count", "main"))
+    present = len(git("--git-dir", str(bare), "ls-tree", "--name-only", "main:argocd").split())
+    assert commits == writers and present == writers, (commits, present)
+    return wall, present
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--writers", type=int, default=20)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="envforge-bench-gitops-"))
+    try:
+        manifests = python_service_manifests(base / "manifests")
+        times = side_by_side(base, manifests, args.reps)
+        wall, present = concurrent_creates(base, manifests, args.writers)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    small, large = statistics.median(times[10]), statistics.median(times[500])
+    ratio = large / small
+    lines = [
+        "## GitOps environments (`bench/gitops.py`)",
+        "",
+        f"Command: `.venv/bin/python bench/gitops.py --reps {args.reps}"
+        f"{' --write-docs' if args.write_docs else ''}`; one process, real git over file://,",
+        "python-service manifests; each create = render, validate (kubernetes-validate and the",
+        "Argo CD model), secret guard, one commit, push. Creates against the two repositories",
+        f"alternate, {args.reps} each, warm caches.",
+        "",
+        "| measurement | median | min | max |",
+        "|---|---:|---:|---:|",
+        f"| create one environment, 10 in the repository | {small * 1000:.0f} ms | "
+        f"{min(times[10]) * 1000:.0f} ms | {max(times[10]) * 1000:.0f} ms |",
+        f"| create one environment, 500 in the repository | {large * 1000:.0f} ms | "
+        f"{min(times[500]) * 1000:.0f} ms | {max(times[500]) * 1000:.0f} ms |",
+        f"| ratio 500 / 10 | {ratio:.2f} | | |",
+        f"| {args.writers} concurrent creates, one remote, {args.writers} caches (wall, "
+        f"incl. clones) | {wall:.1f} s | | |",
+        "",
+        f"Targets: median under 1 s: **{'met' if max(small, large) < 1 else 'NOT met'}**; "
+        f"ratio at most 1.3: **{'met' if ratio <= 1.3 else 'NOT met'}**; "
+        f"{present}/{args.writers} environments present, {args.writers} commits, none lost.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.write_docs:
+        write_section(text)
+
+
+def write_section(text: str) -> None:
+    start, end = "<!-- gitops:start -->", "<!-- gitops:end -->"
+    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text}\n{end}"
+    if start in current and end in current:
+        current = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, current,
+                         flags=re.S)
+    else:
+        current = current.rstrip("\n") + "\n\n" + block + "\n"
+    DOCS.write_text(current)
+
+
+if __name__ == "__main__":
+    main()
