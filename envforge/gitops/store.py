@@ -10,6 +10,7 @@ loop, so two machines creating the same name cannot both succeed. No change, no 
 from __future__ import annotations
 
 import builtins
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -38,7 +39,9 @@ from envforge.gitops.render import (
 from envforge.gitops.settings import GitOpsSettings
 from envforge.gitops.ttl import checked_ttl
 from envforge.gitops.validate import validate_objects
-from envforge.publishing import GitPublisher, redact_url
+from envforge.publishing import GitPublisher
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,9 @@ class EnvironmentStore:
 
     @property
     def repo_url(self) -> str:
-        """The repository as Argo CD should see it: never with credentials."""
-        return redact_url(self.publisher.url)
+        """The repository as Argo CD should see it: without any user or token in the URL
+        (Argo CD has its own repository credentials)."""
+        return _USERINFO.sub(r"\g<scheme>", self.publisher.url)
 
     # --- reading -------------------------------------------------------------------------
     def list(self) -> list[EnvironmentRecord]:
