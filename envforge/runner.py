@@ -31,6 +31,8 @@ from envforge.errors import (
     StepFailedError,
     UnknownActionError,
 )
+from envforge.secrets.redaction import scrub
+from envforge.secrets.references import refuse_references_in_git_fields
 from envforge.templating.expressions import ExpressionEngine
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import validate_parameters
@@ -152,6 +154,8 @@ class TemplateRun:
             return PreparedStep(step, _UnknownAction(step.action), ActionInput(), fake=True)
         action = self.registry.get(step.action, step.id)
         rendered = self.engine.render_value(step.input, context, f"{where} field input")
+        if action.git_bound:
+            refuse_references_in_git_fields(rendered, f"{where} field input")
         try:
             params = action.input_model.model_validate(rendered)
         except ValidationError as e:
@@ -208,6 +212,7 @@ class TemplateRun:
                 output = execute_step(self, prepared)
             except Exception as e:
                 reason = str(e) if isinstance(e, EnvforgeError) else f"{type(e).__name__}: {e}"
+                reason = scrub(reason)  # a fetched secret value never reaches an error message
                 report = StepReport(step.id, step.display_name, step.action, "failed",
                                     time.monotonic() - started, reason)
                 self.reports.append(report)
@@ -269,7 +274,11 @@ class TemplateRun:
         return rendered
 
     def close(self) -> None:
+        """Remove the workspace and drop every secret value this run held in memory."""
         shutil.rmtree(self.workspace, ignore_errors=True)
+        from envforge.secrets.environment import forget_run  # lazy: it loads the k8s client
+
+        forget_run(self.run_id)
 
 
 class _UnknownAction(Action[ActionInput, ActionOutput]):

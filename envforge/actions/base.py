@@ -63,6 +63,9 @@ class Action(Generic[InputT, OutputT]):
     #: Prefect retries for this step; only errors marked TemporaryError are retried.
     retries: ClassVar[int] = 0
     retry_delay_seconds: ClassVar[float] = 2.0
+    #: True for actions whose input ends up in Git (fetch:*, publish:*): a secret reference in
+    #: their input is refused before the step runs, so no reference is resolved into Git.
+    git_bound: ClassVar[bool] = False
     #: Example step definitions (as in template.yaml) shown by `envforge actions show`.
     examples: ClassVar[list[dict[str, Any]]] = []
 

@@ -69,6 +69,7 @@ def _skeleton_files(root: Path) -> list[Path]:
 
 class FetchPlain(Action[FetchPlainInput, FetchOutput]):
     id = "fetch:plain"
+    git_bound = True
     description = "Copy a directory of the template into the workspace, unchanged."
     input_model = FetchPlainInput
     output_model = FetchOutput
@@ -97,6 +98,7 @@ class FetchPlain(Action[FetchPlainInput, FetchOutput]):
 
 class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
     id = "fetch:template"
+    git_bound = True
     description = (
         "Render a skeleton directory into the workspace: file contents and names are "
         "templates over ${{ values.* }}."

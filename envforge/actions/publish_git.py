@@ -42,6 +42,7 @@ class PublishGitOutput(ActionOutput):
 
 class PublishGit(Action[PublishGitInput, PublishGitOutput]):
     id = "publish:git"
+    git_bound = True
     description = "Commit files from the workspace to a Git repository and push them."
     input_model = PublishGitInput
     output_model = PublishGitOutput

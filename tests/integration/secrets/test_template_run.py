@@ -239,7 +239,7 @@ def test_secret_reference_in_a_git_bound_field_is_refused(world: World) -> None:
     requests_before = len(world.vault.standin.state.requests) if world.vault.standin else 0
     with pytest.raises(StepFailedError) as info:
         world.run(name).run()
-    assert info.value.step_id == "secrets" and "end up in Git" in str(info.value)
+    assert info.value.step_id == "fetch" and "end up in Git" in str(info.value)
     assert world.branch_files() == [] and not namespace_exists(world.cluster, name)
     if world.vault.standin is not None:  # refused before Vault was asked anything
         assert len(world.vault.standin.state.requests) == requests_before
