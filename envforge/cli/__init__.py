@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.templates",
     "envforge.cli.run",
     "envforge.cli.deploy",
+    "envforge.cli.blocks",
     "envforge.cli.images",
     "envforge.cli.vars",
     "envforge.cli.env",

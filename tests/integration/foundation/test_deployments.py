@@ -85,3 +85,16 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
         "template", "parameters", "dry_run", "environment"}
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
         "directory": str(PROJECT_ROOT)}}]
+
+
+def test_block_types_register_with_the_server(prefect_server: None) -> None:
+    from prefect.client.orchestration import get_client
+
+    from blocks import block_types
+
+    for block in block_types():
+        block.register_type_and_schema()
+    with get_client(sync_client=True) as client:
+        slugs = {b.slug for b in client.read_block_types()}
+    expected = {block.get_block_type_slug() for block in block_types()}
+    assert expected and expected <= slugs
