@@ -161,17 +161,16 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         """SELECT r.oid, n.nspname, c.relname, pg_relation_size(c.oid) + coalesce(
                       pg_relation_size(nullif(c.reltoastrelid, 0)), 0),
                   pg_relation_size(c.oid) / current_setting('block_size')::int
-           FROM pg_class r CROSS JOIN LATERAL pg_partition_tree(r.oid) p
+           FROM pg_class r CROSS JOIN LATERAL (
+               SELECT relid FROM pg_partition_tree(r.oid) WHERE isleaf
+               UNION ALL SELECT r.oid WHERE r.relkind = 'r') p  -- plain tables: themselves
            JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE r.oid = ANY(%s) AND p.isleaf AND c.relkind = 'r' ORDER BY 1, 2, 3""",
+           WHERE r.oid = ANY(%s) AND c.relkind = 'r' ORDER BY 1, 2, 3""",
         (oids,),
     ):
         tables[oid_to_name[root_oid]].leaves.append(
             PhysicalTable(schema=schema, name=name, size_bytes=size, pages=pages)
         )
-    for table in tables.values():
-        if not table.partitioned and not table.leaves:
-            table.leaves.append(PhysicalTable(table.schema, table.name, 0, 0))
     return Catalog(tables=tables, foreign_keys=_foreign_keys(conn, oid_to_name),
                    sequences=_sequences(conn))
 

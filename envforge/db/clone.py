@@ -197,7 +197,18 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
                     f" AND ctid < '({hi},0)'::tid" if i < slices - 1 else "")
                 tasks.append((leaf.size_bytes // slices,
                               task(f"{leaf.qualified} [{i + 1}/{slices}]", where)))
-    return [t for _, t in sorted(tasks, key=lambda pair: -pair[0])]
+    # Largest first, but alternating between tables so that parallel workers rarely append
+    # to the same table at once (they would queue on its extension lock).
+    by_table: dict[str, list[tuple[int, CopyTask]]] = {}
+    for size, t in sorted(tasks, key=lambda pair: -pair[0]):
+        by_table.setdefault(t.table, []).append((size, t))
+    queues = sorted(by_table.values(), key=lambda q: -sum(size for size, _ in q))
+    ordered: list[CopyTask] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0)[1])
+    return ordered
 
 
 def _field_rules(table: Table, coverage: CoverageMap) -> tuple[FieldRule, ...]:

@@ -20,7 +20,7 @@ from envforge.db.catalog import Column
 from envforge.db.connection import ServerAddress, open_connection, quote_ident
 from envforge.db.copy_source import copy_blocks
 from envforge.db.rules import ColumnRule
-from envforge.db.transformers import ValueTransform, build_transform
+from envforge.db.transformers import ValueTransform, build_ascii_fast_path, build_transform
 from envforge.errors import CopyFailedError, EnvforgeError
 
 _NULL = b"\\N"
@@ -104,7 +104,8 @@ def _stream(source: ServerAddress, snapshot_id: str, dst: psycopg.Connection[Any
                 cut = data.rfind(b"\n") + 1
                 rest = data[cut:]
                 if cut:
-                    rows += _transform_batch(data[:cut], memos, writer.write)
+                    rows += _transform_batch(data[:cut], memos, writer.write,
+                                             len(task.columns))
             if rest:
                 raise CopyFailedError(f"copying {task.label}: the source stream ended mid-row")
     if rows != dst_cur.rowcount:
@@ -121,12 +122,18 @@ class _FieldMemo(dict[bytes, bytes]):
 
     LIMIT = 32_768
 
-    def __init__(self, fn: ValueTransform, table: str, field_rule: FieldRule, label: str):
+    def __init__(self, fn: ValueTransform, table: str, field_rule: FieldRule, label: str,
+                 fast: Callable[[bytes], bytes] | None = None):
         super().__init__({_NULL: _NULL})
         self.fn, self.table, self.field_rule, self.label = fn, table, field_rule, label
-        self.fills = 0
+        self.fast, self.fills = fast, 0
 
     def __missing__(self, raw: bytes) -> bytes:
+        if self.fast is not None and raw.isascii() and b"\\" not in raw:
+            encoded = self.fast(raw)
+            if self.fills < 2:
+                self._keep(raw, encoded)
+            return encoded
         try:
             out = self.fn(_decode(raw))
         except Exception as e:  # the value itself must never reach the message
@@ -136,12 +143,15 @@ class _FieldMemo(dict[bytes, bytes]):
                 f"(value withheld): {type(e).__name__}") from None
         encoded = _NULL if out is None else _encode(out)
         if self.fills < 2:
-            if len(self) >= self.LIMIT:
-                self.fills += 1
-                self.clear()
-                self[_NULL] = _NULL
-            self[raw] = encoded
+            self._keep(raw, encoded)
         return encoded
+
+    def _keep(self, raw: bytes, encoded: bytes) -> None:
+        if len(self) >= self.LIMIT:
+            self.fills += 1
+            self.clear()
+            self[_NULL] = _NULL
+        self[raw] = encoded
 
 
 def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
@@ -149,20 +159,49 @@ def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
     for f in task.fields:
         fn = build_transform(f.rule, f.column, key)
         if fn is not None:
-            memos.append((f.index, _FieldMemo(fn, task.table, f, task.label)))
+            fast = build_ascii_fast_path(f.rule, f.column, key)
+            memos.append((f.index, _FieldMemo(fn, task.table, f, task.label, fast)))
     return memos
 
 
 def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
-                     write: Callable[[bytes], None]) -> int:
-    """Column-wise over complete lines: split, map covered columns, join (C-level loops)."""
-    lines = data.split(b"\n")
-    lines.pop()  # after the last newline
-    columns = list(zip(*[line.split(b"\t") for line in lines], strict=True))
+                     write: Callable[[bytes], None], ncols: int) -> int:
+    """Transform complete COPY text lines with C-level loops only (split, slice, map, join).
+
+    Splitting the block on tabs alone leaves one element per inner field and merges each
+    row's last field with the next row's first ("last\\nfirst"); inner columns are then a
+    plain extended slice, and only covered first/last columns need the merged ones split.
+    """
+    rows = data.count(b"\n")
+    if ncols == 1:
+        index, memo = memos[0]
+        lines = data.split(b"\n")
+        lines.pop()
+        write(b"\n".join(map(memo.__getitem__, lines)) + b"\n")
+        return rows
+    step = ncols - 1
+    edge = [(i, m) for i, m in memos if i in (0, step)]
+    fields = (b"\n" + data if edge else data).split(b"\t")
+    if len(fields) != rows * step + 1:
+        raise CopyFailedError(f"unexpected COPY shape: {len(fields)} fields for {rows} rows "
+                              f"of {ncols} columns")
     for index, memo in memos:
-        columns[index] = tuple(map(memo.__getitem__, columns[index]))
-    write(b"\n".join(map(b"\t".join, zip(*columns, strict=True))) + b"\n")
-    return len(lines)
+        if 0 < index < step:
+            fields[index::step] = map(memo.__getitem__, fields[index::step])
+    if edge:
+        split = [e.partition(b"\n") for e in fields[0::step]]
+        lasts = [p[0] for p in split]  # lasts[0] is empty (the added newline)
+        firsts = [p[2] for p in split]  # firsts[-1] is empty (after the final newline)
+        for index, memo in edge:
+            if index == 0:
+                firsts[:-1] = map(memo.__getitem__, firsts[:-1])
+            else:
+                lasts[1:] = map(memo.__getitem__, lasts[1:])
+        fields[0::step] = map(b"\n".join, zip(lasts, firsts, strict=True))
+        write(b"\t".join(fields)[1:])
+    else:
+        write(b"\t".join(fields))
+    return rows
 
 
 def _decode(raw: bytes) -> str:

@@ -40,6 +40,7 @@ NOT_UNIQUE_SAFE = frozenset({"phone", "first_name", "last_name", "full_name", "a
                              "mask", "partial", "redact", "noise", "regex_replace", "scrub"})
 _NON_DIGITS = re.compile(r"\D")
 _DROP_PUNCTUATION = {c: None for c in range(128) if not chr(c).isdigit()}
+_ASCII_NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
 _INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
 _PII_PATTERNS = {
     "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
@@ -99,8 +100,11 @@ class Keyed:
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def digest(self, value: str) -> bytes:
+        return self.digest_bytes(value.encode())
+
+    def digest_bytes(self, value: bytes) -> bytes:
         inner = self._inner.copy()
-        inner.update(value.encode())
+        inner.update(value)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
@@ -125,6 +129,48 @@ def build_transform(rule: ColumnRule, column: Column, key: bytes) -> ValueTransf
             "{}" if type_class(column) == "json" else "REDACTED")
         return lambda v: constant
     return _fit_length(_value_function(rule, column, key), column.max_length)
+
+
+def build_ascii_fast_path(rule: ColumnRule, column: Column,
+                          key: bytes) -> Callable[[bytes], bytes] | None:
+    """For high-cardinality kinds, the same result as :func:`build_transform` computed on the
+    raw UTF-8 bytes of an ASCII value without COPY escapes (no decode/encode per value).
+    Callers must check ``raw.isascii()`` and the absence of backslashes."""
+    kind, limit = rule.transform, column.max_length
+    if type_class(column) != "text" or kind not in ("email", "phone", "hash"):
+        return None
+    keyed = Keyed(key, kind)
+    inner0, outer0 = keyed._inner, keyed._outer  # HMAC inlined: this runs once per value
+
+    def digest(raw: bytes) -> bytes:
+        inner = inner0.copy()
+        inner.update(raw)
+        outer = outer0.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    if kind == "email":
+        def fast(raw: bytes) -> bytes:
+            inner = inner0.copy()
+            inner.update(raw.strip().lower())
+            outer = outer0.copy()
+            outer.update(inner.digest())
+            out = fakes.email(outer.digest()).encode()
+            return out if limit is None else out[:limit]
+    elif kind == "phone":
+        def fast(raw: bytes) -> bytes:
+            inner = inner0.copy()
+            inner.update(raw.translate(None, _ASCII_NON_DIGITS))
+            outer = outer0.copy()
+            outer.update(inner.digest())
+            out = fakes.phone(outer.digest()).encode()
+            return out if limit is None else out[:limit]
+    else:
+        length = rule.length or 32
+
+        def fast(raw: bytes) -> bytes:
+            return digest(raw).hex()[:length].encode()[:limit]
+    return fast
 
 
 def _value_function(rule: ColumnRule, column: Column, key: bytes) -> ValueTransform:

@@ -92,9 +92,27 @@ def test_transform_batch_touches_only_covered_columns() -> None:
     field = FieldRule(1, column("email"), ColumnRule(transform="redact", value="X\tY"))
     memo = _FieldMemo(lambda v: "X\tY", "public.users", field, "public.users")
     written: list[bytes] = []
-    count = _transform_batch(b"1\ta@b.c\tkeep\n2\t\\N\tkeep\n", [(1, memo)], written.append)
+    count = _transform_batch(b"1\ta@b.c\tkeep\n2\t\\N\tkeep\n", [(1, memo)], written.append, 3)
     assert count == 2
     assert written == [b"1\tX\\tY\tkeep\n2\t\\N\tkeep\n"]
+
+
+@pytest.mark.parametrize("ncols", [1, 2, 3, 5])
+def test_transform_batch_matches_a_row_by_row_reference(ncols: int) -> None:
+    lines = [[f"r{r}c{c}".encode() if (r + c) % 4 else b"\\N" for c in range(ncols)]
+             for r in range(7)]
+    block = b"".join(b"\t".join(line) + b"\n" for line in lines)
+    for covered in ({0}, {ncols - 1}, set(range(ncols)), {ncols // 2}):
+        memos = []
+        for index in sorted(covered):
+            field = FieldRule(index, column("c"), ColumnRule(transform="text"))
+            memos.append((index, _FieldMemo(lambda v: v.upper() + "!", "t", field, "t")))
+        written: list[bytes] = []
+        assert _transform_batch(block, memos, written.append, ncols) == 7
+        expected = b"".join(b"\t".join(
+            (v if v == b"\\N" or c not in covered else v.upper() + b"!")
+            for c, v in enumerate(line)) + b"\n" for line in lines)
+        assert written == [expected], (ncols, covered)
 
 
 def test_failing_transform_never_shows_the_value() -> None:
