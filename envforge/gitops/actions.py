@@ -65,6 +65,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
     input_model = PublishGitOpsInput
     output_model = PublishGitOpsOutput
     supports_dry_run = True
+    git_bound = True  # its input (parameters) is written to Git: no secret references
     retries = 2
     examples = [{
         "id": "environment",

@@ -153,3 +153,19 @@ def test_a_failed_run_rolls_the_environment_commit_back(
     assert info.value.step_id == "after" and "environment" in info.value.rolled_back
     assert "'pr-4' already exists" in str(info.value)
     assert not [f for f in remote_files(bare_repo) if "pr-4" in f]
+
+
+def test_a_secret_reference_in_its_input_is_refused_before_it_runs(
+        tmp_path: Path, bare_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
+    directory = _template(tmp_path)
+    text = (directory / "template.yaml").read_text()
+    (directory / "template.yaml").write_text(text.replace(
+        'parameters: "${{ parameters }}"', 'parameters: {db: "vault:kv/data/db#password"}'))
+    run = TemplateRun(load_template(directory), {}, environment={"name": "pr-5"})
+    try:
+        with pytest.raises(StepFailedError, match="not allowed in fields that end up in Git"):
+            run.run()
+    finally:
+        run.close()
+    assert commit_count(bare_repo) == 0
