@@ -108,9 +108,21 @@ def _target(args: argparse.Namespace) -> ServerAddress:
     return load_server(args.server_block).address(name)  # type: ignore[no-any-return]
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Progress lines to whatever sys.stderr is when a record is emitted."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _progress_to_stderr() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)

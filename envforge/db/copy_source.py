@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +64,7 @@ def _psql_blocks(psql: str, source: ServerAddress, snapshot_id: str, copy_sql: s
                 if proc.stderr else []
             reason = next((line for line in error if "ERROR" in line or "FATAL" in line),
                           error[0] if error else f"psql exited with {proc.returncode}")
+            reason = re.sub(r"^psql:<stdin>:\d+: ", "", reason)
             raise CopyFailedError(f"copying {label} failed: source: {reason}")
 
     try:
