@@ -110,6 +110,25 @@ def side_by_side(base: Path, manifests: Path, reps: int) -> dict[int, list[float
     return times
 
 
+def through_the_runner(base: Path, reps: int) -> list[float]:
+    """``envforge env create``'s path: the python-service template run inline by the runner
+    (fetch:template, debug:log, publish:gitops) against the embedded repository."""
+    import os
+
+    from envforge.gitops.runs import run_for_environment
+
+    os.environ["ENVFORGE_HOME"] = str(base / "home")
+    template = load_template(ROOT / "templates" / "python-service")
+    times = []
+    for i in range(reps + 1):
+        started = time.perf_counter()
+        output = run_for_environment(template, {"name": "bench-app"},
+                                     {"name": f"run-{i:03d}", "owner": "group:bench"})
+        assert output["commitHash"]
+        times.append(time.perf_counter() - started)
+    return times[1:]  # the first one clones the repository into the cache
+
+
 def concurrent_creates(base: Path, manifests: Path, writers: int) -> tuple[float, int]:
     bare = base / "concurrent.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
@@ -151,6 +170,7 @@ def main() -> None:
     try:
         manifests = python_service_manifests(base / "manifests")
         times = side_by_side(base, manifests, args.reps)
+        runner = through_the_runner(base, args.reps)
         wall, present = concurrent_creates(base, manifests, args.writers)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -172,6 +192,9 @@ def main() -> None:
         f"| create one environment, 500 in the repository | {large * 1000:.0f} ms | "
         f"{min(times[500]) * 1000:.0f} ms | {max(times[500]) * 1000:.0f} ms |",
         f"| ratio 500 / 10 | {ratio:.2f} | | |",
+        f"| create through the runner (python-service: fetch:template, debug:log, "
+        f"publish:gitops) | {statistics.median(runner) * 1000:.0f} ms | "
+        f"{min(runner) * 1000:.0f} ms | {max(runner) * 1000:.0f} ms |",
         f"| {args.writers} concurrent creates, one remote, {args.writers} caches (wall, "
         f"incl. clones) | {wall:.1f} s | | |",
         "",

@@ -143,7 +143,7 @@ class GitPublisher:
                         self.pre_commit(root, changed)
                     text, extra = message() if callable(message) else (message, {})
                     full_message = _with_trailers(text, {**(trailers or {}), **extra})
-                    repo.git.commit("--quiet", "-m", full_message, env=self._author_env())
+                    self._commit_index(repo, parent, full_message)
                 except BaseException:
                     self._sync(repo, full=True)  # leave nothing half-done in the cached copy
                     raise
@@ -268,6 +268,15 @@ class GitPublisher:
             return [f for f in repo.git.ls_files().splitlines() if f]
         out = repo.git.diff("--cached", "--name-only", parent, "--", *paths)
         return [f for f in out.splitlines() if f]
+
+    def _commit_index(self, repo: git.Repo, parent: str | None, message: str) -> None:
+        """Commit the index with plumbing (write-tree, commit-tree, update-ref): the same
+        commit as ``git commit``, without refreshing the whole index (which grows with the
+        repository) or running hooks."""
+        tree = repo.git.write_tree()
+        parents = ["-p", parent] if parent else []
+        commit = repo.git.commit_tree(tree, *parents, "-m", message, env=self._author_env())
+        repo.git.update_ref(f"refs/heads/{self.branch}", commit)
 
     def _dirty_marker(self, repo: git.Repo) -> Path:
         return Path(repo.git_dir) / "envforge-dirty"
