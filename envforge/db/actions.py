@@ -32,7 +32,7 @@ def load_server(block_name: str | None) -> Any:
         return DatabaseServer.from_environment()
     try:
         return DatabaseServer.load(block_name)
-    except (ValueError, RuntimeError) as e:
+    except Exception as e:  # Prefect raises ValueError, or httpx errors when unreachable
         raise ConfigurationError(f"no DatabaseServer block named {block_name!r}: save one in the "
                                  "Prefect UI (after 'envforge blocks register')") from e
 
@@ -44,7 +44,7 @@ def load_key(block_name: str | None) -> bytes:
         return AnonymisationKey.from_environment().get_key()
     try:
         block: Any = AnonymisationKey.load(block_name)
-    except (ValueError, RuntimeError) as e:
+    except Exception as e:  # as above; the message never holds the key
         raise ConfigurationError(f"no AnonymisationKey block named {block_name!r}") from e
     return bytes(block.get_key())
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
+import signal
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +91,8 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
         logger.info("created target database %s; copying %d table(s) in %d task(s)",
                     request.target.label, len(catalog.tables), len(tasks))
         try:
-            results = _build_target(request, snapshot_id, tasks, sequences, logger)
+            with _terminate_raises():
+                results = _build_target(request, snapshot_id, tasks, sequences, logger)
         except BaseException:
             logger.error("clone into %s failed; dropping the target", request.target.label)
             drop_owned_database(request.target, name)
@@ -131,6 +137,8 @@ def _build_target(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask]
 
 def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
                logger: Any) -> Iterator[CopyResult]:
+    """Run the tasks on ``jobs`` lanes: this process is one of them, ``jobs - 1`` spawned
+    worker processes are the others (one interpreter fewer in memory than a full pool)."""
     args = (request.source, request.target, snapshot_id, request.key)
     if request.jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
@@ -138,18 +146,83 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
             _log_result(logger, result)
             yield result
         return
-    pool = ProcessPoolExecutor(max_workers=request.jobs,
+    pending = deque(tasks)
+    lock = threading.Lock()
+    finished: queue.Queue[Future[CopyResult]] = queue.Queue()
+    pool = ProcessPoolExecutor(max_workers=request.jobs - 1,
                                mp_context=multiprocessing.get_context("spawn"))
+
+    def submit_next() -> None:
+        with lock:
+            if not pending:
+                return
+            task = pending.popleft()
+        future = pool.submit(run_copy_task, *args, task)
+        future.add_done_callback(on_done)
+
+    def on_done(future: Future[CopyResult]) -> None:
+        finished.put(future)
+        if not future.cancelled() and future.exception() is None:
+            submit_next()
+
+    def drain(block: bool) -> Iterator[CopyResult]:
+        while True:
+            try:
+                future = finished.get(block=block, timeout=None if block else 0)
+            except queue.Empty:
+                return
+            result = future.result()  # re-raises the worker's CopyFailedError
+            _log_result(logger, result)
+            yield result
+            if block:
+                return
+
     try:
-        pending: set[Future[CopyResult]] = {pool.submit(run_copy_task, *args, t) for t in tasks}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                result = future.result()  # re-raises the worker's CopyFailedError
-                _log_result(logger, result)
+        for _ in range(request.jobs - 1):
+            submit_next()
+        done = 0
+        while True:
+            with lock:
+                mine = pending.popleft() if pending else None
+            if mine is None:
+                break
+            result = run_copy_task(*args, mine)
+            _log_result(logger, result)
+            done += 1
+            yield result
+            for result in drain(block=False):
+                done += 1
+                yield result
+        while done < len(tasks):
+            for result in drain(block=True):
+                done += 1
                 yield result
     finally:
+        with lock:
+            pending.clear()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+class CloneTerminated(BaseException):
+    """SIGTERM arrived during a clone (e.g. a cancelled flow run): unwind and drop the target."""
+
+
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Turn SIGTERM into an exception while the target exists, so cleanup runs (main thread
+    only: elsewhere signal handlers cannot be set, and the default stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise CloneTerminated("terminated (SIGTERM) while cloning")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log_result(logger: Any, r: CopyResult) -> None:
@@ -202,12 +275,12 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
     by_table: dict[str, list[tuple[int, CopyTask]]] = {}
     for size, t in sorted(tasks, key=lambda pair: -pair[0]):
         by_table.setdefault(t.table, []).append((size, t))
-    queues = sorted(by_table.values(), key=lambda q: -sum(size for size, _ in q))
+    lanes = sorted(by_table.values(), key=lambda q: -sum(size for size, _ in q))
     ordered: list[CopyTask] = []
-    while any(queues):
-        for queue in queues:
-            if queue:
-                ordered.append(queue.pop(0)[1])
+    while any(lanes):
+        for lane in lanes:
+            if lane:
+                ordered.append(lane.pop(0)[1])
     return ordered
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -160,3 +164,44 @@ def test_connection_dropped_mid_copy(pg_server: ServerAddress) -> None:
     assert re.search(r"copying public\.events( \[\d+/\d+\])? failed: source: FATAL: +"
                      "terminating connection", str(caught.value))
     assert not database_exists(pg_server, "envforge_bad_7")
+
+
+CLONE_IN_A_CHILD = """
+import sys
+from envforge.db.clone import CloneRequest, clone_database
+from envforge.db.connection import ServerAddress
+from envforge.db.rules import parse_rules
+if __name__ == "__main__":
+    server = ServerAddress("127.0.0.1", int(sys.argv[1]))
+    rules = parse_rules({"tables": {"events": {"payload": "passthrough"}}})
+    clone_database(CloneRequest(server.with_database("prod_term"),
+                                server.with_database("envforge_term"), rules, b"k" * 32, jobs=1))
+"""
+
+
+@pytest.mark.slow
+def test_interrupted_clone_leaves_no_target(pg_server: ServerAddress, tmp_path: Path) -> None:
+    create_database(pg_server, "prod_term", """
+        CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
+        INSERT INTO events SELECT g, repeat('y', 200) FROM generate_series(1, 400000) g;""")
+    script = tmp_path / "clone_child.py"
+    script.write_text(CLONE_IN_A_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), str(pg_server.port)],
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+            for _ in range(400):  # bounded: 20 s at most
+                if conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = 'prod_term' "
+                                "AND query LIKE 'COPY%%events%%'").fetchone():
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the clone never started copying")
+        assert database_exists(pg_server, "envforge_term")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode != 0 and "terminated (SIGTERM)" in err
+    assert not database_exists(pg_server, "envforge_term")
