@@ -3,7 +3,7 @@ GitOps repository holding 10 environments and in one holding 500, measured side 
 (alternating) in one process, and the wall time of 20 concurrent creates against one remote
 from 20 caches (as 20 machines would).
 
-    .venv/bin/python bench/gitops.py --reps 15 [--write-docs]
+    .venv/bin/python bench/gitops.py --reps 25 [--write-docs]
 
 Real git throughout: bare remotes over file:// in a temporary directory. The repositories are
 pre-filled with real rendered environments (one commit), then each machine's cache is warmed
@@ -162,7 +162,7 @@ def concurrent_creates(base: Path, manifests: Path, writers: int) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--reps", type=int, default=25)
     parser.add_argument("--writers", type=int, default=20)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
