@@ -57,6 +57,21 @@ boundary with ``raise ... from e``.
     ├── TTLError                     a TTL that does not parse or exceeds the maximum
     ├── ManifestValidationError      rendered manifests break the schema (file, object, field)
     └── SecretInGitError             staged content holds a secret value or credential (file)
+    WebhookError                     (envforge.webhooks) names the provider, header or field
+    ├── WebhookSignatureError        missing or wrong signature/token: 401, nothing starts
+    ├── WebhookPayloadError          body is not JSON or lacks a field the event needs (400)
+    ├── TemplateMappingError         the repository-to-template mapping file is malformed
+    └── DispatchError                the Prefect deployment cannot be started (named)
+        └── PrefectUnreachableError  (temporary) no answer from the Prefect API
+    SummaryError                     (envforge.summary) artifact or pull-request comment
+    ├── ProviderCommentError         the provider refused the comment (status, never the token)
+    └── ProviderUnreachableError     (temporary) no answer from the provider's API
+    ClusterError                     (envforge.cluster) names the environment, namespace, object
+    ├── ClusterConnectionError       (temporary) the API server did not answer
+    ├── ClusterAccessError           the API server refused the credentials (401/403)
+    ├── ClusterApiError              the API server refused or failed a request
+    ├── WorkloadNotFoundError        no pod/container for logs or shell (lists what exists)
+    └── EnvironmentNotHealthyError   not Synced+Healthy+rolled out in time (what, diagnosis)
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
 non-fast-forward race); everything else is permanent and is never retried.
@@ -382,3 +397,87 @@ class ManifestValidationError(GitOpsError):
 
 class SecretInGitError(GitOpsError):
     """Staged content holds a secret value or an obvious credential; the commit was refused."""
+
+
+# --- cluster ---
+class ClusterError(EnvforgeError):
+    """Reading an environment's state from its cluster failed; names environment and object."""
+
+
+class ClusterConnectionError(ClusterError, TemporaryError):
+    """The Kubernetes API server did not answer (refused, timed out, TLS failure)."""
+
+
+class ClusterAccessError(ClusterError):
+    """The API server refused the credentials or their permissions (401/403)."""
+
+
+class ClusterApiError(ClusterError):
+    """The API server refused or failed a request for another reason."""
+
+
+class WorkloadNotFoundError(ClusterError):
+    """No pod or container matches what logs or shell asked for (names what exists)."""
+
+
+class EnvironmentNotHealthyError(ClusterError):
+    """The environment was not Synced, Healthy and rolled out before the timeout.
+
+    Permanent on purpose: the wait's timeout is already the retry budget, and the run should
+    roll back rather than wait the whole timeout again. ``problems`` lists what is unhealthy;
+    ``diagnosis`` holds the failing pods' events and log tails (redacted)."""
+
+    def __init__(self, environment: str, waited_seconds: float, problems: Sequence[str],
+                 diagnosis: str) -> None:
+        self.environment = environment
+        self.problems = list(problems)
+        self.diagnosis = diagnosis
+        what = "; ".join(self.problems) or "no reason reported"
+        message = (f"environment {environment!r} is not healthy after {waited_seconds:.0f}s: "
+                   f"{what} (see 'envforge env status {environment}' and "
+                   f"'envforge env logs {environment}')")
+        if diagnosis:
+            message += "\n" + diagnosis
+        super().__init__(message)
+
+
+# --- webhooks ---
+class WebhookError(EnvforgeError):
+    """A webhook request cannot be accepted; names the provider, header or field at fault."""
+
+
+class WebhookSignatureError(WebhookError):
+    """The request's signature or token is missing or wrong (never quotes either)."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        self.provider = provider
+        super().__init__(f"{provider} webhook refused: {reason}")
+
+
+class WebhookPayloadError(WebhookError):
+    """The body is not JSON, or lacks a field the event needs (the field path is named)."""
+
+
+class TemplateMappingError(WebhookError):
+    """The repository-to-template mapping file cannot be read or is malformed (file named)."""
+
+
+class DispatchError(WebhookError):
+    """The Prefect deployment for an event cannot be started (deployment named)."""
+
+
+class PrefectUnreachableError(DispatchError, TemporaryError):
+    """The Prefect API did not answer."""
+
+
+# --- summary ---
+class SummaryError(EnvforgeError):
+    """An environment summary could not be published as an artifact or a comment."""
+
+
+class ProviderCommentError(SummaryError):
+    """The Git provider refused the pull-request comment (status and URL, never the token)."""
+
+
+class ProviderUnreachableError(SummaryError, TemporaryError):
+    """The Git provider's API did not answer."""
