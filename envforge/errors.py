@@ -66,15 +66,6 @@ boundary with ``raise ... from e``.
     SummaryError                     (envforge.summary) artifact or pull-request comment
     ├── ProviderCommentError         the provider refused the comment (status, never the token)
     └── ProviderUnreachableError     (temporary) no answer from the provider's API
-    WebhookError                     (envforge.webhooks) names the provider, header or field
-    ├── WebhookSignatureError        missing or wrong signature/token: 401, nothing starts
-    ├── WebhookPayloadError          body is not JSON or lacks a field the event needs (400)
-    ├── TemplateMappingError         the repository-to-template mapping file is malformed
-    └── DispatchError                the Prefect deployment cannot be started (named)
-        └── PrefectUnreachableError  (temporary) no answer from the Prefect API
-    SummaryError                     (envforge.summary) artifact or pull-request comment
-    ├── ProviderCommentError         the provider refused the comment (status, never the token)
-    └── ProviderUnreachableError     (temporary) no answer from the provider's API
     ClusterError                     (envforge.cluster) names the environment, namespace, object
     ├── ClusterConnectionError       (temporary) the API server did not answer
     ├── ClusterAccessError           the API server refused the credentials (401/403)
@@ -449,47 +440,6 @@ class EnvironmentNotHealthyError(ClusterError):
             message += "\n" + diagnosis
         super().__init__(message)
 
-
-# --- webhooks ---
-class WebhookError(EnvforgeError):
-    """A webhook request cannot be accepted; names the provider, header or field at fault."""
-
-
-class WebhookSignatureError(WebhookError):
-    """The request's signature or token is missing or wrong (never quotes either)."""
-
-    def __init__(self, provider: str, reason: str) -> None:
-        self.provider = provider
-        super().__init__(f"{provider} webhook refused: {reason}")
-
-
-class WebhookPayloadError(WebhookError):
-    """The body is not JSON, or lacks a field the event needs (the field path is named)."""
-
-
-class TemplateMappingError(WebhookError):
-    """The repository-to-template mapping file cannot be read or is malformed (file named)."""
-
-
-class DispatchError(WebhookError):
-    """The Prefect deployment for an event cannot be started (deployment named)."""
-
-
-class PrefectUnreachableError(DispatchError, TemporaryError):
-    """The Prefect API did not answer."""
-
-
-# --- summary ---
-class SummaryError(EnvforgeError):
-    """An environment summary could not be published as an artifact or a comment."""
-
-
-class ProviderCommentError(SummaryError):
-    """The Git provider refused the pull-request comment (status and URL, never the token)."""
-
-
-class ProviderUnreachableError(SummaryError, TemporaryError):
-    """The Git provider's API did not answer."""
 
 # --- webhooks ---
 class WebhookError(EnvforgeError):
