@@ -13,6 +13,7 @@ by one create, as a worker's would be. No image build or database.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -113,8 +114,6 @@ def side_by_side(base: Path, manifests: Path, reps: int) -> dict[int, list[float
 def through_the_runner(base: Path, reps: int) -> list[float]:
     """``envforge env create``'s path: the python-service template run inline by the runner
     (fetch:template, debug:log, publish:gitops) against the embedded repository."""
-    import os
-
     from envforge.gitops.runs import run_for_environment
 
     os.environ["ENVFORGE_HOME"] = str(base / "home")
@@ -166,6 +165,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=20)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     base = Path(tempfile.mkdtemp(prefix="envforge-bench-gitops-"))
     try:
         manifests = python_service_manifests(base / "manifests")
@@ -174,6 +174,7 @@ def main() -> None:
         wall, present = concurrent_creates(base, manifests, args.writers)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    load_after = os.getloadavg()[0]
     small, large = statistics.median(times[10]), statistics.median(times[500])
     ratio = large / small
     lines = [
@@ -183,7 +184,8 @@ def main() -> None:
         f"{' --write-docs' if args.write_docs else ''}`; one process, real git over file://,",
         "python-service manifests; each create = render, validate (kubernetes-validate and the",
         "Argo CD model), secret guard, one commit, push. Creates against the two repositories",
-        f"alternate, {args.reps} each, warm caches.",
+        f"alternate, {args.reps} each, warm caches. Machine: 2 cores shared with other work "
+        f"(1-min load average {load_before:.1f} before, {load_after:.1f} after).",
         "",
         "| measurement | median | min | max |",
         "|---|---:|---:|---:|",
@@ -201,6 +203,12 @@ def main() -> None:
         f"Targets: median under 1 s: **{'met' if max(small, large) < 1 else 'NOT met'}**; "
         f"ratio at most 1.3: **{'met' if ratio <= 1.3 else 'NOT met'}**; "
         f"{present}/{args.writers} environments present, {args.writers} commits, none lost.",
+        "",
+        "What kept the 500/10 ratio flat (profiled per git command): staging, diffing and "
+        "cleaning only the environment's paths; skipping reset/clean when the cached copy is "
+        "at the remote head and clean; committing with write-tree/commit-tree (no whole-index "
+        "refresh); a split index (v4); compiled, cached schema validators (kubernetes-validate "
+        "re-reads its 1.3 MB definitions on every call).",
     ]
     text = "\n".join(lines)
     print(text)
