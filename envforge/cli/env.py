@@ -19,7 +19,7 @@ from envforge.gitops.repository import open_store
 from envforge.gitops.runs import run_for_environment
 from envforge.gitops.settings import load_gitops_settings
 from envforge.gitops.ttl import checked_ttl, format_duration
-from envforge.templating.parameters import pages
+from envforge.templating.parameters import pages, validate_parameters
 
 
 def add_commands(subparsers: Any) -> None:
@@ -83,6 +83,7 @@ def create_command(args: argparse.Namespace) -> int:
     if "name" not in values and any("name" in (page.get("properties") or {})
                                     for page in pages(template)):
         values["name"] = name  # the usual case: the service is named after the environment
+    values = validate_parameters(template, values)  # defaults; bad values fail before any Git
     with open_store() as store:
         if store.find(name) is not None:  # fail fast; the commit checks again under the lock
             raise EnvironmentExistsError(f"environment {name!r} already exists: pick another "

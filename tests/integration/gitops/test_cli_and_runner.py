@@ -68,6 +68,8 @@ def test_env_commands_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
      "is not a duration"),
     (["env", "create", "pr-1", "--template", "python-service", "--ttl", "60d"],
      "exceeds the maximum"),
+    (["env", "create", "pr-1", "--template", "python-service", "--set", "replicas=9"],
+     "replicas"),
     (["env", "update", "pr-9"], "cannot update environment 'pr-9'"),
     (["env", "destroy", "pr-9"], "cannot destroy environment 'pr-9'"),
     (["env", "extend", "pr-9", "--ttl", "1d"], "cannot extend environment 'pr-9'"),
