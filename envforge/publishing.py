@@ -248,8 +248,8 @@ class GitPublisher:
             if remote:
                 if not dirty and _head(repo) == remote and _on_branch(repo, self.branch):
                     return
+                # --force -B: branch, index and tracked files become the remote's (= reset --hard)
                 repo.git.checkout("--quiet", "--force", "-B", self.branch, remote_ref)
-                repo.git.reset("--quiet", "--hard", remote_ref)
             else:  # the remote has no such branch yet: start from an empty, unborn branch
                 repo.git.symbolic_ref("HEAD", f"refs/heads/{self.branch}")
                 repo.git.update_ref("-d", f"refs/heads/{self.branch}", with_exceptions=False)
