@@ -17,10 +17,14 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 #: its Argo CD Application) and "-<random>" in the host label.
 _LONGEST_SUFFIX = max(len("-vcluster"), 1 + HOST_SUFFIX_LENGTH)
 MAX_NAME = MAX_LABEL - _LONGEST_SUFFIX
+#: Namespaces an environment must never take over: deleting the environment would delete them.
+RESERVED_NAMES = frozenset({"default", "argocd", "ingress-nginx", "cert-manager", "envforge",
+                            "monitoring", "vault"})
 
 
-def check_environment_name(name: str) -> str:
-    """``name`` if it is a DNS-1123 label that leaves room for every derived name."""
+def check_environment_name(name: str, reserved: frozenset[str] = frozenset()) -> str:
+    """``name`` if it is a DNS-1123 label that leaves room for every derived name and is no
+    system namespace (``reserved`` adds the platform's own, e.g. Argo CD's)."""
     if not DNS1123_LABEL.match(name or ""):
         raise EnvironmentNameError(
             f"environment name {name!r} is not a DNS-1123 label: use lower-case letters, "
@@ -30,6 +34,11 @@ def check_environment_name(name: str) -> str:
         raise EnvironmentNameError(
             f"environment name {name!r} must start with a letter (it names a namespace and "
             "an Argo CD Application)"
+        )
+    if name in RESERVED_NAMES or name in reserved or name.startswith("kube-"):
+        raise EnvironmentNameError(
+            f"environment name {name!r} is reserved: it names a system namespace that "
+            "destroying the environment would delete; pick another name"
         )
     if len(name) > MAX_NAME:
         raise EnvironmentNameError(

@@ -90,7 +90,8 @@ class EnvironmentStore:
                    host: str | None = None) -> EnvironmentRecord:
         """A record for a new environment, with a fresh random host unless one was chosen
         already (the CLI picks it before the template renders); checks name and TTL."""
-        check_environment_name(name)
+        check_environment_name(name, frozenset({self.settings.argocd_namespace,
+                                                self.settings.ingress_namespace}))
         seconds = checked_ttl(ttl or self.settings.default_ttl, self.settings.max_ttl_seconds)
         now = now or utc_now()
         host = host or environment_host(name, self.settings.wildcard_domain)

@@ -65,3 +65,19 @@ def test_hosts_are_random_under_the_wildcard_domain() -> None:
 def test_a_bad_wildcard_domain_is_named() -> None:
     with pytest.raises(EnvironmentNameError, match="ENVFORGE_WILDCARD_DOMAIN"):
         environment_host("pr-1", "bad_domain.test")
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-anything", "argocd"])
+def test_system_namespaces_are_reserved(name: str) -> None:
+    with pytest.raises(EnvironmentNameError, match="is reserved"):
+        check_environment_name(name)
+
+
+def test_the_platforms_own_namespaces_are_reserved_too() -> None:
+    from envforge.gitops.settings import GitOpsSettings
+    from tests.unit.gitops.helpers import offline_store, spec
+
+    store = offline_store()
+    store.settings = GitOpsSettings(argocd_namespace="gitops-system")
+    with pytest.raises(EnvironmentNameError, match="'gitops-system' is reserved"):
+        store.new_record("gitops-system", spec(), "1d")
