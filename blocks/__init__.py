@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 BLOCK_MODULES: tuple[str, ...] = ("blocks.registry", "blocks.vault", "blocks.kubernetes",
-                                  "blocks.database")
+                                  "blocks.database", "blocks.webhooks")
 
 
 def block_types() -> list[Any]:

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.vars",
     "envforge.cli.env",
     "envforge.cli.db",
+    "envforge.cli.webhook",
 )
 
 

@@ -1,0 +1,178 @@
+"""Posting an environment summary as a pull-request comment through the provider's REST API.
+
+GitHub: ``POST /repos/{owner}/{repo}/issues/{number}/comments``; GitLab:
+``POST /projects/{id}/merge_requests/{iid}/notes``. An earlier envforge comment for the same
+environment (found by the marker line :func:`summary_marker`) is edited instead, so a pull
+request carries one summary that follows its latest run. Redirects are not followed (the
+token must not travel elsewhere); errors name the method, path and status, never the token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from envforge.errors import ProviderCommentError, ProviderUnreachableError, SummaryError
+from envforge.secrets.redaction import scrub
+from envforge.summary.render import summary_marker
+
+DEFAULT_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+#: GitHub refuses comments over 65,536 characters; stay under it on both providers.
+MAX_COMMENT_CHARS = 60_000
+#: Pages of 100 comments searched for an earlier summary (bounded: 1,000 comments).
+MAX_PAGES = 10
+
+
+@dataclass(frozen=True)
+class PullRequestRef:
+    """A pull/merge request: provider, project ("owner/repo" or GitLab path or id), number."""
+
+    provider: str
+    project: str
+    number: int
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    id: int
+    created: bool  # False: an earlier envforge comment was updated
+
+
+def pull_request_from_source(provider: str, source: Mapping[str, Any]) -> PullRequestRef:
+    """The pull request of an environment's ``source`` (repository URL and pullRequest)."""
+    repository, number = source.get("repository"), source.get("pullRequest")
+    if not repository or not isinstance(number, int):
+        raise SummaryError("the environment's source has no repository and pullRequest: "
+                           "it was not started from a pull request")
+    path = urlsplit(str(repository)).path if "://" in str(repository) else str(repository)
+    if ":" in path and "://" not in str(repository):  # git@host:owner/repo.git
+        path = path.split(":", 1)[1]
+    project = path.strip("/").removesuffix(".git")
+    if provider == "github" and project.count("/") != 1:
+        raise SummaryError(f"source repository {repository!r} is not an owner/repo on GitHub")
+    return PullRequestRef(provider, project, number)
+
+
+class PullRequestCommenter:
+    """Creates or updates the envforge summary comment on one provider."""
+
+    def __init__(self, provider: str, token: SecretStr, api_url: str | None = None,
+                 timeout_seconds: float = 10.0, transport: httpx.BaseTransport | None = None
+                 ) -> None:
+        if provider not in DEFAULT_API_URLS:
+            raise SummaryError(f"unknown git provider {provider!r}: use github or gitlab")
+        self.provider = provider
+        headers = {"User-Agent": "envforge"}
+        secret = token.get_secret_value()
+        if provider == "github":
+            headers |= {"Authorization": f"Bearer {secret}",
+                        "Accept": "application/vnd.github+json",
+                        "X-GitHub-Api-Version": "2022-11-28"}
+        else:
+            headers |= {"PRIVATE-TOKEN": secret}
+        self._client = httpx.Client(base_url=(api_url or DEFAULT_API_URLS[provider]).rstrip("/"),
+                                    headers=headers, timeout=timeout_seconds,
+                                    follow_redirects=False, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PullRequestCommenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def upsert_summary(self, pull_request: PullRequestRef, environment: str,
+                       markdown: str) -> CommentResult:
+        """Edit this environment's earlier summary comment, or post a new one."""
+        body = _limit(scrub(markdown))
+        marker = summary_marker(environment)
+        if not body.startswith(marker):
+            body = f"{marker}\n{body}"
+        base = self._thread_path(pull_request)
+        for comment in self._comments(base):
+            if str(comment.get("body") or "").startswith(marker):
+                edit = (f"{self._repo_path(pull_request)}/issues/comments/{comment['id']}"
+                        if self.provider == "github" else f"{base}/{comment['id']}")
+                self._request("PATCH" if self.provider == "github" else "PUT", edit,
+                              json={"body": body})
+                return CommentResult(int(comment["id"]), created=False)
+        created = self._request("POST", base, json={"body": body}).json()
+        return CommentResult(int(created["id"]), created=True)
+
+    def _repo_path(self, pr: PullRequestRef) -> str:
+        return f"/repos/{pr.project}"
+
+    def _thread_path(self, pr: PullRequestRef) -> str:
+        if self.provider == "github":
+            return f"/repos/{pr.project}/issues/{pr.number}/comments"
+        return f"/projects/{quote(pr.project, safe='')}/merge_requests/{pr.number}/notes"
+
+    def _comments(self, path: str) -> Iterator[dict[str, Any]]:
+        for page in range(1, MAX_PAGES + 1):
+            params: dict[str, Any] = {"per_page": 100, "page": page}
+            if self.provider == "gitlab":
+                params |= {"sort": "asc", "order_by": "created_at"}
+            batch = self._request("GET", path, params=params).json()
+            if not isinstance(batch, list):
+                return
+            yield from (c for c in batch if isinstance(c, dict))
+            if len(batch) < 100:
+                return
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise ProviderUnreachableError(
+                f"{self.provider} API at {self._client.base_url} did not answer "
+                f"{method} {path} ({type(e).__name__}); try again"
+            ) from None
+        if response.status_code >= 500:
+            raise ProviderUnreachableError(
+                f"{self.provider} API answered {response.status_code} to {method} {path}")
+        if response.status_code >= 300:
+            raise ProviderCommentError(
+                f"{self.provider} API refused {method} {path}: {response.status_code} "
+                f"{_reason(response)} (check the GitProviderToken block's token and scopes)"
+            )
+        return response
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return scrub(response.text[:200])
+    message = data.get("message") if isinstance(data, dict) else None
+    return scrub(str(message)[:200]) if message else ""
+
+
+def _limit(body: str) -> str:
+    if len(body) <= MAX_COMMENT_CHARS:
+        return body
+    note = "\n\n…(summary truncated; the full text is the Prefect artifact)\n"
+    return body[: MAX_COMMENT_CHARS - len(note)] + note
+
+
+def post_summary_comment(markdown: str, environment: str, source: Mapping[str, Any],
+                         token_block: str) -> CommentResult:
+    """Post (or update) the summary on the environment's pull request, with the token held
+    by the ``GitProviderToken`` block named ``token_block``."""
+    from blocks.webhooks import GitProviderToken
+
+    try:
+        block: Any = GitProviderToken.load(token_block)
+    except Exception as e:  # Prefect raises ValueError, or httpx errors when unreachable
+        raise SummaryError(f"GitProviderToken block {token_block!r} not found: create it "
+                           "(envforge blocks register, then in the Prefect UI)") from e
+    pull_request = pull_request_from_source(block.provider, source)
+    with block.get_client() as commenter:
+        result: CommentResult = commenter.upsert_summary(pull_request, environment, markdown)
+    return result
