@@ -18,6 +18,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.secrets.actions",
     "envforge.gitops.actions",
     "envforge.db.actions",
+    "envforge.cluster.actions",
 )
 
 

@@ -6,7 +6,8 @@ Pod, Event, Service, apps/v1 Deployment, Ingress, Argo CD ``Application``, Exter
 through :meth:`KubernetesStandin.register`), each with get, list (label and field selectors),
 create (``generateName``, ``dryRun=All``), replace (409 Conflict on a stale
 ``resourceVersion``), patch (JSON, merge and strategic-merge), delete and the ``status``
-subresource; pod logs; errors as ``Status`` objects with reason and code. Bearer-token auth.
+subresource; pod logs (``follow`` and pod ``exec`` over a websocket are served by
+``kubernetes_streams``); errors as ``Status`` objects with reason and code. Bearer-token auth.
 
 Watches (``?watch=true``) stream ADDED/MODIFIED/DELETED events as JSON lines until
 ``timeoutSeconds`` (at most 60). Not served: server-side apply, finalizers (a deleted namespace vanishes at once with
@@ -40,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from tests.standins.kubernetes_store import ApiError, ClusterStore, Resource
+from tests.standins.kubernetes_streams import serve_stream, wants_stream
 
 TOKEN = "standin-token"
 
@@ -129,6 +131,9 @@ class KubernetesHandler(BaseHTTPRequestHandler):
                                f"injected fault on {method} {url.path}")
             if self.headers.get("Authorization") != f"Bearer {standin.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            if wants_stream(method, url.path, query, self.headers):  # exec, followed logs
+                serve_stream(self, url.path, query, url.query)
+                return
             body = json.loads(raw) if raw.strip() else None
             with standin.store.lock:
                 standin.requests.append((method, url.path))

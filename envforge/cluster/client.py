@@ -1,0 +1,188 @@
+"""The one boundary between envforge.cluster and the kubernetes client.
+
+Reads come back as plain JSON dicts (``_preload_content=False``): the status code reads fields
+by name and is unit-tested on dicts, with no generated-model round trip. Every call has a
+request timeout; kubernetes and urllib3 errors are mapped to ClusterError subclasses here and
+nowhere else, with messages scrubbed of registered secret values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+
+from envforge.errors import (
+    ClusterAccessError,
+    ClusterApiError,
+    ClusterConnectionError,
+    ConfigurationError,
+    WorkloadNotFoundError,
+)
+from envforge.secrets.redaction import scrub
+
+ARGOCD_GROUP = "argoproj.io"
+ARGOCD_VERSION = "v1alpha1"
+
+
+class NotFound(Exception):
+    """Internal: the object asked for does not exist (callers decide what that means)."""
+
+
+@contextmanager
+def cluster_errors(doing: str, where: str = "") -> Iterator[None]:
+    """Map kubernetes/urllib3 errors raised while ``doing`` to envforge errors."""
+    at = f" ({where})" if where else ""
+    try:
+        yield
+    except ApiException as e:
+        if not e.status:
+            raise ClusterConnectionError(
+                f"could not {doing}{at}: TLS connection to the Kubernetes API server failed; "
+                "check the certificate authority in the kubeconfig or cluster block") from e
+        if e.status == 404:
+            raise NotFound(doing) from e
+        reason = scrub(_status_message(e))
+        if e.status in (401, 403):
+            raise ClusterAccessError(
+                f"Kubernetes API refused to {doing}{at}: {e.status} {e.reason}: {reason}; "
+                "check the credentials and RBAC of the cluster block or KUBECONFIG") from e
+        raise ClusterApiError(
+            f"Kubernetes API failed to {doing}{at}: {e.status} {e.reason}: {reason}") from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise ClusterConnectionError(
+            f"could not {doing}{at}: the Kubernetes API server did not answer "
+            f"({type(e).__name__}); check the cluster block or KUBECONFIG and the network"
+        ) from e
+
+
+def _status_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.body or error.reason).splitlines()[0][:300]
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data = json.loads(response.data or b"{}")
+    return data if isinstance(data, dict) else {}
+
+
+class ClusterReader:
+    """Read-only access to what envforge reports about an environment."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, description: str = "cluster",
+                 timeout_seconds: float = 15.0) -> None:
+        self.api_client = api_client
+        self.description = description
+        self.timeout = timeout_seconds
+        # Any: the generated API classes are untyped.
+        self.core: Any = k8s_client.CoreV1Api(api_client)
+        self.apps: Any = k8s_client.AppsV1Api(api_client)
+        self.custom: Any = k8s_client.CustomObjectsApi(api_client)
+        self.networking: Any = k8s_client.NetworkingV1Api(api_client)
+
+    def close(self) -> None:
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> ClusterReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def application(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Argo CD Application, or None when Argo CD has not created it (yet)."""
+        try:
+            with cluster_errors(f"read Argo CD Application {namespace}/{name}",
+                                self.description):
+                return _json(self.custom.get_namespaced_custom_object(
+                    ARGOCD_GROUP, ARGOCD_VERSION, namespace, "applications", name,
+                    _preload_content=False, _request_timeout=self.timeout))
+        except NotFound:
+            return None
+
+    def _list(self, doing: str, call: Any, namespace: str, **kwargs: Any) -> list[dict[str, Any]]:
+        try:
+            with cluster_errors(doing, self.description):
+                items = _json(call(namespace, _preload_content=False,
+                                   _request_timeout=self.timeout, **kwargs)).get("items")
+        except NotFound:
+            return []
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    def deployments(self, namespace: str) -> list[dict[str, Any]]:
+        return self._list(f"list Deployments in {namespace}",
+                          self.apps.list_namespaced_deployment, namespace)
+
+    def pods(self, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
+        return self._list(f"list pods in {namespace}", self.core.list_namespaced_pod,
+                          namespace, label_selector=label_selector)
+
+    def ingresses(self, namespace: str) -> list[dict[str, Any]]:
+        return self._list(f"list Ingresses in {namespace}",
+                          self.networking.list_namespaced_ingress, namespace)
+
+    def events_for(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """Events about one object, oldest first (filtered here too: not every server
+        honours the field selector)."""
+        events = self._list(f"list events of {kind} {namespace}/{name}",
+                            self.core.list_namespaced_event, namespace,
+                            field_selector=f"involvedObject.kind={kind},"
+                                           f"involvedObject.name={name}")
+        mine = [e for e in events if (e.get("involvedObject") or {}).get("name") == name
+                and (e.get("involvedObject") or {}).get("kind", kind) == kind]
+        return sorted(mine, key=event_time)
+
+    def pod_log(self, namespace: str, pod: str, container: str | None, tail_lines: int,
+                previous: bool = False) -> str:
+        try:
+            with cluster_errors(f"read the log of pod {namespace}/{pod}", self.description):
+                response = self.core.read_namespaced_pod_log(
+                    pod, namespace, container=container, tail_lines=tail_lines or None,
+                    previous=previous, _preload_content=False, _request_timeout=self.timeout)
+                return str(response.data.decode("utf-8", errors="replace"))
+        except NotFound:
+            raise WorkloadNotFoundError(
+                f"pod {namespace}/{pod} no longer exists; see 'envforge env status'") from None
+
+    def stream_pod_log(self, namespace: str, pod: str, container: str | None,
+                       tail_lines: int | None, read_timeout: float) -> Any:
+        """The raw streaming response of a followed log (the caller closes it)."""
+        try:
+            with cluster_errors(f"follow the log of pod {namespace}/{pod}", self.description):
+                return self.core.read_namespaced_pod_log(
+                    pod, namespace, container=container, tail_lines=tail_lines, follow=True,
+                    _preload_content=False, _request_timeout=(self.timeout, read_timeout))
+        except NotFound:
+            raise WorkloadNotFoundError(
+                f"pod {namespace}/{pod} no longer exists; see 'envforge env status'") from None
+
+
+def event_time(event: dict[str, Any]) -> str:
+    """When an event last happened (RFC 3339 strings sort in time order)."""
+    return str(event.get("lastTimestamp") or event.get("eventTime")
+               or (event.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def open_cluster(block_name: str | None = None) -> ClusterReader:
+    """A reader for the named KubernetesCluster block, or for KUBECONFIG / in-cluster."""
+    from blocks.kubernetes import KubernetesCluster
+
+    if block_name:
+        try:
+            cluster = KubernetesCluster.load(block_name)
+        except (ValueError, RuntimeError) as e:
+            raise ConfigurationError(
+                f"no KubernetesCluster block named {block_name!r}: save one in the Prefect UI "
+                "or with 'envforge blocks register', or leave it out to use KUBECONFIG") from e
+    else:
+        cluster = KubernetesCluster.from_environment()
+    assert isinstance(cluster, KubernetesCluster)
+    return ClusterReader(cluster.get_client(), cluster.describe(),
+                         cluster.request_timeout_seconds)

@@ -1,0 +1,101 @@
+"""Waiting until an environment is up: Argo CD reports its Application Synced and Healthy (at
+the expected Git revision, when one is given), every Deployment has rolled out, and no pod is
+failing.
+
+Bounded polling rather than a watch: the state spans four kinds of object (Application,
+Deployments, pods, and the Application lives in another namespace), one snapshot every few
+seconds is cheap, and a poll loop has an obvious bound in time and in requests. A connection
+blip is tolerated (up to ``max_connection_failures`` in a row); at the deadline the error names
+what is unhealthy and carries the diagnosis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from envforge.cluster.client import ClusterReader
+from envforge.cluster.diagnose import DiagnosisLimits, diagnose
+from envforge.cluster.status import EnvironmentHealth, read_environment_health
+from envforge.errors import ClusterConnectionError, EnvironmentNotHealthyError
+from envforge.secrets.redaction import scrub
+
+logger = logging.getLogger("envforge.cluster.wait")
+
+
+@dataclass(frozen=True)
+class WaitTarget:
+    """What to wait for and where to look."""
+
+    environment: str
+    namespace: str
+    argocd_namespace: str = "argocd"
+    url: str = ""
+    expected_revision: str = ""
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How long and how often: polls start at ``poll_seconds`` and back off by half up to
+    ``max_poll_seconds``; never more than timeout / poll_seconds + 1 polls."""
+
+    timeout_seconds: float = 600.0
+    poll_seconds: float = 2.0
+    max_poll_seconds: float = 10.0
+    max_connection_failures: int = 3
+    diagnosis: DiagnosisLimits = field(default_factory=DiagnosisLimits)
+
+
+def wait_until_healthy(
+    reader: ClusterReader,
+    target: WaitTarget,
+    policy: WaitPolicy | None = None,
+    on_change: Callable[[EnvironmentHealth], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> EnvironmentHealth:
+    """The first healthy snapshot; raises EnvironmentNotHealthyError at the deadline, or
+    ClusterConnectionError after several failed reads in a row. ``on_change`` sees each
+    snapshot whose problems differ from the previous one (progress for logs)."""
+    policy = policy or WaitPolicy()
+    started = clock()
+    deadline = started + policy.timeout_seconds
+    interval = policy.poll_seconds
+    failures = 0
+    last: EnvironmentHealth | None = None
+    last_problems: list[str] | None = None
+    while True:
+        try:
+            health = read_environment_health(
+                reader, target.environment, target.namespace, target.argocd_namespace,
+                target.url, target.expected_revision)
+            failures = 0
+        except ClusterConnectionError as e:
+            failures += 1
+            if failures >= policy.max_connection_failures or clock() >= deadline:
+                raise ClusterConnectionError(
+                    f"waiting for environment {target.environment!r}: {failures} read(s) in "
+                    f"a row failed; last: {e}") from e
+            logger.warning("environment %s: cluster read failed (%s); retrying",
+                           target.environment, e)
+            health = None
+        if health is not None:
+            if health.healthy:
+                return health
+            problems = health.problems()
+            if problems != last_problems and on_change is not None:
+                on_change(health)
+            last, last_problems = health, problems
+        left = deadline - clock()
+        if left <= 0:
+            break
+        sleep(min(interval, left))
+        interval = min(policy.max_poll_seconds, interval * 1.5)
+    waited = clock() - started
+    if last is None:  # every read failed, but fewer than the limit in a row: cannot happen
+        raise ClusterConnectionError(f"environment {target.environment!r}: no state read")
+    summary = diagnose(reader, last, policy.diagnosis)
+    problems = [scrub(p) for p in last.problems()] or ["not Synced and Healthy"]
+    raise EnvironmentNotHealthyError(target.environment, waited, problems, summary)
