@@ -8,6 +8,7 @@ covered fields of each line in flight, so raw values of covered columns never re
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -154,13 +155,32 @@ class _FieldMemo(dict[bytes, bytes]):
         self[raw] = encoded
 
 
+_MEMO_CACHE: dict[tuple[str, ...], _FieldMemo] = {}
+_MEMO_CACHE_SIZE = 32
+
+
 def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
+    """Memos per covered column, kept across the tasks (slices) a process runs for one table
+    and key, so repeated values are transformed once per process rather than per slice."""
+    fingerprint = hashlib.sha256(key).hexdigest()  # the key itself is never kept here
     memos: list[tuple[int, _FieldMemo]] = []
     for f in task.fields:
-        fn = build_transform(f.rule, f.column, key)
-        if fn is not None:
-            fast = build_ascii_fast_path(f.rule, f.column, key)
-            memos.append((f.index, _FieldMemo(fn, task.table, f, task.label, fast)))
+        cache_key = (task.table, f.column.name, f.rule.model_dump_json(),
+                     str(f.column.max_length), fingerprint)
+        memo = _MEMO_CACHE.get(cache_key)
+        if memo is None:
+            fn = build_transform(f.rule, f.column, key)
+            if fn is None:
+                continue
+            memo = _FieldMemo(fn, task.table, f, task.label,
+                              build_ascii_fast_path(f.rule, f.column, key))
+            if f.column.unique:
+                memo.fills = 2  # every value differs: keeping them would only cost memory
+            if len(_MEMO_CACHE) >= _MEMO_CACHE_SIZE:
+                _MEMO_CACHE.clear()
+            _MEMO_CACHE[cache_key] = memo
+        memo.label = task.label
+        memos.append((f.index, memo))
     return memos
 
 
