@@ -91,10 +91,11 @@ class PullRequestCommenter:
     def upsert_summary(self, pull_request: PullRequestRef, environment: str,
                        markdown: str) -> CommentResult:
         """Edit this environment's earlier summary comment, or post a new one."""
-        body = _limit(scrub(markdown))
         marker = summary_marker(environment)
+        body = scrub(markdown)
         if not body.startswith(marker):
             body = f"{marker}\n{body}"
+        body = _limit(body)
         base = self._thread_path(pull_request)
         for comment in self._comments(base):
             if str(comment.get("body") or "").startswith(marker):

@@ -11,6 +11,7 @@ Logs name the path, status and delivery id; never a header value or the body.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -175,7 +176,10 @@ class WebhookRequestHandler(BaseHTTPRequestHandler):
                                        f"{self.server.max_body_bytes}"})
             return
         body = self.rfile.read(length)
-        response = self.server.app.handle(self.path[len(prefix):], dict(self.headers.items()), body)
+        # Each request runs in a copy of the creator's context: Prefect keeps its settings
+        # (PREFECT_API_URL, profiles) in context variables, which new threads do not inherit.
+        response = self.server.context.copy().run(
+            self.server.app.handle, self.path[len(prefix):], dict(self.headers.items()), body)
         self._reply(response.status, response.body)
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
@@ -207,6 +211,7 @@ class WebhookServer(ThreadingHTTPServer):
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.context = contextvars.copy_context()
         super().__init__((host, port), WebhookRequestHandler)
 
     @property
