@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.config import load_settings
 from envforge.errors import ActionError
 from envforge.gitops.record import (
     EnvironmentRecord,
@@ -102,10 +103,12 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
             ctx.logger.warning("not recorded in Git (look like credentials): %s",
                                ", ".join(dropped))
         mode = params.mode or env.get("mode") or "upsert"
-        with open_store(params.repoUrl, params.branch) as store:
-            current = store.find(str(name)) if mode != "create" else None
-            if current is None and mode == "update":
-                store.get(str(name), "update")  # raises the not-found error
+        # A dry run renders and validates only: it neither reads nor creates any repository.
+        url = params.repoUrl or (None if commit else load_settings().gitops_url)
+        with open_store(url, params.branch) as store:
+            current = (None if not commit or mode == "create"
+                       else store.get(str(name), "update") if mode == "update"
+                       else store.find(str(name)))
             if current is None:
                 result = self._create(ctx, params, store, str(name), env, recorded,
                                       manifests, commit)

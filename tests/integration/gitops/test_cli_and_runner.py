@@ -130,6 +130,7 @@ def test_publish_gitops_in_a_run_commits_and_a_dry_run_does_not(
         dry.close()
     assert [s.status for s in result.steps] == ["dry-run", "dry-run", "skipped"]
     assert dry.outputs["environment"]["commitHash"] is None and commit_count(bare_repo) == 0
+    assert not (load_settings().cache_dir / "git").exists()  # a dry run reads no repository
 
     run = TemplateRun(template, {}, environment={"name": "pr-3", "owner": "group:x"})
     try:
