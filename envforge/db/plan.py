@@ -67,6 +67,16 @@ def render_plan(plan: Plan, show_samples: bool = True) -> str:
                 lines.append(f"      {_short(before)!r} -> {_short(after)!r}")
     stops = plan.stops
     lines.append("")
+    if stops:
+        lines.append("suggested rules (review, then add to the rules file):")
+        lines.append("tables:")
+        table = ""
+        for d in stops:
+            if d.table != table:
+                table = d.table
+                lines.append(f"  {table}:")
+            lines.append(f"    {d.column}: {d.suggestion}")
+        lines.append("")
     lines.append(f"{len(stops)} column(s) would stop a clone" if stops else
                  "every column is decided: a clone would run")
     return "\n".join(lines)
