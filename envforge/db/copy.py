@@ -147,6 +147,21 @@ class _FieldMemo(dict[bytes, bytes]):
             self._keep(raw, encoded)
         return encoded
 
+    @property
+    def lookup(self) -> Callable[[bytes], bytes]:
+        """What the batch maps over a column: the dict while it pays off, else a direct call
+        (high-cardinality columns skip the failed dict lookup for every value)."""
+        if self.fills < 2 or self.fast is None:
+            return self.__getitem__
+        return self._direct
+
+    def _direct(self, raw: bytes) -> bytes:
+        if raw == _NULL:
+            return _NULL
+        if self.fast is not None and raw.isascii() and b"\\" not in raw:
+            return self.fast(raw)
+        return self.__missing__(raw)
+
     def _keep(self, raw: bytes, encoded: bytes) -> None:
         if len(self) >= self.LIMIT:
             self.fills += 1
@@ -197,7 +212,7 @@ def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
         index, memo = memos[0]
         lines = data.split(b"\n")
         lines.pop()
-        write(b"\n".join(map(memo.__getitem__, lines)) + b"\n")
+        write(b"\n".join(map(memo.lookup, lines)) + b"\n")
         return rows
     step = ncols - 1
     edge = [(i, m) for i, m in memos if i in (0, step)]
@@ -207,16 +222,16 @@ def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
                               f"of {ncols} columns")
     for index, memo in memos:
         if 0 < index < step:
-            fields[index::step] = map(memo.__getitem__, fields[index::step])
+            fields[index::step] = map(memo.lookup, fields[index::step])
     if edge:
         split = [e.partition(b"\n") for e in fields[0::step]]
         lasts = [p[0] for p in split]  # lasts[0] is empty (the added newline)
         firsts = [p[2] for p in split]  # firsts[-1] is empty (after the final newline)
         for index, memo in edge:
             if index == 0:
-                firsts[:-1] = map(memo.__getitem__, firsts[:-1])
+                firsts[:-1] = map(memo.lookup, firsts[:-1])
             else:
-                lasts[1:] = map(memo.__getitem__, lasts[1:])
+                lasts[1:] = map(memo.lookup, lasts[1:])
         fields[0::step] = map(b"\n".join, zip(lasts, firsts, strict=True))
         write(b"\t".join(fields)[1:])
     else:
