@@ -1,0 +1,148 @@
+"""`env status`, `env logs` (tail and bounded follow) and `env shell` (exec websocket) against
+the Kubernetes API; the handlers are called as the `env` group will call them."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+
+from blocks.kubernetes import KubernetesCluster
+from envforge.cluster import shell
+from envforge.cluster.cli import (
+    EXIT_UNHEALTHY,
+    add_env_commands,
+    logs_command,
+    pick_shell_target,
+    shell_command,
+    status_command,
+)
+from envforge.cluster.client import open_cluster
+from envforge.errors import WorkloadNotFoundError
+from tests.integration.cluster.conftest import ClusterUnderTest
+from tests.standins.cluster_objects import pod, seed_environment
+from tests.standins.kubernetes import KubernetesStandin
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    env = parser.add_subparsers(dest="command").add_parser("env").add_subparsers()
+    add_env_commands(env)
+    return parser.parse_args(["env", *argv])
+
+
+def test_status_of_healthy_and_crashing_environments(standin: KubernetesStandin,
+                                                     env_name: str) -> None:
+    seed_environment(standin, env_name, host="h.example.test")
+    out = io.StringIO()
+    assert status_command(parse("status", env_name, "--namespace", env_name), out) == 0
+    assert "argo cd: Synced / Healthy" in out.getvalue() and "healthy" in out.getvalue()
+
+    broken = env_name + "-b"
+    seed_environment(standin, broken, healthy=False)
+    out = io.StringIO()
+    code = status_command(parse("status", broken, "--namespace", broken, "--output", "json"),
+                          out)
+    view = json.loads(out.getvalue())
+    assert code == EXIT_UNHEALTHY
+    assert view["application"]["health"] == "Degraded" and view["podsReady"] == "0/1"
+    assert any("CrashLoopBackOff" in p for p in view["problems"])
+
+
+def test_status_of_an_environment_argo_cd_has_not_created(cluster: ClusterUnderTest,
+                                                          env_name: str) -> None:
+    """Runs on a real cluster too: a fresh namespace and no Application."""
+    with KubernetesCluster.from_environment().get_client() as api:
+        core = k8s_client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": env_name}})
+        try:
+            out = io.StringIO()
+            code = status_command(parse("status", env_name, "--namespace", env_name), out)
+        finally:
+            core.delete_namespace(env_name)
+    assert code == EXIT_UNHEALTHY
+    assert f"application {env_name} not found" in out.getvalue()
+    assert "deployments: none" in out.getvalue()
+
+
+def test_logs_tail_component_and_unknown_component(standin: KubernetesStandin,
+                                                   env_name: str) -> None:
+    seed_environment(standin, env_name, log="".join(f"line {i}\n" for i in range(50)))
+    out = io.StringIO()
+    assert logs_command(parse("logs", env_name, "--namespace", env_name, "--component", "web",
+                              "--tail", "3"), out) == 0
+    assert out.getvalue().splitlines() == ["line 47", "line 48", "line 49"]
+    with pytest.raises(WorkloadNotFoundError, match="components: web"):
+        logs_command(parse("logs", env_name, "--namespace", env_name, "--component", "api"),
+                     io.StringIO())
+
+
+def test_logs_follow_streams_new_lines_and_is_bounded(standin: KubernetesStandin,
+                                                      env_name: str) -> None:
+    seed_environment(standin, env_name, log="first\n")
+
+    def app_logs_more() -> None:
+        time.sleep(0.4)
+        standin.set_pod_log(env_name, "web-7d9f8-abcde", "first\nrequest GET /healthz 200\n")
+
+    thread = threading.Thread(target=app_logs_more)
+    thread.start()
+    out = io.StringIO()
+    started = time.monotonic()
+    logs_command(parse("logs", env_name, "--namespace", env_name, "-f", "--max-seconds",
+                       "1.5"), out)
+    elapsed = time.monotonic() - started
+    thread.join()
+    assert out.getvalue().splitlines() == ["first", "request GET /healthz 200"]
+    assert 1.4 <= elapsed < 4  # ended by --max-seconds while the stream was still open
+
+
+def test_shell_through_the_exec_websocket(standin: KubernetesStandin, env_name: str) -> None:
+    seed_environment(standin, env_name)
+    with open_cluster() as reader:
+        target = pick_shell_target(reader, env_name, env_name, "web", None)
+        assert target == ("web-7d9f8-abcde", "app")
+        client = shell.open_exec(reader, env_name, target[0], target[1], ["/bin/sh"], True)
+        shell.send_resize(client, 132, 43)
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, b"echo hello from the pod\rsize\rexit 3\r")
+        out, err = io.BytesIO(), io.BytesIO()
+        with os.fdopen(read_fd, "rb") as stdin:
+            code = shell.pump(client, stdin, out, err)
+        os.close(write_fd)
+    assert code == 3
+    text = out.getvalue().decode()
+    assert "hello from the pod" in text and "132x43" in text
+    session = standin.exec_sessions[-1]  # type: ignore[attr-defined]
+    assert session.command == ["/bin/sh"] and session.tty
+
+
+def test_shell_command_runs_a_command_without_a_terminal(
+        standin: KubernetesStandin, env_name: str, monkeypatch: pytest.MonkeyPatch,
+        capfdbinary: Any) -> None:
+    seed_environment(standin, env_name)
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)  # no input: stdin at EOF
+    with os.fdopen(read_fd, "r") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code = shell_command(parse("shell", env_name, "--namespace", env_name, "--command",
+                                   "echo migrated 3 tables"))
+    assert code == 0
+    assert b"migrated 3 tables" in capfdbinary.readouterr().out
+    assert standin.exec_sessions[-1].tty is False  # type: ignore[attr-defined]
+
+
+def test_shell_needs_a_running_pod(standin: KubernetesStandin, env_name: str) -> None:
+    seed_environment(standin, env_name)
+    standin.set_status("", "pods", env_name, "web-7d9f8-abcde",
+                       pod("p", env_name, "web", ready=False, phase="Pending",
+                           waiting="ContainerCreating")["status"])
+    with open_cluster() as reader, pytest.raises(WorkloadNotFoundError, match="no running pod"):
+        pick_shell_target(reader, env_name, env_name, None, None)
