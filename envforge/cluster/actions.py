@@ -42,6 +42,9 @@ class ArgoCDWaitInput(ActionInput):
         None, description="Where Applications live; default ENVFORGE_ARGOCD_NAMESPACE (argocd).")
     clusterBlock: str | None = Field(
         None, description="KubernetesCluster block; default KUBECONFIG or in-cluster.")
+    failAfterFailingSeconds: float | None = Field(
+        None, gt=0, description="Fail early once Degraded or a pod has been crash-looping / "
+        "unable to pull its image for this long; default: wait the whole timeout.")
     logLines: int = Field(20, ge=0, le=500, description="Log lines per failing container.")
 
 
@@ -72,6 +75,7 @@ class ArgoCDWait(Action[ArgoCDWaitInput, ArgoCDWaitOutput]):
         target = self._target(ctx, params)
         policy = WaitPolicy(timeout_seconds=params.timeoutSeconds,
                             poll_seconds=params.pollSeconds,
+                            fail_after_failing_seconds=params.failAfterFailingSeconds,
                             diagnosis=DiagnosisLimits(log_lines=params.logLines))
 
         def progress(health: EnvironmentHealth) -> None:

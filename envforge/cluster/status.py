@@ -119,6 +119,13 @@ class PodState:
     component: str
     containers: tuple[ContainerState, ...]
     labels: dict[str, str] = field(default_factory=dict)
+    terminating: bool = False
+
+    @property
+    def settled(self) -> bool:
+        """Done (a finished job's pod), on its way out, or running and ready."""
+        return self.phase == "Succeeded" or self.terminating or (
+            self.phase == "Running" and self.ready and not self.failing)
 
     @property
     def failing(self) -> bool:
@@ -130,7 +137,7 @@ class PodState:
                    for c in self.containers)
 
     def problem(self) -> str | None:
-        if self.phase == "Succeeded" or (self.ready and not self.failing):
+        if self.settled:
             return None
         bad = [c.describe() for c in self.containers if not c.ready or c.reason]
         text = f"pod {self.name} {self.phase}" + (", not ready" if not self.ready else "")
@@ -159,11 +166,11 @@ class EnvironmentHealth:
     def healthy(self) -> bool:
         return (self.application.healthy and self.revision_ok
                 and all(r.complete for r in self.rollouts)
-                and not any(p.failing for p in self.pods if p.phase != "Succeeded"))
+                and all(p.settled for p in self.pods))
 
     @property
     def pods_ready(self) -> str:
-        running = [p for p in self.pods if p.phase != "Succeeded"]
+        running = [p for p in self.pods if p.phase != "Succeeded" and not p.terminating]
         return f"{sum(p.ready for p in running)}/{len(running)}"
 
     def problems(self) -> list[str]:
@@ -177,8 +184,9 @@ class EnvironmentHealth:
         return found
 
     def failing_pods(self) -> list[PodState]:
-        return [p for p in self.pods if p.failing or (p.phase not in ("Succeeded", "Running"))
-                or (p.phase == "Running" and not p.ready)]
+        """Pods to diagnose: failing first, then the others not settled."""
+        unsettled = [p for p in self.pods if not p.settled]
+        return sorted(unsettled, key=lambda p: not p.failing)
 
 
 def parse_application(name: str, obj: dict[str, Any] | None) -> ApplicationState:
@@ -238,7 +246,8 @@ def parse_pod(obj: dict[str, Any], rollouts: tuple[RolloutState, ...] = ()) -> P
                 for c in status.get("conditions") or [])
     return PodState(name=str(meta.get("name") or "?"), phase=str(status.get("phase") or
                     "Unknown"), ready=ready, component=component_of(labels, rollouts),
-                    containers=containers, labels=labels)
+                    containers=containers, labels=labels,
+                    terminating=bool(meta.get("deletionTimestamp")))
 
 
 def component_of(labels: dict[str, str], rollouts: tuple[RolloutState, ...]) -> str:

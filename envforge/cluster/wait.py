@@ -5,8 +5,9 @@ failing.
 Bounded polling rather than a watch: the state spans four kinds of object (Application,
 Deployments, pods, and the Application lives in another namespace), one snapshot every few
 seconds is cheap, and a poll loop has an obvious bound in time and in requests. A connection
-blip is tolerated (up to ``max_connection_failures`` in a row); at the deadline the error names
-what is unhealthy and carries the diagnosis.
+blip is tolerated (up to ``max_connection_failures`` in a row); at the deadline (or once it has
+been failing for ``fail_after_failing_seconds``) the error names what is unhealthy and carries
+the diagnosis.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class WaitPolicy:
     poll_seconds: float = 2.0
     max_poll_seconds: float = 10.0
     max_connection_failures: int = 3
+    #: Give up early once the environment has been failing (Degraded, or a pod crash-looping
+    #: or unable to pull its image) for this long; None waits the whole timeout.
+    fail_after_failing_seconds: float | None = None
     diagnosis: DiagnosisLimits = field(default_factory=DiagnosisLimits)
 
 
@@ -66,6 +70,7 @@ def wait_until_healthy(
     failures = 0
     last: EnvironmentHealth | None = None
     last_problems: list[str] | None = None
+    failing_since: float | None = None
     while True:
         try:
             health = read_environment_health(
@@ -88,6 +93,13 @@ def wait_until_healthy(
             if problems != last_problems and on_change is not None:
                 on_change(health)
             last, last_problems = health, problems
+            if _failing(health):
+                failing_since = clock() if failing_since is None else failing_since
+                limit = policy.fail_after_failing_seconds
+                if limit is not None and clock() - failing_since >= limit:
+                    break
+            else:
+                failing_since = None
         left = deadline - clock()
         if left <= 0:
             break
@@ -99,3 +111,8 @@ def wait_until_healthy(
     summary = diagnose(reader, last, policy.diagnosis)
     problems = [scrub(p) for p in last.problems()] or ["not Synced and Healthy"]
     raise EnvironmentNotHealthyError(target.environment, waited, problems, summary)
+
+
+def _failing(health: EnvironmentHealth) -> bool:
+    """Failing rather than still on its way: Degraded, or a pod in a bad state."""
+    return health.application.health == "Degraded" or any(p.failing for p in health.pods)

@@ -146,3 +146,24 @@ def test_shell_needs_a_running_pod(standin: KubernetesStandin, env_name: str) ->
                            waiting="ContainerCreating")["status"])
     with open_cluster() as reader, pytest.raises(WorkloadNotFoundError, match="no running pod"):
         pick_shell_target(reader, env_name, env_name, None, None)
+
+
+def test_status_finds_namespace_and_url_in_the_gitops_record(
+        standin: KubernetesStandin, env_name: str, tmp_path: Any) -> None:
+    from envforge.gitops.repository import open_store
+    from tests.unit.gitops.helpers import spec, write_manifests
+
+    with open_store() as store:  # the embedded repository under this test's ENVFORGE_HOME
+        record = store.new_record(env_name, spec(), "1d")
+        store.create(record, write_manifests(tmp_path / "manifests"))
+    seed_environment(standin, env_name)
+    out = io.StringIO()
+    assert status_command(parse("status", env_name), out) == 0
+    assert record.status.url in out.getvalue()  # from the record, not the cluster
+
+
+def test_status_of_an_environment_not_in_git_is_refused(standin: KubernetesStandin) -> None:
+    from envforge.errors import EnvironmentNotFoundError
+
+    with pytest.raises(EnvironmentNotFoundError, match="envforge env list"):
+        status_command(parse("status", "nowhere-1"), io.StringIO())

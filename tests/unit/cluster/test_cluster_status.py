@@ -117,3 +117,14 @@ def test_json_view_holds_the_verdict() -> None:
     assert view["application"]["health"] == "Degraded"
     assert view["deployments"][0]["complete"] is True
     assert view["problems"]
+
+
+def test_pending_pod_blocks_health_and_terminating_one_does_not() -> None:
+    pending = pod("web-new", "pr-1", "web", ready=False, waiting="ContainerCreating",
+                  phase="Pending")
+    assert not health(application("pr-1"), [deployment("web", "pr-1")], [pending]).healthy
+    leaving = pod("web-old", "pr-1", "web", ready=False)
+    leaving["metadata"]["deletionTimestamp"] = "2026-11-24T02:00:00Z"
+    settled = health(application("pr-1"), [deployment("web", "pr-1")],
+                     [pod("web-a", "pr-1", "web"), leaving])
+    assert settled.healthy and settled.pods_ready == "1/1"

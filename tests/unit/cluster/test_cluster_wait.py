@@ -103,3 +103,33 @@ def test_an_unreachable_cluster_fails_after_a_few_reads() -> None:
     with pytest.raises(ClusterConnectionError, match=r"3 read.* in a row failed"):
         wait(reader, clock, max_connection_failures=3, timeout_seconds=600)
     assert reader.reads == 3 and clock.now < 10
+
+
+def test_fail_early_once_failing_long_enough() -> None:
+    crashing = pod("web-a", "pr-1", "web", ready=False, waiting="CrashLoopBackOff", restarts=1)
+    reader = FakeReader(application("pr-1", health="Progressing"),
+                        [deployment("web", "pr-1", available=0)], [crashing])
+    clock = FakeClock()
+    with pytest.raises(EnvironmentNotHealthyError, match="after 20s"):
+        wait(reader, clock, timeout_seconds=600, poll_seconds=5, max_poll_seconds=5,
+             fail_after_failing_seconds=20)
+    assert clock.now == pytest.approx(20)
+
+
+def test_failing_clock_restarts_when_the_pod_recovers() -> None:
+    reader, clock = healthy_reader(), FakeClock()
+    crashing = pod("web-a", "pr-1", "web", ready=False, waiting="CrashLoopBackOff", restarts=1)
+    starting = pod("web-a", "pr-1", "web", ready=False, waiting="ContainerCreating",
+                   phase="Pending")
+    healthy_pods = reader.pods_
+    # crash for 10s, start again for 10s, crash for 10s, then healthy: never 15s in a row
+    timeline = [(10, [crashing]), (20, [starting]), (30, [crashing])]
+
+    def play(r: FakeReader) -> None:
+        r.pods_ = next((pods for until, pods in timeline if clock.now < until), healthy_pods)
+
+    reader.before_read = play
+    result = wait(reader, clock, timeout_seconds=100, poll_seconds=5, max_poll_seconds=5,
+                  fail_after_failing_seconds=15)
+    assert result.healthy  # type: ignore[attr-defined]
+    assert clock.now == pytest.approx(30)
