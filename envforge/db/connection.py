@@ -123,6 +123,7 @@ def read_only_snapshot(
     """
     conn = open_connection(address, autocommit=True)
     try:
+        conn.execute("SET client_encoding = 'UTF8'")
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         if snapshot_id is not None:
             conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")  # id from pg_export_snapshot

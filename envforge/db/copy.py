@@ -67,6 +67,7 @@ def run_copy_task(
         dst = open_connection(target)
         try:
             dst.execute("SET synchronous_commit = off")
+            dst.execute("SET client_encoding = 'UTF8'")  # as the source stream (copy_source)
             rows, size = _stream(source, snapshot_id, dst, key, task)
             dst.commit()
         finally:

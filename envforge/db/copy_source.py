@@ -49,10 +49,11 @@ def _psql_blocks(psql: str, source: ServerAddress, snapshot_id: str, copy_sql: s
                  label: str) -> Iterator[Iterator[bytes]]:
     script = (f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
               f"SET TRANSACTION SNAPSHOT '{snapshot_id}';\n{copy_sql};\nROLLBACK;\n")
+    env = source.subprocess_env()
+    env["PGCLIENTENCODING"] = "UTF8"  # not the locale's: the transforms and the target use UTF-8
     proc = subprocess.Popen(
         [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", f"--dbname={source.conninfo()}", "-f", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=source.subprocess_env())
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stdout = cast(io.BufferedReader, proc.stdout)
 

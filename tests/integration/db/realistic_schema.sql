@@ -114,6 +114,11 @@ SELECT c.email, 'Problem with order ' || c.id,
        || c.phone || ' or write to ' || c.email || '. My IBAN is ' || c.iban || '. Thanks!'
 FROM crm.customers c WHERE c.id % 2 = 0;
 
+-- non-ASCII names, and free text with tabs, newlines and backslashes (COPY escapes)
+UPDATE crm.customers SET first_name = 'Zoë', last_name = 'Müller-Łukasz' WHERE id = 7;
+UPDATE crm.tickets SET body = E'Dear team,\n\tI am Zoë Müller (zoë@mailbox.test),\\ call me'
+    || E' on +1 415 555 0007.\r\nRegards' WHERE id = (SELECT min(id) FROM crm.tickets);
+
 INSERT INTO sales.orders (order_no, ordered_at, customer_id, total, shipping_address, contact_email)
 SELECT g, date '2024-01-01' + (g % 700), 1 + g % 2000, (g % 500) + 0.99,
        (g % 900 + 1) || ' ' || l.last || ' Street, Springfield',
