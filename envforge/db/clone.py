@@ -100,8 +100,15 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
     rows = sum(r.rows for r in results)
     size = sum(r.bytes for r in results)
     per_table: dict[str, int] = {t: 0 for t in catalog.tables}
+    busy: dict[str, tuple[int, float]] = {}
     for r in results:
         per_table[r.table] += r.rows
+        size_so_far, secs_so_far = busy.get(r.table, (0, 0.0))
+        busy[r.table] = (size_so_far + r.bytes, secs_so_far + r.seconds)
+    for table, (table_bytes, worker_seconds) in sorted(busy.items()):
+        logger.info("table %s: %s rows, %.1f MB, %s rows/s per worker", table,
+                    f"{per_table[table]:,}", table_bytes / 1e6,
+                    f"{per_table[table] / max(worker_seconds, 1e-6):,.0f}")
     seconds = time.perf_counter() - started
     logger.info("clone of %s into %s done: %s rows, %.1f MB in %.1f s", request.source.label,
                 request.target.label, f"{rows:,}", size / 1e6, seconds)
