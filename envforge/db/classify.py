@@ -118,12 +118,16 @@ def _decide(table: str, column: Column, coverage: CoverageMap,
 
 
 def _suggest_for_type(suggestion: str, column: Column, tclass: str) -> str:
-    if tclass in ("int", "number") and suggestion not in ("hash",):
-        return "{transform: noise, ratio: 0.1}" if not column.unique else "hash"
-    if tclass in ("date", "timestamp"):
-        return "{transform: noise, days: 180}" if tclass == "timestamp" or \
-            suggestion != "date_of_birth" else "date_of_birth"
-    if column.unique and suggestion not in ("email", "iban"):
+    """Adapt a category's usual rule to what fits the column's type and uniqueness."""
+    if tclass in ("int", "number"):
+        return "hash" if column.unique else "{transform: noise, ratio: 0.1}"
+    if tclass == "timestamp" or (tclass == "date" and suggestion != "date_of_birth"):
+        return "{transform: noise, days: 180}"
+    if tclass == "inet":
+        return "ip"
+    if tclass == "json":
+        return "{transform: json, keys: {<key>: <transformer>}}"
+    if column.unique and suggestion not in ("email", "iban", "hash"):
         return "hash"
     return suggestion
 

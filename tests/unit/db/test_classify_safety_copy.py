@@ -125,3 +125,12 @@ def test_failing_transform_never_shows_the_value() -> None:
     with pytest.raises(CopyFailedError) as caught:
         memo[b"secret-value"]
     assert "secret-value" not in str(caught.value) and "public.users.born" in str(caught.value)
+
+
+def test_suggestions_fit_type_and_uniqueness() -> None:
+    born = Column(name="birth_date", type_name="date", base_type="date", category="D",
+                  not_null=False, generated=False)
+    assert _decide("t", born, {}, []).suggestion == "date_of_birth"
+    assert _decide("t", column("phone", unique=True), {}, []).suggestion == "hash"
+    assert _decide("t", column("card_number", "int8"), {}, []).suggestion == \
+        "{transform: noise, ratio: 0.1}"
