@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import termios
@@ -105,11 +104,12 @@ def interactive_shell(reader: ClusterReader, namespace: str, pod: str, container
     previous_handler: Any = None
     try:
         if use_tty:
-            size = shutil.get_terminal_size()
+            out_fd = sys.stdout.fileno()
+            size = os.get_terminal_size(out_fd)  # the terminal's, not $COLUMNS/$LINES
             send_resize(client, size.columns, size.lines)
 
             def on_resize(signum: int, frame: Any) -> None:
-                new = shutil.get_terminal_size()
+                new = os.get_terminal_size(out_fd)
                 send_resize(client, new.columns, new.lines)
 
             previous_handler = signal.signal(signal.SIGWINCH, on_resize)

@@ -1,0 +1,82 @@
+"""`env shell` on a real terminal (a pseudo-terminal): raw mode (keys go to the container, the
+container's tty echoes them, once), the terminal size sent at start and again on SIGWINCH, and
+the remote exit code returned."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.standins.cluster_objects import seed_environment
+from tests.standins.kubernetes import KubernetesStandin
+
+REPO = Path(__file__).resolve().parents[3]
+CHILD = """
+import argparse, sys
+from envforge.cluster.cli import add_env_commands
+parser = argparse.ArgumentParser()
+add_env_commands(parser.add_subparsers().add_parser("env").add_subparsers())
+args = parser.parse_args(["env", *sys.argv[1:]])
+sys.exit(args.handler(args))
+"""
+
+
+def set_size(fd: int, rows: int, columns: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {marker!r}; got {bytes(seen)!r}"
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+
+
+@pytest.mark.slow  # a child interpreter imports envforge and Prefect: ~4 s
+def test_interactive_shell_on_a_terminal(standin: KubernetesStandin, env_name: str) -> None:
+    seed_environment(standin, env_name)
+    pid, master = pty.fork()
+    if pid == 0:  # the child: `envforge env shell NAME` on the pseudo-terminal
+        os.chdir(REPO)
+        os.environ["PYTHONPATH"] = str(REPO)
+        os.execv(sys.executable, [sys.executable, "-c", CHILD, "shell", env_name,
+                                  "--namespace", env_name, "--command", "/bin/sh"])
+    seen = bytearray()
+    try:
+        set_size(master, 30, 100)
+        read_until(master, b"$ ", seen)
+        os.write(master, b"echo zq-marker\r")
+        read_until(master, b"zq-marker\r\n$ ", seen)
+        os.write(master, b"size\r")
+        read_until(master, b"100x30", seen)
+        set_size(master, 50, 120)  # the kernel sends the child SIGWINCH
+        time.sleep(0.3)
+        os.write(master, b"size\r")
+        read_until(master, b"120x50", seen)
+        os.write(master, b"exit 4\r")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    assert os.WEXITSTATUS(status) == 4
+    # raw mode: only the container's tty echoed what was typed (a cooked local terminal
+    # would have echoed it a second time)
+    assert bytes(seen).count(b"echo zq-marker") == 1
+    session = standin.exec_sessions[-1]  # type: ignore[attr-defined]
+    assert session.tty and session.sizes[0] == (100, 30) and (120, 50) in session.sizes
