@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from envforge.cluster.client import ClusterReader
+from envforge.cluster.client import ClusterReader, open_cluster
 from envforge.cluster.diagnose import DiagnosisLimits, diagnose
 from envforge.cluster.status import EnvironmentHealth, read_environment_health
 from envforge.errors import ClusterConnectionError, EnvironmentNotHealthyError
@@ -111,6 +111,33 @@ def wait_until_healthy(
     summary = diagnose(reader, last, policy.diagnosis)
     problems = [scrub(p) for p in last.problems()] or ["not Synced and Healthy"]
     raise EnvironmentNotHealthyError(target.environment, waited, problems, summary)
+
+
+def wait_for_environment(
+    environment: str,
+    namespace: str | None = None,
+    *,
+    timeout_seconds: float = 600.0,
+    revision: str = "",
+    url: str = "",
+    cluster_block: str | None = None,
+    argocd_namespace: str | None = None,
+    fail_after_failing_seconds: float | None = None,
+    on_change: Callable[[EnvironmentHealth], None] | None = None,
+) -> EnvironmentHealth:
+    """For flows: open the cluster (a KubernetesCluster block, else KUBECONFIG/in-cluster) and
+    wait; the namespace defaults to the environment's name, Argo CD's namespace to
+    ENVFORGE_ARGOCD_NAMESPACE."""
+    from envforge.gitops.settings import load_gitops_settings
+
+    target = WaitTarget(environment=environment, namespace=namespace or environment,
+                        argocd_namespace=argocd_namespace
+                        or load_gitops_settings().argocd_namespace,
+                        url=url, expected_revision=revision)
+    policy = WaitPolicy(timeout_seconds=timeout_seconds,
+                        fail_after_failing_seconds=fail_after_failing_seconds)
+    with open_cluster(cluster_block) as reader:
+        return wait_until_healthy(reader, target, policy, on_change=on_change)
 
 
 def _failing(health: EnvironmentHealth) -> bool:

@@ -118,3 +118,15 @@ def test_unreachable_cluster_gives_a_clear_error(tmp_path: Path,
     assert time.monotonic() - started < 15
     message = str(caught.value)
     assert "'pr-1'" in message and "did not answer" in message and "KUBECONFIG" in message
+
+
+def test_wait_for_environment_is_what_a_flow_calls(standin: KubernetesStandin,
+                                                   env_name: str) -> None:
+    from envforge.cluster.wait import wait_for_environment
+
+    seed_environment(standin, env_name, healthy=False)
+    with pytest.raises(EnvironmentNotHealthyError, match="CrashLoopBackOff"):
+        wait_for_environment(env_name, timeout_seconds=30, fail_after_failing_seconds=0.5)
+    seed_environment(standin, env_name + "-ok")
+    health = wait_for_environment(env_name + "-ok", timeout_seconds=10)
+    assert health.healthy and health.pods_ready == "1/1"
