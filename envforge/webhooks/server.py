@@ -48,6 +48,9 @@ logger = logging.getLogger("envforge.webhooks")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8088
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # PR payloads are tens of KB; GitHub's own cap is 25 MB
+DEFAULT_MAX_CONCURRENT = 32  # requests handled at once; more get 503 without a thread
+REQUEST_TIMEOUT_SECONDS = 30  # a client that stops sending mid-request is dropped
+_BUSY_BODY = b'{"error": "too many requests in progress; retry shortly"}'
 GITHUB_SECRET_ENV = "ENVFORGE_GITHUB_WEBHOOK_SECRET"
 GITLAB_TOKEN_ENV = "ENVFORGE_GITLAB_WEBHOOK_TOKEN"
 
@@ -152,6 +155,7 @@ class WebhookRequestHandler(BaseHTTPRequestHandler):
     server: WebhookServer
     protocol_version = "HTTP/1.1"
     server_version = "envforge-webhooks"
+    timeout = REQUEST_TIMEOUT_SECONDS
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
@@ -167,6 +171,7 @@ class WebhookRequestHandler(BaseHTTPRequestHandler):
             return
         length_header = self.headers.get("Content-Length")
         if length_header is None or not length_header.isdigit():
+            self.close_connection = True  # a chunked body may follow; never read it as a request
             self._reply(411, {"error": "Content-Length is required"})
             return
         length = int(length_header)
@@ -208,11 +213,38 @@ class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, app: WebhookApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 max_concurrent: int = DEFAULT_MAX_CONCURRENT) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._slots = threading.BoundedSemaphore(max_concurrent)
         self.context = contextvars.copy_context()
         super().__init__((host, port), WebhookRequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``max_concurrent``: beyond that, 503 at once."""
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                                b"application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+                                b"Content-Length: " + str(len(_BUSY_BODY)).encode() +
+                                b"\r\n\r\n" + _BUSY_BODY)
+            except OSError:
+                pass
+            finally:
+                self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def url(self) -> str:
