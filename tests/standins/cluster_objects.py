@@ -58,7 +58,7 @@ def pod(name: str, namespace: str, component: str, ready: bool = True,
         "status": {"phase": phase,
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                    "containerStatuses": [{"name": "app", "ready": ready, "restartCount": restarts,
-                                          "image": "app:1", "state": state}]},
+                                          "image": "app:1", "imageID": "", "state": state}]},
     }
 
 
