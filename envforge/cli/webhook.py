@@ -18,6 +18,7 @@ from envforge.webhooks.mapping import RepositoryTemplate, TemplateMapping
 from envforge.webhooks.server import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT,
     DEFAULT_PORT,
     GITHUB_SECRET_ENV,
     GITLAB_TOKEN_ENV,
@@ -52,6 +53,9 @@ def add_commands(subparsers: Any) -> None:
                        metavar="FLOW/DEPLOYMENT", help="deployment for closed/merged PRs")
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                        help=f"larger requests get 413 (default {DEFAULT_MAX_BODY_BYTES})")
+    serve.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,
+                       help=f"requests handled at once; more get 503 (default "
+                            f"{DEFAULT_MAX_CONCURRENT})")
     serve.set_defaults(handler=serve_webhooks)
 
 
@@ -103,7 +107,7 @@ def serve_webhooks(args: argparse.Namespace) -> int:
     dispatcher = Dispatcher(mapping, args.create_deployment, args.destroy_deployment)
     try:
         server = WebhookServer(WebhookApp(credentials, dispatcher), args.host, args.port,
-                               args.max_body_bytes)
+                               args.max_body_bytes, args.max_concurrent)
     except OSError as e:
         raise ConfigurationError(
             f"cannot listen on {args.host}:{args.port} ({e.strerror}); choose another --port"

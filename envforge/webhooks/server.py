@@ -156,6 +156,9 @@ class WebhookRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "envforge-webhooks"
     timeout = REQUEST_TIMEOUT_SECONDS
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms per response on keep-alive connections).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
