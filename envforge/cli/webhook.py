@@ -97,7 +97,8 @@ def build_mapping(mapping_file: Path | None, default_template: str | None) -> Te
 def serve_webhooks(args: argparse.Namespace) -> int:
     from prefect.settings import PREFECT_API_URL
 
-    if not PREFECT_API_URL.value():
+    # The environment first: Prefect reads its settings once, when it is first imported.
+    if not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()):
         raise ConfigurationError(
             "PREFECT_API_URL is not set: the webhook server starts deployments on a running "
             "Prefect server (export PREFECT_API_URL=http://127.0.0.1:4200/api)"

@@ -72,6 +72,12 @@ class Dispatcher:
                 f"repository {event.repository!r} has no template in the mapping and there is "
                 "no default (add it to the --mapping file, or pass --template)"
             )
+        if event.from_fork and not entry.allow_forks:
+            return IgnoredEvent(
+                f"{event.provider} pull request {event.repository}#{event.number} comes from "
+                "a fork: not built (its code would get the environment's secrets); set "
+                "allow_forks: true for the repository in the mapping to build forks"
+            )
         name = environment_name(event)
         tags = ("envforge", "webhook", f"{event.provider}:{event.repository}#{event.number}")
         run_name = f"{name}-{event.action}-{event.head_sha[:7]}"

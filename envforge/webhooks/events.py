@@ -38,6 +38,8 @@ class PullRequestEvent:
     # Set for close/reopen so a later close of the same commit is a new run, while a
     # redelivery of the same event (same payload, same timestamp) is not.
     occurrence: str = ""
+    # The head lives in another repository (a fork): its code is not the project's to trust.
+    from_fork: bool = False
 
     @property
     def idempotency_key(self) -> str:
@@ -94,6 +96,9 @@ def parse_github_event(event_name: str | None, payload: Mapping[str, Any]) -> (
     if action in ("closed", "reopened"):
         occurrence = str(pr.get("closed_at") if action == "closed" else pr.get("updated_at")
                          or "")
+    head_repo = (pr.get("head") or {}).get("repo")
+    base_name = _field(payload, "repository.full_name", str, "github")
+    from_fork = not isinstance(head_repo, Mapping) or head_repo.get("full_name") != base_name
     return PullRequestEvent(
         provider="github",
         repository=_field(payload, "repository.full_name", str, "github"),
@@ -105,6 +110,7 @@ def parse_github_event(event_name: str | None, payload: Mapping[str, Any]) -> (
         clone_url=_field(payload, "repository.clone_url", str, "github"),
         web_url=str(pr.get("html_url") or ""),
         occurrence=occurrence,
+        from_fork=from_fork,
     )
 
 
@@ -144,4 +150,6 @@ def parse_gitlab_event(event_name: str | None, payload: Mapping[str, Any]) -> (
         web_url=str(attrs.get("url") or ""),
         project_id=_field(payload, "project.id", int, "gitlab"),
         occurrence=occurrence,
+        from_fork=attrs.get("source_project_id", attrs.get("target_project_id"))
+        != attrs.get("target_project_id"),
     )

@@ -7,6 +7,7 @@
         template: node-service
         parameters: {replicas: 1}
         ttl: 3d
+        allow_forks: false             # pull requests from forks are ignored unless true
 
 Repository keys are matched case-insensitively ("owner/name" on GitHub, the full project path
 on GitLab). Without a file, every repository uses the ``--template`` default, if one is given.
@@ -32,6 +33,9 @@ class RepositoryTemplate(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     ttl: str | None = None
     environment_type: str = "preview"
+    #: Build pull requests whose head is in a fork. Off by default: a fork's code would run
+    #: with the environment's secrets and database.
+    allow_forks: bool = False
 
 
 class _MappingFile(BaseModel):

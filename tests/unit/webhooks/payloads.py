@@ -12,7 +12,8 @@ from envforge.webhooks.verify import github_signature
 def github_pull_request(action: str = "opened", number: int = 42, sha: str = "a" * 40,
                         repository: str = "acme/orders-api", branch: str = "feature/x",
                         merged: bool = False, closed_at: str | None = None,
-                        updated_at: str = "2026-11-24T02:00:00Z") -> dict[str, Any]:
+                        updated_at: str = "2026-11-24T02:00:00Z",
+                        head_repository: str | None = None) -> dict[str, Any]:
     return {
         "action": action,
         "number": number,
@@ -23,7 +24,8 @@ def github_pull_request(action: str = "opened", number: int = 42, sha: str = "a"
             "merged": merged,
             "closed_at": closed_at,
             "updated_at": updated_at,
-            "head": {"sha": sha, "ref": branch},
+            "head": {"sha": sha, "ref": branch,
+                     "repo": {"full_name": head_repository or repository}},
             "base": {"ref": "main"},
         },
         "repository": {"full_name": repository,
@@ -35,8 +37,10 @@ def github_pull_request(action: str = "opened", number: int = 42, sha: str = "a"
 def gitlab_merge_request(action: str = "open", iid: int = 7, sha: str = "b" * 40,
                          project: str = "group/sub/web", branch: str = "feature/y",
                          oldrev: str | None = None, project_id: int = 99,
-                         updated_at: str = "2026-11-24 02:00:00 UTC") -> dict[str, Any]:
+                         updated_at: str = "2026-11-24 02:00:00 UTC",
+                         source_project_id: int | None = None) -> dict[str, Any]:
     attrs: dict[str, Any] = {
+        "source_project_id": source_project_id or project_id, "target_project_id": project_id,
         "iid": iid, "action": action, "source_branch": branch, "target_branch": "main",
         "last_commit": {"id": sha}, "url": f"https://gitlab.example/{project}/-/merge_requests/{iid}",
         "updated_at": updated_at,

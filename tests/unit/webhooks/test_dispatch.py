@@ -108,3 +108,23 @@ def test_prefect_errors_are_wrapped(error: Exception, kind: type[Exception], tex
     with pytest.raises(kind, match=text) as info:
         Dispatcher(MAPPING, run=RecordingRun(error)).dispatch(_event())
     assert DEFAULT_CREATE_DEPLOYMENT in str(info.value)
+
+
+def test_pull_requests_from_forks_are_ignored_unless_allowed() -> None:
+    fork = _event(head_repository="mallory/orders-api")
+    assert fork.from_fork
+    run = RecordingRun()
+    result = Dispatcher(MAPPING, run=run).dispatch(fork)
+    assert isinstance(result, IgnoredEvent) and "fork" in result.reason and run.calls == []
+    allowing = TemplateMapping.from_data({"default": {"template": "t", "allow_forks": True}})
+    assert isinstance(Dispatcher(allowing, run=run).dispatch(fork), StartedRun)
+
+
+def test_gitlab_fork_is_detected() -> None:
+    from envforge.webhooks.events import parse_gitlab_event
+    from tests.unit.webhooks.payloads import gitlab_merge_request
+
+    fork = parse_gitlab_event("Merge Request Hook", gitlab_merge_request(source_project_id=5))
+    same = parse_gitlab_event("Merge Request Hook", gitlab_merge_request())
+    assert isinstance(fork, PullRequestEvent) and fork.from_fork
+    assert isinstance(same, PullRequestEvent) and not same.from_fork
