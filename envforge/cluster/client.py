@@ -139,6 +139,13 @@ class ClusterReader:
                 and (e.get("involvedObject") or {}).get("kind", kind) == kind]
         return sorted(mine, key=event_time)
 
+    def warning_events(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's Warning events, oldest first (why a ReplicaSet made no pods:
+        quota exceeded, admission refused, …)."""
+        events = self._list(f"list events in {namespace}", self.core.list_namespaced_event,
+                            namespace, field_selector="type=Warning")
+        return sorted((e for e in events if e.get("type") == "Warning"), key=event_time)
+
     def pod_log(self, namespace: str, pod: str, container: str | None, tail_lines: int,
                 previous: bool = False) -> str:
         try:

@@ -9,6 +9,7 @@ bounded: at most ``max_pods`` pods, ``events`` events and ``log_lines`` lines ea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from envforge.cluster.client import ClusterReader
 from envforge.cluster.status import ContainerState, EnvironmentHealth, PodState
@@ -33,6 +34,7 @@ def diagnose(reader: ClusterReader, health: EnvironmentHealth,
     limits = limits or DiagnosisLimits()
     lines = [f"environment {health.environment} (namespace {health.namespace}):"]
     lines += [f"  {problem}" for problem in health.problems()]
+    lines += _workload_events(reader, health, limits)
     pods = health.failing_pods()
     for pod in pods[:limits.max_pods]:
         lines.append(f"  pod {pod.name} ({pod.component or 'no component'}), {pod.phase}:")
@@ -48,6 +50,41 @@ def diagnose(reader: ClusterReader, health: EnvironmentHealth,
     return scrub("\n".join(_clip(line, limits.line_chars) for line in lines))
 
 
+def _workload_events(reader: ClusterReader, health: EnvironmentHealth,
+                     limits: DiagnosisLimits) -> list[str]:
+    """Warnings about Deployments and ReplicaSets of unfinished rollouts: when no pod could
+    be made (quota, admission), no pod has events to show."""
+    stuck = [r.name for r in health.rollouts if not r.complete]
+    if not stuck:
+        return []
+    try:
+        events = reader.warning_events(health.namespace)
+    except ClusterError as e:
+        return [f"  warning events: could not be read ({e})"]
+
+    def about_stuck_rollout(event: dict[str, Any]) -> bool:
+        involved = event.get("involvedObject") or {}
+        subject = str(involved.get("name") or "")
+        return involved.get("kind") in ("Deployment", "ReplicaSet") and any(
+            subject == name or subject.startswith(name + "-") for name in stuck)
+
+    mine = [e for e in events if about_stuck_rollout(e)]
+    if not mine:
+        return []
+    return ["  workload warnings:"] + [_event_line(e, "    ") for e in mine[-limits.events:]]
+
+
+def _event_line(event: dict[str, Any], indent: str) -> str:
+    count = event.get("count") or 1
+    times = f" (x{count})" if count > 1 else ""
+    message = " ".join(str(event.get("message") or "").split())
+    involved = event.get("involvedObject") or {}
+    subject = f"{involved.get('kind')} {involved.get('name')}: " if involved.get("kind") in (
+        "Deployment", "ReplicaSet") else ""
+    return (f"{indent}{event.get('type') or 'Normal'} {event.get('reason') or '?'}{times}: "
+            f"{subject}{message}")
+
+
 def _events(reader: ClusterReader, namespace: str, pod: PodState,
             limits: DiagnosisLimits) -> list[str]:
     try:
@@ -56,14 +93,8 @@ def _events(reader: ClusterReader, namespace: str, pod: PodState,
         return [f"{INDENT}events: could not be read ({e})"]
     if not events:
         return [f"{INDENT}events: none"]
-    lines = [f"{INDENT}recent events:"]
-    for event in events[-limits.events:]:
-        count = event.get("count") or 1
-        times = f" (x{count})" if count > 1 else ""
-        message = " ".join(str(event.get("message") or "").split())
-        lines.append(f"{INDENT}  {event.get('type') or 'Normal'} {event.get('reason') or '?'}"
-                     f"{times}: {message}")
-    return lines
+    return [f"{INDENT}recent events:"] + [_event_line(e, INDENT + "  ")
+                                          for e in events[-limits.events:]]
 
 
 def _containers_to_read(pod: PodState) -> list[ContainerState]:

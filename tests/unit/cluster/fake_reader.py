@@ -47,6 +47,9 @@ class FakeReader:
     def events_for(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["involvedObject"]["name"] == name]
 
+    def warning_events(self, namespace: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("type") == "Warning"]
+
     def pod_log(self, namespace: str, pod: str, container: str | None, tail_lines: int,
                 previous: bool = False) -> str:
         self.log_calls.append((pod, container, tail_lines, previous))

@@ -69,3 +69,18 @@ def test_healthy_environment_has_no_diagnosis() -> None:
                         [pod("web-a", "pr-1", "web")])
     health = read_environment_health(reader, "pr-1", "pr-1")  # type: ignore[arg-type]
     assert diagnose(reader, health) == ""  # type: ignore[arg-type]
+
+
+def test_a_rollout_without_pods_shows_its_replica_set_warnings() -> None:
+    quota = event("rs.1", "pr-1", "web-7d9f8", "FailedCreate",
+                  'pods "web-7d9f8-x" is forbidden: exceeded quota: envforge-quota', count=5)
+    quota["involvedObject"]["kind"] = "ReplicaSet"
+    other = event("rs.2", "pr-1", "api-55c4d", "FailedCreate", "about another deployment")
+    other["involvedObject"]["kind"] = "ReplicaSet"
+    reader = FakeReader(application("pr-1", health="Progressing"),
+                        [deployment("web", "pr-1", available=0, updated=0)], [],
+                        events=[quota, other])
+    health = read_environment_health(reader, "pr-1", "pr-1")  # type: ignore[arg-type]
+    text = diagnose(reader, health)  # type: ignore[arg-type]
+    assert "FailedCreate (x5): ReplicaSet web-7d9f8: pods" in text
+    assert "exceeded quota" in text and "another deployment" not in text
