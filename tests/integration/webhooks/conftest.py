@@ -39,7 +39,7 @@ class StubDeployments:
     destroy_id: UUID
 
 
-def _schema(fn: Any) -> dict[str, Any]:
+def stub_parameter_schema(fn: Any) -> dict[str, Any]:
     from prefect.utilities.callables import parameter_schema
 
     schema: dict[str, Any] = parameter_schema(fn).model_dump_for_openapi()
@@ -61,7 +61,7 @@ def stub_deployments(prefect_server: None) -> Iterator[StubDeployments]:
             flow_id = client.create_flow_from_name(flow_name)
             ids[flow_name] = client.create_deployment(
                 flow_id=flow_id, name=STUB_DEPLOYMENT, entrypoint=f"stub.py:{fn.__name__}",
-                parameter_openapi_schema=_schema(fn), enforce_parameter_schema=True)
+                parameter_openapi_schema=stub_parameter_schema(fn), enforce_parameter_schema=True)
         yield StubDeployments(f"create-environment/{STUB_DEPLOYMENT}",
                               f"destroy-environment/{STUB_DEPLOYMENT}",
                               ids["create-environment"], ids["destroy-environment"])
