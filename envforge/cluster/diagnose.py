@@ -28,12 +28,14 @@ class DiagnosisLimits:
 
 
 def diagnose(reader: ClusterReader, health: EnvironmentHealth,
-             limits: DiagnosisLimits | None = None) -> str:
-    """A multi-line summary of what is wrong, or "" when nothing is. Reading failures are
-    reported in place: a diagnosis never hides the error it explains."""
+             limits: DiagnosisLimits | None = None, include_problems: bool = True) -> str:
+    """A multi-line summary of what is wrong, or "" when nothing is (``include_problems``
+    False: only the evidence, for a message that lists the problems already). Reading
+    failures are reported in place: a diagnosis never hides the error it explains."""
     limits = limits or DiagnosisLimits()
     lines = [f"environment {health.environment} (namespace {health.namespace}):"]
-    lines += [f"  {problem}" for problem in health.problems()]
+    if include_problems:
+        lines += [f"  {problem}" for problem in health.problems()]
     lines += _workload_events(reader, health, limits)
     pods = health.failing_pods()
     for pod in pods[:limits.max_pods]:

@@ -108,7 +108,7 @@ def wait_until_healthy(
     waited = clock() - started
     if last is None:  # every read failed, but fewer than the limit in a row: cannot happen
         raise ClusterConnectionError(f"environment {target.environment!r}: no state read")
-    summary = diagnose(reader, last, policy.diagnosis)
+    summary = diagnose(reader, last, policy.diagnosis, include_problems=False)
     problems = [scrub(p) for p in last.problems()] or ["not Synced and Healthy"]
     raise EnvironmentNotHealthyError(target.environment, waited, problems, summary)
 
