@@ -71,7 +71,8 @@ boundary with ``raise ... from e``.
     ├── ClusterAccessError           the API server refused the credentials (401/403)
     ├── ClusterApiError              the API server refused or failed a request
     ├── WorkloadNotFoundError        no pod/container for logs or shell (lists what exists)
-    └── EnvironmentNotHealthyError   not Synced+Healthy+rolled out in time (what, diagnosis)
+    ├── EnvironmentNotHealthyError   not Synced+Healthy+rolled out in time (what, diagnosis)
+    └── EnvironmentNotPrunedError    after destroy, the Application or namespace remains
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
 non-fast-forward race); everything else is permanent and is never retried.
@@ -439,6 +440,18 @@ class EnvironmentNotHealthyError(ClusterError):
         if diagnosis:
             message += "\n" + diagnosis
         super().__init__(message)
+
+
+class EnvironmentNotPrunedError(ClusterError):
+    """After a destroy, Argo CD had not removed the Application or its namespace in time."""
+
+    def __init__(self, environment: str, waited_seconds: float, remaining: Sequence[str]):
+        self.environment = environment
+        self.remaining = list(remaining)
+        super().__init__(
+            f"environment {environment!r} not pruned after {waited_seconds:.0f}s: "
+            f"{'; '.join(self.remaining)} (check the Application's finalizer and that Argo "
+            "CD's app-of-apps has synced the removal)")
 
 
 # --- webhooks ---
