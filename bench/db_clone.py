@@ -109,15 +109,18 @@ class TreeMemory:
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.peak_detail: list[tuple[str, int]] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
+            total, detail = self._tree_rss()
+            if total > self.peak:
+                self.peak, self.peak_detail = total, detail
             time.sleep(0.05)
 
-    def _tree_rss(self) -> int:
+    def _tree_rss(self) -> tuple[int, list[tuple[str, int]]]:
         parents: dict[int, int] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -132,15 +135,19 @@ class TreeMemory:
             kids = [c for c, pp in parents.items() if pp == p and c not in tree]
             tree.update(kids)
             frontier += kids
-        total = 0
+        total, detail = 0, []
         for pid in tree:
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
             except OSError:
                 continue
-        return total
+            name = next((x.split()[1] for x in status if x.startswith("Name:")), "?")
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                    total += rss
+                    detail.append((name, rss))
+        return total, detail
 
     def stop(self) -> int:
         self._stop.set()
@@ -173,6 +180,9 @@ def run_clone(server: ServerAddress, source: str, target: str, jobs: int) -> tup
     meter = TreeMemory(child.pid)
     code = child.wait()
     seconds, peak = time.perf_counter() - started, meter.stop()
+    print("  peak by process: " + ", ".join(f"{n} {r / 2**20:.0f}" for n, r in
+                                            sorted(meter.peak_detail, key=lambda x: -x[1])),
+          flush=True)
     if code != 0:
         raise RuntimeError(f"clone failed with exit code {code}")
     return seconds, peak

@@ -184,6 +184,7 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
             if block:
                 return
 
+    completed = False
     try:
         for _ in range(request.jobs - 1):
             submit_next()
@@ -204,10 +205,13 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
             for result in drain(block=True):
                 done += 1
                 yield result
+        completed = True
     finally:
         with lock:
             pending.clear()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # On success the idle worker is gone before indexes are built (memory); on failure
+        # nothing waits for it: dropping the target ends its session.
+        pool.shutdown(wait=completed, cancel_futures=True)
 
 
 class CloneTerminated(BaseException):
