@@ -107,6 +107,16 @@ class ClusterReader:
         except NotFound:
             return None
 
+    def namespace_exists(self, name: str) -> bool:
+        """Whether the namespace is still there (terminating counts as there)."""
+        try:
+            with cluster_errors(f"read namespace {name}", self.description):
+                self.core.read_namespace(name, _preload_content=False,
+                                         _request_timeout=self.timeout)
+            return True
+        except NotFound:
+            return False
+
     def _list(self, doing: str, call: Any, namespace: str, **kwargs: Any) -> list[dict[str, Any]]:
         try:
             with cluster_errors(doing, self.description):

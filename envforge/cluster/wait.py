@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from envforge.cluster.client import ClusterReader, open_cluster
 from envforge.cluster.diagnose import DiagnosisLimits, diagnose
 from envforge.cluster.status import EnvironmentHealth, read_environment_health
-from envforge.errors import ClusterConnectionError, EnvironmentNotHealthyError
+from envforge.errors import (
+    ClusterConnectionError,
+    EnvironmentNotHealthyError,
+    EnvironmentNotPrunedError,
+)
 from envforge.secrets.redaction import scrub
 
 logger = logging.getLogger("envforge.cluster.wait")
@@ -138,6 +142,52 @@ def wait_for_environment(
                         fail_after_failing_seconds=fail_after_failing_seconds)
     with open_cluster(cluster_block) as reader:
         return wait_until_healthy(reader, target, policy, on_change=on_change)
+
+
+def wait_for_environment_pruned(environment: str, namespace: str | None = None, *,
+                                timeout_seconds: float = 600.0,
+                                cluster_block: str | None = None) -> float:
+    """For the destroy flow: open the cluster and wait until the environment is pruned."""
+    from envforge.gitops.settings import load_gitops_settings
+
+    target = WaitTarget(environment=environment, namespace=namespace or environment,
+                        argocd_namespace=load_gitops_settings().argocd_namespace)
+    with open_cluster(cluster_block) as reader:
+        return wait_until_pruned(reader, target, WaitPolicy(timeout_seconds=timeout_seconds))
+
+
+def wait_until_pruned(reader: ClusterReader, target: WaitTarget, policy: WaitPolicy | None = None,
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> float:
+    """After a destroy commit: wait until Argo CD has deleted the Application and its
+    finalizer has pruned the namespace; returns the seconds waited. Raises
+    EnvironmentNotPrunedError naming what is still there at the deadline."""
+    policy = policy or WaitPolicy()
+    started = clock()
+    interval = policy.poll_seconds
+    failures = 0
+    remaining: list[str] = []
+    while True:
+        try:
+            remaining = []
+            if reader.application(target.argocd_namespace, target.environment) is not None:
+                remaining.append(f"Argo CD application {target.argocd_namespace}/"
+                                 f"{target.environment} still exists")
+            if reader.namespace_exists(target.namespace):
+                remaining.append(f"namespace {target.namespace} still exists")
+            failures = 0
+        except ClusterConnectionError:
+            failures += 1
+            if failures >= policy.max_connection_failures:
+                raise
+            remaining = remaining or ["state unknown: the API server did not answer"]
+        if not remaining and failures == 0:
+            return clock() - started
+        left = started + policy.timeout_seconds - clock()
+        if left <= 0:
+            raise EnvironmentNotPrunedError(target.environment, clock() - started, remaining)
+        sleep(min(interval, left))
+        interval = min(policy.max_poll_seconds, interval * 1.5)
 
 
 def _failing(health: EnvironmentHealth) -> bool:

@@ -130,3 +130,31 @@ def test_wait_for_environment_is_what_a_flow_calls(standin: KubernetesStandin,
     seed_environment(standin, env_name + "-ok")
     health = wait_for_environment(env_name + "-ok", timeout_seconds=10)
     assert health.healthy and health.pods_ready == "1/1"
+
+
+def test_wait_until_pruned(standin: KubernetesStandin, env_name: str) -> None:
+    from envforge.cluster.client import open_cluster
+    from envforge.cluster.wait import WaitPolicy, WaitTarget, wait_until_pruned
+    from envforge.errors import EnvironmentNotPrunedError
+
+    seed_environment(standin, env_name)
+    target = WaitTarget(env_name, env_name)
+    with open_cluster() as reader:
+        with pytest.raises(EnvironmentNotPrunedError) as caught:
+            wait_until_pruned(reader, target, WaitPolicy(timeout_seconds=0.5, poll_seconds=0.2))
+        assert f"namespace {env_name} still exists" in str(caught.value)
+        assert "Argo CD application argocd/" in str(caught.value)
+
+        def argo_cd_prunes() -> None:  # the finalizer: Application first, then the namespace
+            time.sleep(0.5)
+            with standin.store.lock:
+                store = standin.store
+                store.delete(store.resource("argoproj.io", "applications"), "argocd", env_name)
+                store.delete(store.resource("", "namespaces"), "", env_name)
+
+        thread = threading.Thread(target=argo_cd_prunes)
+        thread.start()
+        waited = wait_until_pruned(reader, target, WaitPolicy(timeout_seconds=10,
+                                                              poll_seconds=0.2))
+        thread.join()
+    assert 0.5 <= waited < 5
