@@ -53,6 +53,8 @@ class CloneRequest:
     replace: bool = False
     marker: dict[str, Any] = field(default_factory=dict)  # written into the ownership comment
     rules_source: str = "rules"
+    # Below this much data one lane is faster than starting worker interpreters.
+    parallel_min_bytes: int = 2 * CHUNK_BYTES
 
 
 @dataclass
@@ -147,7 +149,8 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
     """Run the tasks on ``jobs`` lanes: this process is one of them, ``jobs - 1`` spawned
     worker processes are the others (one interpreter fewer in memory than a full pool)."""
     args = (request.source, request.target, snapshot_id, request.key)
-    if request.jobs <= 1 or len(tasks) <= 1:
+    if (request.jobs <= 1 or len(tasks) <= 1
+            or sum(t.size_bytes for t in tasks) < request.parallel_min_bytes):
         for task in tasks:
             result = run_copy_task(*args, task)
             _log_result(logger, result)
@@ -254,12 +257,13 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
         columns = tuple(c.name for c in table.copy_columns)
         fields = _field_rules(table, coverage)
         for leaf in table.leaves:
-            def task(label: str, where: str | None = None,
+            def task(label: str, where: str | None = None, size: int = leaf.size_bytes,
                      _leaf_sql: str = leaf.sql, _table: str = name,
                      _columns: tuple[str, ...] = columns,
                      _fields: tuple[FieldRule, ...] = fields) -> CopyTask:
                 return CopyTask(table=_table, label=label, physical_sql=_leaf_sql,
-                                columns=_columns, fields=_fields, where=where)
+                                columns=_columns, fields=_fields, where=where,
+                                size_bytes=size)
 
             if selection is not None:
                 tids = selection.rows_for(leaf.qualified)
@@ -280,7 +284,8 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
                 where = f"ctid >= '({lo},0)'::tid" + (
                     f" AND ctid < '({hi},0)'::tid" if i < slices - 1 else "")
                 tasks.append((leaf.size_bytes // slices,
-                              task(f"{leaf.qualified} [{i + 1}/{slices}]", where)))
+                              task(f"{leaf.qualified} [{i + 1}/{slices}]", where,
+                                   leaf.size_bytes // slices)))
     # Largest first, but alternating between tables so that parallel workers rarely append
     # to the same table at once (they would queue on its extension lock).
     by_table: dict[str, list[tuple[int, CopyTask]]] = {}

@@ -47,6 +47,7 @@ class CopyTask:
     columns: tuple[str, ...]
     fields: tuple[FieldRule, ...] = ()
     where: str | None = None  # SQL condition (ctid range or subset ctids), no user values
+    size_bytes: int = 0  # estimated, for scheduling
 
 
 @dataclass(frozen=True)

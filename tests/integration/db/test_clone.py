@@ -28,7 +28,8 @@ def clone(source: ServerAddress, name: str, key: bytes = TEST_KEY, jobs: int = 1
           rules: Any = RULES) -> tuple[ServerAddress, CloneReport]:
     target = source.with_database(name)
     drop_owned_database(target, name)
-    report = clone_database(CloneRequest(source, target, rules, key, jobs=jobs))
+    report = clone_database(CloneRequest(source, target, rules, key, jobs=jobs,
+                                         parallel_min_bytes=0))
     return target, report
 
 
