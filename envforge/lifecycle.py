@@ -1,0 +1,146 @@
+"""What the environment lifecycle operations do, without Prefect.
+
+``flows/environments.py`` runs these as Prefect flows (a task run per template step, one run
+per environment name at a time); ``envforge env`` runs the same functions inline. An
+environment is created or updated by running its template with publish:git replaced by
+publish:gitops (see envforge.gitops.runs); destroy, extend and reap change the GitOps
+repository directly.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError
+from envforge.gitops.naming import check_environment_name, environment_host
+from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
+from envforge.gitops.repository import open_store
+from envforge.gitops.runs import environment_template
+from envforge.gitops.settings import load_gitops_settings
+from envforge.gitops.ttl import checked_ttl
+from envforge.templating.loader import TemplateCatalog
+from envforge.templating.model import Template
+from envforge.templating.parameters import pages, validate_parameters
+
+Mode = Literal["create", "update"]
+
+
+@dataclass
+class EnvironmentPlan:
+    """A template run for one environment, ready for the runner."""
+
+    mode: Mode
+    name: str
+    template: Template  # already rewritten for environments (publish:gitops)
+    parameters: dict[str, Any]
+    environment: dict[str, Any]
+
+
+@dataclass
+class EnvironmentRequest:
+    name: str
+    template: str | None = None  # required for a new environment
+    parameters: dict[str, Any] = field(default_factory=dict)
+    environment_type: str = "preview"
+    ttl: str | None = None
+    source: Mapping[str, Any] | None = None
+    owner: str | None = None
+    isolation: str = "namespace"
+    cluster: str | None = None
+
+
+def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog,
+                     if_exists: Literal["update", "error"] = "update") -> EnvironmentPlan:
+    """Create ``request.name``, or update it when it exists and ``if_exists`` allows.
+
+    Everything that can be checked before a side effect is checked here: the name, the TTL,
+    the template and its parameters.
+    """
+    settings = load_gitops_settings()
+    name = check_environment_name(request.name)
+    with open_store() as store:
+        current = store.find(name)
+    if current is not None:
+        if if_exists == "error":
+            raise EnvironmentExistsError(f"environment {name!r} already exists: pick another "
+                                         "name, or update it")
+        return _plan_update(current, request, catalog)
+    if not request.template:
+        raise EnvironmentNotFoundError(
+            f"environment {name!r} does not exist yet: give a template to create it")
+    ttl = request.ttl or settings.default_ttl
+    checked_ttl(ttl, settings.max_ttl_seconds)
+    template = catalog.load(request.template)
+    values = _with_name(template, dict(request.parameters), name)
+    values = validate_parameters(template, values)
+    source = Source.model_validate(dict(request.source or {}))
+    environment = {
+        "name": name, "type": request.environment_type, "namespace": name, "mode": "create",
+        "ttl": ttl, "host": environment_host(name, settings.wildcard_domain),
+        "owner": request.owner or values.get("owner") or getpass.getuser(),
+        "source": source.model_dump(exclude_none=True),
+        "isolation": Isolation(mode=request.isolation,
+                               cluster=request.cluster).model_dump(),
+    }
+    return EnvironmentPlan("create", name, environment_template(template), values, environment)
+
+
+def _plan_update(record: EnvironmentRecord, request: EnvironmentRequest,
+                 catalog: TemplateCatalog) -> EnvironmentPlan:
+    template = catalog.load(request.template or record.spec.template)
+    values = validate_parameters(template, {**record.spec.parameters, **request.parameters})
+    environment: dict[str, Any] = {
+        "name": record.name, "type": record.spec.type, "mode": "update",
+        "namespace": record.status.namespace, "host": record.status.host,
+        "owner": record.spec.owner,
+    }
+    if request.source:
+        environment["source"] = Source.model_validate(dict(request.source)).model_dump(
+            exclude_none=True)
+    return EnvironmentPlan("update", record.name, environment_template(template), values,
+                           environment)
+
+
+def _with_name(template: Template, values: dict[str, Any], name: str) -> dict[str, Any]:
+    """The usual case: a service template's `name` parameter is the environment's name."""
+    if "name" not in values and any("name" in (page.get("properties") or {})
+                                    for page in pages(template)):
+        values["name"] = name
+    return values
+
+
+@dataclass(frozen=True)
+class ReapDecision:
+    name: str
+    action: Literal["destroy", "warn", "keep"]
+    reason: str
+
+
+def decide_reaping(records: list[EnvironmentRecord], now: datetime | None = None,
+                   idle_days: float | None = None,
+                   warn_before: timedelta = timedelta(hours=6)) -> list[ReapDecision]:
+    """Which environments the reaper destroys (expired, or idle for ``idle_days``), which it
+    warns about (expiring within ``warn_before``), and which it keeps."""
+    now = now or utc_now()
+    decisions = []
+    for record in sorted(records, key=lambda r: r.name):
+        status = record.status
+        if status.expiresAt <= now:
+            decisions.append(ReapDecision(record.name, "destroy",
+                                          f"expired at {status.expiresAt.isoformat()}"))
+        elif idle_days is not None and status.lastDeployedAt <= now - timedelta(days=idle_days):
+            decisions.append(ReapDecision(
+                record.name, "destroy",
+                f"unused since {status.lastDeployedAt.isoformat()} (over {idle_days:g} days)"))
+        elif status.expiresAt <= now + warn_before:
+            decisions.append(ReapDecision(
+                record.name, "warn",
+                f"expires at {status.expiresAt.isoformat()}; "
+                f"run 'envforge env extend {record.name} --ttl 24h' to keep it"))
+        else:
+            decisions.append(ReapDecision(record.name, "keep", "not expired"))
+    return decisions

@@ -1,0 +1,231 @@
+"""Prefect flows of the environment lifecycle: create (or update), destroy, extend, reap.
+
+Orchestration only: the decisions are in envforge.lifecycle and envforge.gitops. Every flow
+that changes one environment holds a Prefect global concurrency limit named after it
+(``envforge-env-<name>``, limit 1), so one environment is worked on by one run at a time, and
+different environments run in parallel. A second run for the same environment waits for the
+first, at most ``ENVFORGE_ENV_LOCK_TIMEOUT`` seconds (default 1800), then fails saying so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from envforge.config import load_settings
+from envforge.errors import EnvforgeError, TemporaryError
+from envforge.gitops.repository import open_store
+from envforge.lifecycle import EnvironmentRequest, decide_reaping, plan_environment
+from envforge.runner import TemplateRun
+from envforge.summary.artifact import publish_summary_artifact
+from envforge.summary.model import EnvironmentSummary
+from envforge.templating.loader import TemplateCatalog
+from flows.run_template import _execute_as_task, _notify, _rollback_as_task
+
+
+def _catalog() -> TemplateCatalog:
+    return TemplateCatalog(load_settings().templates_path)
+
+
+# The run form shows templates and environment types as drop-downs.
+TemplateName = Enum(  # type: ignore[misc]
+    "TemplateName", {n.replace("-", "_"): n for n in _catalog().names()} or {"none": "none"},
+    type=str,
+)
+
+
+class EnvironmentType(str, Enum):
+    preview = "preview"
+    development = "development"
+    staging = "staging"
+
+
+class SourceRef(BaseModel):
+    """Where the environment's code comes from."""
+
+    repository: str | None = Field(None, description="Git URL of the application")
+    branch: str | None = Field(None, description="Branch under review")
+    pullRequest: int | None = Field(None, description="Pull request number")
+    commit: str | None = Field(None, description="Commit to deploy")
+
+
+class EnvironmentLockTimeout(TemporaryError):
+    """Another run held the environment for longer than the wait allows."""
+
+
+@contextmanager
+def environment_lock(name: str) -> Iterator[None]:
+    """One run per environment name at a time (a Prefect global concurrency limit of 1)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    limit = f"envforge-env-{name}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(limit)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=limit, limit=1))
+            except ObjectAlreadyExists:
+                pass  # another run created it first
+    timeout = float(os.environ.get("ENVFORGE_ENV_LOCK_TIMEOUT", "1800"))
+    try:
+        with concurrency(limit, occupy=1, timeout_seconds=timeout, strict=True):
+            yield
+    except TimeoutError as e:
+        raise EnvironmentLockTimeout(
+            f"environment {name!r} is being changed by another run and stayed locked for "
+            f"{timeout:g} s; try again when that run has finished"
+        ) from e
+
+
+def _run_id() -> str:
+    return str(flow_run.id or "local")
+
+
+@flow(name="create-environment", persist_result=False)
+def create_environment(
+    name: str,
+    template: TemplateName | None = None,  # type: ignore[valid-type]
+    parameters: dict[str, Any] | None = None,
+    environment_type: EnvironmentType = EnvironmentType.preview,
+    ttl: str | None = None,
+    source: SourceRef | None = None,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """Create an environment from a template, or update it if it exists.
+
+    Args:
+        name: environment name (a DNS label, e.g. pr-42).
+        template: template to create it from (not needed to update).
+        parameters: the template's parameter values.
+        environment_type: preview, development or staging.
+        ttl: time to live, e.g. 48h or 3d (default from settings).
+        source: repository, branch, pull request and commit of the code.
+        owner: owner, e.g. group:team-a (default: the template's owner parameter).
+    """
+    logger = get_run_logger()
+    request = EnvironmentRequest(
+        name=name,
+        template=template.value if isinstance(template, Enum) else template,
+        parameters=dict(parameters or {}),
+        environment_type=EnvironmentType(environment_type).value,
+        ttl=ttl,
+        source=source.model_dump(exclude_none=True) if source else None,
+        owner=owner,
+    )
+    plan = plan_environment(request, _catalog())  # every check before any side effect
+    logger.info("%s environment %s from template %s", plan.mode, plan.name, plan.template.name)
+    with environment_lock(plan.name):
+        run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
+                          run_id=_run_id())
+        try:
+            result = run.run(_execute_as_task, _rollback_as_task, _notify).to_dict()
+        except EnvforgeError as e:
+            _summary(plan.name, {"template": plan.template.name, "steps": [
+                r.__dict__ for r in run.reports]}, "failed", plan.mode, message=str(e))
+            raise
+        finally:
+            run.close()
+    gitops = next((out for sid, out in run.outputs.items()
+                   if any(s.id == sid and s.action == "publish:gitops"
+                          for s in plan.template.spec.steps)), {})
+    url = gitops.get("url")
+    _summary(plan.name, result, "completed", plan.mode, url=url)
+    return {"name": plan.name, "mode": plan.mode, "url": url,
+            "commit": gitops.get("commitHash"), "run": result}
+
+
+@flow(name="destroy-environment", persist_result=False)
+def destroy_environment(name: str) -> dict[str, Any]:
+    """Remove an environment from the GitOps repository in one commit; Argo CD prunes the
+    rest (the Application's finalizer deletes what it deployed, namespace included)."""
+    with environment_lock(name), open_store() as store:
+        result = store.destroy(name, _run_id())
+    get_run_logger().info("destroyed %s (commit %s)", name, result.commit)
+    _summary(name, {}, "destroyed", "destroy")
+    return {"name": name, "commit": result.commit}
+
+
+@flow(name="extend-environment", persist_result=False)
+def extend_environment(name: str, ttl: str = "24h") -> dict[str, Any]:
+    """Push an environment's expiry to now + ttl (never shortens it)."""
+    with environment_lock(name), open_store() as store:
+        result = store.extend(name, ttl, _run_id())
+    assert result.record is not None
+    expires = result.record.status.expiresAt.isoformat()
+    get_run_logger().info("%s now expires at %s", name, expires)
+    return {"name": name, "expiresAt": expires, "commit": result.commit}
+
+
+@flow(name="reap-environments", persist_result=False)
+def reap_environments(
+    idle_days: float | None = None,
+    warn_before_hours: float = 6.0,
+    notification_block: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Destroy environments past their expiry (or unused for ``idle_days``); warn the owners
+    of those expiring within ``warn_before_hours`` first.
+
+    Args:
+        idle_days: also destroy environments not deployed for this many days.
+        warn_before_hours: warn about environments expiring this soon.
+        notification_block: name of a Prefect notification block to warn owners through.
+        dry_run: decide and report, destroy nothing.
+    """
+    from datetime import timedelta
+
+    logger = get_run_logger()
+    with open_store() as store:
+        records = store.list()
+    decisions = decide_reaping(records, idle_days=idle_days,
+                               warn_before=timedelta(hours=warn_before_hours))
+    owners = {r.name: r.spec.owner for r in records}
+    destroyed, failed = [], []
+    for decision in decisions:
+        if decision.action == "warn":
+            message = (f"environment {decision.name} (owner {owners[decision.name]}) "
+                       f"{decision.reason}")
+            logger.warning("%s", message)
+            if notification_block:
+                _notify_owner(notification_block, message)
+        elif decision.action == "destroy":
+            logger.info("reaping %s: %s", decision.name, decision.reason)
+            if dry_run:
+                continue
+            try:
+                destroy_environment(decision.name)
+                destroyed.append(decision.name)
+            except EnvforgeError as e:  # one stuck environment must not stop the others
+                logger.error("could not reap %s: %s", decision.name, e)
+                failed.append(decision.name)
+    return {"decisions": [d.__dict__ for d in decisions], "destroyed": destroyed,
+            "failed": failed}
+
+
+def _notify_owner(block_name: str, message: str) -> None:
+    from prefect.blocks.core import Block
+
+    Block.load(block_name).notify(body=message, subject="envforge: environment expiring")
+
+
+def _summary(name: str, result: dict[str, Any], status: str, operation: str,
+             **extra: Any) -> None:
+    """A markdown artifact per run; a failure to store it is logged, not fatal."""
+    try:
+        summary = EnvironmentSummary.from_run_result(name, result, status=status,
+                                                     operation=operation, **extra)
+        publish_summary_artifact(summary)
+    except EnvforgeError as e:
+        get_run_logger().warning("%s", e)

@@ -1,0 +1,126 @@
+"""The lifecycle flows on a real temporary Prefect server and a real Git remote."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from envforge.errors import EnvironmentNotFoundError, ParameterError
+from tests.helpers import git, remote_files
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture
+def gitops(bare_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A GitOps remote with a first commit, as a real one has."""
+    seed = tmp_path / "seed"
+    git("clone", "--quiet", str(bare_repo), str(seed))
+    (seed / "README.md").write_text("gitops\n")
+    git("add", "README.md", cwd=seed)
+    git("commit", "--quiet", "-m", "initial", cwd=seed)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
+    monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
+    return bare_repo
+
+
+def _env_files(remote: Path, name: str) -> list[str]:
+    return [f for f in remote_files(remote)
+            if f.startswith(f"environments/{name}/") or f == f"argocd/{name}.yaml"]
+
+
+def test_create_update_extend_destroy(prefect_server: None, gitops: Path) -> None:
+    from flows.environments import (
+        create_environment,
+        destroy_environment,
+        extend_environment,
+    )
+
+    created = create_environment("pr-7", template="python-service",
+                                 parameters={"replicas": 1}, ttl="2h",
+                                 source={"repository": "https://git.example/app.git",
+                                         "pullRequest": 7})
+    assert created["mode"] == "create" and created["url"].startswith("https://pr-7-")
+    files = _env_files(gitops, "pr-7")
+    assert "environments/pr-7/environment.yaml" in files and "argocd/pr-7.yaml" in files
+    record = git("--git-dir", str(gitops), "show", "main:environments/pr-7/environment.yaml")
+    assert "pullRequest: 7" in record and "template: python-service" in record
+
+    updated = create_environment("pr-7", parameters={"replicas": 3})
+    assert updated["mode"] == "update" and updated["commit"]
+    assert updated["url"] == created["url"]  # the host stays for the environment's life
+    deployment = git("--git-dir", str(gitops), "show",
+                     "main:environments/pr-7/manifests/deployment.yaml")
+    assert "replicas: 3" in deployment
+
+    again = create_environment("pr-7", parameters={"replicas": 3})
+    assert again["commit"] is None  # unchanged: no commit
+
+    extended = extend_environment("pr-7", ttl="48h")
+    assert extended["commit"]
+
+    destroy_environment("pr-7")
+    assert _env_files(gitops, "pr-7") == []
+
+
+def test_bad_parameters_fail_before_any_commit(prefect_server: None, gitops: Path) -> None:
+    from flows.environments import create_environment
+
+    before = git("--git-dir", str(gitops), "rev-parse", "main")
+    with pytest.raises(ParameterError, match=r"\$\.replicas"):
+        create_environment("pr-8", template="python-service", parameters={"replicas": 99})
+    assert git("--git-dir", str(gitops), "rev-parse", "main") == before
+
+
+def test_destroying_a_missing_environment_is_a_clear_error(prefect_server: None,
+                                                          gitops: Path) -> None:
+    from flows.environments import destroy_environment
+
+    with pytest.raises(EnvironmentNotFoundError, match="pr-404"):
+        destroy_environment("pr-404")
+
+
+def test_one_run_per_environment_name_at_a_time(prefect_server: None, gitops: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a run holds pr-9, a second run for pr-9 waits and then gives up, saying why;
+    a run for another environment is not held up."""
+    from flows.environments import EnvironmentLockTimeout, create_environment, environment_lock
+
+    monkeypatch.setenv("ENVFORGE_ENV_LOCK_TIMEOUT", "2")
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with environment_lock("pr-9"):
+            holding.set()
+            release.wait(timeout=60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        started = time.monotonic()
+        with pytest.raises(EnvironmentLockTimeout, match="'pr-9' is being changed"):
+            create_environment("pr-9", template="python-service")
+        assert time.monotonic() - started >= 2
+        other = create_environment("pr-10", template="python-service")  # not blocked
+        assert other["mode"] == "create"
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert _env_files(gitops, "pr-9") == []
+
+
+def test_reaper_destroys_expired_and_keeps_the_rest(prefect_server: None, gitops: Path) -> None:
+    from flows.environments import create_environment, reap_environments
+
+    create_environment("short-lived", template="python-service", ttl="1s")
+    create_environment("long-lived", template="python-service", ttl="48h")
+    time.sleep(1.5)
+    dry = reap_environments(dry_run=True)
+    assert dry["destroyed"] == [] and _env_files(gitops, "short-lived")
+    result = reap_environments()
+    assert result["destroyed"] == ["short-lived"]
+    assert _env_files(gitops, "short-lived") == []
+    assert _env_files(gitops, "long-lived")
