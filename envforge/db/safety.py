@@ -100,7 +100,7 @@ def create_owned_database(
                 raise UnsafeTargetError(
                     f"database {name!r} on {server.host}:{server.port} already exists (created "
                     f"by envforge for {existing.get('environment', '?')!r}); drop it first "
-                    "('envforge db drop') or ask for a replacement")
+                    "('envforge db drop') or replace it (--replace, or replace: true)")
             _drop(conn, name)
         stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
         try:
