@@ -255,6 +255,8 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
         if table_rules is not None and table_rules.skip:
             continue
         columns = tuple(c.name for c in table.copy_columns)
+        if not columns:
+            continue  # nothing COPY can carry (no columns, or only generated ones)
         fields = _field_rules(table, coverage)
         for leaf in table.leaves:
             def task(label: str, where: str | None = None, size: int = leaf.size_bytes,
