@@ -23,7 +23,7 @@ from envforge.gitops.runs import environment_template
 from envforge.gitops.settings import load_gitops_settings
 from envforge.gitops.ttl import checked_ttl
 from envforge.templating.loader import TemplateCatalog
-from envforge.templating.model import Template
+from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import pages, validate_parameters
 
 Mode = Literal["create", "update"]
@@ -103,6 +103,26 @@ def _plan_update(record: EnvironmentRecord, request: EnvironmentRequest,
             exclude_none=True)
     return EnvironmentPlan("update", record.name, environment_template(template), values,
                            environment)
+
+
+def with_health_wait(plan: EnvironmentPlan, timeout_seconds: float,
+                     cluster_block: str | None = None) -> EnvironmentPlan:
+    """The plan with an argocd:wait step after publish:gitops: the run only succeeds when
+    Argo CD has synced that commit and the environment is healthy; otherwise the runner rolls
+    back, taking the commit back out of the GitOps repository."""
+    steps = list(plan.template.spec.steps)
+    gitops = next(s for s in steps if s.action == "publish:gitops")
+    wait = TemplateStep.model_validate({
+        "id": "wait-healthy", "name": "Wait until Argo CD reports it synced and healthy",
+        "action": "argocd:wait",
+        "input": {"environment": plan.name, "namespace": plan.environment.get("namespace"),
+                  "timeoutSeconds": timeout_seconds, "clusterBlock": cluster_block,
+                  # no new commit (an unchanged update): any synced revision will do
+                  "revision": f"${{{{ steps['{gitops.id}'].output.commitHash or '' }}}}"}})
+    steps.insert(steps.index(gitops) + 1, wait)
+    spec = plan.template.spec.model_copy(update={"steps": steps})
+    template = plan.template.model_copy(update={"spec": spec})
+    return EnvironmentPlan(plan.mode, plan.name, template, plan.parameters, plan.environment)
 
 
 def _with_name(template: Template, values: dict[str, Any], name: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
-from enum import Enum
+from contextlib import contextmanager, suppress
+from enum import Enum, StrEnum
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,7 +22,12 @@ from pydantic import BaseModel, Field
 from envforge.config import load_settings
 from envforge.errors import EnvforgeError, TemporaryError
 from envforge.gitops.repository import open_store
-from envforge.lifecycle import EnvironmentRequest, decide_reaping, plan_environment
+from envforge.lifecycle import (
+    EnvironmentRequest,
+    decide_reaping,
+    plan_environment,
+    with_health_wait,
+)
 from envforge.runner import TemplateRun
 from envforge.summary.artifact import publish_summary_artifact
 from envforge.summary.model import EnvironmentSummary
@@ -41,7 +46,7 @@ TemplateName = Enum(  # type: ignore[misc]
 )
 
 
-class EnvironmentType(str, Enum):
+class EnvironmentType(StrEnum):
     preview = "preview"
     development = "development"
     staging = "staging"
@@ -73,11 +78,9 @@ def environment_lock(name: str) -> Iterator[None]:
         try:
             client.read_global_concurrency_limit_by_name(limit)
         except ObjectNotFound:
-            try:
+            with suppress(ObjectAlreadyExists):  # another run created it first
                 client.create_global_concurrency_limit(
                     GlobalConcurrencyLimitCreate(name=limit, limit=1))
-            except ObjectAlreadyExists:
-                pass  # another run created it first
     timeout = float(os.environ.get("ENVFORGE_ENV_LOCK_TIMEOUT", "1800"))
     try:
         with concurrency(limit, occupy=1, timeout_seconds=timeout, strict=True):
@@ -102,6 +105,9 @@ def create_environment(
     ttl: str | None = None,
     source: SourceRef | None = None,
     owner: str | None = None,
+    wait_healthy: bool = False,
+    wait_timeout_seconds: float = 600.0,
+    cluster_block: str | None = None,
 ) -> dict[str, Any]:
     """Create an environment from a template, or update it if it exists.
 
@@ -113,6 +119,9 @@ def create_environment(
         ttl: time to live, e.g. 48h or 3d (default from settings).
         source: repository, branch, pull request and commit of the code.
         owner: owner, e.g. group:team-a (default: the template's owner parameter).
+        wait_healthy: wait until Argo CD has synced it and it is healthy; roll back if not.
+        wait_timeout_seconds: how long to wait for that.
+        cluster_block: KubernetesCluster block of the target cluster (default KUBECONFIG).
     """
     logger = get_run_logger()
     request = EnvironmentRequest(
@@ -125,6 +134,8 @@ def create_environment(
         owner=owner,
     )
     plan = plan_environment(request, _catalog())  # every check before any side effect
+    if wait_healthy:
+        plan = with_health_wait(plan, wait_timeout_seconds, cluster_block)
     logger.info("%s environment %s from template %s", plan.mode, plan.name, plan.template.name)
     with environment_lock(plan.name):
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
@@ -132,15 +143,18 @@ def create_environment(
         try:
             result = run.run(_execute_as_task, _rollback_as_task, _notify).to_dict()
         except EnvforgeError as e:
+            diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
             _summary(plan.name, {"template": plan.template.name, "steps": [
-                r.__dict__ for r in run.reports]}, "failed", plan.mode, message=str(e))
+                r.__dict__ for r in run.reports]}, "rolled-back", plan.mode, message=str(e),
+                diagnostics=[{"title": "Cluster diagnosis", "text": diagnosis}]
+                if diagnosis else [])
             raise
         finally:
             run.close()
     gitops = next((out for sid, out in run.outputs.items()
                    if any(s.id == sid and s.action == "publish:gitops"
                           for s in plan.template.spec.steps)), {})
-    url = gitops.get("url")
+    url = run.outputs.get("wait-healthy", {}).get("url") or gitops.get("url")
     _summary(plan.name, result, "completed", plan.mode, url=url)
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}

@@ -5,21 +5,19 @@ name, type, namespace and host (see envforge.gitops.runs); publish:gitops commit
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
-from envforge.errors import EnvironmentExistsError
-from envforge.gitops.naming import check_environment_name, environment_host
-from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
+from envforge.cluster.cli import add_env_commands
+from envforge.errors import TemplateError
+from envforge.gitops.record import EnvironmentRecord, utc_now
 from envforge.gitops.repository import open_store
-from envforge.gitops.runs import run_for_environment
-from envforge.gitops.settings import load_gitops_settings
-from envforge.gitops.ttl import checked_ttl, format_duration
-from envforge.templating.parameters import pages, validate_parameters
+from envforge.gitops.ttl import format_duration
+from envforge.lifecycle import EnvironmentPlan, EnvironmentRequest, plan_environment
+from envforge.runner import TemplateRun
 
 
 def add_commands(subparsers: Any) -> None:
@@ -66,6 +64,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("name")
     p.set_defaults(handler=destroy_command)
 
+    add_env_commands(sub)  # status, logs, shell: what the cluster says (envforge.cluster)
+
 
 def _value_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="assignments", action="append", default=[],
@@ -74,48 +74,48 @@ def _value_options(p: argparse.ArgumentParser) -> None:
 
 
 def create_command(args: argparse.Namespace) -> int:
-    settings = load_gitops_settings()
-    name = check_environment_name(args.name)
-    ttl = args.ttl or settings.default_ttl
-    checked_ttl(ttl, settings.max_ttl_seconds)
-    template = catalog().load(args.template)
-    values = parse_values(template, args.assignments, args.values)
-    if "name" not in values and any("name" in (page.get("properties") or {})
-                                    for page in pages(template)):
-        values["name"] = name  # the usual case: the service is named after the environment
-    values = validate_parameters(template, values)  # defaults; bad values fail before any Git
-    with open_store() as store:
-        if store.find(name) is not None:  # fail fast; the commit checks again under the lock
-            raise EnvironmentExistsError(f"environment {name!r} already exists: pick another "
-                                         "name, or use 'envforge env update'")
-    source = Source(repository=args.repository, branch=args.branch,
-                    pullRequest=args.pull_request, commit=args.commit)
-    environment = {
-        "name": name, "type": args.type, "namespace": name, "mode": "create", "ttl": ttl,
-        "host": environment_host(name, settings.wildcard_domain),
-        "owner": args.owner or values.get("owner") or getpass.getuser(),
-        "source": source.model_dump(exclude_none=True),
-        "isolation": Isolation(mode=args.isolation, cluster=args.cluster).model_dump(),
-    }
-    output = run_for_environment(template, values, environment)
-    print(f"created environment {name}: {output['url']} (commit {output['commitHash']})")
+    cat = catalog()
+    template = cat.load(args.template)
+    request = EnvironmentRequest(
+        name=args.name, template=str(template.directory),
+        parameters=parse_values(template, args.assignments, args.values),
+        environment_type=args.type, ttl=args.ttl, owner=args.owner,
+        source={"repository": args.repository, "branch": args.branch,
+                "pullRequest": args.pull_request, "commit": args.commit},
+        isolation=args.isolation, cluster=args.cluster)
+    output = _run_plan(plan_environment(request, cat, if_exists="error"))
+    print(f"created environment {args.name}: {output['url']} (commit {output['commitHash']})")
     return 0
 
 
 def update_command(args: argparse.Namespace) -> int:
+    cat = catalog()
     with open_store() as store:
         record = store.get(args.name, "update")
-    template = catalog().load(record.spec.template)
-    values = {**record.spec.parameters, **parse_values(template, args.assignments, args.values)}
-    environment = {"name": record.name, "type": record.spec.type, "mode": "update",
-                   "namespace": record.status.namespace, "host": record.status.host,
-                   "owner": record.spec.owner}
-    output = run_for_environment(template, values, environment)
+    template = cat.load(record.spec.template)
+    request = EnvironmentRequest(
+        name=record.name, template=record.spec.template,
+        parameters=parse_values(template, args.assignments, args.values))
+    output = _run_plan(plan_environment(request, cat))
     if output.get("commitHash"):
         print(f"updated environment {record.name} (commit {output['commitHash']})")
     else:
         print(f"environment {record.name} is unchanged; nothing committed")
     return 0
+
+
+def _run_plan(plan: EnvironmentPlan) -> dict[str, Any]:
+    """Run the environment's template inline; the publish:gitops step's output."""
+    run = TemplateRun(plan.template, plan.parameters, environment=plan.environment)
+    try:
+        run.run()
+    finally:
+        run.close()
+    for step in plan.template.spec.steps:
+        if step.action == "publish:gitops" and step.id in run.outputs:
+            return run.outputs[step.id]
+    raise TemplateError(f"template {plan.template.name!r}: its publish:gitops step did not "
+                        "run (check its 'if')")
 
 
 def extend_command(args: argparse.Namespace) -> int:

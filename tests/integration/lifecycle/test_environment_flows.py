@@ -12,19 +12,6 @@ from tests.helpers import git, remote_files
 pytestmark = pytest.mark.prefect
 
 
-@pytest.fixture
-def gitops(bare_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A GitOps remote with a first commit, as a real one has."""
-    seed = tmp_path / "seed"
-    git("clone", "--quiet", str(bare_repo), str(seed))
-    (seed / "README.md").write_text("gitops\n")
-    git("add", "README.md", cwd=seed)
-    git("commit", "--quiet", "-m", "initial", cwd=seed)
-    git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
-    monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
-    return bare_repo
-
-
 def _env_files(remote: Path, name: str) -> list[str]:
     return [f for f in remote_files(remote)
             if f.startswith(f"environments/{name}/") or f == f"argocd/{name}.yaml"]
