@@ -50,12 +50,14 @@ def test_serve_starts_a_run_and_never_logs_the_secret(
         assert httpx.post(f"{url}/webhooks/github", content=body, headers=wrong).status_code == 401
     finally:
         process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 10
+        stopping = time.monotonic()
+        deadline = stopping + 30  # Prefect drains its workers at exit; slower under load
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         if process.poll() is None:
             process.kill()
         _, stderr = process.communicate(timeout=10)
-    assert process.returncode == 0
+        took = time.monotonic() - stopping
+    assert process.returncode == 0, f"no clean exit within {took:.1f} s of SIGINT: {stderr[-2000:]}"
     assert "/webhooks/github -> 202" in stderr and "/webhooks/github -> 401" in stderr
     assert SECRET not in stderr
