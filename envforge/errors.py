@@ -56,7 +56,9 @@ boundary with ``raise ... from e``.
     ├── EnvironmentNotFoundError     update/extend/destroy/show of one that does not exist
     ├── TTLError                     a TTL that does not parse or exceeds the maximum
     ├── ManifestValidationError      rendered manifests break the schema (file, object, field)
-    └── SecretInGitError             staged content holds a secret value or credential (file)
+    ├── SecretInGitError             staged content holds a secret value or credential (file)
+    └── DomainError                  a custom host cannot be bound (not a DNS name, generated)
+        └── DomainConflictError      the host is bound to another environment (named)
     WebhookError                     (envforge.webhooks) names the provider, header or field
     ├── WebhookSignatureError        missing or wrong signature/token: 401, nothing starts
     ├── WebhookPayloadError          body is not JSON or lacks a field the event needs (400)
@@ -398,6 +400,22 @@ class ManifestValidationError(GitOpsError):
 
 class SecretInGitError(GitOpsError):
     """Staged content holds a secret value or an obvious credential; the commit was refused."""
+
+
+class DomainError(GitOpsError):
+    """A custom host cannot be bound: not a DNS name, or a name envforge generates itself."""
+
+
+class DomainConflictError(DomainError):
+    """The custom host is already bound to another environment; ``environment`` names it."""
+
+    def __init__(self, host: str, environment: str, wanted_by: str) -> None:
+        self.host = host
+        self.environment = environment
+        super().__init__(
+            f"cannot bind {host!r} to environment {wanted_by!r}: it is already bound to "
+            f"environment {environment!r} (run 'envforge env unbind-domain {environment} "
+            f"{host}' first, or pick another host)")
 
 
 # --- cluster ---
