@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,18 @@ def serve_webhooks(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"envforge webhooks on {server.url} ({', '.join(credentials.enabled)}): "
           "POST /webhooks/github, /webhooks/gitlab; GET /healthz", flush=True)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
+    print("envforge webhooks stopped", flush=True)
     return 0
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager stopping us) ends serve_forever like Ctrl-C does."""
+    raise KeyboardInterrupt

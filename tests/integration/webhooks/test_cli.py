@@ -49,7 +49,7 @@ def test_serve_starts_a_run_and_never_logs_the_secret(
         _, wrong = signed_github(github_pull_request("opened", number=401), "nope")
         assert httpx.post(f"{url}/webhooks/github", content=body, headers=wrong).status_code == 401
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
         deadline = stopping + 30  # Prefect drains its workers at exit; slower under load
         while process.poll() is None and time.monotonic() < deadline:
@@ -58,6 +58,6 @@ def test_serve_starts_a_run_and_never_logs_the_secret(
             process.kill()
         _, stderr = process.communicate(timeout=10)
         took = time.monotonic() - stopping
-    assert process.returncode == 0, f"no clean exit within {took:.1f} s of SIGINT: {stderr[-2000:]}"
+    assert process.returncode == 0, f"no clean exit within {took:.1f} s of SIGTERM: {stderr[-2000:]}"
     assert "/webhooks/github -> 202" in stderr and "/webhooks/github -> 401" in stderr
     assert SECRET not in stderr
