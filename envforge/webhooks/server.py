@@ -110,13 +110,13 @@ class WebhookApp:
                 return _ignored(parsed)
             return self._dispatch(parsed)
         except WebhookSignatureError as e:
-            return WebhookResponse(401, {"error": str(e)})
+            return _refused(401, e)
         except WebhookPayloadError as e:
-            return WebhookResponse(400, {"error": str(e)})
+            return _refused(400, e)
         except PrefectUnreachableError as e:
-            return WebhookResponse(503, {"error": str(e)})
+            return _refused(503, e)
         except DispatchError as e:
-            return WebhookResponse(500, {"error": str(e)})
+            return _refused(500, e)
 
     def _dispatch(self, event: PullRequestEvent) -> WebhookResponse:
         result = self.dispatcher.dispatch(event)
@@ -134,6 +134,12 @@ def _json(body: bytes, provider: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise WebhookPayloadError(f"{provider} payload is not a JSON object")
     return data
+
+
+def _refused(status: int, error: Exception) -> WebhookResponse:
+    # Messages name headers and fields, never a secret or a signature value.
+    logger.warning("webhook refused (%d): %s", status, error)
+    return WebhookResponse(status, {"error": str(error)})
 
 
 def _ignored(event: IgnoredEvent) -> WebhookResponse:
@@ -186,8 +192,13 @@ class WebhookRequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         # Each request runs in a copy of the creator's context: Prefect keeps its settings
         # (PREFECT_API_URL, profiles) in context variables, which new threads do not inherit.
-        response = self.server.context.copy().run(
-            self.server.app.handle, self.path[len(prefix):], dict(self.headers.items()), body)
+        try:
+            response = self.server.context.copy().run(
+                self.server.app.handle, self.path[len(prefix):], dict(self.headers.items()),
+                body)
+        except Exception:  # a bug, not a bad request: log it, answer 500, keep serving
+            logger.exception("webhook %s: unexpected error", self.path)
+            response = WebhookResponse(500, {"error": "internal error; see the server's log"})
         self._reply(response.status, response.body)
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:

@@ -52,3 +52,25 @@ def test_requests_beyond_the_limit_get_503_and_the_slot_is_given_back() -> None:
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_a_bug_in_dispatch_is_a_500_and_the_server_keeps_serving() -> None:
+    calls = []
+
+    def broken_run(name: str, **kwargs: Any) -> Any:
+        calls.append(name)
+        return object()  # no .id: StartedRun cannot be built -> AttributeError
+
+    app = WebhookApp(WebhookCredentials(SecretStr("s")),
+                     Dispatcher(TemplateMapping.from_data({"default": "t"}), run=broken_run))
+    server = WebhookServer(app, "127.0.0.1", 0)
+    server.start_background()
+    try:
+        body, headers = signed_github(github_pull_request("opened"), "s")
+        response = httpx.post(f"{server.url}/webhooks/github", content=body, headers=headers,
+                              timeout=10)
+        assert response.status_code == 500 and "internal error" in response.json()["error"]
+        assert calls and httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
