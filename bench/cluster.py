@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # bench/secrets.py would shadow the standard library's secrets
+sys.path[0] = str(ROOT)  # bench/secrets.py used to shadow the standard library's secrets
 
 
 from blocks.kubernetes import KubernetesCluster  # noqa: E402

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# sys.path[0] is bench/, where bench/secrets.py would shadow the standard library's secrets.
+# sys.path[0] is bench/, where bench/secrets.py used to shadow the standard library's secrets.
 sys.path[0] = str(ROOT)
 
 from envforge.gitops.record import EnvironmentSpec  # noqa: E402

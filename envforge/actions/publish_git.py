@@ -13,6 +13,7 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.config import ensure_embedded_gitops_repo, load_settings
+from envforge.gitops.guard import default_guard
 from envforge.paths import resolve_inside, safe_relative
 from envforge.publishing import Author, GitPublisher, redact_url
 
@@ -68,6 +69,8 @@ class PublishGit(Action[PublishGitInput, PublishGitOutput]):
             branch=params.branch or settings.gitops_branch,
             cache_root=settings.cache_dir,
             author=Author(params.gitAuthorName, params.gitAuthorEmail),
+            # the same scan as publish:gitops: known secret values and credential patterns
+            pre_commit=default_guard(),
         )
 
     def run(self, ctx: ActionContext, params: PublishGitInput) -> PublishGitOutput:

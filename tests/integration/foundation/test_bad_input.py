@@ -95,3 +95,15 @@ def test_a_symlink_in_the_skeleton_leading_out_is_refused(
     err = capsys.readouterr().err
     assert "symbolic link leads outside" in err
     _assert_nothing_published(envforge_home / "gitops.git")
+
+
+def test_a_credential_in_a_rendered_file_is_never_committed(
+    prefect_server: None, tmp_path: Path, envforge_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234\n-----END RSA PRIVATE KEY-----\n"
+    template = write_template(tmp_path / "bad", HEAD, {"skeleton/deploy-key.pem": key})
+    assert main(["run", str(template)]) == 1
+    err = capsys.readouterr().err
+    assert "deploy-key.pem" in err and "MIIEowIBAAKCAQEA1234" not in err
+    _assert_nothing_published(envforge_home / "gitops.git")

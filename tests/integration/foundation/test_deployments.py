@@ -80,6 +80,15 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("run-template/run-template")
+        create = client.read_deployment_by_name("create-environment/create-environment")
+        reaper = client.read_deployment_by_name("reap-environments/reap-environments")
+    assert create.enforce_parameter_schema is True
+    form = create.parameter_openapi_schema
+    assert form["definitions"]["EnvironmentType"]["enum"] == ["preview", "development", "staging"]
+    assert {"java-service", "node-service", "python-service"} <= set(
+        form["definitions"]["TemplateName"]["enum"])
+    assert all(p.get("description") for p in form["properties"].values())
+    assert [s.schedule.cron for s in reaper.schedules] == ["0 * * * *"]
     assert deployment.enforce_parameter_schema is True
     assert set(deployment.parameter_openapi_schema["properties"]) == {
         "template", "parameters", "dry_run", "environment"}

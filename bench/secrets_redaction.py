@@ -1,6 +1,6 @@
 """Benchmark: the costs secrets add to a run, each measured side by side in one process.
 
-    .venv/bin/python bench/secrets.py --reps 5 --write-docs
+    .venv/bin/python bench/secrets_redaction.py --reps 5 --write-docs
 
 1. Log redaction: formatting N log records with the redacting record factory installed and
    200 registered values, against the plain factory (same records, same handler).
@@ -123,9 +123,9 @@ def main() -> None:
     resolve = bench_variables(reps)
     lines = [
         START,
-        "## Secrets (`bench/secrets.py`)",
+        "## Secrets (`bench/secrets_redaction.py`)",
         "",
-        f"Command: `.venv/bin/python bench/secrets.py --reps {reps} --records {records}"
+        f"Command: `.venv/bin/python bench/secrets_redaction.py --reps {reps} --records {records}"
         + (" --write-docs`" if args.write_docs else "`")
         + f"; medians of {reps} runs, one process.",
         "",
