@@ -2,7 +2,8 @@
 
 The first line is a hidden marker naming the environment, so a pull-request comment can be
 found and updated instead of piling up. The finished text goes through the secret redactor:
-no value registered by the secrets area (or passed in ``secret_values``) survives.
+no value registered by the secrets area (or passed in ``secret_values``) survives, and
+credentials written into URLs (``https://user:token@host``) are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from envforge.secrets.redaction import SecretRedactor, scrub
 from envforge.summary.model import DatabaseSummary, EnvironmentSummary, StepTiming
 
 MARKER_PREFIX = "<!-- envforge:summary:"
+#: user[:password]@ in a URL: dropped even when the value was never registered as a secret.
+_URL_CREDENTIALS = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
 _STATUS_ICONS = {"completed": "✅", "failed": "❌", "rolled-back": "↩️", "destroyed": "🗑️",
                  "running": "⏳"}
 
@@ -48,7 +51,7 @@ def render_summary(summary: EnvironmentSummary | Mapping[str, Any],
     for diagnostic in summary.diagnostics:
         parts.append(f"<details><summary>{_html(diagnostic.title)}</summary>\n\n"
                      f"{_fenced(diagnostic.text)}\n\n</details>")
-    text = "\n\n".join(p for p in parts if p) + "\n"
+    text = _URL_CREDENTIALS.sub(r"\1", "\n\n".join(p for p in parts if p) + "\n")
     extra = list(secret_values)
     if extra:
         local = SecretRedactor()

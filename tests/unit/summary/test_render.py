@@ -105,3 +105,12 @@ def test_from_run_result_and_step_outputs() -> None:
     assert "| `r/app:t` | `sha256:1` | reused |" in text
     assert "| `envforge_pr_1` | seed | 10 | 0.5 s |" in text
     assert "failed: push refused" in text
+
+
+def test_credentials_in_urls_are_dropped_even_if_never_registered() -> None:
+    text = render_summary(full_summary(
+        source={"repository": "https://x-access-token:ghs_unregistered1@github.com/a/b.git"},
+        message="could not connect to postgres://app:pw-unregistered@db.internal:5432/x",
+        links=[{"title": "App", "url": "https://user:pass-unregistered@app.test/"}]))
+    assert "unregistered" not in text
+    assert "`https://github.com/a/b.git`" in text and "postgres://db.internal:5432/x" in text
