@@ -94,8 +94,7 @@ def parse_github_event(event_name: str | None, payload: Mapping[str, Any]) -> (
     pr = _field(payload, "pull_request", Mapping, "github")
     occurrence = ""
     if action in ("closed", "reopened"):
-        occurrence = str(pr.get("closed_at") if action == "closed" else pr.get("updated_at")
-                         or "")
+        occurrence = str(pr.get("closed_at" if action == "closed" else "updated_at") or "")
     head_repo = (pr.get("head") or {}).get("repo")
     base_name = _field(payload, "repository.full_name", str, "github")
     from_fork = not isinstance(head_repo, Mapping) or head_repo.get("full_name") != base_name

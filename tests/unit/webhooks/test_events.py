@@ -111,3 +111,9 @@ def test_gitlab_missing_field_is_named() -> None:
     del payload["object_attributes"]["last_commit"]
     with pytest.raises(WebhookPayloadError, match=r"object_attributes\.last_commit\.id"):
         parse_gitlab_event("Merge Request Hook", payload)
+
+
+def test_close_without_timestamp_keeps_the_plain_key() -> None:
+    event = parse_github_event("pull_request", github_pull_request("closed", closed_at=None))
+    assert isinstance(event, PullRequestEvent)
+    assert event.idempotency_key.endswith(":closed")
