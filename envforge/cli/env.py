@@ -64,6 +64,14 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("name")
     p.set_defaults(handler=destroy_command)
 
+    for action, verb, handler in (("bind-domain", "add", bind_domain_command),
+                                  ("unbind-domain", "remove", unbind_domain_command)):
+        p = sub.add_parser(action, help=f"{verb} a custom host of an environment (its own "
+                           "Ingress on the environment's Service)")
+        p.add_argument("name")
+        p.add_argument("host", help="a DNS name, e.g. shop.example.com")
+        p.set_defaults(handler=handler)
+
     add_env_commands(sub)  # status, logs, shell: what the cluster says (envforge.cluster)
 
 
@@ -173,6 +181,25 @@ def _summary(record: EnvironmentRecord) -> dict[str, Any]:
         "expires": f"in {format_duration(left)}" if left > 0 else "expired",
         "expiresAt": record.status.expiresAt.isoformat(), "url": record.status.url,
     }
+
+
+def bind_domain_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        result = store.bind_domain(args.name, args.host, _run_id())
+    host = args.host.strip().rstrip(".").lower()
+    print(f"bound {host} to environment {args.name} (commit {result.commit})" if result.commit
+          else f"{host} is already bound to environment {args.name}; nothing committed")
+    return 0
+
+
+def unbind_domain_command(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        result = store.unbind_domain(args.name, args.host, _run_id())
+    host = args.host.strip().rstrip(".").lower()
+    print(f"unbound {host} from environment {args.name} (commit {result.commit})"
+          if result.commit else f"{host} is not bound to environment {args.name}; nothing "
+          "committed")
+    return 0
 
 
 def _run_id() -> str:

@@ -1,12 +1,13 @@
 """Environment names and the names derived from them: DNS-1123 checks with their length
-budget, and the random, hard-to-guess host that stays with an environment for its life."""
+budget, the random, hard-to-guess host that stays with an environment for its life, and the
+check of custom hosts bound to an environment (``envforge env bind-domain``)."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
-from envforge.errors import EnvironmentNameError
+from envforge.errors import DomainError, EnvironmentNameError
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_LABEL = 63
@@ -70,3 +71,18 @@ def environment_host(name: str, wildcard_domain: str, suffix: str | None = None)
 def environment_namespace(name: str) -> str:
     """The namespace an environment's objects live in: the environment's own name."""
     return check_environment_name(name)
+
+
+def check_custom_host(host: str) -> str:
+    """``host`` lower-cased without a trailing dot, if it is a DNS name of at least two
+    labels whose last one (the top-level domain) starts with a letter; no wildcards, no IPs."""
+    normal = (host or "").strip().rstrip(".").lower()
+    labels = normal.split(".")
+    if (len(labels) < 2 or len(normal) > 253
+            or not all(len(part) <= MAX_LABEL and DNS1123_LABEL.match(part) for part in labels)
+            or not labels[-1][0].isalpha()):
+        raise DomainError(
+            f"custom host {host!r} is not a DNS name: give a fully qualified host such as "
+            "shop.example.com (labels of lower-case letters, digits and '-', at most 63 "
+            "characters each, no wildcard, no IP address)")
+    return normal

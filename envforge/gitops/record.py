@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from envforge.errors import GitOpsError
+from envforge.errors import DomainError, GitOpsError
+from envforge.gitops.naming import check_custom_host
 
 API_VERSION: Literal["envforge.dev/v1alpha1"] = "envforge.dev/v1alpha1"
 KIND: Literal["Environment"] = "Environment"
@@ -57,6 +58,19 @@ class EnvironmentSpec(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
     source: Source = Field(default_factory=Source)
     isolation: Isolation = Field(default_factory=Isolation)
+    domains: list[str] = Field(
+        default_factory=list,
+        description="custom hosts bound to the environment (each gets its own Ingress)")
+
+    @field_validator("domains")
+    @classmethod
+    def _normal_domains(cls, domains: list[str]) -> list[str]:
+        """DNS names, lower-cased, each once, in the order they were bound."""
+        try:
+            normal = [check_custom_host(host) for host in domains]
+        except DomainError as e:
+            raise ValueError(str(e)) from None
+        return list(dict.fromkeys(normal))
 
 
 class EnvironmentStatus(_Strict):
@@ -82,6 +96,8 @@ class EnvironmentRecord(_Strict):
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data["spec"].get("domains"):
+            data["spec"].pop("domains", None)  # records without custom hosts stay as they were
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
     @classmethod

@@ -4,6 +4,7 @@
     environments/<name>/manifests/*.yaml      the template's manifests (Jinja2 sandbox,
                                               namespaced, Ingress on the environment's host)
                                               plus the platform's envforge-*.yaml objects
+                                              (envforge-domain-<host>.yaml per custom host)
     environments/<name>/host/namespace.yaml   vcluster only: the host namespace it runs in
     argocd/<name>.yaml                        the Argo CD Application(s)
 
@@ -24,6 +25,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 from envforge.errors import ManifestValidationError
 from envforge.gitops import platform
 from envforge.gitops.argocd import environment_applications
+from envforge.gitops.domains import domain_ingresses
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.settings import GitOpsSettings
 from envforge.templating.expressions import make_environment
@@ -92,17 +94,21 @@ def render_environment(
     problems = [p for p in template_objects if isinstance(p, str)]
     if problems:
         raise ManifestValidationError(problems)
-    has_ingress = False
+    ingresses: list[dict[str, Any]] = []
     services: list[dict[str, Any]] = []
     for rel, docs in (t for t in template_objects if isinstance(t, tuple)):
         rendered.add(f"{base}/{rel}", docs)
-        has_ingress |= any(d.get("kind") == "Ingress" for d in docs)
+        ingresses += [d for d in docs if d.get("kind") == "Ingress"]
         services += [d for d in docs if d.get("kind") == "Service"]
     for rel, docs in platform.platform_manifests(record, settings).items():
         rendered.add(f"{base}/{rel}", docs)
-    if not has_ingress and services:
-        rendered.add(f"{base}/envforge-ingress.yaml",
-                     [platform.ingress_for_service(services[0], record, settings)])
+    if not ingresses and services:
+        ingresses.append(platform.ingress_for_service(services[0], record, settings))
+        rendered.add(f"{base}/envforge-ingress.yaml", ingresses[:1])
+    # custom hosts route like the main Ingress: the template's first, or envforge-ingress
+    main_ingress = ingresses[0] if ingresses else None
+    for rel, ingress in domain_ingresses(record, main_ingress, settings).items():
+        rendered.add(f"{base}/{rel}", [ingress])
     if record.spec.isolation.mode == "vcluster":
         rendered.add(f"{environment_dir(record.name)}/host/namespace.yaml",
                      [platform.namespace(record)])

@@ -2,6 +2,9 @@
 
 ENVFORGE_WILDCARD_DOMAIN      hosts are <name>-<random>.<domain> (default preview.example.test)
 ENVFORGE_TLS_SECRET           Secret holding the wildcard certificate (default wildcard-tls)
+ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE
+                              Secret name of a custom host's certificate; {label} is the host
+                              with '.' as '-', {environment} the name (default tls-{label})
 ENVFORGE_INGRESS_CLASS        ingressClassName of generated Ingresses (default nginx)
 ENVFORGE_INGRESS_NAMESPACE    namespace of the ingress controller the NetworkPolicy admits
 ENVFORGE_DEFAULT_TTL          TTL when none is given (default 48h)
@@ -24,6 +27,7 @@ from envforge.gitops.ttl import parse_ttl
 class GitOpsSettings:
     wildcard_domain: str = "preview.example.test"
     tls_secret: str = "wildcard-tls"
+    custom_domain_tls_secret_template: str = "tls-{label}"
     ingress_class: str = "nginx"
     ingress_namespace: str = "ingress-nginx"
     default_ttl: str = "48h"
@@ -47,6 +51,8 @@ def load_gitops_settings() -> GitOpsSettings:
     return GitOpsSettings(
         wildcard_domain=env.get("ENVFORGE_WILDCARD_DOMAIN") or defaults.wildcard_domain,
         tls_secret=env.get("ENVFORGE_TLS_SECRET") or defaults.tls_secret,
+        custom_domain_tls_secret_template=(env.get("ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE")
+                                           or defaults.custom_domain_tls_secret_template),
         ingress_class=env.get("ENVFORGE_INGRESS_CLASS") or defaults.ingress_class,
         ingress_namespace=env.get("ENVFORGE_INGRESS_NAMESPACE") or defaults.ingress_namespace,
         default_ttl=env.get("ENVFORGE_DEFAULT_TTL") or defaults.default_ttl,

@@ -1,4 +1,5 @@
-"""Environments in the GitOps repository: create, list, show, update, extend, destroy.
+"""Environments in the GitOps repository: create, list, show, update, extend, destroy, and
+binding custom hosts (bind_domain, unbind_domain).
 
 Every change is one commit (trailers Envforge-Environment, Envforge-Template, Envforge-Run)
 made through :class:`~envforge.publishing.GitPublisher`, which syncs a cached working copy,
@@ -20,8 +21,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError
+from envforge.gitops.domains import check_bindable
 from envforge.gitops.guard import SecretGuard, default_guard
-from envforge.gitops.naming import check_environment_name, environment_host
+from envforge.gitops.naming import check_custom_host, check_environment_name, environment_host
 from envforge.gitops.record import (
     EnvironmentRecord,
     EnvironmentSpec,
@@ -129,6 +131,44 @@ class EnvironmentStore:
         """Re-render ``name`` from ``change(current record)``; the template's manifests come
         from ``manifests_dir`` or, without one, from what the repository already holds.
         lastDeployedAt moves only when something else changed (no change, no commit)."""
+        return self._rewrite(name, lambda record, _root: change(record), manifests_dir,
+                             run_id, action)
+
+    def bind_domain(self, name: str, host: str, run_id: str = "local") -> ChangeResult:
+        """Add the custom host ``host`` to environment ``name`` (an extra Ingress on the same
+        Service). Checked against every environment of the freshly synced copy inside the
+        commit loop, so of two racing binds of one host exactly one lands; the other raises
+        DomainConflictError naming the winner. Already bound: no commit (``commit`` None)."""
+        wanted_host = check_custom_host(host)
+
+        def change(record: EnvironmentRecord, root: Path) -> EnvironmentRecord:
+            if wanted_host in record.spec.domains:
+                return record
+            check_bindable(wanted_host, record, _read_all(root), self.settings)
+            return _with_domains(record, [*record.spec.domains, wanted_host])
+
+        return self._rewrite(name, change, None, run_id, "bind-domain", wanted_host,
+                             rerender_unchanged=False)
+
+    def unbind_domain(self, name: str, host: str, run_id: str = "local") -> ChangeResult:
+        """Remove the custom host ``host`` (and its Ingress) from environment ``name``; a host
+        that is not bound to it changes nothing and commits nothing."""
+        wanted_host = check_custom_host(host)
+
+        def change(record: EnvironmentRecord, _root: Path) -> EnvironmentRecord:
+            kept = [d for d in record.spec.domains if d != wanted_host]
+            return record if kept == record.spec.domains else _with_domains(record, kept)
+
+        return self._rewrite(name, change, None, run_id, "unbind-domain", wanted_host,
+                             rerender_unchanged=False)
+
+    def _rewrite(self, name: str,
+                 change: Callable[[EnvironmentRecord, Path], EnvironmentRecord],
+                 manifests_dir: Path | None, run_id: str, action: str,
+                 detail: str = "", rerender_unchanged: bool = True) -> ChangeResult:
+        """Re-render ``name`` from ``change(current record, synced copy root)`` in one commit;
+        ``change`` runs inside the publisher's loop, against the copy it is about to commit.
+        Without ``rerender_unchanged``, a record ``change`` returns as it was is left alone."""
         check_environment_name(name)
         holder: dict[str, EnvironmentRecord] = {}
 
@@ -136,7 +176,10 @@ class EnvironmentStore:
             current = _read_record(root, name)
             if current is None:
                 raise _not_found(name, action)
-            wanted = change(current)
+            wanted = change(current, root)
+            if wanted is current and not rerender_unchanged:
+                holder["record"] = current
+                return
             with _manifest_source(root, name, manifests_dir) as source:
                 rendered = self.render(wanted, source)
                 if _same_files(root, rendered):
@@ -150,7 +193,8 @@ class EnvironmentStore:
             _write_files(root, rendered)
 
         paths = [environment_dir(name), application_file(name)]
-        result = self.publisher.apply(paths, write, _message(action, name, holder, run_id))
+        result = self.publisher.apply(paths, write,
+                                      _message(action, name, holder, run_id, detail))
         return ChangeResult(name, action, result.commit, result.files_changed,
                             holder.get("record"))
 
@@ -191,17 +235,23 @@ class EnvironmentStore:
 
 
 def _message(action: str, name: str, holder: dict[str, EnvironmentRecord],
-             run_id: str) -> Callable[[], tuple[str, dict[str, str]]]:
-    """The commit message and trailers, built after the write (when the record is known)."""
+             run_id: str, detail: str = "") -> Callable[[], tuple[str, dict[str, str]]]:
+    """The commit message and trailers, built after the write (when the record is known);
+    ``detail`` (a custom host) ends the subject line."""
 
     def build() -> tuple[str, dict[str, str]]:
         record = holder.get("record")
         template = record.spec.template if record else "unknown"
         trailers = {"Envforge-Environment": name, "Envforge-Template": template,
                     "Envforge-Run": run_id, "Envforge-Change": action}
-        return f"env {action} {name}", trailers
+        return f"env {action} {name}{f' {detail}' if detail else ''}", trailers
 
     return build
+
+
+def _with_domains(record: EnvironmentRecord, domains: list[str]) -> EnvironmentRecord:
+    return record.model_copy(update={"spec": record.spec.model_copy(
+        update={"domains": domains})})
 
 
 def _not_found(name: str, action: str) -> EnvironmentNotFoundError:
