@@ -30,7 +30,9 @@ from envforge.lifecycle import (
 )
 from envforge.runner import TemplateRun
 from envforge.summary.artifact import publish_summary_artifact
+from envforge.summary.comments import post_summary_comment
 from envforge.summary.model import EnvironmentSummary
+from envforge.summary.render import render_summary
 from envforge.templating.loader import TemplateCatalog
 from flows.run_template import _execute_as_task, _notify, _rollback_as_task
 
@@ -145,7 +147,8 @@ def create_environment(
         except EnvforgeError as e:
             diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
             _summary(plan.name, {"template": plan.template.name, "steps": [
-                r.__dict__ for r in run.reports]}, "rolled-back", plan.mode, message=str(e),
+                r.__dict__ for r in run.reports]}, "rolled-back", plan.mode,
+                source=request.source and dict(request.source), message=str(e),
                 diagnostics=[{"title": "Cluster diagnosis", "text": diagnosis}]
                 if diagnosis else [])
             raise
@@ -155,7 +158,8 @@ def create_environment(
                    if any(s.id == sid and s.action == "publish:gitops"
                           for s in plan.template.spec.steps)), {})
     url = run.outputs.get("wait-healthy", {}).get("url") or gitops.get("url")
-    _summary(plan.name, result, "completed", plan.mode, url=url)
+    _summary(plan.name, result, "completed", plan.mode,
+             source=request.source and dict(request.source), url=url)
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}
 
@@ -235,11 +239,22 @@ def _notify_owner(block_name: str, message: str) -> None:
 
 
 def _summary(name: str, result: dict[str, Any], status: str, operation: str,
-             **extra: Any) -> None:
-    """A markdown artifact per run; a failure to store it is logged, not fatal."""
+             source: dict[str, Any] | None = None, **extra: Any) -> None:
+    """A markdown artifact per run and, for a pull request when ENVFORGE_PR_COMMENT_BLOCK
+    names a GitProviderToken block, the same summary as a PR comment. Failing to store either
+    is logged, not fatal: the environment itself is what the run was for."""
     try:
-        summary = EnvironmentSummary.from_run_result(name, result, status=status,
-                                                     operation=operation, **extra)
+        summary = EnvironmentSummary.from_run_result(
+            name, result, status=status, operation=operation, source=source or {},
+            run_url=_run_url(), **extra)
         publish_summary_artifact(summary)
+        block = os.environ.get("ENVFORGE_PR_COMMENT_BLOCK")
+        if block and source and source.get("pullRequest"):
+            post_summary_comment(render_summary(summary), name, source, block)
     except EnvforgeError as e:
         get_run_logger().warning("%s", e)
+
+
+def _run_url() -> str | None:
+    url = flow_run.ui_url
+    return str(url) if url else None
