@@ -74,7 +74,7 @@ def test_the_record_keeps_domains_normalised_and_old_records_unchanged() -> None
     assert yaml.safe_load(loaded.to_yaml())["spec"]["domains"] == loaded.spec.domains
 
     data["spec"]["domains"] = ["not a host"]
-    with pytest.raises(GitOpsError, match="environments/pr-9/environment.yaml: not a valid"):
+    with pytest.raises(GitOpsError, match=r"environments/pr-9/environment\.yaml: not a valid"):
         EnvironmentRecord.from_yaml(yaml.safe_dump(data), "environments/pr-9/environment.yaml")
 
 
