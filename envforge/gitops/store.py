@@ -144,7 +144,8 @@ class EnvironmentStore:
         def change(record: EnvironmentRecord, root: Path) -> EnvironmentRecord:
             if wanted_host in record.spec.domains:
                 return record
-            check_bindable(wanted_host, record, _read_all(root), self.settings)
+            check_bindable(wanted_host, record, _records_mentioning(root, wanted_host),
+                           self.settings)
             return _with_domains(record, [*record.spec.domains, wanted_host])
 
         return self._rewrite(name, change, None, run_id, "bind-domain", wanted_host,
@@ -274,6 +275,18 @@ def _read_all(root: Path) -> list[EnvironmentRecord]:
     return [EnvironmentRecord.from_yaml(f.read_text(encoding="utf-8"),
                                         str(f.relative_to(root)))
             for f in sorted(base.glob("*/environment.yaml"))]
+
+
+def _records_mentioning(root: Path, host: str) -> builtins.list[EnvironmentRecord]:
+    """The records whose text holds ``host`` (any case): only those can have it as their host
+    or a custom host, and skipping the YAML parse of the rest keeps a bind cheap."""
+    base = root / "environments"
+    found: builtins.list[EnvironmentRecord] = []
+    for file in sorted(base.glob("*/environment.yaml")) if base.is_dir() else []:
+        text = file.read_text(encoding="utf-8")
+        if host in text.lower():
+            found.append(EnvironmentRecord.from_yaml(text, str(file.relative_to(root))))
+    return found
 
 
 def _write_files(root: Path, rendered: RenderedEnvironment) -> None:

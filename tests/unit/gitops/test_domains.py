@@ -154,3 +154,16 @@ def test_what_may_not_be_bound() -> None:
     # names under the wildcard domain that envforge never generates are fine, as are others
     check_bindable("shop.preview.example.test", mine, [mine, other], SETTINGS)
     check_bindable("api.example.com", mine, [mine, other], SETTINGS)
+
+
+def test_the_conflict_scan_reads_records_that_mention_the_host_in_any_case(
+        tmp_path: Path) -> None:
+    from envforge.gitops.store import _records_mentioning
+
+    for name, domains in (("pr-1", []), ("pr-2", ["api.example.com"])):
+        file = tmp_path / "environments" / name / "environment.yaml"
+        file.parent.mkdir(parents=True)
+        file.write_text(_record(name, domains).to_yaml().replace("api.example.com",
+                                                                  "API.Example.com"))
+    assert [r.name for r in _records_mentioning(tmp_path, "api.example.com")] == ["pr-2"]
+    assert _records_mentioning(tmp_path, "shop.example.com") == []
