@@ -1,9 +1,10 @@
 """Environments as files in a GitOps repository that Argo CD syncs.
 
 ``record`` (the Environment record), ``ttl`` and ``naming`` (inputs and derived names),
-``render`` with ``platform`` and ``argocd`` (files of one environment), ``validate`` and
-``guard`` (checks before a commit), ``store`` (create/list/show/update/extend/destroy through
-GitPublisher), ``repository`` (configuration and credentials), ``actions`` (publish:gitops).
+``render`` with ``platform``, ``argocd`` and ``domains`` (files of one environment, custom
+hosts' Ingresses), ``validate`` and ``guard`` (checks before a commit), ``store``
+(create/list/show/update/extend/destroy, bind/unbind a custom host, through GitPublisher),
+``repository`` (configuration and credentials), ``actions`` (publish:gitops).
 """
 
 from envforge.gitops.record import EnvironmentRecord

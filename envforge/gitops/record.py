@@ -1,9 +1,10 @@
 """The Environment record: ``environments/<name>/environment.yaml`` in the GitOps repository.
 
 In the spirit of a platform API object (apiVersion/kind/metadata/spec/status): what was asked
-for (template, type, owner, parameters, source, isolation) and what envforge made of it (when
-it was created and last deployed, when it expires, where it is reachable). Parameters never
-hold secret values: keys that look like credentials are left out before a record is made.
+for (template, type, owner, parameters, source, isolation, custom hosts) and what envforge
+made of it (when it was created and last deployed, when it expires, where it is reachable).
+Parameters never hold secret values: keys that look like credentials are left out before a
+record is made.
 """
 
 from __future__ import annotations
