@@ -186,6 +186,21 @@ def extend_environment(name: str, ttl: str = "24h") -> dict[str, Any]:
     return {"name": name, "expiresAt": expires, "commit": result.commit}
 
 
+@flow(name="bind-domain", persist_result=False)
+def bind_domain(name: str, host: str) -> dict[str, Any]:
+    """Serve an environment on a custom host too (an extra Ingress on the same Service).
+
+    Args:
+        name: the environment.
+        host: the custom host, e.g. shop.example.com; refused if another environment has it.
+    """
+    with environment_lock(name), open_store() as store:
+        result = store.bind_domain(name, host, _run_id())
+    get_run_logger().info("%s now also answers at https://%s%s", name, host,
+                          "" if result.commit else " (already bound; nothing committed)")
+    return {"name": name, "host": host, "url": f"https://{host}", "commit": result.commit}
+
+
 @flow(name="reap-environments", persist_result=False)
 def reap_environments(
     idle_days: float | None = None,

@@ -111,3 +111,23 @@ def test_reaper_destroys_expired_and_keeps_the_rest(prefect_server: None, gitops
     assert result["destroyed"] == ["short-lived"]
     assert _env_files(gitops, "short-lived") == []
     assert _env_files(gitops, "long-lived")
+
+
+def test_bind_domain_refuses_a_host_another_environment_has(prefect_server: None,
+                                                            gitops: Path) -> None:
+    from envforge.errors import DomainConflictError
+    from flows.environments import bind_domain, create_environment
+
+    create_environment("shop-a", template="python-service")
+    create_environment("shop-b", template="python-service")
+    bound = bind_domain("shop-a", "shop.example.com")
+    assert bound["commit"] and bound["url"] == "https://shop.example.com"
+    ingresses = [f for f in _env_files(gitops, "shop-a") if "envforge-domain-" in f]
+    assert len(ingresses) == 1
+    assert "host: shop.example.com" in git("--git-dir", str(gitops), "show",
+                                           f"main:{ingresses[0]}")
+    assert bind_domain("shop-a", "shop.example.com")["commit"] is None  # already bound
+    head = git("--git-dir", str(gitops), "rev-parse", "main")
+    with pytest.raises(DomainConflictError, match="shop-a"):
+        bind_domain("shop-b", "shop.example.com")
+    assert git("--git-dir", str(gitops), "rev-parse", "main") == head
