@@ -19,7 +19,9 @@ from envforge.templating.loader import load_template
 from envforge.templating.model import Template
 from envforge.templating.parameters import example_values, schema_problems
 
-_STEP_REFERENCE = re.compile(r"steps\s*(?:\.\s*([A-Za-z_][\w]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+# steps.<id> or steps['<id>']; steps.get('<id>') is a lookup that tolerates a skipped step.
+_STEP_REFERENCE = re.compile(
+    r"steps\s*(?:\.\s*([A-Za-z_]\w*)\b(?!\s*\()|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 
 
 @dataclass(frozen=True)

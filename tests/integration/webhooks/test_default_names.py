@@ -1,9 +1,10 @@
 """The server's default deployment names reach the deployments the lead's flows register.
 
-Stub deployments under exactly `create-environment/create-environment` and
-`destroy-environment/destroy-environment` are created only when the session has none (another
-test may have registered the real ones with a work pool, whose worker must not get our runs);
-the runs and the stubs are deleted at the end."""
+When the session already has the real deployments (registered from prefect.yaml by another
+test), the deliveries go to them, which also shows that the webhook's parameters pass the real
+flows' enforced schemas; otherwise stub deployments under exactly those names are created.
+No worker serves the session's work pools, so the runs only wait; they (and any stubs) are
+deleted at the end."""
 
 from __future__ import annotations
 
@@ -39,26 +40,27 @@ def default_stubs(prefect_server: None) -> Iterator[dict[str, UUID]]:
     from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
-        for name in (DEFAULT_CREATE_DEPLOYMENT, DEFAULT_DESTROY_DEPLOYMENT):
-            try:
-                client.read_deployment_by_name(name)
-            except ObjectNotFound:
-                continue
-            pytest.skip(f"{name} is registered by another test; not touching it")
-        ids = {}
+        ids: dict[str, UUID] = {}
+        created: list[UUID] = []
         for name, fn in ((DEFAULT_CREATE_DEPLOYMENT, create_environment),
                          (DEFAULT_DESTROY_DEPLOYMENT, destroy_environment)):
+            try:
+                ids[name] = client.read_deployment_by_name(name).id
+                continue
+            except ObjectNotFound:
+                pass
             flow_name, deployment_name = name.split("/")
             ids[name] = client.create_deployment(
                 flow_id=client.create_flow_from_name(flow_name), name=deployment_name,
                 entrypoint=f"stub.py:{fn.__name__}",
                 parameter_openapi_schema=stub_parameter_schema(fn),
                 enforce_parameter_schema=True)
+            created.append(ids[name])
         yield ids
         for run in client.read_flow_runs(deployment_filter=DeploymentFilter(
                 id=DeploymentFilterId(any_=list(ids.values())))):
             client.delete_flow_run(run.id)
-        for deployment_id in ids.values():
+        for deployment_id in created:
             client.delete_deployment(deployment_id)
 
 

@@ -1,0 +1,46 @@
+"""preview-app uses the image, database and Vault actions; a dry run renders it all without
+touching a registry, a database, Vault or a cluster, and validation passes."""
+
+from pathlib import Path
+
+import yaml
+
+from envforge.config import PROJECT_ROOT
+from envforge.runner import TemplateRun
+from envforge.templating.loader import load_template
+from envforge.validation import validate_template
+
+TEMPLATE = PROJECT_ROOT / "templates" / "preview-app"
+
+
+def test_preview_app_validates_and_uses_every_area() -> None:
+    template = load_template(TEMPLATE)
+    assert validate_template(template) == []
+    actions = {s.action for s in template.spec.steps}
+    assert {"image:build", "db:seed", "db:restore", "db:clone", "vault:secrets",
+            "kubernetes:secret", "fetch:template", "publish:git"} <= actions
+
+
+def test_preview_app_dry_run_renders_manifests_wired_to_image_and_secrets(
+    tmp_path: Path,
+) -> None:
+    run = TemplateRun(load_template(TEMPLATE),
+                      {"name": "pr-5", "repoUrl": "https://git.example/shop.git",
+                       "database": "seed"}, dry_run=True)
+    try:
+        result = run.run()
+        statuses = {s.id: s.status for s in result.steps}
+        assert statuses["image"] == "faked" and statuses["database-seed"] == "faked"
+        assert statuses["database-clone"] == "skipped"
+        assert statuses["secrets"] == "dry-run" and statuses["publish"] == "faked"
+        deployment = yaml.safe_load(
+            (run.workspace / "manifests" / "deployment.yaml").read_text())
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "dry-run:image:build.image"
+        assert {"configMapRef": {"name": "pr-5-config"}} in container["envFrom"]
+        assert {"secretRef": {"name": "pr-5-secrets"}} in container["envFrom"]
+        configmap = (run.workspace / "manifests" / "configmap.yaml").read_text()
+        assert "LOG_LEVEL: debug" in configmap  # the preview type's override won
+        assert "API_KEY" not in configmap  # a secret never lands in the ConfigMap
+    finally:
+        run.close()
