@@ -12,8 +12,8 @@ from envforge.errors import PushRejectedError
 from envforge.gitops.repository import open_store
 from envforge.gitops.settings import GitOpsSettings
 from envforge.images.git_auth import GitAuth
+from tests.git_http import GitHttpServer
 from tests.helpers import commit_count, git
-from tests.integration.gitops.git_http import GitHttpServer
 from tests.unit.gitops.helpers import spec
 
 TOKEN = "tok-right-0123456789"
@@ -25,7 +25,7 @@ def server(tmp_path: Path) -> Iterator[GitHttpServer]:
     root.mkdir()
     git("init", "--quiet", "--bare", "--initial-branch=main", str(root / "gitops.git"))
     git("--git-dir", str(root / "gitops.git"), "config", "http.receivepack", "true")
-    with GitHttpServer(root, "envforge-bot", TOKEN) as running:
+    with GitHttpServer(root, "envforge-bot", TOKEN, protect="push") as running:
         yield running
 
 

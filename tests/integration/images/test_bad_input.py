@@ -24,9 +24,9 @@ from envforge.images.builders import BuildahBuilder, BuildRequest, BuildResult, 
 from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess
 from envforge.images.source import GitSourceCache
+from tests.git_http import GitHttpServer
 from tests.helpers import git
 from tests.integration.images.conftest import PASSWORD, USER, Registry, free_port
-from tests.integration.images.git_http import GitHTTPServer
 
 log = logging.getLogger("test.images")
 
@@ -147,8 +147,7 @@ def test_private_repository_over_http_with_git_credentials(
     make_repo: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     bare = make_repo({"index.html": "private\n"}, name="private")
-    server = GitHTTPServer(bare.parent, "ci-bot", "tok-right-123").start()
-    try:
+    with GitHttpServer(bare.parent, "ci-bot", "tok-right-123", protect="all") as server:
         url = server.url(bare.name)
         cache = GitSourceCache(tmp_path / "sources")
         good = GitAuth(username="ci-bot", token=SecretStr("tok-right-123"))
@@ -164,5 +163,3 @@ def test_private_repository_over_http_with_git_credentials(
             with pytest.raises(SourceUnreachableError, match="cannot clone") as caught:
                 other.resolve(url, "main", auth)
             assert "tok-wrong-456" not in str(caught.value)
-    finally:
-        server.shutdown()
