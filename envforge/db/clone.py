@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,13 @@ import psycopg
 
 from envforge.db.catalog import Catalog, Table, read_catalog
 from envforge.db.classify import ColumnDecision, classify_columns, stop_findings
+from envforge.db.collisions import (
+    Resolutions,
+    UniqueKey,
+    duplicate_outputs,
+    resolve_round,
+    unique_keys,
+)
 from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
 from envforge.db.copy import CopyResult, CopyTask, FieldRule, run_copy_task
 from envforge.db.coverage import CoverageMap, resolve_coverage
@@ -86,6 +93,7 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
             if request.rules.subset else None
         sequences = _read_sequences(snap, catalog)
         tasks = plan_tasks(catalog, coverage, request.rules, selection)
+        keys = unique_keys(snap, catalog, coverage)
         name = request.target.dbname
         create_owned_database(request.target, name, dict(request.marker, strategy="clone",
                               source=request.source.label), replace=request.replace,
@@ -94,7 +102,8 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
                     request.target.label, len(catalog.tables), len(tasks))
         try:
             with _terminate_raises():
-                results = _build_target(request, snapshot_id, tasks, sequences, logger)
+                results = _build_target(request, snap, snapshot_id, tasks, keys, sequences,
+                                        logger)
         except BaseException:
             logger.error("clone into %s failed; dropping the target", request.target.label)
             drop_owned_database(request.target, name)
@@ -127,13 +136,17 @@ def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rul
         return catalog, coverage, classify_columns(snap, catalog, coverage, rules)
 
 
-def _build_target(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
+def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
+                  tasks: list[CopyTask], keys: list[UniqueKey],
                   sequences: list[tuple[str, int, bool]], logger: Any) -> list[CopyResult]:
     with tempfile.TemporaryDirectory(prefix="envforge-schema-") as tmp:
         schema_file = Path(tmp) / "schema.dump"
         dump_schema(request.source, snapshot_id, schema_file)
         restore_section(request.target, schema_file, "pre-data")
         results = list(_run_tasks(request, snapshot_id, tasks, logger))
+        if keys:
+            results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
+                                          logger)
         with connected(request.target, autocommit=True) as conn:
             for seq, value, called in sequences:
                 conn.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
@@ -141,6 +154,45 @@ def _build_target(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask]
         restore_section(request.target, schema_file, "post-data", jobs=request.jobs)
         with connected(request.target, autocommit=True) as conn:
             conn.execute("ANALYZE")
+    return results
+
+
+MAX_RESOLUTION_ROUNDS = 5
+
+
+def _resolve_collisions(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
+                        tasks: list[CopyTask], keys: list[UniqueKey],
+                        results: list[CopyResult], logger: Any) -> list[CopyResult]:
+    """Before indexes are built: find unique keys whose transformed values collided, resolve
+    them (collisions.py) and copy the tables using the affected transformers again, until no
+    key has duplicates. Nothing is re-copied in the usual case of no collision."""
+    resolutions: Resolutions = {}
+    with connected(request.target, autocommit=True) as conn:
+        for round_no in range(MAX_RESOLUTION_ROUNDS + 1):
+            changed: set[str] = set()
+            for key in keys:
+                duplicates = duplicate_outputs(conn, key)
+                if not duplicates:
+                    continue
+                if round_no == MAX_RESOLUTION_ROUNDS:
+                    raise CopyFailedError(f"unique key {key.label}: transformed values still "
+                                          f"collide after {round_no} resolution rounds")
+                logger.warning("unique key %s: %d transformed value(s) shared by several "
+                               "rows; resolving", key.label, len(duplicates))
+                changed |= resolve_round(snap, conn, key, duplicates, request.key, resolutions)
+            if not changed:
+                return results
+            flat = tuple((kind, rid, attempt) for kind, ids in sorted(resolutions.items())
+                         for rid, attempt in sorted(ids.items()))
+            redo = [replace(t, resolutions=flat) for t in tasks
+                    if any(f.rule.transform in changed for f in t.fields)]
+            redo_tables = {t.table for t in redo}
+            physical = sorted({t.physical_sql for t in redo})
+            logger.info("copying %s again with %d resolved value(s)",
+                        ", ".join(sorted(redo_tables)), len(flat))
+            conn.execute("TRUNCATE " + ", ".join(physical))
+            results = [r for r in results if r.table not in redo_tables]
+            results += _run_tasks(request, snapshot_id, redo, logger)
     return results
 
 

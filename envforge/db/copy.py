@@ -48,6 +48,8 @@ class CopyTask:
     fields: tuple[FieldRule, ...] = ()
     where: str | None = None  # SQL condition (ctid range or subset ctids), no user values
     size_bytes: int = 0  # estimated, for scheduling
+    # Unique-key collision resolutions (kind, resolution id, attempt); see collisions.py.
+    resolutions: tuple[tuple[str, bytes, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,17 +181,21 @@ _MEMO_CACHE_SIZE = 32
 def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
     """Memos per covered column, kept across the tasks (slices) a process runs for one table
     and key, so repeated values are transformed once per process rather than per slice."""
-    fingerprint = hashlib.sha256(key).hexdigest()  # the key itself is never kept here
+    fingerprint = hashlib.sha256(key + repr(task.resolutions).encode()).hexdigest()
+    resolved: dict[str, dict[bytes, int]] = {}
+    for kind, ident, attempt in task.resolutions:
+        resolved.setdefault(kind, {})[ident] = attempt
     memos: list[tuple[int, _FieldMemo]] = []
     for f in task.fields:
         cache_key = (task.table, f.column.name, f.rule.model_dump_json(),
                      str(f.column.max_length), fingerprint)
         memo = _MEMO_CACHE.get(cache_key)
         if memo is None:
-            fn = build_transform(f.rule, f.column, key)
+            kind_resolved = resolved.get(f.rule.transform)
+            fn = build_transform(f.rule, f.column, key, kind_resolved)
             if fn is None:
                 continue
-            memo = _FieldMemo(fn, task.table, f, task.label,
+            memo = _FieldMemo(fn, task.table, f, task.label, None if kind_resolved else
                               build_ascii_fast_path(f.rule, f.column, key))
             if f.column.unique:
                 memo.fills = 2  # every value differs: keeping them would only cost memory

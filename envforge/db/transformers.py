@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,6 +38,10 @@ ACCEPTED_TYPES: dict[str, frozenset[str]] = {
 NOT_UNIQUE_SAFE = frozenset({"phone", "first_name", "last_name", "full_name", "address", "city",
                              "credit_card", "ip", "date_of_birth", "text", "keep_first_char",
                              "mask", "partial", "redact", "noise", "regex_replace", "scrub"})
+# Kinds whose collisions on unique keys are resolved (collisions.py): their output is a pure
+# function of the HMAC of the input, so re-deriving it from "value NUL attempt" gives a new one.
+RESOLVABLE = frozenset({"email", "hash", "iban"})
+Resolved = Mapping[bytes, int]  # resolution id of a value -> attempt number (see collisions)
 _NON_DIGITS = re.compile(r"\D")
 _DROP_PUNCTUATION = {c: None for c in range(128) if not chr(c).isdigit()}
 _ASCII_NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
@@ -116,9 +120,29 @@ def _fit_length(fn: ValueTransform, max_length: int | None) -> ValueTransform:
     return lambda v: (None if (out := fn(v)) is None else out[:max_length])
 
 
-def build_transform(rule: ColumnRule, column: Column, key: bytes) -> ValueTransform | None:
+def resolution_id(keyed: Keyed, value: str) -> bytes:
+    """Which value a collision resolution applies to: a keyed digest of the exact text (not
+    normalised, so 'A@x' and 'a@x' can be told apart), never the value itself."""
+    return keyed.digest(value)[:16]
+
+
+def with_resolutions(fn: ValueTransform, key: bytes, resolved: Resolved) -> ValueTransform:
+    """``fn`` where values named in ``resolved`` are derived from ``value NUL attempt`` instead
+    (PostgreSQL text never holds NUL, so that input is no other value's)."""
+    keyed = Keyed(key, "unique-resolution")
+
+    def resolved_fn(value: str) -> str | None:
+        attempt = resolved.get(resolution_id(keyed, value))
+        return fn(value) if attempt is None else fn(f"{value}\0{attempt}")
+
+    return resolved_fn
+
+
+def build_transform(rule: ColumnRule, column: Column, key: bytes,
+                    resolved: Resolved | None = None) -> ValueTransform | None:
     """The value function for a rule already checked with :func:`fit_problem`; None for
-    passthrough (the column is copied as is)."""
+    passthrough (the column is copied as is). ``resolved``: collision resolutions for this
+    rule's kind (only kinds in RESOLVABLE use them)."""
     kind = rule.transform
     if kind == "passthrough":
         return None
@@ -128,7 +152,10 @@ def build_transform(rule: ColumnRule, column: Column, key: bytes) -> ValueTransf
         constant = rule.value if rule.value is not None else (
             "{}" if type_class(column) == "json" else "REDACTED")
         return lambda v: constant
-    return _fit_length(_value_function(rule, column, key), column.max_length)
+    fn = _value_function(rule, column, key)
+    if resolved and kind in RESOLVABLE:
+        fn = with_resolutions(fn, key, resolved)
+    return _fit_length(fn, column.max_length)
 
 
 def build_ascii_fast_path(rule: ColumnRule, column: Column,
