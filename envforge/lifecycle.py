@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError
+from envforge.errors import (
+    ConfigurationError,
+    EnvforgeError,
+    EnvironmentExistsError,
+    EnvironmentNotFoundError,
+)
 from envforge.gitops.naming import check_environment_name, environment_host
 from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
 from envforge.gitops.repository import open_store
@@ -164,3 +169,42 @@ def decide_reaping(records: list[EnvironmentRecord], now: datetime | None = None
         else:
             decisions.append(ReapDecision(record.name, "keep", "not expired"))
     return decisions
+
+
+@dataclass
+class Released:
+    """What destroy removed outside Git, and what it could not reach (named, not hidden)."""
+
+    databases: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def release_resources(name: str, namespace: str, database_block: str | None = None,
+                      cluster_block: str | None = None) -> Released:
+    """After the destroy commit: drop the environment's database (only if envforge created it)
+    and delete the Secrets labelled with it. Argo CD prunes the rest from Git. A part that is
+    not configured is skipped; one that fails is reported, and the others still run."""
+    released = Released()
+    try:
+        from envforge.db.actions import load_server
+        from envforge.db.safety import drop_owned_database, target_database_name
+
+        server = load_server(database_block)
+        database = target_database_name(name)
+        if drop_owned_database(server.address(), database):
+            released.databases.append(database)
+    except ConfigurationError:
+        pass  # no database server configured: environments here have no database
+    except EnvforgeError as e:
+        released.problems.append(f"database: {e}")
+    try:
+        from envforge.secrets.actions import load_deliverer
+
+        deliverer = load_deliverer(cluster_block)
+        released.secrets = deliverer.remove_environment(namespace, name)
+    except ConfigurationError:
+        pass
+    except EnvforgeError as e:
+        released.problems.append(f"secrets: {e}")
+    return released

@@ -26,6 +26,7 @@ from envforge.lifecycle import (
     EnvironmentRequest,
     decide_reaping,
     plan_environment,
+    release_resources,
     with_health_wait,
 )
 from envforge.runner import TemplateRun
@@ -165,14 +166,32 @@ def create_environment(
 
 
 @flow(name="destroy-environment", persist_result=False)
-def destroy_environment(name: str) -> dict[str, Any]:
-    """Remove an environment from the GitOps repository in one commit; Argo CD prunes the
-    rest (the Application's finalizer deletes what it deployed, namespace included)."""
+def destroy_environment(name: str, database_block: str | None = None,
+                        cluster_block: str | None = None) -> dict[str, Any]:
+    """Remove an environment: one commit takes its files out of the GitOps repository (Argo
+    CD prunes what it deployed, namespace included), then its database (only if envforge made
+    it) and its Secrets are removed.
+
+    Args:
+        name: the environment.
+        database_block: DatabaseServer block of its database (default: PG* variables).
+        cluster_block: KubernetesCluster block (default: KUBECONFIG or in-cluster).
+    """
+    logger = get_run_logger()
     with environment_lock(name), open_store() as store:
+        record = store.get(name, "destroy")
         result = store.destroy(name, _run_id())
-    get_run_logger().info("destroyed %s (commit %s)", name, result.commit)
-    _summary(name, {}, "destroyed", "destroy")
-    return {"name": name, "commit": result.commit}
+        released = release_resources(name, record.status.namespace, database_block,
+                                     cluster_block)
+    logger.info("destroyed %s (commit %s); dropped %s; deleted Secrets %s", name,
+                result.commit, released.databases or "no database",
+                released.secrets or "none")
+    for problem in released.problems:
+        logger.error("%s: %s (remove it by hand, or run destroy again)", name, problem)
+    _summary(name, {}, "destroyed", "destroy",
+             message="; ".join(released.problems) or None)
+    return {"name": name, "commit": result.commit, "databases": released.databases,
+            "secrets": released.secrets, "problems": released.problems}
 
 
 @flow(name="extend-environment", persist_result=False)

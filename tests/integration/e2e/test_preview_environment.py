@@ -1,0 +1,140 @@
+"""End to end, through the lifecycle flows on a real temporary Prefect server: a preview
+environment from preview-app with a real image build, a seeded PostgreSQL database, a secret
+from Vault delivered as a Kubernetes Secret, and its files in a real GitOps remote; then an
+update on a new commit, and destroy. After each step: Git, the database server, the registry
+and the cluster are checked. Then a failure is injected after every step in turn: nothing of
+that run may remain anywhere."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from tests.helpers import git, remote_files
+from tests.integration.e2e.conftest import API_KEY, World
+from tests.integration.images.conftest import commit_to
+
+pytestmark = [pytest.mark.prefect, pytest.mark.buildah, pytest.mark.postgres, pytest.mark.slow]
+
+
+def _params(world: World) -> dict[str, object]:
+    return {"repoUrl": world.app_repo.as_uri(), "imageRegistry": world.registry.access.address,
+            "registryTls": False, "database": "seed"}
+
+
+def _databases(world: World) -> set[str]:
+    with psycopg.connect(world.database.conninfo(), autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
+def _rows(world: World, database: str, table: str) -> int:
+    with psycopg.connect(world.database.with_database(database).conninfo()) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _secret(world: World, namespace: str, name: str) -> dict[str, str] | None:
+    standin = world.cluster.standin
+    if standin is None:
+        pytest.skip("reads the Secret back through the stand-in's store")
+    obj = standin.get("", "secrets", namespace, name)
+    return None if obj is None else dict(obj.get("data") or {})
+
+
+def _everything_in_git(remote: Path) -> str:
+    """Every blob of every commit, reachable or not: where a leaked value would hide."""
+    objects = subprocess.run(["git", "--git-dir", str(remote), "cat-file",
+                              "--batch-all-objects", "--batch"], capture_output=True,
+                             check=True).stdout
+    return objects.decode("utf-8", "replace")
+
+
+def test_preview_environment_end_to_end(prefect_server: None, world: World) -> None:
+    from flows.environments import create_environment, destroy_environment
+
+    created = create_environment("pr-1", template="preview-app", parameters=_params(world),
+                                 source={"repository": world.app_repo.as_uri(),
+                                         "branch": "main", "pullRequest": 1})
+    assert created["mode"] == "create"
+    steps = {s["id"]: s["status"] for s in created["run"]["steps"]}
+    assert steps["image"] == steps["database-seed"] == steps["secrets"] == "completed"
+    assert steps["database-clone"] == "skipped"
+
+    # Git: the record, manifests wired to the image by digest and to the Secret by name
+    files = remote_files(world.gitops)
+    assert "environments/pr-1/environment.yaml" in files and "argocd/pr-1.yaml" in files
+    deployment = yaml.safe_load(git("--git-dir", str(world.gitops), "show",
+                                    "main:environments/pr-1/manifests/deployment.yaml"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    first_image = container["image"]
+    assert first_image.startswith(f"{world.registry.access.host}/pr-1@sha256:")
+    assert {"secretRef": {"name": "pr-1-secrets"}} in container["envFrom"]
+    assert API_KEY not in _everything_in_git(world.gitops)
+    # database: seeded, marked as envforge's
+    assert "envforge_pr_1" in _databases(world)
+    assert _rows(world, "envforge_pr_1", "public.customers") == 50
+    # registry: the image under its commit tag
+    assert world.registry.tags("pr-1")
+    # cluster: the Secret carries the Vault value
+    data = _secret(world, "pr-1", "pr-1-secrets")
+    assert data is not None
+    assert base64.b64decode(data["API_KEY"]).decode() == API_KEY
+
+    # a new commit on the branch: the update builds and deploys it
+    commit_to(world.app_repo, {"index.html": "<p>shop v2</p>\n"}, "main")
+    updated = create_environment("pr-1", parameters={"ref": "main"})
+    assert updated["mode"] == "update" and updated["commit"]
+    deployment = yaml.safe_load(git("--git-dir", str(world.gitops), "show",
+                                    "main:environments/pr-1/manifests/deployment.yaml"))
+    second_image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert second_image != first_image and "@sha256:" in second_image
+
+    destroyed = destroy_environment("pr-1")
+    assert destroyed["databases"] == ["envforge_pr_1"] and destroyed["problems"] == []
+    assert not any(f.startswith("environments/pr-1/") for f in remote_files(world.gitops))
+    assert "envforge_pr_1" not in _databases(world)
+    assert _secret(world, "pr-1", "pr-1-secrets") is None
+
+
+STEPS_TO_BREAK_AFTER = ["image", "database-seed", "secrets", "deliver", "fetch-manifests",
+                        "environment"]
+
+
+@pytest.mark.parametrize("after", STEPS_TO_BREAK_AFTER)
+def test_a_failure_after_any_step_leaves_nothing(prefect_server: None, world: World,
+                                                 after: str) -> None:
+    """A step that fails (an undefined name in its input) is inserted after ``after``."""
+    from envforge.errors import StepFailedError
+    from flows.environments import create_environment
+
+    name = f"inj-{STEPS_TO_BREAK_AFTER.index(after)}"
+    _break_template_after(world.templates / "preview-app", after)
+    head = git("--git-dir", str(world.gitops), "rev-parse", "main")
+    with pytest.raises(StepFailedError) as info:
+        create_environment(name, template="preview-app", parameters=_params(world))
+    assert info.value.step_id == "boom"
+    assert info.value.rollback_failures == []
+    assert git("--git-dir", str(world.gitops), "rev-parse", "main") == head  # no commit
+    assert f"envforge_{name.replace('-', '_')}" not in _databases(world)  # no database
+    assert _secret(world, name, f"{name}-secrets") is None  # no Secret
+    assert world.registry.tags(name) == []  # no image tag of this run
+
+
+def _break_template_after(directory: Path, after: str) -> None:
+    """Insert a failing step after ``after``; publish:git's place is taken at run time by
+    publish:gitops (step id "environment"), so "environment" means: at the very end."""
+    path = directory / "template.yaml"
+    template = yaml.safe_load(path.read_text())
+    steps = template["spec"]["steps"]
+    boom = {"id": "boom", "action": "debug:log",
+            "input": {"message": "${{ parameters.no_such_parameter }}"}}
+    if after == "environment":
+        steps.append(boom)
+    else:
+        steps.insert(next(i for i, s in enumerate(steps) if s["id"] == after) + 1, boom)
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
