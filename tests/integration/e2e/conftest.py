@@ -25,8 +25,12 @@ from tests.integration.images.conftest import (
     registry,
 )
 from tests.integration.lifecycle.conftest import gitops
-from tests.integration.secrets.conftest import ClusterTarget, VaultTarget, cluster_target, \
-    vault_service
+from tests.integration.secrets.conftest import (
+    ClusterTarget,
+    VaultTarget,
+    cluster_target,
+    vault_service,
+)
 
 __all__ = ["base_image", "buildah_storage", "builder", "cluster_target", "gitops",
            "make_repo", "pg_server", "registry", "vault_service"]
