@@ -208,3 +208,29 @@ def release_resources(name: str, namespace: str, database_block: str | None = No
     except EnvforgeError as e:
         released.problems.append(f"secrets: {e}")
     return released
+
+
+#: Actions that (re)create an environment's database; refresh runs them again, replacing.
+DATA_ACTIONS = ("db:seed", "db:restore", "db:clone")
+
+
+def refresh_plan(record: EnvironmentRecord, catalog: TemplateCatalog) -> EnvironmentPlan:
+    """The data steps the environment's template ran when it was created, again, each with
+    ``replace: true``: the database is rebuilt (seeded, restored or cloned anew) in place."""
+    template = catalog.load(record.spec.template)
+    values = validate_parameters(template, dict(record.spec.parameters))
+    environment: dict[str, Any] = {
+        "name": record.name, "type": record.spec.type, "mode": "create",  # as at creation
+        "namespace": record.status.namespace, "host": record.status.host,
+        "owner": record.spec.owner,
+    }
+    steps = [s.model_copy(update={"input": {**s.input, "replace": True}})
+             for s in template.spec.steps if s.action in DATA_ACTIONS]
+    if not steps:
+        raise EnvforgeError(
+            f"environment {record.name!r}: its template {record.spec.template!r} has no data "
+            f"step ({', '.join(DATA_ACTIONS)}); there is nothing to refresh")
+    spec = template.spec.model_copy(update={"steps": steps, "output": type(
+        template.spec.output)()})
+    return EnvironmentPlan("update", record.name,
+                           template.model_copy(update={"spec": spec}), values, environment)

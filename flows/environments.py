@@ -26,6 +26,7 @@ from envforge.lifecycle import (
     EnvironmentRequest,
     decide_reaping,
     plan_environment,
+    refresh_plan,
     release_resources,
     with_health_wait,
 )
@@ -218,6 +219,66 @@ def bind_domain(name: str, host: str) -> dict[str, Any]:
     get_run_logger().info("%s now also answers at https://%s%s", name, host,
                           "" if result.commit else " (already bound; nothing committed)")
     return {"name": name, "host": host, "url": f"https://{host}", "commit": result.commit}
+
+
+@flow(name="refresh-environment-data", persist_result=False)
+def refresh_environment_data(name: str) -> dict[str, Any]:
+    """Rebuild one environment's database the way its template made it (seed, snapshot
+    restore or anonymised clone), replacing the current data."""
+    with environment_lock(name):
+        with open_store() as store:
+            record = store.get(name, "refresh")
+        plan = refresh_plan(record, _catalog())
+        run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
+                          run_id=_run_id())
+        try:
+            result = run.run(_execute_as_task, _rollback_as_task, _notify).to_dict()
+        finally:
+            run.close()
+    _summary(name, result, "refreshed", "refresh")
+    return {"name": name, "steps": [s["id"] for s in result["steps"]
+                                    if s["status"] == "completed"]}
+
+
+@flow(name="refresh-data", persist_result=False)
+def refresh_data(names: list[str] | None = None, max_concurrent: int = 2) -> dict[str, Any]:
+    """Nightly: refresh the data of the environments that opted in (parameter
+    ``refreshData: true``), or of the ones named; at most ``max_concurrent`` at once.
+
+    Args:
+        names: refresh exactly these environments (default: every one that opted in).
+        max_concurrent: environments refreshed in parallel.
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    logger = get_run_logger()
+    with open_store() as store:
+        records = store.list()
+    chosen = [r.name for r in records
+              if (r.name in names if names else bool(r.spec.parameters.get("refreshData")))]
+    missing = sorted(set(names or []) - {r.name for r in records})
+    for name in missing:
+        logger.error("no environment named %s; skipped", name)
+    refreshed: list[str] = []
+    failed: list[str] = []
+
+    def refresh(name: str) -> None:
+        try:
+            refresh_environment_data(name)
+            refreshed.append(name)
+        except EnvforgeError as e:  # one environment's failure must not stop the rest
+            logger.error("could not refresh %s: %s", name, e)
+            failed.append(name)
+
+    # Each refresh is a subflow run (its own lock, task runs and summary); the copied
+    # context makes Prefect record it under this run even though it runs in another thread.
+    with ThreadPoolExecutor(max_workers=max(1, max_concurrent)) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, refresh, name)
+                   for name in chosen]
+        for future in futures:
+            future.result()
+    return {"refreshed": sorted(refreshed), "failed": sorted(failed + missing)}
 
 
 @flow(name="reap-environments", persist_result=False)

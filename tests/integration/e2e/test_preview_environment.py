@@ -138,3 +138,26 @@ def _break_template_after(directory: Path, after: str) -> None:
     else:
         steps.insert(next(i for i, s in enumerate(steps) if s["id"] == after) + 1, boom)
     path.write_text(yaml.safe_dump(template, sort_keys=False))
+
+
+def test_refresh_data_rebuilds_opted_in_databases(prefect_server: None, world: World) -> None:
+    """Nightly refresh: the opted-in environment's database is rebuilt (the rows written
+    since are gone); the other is left alone."""
+    from flows.environments import create_environment, destroy_environment, refresh_data
+
+    create_environment("fresh", template="preview-app",
+                       parameters={**_params(world), "vaultSecrets": False, "refreshData": True})
+    create_environment("kept", template="preview-app",
+                       parameters={**_params(world), "vaultSecrets": False})
+    for database in ("envforge_fresh", "envforge_kept"):
+        with psycopg.connect(world.database.with_database(database).conninfo(),
+                             autocommit=True) as conn:
+            conn.execute("DELETE FROM public.orders")
+            conn.execute("DELETE FROM public.customers")
+    result = refresh_data()
+    assert result == {"refreshed": ["fresh"], "failed": []}
+    assert _rows(world, "envforge_fresh", "public.customers") == 50  # seeded again
+    assert _rows(world, "envforge_kept", "public.customers") == 0  # not opted in
+    assert refresh_data(names=["nope"]) == {"refreshed": [], "failed": ["nope"]}
+    destroy_environment("fresh")
+    destroy_environment("kept")

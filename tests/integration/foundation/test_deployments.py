@@ -82,6 +82,7 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
         deployment = client.read_deployment_by_name("run-template/run-template")
         create = client.read_deployment_by_name("create-environment/create-environment")
         reaper = client.read_deployment_by_name("reap-environments/reap-environments")
+        refresher = client.read_deployment_by_name("refresh-data/refresh-data")
     assert create.enforce_parameter_schema is True
     form = create.parameter_openapi_schema
     assert form["definitions"]["EnvironmentType"]["enum"] == ["preview", "development", "staging"]
@@ -89,6 +90,7 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
         form["definitions"]["TemplateName"]["enum"])
     assert all(p.get("description") for p in form["properties"].values())
     assert [s.schedule.cron for s in reaper.schedules] == ["0 * * * *"]
+    assert [s.schedule.cron for s in refresher.schedules] == ["0 3 * * *"]
     assert deployment.enforce_parameter_schema is True
     assert set(deployment.parameter_openapi_schema["properties"]) == {
         "template", "parameters", "dry_run", "environment"}
