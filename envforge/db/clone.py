@@ -95,15 +95,24 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
         tasks = plan_tasks(catalog, coverage, request.rules, selection)
         keys = unique_keys(snap, catalog, coverage)
         name = request.target.dbname
-        create_owned_database(request.target, name, dict(request.marker, strategy="clone",
-                              source=request.source.label), replace=request.replace,
+        marker = dict(request.marker, strategy="clone", source=request.source.label)
+        create_owned_database(request.target, name, marker, replace=request.replace,
                               encoding=encoding)
         logger.info("created target database %s; copying %d table(s) in %d task(s)",
                     request.target.label, len(catalog.tables), len(tasks))
         try:
             with _terminate_raises():
-                results = _build_target(request, snap, snapshot_id, tasks, keys, sequences,
-                                        logger)
+                try:
+                    results = _build_target(request, snap, snapshot_id, tasks, keys,
+                                            sequences, logger, resolve=False)
+                except _CollisionsFound:
+                    # Rare: start again on a fresh target, resolving before any index exists.
+                    logger.warning("transformed values collided on a unique key; rebuilding "
+                                   "%s with the collisions resolved", request.target.label)
+                    drop_owned_database(request.target, name)
+                    create_owned_database(request.target, name, marker, encoding=encoding)
+                    results = _build_target(request, snap, snapshot_id, tasks, keys,
+                                            sequences, logger, resolve=True)
         except BaseException:
             logger.error("clone into %s failed; dropping the target", request.target.label)
             drop_owned_database(request.target, name)
@@ -138,26 +147,45 @@ def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rul
 
 def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
                   tasks: list[CopyTask], keys: list[UniqueKey],
-                  sequences: list[tuple[str, int, bool]], logger: Any) -> list[CopyResult]:
+                  sequences: list[tuple[str, int, bool]], logger: Any, *,
+                  resolve: bool) -> list[CopyResult]:
+    """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
+    ``resolve`` False nothing is checked (the unique index builds are the check); when one of
+    them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
+    ``resolve`` True, which resolves them before any index exists (collisions.py)."""
     with tempfile.TemporaryDirectory(prefix="envforge-schema-") as tmp:
         schema_file = Path(tmp) / "schema.dump"
         dump_schema(request.source, snapshot_id, schema_file)
         restore_section(request.target, schema_file, "pre-data")
         results = list(_run_tasks(request, snapshot_id, tasks, logger))
-        if keys:
+        if resolve and keys:
             results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
                                           logger)
         with connected(request.target, autocommit=True) as conn:
             for seq, value, called in sequences:
                 conn.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
         logger.info("data copied; building indexes, constraints and triggers")
-        restore_section(request.target, schema_file, "post-data", jobs=request.jobs)
+        try:
+            restore_section(request.target, schema_file, "post-data", jobs=request.jobs)
+        except CopyFailedError:
+            if not resolve and keys and _any_duplicates(request.target, keys):
+                raise _CollisionsFound from None
+            raise
         with connected(request.target, autocommit=True) as conn:
             conn.execute("ANALYZE")
     return results
 
 
 MAX_RESOLUTION_ROUNDS = 5
+
+
+class _CollisionsFound(Exception):
+    """A unique index failed on transformed values that collided: rebuild with resolution."""
+
+
+def _any_duplicates(target: ServerAddress, keys: list[UniqueKey]) -> bool:
+    with connected(target, autocommit=True) as conn:
+        return any(duplicate_outputs(conn, key) for key in keys)
 
 
 def _resolve_collisions(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
