@@ -20,8 +20,9 @@ lint: install  ## ruff and strict mypy
 	$(VENV)/ruff check envforge flows blocks tests bench
 	$(VENV)/mypy
 
-stop:  ## stop the Prefect server and worker that `make demo` started
+stop:  ## stop everything `make demo` started (Prefect server and worker, services, stand-ins)
 	bash scripts/prefect-local.sh stop
+	bash scripts/demo-services.sh stop
 
 bench: install  ## every benchmark with the arguments its figures in docs/benchmarks.md came from
 	$(VENV)/python bench/gitops.py --reps 25 --write-docs

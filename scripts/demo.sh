@@ -17,7 +17,11 @@ GITOPS="$ENVFORGE_HOME/gitops.git"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Starting the local Prefect server and a process worker"
+step "Starting PostgreSQL, the image registry, the Vault and Kubernetes API stand-ins"
+eval "$(bash scripts/demo-services.sh start)"
+echo "PostgreSQL on $PGPORT, registry $DEMO_REGISTRY, Vault stand-in $VAULT_ADDR, KUBECONFIG $KUBECONFIG"
+
+step "Starting the local Prefect server and a process worker (it sees the services above)"
 bash scripts/prefect-local.sh start
 
 step "Validating every template (envforge templates validate templates/*)"
@@ -33,6 +37,16 @@ step "Scaffolding 'demo-web' through its run button (a flow run of deployment sc
 timeout 300 prefect deployment run scaffold/node-service \
   --param name=demo-web --param replicas=2 --watch --watch-timeout 240 | tail -3
 
+step "Deploying the lifecycle flows (prefect deploy --all) and registering the block types"
+ENVFORGE_PROJECT_DIR="$PWD" prefect --no-prompt deploy --all >/dev/null
+envforge blocks register >/dev/null
+prefect deployment ls 2>/dev/null | grep -E "environment|reap|refresh|bind|template" | head -12 || true
+
+step "A preview environment with everything: image build, anonymised clone of production, Vault secret"
+envforge env destroy pr-1 >/dev/null 2>&1 || true   # a second `make demo` starts afresh
+python scripts/demo_environment.py
+envforge env list
+
 step "Result"
 echo "GitOps repository (a local bare repository): $GITOPS"
 echo "  latest commits:"
@@ -47,5 +61,9 @@ Look around:
   The rendered files:   git clone $GITOPS /tmp/gitops && ls /tmp/gitops/services/*
   Try a template:       .venv/bin/envforge templates show java-service
                         .venv/bin/envforge run java-service --set name=demo-jvm --dry-run
-  Stop the server and worker:   make stop
+  The environment:      .venv/bin/envforge env show pr-1
+                        its summary: Prefect UI > Artifacts > env-pr-1
+  Destroy it:           .venv/bin/prefect deployment run destroy-environment/destroy-environment --param name=pr-1
+                        (or .venv/bin/envforge env destroy pr-1)
+  Stop everything (server, worker, PostgreSQL, registry, stand-ins):   make stop
 TXT

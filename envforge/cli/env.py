@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from envforge.errors import TemplateError
 from envforge.gitops.record import EnvironmentRecord, utc_now
 from envforge.gitops.repository import open_store
 from envforge.gitops.ttl import format_duration
-from envforge.lifecycle import EnvironmentPlan, EnvironmentRequest, plan_environment
+from envforge.lifecycle import (
+    EnvironmentPlan,
+    EnvironmentRequest,
+    plan_environment,
+    release_resources,
+)
 from envforge.runner import TemplateRun
 
 
@@ -137,10 +143,15 @@ def extend_command(args: argparse.Namespace) -> int:
 
 def destroy_command(args: argparse.Namespace) -> int:
     with open_store() as store:
+        record = store.get(args.name, "destroy")
         result = store.destroy(args.name, _run_id())
+    released = release_resources(args.name, record.status.namespace)
     print(f"destroyed environment {args.name} (commit {result.commit}); Argo CD prunes its "
-          "objects")
-    return 0
+          f"objects; dropped {', '.join(released.databases) or 'no database'}; deleted "
+          f"{', '.join(released.secrets) or 'no Secret'}")
+    for problem in released.problems:
+        print(f"warning: {problem} (remove it by hand, or run destroy again)", file=sys.stderr)
+    return 1 if released.problems else 0
 
 
 def list_command(args: argparse.Namespace) -> int:

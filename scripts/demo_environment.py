@@ -1,0 +1,111 @@
+"""The second half of `make demo`: a preview environment with everything, on local parts.
+
+Expects (set by scripts/demo.sh): PREFECT_API_URL, ENVFORGE_HOME, PGHOST/PGPORT/PGUSER (the
+local PostgreSQL), VAULT_ADDR/VAULT_TOKEN (the Vault stand-in), KUBECONFIG (the Kubernetes
+stand-in), DEMO_REGISTRY (host:port) and DEMO_BASE_IMAGE. Creates a "production" database
+full of personal data, the blocks the template names, a secret in Vault and an application
+repository, then starts the create-environment deployment (run by the worker) for pr-1 with
+an anonymised clone of production, and prints what came of it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hvac
+import psycopg
+from pydantic import SecretStr
+
+PRODUCTION_SQL = """
+DROP DATABASE IF EXISTS shop;
+CREATE DATABASE shop;
+"""
+SCHEMA_AND_DATA = """
+CREATE TABLE public.customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    full_name text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE public.orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES public.customers (id),
+    total_cents integer NOT NULL CHECK (total_cents >= 0),
+    placed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO public.customers (email, full_name)
+SELECT 'customer' || g || '@example.com', 'Customer Number ' || g
+FROM generate_series(1, 5000) AS g;
+INSERT INTO public.orders (customer_id, total_cents)
+SELECT 1 + (g % 5000), (g * 37) % 100000 FROM generate_series(1, 20000) AS g;
+"""
+
+
+def main() -> int:
+    home = Path(os.environ["ENVFORGE_HOME"])
+    server = dict(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]),
+                  user=os.environ["PGUSER"])
+    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:  # type: ignore[arg-type]
+        for statement in PRODUCTION_SQL.strip().split(";\n"):
+            conn.execute(statement.rstrip(";"))
+    with psycopg.connect(dbname="shop", autocommit=True, **server) as conn:  # type: ignore[arg-type]
+        conn.execute(SCHEMA_AND_DATA)
+    print("production database 'shop': 5,000 customers with e-mails and names, 20,000 orders")
+
+    from blocks.database import AnonymisationKey, DatabaseServer
+
+    DatabaseServer(host=server["host"], port=server["port"], user=server["user"]).save(
+        "production", overwrite=True)
+    AnonymisationKey(key=SecretStr(os.urandom(32).hex())).save(
+        "anonymisation-key", overwrite=True)
+    hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"]) \
+        .secrets.kv.v2.create_or_update_secret(path="preview-app/api",
+                                               secret={"key": "demo-api-key-123"},
+                                               mount_point="kv")
+    app = home / "apps" / "shop"
+    if not (app / ".git").exists():
+        app.mkdir(parents=True, exist_ok=True)
+        (app / "Dockerfile").write_text(
+            f"FROM {os.environ['DEMO_BASE_IMAGE']}\nCOPY index.html /www/index.html\n"
+            'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+        (app / "index.html").write_text("<h1>shop</h1>\n")
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                     ["-c", "user.name=demo", "-c", "user.email=demo@localhost", "commit", "-q",
+                      "-m", "shop"]):
+            subprocess.run(["git", *args], cwd=app, check=True)
+    print(f"application repository: {app}")
+
+    from prefect.deployments import run_deployment
+
+    started = time.monotonic()
+    run = run_deployment(
+        "create-environment/create-environment",
+        parameters={"name": "pr-1", "template": "preview-app", "ttl": "48h",
+                    "parameters": {"repoUrl": app.as_uri(), "database": "clone",
+                                   "imageRegistry": os.environ["DEMO_REGISTRY"],
+                                   "registryTls": False},
+                    "source": {"repository": app.as_uri(), "branch": "main",
+                               "pullRequest": 1}},
+        timeout=600,
+    )
+    state = run.state
+    print(f"create-environment pr-1: {state.name if state else '?'} "
+          f"in {time.monotonic() - started:.1f} s")
+    if state is None or not state.is_completed():
+        print(f"  {state.message if state else 'no state'}", file=sys.stderr)
+        return 1
+    with psycopg.connect(dbname="envforge_pr_1", **server) as conn:  # type: ignore[arg-type]
+        customers = conn.execute("SELECT count(*) FROM public.customers").fetchone()
+        sample = conn.execute("SELECT email, full_name FROM public.customers ORDER BY id "
+                              "LIMIT 3").fetchall()
+    print(f"database envforge_pr_1: {customers[0] if customers else 0} customers, anonymised, "
+          f"e.g. {sample}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
