@@ -44,7 +44,7 @@ from envforge.db.rules import Rules
 from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
 from envforge.db.schema import dump_schema, restore_section
 from envforge.db.subset import RowSelection, select_subset
-from envforge.errors import CopyFailedError, PersonalDataError
+from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
 
 log = logging.getLogger("envforge.db")
 CHUNK_BYTES = 24 * 1024 * 1024  # tables larger than this are copied in ctid slices
@@ -184,8 +184,13 @@ class _CollisionsFound(Exception):
 
 
 def _any_duplicates(target: ServerAddress, keys: list[UniqueKey]) -> bool:
-    with connected(target, autocommit=True) as conn:
-        return any(duplicate_outputs(conn, key) for key in keys)
+    """Whether a failed index build may be a collision; False when that cannot be told (the
+    original error is then reported as it is)."""
+    try:
+        with connected(target, autocommit=True) as conn:
+            return any(duplicate_outputs(conn, key) for key in keys)
+    except (psycopg.Error, EnvforgeError):
+        return False
 
 
 def _resolve_collisions(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
