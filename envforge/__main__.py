@@ -1,0 +1,7 @@
+"""`python -m envforge` is the `envforge` command."""
+
+import sys
+
+from envforge.cli import main
+
+sys.exit(main())

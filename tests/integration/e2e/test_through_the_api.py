@@ -1,0 +1,189 @@
+"""The lifecycle as UI and API users drive it: deployments registered from prefect.yaml, flow
+runs created through the Prefect API, a real process worker running them. Create a preview
+environment with an anonymised clone of production, a Vault secret and an image build; list
+it; update it on a new commit; bind a domain; let the reaper destroy an expired one; destroy
+the other. Git, the database server, the registry and the cluster are checked after each."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from envforge.config import PROJECT_ROOT
+from envforge.db.connection import ServerAddress
+from tests.helpers import remote_files
+from tests.integration.e2e.conftest import API_KEY, World
+from tests.integration.images.conftest import commit_to
+
+pytestmark = [pytest.mark.prefect, pytest.mark.buildah, pytest.mark.postgres, pytest.mark.slow]
+
+POOL = "envforge-process"
+
+
+@pytest.fixture
+def production(world: World) -> ServerAddress:
+    """A 'production' database with personal data, and the blocks preview-app names."""
+    from pydantic import SecretStr
+
+    from blocks.database import AnonymisationKey, DatabaseServer
+
+    server = world.database
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS shop")
+        conn.execute("CREATE DATABASE shop")
+    schema = (PROJECT_ROOT / "templates" / "preview-app" / "db" / "schema.sql").read_text()
+    with psycopg.connect(server.with_database("shop").conninfo(), autocommit=True) as conn:
+        conn.execute(schema)
+        conn.execute("INSERT INTO public.customers (email, full_name) SELECT 'person' || g || "
+                     "'@real-mail.example', 'Real Person ' || g FROM generate_series(1, 300) g")
+        conn.execute("INSERT INTO public.orders (customer_id, total_cents) "
+                     "SELECT 1 + g % 300, g FROM generate_series(1, 900) g")
+    DatabaseServer(host=server.host, port=server.port, user=server.user).save(
+        "production", overwrite=True)
+    AnonymisationKey(key=SecretStr("e2e-anonymisation-key-0123456789")).save(
+        "anonymisation-key", overwrite=True)
+    return server
+
+
+@pytest.fixture
+def worker(world: World, prefect_server: None) -> Iterator[None]:
+    """prefect.yaml's deployments on the session's server, and a worker for their pool."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"), overwrite=True)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+           "ENVFORGE_PROJECT_DIR": str(PROJECT_ROOT)}
+    subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+                   cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=300)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _run(deployment: str, parameters: dict[str, Any]) -> Any:
+    """A flow run created through the Prefect API, as the UI's Run button does; waits."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(
+            client.read_deployment_by_name(deployment).id, parameters=parameters)
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run.id)
+            if run.state is not None and run.state.is_final():
+                break
+            time.sleep(1)
+    assert run.state is not None and run.state.is_completed(), (deployment, run.state)
+    return run
+
+
+def _cli_json(*args: str) -> Any:
+    out = subprocess.run([sys.executable, "-m", "envforge", *args], check=True,
+                         capture_output=True, text=True, env=os.environ).stdout
+    return json.loads(out)
+
+
+def _databases(server: ServerAddress) -> set[str]:
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
+def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerAddress,
+                                               worker: None) -> None:
+    params = {"repoUrl": world.app_repo.as_uri(), "imageRegistry": world.registry.access.address,
+              "registryTls": False, "database": "clone"}
+    create = "create-environment/create-environment"
+
+    # create: anonymised clone, Vault secret, image build
+    _run(create, {"name": "pr-31", "template": "preview-app", "parameters": params,
+                  "source": {"repository": world.app_repo.as_uri(), "pullRequest": 31}})
+    assert "environments/pr-31/environment.yaml" in remote_files(world.gitops)
+    assert "envforge_pr_31" in _databases(production)
+    with psycopg.connect(production.with_database("envforge_pr_31").conninfo()) as conn:
+        emails = [r[0] for r in conn.execute("SELECT email FROM public.customers")]
+    assert len(emails) == 300 and not any("real-mail.example" in e for e in emails)
+    tags_before = world.registry.tags("pr-31")
+    assert tags_before
+    assert world.cluster.standin is not None
+    secret = world.cluster.standin.get("", "secrets", "pr-31", "pr-31-secrets")
+    assert secret is not None and base64.b64decode(secret["data"]["API_KEY"]).decode() == API_KEY
+
+    # list, as a person would
+    listed = {e["name"]: e for e in _cli_json("env", "list", "--output", "json")}
+    assert listed["pr-31"]["template"] == "preview-app"
+
+    # update on a new commit: a new image, the same database
+    commit_to(world.app_repo, {"index.html": "<p>v2</p>\n"}, "main")
+    _run(create, {"name": "pr-31", "parameters": {"ref": "main"}})
+    assert len(world.registry.tags("pr-31")) == len(tags_before) + 1
+    assert "envforge_pr_31" in _databases(production)
+
+    # bind a custom domain
+    _run("bind-domain/bind-domain", {"name": "pr-31", "host": "shop-pr-31.example.com"})
+    assert any("envforge-domain-" in f for f in remote_files(world.gitops)
+               if f.startswith("environments/pr-31/"))
+
+    # a short-lived second environment, reaped once expired
+    _run(create, {"name": "pr-32", "template": "preview-app", "ttl": "1s",
+                  "parameters": {**params, "database": "seed", "vaultSecrets": False}})
+    assert "envforge_pr_32" in _databases(production)
+    time.sleep(1.5)
+    _run("reap-environments/reap-environments", {})
+    assert not any(f.startswith("environments/pr-32/") for f in remote_files(world.gitops))
+    assert "envforge_pr_32" not in _databases(production)
+    assert "environments/pr-31/environment.yaml" in remote_files(world.gitops)  # not expired
+
+    # destroy the other
+    _run("destroy-environment/destroy-environment", {"name": "pr-31"})
+    assert not any(f.startswith("environments/pr-31/") for f in remote_files(world.gitops))
+    assert "envforge_pr_31" not in _databases(production)
+    assert world.cluster.standin.get("", "secrets", "pr-31", "pr-31-secrets") is None
+    assert _cli_json("env", "list", "--output", "json") == []
+
+
+def test_a_sealed_vault_mid_run_leaves_nothing(prefect_server: None, world: World) -> None:
+    """Vault failing after the image and the database were made: both are taken back."""
+    from envforge.errors import StepFailedError, VaultSealedError
+    from flows.environments import create_environment
+
+    if world.vault.standin is None:
+        pytest.skip("seals the Vault stand-in; VAULT_ADDR points at a real Vault")
+    head = subprocess.run(["git", "--git-dir", str(world.gitops), "rev-parse", "main"],
+                          capture_output=True, text=True, check=True).stdout
+    world.vault.standin.state.sealed = True
+    try:
+        with pytest.raises(StepFailedError) as info:
+            create_environment("pr-40", template="preview-app", parameters={
+                "repoUrl": world.app_repo.as_uri(), "database": "seed",
+                "imageRegistry": world.registry.access.address, "registryTls": False})
+    finally:
+        world.vault.standin.state.sealed = False
+    assert info.value.step_id == "secrets"
+    assert isinstance(info.value.__cause__, VaultSealedError)
+    assert info.value.rolled_back == ["database-seed", "image"]
+    assert "envforge_pr_40" not in _databases(world.database)
+    assert world.registry.tags("pr-40") == []
+    assert subprocess.run(["git", "--git-dir", str(world.gitops), "rev-parse", "main"],
+                          capture_output=True, text=True, check=True).stdout == head
+
+
