@@ -33,7 +33,7 @@ from envforge.lifecycle import (
 from envforge.runner import TemplateRun
 from envforge.summary.artifact import publish_summary_artifact
 from envforge.summary.comments import post_summary_comment
-from envforge.summary.model import EnvironmentSummary
+from envforge.summary.model import EnvironmentSummary, database_from_output, image_from_output
 from envforge.summary.render import render_summary
 from envforge.templating.loader import TemplateCatalog
 from flows.run_template import _execute_as_task, _notify, _rollback_as_task
@@ -161,7 +161,8 @@ def create_environment(
                           for s in plan.template.spec.steps)), {})
     url = run.outputs.get("wait-healthy", {}).get("url") or gitops.get("url")
     _summary(plan.name, result, "completed", plan.mode,
-             source=request.source and dict(request.source), url=url)
+             source=request.source and dict(request.source), url=url,
+             **_made_by(plan.template.spec.steps, run.outputs))
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}
 
@@ -235,7 +236,8 @@ def refresh_environment_data(name: str) -> dict[str, Any]:
             result = run.run(_execute_as_task, _rollback_as_task, _notify).to_dict()
         finally:
             run.close()
-    _summary(name, result, "refreshed", "refresh")
+    _summary(name, result, "refreshed", "refresh", **_made_by(plan.template.spec.steps,
+                                                              run.outputs))
     return {"name": name, "steps": [s["id"] for s in result["steps"]
                                     if s["status"] == "completed"]}
 
@@ -348,6 +350,20 @@ def _summary(name: str, result: dict[str, Any], status: str, operation: str,
             post_summary_comment(render_summary(summary), name, source, block)
     except EnvforgeError as e:
         get_run_logger().warning("%s", e)
+
+
+def _made_by(steps: list[Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Images (with digests) and databases (strategy, rows) the run's steps made."""
+    images, databases = [], []
+    for step in steps:
+        output = outputs.get(step.id)
+        if output is None:
+            continue  # skipped
+        if step.action == "image:build":
+            images.append(image_from_output(output))
+        elif step.action in ("db:seed", "db:restore", "db:clone"):
+            databases.append(database_from_output(output, step.action.split(":")[1]))
+    return {"images": images, "databases": databases}
 
 
 def _run_url() -> str | None:

@@ -128,6 +128,16 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     secret = world.cluster.standin.get("", "secrets", "pr-31", "pr-31-secrets")
     assert secret is not None and base64.b64decode(secret["data"]["API_KEY"]).decode() == API_KEY
 
+    # the run's summary artifact: URL, image by digest, database with strategy and rows
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        summary = str(client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["env-pr-31"])))[-1].data)
+    assert "https://pr-31-" in summary and "sha256:" in summary
+    assert "| clone | 1,200 |" in summary and API_KEY not in summary, summary  # 300 + 900 rows
+
     # list, as a person would
     listed = {e["name"]: e for e in _cli_json("env", "list", "--output", "json")}
     assert listed["pr-31"]["template"] == "preview-app"
@@ -137,6 +147,15 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     _run(create, {"name": "pr-31", "parameters": {"ref": "main"}})
     assert len(world.registry.tags("pr-31")) == len(tags_before) + 1
     assert "envforge_pr_31" in _databases(production)
+
+    # refresh its data: the clone is made again, replacing what the environment wrote
+    with psycopg.connect(production.with_database("envforge_pr_31").conninfo(),
+                         autocommit=True) as conn:
+        conn.execute("DELETE FROM public.orders")
+    _run("refresh-data/refresh-data", {"names": ["pr-31"]})
+    with psycopg.connect(production.with_database("envforge_pr_31").conninfo()) as conn:
+        row = conn.execute("SELECT count(*) FROM public.orders").fetchone()
+    assert row is not None and row[0] == 900
 
     # bind a custom domain
     _run("bind-domain/bind-domain", {"name": "pr-31", "host": "shop-pr-31.example.com"})
@@ -159,6 +178,27 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert "envforge_pr_31" not in _databases(production)
     assert world.cluster.standin.get("", "secrets", "pr-31", "pr-31-secrets") is None
     assert _cli_json("env", "list", "--output", "json") == []
+
+
+def test_the_database_failing_mid_run_leaves_nothing(prefect_server: None, world: World,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database server unreachable after the image was built: the image is taken back."""
+    import socket
+
+    from envforge.errors import StepFailedError
+    from flows.environments import create_environment
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("PGPORT", str(dead))
+    with pytest.raises(StepFailedError) as info:
+        create_environment("pr-41", template="preview-app", parameters={
+            "repoUrl": world.app_repo.as_uri(), "database": "seed",
+            "imageRegistry": world.registry.access.address, "registryTls": False})
+    assert info.value.step_id == "database-seed" and info.value.rolled_back == ["image"]
+    assert str(dead) in str(info.value)
+    assert world.registry.tags("pr-41") == []
 
 
 def test_a_sealed_vault_mid_run_leaves_nothing(prefect_server: None, world: World) -> None:
