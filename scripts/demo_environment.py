@@ -104,7 +104,20 @@ def main() -> int:
                               "LIMIT 3").fetchall()
     print(f"database envforge_pr_1: {customers[0] if customers else 0} customers, anonymised, "
           f"e.g. {sample}")
+    print_summary("pr-1")
     return 0
+
+
+def print_summary(name: str) -> None:
+    """The run's summary artifact, as the Prefect UI shows it under Artifacts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"env-{name}"])))
+    if artifacts:
+        print(f"\n--- summary artifact env-{name} ---\n{artifacts[-1].data}")
 
 
 if __name__ == "__main__":
