@@ -112,12 +112,14 @@ def print_summary(name: str) -> None:
     """The run's summary artifact, as the Prefect UI shows it under Artifacts."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[f"env-{name}"])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"env-{name}"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
     if artifacts:
-        print(f"\n--- summary artifact env-{name} ---\n{artifacts[-1].data}")
+        print(f"\n--- summary artifact env-{name} ---\n{artifacts[0].data}")
 
 
 if __name__ == "__main__":

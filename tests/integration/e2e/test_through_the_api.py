@@ -131,10 +131,12 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     # the run's summary artifact: URL, image by digest, database with strategy and rows
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
-        summary = str(client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["env-pr-31"])))[-1].data)
+        summary = str(client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["env-pr-31"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)[0].data)
     assert "https://pr-31-" in summary and "sha256:" in summary
     assert "| clone | 1,200 |" in summary and API_KEY not in summary, summary  # 300 + 900 rows
 
