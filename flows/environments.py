@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from envforge.config import load_settings
+from envforge.config import PROJECT_ROOT, load_settings
 from envforge.errors import EnvforgeError, TemporaryError
 from envforge.gitops.repository import open_store
 from envforge.lifecycle import (
@@ -43,9 +43,17 @@ def _catalog() -> TemplateCatalog:
     return TemplateCatalog(load_settings().templates_path)
 
 
+def _template_names() -> list[str]:
+    """The project's templates and those of ENVFORGE_TEMPLATES_PATH (fixed when this module
+    is imported, as a form's choices must be; a name the catalog cannot find at run time is
+    a clear TemplateNotFoundError)."""
+    project = TemplateCatalog([PROJECT_ROOT / "templates"]).names()
+    return sorted(set(project) | set(_catalog().names()))
+
+
 # The run form shows templates and environment types as drop-downs.
 TemplateName = Enum(  # type: ignore[misc]
-    "TemplateName", {n.replace("-", "_"): n for n in _catalog().names()} or {"none": "none"},
+    "TemplateName", {n.replace("-", "_"): n for n in _template_names()} or {"none": "none"},
     type=str,
 )
 
