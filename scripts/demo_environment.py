@@ -24,19 +24,9 @@ PRODUCTION_SQL = """
 DROP DATABASE IF EXISTS shop;
 CREATE DATABASE shop;
 """
-SCHEMA_AND_DATA = """
-CREATE TABLE public.customers (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    email text NOT NULL UNIQUE,
-    full_name text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE public.orders (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    customer_id bigint NOT NULL REFERENCES public.customers (id),
-    total_cents integer NOT NULL CHECK (total_cents >= 0),
-    placed_at timestamptz NOT NULL DEFAULT now()
-);
+#: The application's schema is the one preview-app seeds with; production adds people to it.
+SCHEMA = Path(__file__).resolve().parents[1] / "templates" / "preview-app" / "db" / "schema.sql"
+DATA = """
 INSERT INTO public.customers (email, full_name)
 SELECT 'customer' || g || '@example.com', 'Customer Number ' || g
 FROM generate_series(1, 5000) AS g;
@@ -53,7 +43,8 @@ def main() -> int:
         for statement in PRODUCTION_SQL.strip().split(";\n"):
             conn.execute(statement.rstrip(";"))
     with psycopg.connect(dbname="shop", autocommit=True, **server) as conn:  # type: ignore[arg-type]
-        conn.execute(SCHEMA_AND_DATA)
+        conn.execute(SCHEMA.read_text())
+        conn.execute(DATA)
     print("production database 'shop': 5,000 customers with e-mails and names, 20,000 orders")
 
     from blocks.database import AnonymisationKey, DatabaseServer
