@@ -63,9 +63,14 @@ start_worker() {
 }
 
 stop() {
+  # TERM first; a worker busy retrying a connection can ignore it, so KILL after 15 s.
   for name in prefect-worker prefect-server; do
     if running "$name"; then
-      kill "$(cat "$STATE/$name.pid")" && echo "stopped $name (pid $(cat "$STATE/$name.pid"))"
+      pid=$(cat "$STATE/$name.pid")
+      kill "$pid"
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+      echo "stopped $name (pid $pid)"
     fi
     rm -f "$STATE/$name.pid"
   done
