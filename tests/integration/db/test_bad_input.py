@@ -141,17 +141,21 @@ def test_connection_dropped_mid_copy(pg_server: ServerAddress) -> None:
         INSERT INTO events SELECT g, repeat('x', 200) FROM generate_series(1, 400000) g;""")
     rules = parse_rules({"tables": {"events": {"payload": "passthrough"}}})
     killed: list[int] = []
+    done = threading.Event()
 
     def kill_the_copy() -> None:
+        # Keep terminating every COPY of the source until the clone gives up: the table may be
+        # read in several slices, and one kill could land between two of them.
         with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
-            for _ in range(400):  # bounded: 20 s at most
+            for _ in range(800):  # bounded: 40 s at most
+                if done.is_set():
+                    return
                 found = conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                     "datname = 'prod_big' AND query LIKE 'COPY%%events%%TO STDOUT%%'").fetchall()
                 if found:
                     killed.append(len(found))
-                    return
-                time.sleep(0.05)
+                time.sleep(0.02)
 
     killer = threading.Thread(target=kill_the_copy)
     killer.start()
@@ -159,6 +163,7 @@ def test_connection_dropped_mid_copy(pg_server: ServerAddress) -> None:
         with pytest.raises(CopyFailedError) as caught:
             attempt(source, "envforge_bad_7", rules)
     finally:
+        done.set()
         killer.join()
     assert killed, "the copy was never seen running"
     assert re.search(r"copying public\.events( \[\d+/\d+\])? failed: source: FATAL: +"
