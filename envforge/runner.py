@@ -11,7 +11,10 @@ for ``steps.<id>.output``. On a failure, completed steps are rolled back newest 
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -26,9 +29,11 @@ from pydantic import ValidationError
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput, fake_output
 from envforge.actions.registry import ActionRegistry, default_registry
 from envforge.errors import (
+    ActionError,
     ActionInputError,
     EnvforgeError,
     StepFailedError,
+    TemplateError,
     UnknownActionError,
 )
 from envforge.secrets.redaction import scrub
@@ -50,6 +55,51 @@ class SecretRef:
 
     def __str__(self) -> str:
         return f"secret:{self.name}"
+
+
+class SecretNames(dict[str, SecretRef]):
+    """``secrets`` in expressions: a name the run was not given is an error, not empty, so a
+    typo never silently renders a blank credential reference."""
+
+    def __missing__(self, key: str) -> SecretRef:
+        known = ", ".join(sorted(self)) or "none"
+        raise TemplateError(f"secrets.{key} is not a secret of this run (known: {known}); "
+                            "pass it with the run's secret names")
+
+
+def caller_identity(name: str | None = None) -> dict[str, Any]:
+    """``${{ user }}`` as Backstage has it: ``user.ref`` and ``user.entity`` of the caller,
+    named by the CLI's --user, else ENVFORGE_USER, else the operating-system user."""
+    if not name:
+        try:
+            name = os.environ.get("ENVFORGE_USER") or getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in some containers
+            name = "envforge"
+    kind, _, rest = name.rpartition(":")
+    namespace, _, plain = rest.rpartition("/")
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "-", plain).strip("-._") or "envforge"
+    namespace = namespace or "default"
+    return {
+        "ref": f"{(kind or 'user').lower()}:{namespace}/{plain}",
+        "entity": {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "User",
+            "metadata": {"name": plain, "namespace": namespace},
+            "spec": {"profile": {"displayName": plain}, "memberOf": []},
+        },
+    }
+
+
+class PlaceholderOutput(dict[str, Any]):
+    """Output of an action a dry run does not know: any key reads as a placeholder, so later
+    steps and output links that use it still render."""
+
+    def __init__(self, action_id: str) -> None:
+        super().__init__()
+        self.action_id = action_id
+
+    def __missing__(self, key: str) -> str:
+        return f"<{self.action_id} output {key} (dry run)>"
 
 
 @dataclass
@@ -81,6 +131,8 @@ class PreparedStep:
     params: ActionInput
     #: set in a dry run for actions that cannot dry-run (or are unknown): fake, don't run.
     fake: bool = False
+    #: the item of ``each:`` this execution is for (``${{ each.key }}``, ``${{ each.value }}``)
+    each: dict[str, Any] | None = None
 
 
 StepExecutor = Callable[["TemplateRun", PreparedStep], ActionOutput]
@@ -100,6 +152,8 @@ class TemplateRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     registry: ActionRegistry = field(default_factory=default_registry)
     validate: bool = True
+    #: the caller (``${{ user.ref }}``, ``${{ user.entity }}``); see caller_identity()
+    user: Mapping[str, Any] = field(default_factory=caller_identity)
     workspace: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +161,7 @@ class TemplateRun:
             self.parameters = validate_parameters(self.template, self.parameters)
         self.engine = ExpressionEngine()
         self.outputs: dict[str, dict[str, Any]] = {}
+        self.unknown_actions: list[str] = []
         self.reports: list[StepReport] = []
         self.completed: list[tuple[PreparedStep, ActionOutput]] = []
         self.workspace = Path(tempfile.mkdtemp(prefix=f"envforge-{self.template.name}-"))
@@ -118,7 +173,8 @@ class TemplateRun:
             "parameters": self.parameters,
             "steps": {sid: {"output": out} for sid, out in self.outputs.items()},
             "environment": dict(self.environment),
-            "secrets": {name: SecretRef(name) for name in self.secret_names},
+            "secrets": SecretNames({name: SecretRef(name) for name in self.secret_names}),
+            "user": dict(self.user),
         }
 
     def action_context(self, step_id: str, logger: Logger | None = None) -> ActionContext:
@@ -139,19 +195,56 @@ class TemplateRun:
         """Before a real run: every action must exist, so nothing starts that cannot finish."""
         if self.dry_run:
             return
-        for step in self.template.spec.steps:
-            self.registry.get(step.action, step.id)
+        missing = [(s.id, s.action) for s in self.template.spec.steps
+                   if s.action not in self.registry]
+        if len(missing) == 1:
+            self.registry.get(missing[0][1], missing[0][0])
+        if missing:
+            listed = ", ".join(f"{action} (step {sid!r})" for sid, action in missing)
+            raise ActionError(
+                f"template {self.template.name!r} uses {len(missing)} action(s) envforge does "
+                f"not have: {listed}; 'envforge actions list' shows the available ones, and "
+                "a dry run (--dry-run) shows what the rest of the template renders")
 
     def prepare(self, step: TemplateStep) -> PreparedStep | None:
-        """The step ready to execute, or None when its ``if`` is false."""
-        context = self.expression_context()
+        """The step ready to execute, or None when its ``if`` is false (the first item of an
+        ``each:`` step; :meth:`prepare_all` gives every item)."""
+        prepared = self.prepare_all(step)
+        return prepared[0] if prepared else None
+
+    def prepare_all(self, step: TemplateStep) -> list[PreparedStep]:
+        """One prepared execution per ``each:`` item (one when there is no ``each``); none
+        when the step's ``if`` is false."""
         where = f"step {step.id!r}"
+        if step.each is None:
+            return [p for p in [self._prepare_one(step, None)] if p is not None]
+        items = self.engine.render_value(step.each, self.expression_context(),
+                                         f"{where} field each")
+        if isinstance(items, Mapping):
+            pairs = list(items.items())
+        elif isinstance(items, list):
+            pairs = list(enumerate(items))
+        elif items is None:
+            pairs = []
+        else:
+            raise TemplateError(f"template {self.template.name!r} {where} field each: must be "
+                                f"a list or a mapping, got {type(items).__name__}")
+        found = [self._prepare_one(step, {"key": k, "value": v}) for k, v in pairs]
+        return [p for p in found if p is not None]
+
+    def _prepare_one(self, step: TemplateStep, each: dict[str, Any] | None
+                     ) -> PreparedStep | None:
+        context = self.expression_context()
+        if each is not None:
+            context["each"] = each
+        where = f"step {step.id!r}" + (f" item {each['key']!r}" if each is not None else "")
         if step.if_ is not None and not self.engine.evaluate_condition(
             step.if_, context, f"{where} field if"
         ):
             return None
         if step.action not in self.registry and self.dry_run:
-            return PreparedStep(step, _UnknownAction(step.action), ActionInput(), fake=True)
+            return PreparedStep(step, _UnknownAction(step.action), ActionInput(), fake=True,
+                                each=each)
         action = self.registry.get(step.action, step.id)
         rendered = self.engine.render_value(step.input, context, f"{where} field input")
         if action.git_bound:
@@ -165,7 +258,7 @@ class TemplateRun:
             ]
             raise ActionInputError(step.id, action.id, problems) from None
         fake = self.dry_run and not action.supports_dry_run
-        return PreparedStep(step, action, params, fake=fake)
+        return PreparedStep(step, action, params, fake=fake, each=each)
 
     def execute(self, prepared: PreparedStep, logger: Logger | None = None) -> ActionOutput:
         """Run one prepared step (this is the body of the step's Prefect task)."""
@@ -201,15 +294,20 @@ class TemplateRun:
         self.check_actions()
         for step in self.template.spec.steps:
             started = time.monotonic()
+            outputs: list[ActionOutput] = []
             try:
-                prepared = self.prepare(step)
-                if prepared is None:
+                all_prepared = self.prepare_all(step)
+                if not all_prepared:
+                    why = "if: condition is false" if step.each is None else "each: no items"
                     report = StepReport(step.id, step.display_name, step.action, "skipped",
-                                        reason="if: condition is false")
+                                        reason=why)
                     self.reports.append(report)
                     notify(report)
                     continue
-                output = execute_step(self, prepared)
+                for prepared in all_prepared:
+                    outputs.append(execute_step(self, prepared))
+                    if not prepared.fake:
+                        self.completed.append((prepared, outputs[-1]))
             except Exception as e:
                 reason = str(e) if isinstance(e, EnvforgeError) else f"{type(e).__name__}: {e}"
                 reason = scrub(reason)  # a fetched secret value never reaches an error message
@@ -219,20 +317,37 @@ class TemplateRun:
                 notify(report)
                 rolled, failures = self._roll_back(rollback_step, notify)
                 raise StepFailedError(step.id, step.action, reason, rolled, failures) from e
-            self.outputs[step.id] = output.model_dump(mode="json")
-            if not prepared.fake:
-                self.completed.append((prepared, output))
+            self.outputs[step.id] = self._step_output(step, all_prepared, outputs)
+            prepared = all_prepared[-1]
             status: StepStatus = "faked" if prepared.fake else (
                 "dry-run" if self.dry_run else "completed")
             note: str | None = None
             if isinstance(prepared.action, _UnknownAction):
-                status, note = "skipped", f"unknown action {step.action!r} (dry run)"
+                status, note = "skipped", (f"unknown action {step.action!r}: not run; later "
+                                           "steps see placeholder outputs (dry run)")
+                if step.action not in self.unknown_actions:
+                    self.unknown_actions.append(step.action)
             report = StepReport(step.id, step.display_name, step.action, status,
                                 time.monotonic() - started, note)
             self.reports.append(report)
             notify(report)
         return RunResult(self.template.name, self.run_id, self.dry_run, self.reports,
                          self.render_output())
+
+    def _step_output(self, step: TemplateStep, prepared: list[PreparedStep],
+                     outputs: list[ActionOutput]) -> dict[str, Any]:
+        """What ``steps.<id>.output`` reads; for ``each:`` steps every key holds a list with
+        one value per item, as in Backstage."""
+        if isinstance(prepared[0].action, _UnknownAction):
+            return PlaceholderOutput(step.action)
+        dumped = [o.model_dump(mode="json") for o in outputs]
+        if step.each is None:
+            return dumped[0]
+        merged: dict[str, Any] = {}
+        for item in dumped:
+            for key, value in item.items():
+                merged.setdefault(key, []).append(value)
+        return merged
 
     def _roll_back(
         self, rollback_step: RollbackExecutor, notify: Listener
@@ -258,19 +373,27 @@ class TemplateRun:
     def render_output(self) -> dict[str, Any]:
         """spec.output rendered; a link or text that fails to render is reported, not fatal."""
         context = self.expression_context()
-        output = self.template.spec.output.model_dump(exclude_none=True)
+        output = self.template.spec.output.model_dump(exclude_none=True, by_alias=True)
         rendered: dict[str, Any] = {}
         for key, value in output.items():
             items = value if isinstance(value, list) else [value]
             done = []
             for i, item in enumerate(items):
                 try:
+                    if isinstance(item, dict) and "if" in item:
+                        condition = item.pop("if")
+                        if not self.engine.evaluate_condition(condition, context,
+                                                              f"output.{key}[{i}].if"):
+                            continue
                     done.append(self.engine.render_value(item, context, f"output.{key}[{i}]"))
                 except EnvforgeError as e:
                     log.warning("%s", e)
                     done.append({"title": f"(could not render output.{key}[{i}])",
                                  "error": str(e)})
-            rendered[key] = done if isinstance(value, list) else done[0]
+            if isinstance(value, list):
+                rendered[key] = done
+            elif done:
+                rendered[key] = done[0]
         return rendered
 
     def close(self) -> None:
@@ -292,6 +415,7 @@ class _UnknownAction(Action[ActionInput, ActionOutput]):
 
 
 __all__ = [
+    "PlaceholderOutput",
     "PreparedStep",
     "RunResult",
     "SecretRef",

@@ -10,9 +10,11 @@ import yaml
 
 from envforge.config import load_settings
 from envforge.errors import TemplateError
+from envforge.templating.budget import load_budget
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template
 from envforge.templating.parameters import pages, strip_ui
+from envforge.templating.yamlsafe import YamlLimitError, load_yaml, read_limited
 
 
 def catalog() -> TemplateCatalog:
@@ -28,11 +30,20 @@ def parse_values(
     so ``replicas=3`` is a number and ``debug=false`` a boolean.
     """
     values: dict[str, Any] = {}
+    budget = load_budget()
+    if sum(len(a) for a in assignments) > budget.values_max_bytes:
+        raise TemplateError(f"--set values are larger than {budget.values_max_bytes:,} bytes "
+                            "in all (ENVFORGE_VALUES_MAX_BYTES); put large content in a file "
+                            "the template fetches")
     if values_file is not None:
         try:
-            loaded = yaml.safe_load(values_file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as e:
-            raise TemplateError(f"--values {values_file}: cannot read it as YAML: {e}") from None
+            text = read_limited(values_file, budget.values_max_bytes,
+                                "ENVFORGE_VALUES_MAX_BYTES")
+            loaded = load_yaml(text, budget)
+        except (OSError, UnicodeDecodeError, YamlLimitError, yaml.YAMLError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise TemplateError(f"--values {values_file}: cannot read it as YAML: {reason}") \
+                from None
         if loaded is not None and not isinstance(loaded, dict):
             raise TemplateError(f"--values {values_file}: must hold a mapping of parameters")
         values.update(loaded or {})

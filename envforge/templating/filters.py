@@ -1,12 +1,15 @@
-"""Filters available in template expressions: Backstage's own plus envforge's.
+"""Filters available in template expressions: Backstage's own, nunjucks' own, envforge's.
 
-Backstage's `parseRepoUrl`, `pick` and `projectSlug` behave as in its scaffolder so templates
-written for Backstage render the same; `dns_label` is envforge's.
+Backstage's `parseRepoUrl`, `parseEntityRef`, `pick` and `projectSlug` behave as in its
+scaffolder, and nunjucks' `dump` and `nl2br` as in nunjucks, so templates written for Backstage
+render the same; `dns_label` is envforge's. Jinja2's built-in filters cover the rest of
+nunjucks' (`default`, `join`, `replace`, `lower`, `title`, `trim`, `length`, ...).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -75,8 +78,50 @@ def dns_label(value: Any, max_length: int = DNS_LABEL_MAX) -> str:
     return label
 
 
+def parse_entity_ref(ref: Any, context: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Backstage's ``[kind:][namespace/]name`` reference as ``{kind, namespace, name}``;
+    ``context`` may give ``defaultKind`` and ``defaultNamespace`` (else ``default``)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise TemplateError(f"parseEntityRef: {ref!r} is not an entity reference such as "
+                            "'group:default/team-a'")
+    context = context or {}
+    kind, sep, rest = ref.partition(":")
+    if not sep:
+        kind, rest = str(context.get("defaultKind") or ""), ref
+    namespace, sep, name = rest.partition("/")
+    if not sep:
+        namespace, name = str(context.get("defaultNamespace") or "default"), rest
+    if not kind or not name or not namespace:
+        raise TemplateError(f"parseEntityRef: {ref!r} needs a kind (or a defaultKind) and a "
+                            "name, as in 'group:default/team-a'")
+    return {"kind": kind, "namespace": namespace, "name": name}
+
+
+def dump(value: Any, spaces: int | str | None = None) -> str:
+    """nunjucks' ``dump``: JSON.stringify(value, null, spaces); undefined dumps as ''."""
+    from envforge.templating.sandbox import is_undefined
+
+    if is_undefined(value):
+        str(value)  # records the use for `validate`; renders empty as in nunjucks
+        return ""
+    indent: int | str | None = spaces
+    if isinstance(spaces, int) and spaces > 10:
+        indent = 10  # JSON.stringify caps indentation at 10 too
+    separators = (",", ":") if not indent else (",", ": ")
+    return json.dumps(value, indent=indent or None, separators=separators,
+                      ensure_ascii=False, default=str)
+
+
+def nl2br(value: Any) -> str:
+    """nunjucks' ``nl2br``: newlines as ``<br />``."""
+    return re.sub(r"\r\n|\n", "<br />\n", str(value))
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "parseRepoUrl": parse_repo_url,
+    "parseEntityRef": parse_entity_ref,
+    "dump": dump,
+    "nl2br": nl2br,
     "projectSlug": project_slug,
     "pick": pick,
     "dns_label": dns_label,

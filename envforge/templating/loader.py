@@ -12,7 +12,9 @@ import yaml
 from pydantic import ValidationError
 
 from envforge.errors import TemplateFormatError, TemplateNotFoundError
+from envforge.templating.budget import load_budget
 from envforge.templating.model import Template
+from envforge.templating.yamlsafe import YamlLimitError, compose_limited, construct, read_limited
 
 TEMPLATE_FILE = "template.yaml"
 LinePath = tuple[str | int, ...]
@@ -25,10 +27,15 @@ def load_template(path: Path | str) -> Template:
     if not file.is_file():
         raise TemplateFormatError(str(file), "no such file; a template is a directory "
                                   f"holding {TEMPLATE_FILE} (and usually skeleton/)")
-    text = file.read_text(encoding="utf-8")
+    budget = load_budget()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        text = read_limited(file, budget.template_max_bytes, "ENVFORGE_TEMPLATE_MAX_BYTES")
+        node = compose_limited(text, budget)
+        data = construct(node)
+    except YamlLimitError as e:
+        raise TemplateFormatError(str(file), f"refused: {e}") from None
+    except UnicodeDecodeError:
+        raise TemplateFormatError(str(file), "is not UTF-8 text") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -13,7 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 API_VERSION = "scaffolder.backstage.io/v1beta3"
-STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+#: Backstage's schema takes any string as a step id; envforge refuses only what would break
+#: ``steps['<id>']`` lookups and log lines (whitespace, quotes, braces).
+STEP_ID = re.compile(r"^[^\s'\"{}\[\]]+$")
+#: Backstage's entity name rule: letters, digits, '-', '_', '.', alphanumeric at both ends.
+ENTITY_NAME = re.compile(r"[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?")
 
 
 class _Open(BaseModel):
@@ -28,26 +32,30 @@ class TemplateMetadata(_Open):
 
     @field_validator("name")
     @classmethod
-    def _name_is_a_label(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", v) or len(v) > 63:
+    def _name_is_an_entity_name(cls, v: str) -> str:
+        if not ENTITY_NAME.fullmatch(v) or len(v) > 63:
             raise ValueError(
-                f"{v!r} must be lower-case letters, digits and '-' (at most 63 characters)"
+                f"{v!r} must be letters, digits, '-', '_' or '.', starting and ending with a "
+                "letter or digit (at most 63 characters), as Backstage requires"
             )
         return v
 
 
 class TemplateStep(_Open):
+    #: optional in Backstage; the loader names an unnamed step ``step-<n>`` (1-based)
     id: str
     name: str | None = None
     action: str
     input: dict[str, Any] = Field(default_factory=dict)
     if_: Any = Field(default=None, alias="if")
+    #: run the step once per item (``${{ each.key }}`` / ``${{ each.value }}``), as Backstage
+    each: Any = None
 
     @field_validator("id")
     @classmethod
-    def _id_is_an_identifier(cls, v: str) -> str:
+    def _id_is_usable(cls, v: str) -> str:
         if not STEP_ID.match(v):
-            raise ValueError(f"step id {v!r} must be letters, digits, '_' or '-'")
+            raise ValueError(f"step id {v!r} must not contain spaces, quotes or brackets")
         return v
 
     @property
@@ -60,12 +68,14 @@ class OutputLink(_Open):
     url: str | None = None
     icon: str | None = None
     entityRef: str | None = None
+    if_: Any = Field(default=None, alias="if")
 
 
 class OutputText(_Open):
     title: str | None = None
     content: str
     default: bool | None = None
+    if_: Any = Field(default=None, alias="if")
 
 
 class TemplateOutput(_Open):
@@ -79,6 +89,17 @@ class TemplateSpec(_Open):
     parameters: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=list)
     steps: list[TemplateStep] = Field(default_factory=list)
     output: TemplateOutput = Field(default_factory=TemplateOutput)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_unnamed_steps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("steps"), list):
+            steps = [dict(s) if isinstance(s, dict) else s for s in data["steps"]]
+            for i, step in enumerate(steps):
+                if isinstance(step, dict) and step.get("id") in (None, ""):
+                    step["id"] = f"step-{i + 1}"
+            data = {**data, "steps": steps}
+        return data
 
     @model_validator(mode="after")
     def _step_ids_unique(self) -> TemplateSpec:

@@ -155,7 +155,7 @@ def test_an_expression_error_mid_run_rolls_back_and_names_step_and_field(tmp_pat
       input: {name: one}
     - id: b
       action: test:echo
-      input: {value: "${{ parameters.nope }}"}
+      input: {value: "${{ 'x' * 10 ** 9 }}"}
 """
     run = _run(_template(tmp_path, steps))
     with pytest.raises(StepFailedError) as info:
@@ -197,7 +197,8 @@ def test_dry_run_reports_and_skips_unknown_actions(tmp_path: Path) -> None:
     steps = STEPS + "    - {id: z, action: acme:deploy-rocket, input: {}}\n"
     result = _run(_template(tmp_path, steps, PARAMS), dry_run=True).run()
     assert result.steps[-1].status == "skipped"
-    assert result.steps[-1].reason == "unknown action 'acme:deploy-rocket' (dry run)"
+    assert result.steps[-1].reason is not None
+    assert result.steps[-1].reason.startswith("unknown action 'acme:deploy-rocket': not run")
 
 
 def test_real_run_refuses_unknown_actions_before_any_step(tmp_path: Path) -> None:

@@ -39,11 +39,22 @@ def test_nested_structures_render_everywhere(engine: ExpressionEngine) -> None:
 @pytest.mark.parametrize(
     "expr", ["${{ parameters.missing }}", "x ${{ parameters.missing }}", "${{ [nothing] }}"]
 )
-def test_undefined_names_fail_with_where_it_happened(engine: ExpressionEngine, expr: str) -> None:
+def test_strict_engine_names_undefined_and_where(expr: str) -> None:
     with pytest.raises(ExpressionError) as info:
-        engine.render_value({"values": {"name": expr}}, CTX, "step 'fetch' field input")
+        ExpressionEngine(strict=True).render_value(
+            {"values": {"name": expr}}, CTX, "step 'fetch' field input")
     assert "step 'fetch' field input.values.name" in str(info.value)
     assert "undefined" in str(info.value) or "no attribute" in str(info.value)
+
+
+def test_undefined_renders_as_nunjucks_does(engine: ExpressionEngine) -> None:
+    # a whole undefined value is dropped from its mapping (the action default applies)
+    assert engine.render_value({"a": "${{ parameters.missing }}", "b": 1}, CTX, "x") == {"b": 1}
+    assert engine.render_value("x ${{ parameters.missing.deeper }}y", CTX, "x") == "x y"
+    assert engine.render_value("${{ [nothing] }}", CTX, "x") == [None]
+    assert engine.render_value("${{ parameters.missing }}", CTX, "x") is None
+    assert engine.render_value("[${{ 'on' if parameters.debug }}]", CTX, "x") == "[on]"
+    assert engine.render_value("[${{ 'on' if not parameters.debug }}]", CTX, "x") == "[]"
 
 
 @pytest.mark.parametrize(
