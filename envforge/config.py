@@ -68,8 +68,10 @@ def ensure_embedded_gitops_repo(settings: Settings) -> None:
     repo.parent.mkdir(parents=True, exist_ok=True)
     branch = settings.gitops_branch
 
+    from envforge.git_boundary import subprocess_env  # git runs without hooks or repo config
+
     def git(*args: str, stdin: str | None = None) -> str:
-        env = {**os.environ, "GIT_AUTHOR_NAME": "envforge", "GIT_AUTHOR_EMAIL":
+        env = {**subprocess_env(), "GIT_AUTHOR_NAME": "envforge", "GIT_AUTHOR_EMAIL":
                "envforge@localhost", "GIT_COMMITTER_NAME": "envforge",
                "GIT_COMMITTER_EMAIL": "envforge@localhost"}
         done = subprocess.run(["git", "--git-dir", str(repo), *args], input=stdin, env=env,
@@ -77,7 +79,7 @@ def ensure_embedded_gitops_repo(settings: Settings) -> None:
         return done.stdout.strip()
 
     subprocess.run(["git", "init", "--quiet", "--bare", f"--initial-branch={branch}",
-                    str(repo)], check=True)
+                    str(repo)], check=True, env=subprocess_env())
     blob = git("hash-object", "-w", "--stdin", stdin=README)
     tree = git("mktree", stdin=f"100644 blob {blob}\tREADME.md\n")
     commit = git("commit-tree", tree, "-m", "Initialise the GitOps repository")

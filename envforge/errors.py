@@ -18,6 +18,7 @@ boundary with ``raise ... from e``.
     │   ├── ActionInputError         rendered input does not fit the action's input model
     │   └── StepFailedError          a step failed during a run (step id, action, cause)
     ├── PathEscapeError              a path leaves the workspace or repository
+    ├── PublishScopeError            a write outside the template's scope (step, targetPath)
     ├── GitError                     clone, commit or push failed
     │   └── PushRejectedError        the remote refused the push
     └── SecretsError                 variables, Vault, secret delivery (never holds a value)
@@ -203,6 +204,19 @@ class PathEscapeError(EnvforgeError):
             f"path {path!r} escapes the {root_description}{detail}: use a relative path "
             f"inside it without '..' or symbolic links leading out"
         )
+
+
+class PublishScopeError(EnvforgeError):
+    """A writing step targets a path outside its scope (``.git``, a shared folder, another
+    environment's or service's path); nothing was written."""
+
+    def __init__(self, step_id: str, action_id: str, target: str, why: str) -> None:
+        self.step_id = step_id
+        self.target = target
+        super().__init__(
+            f"step {step_id!r} ({action_id}): targetPath {target!r} is outside the template's "
+            f"scope: {why}; a scaffold publishes under services/<name>/, an environment under "
+            "environments/<its name>/ (see docs/security.md)")
 
 
 class GitError(EnvforgeError):

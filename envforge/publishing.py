@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
+import os
 import random
 import re
 import shutil
@@ -16,14 +18,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import git
 
-from envforge.errors import GitError, PushRejectedError, TemporaryError
+from envforge.errors import ConfigurationError, GitError, PushRejectedError, TemporaryError
+from envforge.git_boundary import open_working_copy
 from envforge.paths import resolve_inside, safe_relative
 
 T = TypeVar("T")
+logger = logging.getLogger("envforge.git")
+LOCK_TIMEOUT_ENV = "ENVFORGE_GIT_LOCK_TIMEOUT"
+#: A publish holds the lock for seconds; ten minutes means something is stuck.
+DEFAULT_LOCK_TIMEOUT = 600.0
 #: Called with the working copy root and the staged paths before each commit; raises to refuse.
 PreCommitHook = Callable[[Path, list[str]], None]
 
@@ -33,6 +40,22 @@ _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 def redact_url(text: str) -> str:
     """Replace ``user:token@`` in every URL inside ``text`` with ``***@``."""
     return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def default_lock_timeout() -> float:
+    """Seconds to wait for the git cache lock: ENVFORGE_GIT_LOCK_TIMEOUT, default 600."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        raise ConfigurationError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise ConfigurationError(f"{LOCK_TIMEOUT_ENV}={raw!r} must be between 0 and 86400")
+    return value
+
+
+class GitLockTimeoutError(GitError, TemporaryError):
+    """Another command held the git cache lock longer than the bound."""
 
 
 class PushConflictError(GitError, TemporaryError):
@@ -69,6 +92,7 @@ class GitPublisher:
         max_attempts: int = 6,
         git_env: Mapping[str, str] | None = None,
         pre_commit: PreCommitHook | None = None,
+        lock_timeout: float | None = None,
     ) -> None:
         self.url = url
         self.branch = branch
@@ -76,6 +100,7 @@ class GitPublisher:
         self.max_attempts = max_attempts
         self.git_env = dict(git_env or {})
         self.pre_commit = pre_commit
+        self.lock_timeout = lock_timeout if lock_timeout is not None else default_lock_timeout()
         key = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.workdir = cache_root / "git" / key
         self._lock_file = cache_root / "git" / f"{key}.lock"
@@ -91,11 +116,13 @@ class GitPublisher:
         message: str,
         replace: bool = True,
         trailers: Mapping[str, str] | None = None,
+        before_write: Callable[[Path], None] | None = None,
     ) -> PublishResult:
         """Make ``target_path`` in the repository hold the files of ``source``; commit and push.
 
         With ``replace``, files under ``target_path`` that are not in ``source`` are removed
         (a re-render drops what the template no longer makes). No change, no commit.
+        ``before_write`` sees the synced copy first and may raise to refuse (nothing changes).
         """
         target = safe_relative(target_path, f"repository {self.safe_url}")
         if replace and not target.parts:
@@ -105,6 +132,8 @@ class GitPublisher:
             )
 
         def write(root: Path) -> None:
+            if before_write is not None:
+                before_write(root)
             dest = resolve_inside(root, str(target), "repository")
             if replace and dest.exists():
                 shutil.rmtree(dest)
@@ -208,25 +237,42 @@ class GitPublisher:
     def _locked_copy(self) -> Iterator[git.Repo]:
         self._lock_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_file, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._wait_for_lock(lock)
             try:
                 yield self._open_copy()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _wait_for_lock(self, lock: IO[str]) -> None:
+        """Take the cache lock; say once what is waited for, give up after ``lock_timeout``."""
+        started = time.monotonic()
+        announced = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout:
+                    raise GitLockTimeoutError(
+                        f"gave up after {self.lock_timeout:.0f}s waiting for the git cache lock "
+                        f"{self._lock_file} of {self.safe_url} (another envforge command is "
+                        "publishing to it): retry when it has finished, or raise "
+                        f"{LOCK_TIMEOUT_ENV}") from None
+                if not announced:
+                    logger.info("waiting for the git cache lock %s of %s: another envforge "
+                                "command is using it (giving up after %.0fs)",
+                                self._lock_file, self.safe_url, self.lock_timeout)
+                    announced = True
+                time.sleep(min(0.05, max(0.0, self.lock_timeout - waited)))
+
     def _open_copy(self) -> git.Repo:
-        if (self.workdir / ".git").is_dir():
-            repo = git.Repo(self.workdir)
-            repo.git.update_environment(**self.git_env)
+        """The cached copy, checked by the git boundary (rebuilt when it is not a plain
+        working copy of the remote, e.g. a replaced .git); every git process it starts runs
+        without hooks or repository-supplied programs."""
+        repo = open_working_copy(self.workdir, self.url, self.git_env, self.safe_url)
+        if repo.config_reader("repository").has_option("core", "splitIndex"):
             return repo
-        if self.workdir.exists():
-            shutil.rmtree(self.workdir)
-        try:
-            repo = git.Repo.clone_from(self.url, self.workdir, env=self.git_env or None)
-        except git.GitCommandError as e:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            raise GitError(f"could not clone {self.safe_url}: {_stderr(e)}") from e
-        repo.git.update_environment(**self.git_env)
         # A split index writes only what changed instead of the whole index on every add and
         # commit, so a change costs about the same in a repository of thousands of files.
         with repo.config_writer() as config:

@@ -7,6 +7,7 @@ and reverts it otherwise, so a failed run leaves no trace in the repository's ti
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -14,6 +15,13 @@ from pydantic import Field
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.config import ensure_embedded_gitops_repo, load_settings
 from envforge.gitops.guard import default_guard
+from envforge.gitops.scope import (
+    check_gitops_target,
+    check_service_owner,
+    check_target,
+    gitops_scope_problem,
+    path_problem,
+)
 from envforge.paths import resolve_inside, safe_relative
 from envforge.publishing import Author, GitPublisher, redact_url
 
@@ -54,7 +62,7 @@ class PublishGit(Action[PublishGitInput, PublishGitOutput]):
             "id": "publish",
             "name": "Publish",
             "action": "publish:git",
-            "input": {"targetPath": "apps/${{ parameters.name }}",
+            "input": {"targetPath": "services/${{ parameters.name }}",
                       "commitMessage": "Add ${{ parameters.name }}"},
         }
     ]
@@ -73,16 +81,39 @@ class PublishGit(Action[PublishGitInput, PublishGitOutput]):
             pre_commit=default_guard(),
         )
 
+    def check(self, params: PublishGitInput, template_dir: Path) -> list[str]:
+        """`templates validate`: a targetPath outside the template's scope (as rendered with
+        example values; the run checks the real one again)."""
+        if _is_gitops(params):
+            problem = gitops_scope_problem(params.targetPath, None)
+        else:
+            problem = path_problem(params.targetPath)
+        return [f"targetPath {params.targetPath!r} is outside the template's scope: {problem}"
+                ] if problem else []
+
     def run(self, ctx: ActionContext, params: PublishGitInput) -> PublishGitOutput:
+        gitops = _is_gitops(params)
+        if gitops:
+            environment = ctx.environment.get("name")
+            check_gitops_target(ctx.step_id, self.id, params.targetPath,
+                                str(environment) if environment else None)
+        else:
+            check_target(ctx.step_id, self.id, params.targetPath)
         source = resolve_inside(ctx.workspace, params.sourcePath, "workspace")
         target = safe_relative(params.targetPath, "repository")
         publisher = self._publisher(ctx, params)
+
+        def owned(root: Path) -> None:
+            if gitops:  # a service another template made is not this run's to replace
+                check_service_owner(root, ctx.step_id, str(target), ctx.template_name)
+
         message = params.commitMessage or f"envforge: {ctx.template_name} into {target}"
         result = publisher.publish(
             source,
             str(target),
             message,
             replace=params.replace,
+            before_write=owned,
             trailers={
                 "Envforge-Template": ctx.template_name,
                 "Envforge-Run": ctx.run_id,
@@ -115,6 +146,12 @@ class PublishGit(Action[PublishGitInput, PublishGitOutput]):
             f"envforge: roll back {output.commitHash[:12]} of run {ctx.run_id}",
         )
         ctx.logger.info("rolled back commit %s (%s)", output.commitHash[:12], how)
+
+
+def _is_gitops(params: PublishGitInput) -> bool:
+    """Whether the step publishes into the configured GitOps repository (scopes apply)."""
+    return params.repoUrl is None or params.repoUrl.rstrip("/") == (
+        load_settings().gitops_url.rstrip("/"))
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [PublishGit]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from envforge.gitops.platform import environment_labels
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.settings import GitOpsSettings
+from envforge.names import DnsLabel
 
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -78,7 +79,7 @@ class ApplicationSource(_Strict):
 class Destination(_Strict):
     server: str | None = None
     name: str | None = None
-    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: DnsLabel
 
     @model_validator(mode="after")
     def _server_or_name(self) -> Destination:
@@ -102,7 +103,7 @@ class ApplicationSpec(_Strict):
 
 
 class ApplicationMetadata(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: DnsLabel
     namespace: str
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

@@ -21,11 +21,11 @@ from envforge.gitops.naming import HOST_SUFFIX_LENGTH
 from envforge.gitops.platform import environment_labels
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.settings import GitOpsSettings
+from envforge.names import is_dns_subdomain
 
 Manifest = dict[str, Any]
 #: The first label of a generated host: ``<environment name>-<random suffix>``.
-_GENERATED_LABEL = re.compile(rf"^[a-z][-a-z0-9]*-[a-z0-9]{{{HOST_SUFFIX_LENGTH}}}$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_GENERATED_LABEL = re.compile(rf"[a-z][-a-z0-9]*-[a-z0-9]{{{HOST_SUFFIX_LENGTH}}}")
 #: Longest label kept verbatim; longer ones are cut and end in a hash (names stay < 253).
 _MAX_VERBATIM = 200
 DOMAIN_FILE_PREFIX = "envforge-domain-"
@@ -62,7 +62,7 @@ def tls_secret_name(label: str, environment: str, settings: GitOpsSettings) -> s
         raise ConfigurationError(
             f"ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE {template!r} cannot be filled in "
             f"({e}): use only the placeholders {{label}} and {{environment}}") from None
-    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    if not is_dns_subdomain(name):
         raise ConfigurationError(
             f"ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE {template!r} gives {name!r}, which is "
             "not a valid Secret name (lower-case DNS subdomain, at most 253 characters)")
@@ -120,7 +120,7 @@ def check_bindable(host: str, record: EnvironmentRecord, others: Iterable[Enviro
             raise DomainConflictError(host, other.name, record.name)
     wildcard = settings.wildcard_domain.strip(".").lower()
     first, _, rest = host.partition(".")
-    if host == wildcard or (rest == wildcard and _GENERATED_LABEL.match(first)):
+    if host == wildcard or (rest == wildcard and _GENERATED_LABEL.fullmatch(first)):
         raise DomainError(
             f"{host!r} has the shape of the hosts envforge generates under {wildcard!r} "
             f"('<name>-<{HOST_SUFFIX_LENGTH} random>'); another environment could be given it. "

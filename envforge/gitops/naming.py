@@ -4,13 +4,11 @@ check of custom hosts bound to an environment (``envforge env bind-domain``)."""
 
 from __future__ import annotations
 
-import re
 import secrets
 
 from envforge.errors import DomainError, EnvironmentNameError
+from envforge.names import MAX_LABEL, is_dns_label
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-MAX_LABEL = 63
 #: Length of the random host suffix: 10 base-36 characters, about 51 bits.
 HOST_SUFFIX_LENGTH = 10
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -26,7 +24,7 @@ RESERVED_NAMES = frozenset({"default", "argocd", "ingress-nginx", "cert-manager"
 def check_environment_name(name: str, reserved: frozenset[str] = frozenset()) -> str:
     """``name`` if it is a DNS-1123 label that leaves room for every derived name and is no
     system namespace (``reserved`` adds the platform's own, e.g. Argo CD's)."""
-    if not DNS1123_LABEL.match(name or ""):
+    if not is_dns_label(name):
         raise EnvironmentNameError(
             f"environment name {name!r} is not a DNS-1123 label: use lower-case letters, "
             "digits and '-', starting and ending with a letter or digit (e.g. pr-42)"
@@ -60,7 +58,7 @@ def environment_host(name: str, wildcard_domain: str, suffix: str | None = None)
     label = f"{check_environment_name(name)}-{suffix or random_host_suffix()}"
     domain = wildcard_domain.strip(".").lower()
     host = f"{label}.{domain}"
-    if not all(DNS1123_LABEL.match(part) for part in domain.split(".")) or len(host) > 253:
+    if not all(is_dns_label(part) for part in domain.split(".")) or len(host) > 253:
         raise EnvironmentNameError(
             f"wildcard domain {wildcard_domain!r} is not a valid DNS name: fix "
             "ENVFORGE_WILDCARD_DOMAIN"
@@ -79,7 +77,7 @@ def check_custom_host(host: str) -> str:
     normal = (host or "").strip().rstrip(".").lower()
     labels = normal.split(".")
     if (len(labels) < 2 or len(normal) > 253
-            or not all(len(part) <= MAX_LABEL and DNS1123_LABEL.match(part) for part in labels)
+            or not all(is_dns_label(part) for part in labels)
             or not labels[-1][0].isalpha()):
         raise DomainError(
             f"custom host {host!r} is not a DNS name: give a fully qualified host such as "

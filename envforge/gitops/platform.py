@@ -8,19 +8,18 @@ the Namespace is a manifest of its own that Argo CD prunes with everything else.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.settings import GitOpsSettings
+from envforge.names import to_label_value
 
 Manifest = dict[str, Any]
-_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def label_value(text: str) -> str:
     """``text`` squeezed into a Kubernetes label value (63 characters, alphanumeric ends)."""
-    return _LABEL_VALUE.sub("-", text)[:63].strip("-_.") or "none"
+    return to_label_value(text) or "none"
 
 
 def environment_labels(record: EnvironmentRecord) -> dict[str, str]:

@@ -38,6 +38,7 @@ from envforge.gitops.render import (
     record_file,
     render_environment,
 )
+from envforge.gitops.scope import check_environment_paths
 from envforge.gitops.settings import GitOpsSettings
 from envforge.gitops.ttl import checked_ttl
 from envforge.gitops.validate import validate_objects
@@ -290,6 +291,7 @@ def _records_mentioning(root: Path, host: str) -> builtins.list[EnvironmentRecor
 
 
 def _write_files(root: Path, rendered: RenderedEnvironment) -> None:
+    check_environment_paths(rendered.name, list(rendered.files))
     for rel, text in rendered.files.items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)

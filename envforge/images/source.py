@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import git
 
 from envforge.errors import ImageSourceError, RefNotFoundError, SourceUnreachableError
+from envforge.git_boundary import clone, open_repo, safe_git_env
 from envforge.images.git_auth import GitAuth, git_environment
 from envforge.publishing import redact_url
 
@@ -128,7 +129,7 @@ class GitSourceCache:
                 fetched = True
             else:
                 fetched = False
-            repo = git.Repo(mirror)
+            repo = open_repo(mirror)
             try:
                 # A commit already in the mirror cannot change; branches, tags and pull
                 # request heads can move, so for them the remote's current state is fetched.
@@ -146,7 +147,7 @@ class GitSourceCache:
     @contextmanager
     def open_tree(self, source: ResolvedSource) -> Iterator[GitTreeView]:
         """The files of the resolved commit, read from the mirror."""
-        repo = git.Repo(source.mirror)
+        repo = open_repo(source.mirror)
         try:
             yield GitTreeView(repo.commit(source.commit))
         finally:
@@ -158,7 +159,7 @@ class GitSourceCache:
         parent.mkdir(parents=True, exist_ok=True)
         path = parent / f"src-{source.short_commit}-{time.monotonic_ns()}"
         with self._locked(source.mirror):
-            repo = git.Repo(source.mirror)
+            repo = open_repo(source.mirror)
             try:
                 repo.git.worktree("add", "--detach", "--force", str(path), source.commit)
             except git.GitCommandError as e:
@@ -175,7 +176,7 @@ class GitSourceCache:
         finally:
             with self._locked(source.mirror):
                 shutil.rmtree(path, ignore_errors=True)
-                repo = git.Repo(source.mirror)
+                repo = open_repo(source.mirror)
                 try:
                     repo.git.worktree("prune")
                 finally:
@@ -185,7 +186,7 @@ class GitSourceCache:
 
     def _clone(self, url: str, mirror: Path, env: dict[str, str]) -> None:
         try:
-            git.Repo.clone_from(url, mirror, mirror=True, env=env)
+            clone(url, mirror, env, mirror=True)
         except git.GitCommandError as e:
             shutil.rmtree(mirror, ignore_errors=True)  # no half-made mirror left behind
             raise SourceUnreachableError(
@@ -194,7 +195,7 @@ class GitSourceCache:
 
     def _fetch(self, url: str, repo: git.Repo, env: dict[str, str]) -> None:
         try:
-            repo.git.fetch("--prune", "--quiet", "origin", env=env)
+            repo.git.fetch("--prune", "--quiet", "origin", env=safe_git_env(env))
         except git.GitCommandError as e:
             raise SourceUnreachableError(
                 f"cannot fetch {redact_url(url)}: {_last_line(e)}; check that the server is "

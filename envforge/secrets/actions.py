@@ -19,6 +19,7 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.errors import ConfigurationError, SecretDeliveryError, SecretReferenceError
+from envforge.names import DnsLabel
 from envforge.paths import resolve_inside
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
 from envforge.secrets.environment import (
@@ -43,12 +44,10 @@ BUILTIN_KEYS = {"name": "ENV_NAME", "url": "ENV_URL", "databaseUrl": "DATABASE_U
                 "imageDigest": "IMAGE_DIGEST", "type": "ENV_TYPE"}
 GIT_BOUND_ACTIONS = re.compile(r"^(fetch|publish):")
 SECRETS_EXPRESSION = re.compile(r"\$\{\{[^}]*\bsecrets\.")
-ENV_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class VaultSecretsInput(ActionInput):
-    environment: str = Field(pattern=ENV_NAME, max_length=63,
-                             description="Environment name: labels, environment scope.")
+    environment: DnsLabel = Field(description="Environment name: labels, environment scope.")
     environmentType: Literal["preview", "development", "staging"] = "preview"
     namespace: str | None = Field(None, description="Namespace; default: the environment name.")
     variablesFile: str | None = Field(

@@ -25,7 +25,7 @@ spec:
       input: {url: ./skeleton, values: {name: "${{ parameters.name }}"}}
     - id: publish
       action: publish:git
-      input: {targetPath: "apps/${{ parameters.name }}"}
+      input: {targetPath: "services/${{ parameters.name }}"}
 """
 
 CASES = {
@@ -46,12 +46,12 @@ CASES = {
         ["step 'fetch' (fetch:template) failed", "escapes the workspace", "'..' is not allowed"],
     ),
     "publish-path-escape": (
-        HEAD.replace('targetPath: "apps/${{ parameters.name }}"', 'targetPath: "../../etc"'),
+        HEAD.replace('targetPath: "services/${{ parameters.name }}"', 'targetPath: "../../etc"'),
         {"skeleton/a.txt": "x"},
         ["step 'publish' (publish:git) failed", "escapes the repository"],
     ),
     "publish-absolute-path": (
-        HEAD.replace('targetPath: "apps/${{ parameters.name }}"', 'targetPath: "/srv/apps"'),
+        HEAD.replace('targetPath: "services/${{ parameters.name }}"', 'targetPath: "/srv/apps"'),
         {"skeleton/a.txt": "x"},
         ["step 'publish' (publish:git) failed", "absolute paths are not allowed"],
     ),

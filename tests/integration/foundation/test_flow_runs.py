@@ -36,7 +36,7 @@ spec:
       action: publish:git
       input:
         repoUrl: {first}
-        targetPath: apps/${{{{ parameters.name }}}}
+        targetPath: services/${{{{ parameters.name }}}}
 {extra}
   output:
     links:
@@ -72,7 +72,7 @@ def test_each_step_is_a_task_run_named_after_it(prefect_server: None, tmp_path: 
 
     result = run_template(str(_template(tmp_path, bare_repo)), {"name": "shop"})
     assert [s["status"] for s in result["steps"]] == ["completed", "skipped", "completed"]
-    assert remote_files(bare_repo) == ["apps/shop/shop.yaml"]
+    assert remote_files(bare_repo) == ["services/shop/shop.yaml"]
     assert len(result["output"]["links"][0]["url"]) == 40  # the commit hash
     assert sorted(_task_run_names(result["run_id"])) == ["fetch-base", "publish"]
 
@@ -133,7 +133,7 @@ def test_scaffold_runs_the_template_its_deployment_names(
     monkeypatch.setenv("ENVFORGE_TEMPLATE", str(_template(tmp_path, bare_repo)))
     result = scaffold(name="from-form")
     assert result["template"] == "svc"
-    assert remote_files(bare_repo) == ["apps/from-form/from-form.yaml"]
+    assert remote_files(bare_repo) == ["services/from-form/from-form.yaml"]
 
 
 def test_only_temporary_errors_are_retried() -> None:

@@ -1,0 +1,192 @@
+"""The git boundary: every git command envforge runs goes through here, and none of them runs
+code that a repository, a template or the machine's git configuration brought along.
+
+How (every git process, GitPython's included, gets :func:`safe_git_env`):
+
+- ``GIT_CONFIG_NOSYSTEM=1``, ``GIT_CONFIG_GLOBAL=/dev/null``: no system or user config, so no
+  ``include``, alias, filter driver, credential helper or fsmonitor from there.
+- ``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n`` (git >= 2.31, the environment form of ``-c``, which
+  wins over every config file): ``core.hooksPath=/dev/null`` (no hook ever runs),
+  ``core.fsmonitor=false``, ``credential.helper=`` (empties the list), no GPG signing, no
+  attributes file, and only the file, http(s) and ssh transports (``ext::`` runs a command).
+- ``GIT_TERMINAL_PROMPT=0``, ``GIT_ASKPASS``/``GIT_SSH_COMMAND`` only as envforge sets them.
+
+A working copy's own ``.git/config`` cannot be overridden key by key (``include.path``, a
+``filter.<x>.clean`` or ``core.worktree`` there would still apply), so :func:`check_working_copy`
+reads it without includes and refuses anything envforge did not put there;
+:func:`open_working_copy` then rebuilds the copy from the remote instead of using it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import git
+
+from envforge.errors import GitError
+
+logger = logging.getLogger("envforge.git")
+
+#: Settings forced on every git command (the environment form of ``git -c``).
+SAFE_CONFIG: tuple[tuple[str, str], ...] = (
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.attributesFile", "/dev/null"),
+    ("core.sshCommand", "ssh -o BatchMode=yes"),
+    ("credential.helper", ""),
+    ("commit.gpgSign", "false"),
+    ("tag.gpgSign", "false"),
+    ("protocol.allow", "never"),
+    ("protocol.file.allow", "always"),
+    ("protocol.http.allow", "always"),
+    ("protocol.https.allow", "always"),
+    ("protocol.ssh.allow", "always"),
+    ("protocol.ext.allow", "never"),
+    ("submodule.recurse", "false"),
+)
+
+#: Keys a cached working copy's ``.git/config`` may hold (lower-case, as ``git config -l``
+#: prints them); ``branch.<name>.*`` and ``remote.origin.*`` are checked separately.
+_ALLOWED_KEYS = frozenset({
+    "core.repositoryformatversion", "core.filemode", "core.bare", "core.logallrefupdates",
+    "core.splitindex", "core.symlinks", "core.ignorecase", "core.precomposeunicode",
+    "index.version",
+})
+_ALLOWED_REMOTE_KEYS = frozenset({"remote.origin.url", "remote.origin.fetch"})
+_ALLOWED_BRANCH_SUFFIXES = (".remote", ".merge")
+
+
+def safe_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment variables for one git process: the safe overrides, then ``extra``
+    (credentials helpers envforge wrote itself). Variables git would read from the caller's
+    environment to change what runs (``GIT_CONFIG*``, ``GIT_EXEC_PATH``...) are replaced."""
+    env: dict[str, str] = {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_CONFIG_COUNT": str(len(SAFE_CONFIG)),
+        "GIT_PROTOCOL_FROM_USER": "0",
+    }
+    for index, (key, value) in enumerate(SAFE_CONFIG):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    for name, value in (extra or {}).items():
+        if name.startswith("GIT_CONFIG"):
+            continue  # never let a caller switch the overrides off
+        env[name] = value
+    return env
+
+
+def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A full environment for ``subprocess.run(["git", ...])``: the process's own, without
+    any inherited ``GIT_*`` variable, plus :func:`safe_git_env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {**base, **safe_git_env(extra)}
+
+
+def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = None,
+            extra_env: Mapping[str, str] | None = None) -> str:
+    """Run one git command under the boundary; its stdout, stripped. GitError on failure."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
+                              text=True, env=subprocess_env(extra_env), check=True, timeout=300)
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise GitError(f"git {args[0]} failed: {last[0][:300]}") from e
+    except subprocess.TimeoutExpired as e:
+        raise GitError(f"git {args[0]} did not finish in 300 s") from e
+    return done.stdout.strip()
+
+
+def open_repo(path: Path, extra_env: Mapping[str, str] | None = None) -> git.Repo:
+    """A GitPython Repo whose every git process runs under the boundary."""
+    repo = git.Repo(path)
+    _apply(repo, extra_env)
+    return repo
+
+
+def clone(url: str, path: Path, extra_env: Mapping[str, str] | None = None,
+          **options: object) -> git.Repo:
+    """``git clone`` under the boundary (``options`` as for ``Repo.clone_from``)."""
+    env = safe_git_env(extra_env)
+    repo = git.Repo.clone_from(url, path, env=env, **options)  # type: ignore[arg-type]
+    _apply(repo, extra_env)
+    return repo
+
+
+def _apply(repo: git.Repo, extra_env: Mapping[str, str] | None) -> None:
+    repo.git.update_environment(**safe_git_env(extra_env))
+
+
+def check_working_copy(path: Path, url: str) -> str | None:
+    """Why ``path`` is not a plain working copy of ``url`` that envforge made, or None.
+
+    Reads ``.git/config`` itself (``--no-includes``, under the boundary) and refuses any key
+    envforge does not set: an ``include``, a filter driver, ``core.worktree``, an alias or a
+    hook path would otherwise take effect in the next command."""
+    dot_git = path / ".git"
+    if dot_git.is_symlink() or not dot_git.is_dir():
+        return ".git is not a directory"
+    config = dot_git / "config"
+    if config.is_symlink() or not config.is_file():
+        return ".git/config is missing"
+    for extra in ("config.worktree", "commondir"):
+        if (dot_git / extra).exists():
+            return f".git/{extra} exists"
+    try:
+        listing = run_git(["config", "--file", str(config), "--no-includes", "--list", "-z"])
+    except GitError:
+        return ".git/config does not parse"
+    origin = None
+    for entry in filter(None, listing.split("\0")):
+        key, _, value = entry.partition("\n")
+        key = key.lower()
+        if key == "remote.origin.url":
+            origin = value
+        elif key == "core.bare" and value.lower() not in ("false", "0", "no", "off"):
+            return "the copy is bare"
+        if key in _ALLOWED_KEYS or key in _ALLOWED_REMOTE_KEYS:
+            continue
+        if key.startswith("branch.") and key.endswith(_ALLOWED_BRANCH_SUFFIXES):
+            continue
+        return f".git/config sets {key}, which envforge never sets"
+    if origin != url:
+        return "its origin is not the configured remote"
+    return None
+
+
+def open_working_copy(path: Path, url: str, extra_env: Mapping[str, str] | None = None,
+                      describe: str | None = None) -> git.Repo:
+    """The cached working copy of ``url`` at ``path``; cloned afresh when missing, and
+    rebuilt (logged, with the reason) when it is not a plain copy of ``url``."""
+    shown = describe or "the repository"
+    if path.exists() or path.is_symlink():
+        problem = check_working_copy(path, url)
+        if problem is None:
+            try:
+                return open_repo(path, extra_env)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+                problem = f"git cannot open it ({type(e).__name__})"
+        logger.warning("git cache %s of %s is not a clean working copy (%s): rebuilding it",
+                       path, shown, problem)
+        _remove(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return clone(url, path, extra_env)
+    except git.GitCommandError as e:
+        _remove(path)
+        text = " ".join(str(e.stderr or "").replace("'", "").split())
+        raise GitError(f"could not clone {shown}: {text[:300]}") from e
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
