@@ -134,10 +134,10 @@ class CloneAction(_DropsTarget, Action[CloneInput, DatabaseOutput]):
         if not params.rules:
             return []
         try:
-            load_rules(template_dir / params.rules)
+            rules = load_rules(template_dir / params.rules)
         except RulesError as e:
             return [str(e)]
-        return []
+        return [str(RulesError(params.rules, rules.problems))] if rules.problems else []
 
 
 class SeedInput(_TargetInput):

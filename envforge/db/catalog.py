@@ -187,7 +187,18 @@ def _single_unique_columns(conn: psycopg.Connection[Any], oids: list[int]) -> se
 
 
 def _foreign_keys(conn: psycopg.Connection[Any], oid_to_name: dict[int, str]) -> list[ForeignKey]:
-    keys: list[ForeignKey] = []
+    """Foreign keys between logical tables. Keys declared on a partition (as Pagila does for
+    ``payment``) count as keys of its partitioned root: subsetting and rule propagation work
+    on logical tables, and the post-data restore validates them per partition all the same.
+    One key declared on several partitions becomes one logical key."""
+    owner = dict(oid_to_name)
+    for leaf, root in conn.execute(
+        """SELECT p.relid::oid, r.oid FROM pg_class r CROSS JOIN LATERAL pg_partition_tree(r.oid) p
+           WHERE r.oid = ANY(%s) AND r.relkind = 'p' AND p.relid <> r.oid""",
+        (list(oid_to_name),),
+    ):
+        owner[leaf] = oid_to_name[root]
+    keys: dict[tuple[str, tuple[str, ...], str, tuple[str, ...]], ForeignKey] = {}
     for name, child, parent, child_cols, parent_cols in conn.execute(
         """SELECT con.conname, con.conrelid, con.confrelid,
                   (SELECT array_agg(a.attname ORDER BY k.o) FROM unnest(con.conkey)
@@ -198,12 +209,13 @@ def _foreign_keys(conn: psycopg.Connection[Any], oid_to_name: dict[int, str]) ->
                        ON a.attrelid = con.confrelid AND a.attnum = k.n)
            FROM pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0
              AND con.conrelid = ANY(%s) ORDER BY 1""",
-        (list(oid_to_name),),
+        (list(owner),),
     ):
-        if child in oid_to_name and parent in oid_to_name:
-            keys.append(ForeignKey(name, oid_to_name[child], tuple(child_cols),
-                                   oid_to_name[parent], tuple(parent_cols)))
-    return keys
+        if child in owner and parent in owner:
+            fk = ForeignKey(name, owner[child], tuple(child_cols), owner[parent],
+                            tuple(parent_cols))
+            keys.setdefault((fk.child, fk.child_columns, fk.parent, fk.parent_columns), fk)
+    return sorted(keys.values(), key=lambda k: (k.child, k.name))
 
 
 def _sequences(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:

@@ -9,19 +9,22 @@ never a sampled value (they end up in logs).
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
+import yaml
 
 from envforge.db import fakes
 from envforge.db.catalog import Catalog, Column, Table
 from envforge.db.connection import quote_ident
 from envforge.db.coverage import CoverageMap
-from envforge.db.rules import Rules
-from envforge.db.transformers import type_class
+from envforge.db.rules import ColumnRule, Rules
+from envforge.db.transformers import fit_problem, type_class
 
 SAMPLE_ROWS = 200
 _NAME_HINTS: list[tuple[str, str, str]] = [  # (regex on column name, category, suggestion)
@@ -31,15 +34,31 @@ _NAME_HINTS: list[tuple[str, str, str]] = [  # (regex on column name, category, 
     (r"last_?name|surname|family_?name", "last name", "last_name"),
     (r"full_?name|display_?name|contact_?name|customer_?name|person_?name", "name",
      "full_name"),
+    (r"user_?name|(^|_)login($|_)|nick_?name|screen_?name|(^|_)handle$", "username",
+     "username"),
+    (r"pass_?word|passwd|(^|_)pwd($|_)|pass_?hash|secret|token|api_?key|access_?key|"
+     r"private_?key|(^|_)salt$|(^|_)otp($|_)|session_?(id|key)", "credential (password, "
+     "hash or token)", "hash"),
     (r"ssn|social_?sec|national_?id|passport|tax_?id|(^|_)nino?($|_)|id_?card|driver",
      "national id", "{transform: mask, keep_end: 4}"),
     (r"iban|account_?(no|num)|bank_?acc", "IBAN / account number", "iban"),
     (r"card_?(no|num)|credit_?card|(^|_)pan$|(^|_)cc_?num", "card number", "credit_card"),
     (r"(^|_)ip($|_)|ip_?addr|remote_?addr", "IP address", "ip"),
-    (r"birth|(^|_)dob$", "date of birth", "date_of_birth"),
-    (r"address|street|(^|_)addr($|_)|post_?code|zip_?code|(^|_)zip$", "address", "address"),
+    (r"birth|(^|_)dob$|(^|_)born($|_)", "date of birth", "date_of_birth"),
+    (r"post_?code|postal|zip_?code|(^|_)zip$", "postal code", "postal_code"),
+    (r"address|street|(^|_)addr\d*($|_)", "address", "address"),
     (r"(^|_)city$|(^|_)town$", "city", "city"),
+    (r"picture|photo|image|avatar|thumbnail|portrait|scan|document|attachment|signature|"
+     r"(^|_)file($|_)|(^|_)blob$|(^|_)pdf$", "image or document", "null"),
 ]
+# Binary content worth stopping for: images and documents (file signatures, as bytea hex).
+_FILE_MAGIC = {"89504e47": "PNG image", "ffd8ff": "JPEG image", "47494638": "GIF image",
+               "25504446": "PDF document", "49492a00": "TIFF image", "4d4d002a": "TIFF image",
+               "504b0304": "ZIP/Office document", "52494646": "RIFF (WebP/WAV) file",
+               "d0cf11e0": "Office document"}
+_CREDENTIAL = re.compile(r"\$(2[abxy]?|argon2(id|i|d)|pbkdf2[\w-]*|scrypt|[156])\$\S{8,}"
+                         r"|(sha1|sha256|md5|bcrypt)[$:]\S{16,}|[0-9a-f]{32}|[0-9a-f]{40}"
+                         r"|[0-9a-f]{64}|[0-9a-f]{128}", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w.])\+\d[\d ()./-]{7,}\d")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
@@ -58,6 +77,9 @@ class ColumnDecision:
     decision: str  # rule | propagated | passthrough | clear | stop | skipped | generated
     detail: str = ""
     suggestion: str | None = None
+    # Where the suggested rule goes when not on this column: the column a foreign key of this
+    # one references (the rule is propagated from there).
+    suggest_on: tuple[str, str] | None = None
 
     @property
     def stops(self) -> bool:
@@ -68,6 +90,7 @@ def classify_columns(conn: psycopg.Connection[Any], catalog: Catalog, coverage: 
                      rules: Rules, sample_rows: int = SAMPLE_ROWS) -> list[ColumnDecision]:
     """A decision for every column of every table (reads a sample in the given snapshot)."""
     decisions: list[ColumnDecision] = []
+    keys = _key_columns(catalog)
     for name, table in catalog.tables.items():
         table_rules = rules.tables.get(name)
         if table_rules is not None and table_rules.skip:
@@ -78,17 +101,87 @@ def classify_columns(conn: psycopg.Connection[Any], catalog: Catalog, coverage: 
                      coverage.get(name, {})]
         samples = _sample(conn, table, uncovered, sample_rows)
         for column in table.columns:
-            decisions.append(_decide(name, column, coverage, samples.get(column.name, [])))
-    return decisions
+            decisions.append(_decide(name, column, coverage, samples.get(column.name, []),
+                                     (name, column.name) in keys))
+    return _place_suggestions(decisions, catalog)
+
+
+def _key_columns(catalog: Catalog) -> set[tuple[str, str]]:
+    """Columns of primary keys and of either end of a foreign key."""
+    keys = {(name, c) for name, t in catalog.tables.items() for c in t.primary_key}
+    for fk in catalog.foreign_keys:
+        keys |= {(fk.child, c) for c in fk.child_columns}
+        keys |= {(fk.parent, c) for c in fk.parent_columns}
+    return keys
+
+
+def _place_suggestions(decisions: list[ColumnDecision],
+                       catalog: Catalog) -> list[ColumnDecision]:
+    """Make every suggestion one that a clone accepts as it is: it fits the column's type,
+    nullability and uniqueness, and a foreign-key column gets no rule of its own (its rule
+    goes on the referenced column and is propagated, so references stay valid)."""
+    by_column = {(d.table, d.column): d for d in decisions}
+    parent_of: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for fk in catalog.foreign_keys:
+        for child_col, parent_col in zip(fk.child_columns, fk.parent_columns, strict=True):
+            parent_of.setdefault((fk.child, child_col), (fk.parent, parent_col, fk.name))
+    out: list[ColumnDecision] = []
+    for d in decisions:
+        if not d.stops or d.suggestion is None:
+            out.append(d)
+            continue
+        here = (d.table, d.column)
+        seen = {here}
+        while here in parent_of and parent_of[here][:2] not in seen:  # bounded by `seen`
+            here = parent_of[here][:2]
+            seen.add(here)
+        if here != (d.table, d.column):
+            parent = by_column.get(here)
+            column = catalog.tables[here[0]].column(here[1])
+            suggestion = parent.suggestion if parent is not None and parent.stops and \
+                parent.suggestion else (_fitting(d.suggestion, column) if column else "hash")
+            out.append(replace(d, suggestion=suggestion, suggest_on=here))
+            continue
+        column = catalog.tables[d.table].column(d.column)
+        out.append(replace(d, suggestion=_fitting(d.suggestion, column) if column else
+                           d.suggestion))
+    return out
+
+
+def _fitting(suggestion: str, column: Column) -> str:
+    """``suggestion`` if a clone accepts it on ``column``, else the first that fits of hash,
+    null and a typed redact."""
+    for candidate in (suggestion, "hash", "null"):
+        if _rule_fits(candidate, column):
+            return candidate
+    return "{transform: redact, value: " + _REDACT_VALUES.get(
+        type_class(column), "''") + "}"
+
+
+_REDACT_VALUES = {"int": "'0'", "number": "'0'", "date": "'1970-01-01'",
+                  "timestamp": "'1970-01-01 00:00:00'", "inet": "'240.0.0.1'",
+                  "uuid": "'00000000-0000-0000-0000-000000000000'", "bool": "'false'",
+                  "other": "''"}
+
+
+def _rule_fits(suggestion: str, column: Column) -> bool:
+    try:
+        data = yaml.safe_load(suggestion)
+        rule = ColumnRule.model_validate({"transform": data} if isinstance(data, str) else data)
+    except (yaml.YAMLError, ValueError):  # a placeholder such as <key> does not parse
+        return False
+    return fit_problem(rule, column) is None
 
 
 def stop_findings(decisions: list[ColumnDecision]) -> list[str]:
-    return [f"{d.table}.{d.column} looks like {d.detail}; suggested rule: {d.suggestion}"
+    return [f"{d.table}.{d.column} looks like {d.detail}; suggested rule: "
+            + (f"{d.suggestion} on {'.'.join(d.suggest_on)} (referenced by this column; it is "
+               "propagated)" if d.suggest_on else f"{d.suggestion}")
             for d in decisions if d.stops]
 
 
 def _decide(table: str, column: Column, coverage: CoverageMap,
-            values: list[str]) -> ColumnDecision:
+            values: list[str], is_key: bool = False) -> ColumnDecision:
     def make(decision: str, detail: str = "", suggestion: str | None = None) -> ColumnDecision:
         return ColumnDecision(table, column.name, column.type_name, decision, detail, suggestion)
 
@@ -102,22 +195,37 @@ def _decide(table: str, column: Column, coverage: CoverageMap,
                     f"{cov.rule.transform}" + ("" if cov.origin == "rule" else f", {cov.origin}"))
     lowered = column.name.lower()
     tclass = type_class(column)
-    for pattern, category, suggestion in _NAME_HINTS:
+    # Flags, enums and surrogate keys hold no personal data whatever they are called
+    # (address_id, email_verified, address_type).
+    names_matter = tclass not in ("bool", "enum") and not (
+        tclass in ("int", "uuid") and (is_key or re.search(r"(^|_)id$|[a-z]Id$", column.name)))
+    for pattern, category, suggestion in _NAME_HINTS if names_matter else []:
         if re.search(pattern, lowered):
             return make("stop", f"{category} (column name)",
-                        _suggest_for_type(suggestion, column, tclass))
+                        _suggest_for_type(suggestion, column, tclass, values))
     if tclass == "inet":
         return make("stop", "IP address (column type)", "ip")
+    if column.base_type == "bytea":
+        kind = _file_kind(values)
+        if kind:
+            return make("stop", f"{kind} ({len(values)} sampled values)",
+                        _suggest_for_type("null", column, tclass, values))
+        return make("clear", "binary data, no image or document signature found" + (
+            f" in {len(values)} sampled values" if values else ""))
+    if tclass == "date" and _birth_dates(values):
+        return make("stop", f"date of birth ({len(values)} sampled values: ages 14-100)",
+                    "date_of_birth")
     found = _content_category(values, tclass)
     if found is not None:
         category, suggestion = found
         return make("stop", f"{category} ({len(values)} sampled values)",
-                    _suggest_for_type(suggestion, column, tclass))
+                    _suggest_for_type(suggestion, column, tclass, values))
     return make("clear", "no personal data found" + (
         f" in {len(values)} sampled values" if values else ""))
 
 
-def _suggest_for_type(suggestion: str, column: Column, tclass: str) -> str:
+def _suggest_for_type(suggestion: str, column: Column, tclass: str,
+                      values: list[str] | None = None) -> str:
     """Adapt a category's usual rule to what fits the column's type and uniqueness."""
     if tclass in ("int", "number"):
         return "hash" if column.unique else "{transform: noise, ratio: 0.1}"
@@ -126,10 +234,73 @@ def _suggest_for_type(suggestion: str, column: Column, tclass: str) -> str:
     if tclass == "inet":
         return "ip"
     if tclass == "json":
-        return "{transform: json, keys: {<key>: <transformer>}}"
-    if column.unique and suggestion not in ("email", "iban", "hash"):
+        return _json_suggestion(values or [])
+    if column.base_type == "bytea" or suggestion == "null":
+        return "null" if not column.not_null else "{transform: redact, value: '\\x'}"
+    if column.unique and suggestion not in ("email", "iban", "hash", "phone", "credit_card",
+                                            "username"):
         return "hash"
     return suggestion
+
+
+_KIND_OF_CATEGORY = {"e-mail": "email", "phone number": "phone", "IBAN": "iban",
+                     "card number": "credit_card", "IP address": "ip", "person name":
+                     "full_name", "national id": "hash"}
+
+
+def _json_suggestion(values: list[str]) -> str:
+    """A json rule naming the keys whose values look personal in the sample, else redact."""
+    keys: dict[str, str] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(v, (dict, list)):
+                    walk(v)
+                elif isinstance(v, str | int) and not isinstance(v, bool):
+                    found = _whole_value_category(str(v))
+                    if found is not None or _embedded_category(str(v)):
+                        kind = _KIND_OF_CATEGORY.get(found[0], "text") if found else "scrub"
+                        keys.setdefault(str(k), kind)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for value in values:
+        try:
+            walk(json.loads(value))
+        except ValueError:
+            continue
+    if not keys or any(not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) for k in keys):
+        return "redact"
+    return "{transform: json, keys: {" + ", ".join(f"{k}: {v}" for k, v in
+                                                    sorted(keys.items())) + "}}"
+
+
+def _file_kind(values: list[str]) -> str | None:
+    for value in values:
+        hexa = value[2:10].lower() if value.startswith("\\x") else ""
+        for magic, kind in _FILE_MAGIC.items():
+            if hexa.startswith(magic):
+                return kind
+    return None
+
+
+def _birth_dates(values: list[str]) -> bool:
+    """Dates that look like birthdays: nearly all 14 to 100 years ago, spread over decades."""
+    if len(values) < 10:
+        return False
+    today = dt.date.today()
+    years = []
+    for value in values:
+        try:
+            day = dt.date.fromisoformat(value[:10])
+        except ValueError:
+            continue
+        age = (today - day).days / 365.25
+        if 14 <= age <= 100:
+            years.append(day.year)
+    return len(years) >= 0.9 * len(values) and max(years) - min(years) >= 15
 
 
 def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
@@ -163,6 +334,8 @@ def _whole_value_category(value: str) -> tuple[str, str] | None:
         return "card number", "credit_card"
     if _is_ip(v):
         return "IP address", "ip"
+    if _CREDENTIAL.fullmatch(v):
+        return "password hash or token", "hash"
     tokens = v.split()
     if 1 <= len(tokens) <= 3 and all(t[:1].isupper() for t in tokens):
         lowered = [t.lower().strip(".,") for t in tokens]
@@ -214,10 +387,14 @@ def _is_ip(text: str) -> bool:
 
 def _sample(conn: psycopg.Connection[Any], table: Table, columns: list[Column],
             rows: int) -> dict[str, list[str]]:
-    sampled = [c for c in columns if type_class(c) in ("text", "json", "number", "int", "other")]
+    sampled = [c for c in columns if type_class(c) in ("text", "json", "number", "int", "other",
+                                                        "date")]
     if not sampled:
         return {}
-    select = ", ".join(f"{quote_ident(c.name)}::text" for c in sampled)
+    # Only the first bytes of binary columns: enough for a file signature, cheap on images.
+    select = ", ".join(f"substring({quote_ident(c.name)} from 1 for 8)::text"
+                       if c.base_type == "bytea" else f"{quote_ident(c.name)}::text"
+                       for c in sampled)
     method = " TABLESAMPLE SYSTEM (5)" if table.size_bytes > 50 * 1024 * 1024 else ""
     with conn.transaction():  # a savepoint, so a failure leaves the snapshot usable
         result = conn.execute(f"SELECT {select} FROM {table.sql}{method} LIMIT {int(rows)}")

@@ -72,6 +72,8 @@ class CloneReport:
     seconds: float
     tables: dict[str, int]  # logical table -> rows copied
     subset: bool
+    # What a clone does not carry over, said once (owners, grants): see docs/databases.md.
+    not_copied: list[str] = field(default_factory=list)
 
 
 def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
@@ -92,6 +94,8 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
         selection = select_subset(snap, catalog, request.rules, logger) \
             if request.rules.subset else None
         sequences = _read_sequences(snap, catalog)
+        matviews = populated_matviews(snap)
+        not_copied = owners_and_grants(snap)
         tasks = plan_tasks(catalog, coverage, request.rules, selection)
         keys = unique_keys(snap, catalog, coverage)
         name = request.target.dbname
@@ -104,7 +108,7 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
             with _terminate_raises():
                 try:
                     results = _build_target(request, snap, snapshot_id, tasks, keys,
-                                            sequences, logger, resolve=False)
+                                            sequences, matviews, logger, resolve=False)
                 except _CollisionsFound:
                     # Rare: start again on a fresh target, resolving before any index exists.
                     logger.warning("transformed values collided on a unique key; rebuilding "
@@ -112,7 +116,7 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
                     drop_owned_database(request.target, name)
                     create_owned_database(request.target, name, marker, encoding=encoding)
                     results = _build_target(request, snap, snapshot_id, tasks, keys,
-                                            sequences, logger, resolve=True)
+                                            sequences, matviews, logger, resolve=True)
         except BaseException:
             logger.error("clone into %s failed; dropping the target", request.target.label)
             drop_owned_database(request.target, name)
@@ -130,9 +134,11 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
                     f"{per_table[table]:,}", table_bytes / 1e6,
                     f"{per_table[table] / max(worker_seconds, 1e-6):,.0f}")
     seconds = time.perf_counter() - started
+    for line in not_copied:
+        logger.warning("not copied: %s", line)
     logger.info("clone of %s into %s done: %s rows, %.1f MB in %.1f s", request.source.label,
                 request.target.label, f"{rows:,}", size / 1e6, seconds)
-    return CloneReport(name, rows, size, seconds, per_table, selection is not None)
+    return CloneReport(name, rows, size, seconds, per_table, selection is not None, not_copied)
 
 
 def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rules"
@@ -147,7 +153,7 @@ def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rul
 
 def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
                   tasks: list[CopyTask], keys: list[UniqueKey],
-                  sequences: list[tuple[str, int, bool]], logger: Any, *,
+                  sequences: list[tuple[str, int, bool]], matviews: list[str], logger: Any, *,
                   resolve: bool) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
@@ -172,8 +178,75 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
                 raise _CollisionsFound from None
             raise
         with connected(request.target, autocommit=True) as conn:
+            refresh_matviews(conn, matviews, logger)
             conn.execute("ANALYZE")
     return results
+
+
+def populated_matviews(conn: psycopg.Connection[Any]) -> list[str]:
+    """Materialized views the source has populated, oldest first (a view built on another
+    comes after it, except when redefined later: refresh_matviews retries those)."""
+    rows = conn.execute(
+        """SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'm' AND c.relispopulated
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype = 'e')
+           ORDER BY c.oid""").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def refresh_matviews(conn: psycopg.Connection[Any], matviews: list[str], logger: Any) -> None:
+    """Populate the target's materialized views from its own (anonymised) rows: the schema
+    dump creates them empty, and selecting from an unpopulated view is an error."""
+    pending = list(matviews)
+    for _ in range(len(pending) + 1):  # bounded: each round populates at least one, or stops
+        failed: list[tuple[str, str]] = []
+        for view in pending:
+            try:
+                with conn.transaction():
+                    conn.execute(f"REFRESH MATERIALIZED VIEW {view}")
+            except psycopg.Error as e:
+                failed.append((view, str(e).strip().splitlines()[0]))
+        if not failed:
+            if matviews:
+                logger.info("refreshed %d materialized view(s)", len(matviews))
+            return
+        if len(failed) == len(pending):
+            view, reason = failed[0]
+            raise CopyFailedError(f"refreshing materialized view {view} failed: {reason}")
+        pending = [view for view, _ in failed]
+
+
+def owners_and_grants(conn: psycopg.Connection[Any]) -> list[str]:
+    """What the clone leaves out (the schema is restored without owners and privileges, so
+    the target is owned by the clone's role and grants nothing to production's roles)."""
+    row = conn.execute(
+        """SELECT array(SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c
+                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r','p','v','m','S','f')
+                          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                          AND n.nspname NOT LIKE 'pg\\_%%'
+                          AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                        ORDER BY 1),
+                  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relacl IS NOT NULL AND n.nspname NOT IN ('pg_catalog',
+                         'information_schema') AND n.nspname NOT LIKE 'pg\\_%%')
+                  + (SELECT count(*) FROM pg_namespace n WHERE n.nspacl IS NOT NULL
+                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+                     AND n.nspname NOT LIKE 'pg\\_%%'),
+                  current_user""").fetchone()
+    assert row is not None
+    owners, grants, me = list(row[0]), int(row[1]), str(row[2])
+    out = []
+    if owners:
+        out.append(f"owners ({', '.join(owners)} in the source): every object of the target "
+                   f"is owned by {me}, the role that cloned it")
+    if grants:
+        out.append(f"grants ({grants} tables, views, sequences or schemas have privileges in "
+                   "the source): none are copied; grant what the environment's role needs in "
+                   "a seed SQL fixture or the application's migrations")
+    return out
 
 
 MAX_RESOLUTION_ROUNDS = 5

@@ -28,7 +28,7 @@ CoverageMap = dict[str, dict[str, Coverage]]
 
 def resolve_coverage(rules: Rules, catalog: Catalog, source: str = "rules") -> CoverageMap:
     """Check the rules against the catalog and propagate key rules; RulesError lists all."""
-    problems: list[str] = []
+    problems: list[str] = rules.problems  # column rules that did not parse
     coverage: CoverageMap = {name: {} for name in catalog.tables}
     for table_name, table_rules in rules.tables.items():
         table = catalog.table(table_name)

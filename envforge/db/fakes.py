@@ -19,6 +19,7 @@ LAST_NAMES: tuple[str, ...] = tuple(dict.fromkeys(_Person.last_names))
 STREET_SUFFIXES: tuple[str, ...] = tuple(_Address.street_suffixes)
 CITY_SUFFIXES: tuple[str, ...] = tuple(_Address.city_suffixes)
 WORDS: tuple[str, ...] = tuple(_Lorem.word_list)
+_STREET_WORDS: tuple[str, ...] = tuple(w.capitalize() for w in WORDS if len(w) >= 4)
 # Reserved for documentation and examples (RFC 2606): fakes never reach a real mailbox.
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 
@@ -58,31 +59,61 @@ def email(d: bytes) -> str:
     return f"{_FIRST_LOWER[first]}.{_LAST_LOWER[last]}.{d[8:16].hex()}@{domain}"
 
 
+# NANP area codes of the form NXX (N = 2-9, middle digit not 9) that are not N11 service codes.
+_AREA_CODES: tuple[int, ...] = tuple(n for n in range(200, 1000)
+                                     if (n // 10) % 10 != 9 and n % 100 != 11)
+
+
 def phone(d: bytes) -> str:
-    # +44 7700 900xxx is Ofcom's range reserved for drama.
-    return f"+44 7700 9{int.from_bytes(d[6:10], 'big') % 100000:05d}"
+    """``+1 NPA-555-01XX xNNNN``: 555-0100 to 555-0199 are reserved for fiction in every NANP
+    area code (NANPA), so the number reaches nobody; the extension widens the space to about
+    7e8 values (unique columns stay unique, distinct people keep distinct numbers)."""
+    n = int.from_bytes(d[6:14], "big")
+    n, ext = divmod(n, 10_000)
+    n, line = divmod(n, 100)
+    area = _AREA_CODES[n % len(_AREA_CODES)]
+    return f"+1 {area}-555-01{line:02d} x{ext:04d}"
 
 
 def address(d: bytes) -> str:
+    """A coined street (two English words run together, e.g. "Ablenight") with a house
+    number: no real street is named so, and the digest spreads values over about 1e11."""
     house = int.from_bytes(d[6:8], "big") % 9999 + 1
-    return f"{house} {_pick(LAST_NAMES, d, 8)} {_pick(STREET_SUFFIXES, d, 10)}"
+    first = _pick(_STREET_WORDS, d, 8)
+    second = _pick(_STREET_WORDS, d, 10).lower()
+    return f"{house} {first}{second} {_pick(STREET_SUFFIXES, d, 12)}"
 
 
 def city(d: bytes) -> str:
     return f"{_pick(LAST_NAMES, d, 12)}{_pick(CITY_SUFFIXES, d, 14)}"
 
 
+def postal_code(d: bytes) -> str:
+    """``000NN``: US ZIP codes starting 000 are not assigned to any area."""
+    return f"000{int.from_bytes(d[0:2], 'big') % 100:02d}"
+
+
+def username(d: bytes) -> str:
+    """``first.last_<12 hex>`` from the digest: unique in practice (48-bit tag), never a
+    person's real handle unless it happens to carry the same random tag."""
+    n = int.from_bytes(d[:8], "big")
+    first, last = divmod(n % _NAME_PAIRS, len(_LAST_LOWER))
+    return f"{_FIRST_LOWER[first]}.{_LAST_LOWER[last]}_{d[8:14].hex()}"
+
+
 def iban(d: bytes) -> str:
-    """A German-format IBAN with a valid mod-97 check so validators accept it."""
-    bban = _number(d, 4, 18)
+    """A German-format IBAN with a valid mod-97 check (format validators accept it) whose bank
+    code (BLZ) starts with 0: German bank codes start with 1-8, so no bank holds it."""
+    bban = "0" + _number(d, 4, 17)
     numeric = bban + "131400"  # "DE" -> 13 14, then "00" as placeholder check digits
     check = 98 - int(numeric) % 97
     return f"DE{check:02d}{bban}"
 
 
 def credit_card(d: bytes) -> str:
-    """A 16-digit number in the 4000 test range with a valid Luhn digit."""
-    body = "4000" + _number(d, 4, 11)
+    """16 digits with a valid Luhn digit (format checks pass) starting with 00: major
+    industry identifier 0 is assigned to no card issuer, so issuer checks fail."""
+    body = "00" + _number(d, 4, 13)
     total = 0
     for i, ch in enumerate(reversed(body)):
         n = int(ch)
@@ -93,9 +124,11 @@ def credit_card(d: bytes) -> str:
 
 
 def ip_address(d: bytes, v6: bool = False) -> str:
-    if v6:  # 2001:db8::/32 is the documentation prefix
+    """IPv4 in 240.0.0.0/4 (reserved, never assigned to a host; 255.255.255.255 avoided) or
+    IPv6 in 2001:db8::/32 (documentation prefix)."""
+    if v6:
         return "2001:db8:" + ":".join(d[i : i + 2].hex() for i in range(0, 12, 2))
-    return f"10.{d[0]}.{d[1]}.{d[2] or 1}"
+    return f"{240 + (d[0] & 0x0F)}.{d[1]}.{d[2]}.{d[3] if d[3] != 255 else 254}"
 
 
 def date_of_birth(d: bytes) -> str:
@@ -126,4 +159,6 @@ FAKERS = {
     "iban": iban,
     "credit_card": credit_card,
     "date_of_birth": date_of_birth,
+    "postal_code": postal_code,
+    "username": username,
 }

@@ -60,7 +60,8 @@ def render_plan(plan: Plan, show_samples: bool = True) -> str:
                                                                           d.decision)
         line = f"  {d.column:<28} {d.type_name:<26} {mark:<10} {d.detail}"
         if d.suggestion:
-            line += f"  -> suggested rule: {d.suggestion}"
+            line += f"  -> suggested rule: {d.suggestion}" + (
+                f" on {'.'.join(d.suggest_on)} (propagated here)" if d.suggest_on else "")
         lines.append(line)
         if show_samples:
             for before, after in plan.samples.get((d.table, d.column), []):
@@ -69,17 +70,25 @@ def render_plan(plan: Plan, show_samples: bool = True) -> str:
     lines.append("")
     if stops:
         lines.append("suggested rules (review, then add to the rules file):")
-        lines.append("tables:")
-        table = ""
-        for d in stops:
-            if d.table != table:
-                table = d.table
-                lines.append(f"  {table}:")
-            lines.append(f"    {d.column}: {d.suggestion}")
-        lines.append("")
+        lines.append(suggested_rules(plan.decisions))
     lines.append(f"{len(stops)} column(s) would stop a clone" if stops else
                  "every column is decided: a clone would run")
     return "\n".join(lines)
+
+
+def suggested_rules(decisions: list[ColumnDecision]) -> str:
+    """The suggestions as a rules-file fragment a clone accepts as it is (a foreign-key
+    column's rule is written once, on the column it references)."""
+    placed: dict[str, dict[str, str]] = {}
+    for d in decisions:
+        if d.stops and d.suggestion:
+            table, column = d.suggest_on or (d.table, d.column)
+            placed.setdefault(table, {}).setdefault(column, d.suggestion)
+    lines = ["tables:"]
+    for table in sorted(placed):
+        lines.append(f"  {table}:")
+        lines += [f"    {column}: {rule}" for column, rule in placed[table].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _short(value: str | None, limit: int = 60) -> str | None:

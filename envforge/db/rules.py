@@ -17,18 +17,28 @@ The key never lives here: it comes from an AnonymisationKey block or Vault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from envforge.errors import RulesError
 
 TransformKind = Literal[
     "passthrough", "hash", "email", "first_name", "last_name", "full_name", "phone", "address",
     "city", "iban", "credit_card", "ip", "date_of_birth", "text", "keep_first_char", "mask",
-    "partial", "redact", "null", "noise", "regex_replace", "scrub", "json",
+    "partial", "redact", "null", "noise", "regex_replace", "scrub", "json", "username",
+    "postal_code",
 ]
 
 
@@ -54,8 +64,14 @@ class ColumnRule(_Strict):
 
     @model_validator(mode="after")
     def _options_fit(self) -> ColumnRule:
-        if self.transform == "regex_replace" and not self.pattern:
-            raise ValueError("regex_replace needs 'pattern'")
+        if self.transform == "regex_replace":
+            if not self.pattern:
+                raise ValueError("regex_replace needs 'pattern'")
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"regex_replace 'pattern' is not a valid Python regular "
+                                 f"expression ({e}); fix the pattern") from None
         if self.transform == "noise" and not (self.ratio or self.amount or self.days):
             raise ValueError("noise needs a bound: 'ratio' or 'amount' (numbers), 'days' (dates)")
         if self.transform == "json" and not self.keys:
@@ -70,16 +86,21 @@ class TableRules(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
-        # `public.users: {email: email}` means the columns mapping itself.
-        if isinstance(data, dict) and not ({"skip", "columns"} & set(data)):
-            data = {"columns": data}
-        if isinstance(data, dict) and isinstance(data.get("columns"), dict):
-            data = dict(data)
-            data["columns"] = {
-                k: {"transform": v} if isinstance(v, str) else v
-                for k, v in data["columns"].items()
-            }
-        return data
+        return expand_shorthand(data)
+
+
+def expand_shorthand(data: Any) -> Any:
+    """``public.users: {email: email}`` means the columns mapping itself, and ``email: email``
+    means ``email: {transform: email}``."""
+    if isinstance(data, dict) and not ({"skip", "columns"} & set(data)):
+        data = {"columns": data}
+    if isinstance(data, dict) and isinstance(data.get("columns"), dict):
+        data = dict(data)
+        data["columns"] = {
+            k: {"transform": v} if isinstance(v, str) else v
+            for k, v in data["columns"].items()
+        }
+    return data
 
 
 class SubsetStart(_Strict):
@@ -107,6 +128,13 @@ class Rules(_Strict):
     strict: bool = True
     tables: dict[str, TableRules] = Field(default_factory=dict)
     subset: SubsetRules | None = None
+    # Column rules that did not parse: kept out of ``tables`` and reported together with the
+    # problems only the catalog can show (coverage.resolve_coverage raises with all of them).
+    _problems: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self._problems)
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -136,14 +164,63 @@ def parse_rules(data: Any, source: str = "rules") -> Rules:
             "the anonymisation key must not be in the rules file: remove it and store it in "
             "an AnonymisationKey block (or Vault)"
         ])
+    data, column_problems = _split_column_problems(data)
     try:
-        return Rules.model_validate(data)
+        rules = Rules.model_validate(data)
     except ValidationError as e:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in e.errors()
-        ]
-        raise RulesError(source, problems) from None
+        raise RulesError(source, column_problems + _problems(e)) from None
+    rules._problems = column_problems
+    return rules
+
+
+def _problems(error: ValidationError, prefix: str = "") -> list[str]:
+    return [f"{prefix}{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
+            f"{err['msg'].removeprefix('Value error, ')}" for err in error.errors()]
+
+
+def _split_column_problems(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Take out column rules that do not validate (an unknown kind, a bad pattern), with one
+    problem each named ``schema.table.column``, so they cannot hide the file's other problems
+    (unknown tables or columns, type misfits) that the catalog check lists next to them."""
+    tables = data.get("tables")
+    if not isinstance(tables, dict):
+        return data, []
+    problems: list[str] = []
+    kept: dict[Any, Any] = {}
+    for table_name, table_data in tables.items():
+        try:
+            table_rules = TableRules.model_validate({} if table_data is None else table_data)
+        except ValidationError:
+            normalised = expand_shorthand({} if table_data is None else table_data)
+            columns = normalised.get("columns") if isinstance(normalised, dict) else None
+            if not isinstance(columns, dict):
+                kept[table_name] = table_data  # a structural problem: reported as it is
+                continue
+            good: dict[str, Any] = {}
+            for column_name, rule in columns.items():
+                try:
+                    ColumnRule.model_validate(rule)
+                except ValidationError as e:
+                    where = f"{qualify(str(table_name))}.{column_name}"
+                    problems += [f"{where}: {m}" for m in _column_messages(e)]
+                else:
+                    good[column_name] = rule
+            kept[table_name] = dict(normalised, columns=good)
+        else:
+            del table_rules
+            kept[table_name] = table_data
+    return dict(data, tables=kept), problems
+
+
+def _column_messages(error: ValidationError) -> list[str]:
+    out = []
+    for err in error.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "literal_error" and field == "transform":
+            message = f"unknown transformer {err['input']!r} ({message})"
+        out.append(f"{field}: {message}" if field else message)
+    return out
 
 
 def load_rules(path: Path | None) -> Rules:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,9 +83,10 @@ def ownership_marker(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]
 
 def create_owned_database(
     server: ServerAddress, name: str, marker: dict[str, Any], *, replace: bool = False,
-    encoding: str = "UTF8",
+    encoding: str = "UTF8", template: str | None = None, attempts: int = 5,
 ) -> None:
-    """Create ``name`` with envforge's marker; refuse one envforge does not own."""
+    """Create ``name`` with envforge's marker; refuse one envforge does not own. With
+    ``template`` (an envforge golden database) the new database is a file copy of it."""
     with connected(server.with_database("postgres"), autocommit=True) as conn:
         try:
             existing, exists = ownership_marker(conn, name), True
@@ -104,13 +106,38 @@ def create_owned_database(
             _drop(conn, name)
         stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
         try:
-            conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0 "
-                         f"ENCODING {_literal(encoding)}")
+            if template is None:
+                conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0 "
+                             f"ENCODING {_literal(encoding)}")
+            else:
+                copy_template(conn, template, name, attempts)
             conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS "
                          f"{_literal(OWNER_MARK + ' ' + json.dumps(stamp, sort_keys=True))}")
         except psycopg.Error as e:
             raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
                                   f"{str(e).strip().splitlines()[0]}") from e
+
+
+def copy_template(conn: psycopg.Connection[Any], template: str, name: str,
+                  attempts: int = 5) -> None:
+    """``CREATE DATABASE name TEMPLATE template STRATEGY FILE_COPY`` (a file-level copy: no WAL
+    for the data, about 10x faster than dump and restore). PostgreSQL refuses while another
+    session is connected to the template; goldens do not allow connections, so that only
+    happens while a golden is being changed: those sessions are ended and the copy retried,
+    at most ``attempts`` times with a growing pause."""
+    version = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+    strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""  # FILE_COPY before 15
+    for attempt in range(1, attempts + 1):
+        try:
+            conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE "
+                         f"{quote_ident(template)}{strategy}")
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts:
+                raise
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (template,))
+            time.sleep(0.1 * attempt)
 
 
 def drop_owned_database(server: ServerAddress, name: str, *, missing_ok: bool = True) -> bool:

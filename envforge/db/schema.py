@@ -43,10 +43,23 @@ def run_pg_tool(args: list[str], address: ServerAddress, what: str,
         env["PGOPTIONS"] = options
     proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        tail = failure_reason(proc.stderr)
         if "could not connect" in tail or "Connection refused" in tail:
             raise DatabaseUnreachableError(f"{what}: cannot reach {address.label}: {tail}")
         raise CopyFailedError(f"{what} on {address.label} failed: {tail}")
+
+
+def failure_reason(stderr: str) -> str:
+    """The lines of a tool's stderr that say what went wrong. With ``--jobs`` pg_restore ends
+    with "a worker process died unexpectedly" after the worker's own error: the first ERROR or
+    FATAL line (and its DETAIL) is the reason, the last lines are only the aftermath."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "ERROR:" in line or "FATAL:" in line or "could not connect" in line:
+            reason = [line.split("ERROR:", 1)[-1].strip() if "ERROR:" in line else line]
+            reason += [n for n in lines[i + 1:i + 3] if n.startswith("DETAIL:")]
+            return " | ".join(reason)
+    return " | ".join(lines[-3:])
 
 
 def dump_schema(source: ServerAddress, snapshot_id: str | None, path: Path) -> None:

@@ -118,3 +118,20 @@ def restore_snapshot(store: SnapshotStore, name: str, target: ServerAddress,
         logger.info("restored snapshot %s (%.1f MB) into %s in %.1f s", name,
                     info.size_bytes / 1e6, target.label, seconds)
     return seconds
+
+
+def prune_snapshots(store: SnapshotStore, keep: int, prefix: str = "",
+                    max_age_days: float | None = None) -> list[str]:
+    """Retention: of the snapshots whose name starts with ``prefix``, keep the ``keep`` newest
+    (and, with ``max_age_days``, none older than that); delete the rest. Returns their names."""
+    infos = sorted((i for i in store.list() if i.name.startswith(prefix)),
+                   key=lambda i: i.created, reverse=True)
+    now = datetime.now(UTC)
+    doomed = infos[max(keep, 0):]
+    if max_age_days is not None:
+        doomed += [i for i in infos[:max(keep, 0)]
+                   if (now - datetime.fromisoformat(i.created)).total_seconds()
+                   > max_age_days * 86400]
+    for info in doomed:
+        store.delete(info.name)
+    return [i.name for i in doomed]

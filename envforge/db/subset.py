@@ -75,20 +75,21 @@ def select_subset(conn: psycopg.Connection[Any], catalog: Catalog, rules: Rules,
         queue.append((table.qualified, _add(selection, table.qualified, start_rows), True))
     children_limit = rules.subset.children_limit
     steps = _close(conn, catalog, selection, queue, key_columns, oids, children_limit)
-    if rules.subset.others == "full":
-        # A table outside the subset that references it keeps only the rows whose parents
-        # were copied (copying it whole would break its foreign keys); then close upwards.
-        changed = True
-        while changed:
-            changed = False
-            for fk in catalog.foreign_keys:
-                if fk.parent in selection.reached and fk.child not in selection.reached:
-                    keys = _selected_keys(conn, catalog, selection, fk.parent, fk.parent_columns)
-                    found = _lookup(conn, catalog, fk.child, fk.child_columns, keys,
-                                    key_columns, oids, None)
-                    queue.append((fk.child, _add(selection, fk.child, found), False))
-                    steps += _close(conn, catalog, selection, queue, key_columns, oids, 0)
-                    changed = True
+    # A table outside the subset that references it keeps only the rows whose parents were
+    # copied (copying it whole would break its foreign keys, leaving it empty would drop rows
+    # that belong to the subset); then close upwards. Only tables not reached at all follow
+    # ``others`` (full or empty).
+    changed = True
+    while changed:
+        changed = False
+        for fk in catalog.foreign_keys:
+            if fk.parent in selection.reached and fk.child not in selection.reached:
+                keys = _selected_keys(conn, catalog, selection, fk.parent, fk.parent_columns)
+                found = _lookup(conn, catalog, fk.child, fk.child_columns, keys,
+                                key_columns, oids, None)
+                queue.append((fk.child, _add(selection, fk.child, found), False))
+                steps += _close(conn, catalog, selection, queue, key_columns, oids, 0)
+                changed = True
     for name in sorted(selection.reached):
         logger.info("subset: %s rows of %s", f"{selection.count(name):,}", name)
     logger.info("subset closure done in %d step(s)", steps)

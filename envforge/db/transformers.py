@@ -32,27 +32,31 @@ ACCEPTED_TYPES: dict[str, frozenset[str]] = {
     "json": frozenset({"json"}),
     **{k: _TEXT for k in ("email", "first_name", "last_name", "full_name", "phone", "address",
                           "city", "iban", "credit_card", "text", "keep_first_char", "mask",
-                          "partial", "regex_replace", "scrub")},
+                          "partial", "regex_replace", "scrub", "username", "postal_code")},
 }
 # Kinds whose output space is too small (or keeps too much) for a unique column.
-NOT_UNIQUE_SAFE = frozenset({"phone", "first_name", "last_name", "full_name", "address", "city",
-                             "credit_card", "ip", "date_of_birth", "text", "keep_first_char",
+NOT_UNIQUE_SAFE = frozenset({"first_name", "last_name", "full_name", "address", "city",
+                             "postal_code", "ip", "date_of_birth", "text", "keep_first_char",
                              "mask", "partial", "redact", "noise", "regex_replace", "scrub"})
 # Kinds whose collisions on unique keys are resolved (collisions.py): their output is a pure
 # function of the HMAC of the input, so re-deriving it from "value NUL attempt" gives a new one.
-RESOLVABLE = frozenset({"email", "hash", "iban"})
+RESOLVABLE = frozenset({"email", "hash", "iban", "phone", "credit_card", "username"})
 Resolved = Mapping[bytes, int]  # resolution id of a value -> attempt number (see collisions)
 _NON_DIGITS = re.compile(r"\D")
 _DROP_PUNCTUATION = {c: None for c in range(128) if not chr(c).isdigit()}
 _ASCII_NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
 _INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
 _PII_PATTERNS = {
-    "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
-    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
-    "credit_card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
-    "phone": re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d\b"),
-    "ip": re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    "iban": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+    "credit_card": r"\b(?:\d[ -]?){12,18}\d\b",
+    "phone": r"(?<![\w.])\+?\d[\d ()./-]{7,}\d\b",
+    "ip": r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
 }
+# One alternation, earlier kinds first: each stretch of text is matched once, and replaced text
+# is never scanned again (a pass per kind rewrote digits inside the fake e-mails it made).
+_PII_SCAN = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in
+                                _PII_PATTERNS.items()))
 
 
 def type_class(column: Column) -> str:
@@ -152,10 +156,17 @@ def build_transform(rule: ColumnRule, column: Column, key: bytes,
         constant = rule.value if rule.value is not None else (
             "{}" if type_class(column) == "json" else "REDACTED")
         return lambda v: constant
-    fn = _value_function(rule, column, key)
+    fn = keep_empty(_value_function(rule, column, key))
     if resolved and kind in RESOLVABLE:
         fn = with_resolutions(fn, key, resolved)
     return _fit_length(fn, column.max_length)
+
+
+def keep_empty(fn: ValueTransform) -> ValueTransform:
+    """Empty stays empty: an empty string holds no personal data, and a fake in its place
+    would turn many empty values into one made-up value (599 empty address2 became one
+    address)."""
+    return lambda v: fn(v) if v else v
 
 
 def build_ascii_fast_path(rule: ColumnRule, column: Column,
@@ -178,6 +189,8 @@ def build_ascii_fast_path(rule: ColumnRule, column: Column,
 
     if kind == "email":
         def fast(raw: bytes) -> bytes:
+            if not raw:
+                return raw
             inner = inner0.copy()
             inner.update(raw.strip().lower())
             outer = outer0.copy()
@@ -186,6 +199,8 @@ def build_ascii_fast_path(rule: ColumnRule, column: Column,
             return out if limit is None else out[:limit]
     elif kind == "phone":
         def fast(raw: bytes) -> bytes:
+            if not raw:
+                return raw
             inner = inner0.copy()
             inner.update(raw.translate(None, _ASCII_NON_DIGITS))
             outer = outer0.copy()
@@ -196,7 +211,7 @@ def build_ascii_fast_path(rule: ColumnRule, column: Column,
         length = rule.length or 32
 
         def fast(raw: bytes) -> bytes:
-            return digest(raw).hex()[:length].encode()[:limit]
+            return digest(raw).hex()[:length].encode()[:limit] if raw else raw
     return fast
 
 
@@ -228,7 +243,12 @@ def _value_function(rule: ColumnRule, column: Column, key: bytes) -> ValueTransf
 
 
 def fake_function(kind: str, key: bytes) -> ValueTransform:
-    """A fake of ``kind`` for free-standing values (also used inside JSON and free text)."""
+    """A fake of ``kind`` for free-standing values (also used inside JSON and free text);
+    the same function a column of that kind uses, so an e-mail fakes alike everywhere."""
+    return keep_empty(_fake_function(kind, key))
+
+
+def _fake_function(kind: str, key: bytes) -> ValueTransform:
     keyed = Keyed(key, kind)
     if kind == "email":
         return lambda v: fakes.email(keyed.digest(v.strip().lower()))
@@ -254,13 +274,16 @@ def _digits(value: str) -> str:
 
 
 def scrub_function(key: bytes) -> ValueTransform:
-    """Replace e-mails, IBANs, card numbers, phone numbers and IPs inside free text."""
-    replacers = [(pattern, fake_function(kind, key)) for kind, pattern in _PII_PATTERNS.items()]
+    """Replace e-mails, IBANs, card numbers, phone numbers and IPs inside free text, in one
+    pass over the text (see _PII_SCAN)."""
+    fakers = {kind: fake_function(kind, key) for kind in _PII_PATTERNS}
+
+    def replace_one(match: re.Match[str]) -> str:
+        kind = match.lastgroup or "email"
+        return fakers[kind](match.group(0)) or ""
 
     def scrub(value: str) -> str:
-        for pattern, fake in replacers:
-            value = pattern.sub(lambda m, f=fake: f(m.group(0)) or "", value)  # type: ignore[misc]
-        return value
+        return _PII_SCAN.sub(replace_one, value)
 
     return scrub
 

@@ -131,6 +131,8 @@ def test_suggestions_fit_type_and_uniqueness() -> None:
     born = Column(name="birth_date", type_name="date", base_type="date", category="D",
                   not_null=False, generated=False)
     assert _decide("t", born, {}, []).suggestion == "date_of_birth"
-    assert _decide("t", column("phone", unique=True), {}, []).suggestion == "hash"
+    # phones are unique-safe now (fiction range with extension, collisions resolved)
+    assert _decide("t", column("phone", unique=True), {}, []).suggestion == "phone"
+    assert _decide("t", column("city", unique=True), {}, []).suggestion == "hash"
     assert _decide("t", column("card_number", "int8"), {}, []).suggestion == \
         "{transform: noise, ratio: 0.1}"

@@ -22,7 +22,7 @@ def test_every_problem_is_listed_with_its_path() -> None:
         parse_rules({"tables": {"users": {"email": "emails", "ip": {"transform": "noise"}}},
                      "subset": {"start": [{"table": "users"}]}})
     text = str(caught.value)
-    assert "tables.public.users.columns.email.transform" in text
+    assert "public.users.email: transform: unknown transformer 'emails'" in text
     assert "noise needs a bound" in text and "exactly one of 'percent' or 'where'" in text
 
 
