@@ -12,10 +12,12 @@ import argparse
 import logging
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from envforge.db.actions import load_key, load_server, snapshot_store
+from envforge.db.branch import branch_database, ensure_golden, golden_database_name, parse_age
 from envforge.db.clone import CloneRequest, clone_database
 from envforge.db.connection import ServerAddress
 from envforge.db.plan import make_plan, render_plan
@@ -48,6 +50,21 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=2, help="tables copied in parallel")
     p.add_argument("--replace", action="store_true", help="replace an envforge database")
     p.set_defaults(handler=clone_command)
+
+    p = sub.add_parser("branch", help="branch an environment's database from a golden "
+                                      "anonymised copy (built from the source when missing "
+                                      "or older than --max-age)")
+    _source_args(p)
+    _target_args(p)
+    p.add_argument("--rules", type=Path, help="anonymisation rules (YAML)")
+    p.add_argument("--key-block", help="AnonymisationKey block (default: env variable)")
+    p.add_argument("--golden", help="golden name (default: the source database's name)")
+    p.add_argument("--max-age", default="20h", help="rebuild an older golden (90m, 20h, 7d)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the golden now")
+    p.add_argument("--keep", type=int, default=1, help="previous goldens kept")
+    p.add_argument("--jobs", type=int, default=2, help="tables copied in parallel")
+    p.add_argument("--replace", action="store_true", help="replace an envforge database")
+    p.set_defaults(handler=branch_command)
 
     p = sub.add_parser("seed", help="schema, fixtures and synthetic rows")
     _target_args(p)
@@ -150,6 +167,22 @@ def clone_command(args: argparse.Namespace) -> int:
         marker={"environment": args.environment}, rules_source=str(args.rules or "rules")),
         log)
     print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
+    return 0
+
+
+def branch_command(args: argparse.Namespace) -> int:
+    _progress_to_stderr()
+    target, source = _target(args), _source(args)
+    golden = target.with_database(golden_database_name(args.golden or source.dbname))
+    info, built = ensure_golden(CloneRequest(
+        source=source, target=golden, rules=load_rules(args.rules), key=load_key(args.key_block),
+        jobs=args.jobs, rules_source=str(args.rules or "rules")),
+        timedelta(0) if args.rebuild else parse_age(args.max_age), keep=args.keep, logger=log)
+    seconds = branch_database(target, info.database, target.dbname,
+                              {"environment": args.environment}, replace=args.replace,
+                              logger=log)
+    print(f"{target.label}: branched from {info.database} in {seconds:.2f} s"
+          + (f" (golden rebuilt: {built.rows:,} rows in {built.seconds:.1f} s)" if built else ""))
     return 0
 
 

@@ -125,7 +125,7 @@ def prune_snapshots(store: SnapshotStore, keep: int, prefix: str = "",
     """Retention: of the snapshots whose name starts with ``prefix``, keep the ``keep`` newest
     (and, with ``max_age_days``, none older than that); delete the rest. Returns their names."""
     infos = sorted((i for i in store.list() if i.name.startswith(prefix)),
-                   key=lambda i: i.created, reverse=True)
+                   key=lambda i: (i.created, i.name), reverse=True)
     now = datetime.now(UTC)
     doomed = infos[max(keep, 0):]
     if max_age_days is not None:
