@@ -154,6 +154,8 @@ class TemplateRun:
     validate: bool = True
     #: the caller (``${{ user.ref }}``, ``${{ user.entity }}``); see caller_identity()
     user: Mapping[str, Any] = field(default_factory=caller_identity)
+    #: a dry run that only renders: every action but fetch:* is faked (validate, check)
+    render_only: bool = False
     workspace: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -257,7 +259,8 @@ class TemplateRun:
                 for err in e.errors()
             ]
             raise ActionInputError(step.id, action.id, problems) from None
-        fake = self.dry_run and not action.supports_dry_run
+        fake = self.dry_run and (not action.supports_dry_run or (
+            self.render_only and not action.id.startswith("fetch:")))
         return PreparedStep(step, action, params, fake=fake, each=each)
 
     def execute(self, prepared: PreparedStep, logger: Logger | None = None) -> ActionOutput:

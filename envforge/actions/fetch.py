@@ -1,8 +1,12 @@
-"""fetch:template and fetch:plain: a template's skeleton directory into the run's workspace.
+"""fetch:template and fetch:plain (and their ``:file`` forms): skeletons into the workspace.
 
-fetch:template renders file contents and file names with the sandboxed Jinja2 environment
-(``${{ values.x }}``, as Backstage's fetch:template); fetch:plain copies as is. Nothing may land
-outside the workspace: absolute names, ``..`` and symbolic links that lead out are refused.
+fetch:template renders file contents and names as Backstage's does (``${{ values.x }}``,
+nunjucks semantics: undefined renders empty) in the bounded sandbox; fetch:plain copies as is.
+Sources are the template's repository or catalog, or allowlisted remote archives and Git
+repositories (:mod:`envforge.actions.fetch_sources`). Nothing may land outside the workspace:
+absolute names, ``..`` and symbolic links that lead out are refused. As in Backstage, a file
+whose rendered name is empty (or has an empty path segment) is skipped, and a file already in
+the workspace is kept unless ``replace: true``.
 """
 
 from __future__ import annotations
@@ -12,19 +16,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, UndefinedError
-from jinja2.exceptions import SecurityError
+from jinja2 import TemplateSyntaxError
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.actions.fetch_sources import is_remote, resolve_source
 from envforge.errors import ExpressionError, PathEscapeError, TemplateError
 from envforge.paths import assert_no_symlink_out, resolve_inside, safe_relative
-from envforge.templating.expressions import make_environment
+from envforge.templating.budget import BudgetExceeded, deadline
+from envforge.templating.expressions import make_environment, render_text
+from envforge.templating.sandbox import RENDER_WHERE, BoundedSandbox, Refused, nunjucks_to_jinja
 
 
 class FetchPlainInput(ActionInput):
-    url: str = Field(description="Directory to copy, relative to the template (e.g. ./skeleton).")
+    url: str = Field(description="Directory to copy: relative to the template (may reach "
+                     "the rest of its repository), or an allowlisted remote URL.")
     targetPath: str = Field(".", description="Where in the workspace to put the files.")
+    token: str | None = Field(None, description="Token for a remote URL (never logged).")
 
 
 class FetchTemplateInput(FetchPlainInput):
@@ -32,7 +40,7 @@ class FetchTemplateInput(FetchPlainInput):
         default_factory=dict, description="Available to the skeleton as ${{ values.* }}."
     )
     copyWithoutTemplating: list[str] = Field(
-        default_factory=list, description="Globs of files copied without rendering contents."
+        default_factory=list, description="Globs of files or folders copied without rendering."
     )
     copyWithoutRender: list[str] = Field(
         default_factory=list, description="Deprecated Backstage name of copyWithoutTemplating."
@@ -41,7 +49,12 @@ class FetchTemplateInput(FetchPlainInput):
         False,
         description="Only render files with this extension (true means .njk) and strip it.",
     )
-    replace: bool = Field(False, description="Overwrite files already in the workspace.")
+    cookiecutterCompat: bool = Field(
+        False, description="Skeletons written for fetch:cookiecutter: {{ cookiecutter.x }}.")
+    trimBlocks: bool = Field(False, description="Remove the first newline after a block tag.")
+    lstripBlocks: bool = Field(False, description="Strip whitespace before a block tag.")
+    replace: bool = Field(False, description="Overwrite files already in the workspace "
+                          "(else they are kept, as in Backstage).")
 
 
 class FetchOutput(ActionOutput):
@@ -49,13 +62,8 @@ class FetchOutput(ActionOutput):
     files: list[str] = Field(default_factory=list, description="Files written, workspace-relative.")
 
 
-def _skeleton_dir(url: str, template_dir: Path) -> Path:
-    if "://" in url:
-        raise TemplateError(
-            f"url {url!r}: only directories inside the template are supported; "
-            "use a relative path such as ./skeleton"
-        )
-    return resolve_inside(template_dir, url, f"template directory {template_dir.name}")
+def _skeleton_dir(url: str, template_dir: Path, token: str | None = None) -> Path:
+    return resolve_source(url, template_dir, token)
 
 
 def _skeleton_files(root: Path) -> list[Path]:
@@ -65,6 +73,23 @@ def _skeleton_files(root: Path) -> list[Path]:
         if path.is_file():
             files.append(path)
     return files
+
+
+def _verbatim(rel: str, patterns: list[str]) -> bool:
+    """copyWithoutTemplating: a glob matching the file or one of its folders."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for raw in patterns:
+        pattern = raw[2:] if raw.startswith("./") else raw
+        pattern = pattern.rstrip("/")
+        if any(fnmatch.fnmatch(p, pattern) for p in prefixes):
+            return True
+    return False
+
+
+def _skipped_name(name: str) -> bool:
+    """Backstage skips a file whose rendered path is empty or has an empty segment."""
+    return name.strip() == "" or name.startswith("/") or "//" in name or name.endswith("/")
 
 
 class FetchPlain(Action[FetchPlainInput, FetchOutput]):
@@ -77,11 +102,13 @@ class FetchPlain(Action[FetchPlainInput, FetchOutput]):
     examples = [{"id": "fetch", "action": "fetch:plain", "input": {"url": "./static"}}]
 
     def run(self, ctx: ActionContext, params: FetchPlainInput) -> FetchOutput:
-        source = _skeleton_dir(params.url, ctx.template_dir)
+        source = _skeleton_dir(params.url, ctx.template_dir, params.token)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         written = []
         for file in _skeleton_files(source):
             dest = target / file.relative_to(source)
+            if dest.exists():
+                continue  # as Backstage: an existing file is kept
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, dest)
             written.append(str(dest.relative_to(ctx.workspace)))
@@ -116,30 +143,38 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
     ]
 
     def run(self, ctx: ActionContext, params: FetchTemplateInput) -> FetchOutput:
-        source = _skeleton_dir(params.url, ctx.template_dir)
+        source = _skeleton_dir(params.url, ctx.template_dir, params.token)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
-        env = make_environment()
-        context = {"values": params.values}
+        env = skeleton_environment(params)
+        context = skeleton_context(params)
         verbatim = params.copyWithoutTemplating + params.copyWithoutRender
         extension = _extension(params.templateFileExtension)
+        label = params.url.rstrip("/")
         written: list[str] = []
         try:
             for file in _skeleton_files(source):
                 rel = file.relative_to(source).as_posix()
-                render_content = not any(fnmatch.fnmatch(rel, g) for g in verbatim)
                 if extension:
-                    render_content = render_content and rel.endswith(extension)
-                    rel = rel[: -len(extension)] if rel.endswith(extension) else rel
-                name = _render_text(env, rel, context, f"{params.url}/{rel} (file name)")
+                    render_content = rel.endswith(extension)
+                    name = rel[: -len(extension)] if render_content else rel
+                    render_name = True
+                else:
+                    render_content = render_name = not _verbatim(rel, verbatim)
+                    name = rel
+                if render_name:
+                    name = render_skeleton_text(env, name, context, f"{label}/{rel} (file name)")
+                if _skipped_name(name):
+                    ctx.logger.info("%s/%s: rendered file name is empty; skipped", label, rel)
+                    continue
                 dest = resolve_inside(target, name, "workspace")
                 if dest.exists() and not params.replace:
-                    raise TemplateError(
-                        f"{params.url}/{rel}: {dest.relative_to(ctx.workspace)} already exists "
-                        "in the workspace; set replace: true to overwrite it"
-                    )
+                    ctx.logger.info("%s already exists; kept (replace: true overwrites it)",
+                                    dest.relative_to(ctx.workspace))
+                    continue
                 data = file.read_bytes()
                 if render_content and _is_text(data):
-                    text = _render_text(env, data.decode("utf-8"), context, f"{params.url}/{rel}")
+                    text = render_skeleton_text(env, data.decode("utf-8"), context,
+                                                f"{label}/{rel}")
                     data = text.encode("utf-8")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(data)
@@ -157,23 +192,98 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
 
     def check(self, params: FetchTemplateInput, template_dir: Path) -> list[str]:
         problems = _check_source(params.url, template_dir)
-        if problems:
+        if problems or is_remote(params.url):
             return problems
-        env = make_environment()
+        env = skeleton_environment(params)
         source = _skeleton_dir(params.url, template_dir)
         verbatim = params.copyWithoutTemplating + params.copyWithoutRender
         for file in _skeleton_files(source):
             rel = file.relative_to(source).as_posix()
-            copied_as_is = any(fnmatch.fnmatch(rel, g) for g in verbatim)
+            copied_as_is = _verbatim(rel, verbatim)
             content = None if copied_as_is else _read_text(file)
             for text, what in ((rel, f"{rel} (file name)"), (content, rel)):
                 if text is None or ("${{" not in text and "{%" not in text):
                     continue
                 try:
-                    env.parse(text)
+                    env.parse(nunjucks_to_jinja(text))
                 except TemplateSyntaxError as e:
                     problems.append(f"{params.url}/{what}:{e.lineno}: {e.message}")
         return problems
+
+
+def skeleton_environment(params: FetchTemplateInput) -> BoundedSandbox:
+    options: dict[str, Any] = {"trim_blocks": params.trimBlocks,
+                               "lstrip_blocks": params.lstripBlocks}
+    if params.cookiecutterCompat:
+        options.update(variable_start_string="{{", variable_end_string="}}")
+    env = make_environment(strict=False, **options)
+    if params.cookiecutterCompat:
+        env.filters["jsonify"] = env.filters["dump"]
+    return env
+
+
+def skeleton_context(params: FetchTemplateInput) -> dict[str, Any]:
+    context: dict[str, Any] = {"values": params.values}
+    if params.cookiecutterCompat:
+        context["cookiecutter"] = params.values
+    return context
+
+
+def render_skeleton_text(env: BoundedSandbox, text: str, context: dict[str, Any],
+                         where: str) -> str:
+    """One skeleton file (or file name), bounded; errors name the file, line and expression."""
+    start = env.variable_start_string
+    if start not in text and "{%" not in text:
+        return text
+    token = RENDER_WHERE.set(where)
+    try:
+        with deadline(env.budget.seconds):
+            return render_text(env, env.from_string(nunjucks_to_jinja(text)), context)
+    except BudgetExceeded:
+        raise ExpressionError(where, _expression_at(text, None, start),
+                              f"ran out of its time budget ({env.budget.seconds:g} s; "
+                              "ENVFORGE_RENDER_TIMEOUT_S)") from None
+    except TemplateSyntaxError as e:
+        raise ExpressionError(f"{where}:{e.lineno}", _expression_at(text, e.lineno, start),
+                              f"syntax: {e.message}") from None
+    except Exception as e:  # undefined misuse, sandbox refusal, a failing filter
+        line = _template_line(e)
+        reason = str(e) if isinstance(e, Refused) else f"{type(e).__name__}: {e}"
+        if isinstance(e, Refused):
+            reason = f"refused by the sandbox: {reason}"
+        raise ExpressionError(f"{where}:{line}" if line else where,
+                              _expression_at(text, line, start), reason) from None
+    finally:
+        RENDER_WHERE.reset(token)
+
+
+def _template_line(error: BaseException) -> int | None:
+    """Jinja rewrites tracebacks so template frames carry the template's own line numbers."""
+    line = None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _expression_at(text: str, line: int | None, start: str) -> str:
+    """The first expression on the failing line (or in the file), for the message."""
+    lines = text.splitlines()
+    candidates = [lines[line - 1]] if line and 0 < line <= len(lines) else []
+    candidates.append(text)
+    for chunk in candidates:
+        begin = chunk.find(start)
+        if begin >= 0:
+            end = chunk.find("}}", begin + len(start))
+            found = chunk[begin + len(start): end if end >= 0 else None].strip()
+            return found if len(found) <= 120 else found[:117] + "..."
+        block = chunk.find("{%")
+        if block >= 0:
+            end = chunk.find("%}", block)
+            return chunk[block: end + 2 if end >= 0 else None][:120]
+    return "…"
 
 
 def _extension(setting: bool | str) -> str:
@@ -182,32 +292,6 @@ def _extension(setting: bool | str) -> str:
     if isinstance(setting, str) and setting:
         return setting if setting.startswith(".") else f".{setting}"
     return ""
-
-
-def _render_text(env: Any, text: str, context: dict[str, Any], where: str) -> str:
-    if "${{" not in text and "{%" not in text:
-        return text
-    try:
-        rendered: str = env.from_string(text).render(**context)
-        return rendered
-    except UndefinedError as e:
-        raise ExpressionError(_with_line(where, e), "values", e.message or str(e)) from None
-    except SecurityError as e:
-        raise ExpressionError(_with_line(where, e), "…", f"not allowed in the sandbox ({e})") \
-            from None
-    except TemplateSyntaxError as e:
-        raise ExpressionError(f"{where}:{e.lineno}", "…", f"syntax: {e.message}") from None
-
-
-def _with_line(where: str, error: BaseException) -> str:
-    """Jinja rewrites tracebacks so template frames carry the template's own line numbers."""
-    line = None
-    tb = error.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return f"{where}:{line}" if line else where
 
 
 def _is_text(data: bytes) -> bool:
@@ -226,6 +310,8 @@ def _read_text(file: Path) -> str | None:
 
 
 def _check_source(url: str, template_dir: Path) -> list[str]:
+    if is_remote(url):
+        return []  # fetched (allowlist permitting) when the step runs
     try:
         source = _skeleton_dir(url, template_dir)
         if not source.is_dir():
@@ -249,4 +335,5 @@ def _remove_files(workspace: Path, files: list[str]) -> None:
 
 ACTIONS: list[type[Action[Any, Any]]] = [FetchTemplate, FetchPlain]
 
-__all__ = ["ACTIONS", "FetchPlain", "FetchTemplate"]
+__all__ = ["ACTIONS", "FetchPlain", "FetchTemplate", "render_skeleton_text",
+           "skeleton_context", "skeleton_environment"]

@@ -1,4 +1,4 @@
-"""`envforge templates list|show|validate`."""
+"""`envforge templates list|show|validate|check`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,15 @@ def add_commands(subparsers: Any) -> None:
     p = sub.add_parser("validate", help="check templates without running anything")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="template directories (or directories of them); default: all")
+    p.add_argument("--strict", action="store_true",
+                   help="warnings (names a run would render empty) count as errors")
     p.set_defaults(handler=validate_templates)
+
+    p = sub.add_parser("check", help="conformance table: validate and dry-run every template "
+                       "found under the given folders (e.g. a Backstage collection)")
+    p.add_argument("paths", nargs="+", metavar="DIR")
+    p.add_argument("--output", choices=["text", "markdown", "json"], default="text")
+    p.set_defaults(handler=check_templates)
 
 
 def list_templates(args: argparse.Namespace) -> int:
@@ -85,35 +93,118 @@ def show_template(args: argparse.Namespace) -> int:
 
 
 def validate_templates(args: argparse.Namespace) -> int:
+    targets = _targets(args.paths or [str(p) for p in catalog().search_paths])
+    strict = bool(getattr(args, "strict", False))
+    reports: list[ValidationReport] = [validate_template_dir(p) for p in targets]
+    for report in reports:
+        label = report.template or str(report.path)
+        verdict = "ok  " if report.passes(strict) else "FAIL"
+        note = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+        print(f"{verdict} {label} ({report.path}{note})")
+        for problem in report.problems:
+            print(f"     - error: {problem}")
+        for warning in report.warnings:
+            print(f"     - {'error' if strict else 'warning'}: {warning}")
+    failed = sum(not r.passes(strict) for r in reports)
+    print(f"{len(reports) - failed} valid, {failed} invalid"
+          + (" (--strict: warnings count as errors)" if strict else ""))
+    return 1 if failed else 0
+
+
+def check_templates(args: argparse.Namespace) -> int:
+    """Every template under the folders: validate verdict, dry-run verdicts, first problem.
+    Relative fetch URLs may reach anywhere inside the folders given (their catalog root)."""
+    import logging
+    import os
+
+    logging.getLogger("envforge").setLevel(logging.ERROR)  # the table reports what matters
+    roots = [str(Path(p).resolve()) for p in args.paths]
+    current = os.environ.get("ENVFORGE_TEMPLATES_PATH")
+    os.environ["ENVFORGE_TEMPLATES_PATH"] = os.pathsep.join(
+        roots + ([current] if current else []))
+    try:
+        targets = sorted({p.parent if p.is_file() else p for p in _targets(
+            args.paths, recursive=True)})
+        rows = [_check_row(path) for path in targets]
+    finally:
+        if current is None:
+            os.environ.pop("ENVFORGE_TEMPLATES_PATH", None)
+        else:
+            os.environ["ENVFORGE_TEMPLATES_PATH"] = current
+    if args.output == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        headers = ["TEMPLATE", "VALIDATE", "WARNINGS", "DRY-RUN (REQUIRED)", "DRY-RUN (ALL)",
+                   "UNKNOWN ACTIONS", "FIRST PROBLEM"]
+        table = [(r["template"], r["validate"], str(r["warnings"]), r["dry_run_required"],
+                  r["dry_run_all"], r["unknown_actions"] or "-", r["first_problem"])
+                 for r in rows]
+        if args.output == "markdown":
+            print("| " + " | ".join(headers) + " |")
+            print("|" + "---|" * len(headers))
+            for row in table:
+                print("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+        else:
+            _table(headers, table)
+    ok = sum(r["dry_run_required"] == "ok" and r["dry_run_all"] == "ok" for r in rows)
+    valid = sum(r["validate"] == "ok" for r in rows)
+    print(f"\n{len(rows)} template(s): {ok} dry-run ok with both value sets, "
+          f"{valid} valid (no errors), "
+          f"{sum(r['validate'] == 'ok' and not r['warnings'] for r in rows)} valid with --strict")
+    return 0 if ok == len(rows) else 1
+
+
+def _check_row(path: Path) -> dict[str, Any]:
+    report = validate_template_dir(path)
+    def verdict(mode: str) -> str:
+        if report.template is None:
+            return "not loaded"
+        return "ok" if report.dry_runs.get(mode) is None else "FAIL"
+    unknown = [p for p in report.problems if "unknown action" in p]
+    others = [p for p in report.problems if p not in unknown]
+    first = (others or report.warnings or unknown or [""])[0]
+    first = first.replace(str(path), ".")
+    return {
+        "template": report.template or path.name,
+        "path": str(path),
+        "validate": "ok" if report.ok else f"{len(report.problems)} error(s)",
+        "warnings": len(report.warnings),
+        "unknown_actions": ", ".join(sorted({p.split("unknown action ")[1].split(" ")[0]
+                                             .strip("'") for p in unknown})),
+        "dry_run_required": verdict("required"),
+        "dry_run_all": verdict("all"),
+        "first_problem": first if len(first) <= 160 else first[:157] + "...",
+    }
+
+
+def _targets(paths: Sequence[str], recursive: bool = False) -> list[Path]:
     targets: list[Path] = []
     skipped: list[Path] = []
-    for raw in args.paths or [str(p) for p in catalog().search_paths]:
+    pattern = f"**/{TEMPLATE_FILE}" if recursive else f"*/{TEMPLATE_FILE}"
+    for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise TemplateError(f"{raw}: no such file or directory")
         if path.is_file() or (path / TEMPLATE_FILE).is_file():
             targets.append(path)
-        elif children := sorted(p.parent for p in path.glob(f"*/{TEMPLATE_FILE}")):
+        elif children := sorted(p.parent for p in path.glob(pattern) if _is_template(p)):
             targets += children
         else:
             skipped.append(path)
     for path in skipped:
         print(f"skip {path}: holds no {TEMPLATE_FILE}")
     if not targets:
-        raise TemplateError("no templates found to validate in: "
-                            + ", ".join(str(p) for p in skipped))
-    reports: list[ValidationReport] = [validate_template_dir(p) for p in targets]
-    for report in reports:
-        label = report.template or str(report.path)
-        if report.ok:
-            print(f"ok   {label} ({report.path})")
-        else:
-            print(f"FAIL {label} ({report.path})")
-            for problem in report.problems:
-                print(f"     - {problem}")
-    failed = sum(not r.ok for r in reports)
-    print(f"{len(reports) - failed} valid, {failed} invalid")
-    return 1 if failed else 0
+        raise TemplateError("no templates found in: " + ", ".join(str(p) for p in skipped))
+    return targets
+
+
+def _is_template(file: Path) -> bool:
+    """A template.yaml that declares a scaffolder Template (skeletons hold others)."""
+    try:
+        head = file.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return "scaffolder.backstage.io" in head and "Template" in head
 
 
 def _table(headers: list[str], rows: Sequence[tuple[str, ...]], indent: str = "") -> None:

@@ -25,7 +25,7 @@ from jinja2.exceptions import SecurityError
 from envforge.errors import ExpressionError
 from envforge.templating.budget import Budget, BudgetExceeded, deadline, load_budget
 from envforge.templating.filters import FILTERS
-from envforge.templating.sandbox import BoundedSandbox, Refused, nunjucks_to_jinja
+from envforge.templating.sandbox import RENDER_WHERE, BoundedSandbox, Refused, nunjucks_to_jinja
 
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 WHOLE_EXPRESSION = re.compile(r"^\s*\$\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
@@ -129,6 +129,13 @@ class ExpressionEngine:
         if "${{" not in text and "{%" not in text:
             return text
         self._at = (where, text)
+        token = RENDER_WHERE.set(where)
+        try:
+            return self._render_text_value(text, context, where)
+        finally:
+            RENDER_WHERE.reset(token)
+
+    def _render_text_value(self, text: str, context: Mapping[str, Any], where: str) -> Any:
         with self._errors_named(where, text):
             whole = WHOLE_EXPRESSION.match(text)
             if whole:

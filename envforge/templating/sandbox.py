@@ -48,9 +48,12 @@ class Refused(Exception):
 
 # --- undefined, as nunjucks has it -------------------------------------------------------
 
-#: (name, hint) of every undefined value a render used; set by `validate` to collect them.
-UNDEFINED_USES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+#: (where, name) of every undefined value a render used; `validate` sets a list to collect
+#: them, renders set RENDER_WHERE to the step field or skeleton file being rendered.
+UNDEFINED_USES: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
     "envforge_undefined_uses", default=None)
+RENDER_WHERE: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "envforge_render_where", default="")
 
 
 class NunjucksUndefined(ChainableUndefined):
@@ -62,7 +65,7 @@ class NunjucksUndefined(ChainableUndefined):
     def _record(self) -> None:
         uses = UNDEFINED_USES.get()
         if uses is not None and self._undefined_name is not None:
-            uses.append(str(self._undefined_name))
+            uses.append((RENDER_WHERE.get(), str(self._undefined_name)))
 
     def _fail_if_unsafe(self) -> None:
         if self._undefined_exception is SecurityError:
@@ -95,6 +98,24 @@ class NunjucksUndefined(ChainableUndefined):
         return self
 
     __html__ = __str__
+
+    # arithmetic and ordering as nunjucks ends up rendering them: text joins as if empty,
+    # numbers stay undefined, comparisons are false
+    def __add__(self, other: Any) -> Any:
+        self._fail_if_unsafe()
+        self._record()
+        return other if isinstance(other, str) else self
+
+    def __radd__(self, other: Any) -> Any:
+        self._fail_if_unsafe()
+        self._record()
+        return other if isinstance(other, str) else self
+
+    def _false(self, other: Any) -> bool:
+        self._fail_if_unsafe()
+        return False
+
+    __lt__ = __le__ = __gt__ = __ge__ = _false  # type: ignore[assignment]
 
 
 def is_undefined(value: Any) -> bool:
@@ -358,6 +379,8 @@ class BoundedSandbox(SandboxedEnvironment):
             return do_slice(value, slices, fill_with)
 
         def tojson(eval_ctx: Any, value: Any, indent: int | None = None) -> Any:
+            if isinstance(value, Undefined):
+                return str(value)  # empty, as dump; recorded for `validate`
             self.check_size(value, "tojson input")
             if indent is not None:
                 self._check_width(int(indent), "tojson indent")
