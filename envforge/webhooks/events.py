@@ -8,6 +8,7 @@ mark the delivery as failed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,6 +56,42 @@ class IgnoredEvent:
     reason: str
 
 
+#: Pull-request numbers are 32-bit on both providers; anything above is forged or broken.
+MAX_PR_NUMBER = 2**31 - 1
+MAX_BRANCH_LENGTH = 255
+_REPOSITORY_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+#: What git's check-ref-format refuses in a branch name, plus whitespace.
+_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(?:/|$)")
+_CLONE_URL = re.compile(r"(?:https?|ssh)://[^\s\x00-\x1f\x7f]{1,2000}|git@[^\s\x00-\x1f\x7f]{1,2000}")
+
+
+def check_event(event: PullRequestEvent) -> PullRequestEvent:
+    """``event`` if its number, repository, branch, commit and clone URL are sane; otherwise
+    WebhookPayloadError (400) naming the field, before any run can start."""
+    where = f"{event.provider} payload"
+    if not 1 <= event.number <= MAX_PR_NUMBER:
+        raise WebhookPayloadError(f"{where}: pull request number {str(event.number)[:20]} is "
+                                  f"out of range (1 to {MAX_PR_NUMBER})")
+    parts = event.repository.split("/")
+    if (len(parts) < 2 or (event.provider == "github" and len(parts) != 2) or len(parts) > 20
+            or not all(_REPOSITORY_PART.fullmatch(part) for part in parts)):
+        raise WebhookPayloadError(f"{where}: repository name {event.repository[:100]!r} is "
+                                  "not owner/name (letters, digits, '_', '.', '-')")
+    branch = event.branch
+    if (not branch or len(branch) > MAX_BRANCH_LENGTH or branch.startswith(("-", "/", "."))
+            or branch.endswith(("/", ".")) or _BAD_BRANCH.search(branch)):
+        raise WebhookPayloadError(f"{where}: branch name {branch[:100]!r} is not a valid git "
+                                  "branch name")
+    if not _COMMIT.fullmatch(event.head_sha):
+        raise WebhookPayloadError(f"{where}: head commit {event.head_sha[:80]!r} is not a "
+                                  "commit hash")
+    if not _CLONE_URL.fullmatch(event.clone_url):
+        raise WebhookPayloadError(f"{where}: clone URL {event.clone_url[:100]!r} is not an "
+                                  "http(s), ssh or git@ URL")
+    return event
+
+
 GITHUB_CREATE_ACTIONS = frozenset({"opened", "reopened", "synchronize"})
 GITHUB_DESTROY_ACTIONS = frozenset({"closed"})
 GITLAB_CREATE_ACTIONS = frozenset({"open", "reopen", "update"})
@@ -98,7 +135,7 @@ def parse_github_event(event_name: str | None, payload: Mapping[str, Any]) -> (
     head_repo = (pr.get("head") or {}).get("repo")
     base_name = _field(payload, "repository.full_name", str, "github")
     from_fork = not isinstance(head_repo, Mapping) or head_repo.get("full_name") != base_name
-    return PullRequestEvent(
+    return check_event(PullRequestEvent(
         provider="github",
         repository=_field(payload, "repository.full_name", str, "github"),
         number=_field(payload, "number", int, "github"),
@@ -110,7 +147,7 @@ def parse_github_event(event_name: str | None, payload: Mapping[str, Any]) -> (
         web_url=str(pr.get("html_url") or ""),
         occurrence=occurrence,
         from_fork=from_fork,
-    )
+    ))
 
 
 def parse_gitlab_event(event_name: str | None, payload: Mapping[str, Any]) -> (
@@ -137,7 +174,7 @@ def parse_gitlab_event(event_name: str | None, payload: Mapping[str, Any]) -> (
     occurrence = ""
     if action in ("close", "reopen", "merge"):
         occurrence = str(attrs.get("updated_at") or "")
-    return PullRequestEvent(
+    return check_event(PullRequestEvent(
         provider="gitlab",
         repository=_field(payload, "project.path_with_namespace", str, "gitlab"),
         number=_field(payload, "object_attributes.iid", int, "gitlab"),
@@ -151,4 +188,4 @@ def parse_gitlab_event(event_name: str | None, payload: Mapping[str, Any]) -> (
         occurrence=occurrence,
         from_fork=attrs.get("source_project_id", attrs.get("target_project_id"))
         != attrs.get("target_project_id"),
-    )
+    ))

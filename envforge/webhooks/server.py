@@ -1,275 +1,292 @@
-"""`envforge webhook serve`: a small HTTP server for GitHub and GitLab pull-request hooks.
+"""`envforge webhook serve`: GitHub and GitLab pull-request hooks on uvicorn and Starlette.
 
     POST /webhooks/github   X-Hub-Signature-256 checked over the raw body, then parsed
     POST /webhooks/gitlab   X-Gitlab-Token checked, then parsed
     GET  /healthz           {"status": "ok"}
 
-The signature is checked before the body is parsed, so an unsigned or wrongly signed request
-gets 401 and starts nothing. Bodies over the size limit get 413 unread. Responses are JSON.
-Logs name the path, status and delivery id; never a header value or the body.
+Limits, so slow or malformed clients cannot starve signed deliveries or /healthz:
+
+- connections are served by one asyncio loop, so a slow client costs a socket, not a thread;
+- request headers must arrive within ``header_timeout`` seconds (408, closed), headers larger
+  than ``max_header_bytes`` get 431, a body larger than ``max_body_bytes`` gets 413 unread, and
+  the body must arrive within ``body_timeout`` (408);
+- idle keep-alive connections close after ``keep_alive_timeout``; at most ``max_connections``
+  are open at once (503 beyond);
+- at most ``max_concurrent`` deliveries are verified and dispatched at once (threads, since
+  Prefect's client is synchronous): more get 503 with ``Retry-After: 1``. /healthz never waits.
+
+Responses are JSON. Logs name the path, status and delivery id; never a header value or body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
-import os
+import socket
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Any
 
-from pydantic import SecretStr
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from envforge.errors import (
-    DispatchError,
-    PrefectUnreachableError,
-    WebhookPayloadError,
-    WebhookSignatureError,
+from envforge.webhooks.app import (
+    GITHUB_SECRET_ENV,
+    GITLAB_TOKEN_ENV,
+    WebhookApp,
+    WebhookCredentials,
+    WebhookResponse,
 )
-from envforge.webhooks.dispatch import Dispatcher, StartedRun
-from envforge.webhooks.events import (
-    IgnoredEvent,
-    PullRequestEvent,
-    parse_github_event,
-    parse_gitlab_event,
-)
-from envforge.webhooks.verify import (
-    GITHUB_SIGNATURE_HEADER,
-    GITLAB_TOKEN_HEADER,
-    verify_github_signature,
-    verify_gitlab_token,
-)
+
+__all__ = ["GITHUB_SECRET_ENV", "GITLAB_TOKEN_ENV", "WebhookApp", "WebhookCredentials",
+           "WebhookResponse", "WebhookServer"]
 
 logger = logging.getLogger("envforge.webhooks")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8088
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # PR payloads are tens of KB; GitHub's own cap is 25 MB
-DEFAULT_MAX_CONCURRENT = 32  # requests handled at once; more get 503 without a thread
-REQUEST_TIMEOUT_SECONDS = 30  # a client that stops sending mid-request is dropped
-_BUSY_BODY = b'{"error": "too many requests in progress; retry shortly"}'
-GITHUB_SECRET_ENV = "ENVFORGE_GITHUB_WEBHOOK_SECRET"
-GITLAB_TOKEN_ENV = "ENVFORGE_GITLAB_WEBHOOK_TOKEN"
+DEFAULT_MAX_CONCURRENT = 32  # deliveries dispatched at once; more get 503
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024  # providers send about 2 KB of headers
+DEFAULT_MAX_CONNECTIONS = 1000
+HEADER_TIMEOUT_SECONDS = 10.0  # the request line and headers must arrive within this
+BODY_TIMEOUT_SECONDS = 20.0  # the body must arrive within this once the headers are in
+KEEP_ALIVE_SECONDS = 5
+REQUEST_TIMEOUT_SECONDS = HEADER_TIMEOUT_SECONDS + BODY_TIMEOUT_SECONDS
+_TIMEOUT_REPLY = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                  b"connection: close\r\ncontent-length: 49\r\n\r\n"
+                  b'{"error": "request not received in time; retry"}\n')
 
 
-@dataclass(frozen=True)
-class WebhookCredentials:
-    """The shared secrets the providers sign with; either may be absent (provider disabled)."""
+class _LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for the request head, and 431 (not 400) for a
+    head larger than h11's buffer limit."""
 
-    github_secret: SecretStr | None = None
-    gitlab_token: SecretStr | None = None
+    header_timeout: float = HEADER_TIMEOUT_SECONDS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
 
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str] | None = None) -> WebhookCredentials:
-        env = os.environ if env is None else env
-        github, gitlab = env.get(GITHUB_SECRET_ENV), env.get(GITLAB_TOKEN_ENV)
-        return cls(SecretStr(github) if github else None, SecretStr(gitlab) if gitlab else None)
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_deadline: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm_head_deadline()
 
-    @property
-    def enabled(self) -> list[str]:
-        return [name for name, value in (("github", self.github_secret),
-                                         ("gitlab", self.gitlab_token)) if value]
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self._arm_head_deadline()  # the next request on a keep-alive connection
+        super().data_received(data)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm_head_deadline()  # the head is in; the app bounds the body
 
-@dataclass(frozen=True)
-class WebhookResponse:
-    status: int
-    body: dict[str, Any]
-
-
-class WebhookApp:
-    """Request handling without HTTP plumbing: headers and raw body in, status and JSON out."""
-
-    def __init__(self, credentials: WebhookCredentials, dispatcher: Dispatcher) -> None:
-        self.credentials = credentials
-        self.dispatcher = dispatcher
-
-    def handle(self, provider: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
-        """Verify, parse and dispatch one delivery; header names are matched case-blind."""
-        headers = {name.lower(): value for name, value in headers.items()}
-        secret = {"github": self.credentials.github_secret,
-                  "gitlab": self.credentials.gitlab_token}.get(provider)
-        if provider not in ("github", "gitlab"):
-            return WebhookResponse(404, {"error": f"no webhook endpoint for {provider!r}"})
-        if secret is None:
-            return WebhookResponse(404, {"error": f"{provider} webhooks are not enabled on this "
-                                                  "server (no secret configured)"})
-        try:
-            if provider == "github":
-                verify_github_signature(body, headers.get(GITHUB_SIGNATURE_HEADER.lower()),
-                                        secret.get_secret_value())
-                parsed = parse_github_event(headers.get("x-github-event"), _json(body, provider))
-            else:
-                verify_gitlab_token(headers.get(GITLAB_TOKEN_HEADER.lower()),
-                                    secret.get_secret_value())
-                parsed = parse_gitlab_event(headers.get("x-gitlab-event"), _json(body, provider))
-            if isinstance(parsed, IgnoredEvent):
-                return _ignored(parsed)
-            return self._dispatch(parsed)
-        except WebhookSignatureError as e:
-            return _refused(401, e)
-        except WebhookPayloadError as e:
-            return _refused(400, e)
-        except PrefectUnreachableError as e:
-            return _refused(503, e)
-        except DispatchError as e:
-            return _refused(500, e)
-
-    def _dispatch(self, event: PullRequestEvent) -> WebhookResponse:
-        result = self.dispatcher.dispatch(event)
-        if isinstance(result, IgnoredEvent):
-            return _ignored(result)
-        return WebhookResponse(202, _started_body(event, result))
-
-
-def _json(body: bytes, provider: str) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WebhookPayloadError(f"{provider} payload is not JSON ({e}); set the webhook's "
-                                  "content type to application/json") from None
-    if not isinstance(data, dict):
-        raise WebhookPayloadError(f"{provider} payload is not a JSON object")
-    return data
-
-
-def _refused(status: int, error: Exception) -> WebhookResponse:
-    # Messages name headers and fields, never a secret or a signature value.
-    logger.warning("webhook refused (%d): %s", status, error)
-    return WebhookResponse(status, {"error": str(error)})
-
-
-def _ignored(event: IgnoredEvent) -> WebhookResponse:
-    logger.info("webhook ignored: %s", event.reason)
-    return WebhookResponse(202, {"status": "ignored", "reason": event.reason})
-
-
-def _started_body(event: PullRequestEvent, run: StartedRun) -> dict[str, Any]:
-    logger.info("webhook %s %s#%d %s: started %s (flow run %s)", event.provider,
-                event.repository, event.number, event.action, run.request.deployment,
-                run.flow_run_id)
-    return {"status": "started", "operation": str(event.operation),
-            "environment": run.request.parameters["name"],
-            "deployment": run.request.deployment, "flowRunId": run.flow_run_id,
-            "flowRunName": run.flow_run_name, "idempotencyKey": run.request.idempotency_key}
-
-
-class WebhookRequestHandler(BaseHTTPRequestHandler):
-    server: WebhookServer
-    protocol_version = "HTTP/1.1"
-    server_version = "envforge-webhooks"
-    timeout = REQUEST_TIMEOUT_SECONDS
-    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms per response on keep-alive connections).
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        if self.path == "/healthz":
-            self._reply(200, {"status": "ok", "providers": self.server.app.credentials.enabled})
-        else:
-            self._reply(404, {"error": f"no such path {self.path!r}; try /healthz"})
-
-    def do_POST(self) -> None:
-        prefix = "/webhooks/"
-        if not self.path.startswith(prefix):
-            self._reply(404, {"error": f"no such path {self.path!r}; POST to "
-                                       "/webhooks/github or /webhooks/gitlab"})
+    def send_400_response(self, msg: str) -> None:
+        buffered, _ = self.conn.trailing_data
+        if len(buffered) <= self.max_header_bytes:
+            super().send_400_response(msg)
             return
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
-            self.close_connection = True  # a chunked body may follow; never read it as a request
-            self._reply(411, {"error": "Content-Length is required"})
+        body = b'{"error": "request headers too large"}'
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json"
+            b"\r\nconnection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body)
+        self.transport.close()
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self.header_timeout, self._head_late)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing():
             return
-        length = int(length_header)
-        if length > self.server.max_body_bytes:
-            self.close_connection = True  # the unread body must not be taken as a request
-            self._reply(413, {"error": f"body of {length} bytes exceeds the limit of "
-                                       f"{self.server.max_body_bytes}"})
-            return
-        body = self.rfile.read(length)
-        # Each request runs in a copy of the creator's context: Prefect keeps its settings
-        # (PREFECT_API_URL, profiles) in context variables, which new threads do not inherit.
-        try:
-            response = self.server.context.copy().run(
-                self.server.app.handle, self.path[len(prefix):], dict(self.headers.items()),
-                body)
-        except Exception:  # a bug, not a bad request: log it, answer 500, keep serving
-            logger.exception("webhook %s: unexpected error", self.path)
-            response = WebhookResponse(500, {"error": "internal error; see the server's log"})
-        self._reply(response.status, response.body)
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        delivery = (self.headers.get("X-GitHub-Delivery")
-                    or self.headers.get("X-Gitlab-Event-UUID") or "-")
-        logger.info("%s %s -> %s (delivery %s)", self.command, self.path, code, delivery)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # http.server's own messages (malformed requests) go to our logger, not stderr.
-        logger.debug("webhook server: " + format, *args)
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and self.conn.our_state in (
+                h11.IDLE, h11.SEND_RESPONSE):
+            self.transport.write(_TIMEOUT_REPLY)
+        self.transport.close()
 
 
-class WebhookServer(ThreadingHTTPServer):
-    """Threading HTTP server carrying the app and the body limit for its handlers."""
-
-    daemon_threads = True
+class WebhookServer:
+    """The webhook endpoints on a uvicorn server bound at construction (OSError if the port
+    is taken); ``serve_forever`` in the foreground or ``start_background`` in a thread."""
 
     def __init__(self, app: WebhookApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 max_concurrent: int = DEFAULT_MAX_CONCURRENT) -> None:
+                 max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+                 max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                 header_timeout: float = HEADER_TIMEOUT_SECONDS,
+                 body_timeout: float = BODY_TIMEOUT_SECONDS,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+        self.body_timeout = body_timeout
+        self.max_header_bytes = max_header_bytes
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        # Prefect keeps its settings (PREFECT_API_URL, profiles) in context variables; each
+        # delivery runs in a copy of the creator's context, as its thread does not inherit it.
         self.context = contextvars.copy_context()
-        super().__init__((host, port), WebhookRequestHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """One thread per connection, at most ``max_concurrent``: beyond that, 503 at once."""
-        if not self._slots.acquire(blocking=False):
-            try:
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                                b"application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-                                b"Content-Length: " + str(len(_BUSY_BODY)).encode() +
-                                b"\r\n\r\n" + _BUSY_BODY)
-            except OSError:
-                pass
-            finally:
-                self.shutdown_request(request)
-            return
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
+            self._socket.bind((host, port))
+            self._socket.listen(1024)
+        except OSError:
+            self._socket.close()
             raise
+        self._socket.setblocking(False)
+        protocol = type("WebhookH11Protocol", (_LimitedH11Protocol,), {
+            "header_timeout": header_timeout, "max_header_bytes": max_header_bytes})
+        config = uvicorn.Config(
+            self.asgi_app(), http=protocol, lifespan="off", log_config=None,
+            access_log=False, server_header=False, date_header=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=5,
+            limit_concurrency=max_connections,
+            # h11 refuses a head larger than this; the protocol answers it with 431
+            h11_max_incomplete_event_size=max_header_bytes)
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    # --- the ASGI application -----------------------------------------------------------
+
+    def asgi_app(self) -> ASGIApp:
+        routes = Starlette(routes=[
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/webhooks/{provider}", self._delivery, methods=["POST"]),
+        ], exception_handlers={404: self._not_found, 405: self._not_found})
+        limit = self.max_header_bytes
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            # h11 bounds a head that arrives in pieces; one that arrives whole is measured here
+            if scope["type"] == "http" and sum(
+                    len(k) + len(v) + 4 for k, v in scope["headers"]) > limit:
+                await _reply(431, {"error": f"request headers exceed {limit} bytes"},
+                             close=True)(scope, receive, send)
+                return
+            await routes(scope, receive, send)
+
+        return app
+
+    async def _healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "providers": self.app.credentials.enabled})
+
+    async def _not_found(self, request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"no such path {request.url.path!r}; POST to "
+                                      "/webhooks/github or /webhooks/gitlab, GET /healthz"},
+                            status_code=404)
+
+    async def _delivery(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        response = await self._respond(request, provider)
+        delivery = (request.headers.get("x-github-delivery")
+                    or request.headers.get("x-gitlab-event-uuid") or "-")
+        logger.info("POST %s -> %d (delivery %s)", request.url.path, response.status_code,
+                    delivery[:64])
+        return response
+
+    async def _respond(self, request: Request, provider: str) -> Response:
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit() or len(length) > 12:
+            return _reply(411, {"error": "Content-Length is required"}, close=True)
+        if int(length) > self.max_body_bytes:
+            return _reply(413, {"error": f"body of {length} bytes exceeds the limit of "
+                                         f"{self.max_body_bytes}"}, close=True)
         try:
-            super().process_request_thread(request, client_address)
+            body = await asyncio.wait_for(request.body(), self.body_timeout)
+        except TimeoutError:
+            return _reply(408, {"error": f"body not received within {self.body_timeout:.0f}s"},
+                          close=True)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if not self._take_slot():
+            return _reply(503, {"error": "too many requests in progress; retry shortly"},
+                          headers={"Retry-After": "1"})
+        try:
+            result = await run_in_threadpool(self._handle, provider,
+                                             dict(request.headers.items()), body)
+        except Exception:  # a bug, not a bad request: log it, answer 500, keep serving
+            logger.exception("webhook %s: unexpected error", request.url.path)
+            result = WebhookResponse(500, {"error": "internal error; see the server's log"})
         finally:
-            self._slots.release()
+            self._give_slot()
+        return _reply(result.status, result.body)
+
+    def _handle(self, provider: str, headers: dict[str, str], body: bytes) -> WebhookResponse:
+        return self.context.copy().run(self.app.handle, provider, headers, body)
+
+    def _take_slot(self) -> bool:
+        with self._in_flight_lock:
+            if self._in_flight >= self.max_concurrent:
+                return False
+            self._in_flight += 1
+            return True
+
+    def _give_slot(self) -> None:
+        with self._in_flight_lock:
+            self._in_flight -= 1
+
+    # --- running ------------------------------------------------------------------------
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self._socket.getsockname()[:2]
+        return str(host), int(port)
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self.server_address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
-    def start_background(self) -> threading.Thread:
-        """Serve from a daemon thread (tests, embedding); stop with ``shutdown()``."""
-        thread = threading.Thread(target=self.serve_forever, name="envforge-webhooks",
-                                  daemon=True)
-        thread.start()
-        return thread
+    def serve_forever(self) -> None:
+        """Serve until SIGINT/SIGTERM (uvicorn's handlers) or :meth:`shutdown`."""
+        self._server.run(sockets=[self._socket])
+
+    def start_background(self, timeout: float = 10.0) -> threading.Thread:
+        """Serve from a daemon thread (tests, embedding); returns once it accepts requests."""
+        self._thread = threading.Thread(target=self._run_in_thread, name="envforge-webhooks",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the webhook server did not start")
+            time.sleep(0.01)
+        return self._thread
+
+    def _run_in_thread(self) -> None:
+        # No signal handlers outside the main thread: shutdown() stops it.
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def server_close(self) -> None:
+        self._socket.close()
 
 
+def _reply(status: int, body: dict[str, Any], close: bool = False,
+           headers: dict[str, str] | None = None) -> Response:
+    extra = dict(headers or {})
+    if close:
+        extra["Connection"] = "close"
+    return Response(json.dumps(body), status_code=status, media_type="application/json",
+                    headers=extra)
