@@ -402,6 +402,7 @@ class TemplateRun:
     def close(self) -> None:
         """Remove the workspace and drop every secret value this run held in memory."""
         shutil.rmtree(self.workspace, ignore_errors=True)
+        shutil.rmtree(self.workspace.with_name(self.workspace.name + ".undo"), ignore_errors=True)
         from envforge.secrets.environment import forget_run  # lazy: it loads the k8s client
 
         forget_run(self.run_id)

@@ -1,7 +1,8 @@
-"""debug:log: write a message (and optionally the workspace's file list) to the run log."""
+"""debug:log and debug:wait, with Backstage's input names."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import Field
@@ -47,4 +48,40 @@ class DebugLog(Action[DebugLogInput, DebugLogOutput]):
         return DebugLogOutput()
 
 
-ACTIONS: list[type[Action[Any, Any]]] = [DebugLog]
+#: a template may pause a run, not hold a worker: Backstage caps debug:wait the same way
+MAX_WAIT_S = 600.0
+
+
+class DebugWaitInput(ActionInput):
+    minutes: float = Field(0, ge=0, description="Minutes to wait.")
+    seconds: float = Field(0, ge=0, description="Seconds to wait.")
+    milliseconds: float = Field(0, ge=0, description="Milliseconds to wait.")
+
+
+class DebugWaitOutput(ActionOutput):
+    waited_s: float = 0.0
+
+
+class DebugWait(Action[DebugWaitInput, DebugWaitOutput]):
+    id = "debug:wait"
+    description = f"Wait a while (at most {MAX_WAIT_S:g} s); a dry run does not wait."
+    input_model = DebugWaitInput
+    output_model = DebugWaitOutput
+    supports_dry_run = True
+    examples = [{"id": "pause", "action": "debug:wait", "input": {"seconds": 5}}]
+
+    def run(self, ctx: ActionContext, params: DebugWaitInput) -> DebugWaitOutput:
+        total = params.minutes * 60 + params.seconds + params.milliseconds / 1000
+        if total > MAX_WAIT_S:
+            from envforge.errors import ActionError
+
+            raise ActionError(f"step {ctx.step_id!r} (debug:wait): {total:g} s is longer than "
+                              f"the {MAX_WAIT_S:g} s debug:wait allows")
+        time.sleep(total)
+        return DebugWaitOutput(waited_s=total)
+
+    def dry_run(self, ctx: ActionContext, params: DebugWaitInput) -> DebugWaitOutput:
+        return DebugWaitOutput(waited_s=0.0)
+
+
+ACTIONS: list[type[Action[Any, Any]]] = [DebugLog, DebugWait]

@@ -333,7 +333,92 @@ def _remove_files(workspace: Path, files: list[str]) -> None:
             parent = parent.parent
 
 
-ACTIONS: list[type[Action[Any, Any]]] = [FetchTemplate, FetchPlain]
+class FetchPlainFileInput(ActionInput):
+    url: str = Field(description="File to copy: relative to the template, or allowlisted remote.")
+    targetPath: str = Field(description="Workspace-relative path of the copy.")
+    token: str | None = Field(None, description="Token for a remote URL (never logged).")
 
-__all__ = ["ACTIONS", "FetchPlain", "FetchTemplate", "render_skeleton_text",
+
+class FetchTemplateFileInput(FetchPlainFileInput):
+    values: dict[str, Any] = Field(default_factory=dict)
+    cookiecutterCompat: bool = False
+    trimBlocks: bool = False
+    lstripBlocks: bool = False
+    replace: bool = Field(False, description="Overwrite an existing file (else it is kept).")
+
+
+def _source_file(url: str, template_dir: Path, token: str | None) -> Path:
+    if is_remote(url):
+        raise TemplateError(f"url {url!r}: fetch of a single remote file is not supported; "
+                            "fetch its folder (an archive or Git URL) with fetch:plain")
+    source = resolve_source(url, template_dir, token)
+    if not source.is_file():
+        raise TemplateError(f"url {url!r}: no such file in template {template_dir.name}")
+    return source
+
+
+class FetchPlainFile(Action[FetchPlainFileInput, FetchOutput]):
+    id = "fetch:plain:file"
+    git_bound = True
+    description = "Copy one file of the template into the workspace, unchanged."
+    input_model = FetchPlainFileInput
+    output_model = FetchOutput
+    supports_dry_run = True
+    examples = [{"id": "license", "action": "fetch:plain:file",
+                 "input": {"url": "./files/LICENSE", "targetPath": "LICENSE"}}]
+
+    def run(self, ctx: ActionContext, params: FetchPlainFileInput) -> FetchOutput:
+        source = _source_file(params.url, ctx.template_dir, params.token)
+        dest = resolve_inside(ctx.workspace, params.targetPath, "workspace")
+        if dest.exists():
+            return FetchOutput(targetPath=params.targetPath, files=[])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        return FetchOutput(targetPath=params.targetPath,
+                           files=[str(dest.relative_to(ctx.workspace))])
+
+    def rollback(self, ctx: ActionContext, params: FetchPlainFileInput,
+                 output: FetchOutput) -> None:
+        _remove_files(ctx.workspace, output.files)
+
+
+class FetchTemplateFile(Action[FetchTemplateFileInput, FetchOutput]):
+    id = "fetch:template:file"
+    git_bound = True
+    description = "Render one file of the template into the workspace over ${{ values.* }}."
+    input_model = FetchTemplateFileInput
+    output_model = FetchOutput
+    supports_dry_run = True
+    examples = [{"id": "readme", "action": "fetch:template:file", "input": {
+        "url": "./files/README.md", "targetPath": "README.md",
+        "values": {"name": "${{ parameters.name }}"}}}]
+
+    def run(self, ctx: ActionContext, params: FetchTemplateFileInput) -> FetchOutput:
+        source = _source_file(params.url, ctx.template_dir, params.token)
+        dest = resolve_inside(ctx.workspace, params.targetPath, "workspace")
+        if dest.exists() and not params.replace:
+            return FetchOutput(targetPath=params.targetPath, files=[])
+        as_dir = FetchTemplateInput(url=params.url, values=params.values,
+                                    cookiecutterCompat=params.cookiecutterCompat,
+                                    trimBlocks=params.trimBlocks,
+                                    lstripBlocks=params.lstripBlocks)
+        data = source.read_bytes()
+        if _is_text(data):
+            data = render_skeleton_text(skeleton_environment(as_dir), data.decode("utf-8"),
+                                        skeleton_context(as_dir), params.url).encode("utf-8")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        return FetchOutput(targetPath=params.targetPath,
+                           files=[str(dest.relative_to(ctx.workspace))])
+
+    def rollback(self, ctx: ActionContext, params: FetchTemplateFileInput,
+                 output: FetchOutput) -> None:
+        _remove_files(ctx.workspace, output.files)
+
+
+ACTIONS: list[type[Action[Any, Any]]] = [FetchTemplate, FetchPlain, FetchPlainFile,
+                                         FetchTemplateFile]
+
+__all__ = ["ACTIONS", "FetchPlain", "FetchPlainFile", "FetchTemplate", "FetchTemplateFile",
+           "render_skeleton_text",
            "skeleton_context", "skeleton_environment"]

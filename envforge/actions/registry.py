@@ -13,6 +13,8 @@ from envforge.errors import ActionError, DuplicateActionError, UnknownActionErro
 BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.actions.fetch",
     "envforge.actions.debug",
+    "envforge.actions.filesystem",
+    "envforge.actions.catalog",
     "envforge.actions.publish_git",
     "envforge.images.actions",
     "envforge.secrets.actions",

@@ -28,6 +28,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="render everything, change nothing; fake outputs of skipped actions")
     p.add_argument("--environment", metavar="NAME", help="environment this run belongs to")
+    p.add_argument("--user", metavar="REF", help="who runs it, for ${{ user.ref }} and "
+                   "${{ user.entity }} (e.g. user:default/jane; default: ENVFORGE_USER or "
+                   "the operating-system user)")
     p.add_argument("--output", choices=["text", "json"], default="text")
     p.set_defaults(handler=run_template_command)
 
@@ -45,6 +48,8 @@ def run_template_command(args: argparse.Namespace) -> int:
     values = parse_values(template, args.assignments, args.values)
     validate_parameters(template, values)  # fail fast, before any Prefect machinery starts
 
+    if args.user:
+        os.environ["ENVFORGE_USER"] = args.user  # read by the run's caller_identity()
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
     from flows.run_template import STEP_LISTENERS, run_template

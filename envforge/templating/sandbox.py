@@ -111,6 +111,14 @@ class NunjucksUndefined(ChainableUndefined):
         self._record()
         return other if isinstance(other, str) else self
 
+    def __eq__(self, other: Any) -> bool:  # JavaScript: undefined == null
+        return other is None or isinstance(other, Undefined)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = ChainableUndefined.__hash__
+
     def _false(self, other: Any) -> bool:
         self._fail_if_unsafe()
         return False
@@ -292,6 +300,9 @@ class BoundedSandbox(SandboxedEnvironment):
         return bounded
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        # nunjucks: ``values.items`` is the key 'items', not the dict method
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
         if isinstance(obj, str | list | tuple | dict) and attribute == "length":
             return len(obj)
         if isinstance(obj, str) and attribute in _JS_STRING:
