@@ -20,6 +20,7 @@ from envforge.errors import (
     EnvforgeError,
     EnvironmentExistsError,
     EnvironmentNotFoundError,
+    TTLError,
 )
 from envforge.gitops.naming import check_environment_name, environment_host
 from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
@@ -77,6 +78,9 @@ def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog,
     if not request.template:
         raise EnvironmentNotFoundError(
             f"environment {name!r} does not exist yet: give a template to create it")
+    if request.ttl is not None and not request.ttl.strip():
+        raise TTLError(f"--ttl {request.ttl!r} is empty: give a duration such as 48h or 3d, "
+                       f"or leave --ttl out for the default ({settings.default_ttl})")
     ttl = request.ttl or settings.default_ttl
     checked_ttl(ttl, settings.max_ttl_seconds)
     template = catalog.load(request.template)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.config import load_settings
-from envforge.errors import ActionError
+from envforge.errors import ActionError, EnvforgeError, TemplateNotFoundError
 from envforge.gitops.record import (
     EnvironmentRecord,
     EnvironmentSpec,
@@ -28,6 +28,9 @@ from envforge.gitops.record import (
 from envforge.gitops.repository import open_store
 from envforge.gitops.store import ChangeResult, EnvironmentStore
 from envforge.paths import resolve_inside
+from envforge.secrets.sensitive import credential_paths
+from envforge.templating.loader import TemplateCatalog, load_template
+from envforge.templating.parameters import pages
 
 Mode = Literal["create", "update", "upsert"]
 
@@ -98,7 +101,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
             raise ActionError(f"step {ctx.step_id!r}: publish:gitops needs an environment "
                               "name: run it through 'envforge env create', or give input.name")
         manifests = find_manifests(ctx, params.manifestsPath)
-        recorded, dropped = public_parameters(params.parameters)
+        recorded, dropped = public_parameters(params.parameters, _marked_credentials(ctx))
         if dropped:
             ctx.logger.warning("not recorded in Git (look like credentials): %s",
                                ", ".join(dropped))
@@ -132,7 +135,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
                 name: str, env: dict[str, Any], recorded: dict[str, Any],
                 manifests: Path, commit: bool) -> ChangeResult:
         spec = EnvironmentSpec(
-            template=ctx.template_name,
+            template=recorded_template(ctx),
             type=params.type or env.get("type") or "preview",
             owner=params.owner or env.get("owner") or str(recorded.get("owner") or "unknown"),
             parameters=recorded,
@@ -151,7 +154,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
                 manifests: Path, commit: bool) -> ChangeResult:
         def change(record: EnvironmentRecord) -> EnvironmentRecord:
             spec = record.spec.model_copy(update={
-                "template": ctx.template_name, "parameters": recorded,
+                "template": recorded_template(ctx), "parameters": recorded,
                 **({"source": params.source} if params.source else {}),
                 **({"isolation": params.isolation} if params.isolation else {}),
                 **({"type": params.type} if params.type else {}),
@@ -162,6 +165,29 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
             store.render(change(current), manifests)
             return ChangeResult(current.name, "update", None, 0, change(current))
         return store.update(current.name, change, manifests, ctx.run_id)
+
+
+def recorded_template(ctx: ActionContext) -> str:
+    """What the record names as its template: the name when the configured templates path
+    finds this very template by it, else its directory (a template given by path), so that
+    'envforge env update' can always load it again."""
+    catalog = TemplateCatalog(load_settings().templates_path)
+    try:
+        if catalog.resolve(ctx.template_name).resolve() == ctx.template_dir.resolve():
+            return ctx.template_name
+    except TemplateNotFoundError:
+        pass
+    return str(ctx.template_dir.resolve())
+
+
+def _marked_credentials(ctx: ActionContext) -> set[str]:
+    """Parameter paths the template's schema marks as credentials (ui:field Secret,
+    ui:widget password, format password)."""
+    try:
+        template = load_template(ctx.template_dir)
+    except EnvforgeError:
+        return set()
+    return credential_paths(pages(template))
 
 
 def find_manifests(ctx: ActionContext, path: str | None) -> Path:

@@ -9,7 +9,6 @@ record is made.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -18,13 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from envforge.errors import DomainError, GitOpsError
 from envforge.gitops.naming import check_custom_host
+from envforge.secrets.sensitive import without_credentials
 
 API_VERSION: Literal["envforge.dev/v1alpha1"] = "envforge.dev/v1alpha1"
 KIND: Literal["Environment"] = "Environment"
 EnvironmentType = Literal["preview", "development", "staging"]
 IsolationMode = Literal["namespace", "vcluster", "cluster"]
-_SECRET_LOOKING_KEY = re.compile(
-    r"(passw(or)?d|passwd|secret|token|api[-_]?key|private[-_]?key|credential)", re.I)
 
 
 class _Strict(BaseModel):
@@ -121,17 +119,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def public_parameters(parameters: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Parameters fit for Git: keys that look like credentials are dropped (and named)."""
-    kept: dict[str, Any] = {}
-    dropped: list[str] = []
-    for key, value in parameters.items():
-        if _SECRET_LOOKING_KEY.search(key):
-            dropped.append(key)
-        elif isinstance(value, dict):
-            inner, inner_dropped = public_parameters(value)
-            kept[key] = inner
-            dropped.extend(f"{key}.{d}" for d in inner_dropped)
-        else:
-            kept[key] = value
-    return kept, dropped
+def public_parameters(parameters: dict[str, Any], marked: set[str] | None = None
+                      ) -> tuple[dict[str, Any], list[str]]:
+    """Parameters fit for Git: keys named like credentials (``db_pwd``, ``dbPass``,
+    ``passphrase``...) and the dotted paths in ``marked`` (the template's schema hints) are
+    dropped; the dropped paths are returned, never their values."""
+    return without_credentials(parameters, marked)

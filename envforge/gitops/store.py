@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError
+from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError, TTLError
 from envforge.gitops.domains import check_bindable
 from envforge.gitops.guard import SecretGuard, default_guard
 from envforge.gitops.naming import check_custom_host, check_environment_name, environment_host
@@ -95,6 +95,10 @@ class EnvironmentStore:
         already (the CLI picks it before the template renders); checks name and TTL."""
         check_environment_name(name, frozenset({self.settings.argocd_namespace,
                                                 self.settings.ingress_namespace}))
+        if ttl is not None and not str(ttl).strip():
+            raise TTLError(
+                f"--ttl {ttl!r} is empty: give a duration such as 48h or 3d, or leave --ttl "
+                f"out for the default ({self.settings.default_ttl})")
         seconds = checked_ttl(ttl or self.settings.default_ttl, self.settings.max_ttl_seconds)
         now = now or utc_now()
         host = host or environment_host(name, self.settings.wildcard_domain)

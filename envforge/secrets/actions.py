@@ -106,6 +106,30 @@ def _load_block(block_cls: Any, name: str | None) -> Any:
             "'envforge blocks register' and save one") from e
 
 
+def check_delivery_namespace(ctx: ActionContext, params: VaultSecretsInput) -> None:
+    """Secrets go only into the environment's own namespace: not kube-system, not another
+    environment's (D9). The run's environment, when it has one, decides which that is."""
+    from envforge.gitops.naming import RESERVED_NAMES
+
+    run_env = ctx.environment.get("name")
+    own = str(ctx.environment.get("namespace") or run_env or params.environment)
+    where = f"step {ctx.step_id!r} (vault:secrets)"
+    if run_env and params.environment != run_env:
+        raise SecretDeliveryError(
+            f"{where}: input.environment {params.environment!r} is not this run's environment "
+            f"{run_env!r}; secrets are delivered only to the environment being deployed "
+            "(use ${{ environment.name }})")
+    wanted = params.namespace or own
+    if wanted != own:
+        raise SecretDeliveryError(
+            f"{where}: input.namespace {wanted!r} is not the environment's own namespace "
+            f"{own!r}; secrets are delivered only there (remove input.namespace)")
+    if wanted in RESERVED_NAMES or wanted.startswith("kube-"):
+        raise SecretDeliveryError(
+            f"{where}: namespace {wanted!r} is a system namespace; secrets are delivered only "
+            "to an environment's own namespace")
+
+
 def git_bound_secret_references(template_dir: Path) -> list[str]:
     """Fields of fetch:*/publish:* steps (which end up in Git) that hold secret references."""
     template = load_template(template_dir)
@@ -167,6 +191,7 @@ class VaultSecrets(Action[VaultSecretsInput, VaultSecretsOutput]):
 
     def _prepare(self, ctx: ActionContext, params: VaultSecretsInput) -> Any:
         install_redaction()
+        check_delivery_namespace(ctx, params)
         refused = git_bound_secret_references(ctx.template_dir)
         if refused:
             raise SecretReferenceError(

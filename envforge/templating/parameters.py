@@ -17,7 +17,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from envforge.errors import ParameterError
+from envforge.errors import ParameterError, TemplateError
 from envforge.templating.model import Template
 
 _CONDITIONAL_KEYS = ("dependencies", "allOf", "anyOf", "oneOf", "if", "then", "else", "not")
@@ -65,7 +65,15 @@ def apply_defaults(schema: Mapping[str, Any], values: dict[str, Any]) -> dict[st
 
 
 def validate_parameters(template: Template, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults applied, then every violation of every page collected into one error."""
+    """Defaults applied, then every violation of every page collected into one error.
+    A page that is not valid JSON Schema (``required: name`` instead of a list, an unknown
+    ``type``) is a one-line TemplateError, not a traceback from the validator."""
+    broken = schema_problems(template)
+    if broken:
+        hint = (" (write required as a list: required: [name])"
+                if "is not of type 'array'" in broken[0] and "required" in broken[0] else "")
+        raise TemplateError(f"template {template.name!r}: {broken[0]}{hint}; fix its "
+                            "template.yaml ('envforge templates validate' lists every problem)")
     result = dict(values)
     for page in pages(template):
         result = apply_defaults(strip_ui(page), result)
