@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +40,7 @@ from envforge.secrets.references import refuse_references_in_git_fields
 from envforge.templating.expressions import ExpressionEngine
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import validate_parameters
+from envforge.workspaces import new_workspace
 
 StepStatus = Literal["completed", "skipped", "dry-run", "faked", "failed", "rolled-back"]
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -166,7 +166,7 @@ class TemplateRun:
         self.unknown_actions: list[str] = []
         self.reports: list[StepReport] = []
         self.completed: list[tuple[PreparedStep, ActionOutput]] = []
-        self.workspace = Path(tempfile.mkdtemp(prefix=f"envforge-{self.template.name}-"))
+        self.workspace = new_workspace(self.template.name)  # removes killed runs' ones
 
     # --- what expressions see ----------------------------------------------------------
 

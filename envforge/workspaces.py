@@ -1,0 +1,79 @@
+"""Run workspaces in the temp folder, and removing those of runs that were killed.
+
+A workspace is ``<tmp>/envforge-workspaces-<uid>/<pid>-<process start>-<random>-<template>``:
+a run that ends removes its own; one that was killed (SIGKILL, OOM, a reboot of the worker)
+cannot, so the next run removes every workspace whose process is gone, or whose pid now
+belongs to another process (the recorded start time differs). Linux reads the start time from
+/proc; elsewhere the pid alone decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger("envforge.workspaces")
+_ENTRY = re.compile(r"(?P<pid>\d+)-(?P<start>\d+)-[a-z0-9_]+-.*")
+
+
+def workspaces_root() -> Path:
+    """The folder holding every run workspace of this user."""
+    return Path(tempfile.gettempdir()) / f"envforge-workspaces-{os.getuid()}"
+
+
+def _start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 where /proc has none)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 else 0
+
+
+def _alive(pid: int, start: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process holds the pid: not our run any more
+        return False
+    return start == 0 or _start_time(pid) in (0, start)
+
+
+def remove_stale_workspaces(root: Path | None = None) -> list[Path]:
+    """Remove the workspaces (and their ``.undo`` siblings) of runs whose process is gone;
+    returns what was removed."""
+    root = root or workspaces_root()
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for entry in root.iterdir():
+        match = _ENTRY.fullmatch(entry.name.removesuffix(".undo"))
+        if match is None or _alive(int(match["pid"]), int(match["start"])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    if removed:
+        logger.info("removed %d workspace(s) of runs that were killed: %s", len(removed),
+                    ", ".join(p.name for p in removed[:5]))
+    return removed
+
+
+def new_workspace(template_name: str) -> Path:
+    """A fresh private workspace for one run; stale ones of killed runs are removed first."""
+    root = workspaces_root()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        remove_stale_workspaces(root)
+    except OSError as e:  # cleaning up must never stop a run
+        logger.warning("could not remove stale workspaces in %s: %s", root, e)
+    pid = os.getpid()
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", template_name)[:60]
+    prefix = f"{pid}-{_start_time(pid)}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=f"-{safe_name}", dir=root))
