@@ -190,3 +190,25 @@ def test_the_lock_wait_is_bounded_and_says_what_it_waits_for(
     assert "waiting for the git cache lock" in caplog.text
     assert "gave up after 0s" in str(info.value) or "gave up after" in str(info.value)
     assert "ENVFORGE_GIT_LOCK_TIMEOUT" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("target", "fragment"), [
+    (".git/hooks", "'.git' is the repository's own metadata"),
+    ("environments", "whole of an environment"),
+    ("argocd", "top-level folder 'argocd'"),
+])
+def test_templates_validate_reports_the_target(tmp_path: Path, target: str, fragment: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from envforge.cli import main
+
+    directory = tmp_path / "hostile"
+    (directory / "skeleton" / "hooks").mkdir(parents=True)
+    (directory / "skeleton" / "hooks" / "post-checkout").write_text("#!/bin/sh\nid\n")
+    (directory / "template.yaml").write_text(
+        "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\n"
+        "metadata: {name: hostile}\nspec:\n  owner: x\n  type: service\n  steps:\n"
+        "    - {id: fetch, action: fetch:template, input: {url: ./skeleton}}\n"
+        f"    - {{id: publish, action: publish:git, input: {{targetPath: '{target}'}}}}\n")
+    assert main(["templates", "validate", str(directory)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL hostile" in out and fragment in out and "step 'publish'" in out
