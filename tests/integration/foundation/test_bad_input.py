@@ -29,10 +29,10 @@ spec:
 """
 
 CASES = {
-    "undefined-variable": (
-        HEAD + "    - {id: announce, action: debug:log, input: {message: '${{ parameters.nmae }}'}}\n",
+    "expression-bomb": (
+        HEAD + "    - {id: announce, action: debug:log, input: {message: \"${{ 'x' * 10 ** 9 }}\"}}\n",
         {"skeleton/a.txt": "x"},
-        ["step 'announce' field input.message", "has no attribute 'nmae'"],
+        ["step 'announce' field input.message", "refused by the sandbox"],
     ),
     "sandbox-escape": (
         HEAD + "    - {id: sneak, action: debug:log, input: {message: \"${{ ''.__class__.__mro__ }}\"}}\n",
