@@ -151,13 +151,15 @@ def _place_suggestions(decisions: list[ColumnDecision],
 def _fitting(suggestion: str, column: Column) -> str:
     """``suggestion`` if a clone accepts it on ``column``, else the first that fits of hash,
     null and a typed redact."""
-    for candidate in (suggestion, "hash", "null"):
+    for candidate in (suggestion, "hash", NULL_RULE):
         if _rule_fits(candidate, column):
             return candidate
     return "{transform: redact, value: " + _REDACT_VALUES.get(
         type_class(column), "''") + "}"
 
 
+# As written in a rules file: a bare `null` would be YAML's null, not the transformer.
+NULL_RULE = "{transform: 'null'}"
 _REDACT_VALUES = {"int": "'0'", "number": "'0'", "date": "'1970-01-01'",
                   "timestamp": "'1970-01-01 00:00:00'", "inet": "'240.0.0.1'",
                   "uuid": "'00000000-0000-0000-0000-000000000000'", "bool": "'false'",
@@ -166,7 +168,7 @@ _REDACT_VALUES = {"int": "'0'", "number": "'0'", "date": "'1970-01-01'",
 
 def _rule_fits(suggestion: str, column: Column) -> bool:
     try:
-        data = yaml.safe_load(suggestion)
+        data = yaml.safe_load(suggestion) if suggestion.startswith("{") else suggestion
         rule = ColumnRule.model_validate({"transform": data} if isinstance(data, str) else data)
     except (yaml.YAMLError, ValueError):  # a placeholder such as <key> does not parse
         return False
@@ -236,7 +238,7 @@ def _suggest_for_type(suggestion: str, column: Column, tclass: str,
     if tclass == "json":
         return _json_suggestion(values or [])
     if column.base_type == "bytea" or suggestion == "null":
-        return "null" if not column.not_null else "{transform: redact, value: '\\x'}"
+        return NULL_RULE if not column.not_null else "{transform: redact, value: '\\x'}"
     if column.unique and suggestion not in ("email", "iban", "hash", "phone", "credit_card",
                                             "username"):
         return "hash"
@@ -377,7 +379,12 @@ def _luhn_ok(text: str) -> bool:
     return total % 10 == 0
 
 
+_IP_SHAPE = re.compile(r"[0-9.]{7,15}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*")
+
+
 def _is_ip(text: str) -> bool:
+    if not _IP_SHAPE.fullmatch(text):  # most values: no parse attempt (and no exception)
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -15,7 +15,6 @@ import logging
 import multiprocessing
 import queue
 import signal
-import tempfile
 import threading
 import time
 from collections import deque
@@ -23,7 +22,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -38,16 +36,25 @@ from envforge.db.collisions import (
     unique_keys,
 )
 from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
-from envforge.db.copy import CopyResult, CopyTask, FieldRule, run_copy_task
+from envforge.db.copy import (
+    CopyResult,
+    CopyTask,
+    FieldRule,
+    run_copy_task,
+    run_copy_tasks_shared,
+)
 from envforge.db.coverage import CoverageMap, resolve_coverage
 from envforge.db.rules import Rules
 from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
-from envforge.db.schema import dump_schema, restore_section
+from envforge.db.schema import BackgroundSchemaDump, restore_section
 from envforge.db.subset import RowSelection, select_subset
 from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
 
 log = logging.getLogger("envforge.db")
 CHUNK_BYTES = 24 * 1024 * 1024  # tables larger than this are copied in ctid slices
+# Tasks smaller than this run in the calling process over shared connections (the snapshot's
+# own and one target session): starting psql and two sessions costs more than their rows.
+SMALL_TASK_BYTES = 2 * 1024 * 1024
 
 
 @dataclass
@@ -83,44 +90,51 @@ def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
     assert_not_source(request.source, request.target)
     with read_only_snapshot(request.source) as snap:
         snapshot_id = str(_one(snap, "SELECT pg_export_snapshot()"))
-        encoding = str(_one(snap, "SELECT pg_encoding_to_char(encoding) FROM pg_database "
-                                  "WHERE datname = current_database()"))
-        catalog = read_catalog(snap)
-        coverage = resolve_coverage(request.rules, catalog, request.rules_source)
-        if request.rules.strict:
-            findings = stop_findings(classify_columns(snap, catalog, coverage, request.rules))
-            if findings:
-                raise PersonalDataError(findings)
-        selection = select_subset(snap, catalog, request.rules, logger) \
-            if request.rules.subset else None
-        sequences = _read_sequences(snap, catalog)
-        matviews = populated_matviews(snap)
-        not_copied = owners_and_grants(snap)
-        tasks = plan_tasks(catalog, coverage, request.rules, selection)
-        keys = unique_keys(snap, catalog, coverage)
-        name = request.target.dbname
-        marker = dict(request.marker, strategy="clone", source=request.source.label)
-        create_owned_database(request.target, name, marker, replace=request.replace,
-                              encoding=encoding)
-        logger.info("created target database %s; copying %d table(s) in %d task(s)",
-                    request.target.label, len(catalog.tables), len(tasks))
-        try:
-            with _terminate_raises():
-                try:
-                    results = _build_target(request, snap, snapshot_id, tasks, keys,
-                                            sequences, matviews, logger, resolve=False)
-                except _CollisionsFound:
-                    # Rare: start again on a fresh target, resolving before any index exists.
-                    logger.warning("transformed values collided on a unique key; rebuilding "
-                                   "%s with the collisions resolved", request.target.label)
-                    drop_owned_database(request.target, name)
-                    create_owned_database(request.target, name, marker, encoding=encoding)
-                    results = _build_target(request, snap, snapshot_id, tasks, keys,
-                                            sequences, matviews, logger, resolve=True)
-        except BaseException:
-            logger.error("clone into %s failed; dropping the target", request.target.label)
-            drop_owned_database(request.target, name)
-            raise
+        with BackgroundSchemaDump(request.source, snapshot_id) as schema:
+            return _clone_in_snapshot(request, snap, snapshot_id, schema, started, logger)
+
+
+def _clone_in_snapshot(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
+                       schema: BackgroundSchemaDump, started: float,
+                       logger: Any) -> CloneReport:
+    encoding = str(_one(snap, "SELECT pg_encoding_to_char(encoding) FROM pg_database "
+                              "WHERE datname = current_database()"))
+    catalog = read_catalog(snap)
+    coverage = resolve_coverage(request.rules, catalog, request.rules_source)
+    if request.rules.strict:
+        findings = stop_findings(classify_columns(snap, catalog, coverage, request.rules))
+        if findings:
+            raise PersonalDataError(findings)
+    selection = select_subset(snap, catalog, request.rules, logger) \
+        if request.rules.subset else None
+    sequences = _read_sequences(snap, catalog)
+    matviews = populated_matviews(snap)
+    not_copied = owners_and_grants(snap)
+    tasks = plan_tasks(catalog, coverage, request.rules, selection)
+    keys = unique_keys(snap, catalog, coverage)
+    name = request.target.dbname
+    marker = dict(request.marker, strategy="clone", source=request.source.label)
+    create_owned_database(request.target, name, marker, replace=request.replace,
+                          encoding=encoding)
+    logger.info("created target database %s; copying %d table(s) in %d task(s)",
+                request.target.label, len(catalog.tables), len(tasks))
+    try:
+        with _terminate_raises():
+            try:
+                results = _build_target(request, snap, snapshot_id, schema, tasks, keys,
+                                        sequences, matviews, logger, resolve=False)
+            except _CollisionsFound:
+                # Rare: start again on a fresh target, resolving before any index exists.
+                logger.warning("transformed values collided on a unique key; rebuilding "
+                               "%s with the collisions resolved", request.target.label)
+                drop_owned_database(request.target, name)
+                create_owned_database(request.target, name, marker, encoding=encoding)
+                results = _build_target(request, snap, snapshot_id, schema, tasks, keys,
+                                        sequences, matviews, logger, resolve=True)
+    except BaseException:
+        logger.error("clone into %s failed; dropping the target", request.target.label)
+        drop_owned_database(request.target, name)
+        raise
     rows = sum(r.rows for r in results)
     size = sum(r.bytes for r in results)
     per_table: dict[str, int] = {t: 0 for t in catalog.tables}
@@ -152,33 +166,34 @@ def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rul
 
 
 def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
-                  tasks: list[CopyTask], keys: list[UniqueKey],
+                  schema: BackgroundSchemaDump, tasks: list[CopyTask], keys: list[UniqueKey],
                   sequences: list[tuple[str, int, bool]], matviews: list[str], logger: Any, *,
                   resolve: bool) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
     them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
     ``resolve`` True, which resolves them before any index exists (collisions.py)."""
-    with tempfile.TemporaryDirectory(prefix="envforge-schema-") as tmp:
-        schema_file = Path(tmp) / "schema.dump"
-        dump_schema(request.source, snapshot_id, schema_file)
-        restore_section(request.target, schema_file, "pre-data")
-        results = list(_run_tasks(request, snapshot_id, tasks, logger))
-        if resolve and keys:
-            results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
-                                          logger)
-        with connected(request.target, autocommit=True) as conn:
-            for seq, value, called in sequences:
-                conn.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
-        logger.info("data copied; building indexes, constraints and triggers")
-        try:
-            restore_section(request.target, schema_file, "post-data", jobs=request.jobs)
-        except CopyFailedError:
-            if not resolve and keys and _any_duplicates(request.target, keys):
-                raise _CollisionsFound from None
-            raise
-        with connected(request.target, autocommit=True) as conn:
-            refresh_matviews(conn, matviews, logger)
+    schema_file = schema.path()
+    restore_section(request.target, schema_file, "pre-data")
+    results = list(_run_tasks(request, snapshot_id, tasks, logger, snap))
+    if resolve and keys:
+        results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
+                                      logger)
+    with connected(request.target, autocommit=True) as conn:
+        for seq, value, called in sequences:
+            conn.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
+    logger.info("data copied; building indexes, constraints and triggers")
+    small = sum(r.bytes for r in results) < request.parallel_min_bytes
+    try:  # parallel index builds only pay off on more data than a worker costs to start
+        restore_section(request.target, schema_file, "post-data",
+                        jobs=1 if small else request.jobs)
+    except CopyFailedError:
+        if not resolve and keys and _any_duplicates(request.target, keys):
+            raise _CollisionsFound from None
+        raise
+    with connected(request.target, autocommit=True) as conn:
+        refresh_matviews(conn, matviews, logger)
+        if not small:  # small databases: autovacuum's analyze comes soon enough
             conn.execute("ANALYZE")
     return results
 
@@ -298,17 +313,29 @@ def _resolve_collisions(request: CloneRequest, snap: psycopg.Connection[Any], sn
                         ", ".join(sorted(redo_tables)), len(flat))
             conn.execute("TRUNCATE " + ", ".join(physical))
             results = [r for r in results if r.table not in redo_tables]
-            results += _run_tasks(request, snapshot_id, redo, logger)
+            results += _run_tasks(request, snapshot_id, redo, logger, snap)
     return results
 
 
 def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
-               logger: Any) -> Iterator[CopyResult]:
+               logger: Any, snap: psycopg.Connection[Any] | None = None
+               ) -> Iterator[CopyResult]:
     """Run the tasks on ``jobs`` lanes: this process is one of them, ``jobs - 1`` spawned
-    worker processes are the others (one interpreter fewer in memory than a full pool)."""
+    worker processes are the others (one interpreter fewer in memory than a full pool).
+    Small tasks run first in this process over ``snap`` (the snapshot's own connection)."""
     args = (request.source, request.target, snapshot_id, request.key)
+    small = [t for t in tasks if snap is not None and t.size_bytes < SMALL_TASK_BYTES]
+    tasks = [t for t in tasks if not (snap is not None and t.size_bytes < SMALL_TASK_BYTES)]
+
+    def run_small() -> Iterator[CopyResult]:
+        if snap is not None and small:
+            for result in run_copy_tasks_shared(snap, request.target, request.key, small):
+                _log_result(logger, result)
+                yield result
+
     if (request.jobs <= 1 or len(tasks) <= 1
             or sum(t.size_bytes for t in tasks) < request.parallel_min_bytes):
+        yield from run_small()
         for task in tasks:
             result = run_copy_task(*args, task)
             _log_result(logger, result)
@@ -349,6 +376,7 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
     try:
         for _ in range(request.jobs - 1):
             submit_next()
+        yield from run_small()  # while the workers take the large ones
         done = 0
         while True:
             with lock:
@@ -434,6 +462,8 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
                     tasks.append((len(tids), task(f"{leaf.qualified} (subset)",
                                                   f"ctid = ANY({tids_literal}::tid[])")))
                 continue
+            if leaf.pages == 0 and leaf.size_bytes == 0:
+                continue  # no heap page, no row (Pagila's 55 payment partitions: most empty)
             slices = max(1, -(-leaf.size_bytes // CHUNK_BYTES))
             if slices == 1:
                 tasks.append((leaf.size_bytes, task(leaf.qualified)))

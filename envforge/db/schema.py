@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
 from pathlib import Path
 
 from envforge.db.connection import ServerAddress
@@ -68,6 +70,39 @@ def dump_schema(source: ServerAddress, snapshot_id: str | None, path: Path) -> N
     if snapshot_id:
         args.append(f"--snapshot={snapshot_id}")
     run_pg_tool(args, source, "reading the schema (pg_dump --schema-only)")
+
+
+class BackgroundSchemaDump:
+    """``pg_dump --schema-only`` of the snapshot, started at once in a thread (it only reads
+    the source) so that it overlaps the rule checks and classification; :meth:`path` waits
+    for it. Use as a context manager: the dump file is removed on exit."""
+
+    def __init__(self, source: ServerAddress, snapshot_id: str) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="envforge-schema-")
+        self._path = Path(self._dir.name) / "schema.dump"
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(source, snapshot_id),
+                                        name="envforge-schema-dump", daemon=True)
+        self._thread.start()
+
+    def _run(self, source: ServerAddress, snapshot_id: str) -> None:
+        try:
+            dump_schema(source, snapshot_id, self._path)
+        except BaseException as e:  # handed to the caller of path()
+            self._error = e
+
+    def path(self) -> Path:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._path
+
+    def __enter__(self) -> BackgroundSchemaDump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()  # bounded: pg_dump of a schema ends, or fails, on its own
+        self._dir.cleanup()
 
 
 def restore_section(target: ServerAddress, path: Path, section: str, jobs: int = 1) -> None:

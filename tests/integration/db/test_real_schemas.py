@@ -153,9 +153,12 @@ def test_plan_suggestions_are_accepted_by_clone_as_they_are(features_db: ServerA
     fragment = suggested_rules(plan.decisions)
     rules = parse_rules(yaml.safe_load(fragment))
     assert not rules.problems
+    assert "picture: {transform: 'null'}" in fragment  # nullable image: NULL, not a bare null
+    assert "password: hash" in fragment and "username: username" in fragment
     report = clone(features_db, "envforge_features_suggested", rules)
     target = features_db.with_database(report.database)
     assert rows(target, "SELECT count(*) FROM payment")[0][0] == 4000
+    assert rows(target, "SELECT count(*) FROM staff WHERE picture IS NULL")[0][0] == 4
     drop_owned_database(target, report.database)
 
 
