@@ -8,7 +8,8 @@ template's own folder. Symbolic links that lead out are refused as before.
 
 Remote: ``https://…/archive.tar.gz`` (``.tgz``, ``.zip``) and Git repositories
 (``https://host/org/repo.git``, or ``git+https://…``), each optionally followed by
-``//sub/dir`` and, for Git, ``#ref``. Only URLs starting with a prefix listed in
+``//sub/dir`` and, for Git, ``#ref``; GitHub/GitLab browser URLs
+(``https://github.com/org/repo/tree/main/dir``) are read as their Git repository. Only URLs starting with a prefix listed in
 ENVFORGE_FETCH_ALLOW (space or comma separated) are fetched; nothing is allowed by default.
 ENVFORGE_FETCH_MAX_BYTES caps a download and its unpacked size (default 50 MB). Results are
 cached under $ENVFORGE_HOME/cache/fetch by URL. Git runs with hooks disabled and no prompt;
@@ -87,8 +88,15 @@ def max_bytes() -> int:
             from None
 
 
+_TREE_URL = re.compile(r"^(https?://[^/]+/[^/]+/[^/]+?)(?:\.git)?(?:/-)?/tree/([^/]+)/?(.*)$")
+
+
 def _split(url: str) -> tuple[str, str, str, bool]:
-    """(location, subdir, ref, is_git) of a remote fetch URL."""
+    """(location, subdir, ref, is_git) of a remote fetch URL; a GitHub/GitLab browser URL
+    (``https://host/org/repo/tree/<ref>/<path>``) is its repository's Git URL."""
+    tree = _TREE_URL.match(url)
+    if tree:
+        return f"{tree.group(1)}.git", tree.group(3).strip("/"), tree.group(2), True
     is_git = url.startswith("git+")
     location = url[4:] if is_git else url
     location, _, ref = location.partition("#")

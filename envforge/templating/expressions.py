@@ -219,7 +219,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_BLOCK = re.compile(r"\{%-?\s*(.*?)\s*-?%\}", re.DOTALL)
+
+
 def _first_expression(text: str) -> str:
-    match = EXPRESSION.search(text)
+    match = EXPRESSION.search(text) or _BLOCK.search(text)
     found = match.group(1).strip() if match else text
     return found if len(found) <= 200 else found[:197] + "..."
