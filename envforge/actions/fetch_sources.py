@@ -9,8 +9,9 @@ template's own folder. Symbolic links that lead out are refused as before.
 Remote: ``https://…/archive.tar.gz`` (``.tgz``, ``.zip``) and Git repositories
 (``https://host/org/repo.git``, or ``git+https://…``), each optionally followed by
 ``//sub/dir`` and, for Git, ``#ref``; GitHub/GitLab browser URLs
-(``https://github.com/org/repo/tree/main/dir``) are read as their Git repository. Only URLs starting with a prefix listed in
-ENVFORGE_FETCH_ALLOW (space or comma separated) are fetched; nothing is allowed by default.
+(``https://github.com/org/repo/tree/main/dir``) are read as their Git repository. Only URLs
+starting with a prefix listed in ENVFORGE_FETCH_ALLOW (space or comma separated) are fetched;
+nothing is allowed by default.
 ENVFORGE_FETCH_MAX_BYTES caps a download and its unpacked size (default 50 MB). Results are
 cached under $ENVFORGE_HOME/cache/fetch by URL. Git runs with hooks disabled and no prompt;
 a token goes in a header through git's environment, never on a command line or in a message.
