@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import git
@@ -50,6 +50,8 @@ SAFE_CONFIG: tuple[tuple[str, str], ...] = (
     ("submodule.recurse", "false"),
 )
 
+_SAFE_KEYS = frozenset(key.lower() for key, _ in SAFE_CONFIG)
+
 #: Keys a cached working copy's ``.git/config`` may hold (lower-case, as ``git config -l``
 #: prints them); ``branch.<name>.*`` and ``remote.origin.*`` are checked separately.
 _ALLOWED_KEYS = frozenset({
@@ -61,19 +63,25 @@ _ALLOWED_REMOTE_KEYS = frozenset({"remote.origin.url", "remote.origin.fetch"})
 _ALLOWED_BRANCH_SUFFIXES = (".remote", ".merge")
 
 
-def safe_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def safe_git_env(extra: Mapping[str, str] | None = None,
+                 extra_config: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     """Environment variables for one git process: the safe overrides, then ``extra``
-    (credentials helpers envforge wrote itself). Variables git would read from the caller's
-    environment to change what runs (``GIT_CONFIG*``, ``GIT_EXEC_PATH``...) are replaced."""
+    (credentials helpers envforge wrote itself) and ``extra_config`` (more ``-c`` settings,
+    e.g. ``http.extraHeader``; they can tighten the safe ones, never loosen them). Variables
+    that would switch the overrides off (``GIT_CONFIG*``) are never taken from ``extra``."""
     env: dict[str, str] = {
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ATTR_NOSYSTEM": "1",
-        "GIT_CONFIG_COUNT": str(len(SAFE_CONFIG)),
         "GIT_PROTOCOL_FROM_USER": "0",
     }
-    for index, (key, value) in enumerate(SAFE_CONFIG):
+    # Later wins: an extra setting may add (http.extraHeader) or tighten (protocol.file.allow
+    # never), never loosen one of the safe ones.
+    settings = [*SAFE_CONFIG, *((k, v) for k, v in extra_config
+                                if k.lower() not in _SAFE_KEYS or v in ("never", "false"))]
+    env["GIT_CONFIG_COUNT"] = str(len(settings))
+    for index, (key, value) in enumerate(settings):
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
     for name, value in (extra or {}).items():
@@ -83,11 +91,12 @@ def safe_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def subprocess_env(extra: Mapping[str, str] | None = None,
+                   extra_config: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     """A full environment for ``subprocess.run(["git", ...])``: the process's own, without
     any inherited ``GIT_*`` variable, plus :func:`safe_git_env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    return {**base, **safe_git_env(extra)}
+    return {**base, **safe_git_env(extra, extra_config)}
 
 
 def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = None,

@@ -212,3 +212,17 @@ def test_templates_validate_reports_the_target(tmp_path: Path, target: str, frag
     assert main(["templates", "validate", str(directory)]) == 1
     out = capsys.readouterr().out
     assert "FAIL hostile" in out and fragment in out and "step 'publish'" in out
+
+
+def test_the_boundary_settings_cannot_be_loosened_by_a_caller() -> None:
+    from envforge.git_boundary import safe_git_env
+
+    env = safe_git_env({"GIT_CONFIG_COUNT": "0", "GIT_ASKPASS": "/x"},
+                       [("core.hooksPath", "/evil"), ("protocol.file.allow", "never"),
+                        ("http.extraHeader", "X: y")])
+    pairs = [(env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"])
+             for i in range(int(env["GIT_CONFIG_COUNT"]))]
+    assert ("core.hooksPath", "/evil") not in pairs and ("http.extraHeader", "X: y") in pairs
+    last = {k: v for k, v in pairs}  # git applies them in order: the last one wins
+    assert last["core.hooksPath"] == "/dev/null" and last["protocol.file.allow"] == "never"
+    assert env["GIT_ASKPASS"] == "/x" and env["GIT_CONFIG_GLOBAL"] == "/dev/null"

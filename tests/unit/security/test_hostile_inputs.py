@@ -116,6 +116,6 @@ def test_a_string_required_and_an_unknown_type_are_one_line_errors(tmp_path: Pat
         (d / "template.yaml").write_text(
             "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata: {name: t}\n"
             f"spec:\n  owner: x\n  type: service\n  parameters: {params}\n  steps: []\n")
-        with pytest.raises(TemplateError, match="spec.parameters") as info:
+        with pytest.raises(TemplateError, match=r"spec\.parameters") as info:
             validate_parameters(load_template(d), {"name": "x"})
         assert fragment in str(info.value) and "\n" not in str(info.value)
