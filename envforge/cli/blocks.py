@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from envforge.connections import connection_source
 from envforge.errors import ConfigurationError
 
 
@@ -20,9 +21,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def list_blocks(args: argparse.Namespace) -> int:
-    from blocks import block_types
-
-    for block in block_types():
+    for block in connection_source().block_types():
         doc = (block.__doc__ or "").strip().splitlines()
         print(f"{block.get_block_type_slug():<24} {doc[0] if doc else ''}")
     return 0
@@ -34,9 +33,7 @@ def register_blocks(args: argparse.Namespace) -> int:
             "PREFECT_API_URL is not set: block types are registered with a running Prefect "
             "server (start one with 'make demo' or scripts/prefect-local.sh start)"
         )
-    from blocks import block_types
-
-    for block in block_types():
+    for block in connection_source().block_types():
         block.register_type_and_schema()
         print(f"registered block type {block.get_block_type_slug()}")
     return 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envforge.connections import connection_source
 from envforge.errors import ConfigurationError
 from envforge.webhooks.dispatch import (
     DEFAULT_CREATE_DEPLOYMENT,
@@ -63,16 +64,7 @@ def add_commands(subparsers: Any) -> None:
 def load_credentials(secrets_block: str | None) -> WebhookCredentials:
     """From the named WebhookSecrets block, else from the environment variables."""
     if secrets_block:
-        from blocks.webhooks import WebhookSecrets
-
-        try:
-            block: Any = WebhookSecrets.load(secrets_block)
-        except Exception as e:  # Prefect raises ValueError, or httpx errors when unreachable
-            raise ConfigurationError(
-                f"WebhookSecrets block {secrets_block!r} not found on the Prefect server: "
-                "create it, or set the secrets as environment variables instead"
-            ) from e
-        credentials: WebhookCredentials = block.credentials()
+        credentials = connection_source().webhook_credentials(secrets_block)
     else:
         credentials = WebhookCredentials.from_environment()
     if not credentials.enabled:

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.config import load_settings
+from envforge.connections import connection_source
 from envforge.db.branch import branch_database, ensure_golden, golden_database_name, parse_age
 from envforge.db.clone import CloneRequest, clone_database, inspect_source
 from envforge.db.connection import ServerAddress
@@ -22,32 +23,17 @@ from envforge.db.rules import Rules, load_rules
 from envforge.db.safety import drop_owned_database, target_database_name
 from envforge.db.seed import SeedRequest, seed_database
 from envforge.db.snapshot import LocalDirectoryStore, restore_snapshot, take_snapshot
-from envforge.errors import ConfigurationError, PersonalDataError, RulesError
+from envforge.errors import PersonalDataError, RulesError
 
 
 def load_server(block_name: str | None) -> Any:
     """A DatabaseServer block by name, or one from PG* variables when no name is given."""
-    from blocks.database import DatabaseServer
-
-    if block_name is None:
-        return DatabaseServer.from_environment()
-    try:
-        return DatabaseServer.load(block_name)
-    except Exception as e:  # Prefect raises ValueError, or httpx errors when unreachable
-        raise ConfigurationError(f"no DatabaseServer block named {block_name!r}: save one in the "
-                                 "Prefect UI (after 'envforge blocks register')") from e
+    return connection_source().database_server(block_name)
 
 
 def load_key(block_name: str | None) -> bytes:
-    from blocks.database import AnonymisationKey
-
-    if block_name is None:
-        return AnonymisationKey.from_environment().get_key()
-    try:
-        block: Any = AnonymisationKey.load(block_name)
-    except Exception as e:  # as above; the message never holds the key
-        raise ConfigurationError(f"no AnonymisationKey block named {block_name!r}") from e
-    return bytes(block.get_key())
+    """The anonymisation key from an AnonymisationKey block, or ENVFORGE_ANONYMISATION_KEY."""
+    return connection_source().anonymisation_key(block_name)
 
 
 def snapshot_store(directory: str | None) -> LocalDirectoryStore:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from envforge.config import Settings, load_settings
+from envforge.connections import connection_source
 from envforge.errors import ConfigurationError, ImageError
 from envforge.images import cache
 from envforge.images.builders import BuildahBuilder, BuildRequest, ImageBuilder, Logger
@@ -192,15 +193,7 @@ def resolve_registry(block_name: str | None, address: str | None,
     """A ContainerRegistry block by name, else an address without credentials (argument or
     ENVFORGE_REGISTRY)."""
     if block_name:
-        from blocks.registry import ContainerRegistry
-        try:
-            block: Any = ContainerRegistry.load(block_name)
-        except (ValueError, RuntimeError) as e:
-            raise ConfigurationError(
-                f"ContainerRegistry block {block_name!r} cannot be loaded ({e}); create it "
-                "with 'envforge blocks register' and the Prefect UI") from e
-        access: RegistryAccess = block.access()
-        return access
+        return connection_source().image_registry(block_name)
     address = address or os.environ.get("ENVFORGE_REGISTRY")
     if not address:
         raise ConfigurationError(
@@ -213,11 +206,4 @@ def resolve_git_auth(block_name: str | None) -> GitAuth | None:
     """Credentials from a GitCredentials block, or None for public/local repositories."""
     if not block_name:
         return None
-    from blocks.registry import GitCredentials
-    try:
-        block: Any = GitCredentials.load(block_name)
-    except (ValueError, RuntimeError) as e:
-        raise ConfigurationError(f"GitCredentials block {block_name!r} cannot be loaded "
-                                 f"({e}); create it first") from e
-    auth: GitAuth = block.auth()
-    return auth
+    return connection_source().git_auth(block_name)

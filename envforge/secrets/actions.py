@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.errors import ConfigurationError, SecretDeliveryError, SecretReferenceError
+from envforge.connections import connection_source
+from envforge.errors import SecretDeliveryError, SecretReferenceError
 from envforge.names import DnsLabel
 from envforge.paths import resolve_inside
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
@@ -83,27 +84,13 @@ class VaultSecretsOutput(ActionOutput):
 
 def load_vault_reader(block_name: str | None) -> Any:
     """The per-run reader from a VaultConnection block, or from VAULT_* variables."""
-    from blocks.vault import VaultConnection
-
-    return _load_block(VaultConnection, block_name).get_reader()
+    return connection_source().vault_reader(block_name)
 
 
 def load_deliverer(block_name: str | None) -> SecretDeliverer:
-    from blocks.kubernetes import KubernetesCluster
-
-    cluster = _load_block(KubernetesCluster, block_name)
-    return SecretDeliverer(cluster.get_client(), timeout_seconds=cluster.request_timeout_seconds)
-
-
-def _load_block(block_cls: Any, name: str | None) -> Any:
-    if name is None:
-        return block_cls.from_environment()
-    try:
-        return block_cls.load(name)
-    except (ValueError, RuntimeError) as e:
-        raise ConfigurationError(
-            f"no {block_cls.__name__} block named {name!r}: create it in the Prefect UI or with "
-            "'envforge blocks register' and save one") from e
+    """A deliverer into the KubernetesCluster block's cluster, or KUBECONFIG / in-cluster."""
+    cluster = connection_source().kubernetes_cluster(block_name)
+    return SecretDeliverer(cluster.api_client, timeout_seconds=cluster.request_timeout_seconds)
 
 
 def check_delivery_namespace(ctx: ActionContext, params: VaultSecretsInput) -> None:

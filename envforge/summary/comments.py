@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import SecretStr
 
+from envforge.connections import connection_source
 from envforge.errors import ProviderCommentError, ProviderUnreachableError, SummaryError
 from envforge.secrets.redaction import scrub
 from envforge.summary.render import summary_marker
@@ -165,15 +166,8 @@ def _limit(body: str) -> str:
 def post_summary_comment(markdown: str, environment: str, source: Mapping[str, Any],
                          token_block: str) -> CommentResult:
     """Post (or update) the summary on the environment's pull request, with the token held
-    by the ``GitProviderToken`` block named ``token_block``."""
-    from blocks.webhooks import GitProviderToken
-
-    try:
-        block: Any = GitProviderToken.load(token_block)
-    except Exception as e:  # Prefect raises ValueError, or httpx errors when unreachable
-        raise SummaryError(f"GitProviderToken block {token_block!r} not found: create it "
-                           "(envforge blocks register, then in the Prefect UI)") from e
-    pull_request = pull_request_from_source(block.provider, source)
-    with block.get_client() as commenter:
-        result: CommentResult = commenter.upsert_summary(pull_request, environment, markdown)
-    return result
+    by the ``GitProviderToken`` block named ``token_block`` (resolved through
+    :func:`envforge.connections.connection_source`)."""
+    with connection_source().pull_request_commenter(token_block) as commenter:
+        pull_request = pull_request_from_source(commenter.provider, source)
+        return commenter.upsert_summary(pull_request, environment, markdown)
