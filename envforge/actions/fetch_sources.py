@@ -35,6 +35,7 @@ from pathlib import Path
 
 from envforge.config import load_settings
 from envforge.errors import ConfigurationError, PathEscapeError, TemplateError
+from envforge.git_boundary import subprocess_env
 from envforge.paths import resolve_inside
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -139,18 +140,13 @@ def fetch_remote(url: str, token: str | None = None) -> Path:
 
 
 def _git_clone(location: str, ref: str, dest: Path, token: str | None) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": os.devnull})
-    configs = [("core.hooksPath", os.devnull), ("protocol.file.allow", "never"),
-               ("core.fsmonitor", "false")]
+    # under the git boundary (no hooks, no repository or user config), and the token as a
+    # header through git's environment: never on a command line
+    extra_config: list[tuple[str, str]] = [("protocol.file.allow", "never")]
     if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        configs.append(("http.extraHeader", f"Authorization: Basic {basic}"))
-    env["GIT_CONFIG_COUNT"] = str(len(configs))
-    for i, (k, v) in enumerate(configs):
-        env[f"GIT_CONFIG_KEY_{i}"] = k
-        env[f"GIT_CONFIG_VALUE_{i}"] = v
+        extra_config.append(("http.extraHeader", f"Authorization: Basic {basic}"))
+    env = subprocess_env(extra_config=extra_config)
     cmd = ["git", "clone", "--quiet", "--depth", "1", "--no-tags"]
     if ref:
         cmd += ["--branch", ref]
