@@ -36,7 +36,7 @@ from envforge.summary.comments import post_summary_comment
 from envforge.summary.model import EnvironmentSummary, database_from_output, image_from_output
 from envforge.summary.render import render_summary
 from envforge.templating.loader import TemplateCatalog
-from flows.run_template import _execute_as_task, _notify, _rollback_as_task
+from flows.run_template import run_steps_as_tasks
 
 
 def _catalog() -> TemplateCatalog:
@@ -111,7 +111,7 @@ def _run_id() -> str:
 @flow(name="create-environment", persist_result=False)
 def create_environment(
     name: str,
-    template: TemplateName | None = None,  # type: ignore[valid-type]
+    template: TemplateName | None = None,
     parameters: dict[str, Any] | None = None,
     environment_type: EnvironmentType = EnvironmentType.preview,
     ttl: str | None = None,
@@ -153,12 +153,12 @@ def create_environment(
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
                           run_id=_run_id())
         try:
-            result = run.run(_execute_as_task, _rollback_as_task, _notify).to_dict()
+            result = run_steps_as_tasks(run)
         except EnvforgeError as e:
             diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
             _summary(plan.name, {"template": plan.template.name, "steps": [
                 r.__dict__ for r in run.reports]}, "rolled-back", plan.mode,
-                source=request.source and dict(request.source), message=str(e),
+                source=dict(request.source) if request.source else None, message=str(e),
                 diagnostics=[{"title": "Cluster diagnosis", "text": diagnosis}]
                 if diagnosis else [])
             raise
@@ -169,7 +169,7 @@ def create_environment(
                           for s in plan.template.spec.steps)), {})
     url = run.outputs.get("wait-healthy", {}).get("url") or gitops.get("url")
     _summary(plan.name, result, "completed", plan.mode,
-             source=request.source and dict(request.source), url=url,
+             source=dict(request.source) if request.source else None, url=url,
              **_made_by(plan.template.spec.steps, run.outputs))
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}
@@ -241,7 +241,7 @@ def refresh_environment_data(name: str) -> dict[str, Any]:
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
                           run_id=_run_id())
         try:
-            result = run.run(_execute_as_task, _rollback_as_task, _notify).to_dict()
+            result = run_steps_as_tasks(run)
         finally:
             run.close()
     _summary(name, result, "refreshed", "refresh", **_made_by(plan.template.spec.steps,
@@ -340,7 +340,8 @@ def reap_environments(
 def _notify_owner(block_name: str, message: str) -> None:
     from prefect.blocks.core import Block
 
-    Block.load(block_name).notify(body=message, subject="envforge: environment expiring")
+    block: Any = Block.load(block_name)  # sync here: Prefect's load is sync_compatible
+    block.notify(body=message, subject="envforge: environment expiring")
 
 
 def _summary(name: str, result: dict[str, Any], status: str, operation: str,

@@ -48,7 +48,9 @@ def rollback_step(run: TemplateRun, prepared: PreparedStep, output: ActionOutput
     run.rollback(prepared, output, get_run_logger())
 
 
-def _execute_as_task(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
+def execute_step_as_task(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
+    """Run one prepared step as its own task run: named after the step, the action's retries,
+    retrying only TemporaryErrors. The executor handed to ``TemplateRun.run``."""
     step_task = run_step.with_options(
         name=prepared.action.id,
         task_run_name=prepared.step.id,
@@ -62,15 +64,23 @@ def _execute_as_task(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
     return result
 
 
-def _rollback_as_task(run: TemplateRun, prepared: PreparedStep, output: ActionOutput) -> None:
+def rollback_step_as_task(run: TemplateRun, prepared: PreparedStep, output: ActionOutput
+                          ) -> None:
+    """Undo one completed step as its own ``rollback-<step id>`` task run."""
     rollback_step.with_options(
         name=f"rollback {prepared.action.id}", task_run_name=f"rollback-{prepared.step.id}"
     )(quote(run), quote(prepared), quote(output))  # type: ignore[call-overload]
 
 
-def _notify(report: Any) -> None:
+def notify_step_listeners(report: Any) -> None:
+    """Pass a step report to every listener in STEP_LISTENERS (the CLI's progress lines)."""
     for listener in list(STEP_LISTENERS):
         listener(report)
+
+
+def run_steps_as_tasks(run: TemplateRun) -> dict[str, Any]:
+    """Run ``run``'s steps (and any rollbacks) as task runs; the run's result as a dict."""
+    return run.run(execute_step_as_task, rollback_step_as_task, notify_step_listeners).to_dict()
 
 
 def execute_template(
@@ -89,10 +99,9 @@ def execute_template(
     logger.info("template %s: %d step(s)%s", loaded.name, len(loaded.spec.steps),
                 " (dry run)" if dry_run else "")
     try:
-        result = run.run(_execute_as_task, _rollback_as_task, _notify)
+        return run_steps_as_tasks(run)
     finally:
         run.close()
-    return result.to_dict()
 
 
 @flow(name="run-template", persist_result=False, log_prints=False)
