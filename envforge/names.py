@@ -16,6 +16,10 @@ from pydantic import AfterValidator
 
 #: Longest DNS-1123 label (a namespace, an Argo CD Application, a Service name).
 MAX_LABEL = 63
+#: Namespaces an environment must never take over: deleting the environment would delete them.
+#: Here, below gitops and secrets, because both check it.
+RESERVED_NAMES = frozenset({"default", "argocd", "ingress-nginx", "cert-manager", "envforge",
+                            "monitoring", "vault"})
 #: Longest DNS-1123 subdomain / host name.
 MAX_SUBDOMAIN = 253
 

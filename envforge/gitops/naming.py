@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 
 from envforge.errors import DomainError, EnvironmentNameError
-from envforge.names import MAX_LABEL, is_dns_label
+from envforge.names import MAX_LABEL, RESERVED_NAMES, is_dns_label
 
 #: Length of the random host suffix: 10 base-36 characters, about 51 bits.
 HOST_SUFFIX_LENGTH = 10
@@ -16,9 +16,6 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 #: its Argo CD Application) and "-<random>" in the host label.
 _LONGEST_SUFFIX = max(len("-vcluster"), 1 + HOST_SUFFIX_LENGTH)
 MAX_NAME = MAX_LABEL - _LONGEST_SUFFIX
-#: Namespaces an environment must never take over: deleting the environment would delete them.
-RESERVED_NAMES = frozenset({"default", "argocd", "ingress-nginx", "cert-manager", "envforge",
-                            "monitoring", "vault"})
 
 
 def check_environment_name(name: str, reserved: frozenset[str] = frozenset()) -> str:

@@ -20,7 +20,7 @@ from pydantic import Field
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.connections import connection_source
 from envforge.errors import SecretDeliveryError, SecretReferenceError
-from envforge.names import DnsLabel
+from envforge.names import RESERVED_NAMES, DnsLabel
 from envforge.paths import resolve_inside
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
 from envforge.secrets.environment import (
@@ -96,8 +96,6 @@ def load_deliverer(block_name: str | None) -> SecretDeliverer:
 def check_delivery_namespace(ctx: ActionContext, params: VaultSecretsInput) -> None:
     """Secrets go only into the environment's own namespace: not kube-system, not another
     environment's (D9). The run's environment, when it has one, decides which that is."""
-    from envforge.gitops.naming import RESERVED_NAMES
-
     run_env = ctx.environment.get("name")
     own = str(ctx.environment.get("namespace") or run_env or params.environment)
     where = f"step {ctx.step_id!r} (vault:secrets)"
