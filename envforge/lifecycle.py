@@ -28,6 +28,7 @@ from envforge.gitops.repository import open_store
 from envforge.gitops.runs import environment_template
 from envforge.gitops.settings import load_gitops_settings
 from envforge.gitops.ttl import checked_ttl
+from envforge.secrets.sensitive import credential_paths, mask_credential_values
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import pages, validate_parameters
@@ -86,6 +87,7 @@ def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog,
     template = catalog.load(request.template)
     values = _with_name(template, dict(request.parameters), name)
     values = validate_parameters(template, values)
+    mask_credential_values(values, credential_paths(pages(template)))  # never in logs or Git
     source = Source.model_validate(dict(request.source or {}))
     environment = {
         "name": name, "type": request.environment_type, "namespace": name, "mode": "create",
@@ -102,6 +104,7 @@ def _plan_update(record: EnvironmentRecord, request: EnvironmentRequest,
                  catalog: TemplateCatalog) -> EnvironmentPlan:
     template = catalog.load(request.template or record.spec.template)
     values = validate_parameters(template, {**record.spec.parameters, **request.parameters})
+    mask_credential_values(values, credential_paths(pages(template)))  # never in logs or Git
     environment: dict[str, Any] = {
         "name": record.name, "type": record.spec.type, "mode": "update",
         "namespace": record.status.namespace, "host": record.status.host,

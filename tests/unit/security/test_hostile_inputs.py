@@ -119,3 +119,25 @@ def test_a_string_required_and_an_unknown_type_are_one_line_errors(tmp_path: Pat
         with pytest.raises(TemplateError, match=r"spec\.parameters") as info:
             validate_parameters(load_template(d), {"name": "x"})
         assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_credential_parameter_values_are_masked_in_logs_and_refused_in_git(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import uuid
+
+    from envforge.errors import SecretInGitError
+    from envforge.gitops.guard import default_guard
+    from envforge.secrets.sensitive import mask_credential_values
+
+    value = f"pw-{uuid.uuid4().hex}"
+    marked_value = f"mk-{uuid.uuid4().hex}"
+    paths = mask_credential_values({"name": "shop", "db_pwd": value, "hush": marked_value,
+                                    "short": {"dbPass": "abc"}}, {"hush"})
+    assert sorted(paths) == ["db_pwd", "hush", "short.dbPass"]
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("envforge.test").info("connecting with %s and %s", value,
+                                                marked_value)
+    assert value not in caplog.text and marked_value not in caplog.text
+    (tmp_path / "deployment.yaml").write_text(f"env: {{DB: {value}}}\n")
+    with pytest.raises(SecretInGitError, match=r"deployment\.yaml"):
+        default_guard()(tmp_path, ["deployment.yaml"])
