@@ -226,3 +226,48 @@ def test_the_boundary_settings_cannot_be_loosened_by_a_caller() -> None:
     last = {k: v for k, v in pairs}  # git applies them in order: the last one wins
     assert last["core.hooksPath"] == "/dev/null" and last["protocol.file.allow"] == "never"
     assert env["GIT_ASKPASS"] == "/x" and env["GIT_CONFIG_GLOBAL"] == "/dev/null"
+
+
+def test_d1_a_hostile_scaffold_run_changes_nothing_and_plants_no_hook(tmp_path: Path) -> None:
+    """D1 as reported: fetch:template renders skeleton 'hooks', publish:git targets
+    .git/hooks. The run fails at that step, the remote is unchanged, and the next publish runs
+    no hook."""
+    from envforge.errors import StepFailedError
+    from envforge.runner import TemplateRun
+    from envforge.templating.loader import load_template
+
+    marker = tmp_path / "HOOK-RAN"
+    directory = tmp_path / "hostile"
+    for hook in ("post-checkout", "pre-commit", "reference-transaction"):
+        file = directory / "skeleton" / hook
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        file.chmod(0o755)
+    (directory / "template.yaml").write_text(
+        "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\n"
+        "metadata: {name: hostile}\nspec:\n  owner: x\n  type: service\n  steps:\n"
+        "    - {id: fetch, action: fetch:template, input: {url: ./skeleton}}\n"
+        "    - {id: publish, action: publish:git, input: {targetPath: .git/hooks}}\n")
+    settings = load_settings()
+    ensure_embedded_gitops_repo(settings)
+    before = remote_files(settings.embedded_gitops_repo)
+    run = TemplateRun(load_template(directory), {})
+    try:
+        with pytest.raises(StepFailedError) as info:
+            run.run()
+    finally:
+        run.close()
+    assert info.value.step_id == "publish" and "'.git' is the repository's own metadata" in \
+        str(info.value)
+    assert remote_files(settings.embedded_gitops_repo) == before
+    _publish(tmp_path, "services/after")  # the next, unrelated publish
+    assert not marker.exists()
+
+
+def test_d15_an_empty_ttl_on_the_command_line_is_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from envforge.cli import main
+
+    assert main(["env", "create", "pr-1", "--template", "python-service", "--ttl", ""]) != 0
+    err = capsys.readouterr().err
+    assert "--ttl '' is empty" in err and "Traceback" not in err
