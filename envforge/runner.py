@@ -250,7 +250,9 @@ class TemplateRun:
         action = self.registry.get(step.action, step.id)
         rendered = self.engine.render_value(step.input, context, f"{where} field input")
         if action.git_bound:
-            refuse_references_in_git_fields(rendered, f"{where} field input")
+            # ``token`` (fetch:*, publish:*) authenticates the request and never reaches Git
+            committed = {k: v for k, v in rendered.items() if k != "token"}
+            refuse_references_in_git_fields(committed, f"{where} field input")
         try:
             params = action.input_model.model_validate(rendered)
         except ValidationError as e:

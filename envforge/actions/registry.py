@@ -15,6 +15,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.actions.debug",
     "envforge.actions.filesystem",
     "envforge.actions.catalog",
+    "envforge.actions.publish_providers",
     "envforge.actions.publish_git",
     "envforge.images.actions",
     "envforge.secrets.actions",

@@ -1,0 +1,139 @@
+"""A stand-in of just the GitHub and GitLab REST endpoints the publishers call, with the
+providers' documented response shapes (the fields envforge reads), on 127.0.0.1. Creating a
+repository makes a bare Git repository that a GitHttpServer serves, so pushes are real."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.git_http import GitHttpServer
+
+
+class ProviderStandIn:
+    def __init__(self, git_root: Path, git: GitHttpServer, token: str,
+                 organizations: tuple[str, ...] = ("acme",)) -> None:
+        self.git_root = git_root
+        self.git = git
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.projects: dict[int, str] = {}
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _reply(self, status: int, body: Any = None) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                path = urllib.parse.unquote(self.path)
+                stand_in.calls.append((self.command, path, body))
+                github = path.startswith("/github")
+                expected = (f"Bearer {token}" if github else token)
+                got = self.headers.get("Authorization" if github else "PRIVATE-TOKEN")
+                if got != expected:
+                    self._reply(401, {"message": "Bad credentials"})
+                    return
+                status, answer = stand_in.route(self.command, path, body)
+                self._reply(status, answer)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.organizations = organizations
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def make_repo(self, owner: str, repo: str, branch: str = "master",
+                  files: dict[str, str] | None = None) -> Path:
+        bare = self.git_root / owner / f"{repo}.git"
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", branch, str(bare)], check=True)
+        if files:
+            work = self.git_root / f"{owner}-{repo}-seed"
+            subprocess.run(["git", "init", "-q", "-b", branch, str(work)], check=True)
+            for rel, text in files.items():
+                (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                (work / rel).write_text(text)
+            git = ["git", "-C", str(work), "-c", "user.name=s", "-c", "user.email=s@x"]
+            subprocess.run([*git, "add", "."], check=True)
+            subprocess.run([*git, "commit", "-qm", "seed"], check=True)
+            subprocess.run([*git, "push", "-q", str(bare), f"HEAD:{branch}"], check=True)
+        return bare
+
+    def route(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if m := re.fullmatch(r"/github/users/([^/]+)", path):
+            kind = "Organization" if m[1] in self.organizations else "User"
+            return 200, {"login": m[1], "type": kind}
+        if (m := re.fullmatch(r"/github/orgs/([^/]+)/repos", path)) and method == "POST":
+            return self._github_create(m[1], body)
+        if path == "/github/user/repos" and method == "POST":
+            return self._github_create("me", body)
+        if m := re.fullmatch(r"/github/repos/([^/]+)/([^/]+)", path):
+            if method == "DELETE":
+                shutil_rmtree(self.git_root / m[1] / f"{m[2]}.git")
+                return 204, None
+            return 200, {"clone_url": self.git.url(f"{m[1]}/{m[2]}.git"),
+                         "default_branch": "main", "full_name": f"{m[1]}/{m[2]}"}
+        if m := re.fullmatch(r"/github/repos/([^/]+)/([^/]+)/pulls", path):
+            return 201, {"number": 7, "html_url": f"https://github.test/{m[1]}/{m[2]}/pull/7",
+                         "head": {"ref": body["head"]}, "base": {"ref": body["base"]}}
+        if m := re.fullmatch(r"/gitlab/namespaces/(.+)", path):
+            return 200, {"id": 11, "full_path": m[1], "kind": "group"}
+        if path == "/gitlab/projects" and method == "POST":
+            owner = "acme"
+            self.make_repo(owner, body["path"])
+            self.projects[42] = f"{owner}/{body['path']}"
+            return 201, {"id": 42, "path_with_namespace": f"{owner}/{body['path']}",
+                         "http_url_to_repo": self.git.url(f"{owner}/{body['path']}.git"),
+                         "web_url": f"https://gitlab.test/{owner}/{body['path']}"}
+        if (m := re.fullmatch(r"/gitlab/projects/(\d+)", path)) and method == "DELETE":
+            owner_repo = self.projects.pop(int(m[1]))
+            shutil_rmtree(self.git_root / f"{owner_repo}.git")
+            return 202, {"message": "202 Accepted"}
+        if m := re.fullmatch(r"/gitlab/projects/([^/]+/[^/]+)/merge_requests", path):
+            return 201, {"iid": 3, "project_id": 42,
+                         "web_url": f"https://gitlab.test/{m[1]}/-/merge_requests/3"}
+        if m := re.fullmatch(r"/gitlab/projects/([^/]+)/([^/]+)", path):
+            return 200, {"id": 42, "default_branch": "main",
+                         "http_url_to_repo": self.git.url(f"{m[1]}/{m[2]}.git")}
+        return 404, {"message": f"no stand-in for {method} {path}"}
+
+    def _github_create(self, owner: str, body: dict[str, Any]) -> tuple[int, Any]:
+        self.make_repo(owner, body["name"])
+        return 201, {"name": body["name"], "full_name": f"{owner}/{body['name']}",
+                     "private": body.get("private", True),
+                     "clone_url": self.git.url(f"{owner}/{body['name']}.git"),
+                     "html_url": f"https://github.test/{owner}/{body['name']}"}
+
+    def __enter__(self) -> ProviderStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
