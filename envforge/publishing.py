@@ -54,8 +54,9 @@ def default_lock_timeout() -> float:
     return value
 
 
-class GitLockTimeoutError(GitError, TemporaryError):
-    """Another command held the git cache lock longer than the bound."""
+class GitLockTimeoutError(GitError):
+    """Another command held the git cache lock longer than the bound. Permanent on purpose:
+    the bound is already the wait budget; a retry would wait it again."""
 
 
 class PushConflictError(GitError, TemporaryError):
