@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 
 from envforge.db.catalog import Column
 from envforge.db.connection import ServerAddress, open_connection, quote_ident
@@ -151,7 +152,7 @@ def _pump(blocks: Iterator[bytes], dst: psycopg.Connection[Any], key: bytes,
     memos = _memos(key, task)
     rows = size = 0
     dst_cur = dst.cursor()
-    with dst_cur.copy(write_sql) as writer:
+    with dst_cur.copy(write_sql, writer=_BoundedQueuedWriter(dst_cur)) as writer:
         if not memos:  # straight through: COPY text escapes newlines, so one per row
             for block in blocks:
                 rows += block.count(b"\n")
@@ -173,6 +174,16 @@ def _pump(blocks: Iterator[bytes], dst: psycopg.Connection[Any], key: bytes,
         raise CopyFailedError(f"copying {task.label}: read {rows} rows but the target took "
                               f"{dst_cur.rowcount}")
     return rows, size
+
+
+class _BoundedQueuedWriter(QueuedLibpqWriter):
+    """psycopg's writer thread (the target's socket is fed while this thread transforms the
+    next block) with a short queue: at most about 4 MB waits, so memory stays flat when the
+    target is slower than the transforms (psycopg's own queue holds up to 128 MB)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        super().__init__(cursor)
+        self._queue = type(self._queue)(maxsize=32)
 
 
 class _FieldMemo(dict[bytes, bytes]):
