@@ -161,7 +161,7 @@ def test_dry_run_gives_unknown_actions_placeholder_outputs(tmp_path: Path) -> No
     directory = make(tmp_path, """\
       steps:
         - id: publish
-          action: publish:github
+          action: acme:publish
           input: {repoUrl: 'github.com?owner=o&repo=r'}
         - id: after
           action: debug:log
@@ -173,13 +173,13 @@ def test_dry_run_gives_unknown_actions_placeholder_outputs(tmp_path: Path) -> No
     """)
     run_, result = run(directory, dry_run=True)
     assert [s["status"] for s in result["steps"]] == ["skipped", "dry-run"]
-    assert "unknown action 'publish:github'" in result["steps"][0]["reason"]
-    assert run_.unknown_actions == ["publish:github"]
-    assert result["output"]["links"][0]["url"] == "<publish:github output remoteUrl (dry run)>"
+    assert "unknown action 'acme:publish'" in result["steps"][0]["reason"]
+    assert run_.unknown_actions == ["acme:publish"]
+    assert result["output"]["links"][0]["url"] == "<acme:publish output remoteUrl (dry run)>"
     with pytest.raises(EnvforgeError, match=r"2 action\(s\) envforge does not have"):
         run(make(tmp_path / "again", """\
           steps:
-            - {id: a, action: publish:github, input: {}}
+            - {id: a, action: acme:publish, input: {}}
             - {id: b, action: catalog:register, input: {}}
         """))
 

@@ -30,7 +30,7 @@ def collection(tmp_path: Path) -> Path:
     make(root / "templates", """\
       steps:
         - id: publish
-          action: publish:github
+          action: acme:publish
           input: {repoUrl: 'github.com?owner=o&repo=r'}
     """, name="needs-github")
     make(root / "templates", """\
@@ -48,7 +48,7 @@ def test_check_prints_the_conformance_table(collection: Path,
     assert set(rows) == {"shared-skeleton", "needs-github", "clean"}
     assert all(r["dry_run_required"] == "ok" and r["dry_run_all"] == "ok" for r in rows.values())
     assert rows["clean"]["validate"] == "ok" and rows["clean"]["warnings"] == 0
-    assert rows["needs-github"]["unknown_actions"] == "publish:github"
+    assert rows["needs-github"]["unknown_actions"] == "acme:publish"
     assert rows["shared-skeleton"]["validate"] == "ok"
     assert "'extra' is undefined" in rows["shared-skeleton"]["first_problem"]
     assert "3 template(s): 3 dry-run ok with both value sets, 2 valid (no errors), " \
