@@ -260,10 +260,11 @@ class GitPublisher:
                         f"{self._lock_file} of {self.safe_url} (another envforge command is "
                         "publishing to it): retry when it has finished, or raise "
                         f"{LOCK_TIMEOUT_ENV}") from None
-                if not announced:
-                    logger.info("waiting for the git cache lock %s of %s: another envforge "
-                                "command is using it (giving up after %.0fs)",
-                                self._lock_file, self.safe_url, self.lock_timeout)
+                if not announced and waited >= min(2.0, self.lock_timeout / 2):
+                    # a warning, so a CLI user sees why nothing happens (short waits stay quiet)
+                    logger.warning("waiting for the git cache lock %s of %s: another envforge "
+                                   "command is using it (giving up after %.0fs)",
+                                   self._lock_file, self.safe_url, self.lock_timeout)
                     announced = True
                 time.sleep(min(0.05, max(0.0, self.lock_timeout - waited)))
 
