@@ -10,11 +10,11 @@ install:  ## Debian packages (once) and the .venv with envforge
 demo: install  ## the main job on embedded defaults (Prefect server, worker, local GitOps repo)
 	bash scripts/demo.sh
 
-test: install  ## the whole suite: unit, integration (real Git, Prefect, PostgreSQL, buildah)
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/pytest
+test: install  ## the whole suite: unit, integration (real Kubernetes, Git, Prefect, PostgreSQL, buildah)
+	bash scripts/run-tests.sh
 
 test-fast: install  ## everything but the tests marked slow
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/pytest -m "not slow"
+	bash scripts/run-tests.sh -m "not slow"
 
 lint: install  ## ruff and strict mypy
 	$(VENV)/ruff check envforge flows blocks tests bench

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import git
+from tests.kube import EXTERNAL, ControlPlane, start_control_plane, stop_control_plane
 
 # Before prefect is imported anywhere: no telemetry calls out of this offline machine.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -33,6 +34,33 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="session")
+def kube_control_plane() -> Iterator[ControlPlane]:
+    """The real Kubernetes API server for the session (see tests/kube.py)."""
+    try:
+        plane = start_control_plane()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield plane
+    finally:
+        stop_control_plane(plane)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which Kubernetes the session runs against, so a CI log shows it."""
+    external = os.environ.get(EXTERNAL)
+    if not external:
+        return ["kubernetes: none given; the pinned control plane starts on first use "
+                "(scripts/services/kubernetes.sh)"]
+    try:
+        version = ControlPlane(Path(external)).version()
+    except Exception as e:  # the header must never stop the session
+        return [f"kubernetes: {external}: /version failed: {e}"]
+    return [f"kubernetes: {version.get('gitVersion')} ({version.get('platform')}, "
+            f"go {version.get('goVersion')}) at {ControlPlane(Path(external)).server}"]
 
 
 @pytest.fixture
