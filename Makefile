@@ -10,15 +10,16 @@ install:  ## Debian packages (once) and the .venv with envforge
 demo: install  ## the main job on embedded defaults (Prefect server, worker, local GitOps repo)
 	bash scripts/demo.sh
 
-test: install  ## the whole suite: unit, integration (real Kubernetes, Git, Prefect, PostgreSQL, buildah)
+test: install lint  ## lint, then the whole suite: unit, integration (real Kubernetes, Git, Prefect, PostgreSQL, buildah)
 	bash scripts/run-tests.sh
 
-test-fast: install  ## everything but the tests marked slow
+test-fast: install lint  ## lint, then everything but the tests marked slow
 	bash scripts/run-tests.sh -m "not slow"
 
-lint: install  ## ruff and strict mypy
+lint: install  ## ruff, strict mypy (envforge, flows, blocks, bench) and the import contracts
 	$(VENV)/ruff check envforge flows blocks tests bench
 	$(VENV)/mypy
+	$(VENV)/lint-imports
 
 stop:  ## stop everything `make demo` started (Prefect server and worker, services, stand-ins)
 	bash scripts/prefect-local.sh stop

@@ -12,18 +12,15 @@ client side and the stand-in's HTTP, not a real API server's latency.
 from __future__ import annotations
 
 import argparse
-import re
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # bench/secrets.py used to shadow the standard library's secrets
 
-
+from bench.common import median, seconds, write_docs_section  # noqa: E402
 from blocks.kubernetes import KubernetesCluster  # noqa: E402
 from envforge.cluster.client import ClusterReader  # noqa: E402
 from envforge.cluster.diagnose import diagnose  # noqa: E402
@@ -35,7 +32,7 @@ from envforge.cluster.status import (  # noqa: E402
     read_environment_health,
 )
 from tests.standins.cluster_objects import (  # noqa: E402
-    _add_with_status,
+    add_with_status,
     deployment,
     event,
     pod,
@@ -48,7 +45,7 @@ NAME = "bench-env"
 
 def via_models(reader: ClusterReader) -> EnvironmentHealth:
     """The same snapshot through the generated models (the client's default)."""
-    api = reader.api_client
+    api: Any = reader.api_client  # the generated client is untyped
     app = reader.custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", "argocd",
                                                      "applications", NAME)
     deployments = [api.sanitize_for_serialization(d) for d in
@@ -61,12 +58,6 @@ def via_models(reader: ClusterReader) -> EnvironmentHealth:
                              tuple(parse_pod(p, rollouts) for p in pods))
 
 
-def timed(fn: Any) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=200)
@@ -77,10 +68,10 @@ def main() -> None:
     try:
         seed_environment(standin, NAME, host="bench.example.test")
         for i in range(9):
-            _add_with_status(standin, deployment(f"svc{i}", NAME, replicas=args.pods // 10))
+            add_with_status(standin, deployment(f"svc{i}", NAME, replicas=args.pods // 10))
         for i in range(args.pods - 1):
             crashing = i < 3
-            _add_with_status(standin, pod(f"svc{i % 9}-{i:05d}", NAME, f"svc{i % 9}",
+            add_with_status(standin, pod(f"svc{i % 9}-{i:05d}", NAME, f"svc{i % 9}",
                                           ready=not crashing,
                                           waiting="CrashLoopBackOff" if crashing else None,
                                           restarts=3 if crashing else 0))
@@ -100,14 +91,14 @@ def main() -> None:
             assert via_models(reader).problems() == health.problems()
             raw, models, diag = [], [], []
             for _ in range(args.reps):  # alternate, so drift hits both alike
-                raw.append(timed(lambda: read_environment_health(reader, NAME, NAME)))
-                models.append(timed(lambda: via_models(reader)))
-                diag.append(timed(lambda: diagnose(reader, health)))
+                raw.append(seconds(lambda: read_environment_health(reader, NAME, NAME)))
+                models.append(seconds(lambda: via_models(reader)))
+                diag.append(seconds(lambda: diagnose(reader, health)))
             reader.close()
     finally:
         standin.stop()
-    raw_ms, models_ms = statistics.median(raw) * 1000, statistics.median(models) * 1000
-    diag_ms = statistics.median(diag) * 1000
+    raw_ms, models_ms = median(raw) * 1000, median(models) * 1000
+    diag_ms = median(diag) * 1000
     polls = polls_in(600, 2, 10)
     lines = [
         f"Command: `.venv/bin/python bench/cluster.py --pods {args.pods} --reps {args.reps}`",
@@ -125,7 +116,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        write_docs(text)
+        write_docs_section("cluster", f"## Cluster feedback\n\n{text}")
 
 
 def polls_in(timeout: float, first: float, most: float) -> int:
@@ -137,18 +128,6 @@ def polls_in(timeout: float, first: float, most: float) -> int:
             return polls
         now += min(interval, timeout - now)
         interval = min(most, interval * 1.5)
-
-
-def write_docs(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"<!-- cluster:start -->\n## Cluster feedback\n\n{text}\n<!-- cluster:end -->"
-    pattern = re.compile(r"<!-- cluster:start -->.*?<!-- cluster:end -->", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: section, current)
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(current, encoding="utf-8")
 
 
 if __name__ == "__main__":

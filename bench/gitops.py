@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # sys.path[0] is bench/, where bench/secrets.py used to shadow the standard library's secrets.
 sys.path[0] = str(ROOT)
 
+from bench.common import median, write_docs_section  # noqa: E402
 from envforge.gitops.record import EnvironmentSpec  # noqa: E402
 from envforge.gitops.render import render_environment  # noqa: E402
 from envforge.gitops.repository import open_store  # noqa: E402
@@ -38,7 +37,6 @@ from envforge.templating.loader import load_template  # noqa: E402
 
 GIT_ENV = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
 SETTINGS = GitOpsSettings()
-DOCS = ROOT / "docs" / "benchmarks.md"
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -175,7 +173,7 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     load_after = os.getloadavg()[0]
-    small, large = statistics.median(times[10]), statistics.median(times[500])
+    small, large = median(times[10]), median(times[500])
     ratio = large / small
     lines = [
         "## GitOps environments (`bench/gitops.py`)",
@@ -195,7 +193,7 @@ def main() -> None:
         f"{min(times[500]) * 1000:.0f} ms | {max(times[500]) * 1000:.0f} ms |",
         f"| ratio 500 / 10 | {ratio:.2f} | | |",
         f"| create through the runner (python-service: fetch:template, debug:log, "
-        f"publish:gitops) | {statistics.median(runner) * 1000:.0f} ms | "
+        f"publish:gitops) | {median(runner) * 1000:.0f} ms | "
         f"{min(runner) * 1000:.0f} ms | {max(runner) * 1000:.0f} ms |",
         f"| {args.writers} concurrent creates, one remote, {args.writers} caches (wall, "
         f"incl. clones) | {wall:.1f} s | | |",
@@ -213,19 +211,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        write_section(text)
-
-
-def write_section(text: str) -> None:
-    start, end = "<!-- gitops:start -->", "<!-- gitops:end -->"
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text}\n{end}"
-    if start in current and end in current:
-        current = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, current,
-                         flags=re.S)
-    else:
-        current = current.rstrip("\n") + "\n\n" + block + "\n"
-    DOCS.write_text(current)
+        write_docs_section("gitops", text)
 
 
 if __name__ == "__main__":

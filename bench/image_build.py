@@ -17,16 +17,17 @@ import logging
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import median, time_call, write_docs_section  # noqa: E402
 from envforge.images.build import ImageBuildSpec, build_image  # noqa: E402
 from envforge.images.builders import BuildahBuilder  # noqa: E402
 from envforge.images.registry_client import RegistryAccess  # noqa: E402
@@ -68,12 +69,6 @@ def make_site(work: Path, base: str) -> None:
         path.write_text("\n".join(lines) + "\n")
 
 
-def timed(fn):  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - started
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -99,7 +94,7 @@ def main() -> int:
     report = render(rows, runs)
     print(report)
     if args.write:
-        write_section(report)
+        write_docs_section("images", report)
     return 0
 
 
@@ -145,13 +140,13 @@ def measure(runs: int, access: RegistryAccess, builder: BuildahBuilder, base: st
         rows["clone_cold_mirror"].append(cold_clone)
         rows["clone_warm_mirror"].append(warm_clone)
         spec = ImageBuildSpec(repo_url=url, ref="main", app="site")
-        cold, cold_s = timed(lambda s=spec: build_image(s, access, builder, sources, log))
+        cold, cold_s = time_call(partial(build_image, spec, access, builder, sources, log))
         assert not cold.cached, "the cold build must build"
-        warm, warm_s = timed(lambda s=spec: build_image(s, access, builder, sources, log))
+        warm, warm_s = time_call(partial(build_image, spec, access, builder, sources, log))
         assert warm.cached and warm.digest == cold.digest
         by_commit = ImageBuildSpec(repo_url=url, ref=cold.commit, app="site")
-        pinned, pinned_s = timed(lambda s=by_commit: build_image(s, access, builder, sources,
-                                                                 log))
+        pinned, pinned_s = time_call(partial(build_image, by_commit, access, builder, sources,
+                                                      log))
         assert pinned.cached and pinned.digest == cold.digest
         rows["cold_build"].append(cold_s)
         rows["warm_branch"].append(warm_s)
@@ -171,7 +166,7 @@ def clone_seconds(sources: GitSourceCache, url: str, parent: Path) -> float:
 
 
 def render(rows: dict[str, list[float]], runs: int) -> str:
-    med = {k: statistics.median(v) for k, v in rows.items()}
+    med = {k: median(v) for k, v in rows.items()}
     ratio_branch = med["warm_branch"] / med["cold_build"] * 100
     ratio_commit = med["warm_commit"] / med["cold_build"] * 100
     verdict = "met" if ratio_branch < 2 else "NOT met"
@@ -202,20 +197,6 @@ def render(rows: dict[str, list[float]], runs: int) -> str:
         f"Target: a warm request under 2 % of the cold build: **{verdict}** "
         f"({ratio_branch:.2f} % by branch).",
     ])
-
-
-def write_section(report: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    start, end = "<!-- images:start -->", "<!-- images:end -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{report}\n{end}"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
 
 
 if __name__ == "__main__":

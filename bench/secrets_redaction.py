@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,24 +25,13 @@ sys.path.insert(0, str(ROOT))
 
 import hvac  # noqa: E402
 
+from bench.common import median_seconds, write_docs_section  # noqa: E402
 from envforge.secrets import redaction  # noqa: E402
 from envforge.secrets.redaction import SecretRedactor  # noqa: E402
 from envforge.secrets.references import parse_reference  # noqa: E402
 from envforge.secrets.variables import VariableSources, resolve_variables  # noqa: E402
 from envforge.secrets.vault import VaultSecretReader  # noqa: E402
 from tests.standins.vault import start_vault_standin  # noqa: E402
-
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- secrets:start -->", "<!-- secrets:end -->"
-
-
-def median_seconds(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def log_records(logger: logging.Logger, count: int) -> None:
@@ -122,7 +108,6 @@ def main() -> None:
     cached, naive, cached_reads, naive_reads = bench_vault(reps)
     resolve = bench_variables(reps)
     lines = [
-        START,
         "## Secrets (`bench/secrets_redaction.py`)",
         "",
         f"Command: `.venv/bin/python bench/secrets_redaction.py --reps {reps} --records {records}"
@@ -139,19 +124,11 @@ def main() -> None:
         f"{naive * 1000:.1f} ms | {naive / cached:.2f} |",
         f"| resolve 1,000 variables (chained references, 100 secret) | {resolve * 1000:.1f} ms "
         "| | |",
-        "",
-        END,
     ]
     report = "\n".join(lines)
     print(report)
     if args.write_docs:
-        text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-        if START in text and END in text:
-            before, rest = text.split(START, 1)
-            text = before + report + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + report + "\n"
-        DOCS.write_text(text)
+        write_docs_section("secrets", report + "\n")
 
 
 if __name__ == "__main__":

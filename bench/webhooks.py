@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from bench.common import median_seconds, write_docs_section  # noqa: E402
 from envforge.summary import render_summary  # noqa: E402
 from envforge.webhooks.dispatch import Dispatcher  # noqa: E402
 from envforge.webhooks.mapping import TemplateMapping  # noqa: E402
@@ -40,18 +38,7 @@ from envforge.webhooks.server import WebhookApp, WebhookCredentials, WebhookServ
 from envforge.webhooks.verify import github_signature, verify_github_signature  # noqa: E402
 from tests.unit.webhooks.payloads import github_pull_request, signed_github  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- webhooks:start -->", "<!-- webhooks:end -->"
 SECRET = "bench-secret"
-
-
-def median_seconds(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def big_payload(number: int, sha: str, action: str = "opened") -> dict[str, Any]:
@@ -144,8 +131,7 @@ def write_docs(results: list[tuple[str, float]], reps: int) -> None:
                      if label.startswith("HTTP"))
     other = "\n".join(f"| {label} | {fmt(s)} | |" for label, s in results
                       if not label.startswith("HTTP"))
-    section = f"""{START}
-## Webhooks and summaries (`bench/webhooks.py`)
+    section = f"""## Webhooks and summaries (`bench/webhooks.py`)
 
 Command: `.venv/bin/python bench/webhooks.py --reps {reps} --write-docs`; medians of {reps}
 requests (signature check: {reps * 20} calls), one process, the webhook server and a temporary
@@ -158,15 +144,8 @@ at the end: {load:.1f} (2 cores shared with other work).
 {other}
 
 Target: answer a delivery well inside the provider's 10 s timeout: **met**; an unsigned
-request is refused without touching Prefect.
-{END}"""
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text, encoding="utf-8")
+request is refused without touching Prefect."""
+    write_docs_section("webhooks", section)
 
 
 def main() -> int:

@@ -91,12 +91,12 @@ def seed_environment(standin: KubernetesStandin, name: str, *, healthy: bool = T
     _ensure_namespace(standin, name)
     app = application(name) if healthy else application(
         name, health="Degraded", message="successfully synced (all tasks run)")
-    _add_with_status(standin, app)
-    _add_with_status(standin, deployment("web", name, available=1 if healthy else 0))
+    add_with_status(standin, app)
+    add_with_status(standin, deployment("web", name, available=1 if healthy else 0))
     web = pod("web-7d9f8-abcde", name, "web") if healthy else pod(
         "web-7d9f8-abcde", name, "web", ready=False, waiting="CrashLoopBackOff", restarts=4,
         message="back-off 1m20s restarting failed container=app")
-    _add_with_status(standin, web)
+    add_with_status(standin, web)
     standin.set_pod_log(name, "web-7d9f8-abcde", log)
     if not healthy:
         standin.add(event("web.1", name, "web-7d9f8-abcde", "BackOff",
@@ -113,7 +113,7 @@ def _ensure_namespace(standin: KubernetesStandin, name: str) -> None:
         standin.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
-def _add_with_status(standin: KubernetesStandin, obj: dict[str, Any]) -> None:
+def add_with_status(standin: KubernetesStandin, obj: dict[str, Any]) -> None:
     """Create (a client cannot set status on create), then set status as a controller does."""
     status = obj.pop("status")
     created = standin.add(obj)

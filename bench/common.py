@@ -1,0 +1,79 @@
+"""What every benchmark script needs: timing a call, medians of repeated calls, and rewriting
+the script's own section of ``docs/benchmarks.md``.
+
+A script runs as ``.venv/bin/python bench/<name>.py``, so Python puts ``bench/`` first on
+``sys.path``; :func:`use_project_root` replaces it with the project root (``bench/secrets.py``
+once shadowed the standard library's ``secrets``), after which ``envforge``, ``tests.standins``
+and this module import as packages::
+
+    from pathlib import Path
+    import sys
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from bench.common import median_seconds, time_call, write_docs_section  # noqa: E402
+
+Sections are delimited by ``<!-- <key>:start -->`` and ``<!-- <key>:end -->``, so a script
+rewrites its own figures and leaves every other section as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The page every benchmark writes its section of.
+BENCHMARKS_PAGE = ROOT / "docs" / "benchmarks.md"
+
+T = TypeVar("T")
+
+
+def time_call(fn: Callable[[], T]) -> tuple[T, float]:
+    """``fn()``'s result and how long it took, in seconds (``time.perf_counter``)."""
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    """How long ``fn()`` took, in seconds."""
+    return time_call(fn)[1]
+
+
+def median_seconds(fn: Callable[[], object], reps: int) -> float:
+    """The median duration of ``reps`` calls of ``fn`` (at least one), in seconds.
+
+    The median, not the mean: on shared machines a few runs are slowed by other work.
+    """
+    return median(seconds(fn) for _ in range(max(1, reps)))
+
+
+def median(values: Iterable[float]) -> float:
+    """The median of ``values``; ValueError (naming the cause) when there are none."""
+    found = list(values)
+    if not found:
+        raise ValueError("median of no measurements: run at least one repetition")
+    return statistics.median(found)
+
+
+def section_markers(key: str) -> tuple[str, str]:
+    """The start and end comments around the section ``key`` of the benchmarks page."""
+    return f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+
+
+def write_docs_section(key: str, body: str, page: Path = BENCHMARKS_PAGE) -> None:
+    """Replace the section ``key`` of ``page`` with ``body`` (between its markers), or append
+    it when the page has no such section yet; the rest of the page is kept as it is."""
+    start, end = section_markers(key)
+    block = f"{start}\n{body.strip(chr(10))}\n{end}"
+    text = page.read_text(encoding="utf-8") if page.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(text, encoding="utf-8")
