@@ -89,6 +89,8 @@ build_kwok() {
 }
 
 cmd_build() {
+    command -v go >/dev/null 2>&1 || [ -x "$BIN/kwok" ] \
+        || die "Go is not installed: install Go 1.26 (the control plane is built from Go modules)"
     mkdir -p "$BIN"
     local t0=$SECONDS
     for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
