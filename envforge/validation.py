@@ -86,7 +86,8 @@ def dry_run_template(template: Template, mode: Mode,
                           secret_names=_secret_names(template))
         run.run()
     except StepFailedError as e:
-        failure = f"step {e.step_id!r} ({e.action_id}): {e.reason}"
+        failure = e.reason if e.reason.startswith(f"step {e.step_id!r}") else (
+            f"step {e.step_id!r} ({e.action_id}): {e.reason}")
     except EnvforgeError as e:
         failure = str(e)
     finally:

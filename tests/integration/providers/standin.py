@@ -1,4 +1,4 @@
-"""A stand-in of just the GitHub and GitLab REST endpoints the publishers call, with the
+"""A stand-in of just the GitHub, GitLab and Backstage catalog REST endpoints envforge calls, with the
 providers' documented response shapes (the fields envforge reads), on 127.0.0.1. Creating a
 repository makes a bare Git repository that a GitHttpServer serves, so pushes are real."""
 
@@ -42,7 +42,7 @@ class ProviderStandIn:
                 body = json.loads(self.rfile.read(length) or b"{}") if length else {}
                 path = urllib.parse.unquote(self.path)
                 stand_in.calls.append((self.command, path, body))
-                github = path.startswith("/github")
+                github = path.startswith(("/github", "/backstage"))
                 expected = (f"Bearer {token}" if github else token)
                 got = self.headers.get("Authorization" if github else "PRIVATE-TOKEN")
                 if got != expected:
@@ -79,6 +79,11 @@ class ProviderStandIn:
         return bare
 
     def route(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if path == "/backstage/api/catalog/locations" and method == "POST":
+            name = body["target"].split("/")[4]  # https://host/owner/<repo>/...
+            return 201, {"location": {"type": "url", "target": body["target"]},
+                         "entities": [{"kind": "Component",
+                                       "metadata": {"name": name, "namespace": "default"}}]}
         if m := re.fullmatch(r"/github/users/([^/]+)", path):
             kind = "Organization" if m[1] in self.organizations else "User"
             return 200, {"login": m[1], "type": kind}

@@ -95,6 +95,33 @@ def test_publish_github_creates_the_repository_and_pushes(
     assert result.steps[-1].status == "completed"
 
 
+def test_publish_then_register_in_the_catalog(
+        tmp_path: Path, github: ProviderStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = _template(tmp_path, """\
+        - id: publish
+          action: publish:github
+          input: {repoUrl: 'github.com?owner=acme&repo=shop', defaultBranch: main}
+        - id: register
+          action: catalog:register
+          input:
+            repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}
+            catalogInfoPath: /catalog-info.yaml
+        """)
+    run = TemplateRun(load_template(directory), {}, registry=default_registry())
+    with pytest.raises(StepFailedError, match="ENVFORGE_BACKSTAGE_URL"):
+        run.run()  # not configured: one line, and the created repository is deleted again
+    run.close()
+    assert not (github.git_root / "acme/shop.git").exists()
+    monkeypatch.setenv("ENVFORGE_BACKSTAGE_URL", github.base + "/backstage")
+    monkeypatch.setenv("ENVFORGE_BACKSTAGE_TOKEN", TOKEN)
+    run = TemplateRun(load_template(directory), {}, registry=default_registry())
+    run.run()
+    run.close()
+    assert run.outputs["register"] == {
+        "entityRef": "component:default/shop",
+        "catalogInfoUrl": "https://github.test/acme/shop/blob/main/catalog-info.yaml"}
+
+
 def test_a_failed_later_step_deletes_the_created_repository(
         tmp_path: Path, github: ProviderStandIn) -> None:
     directory = _template(tmp_path, """\

@@ -180,7 +180,7 @@ def test_dry_run_gives_unknown_actions_placeholder_outputs(tmp_path: Path) -> No
         run(make(tmp_path / "again", """\
           steps:
             - {id: a, action: acme:publish, input: {}}
-            - {id: b, action: catalog:register, input: {}}
+            - {id: b, action: acme:register, input: {}}
         """))
 
 
