@@ -73,7 +73,7 @@ class KanikoJobBuilder(ImageBuilder):
             raise ImageError("a Kaniko build needs the source URL and commit of the request")
         s = self.settings
         name = job_name(request.image)
-        labels = {**MANAGED_BY, "envforge.io/commit": request.commit[:12]}
+        labels = {**MANAGED_BY, "envforge.dev/commit": request.commit[:12]}
         args = [
             f"--context={kaniko_context(request.source_url, request.ref_name, request.commit)}",
             "--dockerfile=/workspace/dockerfile/Dockerfile",

@@ -25,7 +25,7 @@ from envforge.errors import ClusterUnreachableError, SecretDeliveryError
 from envforge.secrets.redaction import SecretRedactor, default_redactor
 
 log = logging.getLogger("envforge.secrets.delivery")
-LABEL_ENVIRONMENT = "envforge.io/environment"
+LABEL_ENVIRONMENT = "envforge.dev/environment"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "envforge"
 CONFLICT_RETRIES = 5

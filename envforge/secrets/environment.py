@@ -156,7 +156,7 @@ def deliver_secrets(fetched: FetchedSecrets, deliverer: SecretDeliverer,
     try:
         delivery = deliverer.apply_secret(
             plan.namespace, plan.direct_secret_name, plan.environment, fetched.values,
-            annotations={"envforge.io/run-id": run_id} if run_id else None)
+            annotations={"envforge.dev/run-id": run_id} if run_id else None)
     except Exception:
         if created_ns:
             with contextlib.suppress(SecretDeliveryError):  # cluster gone: the error says so

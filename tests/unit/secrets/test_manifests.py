@@ -29,7 +29,7 @@ def pick(*names: str) -> dict[str, ResolvedVariable]:
 def test_config_map_holds_literal_values_with_environment_labels() -> None:
     cm = render_config_map("pr-1-config", "pr-1", "pr-1", pick("LOG_LEVEL", "ENV_NAME"))
     assert cm["data"] == {"ENV_NAME": "pr-1", "LOG_LEVEL": "info"}
-    assert cm["metadata"]["labels"]["envforge.io/environment"] == "pr-1"
+    assert cm["metadata"]["labels"]["envforge.dev/environment"] == "pr-1"
 
 
 def test_config_map_refuses_a_secret_variable_by_name() -> None:
