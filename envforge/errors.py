@@ -20,7 +20,9 @@ boundary with ``raise ... from e``.
     ├── PathEscapeError              a path leaves the workspace or repository
     ├── PublishScopeError            a write outside the template's scope (step, targetPath)
     ├── GitError                     clone, commit or push failed
-    │   └── PushRejectedError        the remote refused the push
+    │   ├── PushRejectedError        the remote refused the push
+    │   ├── PushConflictError        (temporary) someone pushed first: sync, re-apply, retry
+    │   └── GitLockTimeoutError      the git cache lock stayed held past its bound
     └── SecretsError                 variables, Vault, secret delivery (never holds a value)
         ├── SecretReferenceError     malformed vault: reference, or one headed for Git
         ├── VariableError            bad variable definition or unknown reference
@@ -55,6 +57,7 @@ boundary with ``raise ... from e``.
     ├── EnvironmentNameError         not a DNS-1123 label, or too long for the derived names
     ├── EnvironmentExistsError       create of an environment that already exists
     ├── EnvironmentNotFoundError     update/extend/destroy/show of one that does not exist
+    ├── EnvironmentLockTimeoutError  (temporary) another run held the environment too long
     ├── TTLError                     a TTL that does not parse or exceeds the maximum
     ├── ManifestValidationError      rendered manifests break the schema (file, object, field)
     ├── SecretInGitError             staged content holds a secret value or credential (file)
@@ -227,6 +230,15 @@ class PushRejectedError(GitError):
     """The remote refused the push for a reason a retry will not fix."""
 
 
+class PushConflictError(GitError, TemporaryError):
+    """Someone else pushed first; fetching, rebasing and pushing again may succeed."""
+
+
+class GitLockTimeoutError(GitError):
+    """Another command held the git cache lock longer than the bound. Permanent on purpose:
+    the bound is already the wait budget; a retry would wait it again."""
+
+
 # --- secrets ---
 class SecretsError(EnvforgeError):
     """Variables, Vault or secret delivery failed; messages name paths, never values."""
@@ -383,6 +395,11 @@ class ImagePushError(RegistryError):
 # --- gitops ---
 class GitOpsError(EnvforgeError):
     """An environment in the GitOps repository cannot be written or read as asked."""
+
+
+class EnvironmentLockTimeoutError(GitOpsError, TemporaryError):
+    """Another run held the environment (its Prefect concurrency limit) for longer than the
+    wait allows (ENVFORGE_ENV_LOCK_TIMEOUT)."""
 
 
 class EnvironmentNameError(GitOpsError):

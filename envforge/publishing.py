@@ -22,7 +22,13 @@ from typing import IO, TypeVar
 
 import git
 
-from envforge.errors import ConfigurationError, GitError, PushRejectedError, TemporaryError
+from envforge.errors import (
+    ConfigurationError,
+    GitError,
+    GitLockTimeoutError,
+    PushConflictError,
+    PushRejectedError,
+)
 from envforge.git_boundary import open_working_copy
 from envforge.paths import resolve_inside, safe_relative
 
@@ -52,15 +58,6 @@ def default_lock_timeout() -> float:
     if not 0 <= value <= 86400:
         raise ConfigurationError(f"{LOCK_TIMEOUT_ENV}={raw!r} must be between 0 and 86400")
     return value
-
-
-class GitLockTimeoutError(GitError):
-    """Another command held the git cache lock longer than the bound. Permanent on purpose:
-    the bound is already the wait budget; a retry would wait it again."""
-
-
-class PushConflictError(GitError, TemporaryError):
-    """Someone else pushed first; fetching, rebasing and pushing again may succeed."""
 
 
 @dataclass(frozen=True)

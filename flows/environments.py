@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from envforge.config import PROJECT_ROOT, load_settings
-from envforge.errors import EnvforgeError, TemporaryError
+from envforge.errors import EnvforgeError, EnvironmentLockTimeoutError
 from envforge.gitops.repository import open_store
 from envforge.lifecycle import (
     EnvironmentRequest,
@@ -73,10 +73,6 @@ class SourceRef(BaseModel):
     commit: str | None = Field(None, description="Commit to deploy")
 
 
-class EnvironmentLockTimeout(TemporaryError):
-    """Another run held the environment for longer than the wait allows."""
-
-
 @contextmanager
 def environment_lock(name: str) -> Iterator[None]:
     """One run per environment name at a time (a Prefect global concurrency limit of 1)."""
@@ -98,7 +94,7 @@ def environment_lock(name: str) -> Iterator[None]:
         with concurrency(limit, occupy=1, timeout_seconds=timeout, strict=True):
             yield
     except TimeoutError as e:
-        raise EnvironmentLockTimeout(
+        raise EnvironmentLockTimeoutError(
             f"environment {name!r} is being changed by another run and stayed locked for "
             f"{timeout:g} s; try again when that run has finished"
         ) from e

@@ -72,7 +72,8 @@ def test_one_run_per_environment_name_at_a_time(prefect_server: None, gitops: Pa
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """While a run holds pr-9, a second run for pr-9 waits and then gives up, saying why;
     a run for another environment is not held up."""
-    from flows.environments import EnvironmentLockTimeout, create_environment, environment_lock
+    from envforge.errors import EnvironmentLockTimeoutError
+    from flows.environments import create_environment, environment_lock
 
     monkeypatch.setenv("ENVFORGE_ENV_LOCK_TIMEOUT", "2")
     holding = threading.Event()
@@ -88,7 +89,7 @@ def test_one_run_per_environment_name_at_a_time(prefect_server: None, gitops: Pa
     try:
         assert holding.wait(timeout=30)
         started = time.monotonic()
-        with pytest.raises(EnvironmentLockTimeout, match="'pr-9' is being changed"):
+        with pytest.raises(EnvironmentLockTimeoutError, match="'pr-9' is being changed"):
             create_environment("pr-9", template="python-service")
         assert time.monotonic() - started >= 2
         other = create_environment("pr-10", template="python-service")  # not blocked
