@@ -316,6 +316,7 @@ class TemplateRun:
             except Exception as e:
                 reason = str(e) if isinstance(e, EnvforgeError) else f"{type(e).__name__}: {e}"
                 reason = scrub(reason)  # a fetched secret value never reaches an error message
+                reason = reason.removeprefix(f"step {step.id!r} ({step.action}): ")
                 report = StepReport(step.id, step.display_name, step.action, "failed",
                                     time.monotonic() - started, reason)
                 self.reports.append(report)

@@ -122,6 +122,9 @@ class ProviderStandIn:
         return 404, {"message": f"no stand-in for {method} {path}"}
 
     def _github_create(self, owner: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if (self.git_root / owner / f"{body['name']}.git").exists():
+            return 422, {"message": "Repository creation failed.",
+                         "errors": [{"field": "name", "message": "name already exists"}]}
         self.make_repo(owner, body["name"])
         return 201, {"name": body["name"], "full_name": f"{owner}/{body['name']}",
                      "private": body.get("private", True),
