@@ -72,6 +72,24 @@ class EnvironmentSpec(_Strict):
         return list(dict.fromkeys(normal))
 
 
+class TemplateVersion(_Strict):
+    """Which version of its template made the environment (see envforge.gitops.versions)."""
+
+    version: str | None = Field(None, description="the template's metadata.version, if any")
+    digest: str = Field(description="sha256 of the template directory's files")
+    envforge: str = Field(description="the envforge release that rendered it")
+
+
+class SleepState(_Strict):
+    """An environment put to sleep: its workloads scaled to zero in Git (see envforge.sleep)."""
+
+    since: datetime
+    reason: str
+    replicas: dict[str, int | None] = Field(
+        default_factory=dict, description="'<file>#<Kind>/<name>' -> replicas before sleep "
+        "(None: the manifest left replicas out)")
+
+
 class EnvironmentStatus(_Strict):
     namespace: str
     host: str
@@ -80,6 +98,9 @@ class EnvironmentStatus(_Strict):
     expiresAt: datetime
     lastDeployedAt: datetime
     lastRun: str | None = None
+    #: absent on records made before template versions (and written only when known)
+    templateVersion: TemplateVersion | None = None
+    sleeping: SleepState | None = None
 
 
 class EnvironmentRecord(_Strict):
