@@ -34,7 +34,7 @@ boundary with ``raise ... from e``.
         │   ├── VaultSealedError     Vault is sealed
         │   └── VaultUnreachableError  (temporary) no answer from Vault
         └── SecretDeliveryError      the cluster refused a Secret/ConfigMap/namespace change
-            └── ClusterUnreachableError  (temporary) no answer from the API server
+            └── ClusterUnreachableError  (temporary) = ClusterConnectionError, during delivery
     DatabaseError                    (envforge.db) names the server, database, table.column
     ├── DatabaseUnreachableError     (temporary) connection refused, timed out or dropped
     ├── RulesError                   bad rules file: unknown table/column, transformer misfit
@@ -76,6 +76,7 @@ boundary with ``raise ... from e``.
     ├── ClusterConnectionError       (temporary) the API server did not answer
     ├── ClusterAccessError           the API server refused the credentials (401/403)
     ├── ClusterApiError              the API server refused or failed a request
+    │   └── ClusterBusyError         (temporary) 429/5xx: rate limited or restarting
     ├── WorkloadNotFoundError        no pod/container for logs or shell (lists what exists)
     ├── EnvironmentNotHealthyError   not Synced+Healthy+rolled out in time (what, diagnosis)
     └── EnvironmentNotPrunedError    after destroy, the Application or namespace remains
@@ -289,10 +290,6 @@ class SecretDeliveryError(SecretsError):
     """The cluster refused a Secret, ConfigMap or namespace change."""
 
 
-class ClusterUnreachableError(SecretDeliveryError, TemporaryError):
-    """The Kubernetes API server did not answer."""
-
-
 # --- databases ---
 class DatabaseError(EnvforgeError):
     """A database operation failed; names server/database/table, never a password."""
@@ -464,6 +461,16 @@ class ClusterAccessError(ClusterError):
 
 class ClusterApiError(ClusterError):
     """The API server refused or failed a request for another reason."""
+
+
+class ClusterBusyError(ClusterApiError, TemporaryError):
+    """The API server answered 429 or 5xx (rate limited, restarting): retried."""
+
+
+class ClusterUnreachableError(SecretDeliveryError, ClusterConnectionError):
+    """The API server did not answer while delivering a Secret: a ClusterConnectionError
+    (one class for "no answer", envforge.cluster.api_errors maps it) that Secret delivery's
+    callers also catch as a SecretDeliveryError."""
 
 
 class WorkloadNotFoundError(ClusterError):

@@ -1,71 +1,29 @@
-"""The one boundary between envforge.cluster and the kubernetes client.
+"""Reads of an environment's cluster state through the kubernetes client.
 
 Reads come back as plain JSON dicts (``_preload_content=False``): the status code reads fields
 by name and is unit-tested on dicts, with no generated-model round trip. Every call has a
-request timeout; kubernetes and urllib3 errors are mapped to ClusterError subclasses here and
-nowhere else, with messages scrubbed of registered secret values.
+request timeout; errors are mapped by envforge.kubernetes_boundary (the one place).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-import urllib3
 from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
 
-from envforge.errors import (
-    ClusterAccessError,
-    ClusterApiError,
-    ClusterConnectionError,
-    ConfigurationError,
-    WorkloadNotFoundError,
-)
+from envforge.errors import ConfigurationError, WorkloadNotFoundError
+from envforge.kubernetes_boundary import NotFound, kubernetes_errors
 from envforge.secrets.redaction import scrub
 
 ARGOCD_GROUP = "argoproj.io"
 ARGOCD_VERSION = "v1alpha1"
 
 
-class NotFound(Exception):
-    """Internal: the object asked for does not exist (callers decide what that means)."""
-
-
-@contextmanager
-def cluster_errors(doing: str, where: str = "") -> Iterator[None]:
-    """Map kubernetes/urllib3 errors raised while ``doing`` to envforge errors."""
-    at = f" ({where})" if where else ""
-    try:
-        yield
-    except ApiException as e:
-        if not e.status:
-            raise ClusterConnectionError(
-                f"could not {doing}{at}: TLS connection to the Kubernetes API server failed; "
-                "check the certificate authority in the kubeconfig or cluster block") from e
-        if e.status == 404:
-            raise NotFound(doing) from e
-        reason = scrub(_status_message(e))
-        if e.status in (401, 403):
-            raise ClusterAccessError(
-                f"Kubernetes API refused to {doing}{at}: {e.status} {e.reason}: {reason}; "
-                "check the credentials and RBAC of the cluster block or KUBECONFIG") from e
-        raise ClusterApiError(
-            f"Kubernetes API failed to {doing}{at}: {e.status} {e.reason}: {reason}") from e
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise ClusterConnectionError(
-            f"could not {doing}{at}: the Kubernetes API server did not answer "
-            f"({type(e).__name__}); check the cluster block or KUBECONFIG and the network"
-        ) from e
-
-
-def _status_message(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except (ValueError, AttributeError):
-        return str(error.body or error.reason).splitlines()[0][:300]
+def cluster_errors(doing: str, where: str = "") -> AbstractContextManager[None]:
+    """Errors while ``doing`` mapped by envforge.kubernetes_boundary, scrubbed of secrets."""
+    return kubernetes_errors(doing, where, scrub=scrub)
 
 
 def _json(response: Any) -> dict[str, Any]:

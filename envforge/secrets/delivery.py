@@ -3,25 +3,24 @@
 The Secret is created, or replaced in one PUT carrying the resourceVersion read just before
 (optimistic concurrency: a concurrent writer makes it retry, never half-apply), labelled with
 the environment so destroy can find and remove it. A Secret of the same name that envforge
-does not manage for this environment is never overwritten. This module is the one place
-kubernetes client errors are mapped; messages are scrubbed of every registered value.
+does not manage for this environment is never overwritten. Kubernetes errors are mapped by
+envforge.kubernetes_boundary; messages are scrubbed of every registered value.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
 from envforge.errors import ClusterUnreachableError, SecretDeliveryError
+from envforge.kubernetes_boundary import kubernetes_errors as cluster_kubernetes_errors
 from envforge.secrets.redaction import SecretRedactor, default_redactor
 
 log = logging.getLogger("envforge.secrets.delivery")
@@ -51,23 +50,13 @@ def environment_labels(environment: str) -> dict[str, str]:
 
 @contextmanager
 def kubernetes_errors(doing: str, redactor: SecretRedactor | None = None) -> Iterator[None]:
-    """Map kubernetes client and urllib3 errors to envforge errors naming what was being done."""
-    scrub = (redactor or default_redactor()).scrub
-    try:
+    """Errors mapped by envforge.kubernetes_boundary (the one place), in this module's family:
+    SecretDeliveryError when refused, ClusterUnreachableError (temporary) when no answer."""
+    with cluster_kubernetes_errors(
+            doing, refused=SecretDeliveryError, denied=SecretDeliveryError,
+            missing=SecretDeliveryError, unreachable=ClusterUnreachableError,
+            busy=ClusterUnreachableError, scrub=(redactor or default_redactor()).scrub):
         yield
-    except ApiException as e:
-        if not e.status:  # the client's way of saying the TLS connection failed
-            raise ClusterUnreachableError(
-                f"could not {doing}: TLS connection to the Kubernetes API server failed; check "
-                "the cluster's certificate authority in the kubeconfig") from e
-        reason = _status_message(e)
-        raise SecretDeliveryError(scrub(
-            f"Kubernetes API refused to {doing}: {e.status} {e.reason}: {reason}")) from e
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise ClusterUnreachableError(
-            f"could not {doing}: the Kubernetes API server did not answer "
-            f"({type(e).__name__}); check the cluster block or KUBECONFIG and the network"
-        ) from e
 
 
 class SecretDeliverer:
@@ -199,11 +188,3 @@ class SecretDeliverer:
             if self.delete_secret(namespace, item.metadata.name):
                 removed.append(item.metadata.name)
         return removed
-
-
-def _status_message(error: ApiException) -> str:
-    """The ``message`` of the Status body, or the raw body's first line."""
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except (ValueError, AttributeError):
-        return str(error.body or error.reason).splitlines()[0][:300]
