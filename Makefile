@@ -19,7 +19,7 @@ test-fast: install lint  ## lint, then everything but the tests marked slow
 lint: install  ## ruff, strict mypy (envforge, flows, blocks, bench) and the import contracts
 	$(VENV)/ruff check envforge flows blocks tests bench
 	$(VENV)/mypy
-	$(VENV)/lint-imports
+	$(VENV)/lint-imports --no-cache
 
 stop:  ## stop everything `make demo` started (Prefect server and worker, services, stand-ins)
 	bash scripts/prefect-local.sh stop

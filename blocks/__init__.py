@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-BLOCK_MODULES: tuple[str, ...] = ("blocks.registry", "blocks.vault", "blocks.kubernetes",
-                                  "blocks.database", "blocks.webhooks")
+BLOCK_MODULES: tuple[str, ...] = ("blocks.container_registry", "blocks.git", "blocks.vault",
+                                  "blocks.kubernetes", "blocks.database", "blocks.webhooks")
 
 
 def block_types() -> list[Any]:

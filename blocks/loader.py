@@ -13,9 +13,10 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from blocks import block_types
+from blocks.container_registry import ContainerRegistry
 from blocks.database import AnonymisationKey, DatabaseServer
+from blocks.git import GitCredentials
 from blocks.kubernetes import KubernetesCluster
-from blocks.registry import ContainerRegistry, GitCredentials
 from blocks.vault import VaultConnection
 from blocks.webhooks import GitProviderToken, WebhookSecrets
 from envforge.connections import DatabaseServerSource, KubernetesConnection

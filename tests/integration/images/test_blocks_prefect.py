@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from blocks.registry import ContainerRegistry
+from blocks.container_registry import ContainerRegistry
 from envforge.actions.base import ActionContext
 from envforge.images.actions import ImageBuild, ImageBuildInput
 from tests.integration.images.conftest import PASSWORD, Registry

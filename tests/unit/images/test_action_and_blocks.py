@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from blocks.registry import ContainerRegistry, GitCredentials
+from blocks.container_registry import ContainerRegistry
+from blocks.git import GitCredentials
 from envforge.actions.registry import default_registry
 from envforge.errors import ConfigurationError
 from envforge.images.actions import ImageBuild, ImageBuildInput
