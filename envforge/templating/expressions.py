@@ -136,7 +136,7 @@ class ExpressionEngine:
             RENDER_WHERE.reset(token)
 
     def _render_text_value(self, text: str, context: Mapping[str, Any], where: str) -> Any:
-        with self._errors_named(where, text):
+        with self._errors_named(where, text, context):
             whole = WHOLE_EXPRESSION.match(text)
             if whole:
                 expr = nunjucks_to_jinja(whole.group("expr"))
@@ -153,37 +153,43 @@ class ExpressionEngine:
         return template
 
     @contextmanager
-    def _errors_named(self, where: str, text: str) -> Iterator[None]:
+    def _errors_named(self, where: str, text: str, context: Mapping[str, Any]
+                      ) -> Iterator[None]:
         try:
             yield
         except BudgetExceeded:
             raise
         except Refused as e:
-            raise ExpressionError(where, self._culprit(text), f"refused by the sandbox: {e}") \
-                from None
+            raise ExpressionError(where, self._culprit(text, context),
+                                  f"refused by the sandbox: {e}") from None
         except SecurityError as e:
-            raise ExpressionError(where, self._culprit(text),
+            raise ExpressionError(where, self._culprit(text, context),
                                   f"not allowed in the sandbox ({e})") from None
         except TemplateSyntaxError as e:
             raise ExpressionError(where, _first_expression(text), f"syntax: {e.message}") \
                 from None
         except UndefinedError as e:
-            raise ExpressionError(where, self._culprit(text), f"{e.message}") from None
+            raise ExpressionError(where, self._culprit(text, context), f"{e.message}") from None
         except (MemoryError, RecursionError) as e:
             raise ExpressionError(where, _first_expression(text),
                                   f"too large to evaluate ({type(e).__name__})") from None
         except Exception as e:  # a filter raising, a type error inside the expression
-            raise ExpressionError(where, self._culprit(text), f"{type(e).__name__}: {e}") \
-                from None
+            raise ExpressionError(where, self._culprit(text, context),
+                                  f"{type(e).__name__}: {e}") from None
 
-    def _culprit(self, text: str) -> str:
-        """The expression of ``text`` that fails on its own (the first one, if none does)."""
+    def _culprit(self, text: str, context: Mapping[str, Any]) -> str:
+        """The expression of ``text`` that fails on its own (the first one, if none does);
+        evaluated again one by one, still under the caller's deadline."""
         expressions = EXPRESSION.findall(text)
         if len(expressions) < 2:
             return _first_expression(text)
         for expr in expressions:
             try:
-                self.env.compile_expression(nunjucks_to_jinja(expr), undefined_to_none=False)
+                compiled = self.env.compile_expression(nunjucks_to_jinja(expr),
+                                                       undefined_to_none=False)
+                self.env.check_size(compiled(**context), "the value")
+            except BudgetExceeded:
+                raise
             except Exception:
                 return str(expr).strip()
         return _first_expression(text)

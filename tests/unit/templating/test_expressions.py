@@ -84,3 +84,11 @@ def test_conditions(engine: ExpressionEngine) -> None:
     assert engine.evaluate_condition("${{ not parameters.debug }}", CTX, "if") is False
     assert engine.evaluate_condition("false", CTX, "if") is False
     assert engine.evaluate_condition("${{ parameters.replicas > 2 }}", CTX, "if") is True
+
+
+def test_the_failing_expression_of_several_is_the_one_named(engine: ExpressionEngine) -> None:
+    text = "${{ parameters.name }} and ${{ parameters.name | dns_label }} ${{ 'x' * 10 ** 9 }}"
+    with pytest.raises(ExpressionError) as info:
+        engine.render_value(text, CTX, "step 's' field input.message")
+    assert "${{ 'x' * 10 ** 9 }}" in str(info.value)
+    assert str(info.value).startswith("step 's' field input.message:")
