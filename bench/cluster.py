@@ -59,6 +59,7 @@ def via_models(reader: ClusterReader) -> EnvironmentHealth:
 
 
 def main() -> None:
+    """Seed the stand-in, measure snapshot and diagnosis, print, optionally write docs."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--reps", type=int, default=15)

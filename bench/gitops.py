@@ -40,6 +40,7 @@ SETTINGS = GitOpsSettings()
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git with a bench identity; its stdout."""
     return subprocess.run(["git", *GIT_ENV, *args], cwd=cwd, check=True, capture_output=True,
                           text=True).stdout.strip()
 
@@ -57,6 +58,7 @@ def python_service_manifests(into: Path) -> Path:
 
 
 def spec() -> EnvironmentSpec:
+    """The environment spec every measured create uses."""
     return EnvironmentSpec(template="python-service", owner="group:bench",
                            parameters={"name": "bench-app", "replicas": 1})
 
@@ -82,6 +84,7 @@ def prefilled_remote(base: Path, count: int, manifests: Path) -> Path:
 
 
 def timed_create(store: EnvironmentStore, name: str, manifests: Path) -> float:
+    """Seconds to create (and publish) one environment in ``store``."""
     started = time.perf_counter()
     record = store.new_record(name, spec(), "48h", "bench")
     result = store.create(record, manifests, "bench")
@@ -91,6 +94,7 @@ def timed_create(store: EnvironmentStore, name: str, manifests: Path) -> float:
 
 
 def side_by_side(base: Path, manifests: Path, reps: int) -> dict[int, list[float]]:
+    """Create times into repositories of 10 and 500 environments, alternating."""
     remotes = {n: prefilled_remote(base, n, manifests) for n in (10, 500)}
     times: dict[int, list[float]] = {10: [], 500: []}
     with open_store(url=remotes[10].as_uri(), cache_root=base / "cache-10",
@@ -127,6 +131,7 @@ def through_the_runner(base: Path, reps: int) -> list[float]:
 
 
 def concurrent_creates(base: Path, manifests: Path, writers: int) -> tuple[float, int]:
+    """Wall time and commits of ``writers`` creates racing on one remote."""
     bare = base / "concurrent.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
     errors: list[BaseException] = []
@@ -158,6 +163,7 @@ def concurrent_creates(base: Path, manifests: Path, writers: int) -> tuple[float
 
 
 def main() -> None:
+    """Measure, print the table and optionally write the gitops section of the docs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=25)
     parser.add_argument("--writers", type=int, default=20)

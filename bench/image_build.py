@@ -45,6 +45,7 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git in ``cwd``; its stdout."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
@@ -52,6 +53,7 @@ def git(*args: str, cwd: Path | None = None) -> str:
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the local registry)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -70,6 +72,7 @@ def make_site(work: Path, base: str) -> None:
 
 
 def main() -> int:
+    """Measure builds against a local registry; print and optionally write the docs section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
@@ -99,6 +102,7 @@ def main() -> int:
 
 
 def push_base_image(builder: BuildahBuilder, access: RegistryAccess, tmp: Path) -> str:
+    """Push the base image to the local registry once; its reference."""
     context = tmp / "base"
     context.mkdir()
     shutil.copy2("/bin/busybox", context / "busybox")
@@ -116,6 +120,7 @@ def push_base_image(builder: BuildahBuilder, access: RegistryAccess, tmp: Path) 
 
 def measure(runs: int, access: RegistryAccess, builder: BuildahBuilder, base: str, tmp: Path,
             log: logging.Logger) -> dict[str, list[float]]:
+    """Per run: cold and warm clones, a cold build, warm builds by branch and by commit."""
     work, bare = tmp / "app-work", tmp / "app.git"
     git("init", "--quiet", "--initial-branch=main", str(work))
     make_site(work, base)
@@ -166,6 +171,7 @@ def clone_seconds(sources: GitSourceCache, url: str, parent: Path) -> float:
 
 
 def render(rows: dict[str, list[float]], runs: int) -> str:
+    """The markdown table of medians, with ratios to the cold build."""
     med = {k: median(v) for k, v in rows.items()}
     ratio_branch = med["warm_branch"] / med["cold_build"] * 100
     ratio_commit = med["warm_commit"] / med["cold_build"] * 100

@@ -42,12 +42,14 @@ SECRET = "bench-secret"
 
 
 def big_payload(number: int, sha: str, action: str = "opened") -> dict[str, Any]:
+    """A realistic (large) GitHub pull_request payload."""
     payload = github_pull_request(action, number=number, sha=sha)
     payload["pull_request"]["body"] = "x" * 24_000  # ~25 KB like a PR with a long description
     return payload
 
 
 def big_summary() -> dict[str, Any]:
+    """A summary with many steps, images and databases, for rendering."""
     return {
         "name": "pr-42", "status": "completed", "url": "https://pr-42.example.test",
         "images": [{"name": f"reg/app{i}:t", "digest": "sha256:" + "a" * 64} for i in range(10)],
@@ -59,6 +61,7 @@ def big_summary() -> dict[str, Any]:
 
 
 def stub_deployment() -> None:
+    """Create the stub deployment the dispatcher starts runs of."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -67,6 +70,7 @@ def stub_deployment() -> None:
 
 
 def run(reps: int) -> list[tuple[str, float]]:
+    """Every measurement as (label, median seconds)."""
     from prefect.testing.utilities import prefect_test_harness
 
     results: list[tuple[str, float]] = []
@@ -122,10 +126,12 @@ def run(reps: int) -> list[tuple[str, float]]:
 
 
 def fmt(seconds: float) -> str:
+    """Seconds as µs or ms, whichever reads better."""
     return f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f} ms"
 
 
 def write_docs(results: list[tuple[str, float]], reps: int) -> None:
+    """Write the webhooks section of docs/benchmarks.md."""
     load = os.getloadavg()[0]
     rows = "\n".join(f"| {label} | {fmt(s)} | {s / 10.0 * 100:.2f} % |" for label, s in results
                      if label.startswith("HTTP"))
@@ -149,6 +155,7 @@ request is refused without touching Prefect."""
 
 
 def main() -> int:
+    """Measure, print, and optionally write the docs section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--write-docs", action="store_true")

@@ -63,6 +63,7 @@ class _DatabaseServerAddresses:
         self._server = server
 
     def address(self, database: str | None = None) -> ServerAddress:
+        """The server with ``database`` (default: its maintenance database)."""
         return self._server.address(database)
 
 

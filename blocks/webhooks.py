@@ -39,6 +39,7 @@ class WebhookSecrets(Block):
 
     @contextmanager
     def get_client(self) -> Iterator[WebhookCredentials]:
+        """The plain webhook credentials (the prefect-kubernetes ``get_client`` shape)."""
         yield self.credentials()
 
 

@@ -20,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Settings:
+    """Where envforge keeps its state, finds templates and publishes GitOps changes."""
     home: Path
     templates_path: tuple[Path, ...]
     gitops_url: str
@@ -27,14 +28,17 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
+        """Caches (Git working copies, mirrors) under the envforge home."""
         return self.home / "cache"
 
     @property
     def embedded_gitops_repo(self) -> Path:
+        """The local bare repository used when no ENVFORGE_GITOPS_URL is set."""
         return self.home / "gitops.git"
 
 
 def load_settings() -> Settings:
+    """Settings from ENVFORGE_HOME, ENVFORGE_TEMPLATES_PATH and ENVFORGE_GITOPS_URL/BRANCH."""
     home = Path(os.environ.get("ENVFORGE_HOME") or Path.home() / ".envforge").expanduser()
     raw_paths = os.environ.get("ENVFORGE_TEMPLATES_PATH")
     if raw_paths:
@@ -71,6 +75,7 @@ def ensure_embedded_gitops_repo(settings: Settings) -> None:
     from envforge.git_boundary import subprocess_env  # git runs without hooks or repo config
 
     def git(*args: str, stdin: str | None = None) -> str:
+        """Run git on the embedded repository as envforge; its stdout."""
         env = {**subprocess_env(), "GIT_AUTHOR_NAME": "envforge", "GIT_AUTHOR_EMAIL":
                "envforge@localhost", "GIT_COMMITTER_NAME": "envforge",
                "GIT_COMMITTER_EMAIL": "envforge@localhost"}

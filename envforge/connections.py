@@ -52,7 +52,9 @@ class KubernetesConnection:
 class DatabaseServerSource(Protocol):
     """A PostgreSQL server: the address of one of its databases (default: maintenance db)."""
 
-    def address(self, database: str | None = None) -> ServerAddress: ...
+    def address(self, database: str | None = None) -> ServerAddress:
+        """Address of ``database`` on the server (default: its maintenance database)."""
+        ...
 
 
 class ConnectionSource(Protocol):

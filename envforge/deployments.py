@@ -28,6 +28,7 @@ DEFAULT_WORK_POOL = "envforge-process"
 
 @dataclass(frozen=True)
 class RegisteredDeployment:
+    """A deployment `envforge deploy` created or updated for a template."""
     name: str  # "<flow>/<deployment>", as `prefect deployment run` takes it
     id: str
     template: str

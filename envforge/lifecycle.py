@@ -49,6 +49,7 @@ class EnvironmentPlan:
 
 @dataclass
 class EnvironmentRequest:
+    """What a create-or-update asks for, before any check (plan_environment checks it)."""
     name: str
     template: str | None = None  # required for a new environment
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +148,7 @@ def _with_name(template: Template, values: dict[str, Any], name: str) -> dict[st
 
 @dataclass(frozen=True)
 class ReapDecision:
+    """What the reaper does with one environment, and why."""
     name: str
     action: Literal["destroy", "warn", "keep"]
     reason: str

@@ -59,6 +59,7 @@ TemplateName = Enum(  # type: ignore[misc]
 
 
 class EnvironmentType(StrEnum):
+    """What an environment is for; drives its default TTL and the form's choices."""
     preview = "preview"
     development = "development"
     staging = "staging"
@@ -270,6 +271,7 @@ def refresh_data(names: list[str] | None = None, max_concurrent: int = 2) -> dic
     failed: list[str] = []
 
     def refresh(name: str) -> None:
+        """Refresh one environment; a failure is logged and counted, not raised."""
         try:
             refresh_environment_data(name)
             refreshed.append(name)

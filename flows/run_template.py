@@ -40,11 +40,13 @@ def _retry_only_temporary(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def run_step(run: TemplateRun, prepared: PreparedStep) -> ActionOutput:
+    """One step as a Prefect task (options set per step by execute_step_as_task)."""
     return run.execute(prepared, get_run_logger())
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def rollback_step(run: TemplateRun, prepared: PreparedStep, output: ActionOutput) -> None:
+    """One completed step's rollback as a Prefect task."""
     run.rollback(prepared, output, get_run_logger())
 
 
@@ -86,6 +88,7 @@ def run_steps_as_tasks(run: TemplateRun) -> dict[str, Any]:
 def execute_template(
     template: str, parameters: dict[str, Any], dry_run: bool, environment: str | None
 ) -> dict[str, Any]:
+    """Load ``template`` from the template directories and run it, each step a task run."""
     catalog = TemplateCatalog(load_settings().templates_path)
     loaded = catalog.load(template)
     run = TemplateRun(

@@ -40,6 +40,7 @@ class PullRequestRef:
 
 @dataclass(frozen=True)
 class CommentResult:
+    """The comment posted or edited on the pull request."""
     id: int
     created: bool  # False: an earlier envforge comment was updated
 
@@ -81,6 +82,7 @@ class PullRequestCommenter:
                                     follow_redirects=False, transport=transport)
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._client.close()
 
     def __enter__(self) -> PullRequestCommenter:

@@ -14,6 +14,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Link:
+    """A titled link shown in the summary (the environment's URL, dashboards)."""
     title: str
     url: str
 
@@ -40,6 +41,7 @@ class DatabaseSummary:
 
 @dataclass(frozen=True)
 class StepTiming:
+    """One step of the run: id, action, status and how long it took."""
     step_id: str
     action: str
     status: str
@@ -57,6 +59,7 @@ class Diagnostic:
 
 @dataclass(frozen=True)
 class EnvironmentSummary:
+    """What a lifecycle run tells people: status, URL, steps, images, databases, diagnosis."""
     name: str
     status: str  # completed | failed | rolled-back | destroyed | ...
     url: str | None = None
