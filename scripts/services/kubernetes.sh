@@ -215,7 +215,7 @@ cmd_start() {
         --authentication-kubeconfig "$DIR/scheduler.kubeconfig" \
         --authorization-kubeconfig "$DIR/scheduler.kubeconfig" \
         --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
-    start_daemon kwok "$BIN/kwok" --kubeconfig "$DIR/kwok.kubeconfig" \
+    start_daemon kwok "$BIN/kwok" --kubeconfig "$DIR/kwok.kubeconfig" --node-lease-duration-seconds 40 \
         --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
         --disregard-status-with-annotation-selector kwok.x-k8s.io/status=custom \
         --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
