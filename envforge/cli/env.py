@@ -1,6 +1,7 @@
 """`envforge env …`: environments in the GitOps repository (create, list, show, update,
-extend, destroy). create and update run the template through the runner with the environment's
-name, type, namespace and host (see envforge.gitops.runs); publish:gitops commits the result."""
+extend, destroy; upgrade, sleep and wake are in envforge.cli.day_two). create and update run
+the template through the runner with the environment's name, type, namespace and host (see
+envforge.gitops.runs); publish:gitops commits the result."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
+from envforge.cli.day_two import add_day_two_commands
 from envforge.cluster.cli import add_env_commands
 from envforge.errors import TemplateError
 from envforge.gitops.record import EnvironmentRecord, utc_now
@@ -24,6 +26,7 @@ from envforge.lifecycle import (
     release_resources,
 )
 from envforge.runner import TemplateRun
+from envforge.sleep import wake_environment
 
 
 def add_commands(subparsers: Any) -> None:
@@ -78,6 +81,7 @@ def add_commands(subparsers: Any) -> None:
         p.add_argument("host", help="a DNS name, e.g. shop.example.com")
         p.set_defaults(handler=handler)
 
+    add_day_two_commands(sub)  # upgrade, sleep, wake
     add_env_commands(sub)  # status, logs, shell: what the cluster says (envforge.cluster)
 
 
@@ -106,6 +110,8 @@ def update_command(args: argparse.Namespace) -> int:
     cat = catalog()
     with open_store() as store:
         record = store.get(args.name, "update")
+        if record.status.sleeping is not None:  # a new deployment wakes it (docs/lifecycle.md)
+            print(wake_environment(store, record.name, "updated", _run_id()).message)
     template = cat.load(record.spec.template)
     request = EnvironmentRequest(
         name=record.name, template=record.spec.template,
@@ -165,6 +171,8 @@ def list_command(args: argparse.Namespace) -> int:
         print("no environments")
         return 0
     headers = ["name", "template", "owner", "age", "expires", "url"]
+    if any(r["state"] != "awake" for r in rows):  # a STATE column only when one is asleep
+        headers.insert(4, "state")
     widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
@@ -191,6 +199,9 @@ def _summary(record: EnvironmentRecord) -> dict[str, Any]:
         "age": format_duration((now - record.status.createdAt).total_seconds()),
         "expires": f"in {format_duration(left)}" if left > 0 else "expired",
         "expiresAt": record.status.expiresAt.isoformat(), "url": record.status.url,
+        "state": "asleep" if record.status.sleeping else "awake",
+        "sleepingSince": (record.status.sleeping.since.isoformat()
+                          if record.status.sleeping else None),
     }
 
 

@@ -27,6 +27,7 @@ from envforge.gitops.record import (
 )
 from envforge.gitops.repository import open_store
 from envforge.gitops.store import ChangeResult, EnvironmentStore
+from envforge.gitops.versions import template_version
 from envforge.paths import resolve_inside
 from envforge.secrets.sensitive import credential_paths
 from envforge.templating.loader import TemplateCatalog, load_template
@@ -144,6 +145,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
         )
         record = store.new_record(name, spec, params.ttl or env.get("ttl"), ctx.run_id,
                                   host=env.get("host"))
+        record = _with_template_version(ctx, record)
         if not commit:
             store.render(record, manifests)
             return ChangeResult(name, "create", None, 0, record)
@@ -159,7 +161,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
                 **({"isolation": params.isolation} if params.isolation else {}),
                 **({"type": params.type} if params.type else {}),
                 **({"owner": params.owner} if params.owner else {})})
-            return record.model_copy(update={"spec": spec})
+            return _with_template_version(ctx, record.model_copy(update={"spec": spec}))
 
         if not commit:
             store.render(change(current), manifests)
@@ -178,6 +180,17 @@ def recorded_template(ctx: ActionContext) -> str:
     except TemplateNotFoundError:
         pass
     return str(ctx.template_dir.resolve())
+
+
+def _with_template_version(ctx: ActionContext, record: EnvironmentRecord) -> EnvironmentRecord:
+    """The record stamped with the version of the template this run rendered (kept as it was
+    when the template cannot be read: the run itself has loaded it, so that is rare)."""
+    try:
+        version = template_version(load_template(ctx.template_dir))
+    except EnvforgeError:
+        return record
+    return record.model_copy(update={"status": record.status.model_copy(
+        update={"templateVersion": version})})
 
 
 def _marked_credentials(ctx: ActionContext) -> set[str]:

@@ -1,0 +1,318 @@
+"""Upgrading live environments to the current version of their template.
+
+For each chosen environment: load its template as it is now, take the recorded parameters
+(a parameter the new version requires gets its default, or the environment stops with the
+list of what is missing), render the template's files the way ``publish:gitops`` would
+(a render-only run: fetch steps run, everything else is faked), re-render the GitOps files,
+diff them against the repository and commit one commit per environment. An environment whose
+files would not change is skipped (no commit); one that fails is reported and the others go
+on. A sleeping environment stays asleep: its new workloads are scaled to zero too. A dry run
+reads the repository and commits nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from envforge.errors import EnvforgeError, EnvironmentNotFoundError, ParameterError
+from envforge.gitops.actions import find_manifests
+from envforge.gitops.record import EnvironmentRecord, public_parameters, utc_now
+from envforge.gitops.render import application_file, environment_dir, record_file
+from envforge.gitops.runs import environment_template
+from envforge.gitops.scope import check_environment_paths
+from envforge.gitops.store import EnvironmentStore
+from envforge.gitops.versions import describe_version, template_version
+from envforge.runner import TemplateRun
+from envforge.secrets.sensitive import credential_paths, mask_credential_values
+from envforge.sleep import scale_to_zero
+from envforge.templating.loader import TemplateCatalog
+from envforge.templating.model import Template
+from envforge.templating.parameters import pages, validate_parameters
+
+Status = Literal["upgraded", "would-upgrade", "unchanged", "failed"]
+
+
+@dataclass
+class UpgradeOutcome:
+    """One environment's upgrade: what changed (a unified diff), the commit, or the error."""
+
+    name: str
+    status: Status
+    template: str = ""
+    from_version: str = "unknown"
+    to_version: str = "unknown"
+    files: list[str] = field(default_factory=list)
+    diff: str = ""
+    commit: str | None = None
+    defaults: list[str] = field(default_factory=list)  # new parameters that took defaults
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class UpgradeReport:
+    outcomes: list[UpgradeOutcome] = field(default_factory=list)
+
+    def having(self, *statuses: Status) -> list[UpgradeOutcome]:
+        return [o for o in self.outcomes if o.status in statuses]
+
+    @property
+    def failed(self) -> list[UpgradeOutcome]:
+        return self.having("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"environments": [o.to_dict() for o in self.outcomes],
+                **{s: [o.name for o in self.having(s)]
+                   for s in ("upgraded", "would-upgrade", "unchanged", "failed")}}
+
+
+def choose_environments(records: list[EnvironmentRecord], names: Iterable[str] = (),
+                        template: str | None = None, all_environments: bool = False
+                        ) -> tuple[list[EnvironmentRecord], list[str]]:
+    """The records to upgrade (named ones, every one with ``all_environments``, or every one
+    made from ``template``; ``template`` also narrows the others) and the names not found."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted and not all_environments and template is None:
+        raise EnvforgeError("name the environments to upgrade, or give --all or --template "
+                            "(see 'envforge env list')")
+    by_name = {r.name: r for r in records}
+    missing = [n for n in wanted if n not in by_name]
+    chosen = (list(records) if all_environments or (template is not None and not wanted)
+              else [by_name[n] for n in wanted if n in by_name])
+    if template is not None:
+        chosen = [r for r in chosen if _same_template(r.spec.template, template)]
+    return sorted(chosen, key=lambda r: r.name), missing
+
+
+def _same_template(recorded: str, given: str) -> bool:
+    return recorded == given or Path(recorded).name == given
+
+
+def missing_required(template: Template, values: Mapping[str, Any]) -> list[str]:
+    """Parameters a page requires that ``values`` lacks and that have no default."""
+    missing = []
+    for page in pages(template):
+        properties = page.get("properties") or {}
+        for key in page.get("required") or []:
+            if key not in values and "default" not in (properties.get(key) or {}):
+                missing.append(key)
+    return list(dict.fromkeys(missing))
+
+
+@dataclass
+class RenderedUpgrade:
+    """The environment's new record (not yet stamped) and its template's rendered manifests."""
+
+    record: EnvironmentRecord
+    manifests: Path
+    defaults: list[str]
+    close: Callable[[], None]
+
+
+def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
+                   overrides: Mapping[str, Any] | None = None) -> RenderedUpgrade:
+    """Run the environment's current template render-only and build its new record; raises
+    (TemplateNotFoundError, TemplateError, ParameterError, ...) before anything is written."""
+    template = catalog.load(record.spec.template)
+    given = {**record.spec.parameters, **(overrides or {})}
+    missing = missing_required(template, given)
+    if missing:
+        raise ParameterError(template.name, [
+            (f"$.{key}", f"required by the current template and not recorded for environment "
+                         f"{record.name!r}; give it: envforge env upgrade {record.name} --set "
+                         f"{key}=...") for key in missing])
+    values = validate_parameters(template, given)
+    defaults = sorted(k for k in values if k not in given)
+    mask_credential_values(values, credential_paths(pages(template)))  # never in logs or Git
+    derived = environment_template(template)
+    environment = {
+        "name": record.name, "type": record.spec.type, "mode": "update",
+        "namespace": record.status.namespace, "host": record.status.host,
+        "owner": record.spec.owner, "source": record.spec.source.model_dump(exclude_none=True),
+        "isolation": record.spec.isolation.model_dump(),
+    }
+    run = TemplateRun(derived, values, dry_run=True, render_only=True, environment=environment,
+                      validate=False)
+    try:
+        run.run()
+        step = next(s for s in derived.spec.steps if s.action == "publish:gitops")
+        prepared = run.prepare(step)
+        if prepared is None:
+            raise EnvforgeError(f"environment {record.name!r}: template {template.name!r} "
+                                f"skips its publish:gitops step ({step.id!r}, 'if' is false); "
+                                "nothing to upgrade to")
+        params: Any = prepared.params
+        manifests = find_manifests(run.action_context(step.id), params.manifestsPath)
+        recorded, _ = public_parameters(params.parameters, credential_paths(pages(template)))
+    except BaseException:
+        run.close()
+        raise
+    spec = record.spec.model_copy(update={"parameters": recorded})
+    status = record.status.model_copy(update={"templateVersion": template_version(template)})
+    upgraded = record.model_copy(update={"spec": spec, "status": status})
+    return RenderedUpgrade(upgraded, manifests, defaults, run.close)
+
+
+def environment_files(root: Path, name: str) -> dict[str, str]:
+    """What the repository holds for ``name``: path -> text."""
+    files = {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+             for p in sorted((root / environment_dir(name)).rglob("*")) if p.is_file()}
+    if (root / application_file(name)).is_file():
+        files[application_file(name)] = (root / application_file(name)).read_text(
+            encoding="utf-8")
+    return files
+
+
+def unified_diff(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[list[str], str]:
+    """The paths that differ and one unified diff over all of them (git-style headers)."""
+    changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+    chunks: list[str] = []
+    for path in changed:
+        chunks.extend(difflib.unified_diff(
+            old.get(path, "").splitlines(keepends=True), new.get(path, "").splitlines(
+                keepends=True), f"a/{path}" if path in old else "/dev/null",
+            f"b/{path}" if path in new else "/dev/null"))
+    return changed, "".join(c if c.endswith("\n") else c + "\n" for c in chunks)
+
+
+def _files_for(store: EnvironmentStore, record: EnvironmentRecord, manifests: Path
+               ) -> tuple[EnvironmentRecord, dict[str, str]]:
+    """Rendered files of ``record``; a sleeping environment's workloads stay at zero (and the
+    replicas to restore at wake become the new template's)."""
+    rendered = store.render(record, manifests)
+    files = dict(rendered.files)
+    sleeping = record.status.sleeping
+    if sleeping is None:
+        return record, files
+    prefix = f"{environment_dir(record.name)}/manifests/"
+    asleep, replicas = scale_to_zero({p[len(prefix):]: t for p, t in files.items()
+                                      if p.startswith(prefix)})
+    files.update({prefix + rel: text for rel, text in asleep.items()})
+    record = record.model_copy(update={"status": record.status.model_copy(update={
+        "sleeping": sleeping.model_copy(update={"replicas": {**sleeping.replicas,
+                                                             **replicas}})})})
+    files[record_file(record.name)] = record.to_yaml()
+    return record, files
+
+
+def upgrade_environment(store: EnvironmentStore, record: EnvironmentRecord,
+                        catalog: TemplateCatalog, dry_run: bool = False,
+                        run_id: str = "local",
+                        overrides: Mapping[str, Any] | None = None) -> UpgradeOutcome:
+    """Upgrade one environment (one commit, or none when unchanged or in a dry run); an
+    expected failure is returned as a ``failed`` outcome, never raised."""
+    outcome = UpgradeOutcome(record.name, "failed", record.spec.template,
+                             describe_version(record.status.templateVersion))
+    try:
+        prepared = render_upgrade(record, catalog, overrides)
+    except EnvforgeError as e:
+        outcome.error = str(e)
+        return outcome
+    except Exception as e:  # one broken environment must not stop the others
+        outcome.error = f"environment {record.name!r}: {type(e).__name__}: {e}"
+        return outcome
+    try:
+        outcome.defaults = prepared.defaults
+        outcome.to_version = describe_version(prepared.record.status.templateVersion)
+        _publish(store, prepared, outcome, dry_run, run_id)
+    except EnvforgeError as e:
+        outcome.status, outcome.error = "failed", str(e)
+    except Exception as e:  # one broken environment must not stop the others
+        outcome.status = "failed"
+        outcome.error = f"environment {record.name!r}: {type(e).__name__}: {e}"
+    finally:
+        prepared.close()
+    return outcome
+
+
+def _publish(store: EnvironmentStore, prepared: RenderedUpgrade, outcome: UpgradeOutcome,
+             dry_run: bool, run_id: str) -> None:
+    name = prepared.record.name
+
+    def compare(root: Path) -> dict[str, str] | None:
+        """The files to write, or None when the environment would not change."""
+        current_text = (root / record_file(name))
+        if not current_text.is_file():
+            raise EnvironmentNotFoundError(
+                f"cannot upgrade environment {name!r}: it does not exist in the GitOps "
+                "repository (see 'envforge env list')")
+        current = EnvironmentRecord.from_yaml(current_text.read_text(encoding="utf-8"),
+                                              record_file(name))
+        # the freshly synced record, with what the upgrade changes: parameters and version
+        base = current.model_copy(update={
+            "spec": current.spec.model_copy(update={
+                "parameters": prepared.record.spec.parameters}),
+            "status": current.status.model_copy(update={
+                "templateVersion": current.status.templateVersion})})
+        old = environment_files(root, name)
+        _, same = _files_for(store, base, prepared.manifests)
+        if same == old:
+            return None
+        stamped = base.model_copy(update={"status": base.status.model_copy(update={
+            "templateVersion": prepared.record.status.templateVersion,
+            "lastDeployedAt": utc_now(), "lastRun": run_id})})
+        _, new = _files_for(store, stamped, prepared.manifests)
+        outcome.files, outcome.diff = unified_diff(old, new)
+        return new
+
+    if dry_run:
+        found = store.publisher.read(compare)
+        outcome.status = "unchanged" if found is None else "would-upgrade"
+        return
+
+    def write(root: Path) -> None:
+        new = compare(root)
+        if new is None:
+            return
+        check_environment_paths(name, list(new))
+        shutil.rmtree(root / environment_dir(name))
+        for rel, text in new.items():
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+
+    def message() -> tuple[str, dict[str, str]]:
+        return (f"env upgrade {name}: template {prepared.record.spec.template} "
+                f"{outcome.from_version} -> {outcome.to_version}",
+                {"Envforge-Environment": name,
+                 "Envforge-Template": prepared.record.spec.template,
+                 "Envforge-Run": run_id, "Envforge-Change": "upgrade"})
+
+    result = store.publisher.apply([environment_dir(name), application_file(name)], write,
+                                   message)
+    outcome.commit = result.commit
+    outcome.status = "upgraded" if result.commit else "unchanged"
+    if result.commit is None:
+        outcome.files, outcome.diff = [], ""
+
+
+def upgrade_environments(store: EnvironmentStore, catalog: TemplateCatalog,
+                         names: Iterable[str] = (), template: str | None = None,
+                         all_environments: bool = False, dry_run: bool = False,
+                         run_id: str = "local", overrides: Mapping[str, Any] | None = None,
+                         on_outcome: Callable[[UpgradeOutcome], None] | None = None
+                         ) -> UpgradeReport:
+    """Upgrade the chosen environments one after the other; a missing name or a failing
+    environment is a ``failed`` outcome and the others still run."""
+    chosen, missing = choose_environments(store.list(), names, template, all_environments)
+    report = UpgradeReport()
+    for name in missing:
+        outcome = UpgradeOutcome(name, "failed", error=(
+            f"cannot upgrade environment {name!r}: it does not exist in the GitOps repository "
+            "(see 'envforge env list')"))
+        report.outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    for record in chosen:
+        outcome = upgrade_environment(store, record, catalog, dry_run, run_id, overrides)
+        report.outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    return report
