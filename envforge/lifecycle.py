@@ -156,24 +156,30 @@ class ReapDecision:
 
 def decide_reaping(records: list[EnvironmentRecord], now: datetime | None = None,
                    idle_days: float | None = None,
-                   warn_before: timedelta = timedelta(hours=6)) -> list[ReapDecision]:
+                   warn_before: timedelta = timedelta(hours=6),
+                   sleep_counts: bool = True) -> list[ReapDecision]:
     """Which environments the reaper destroys (expired, or idle for ``idle_days``), which it
-    warns about (expiring within ``warn_before``), and which it keeps."""
+    warns about (expiring within ``warn_before``), and which it keeps. Unless sleep counts
+    toward expiry (``sleep_counts``; the flow passes ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY), a
+    sleeping environment's current nap is added to its life (past naps were added at wake)."""
     now = now or utc_now()
     decisions = []
     for record in sorted(records, key=lambda r: r.name):
         status = record.status
-        if status.expiresAt <= now:
+        expires = status.expiresAt
+        if not sleep_counts and status.sleeping is not None:
+            expires += max(timedelta(0), now - status.sleeping.since)
+        if expires <= now:
             decisions.append(ReapDecision(record.name, "destroy",
-                                          f"expired at {status.expiresAt.isoformat()}"))
+                                          f"expired at {expires.isoformat()}"))
         elif idle_days is not None and status.lastDeployedAt <= now - timedelta(days=idle_days):
             decisions.append(ReapDecision(
                 record.name, "destroy",
                 f"unused since {status.lastDeployedAt.isoformat()} (over {idle_days:g} days)"))
-        elif status.expiresAt <= now + warn_before:
+        elif expires <= now + warn_before:
             decisions.append(ReapDecision(
                 record.name, "warn",
-                f"expires at {status.expiresAt.isoformat()}; "
+                f"expires at {expires.isoformat()}; "
                 f"run 'envforge env extend {record.name} --ttl 24h' to keep it"))
         else:
             decisions.append(ReapDecision(record.name, "keep", "not expired"))

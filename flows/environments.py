@@ -31,6 +31,7 @@ from envforge.lifecycle import (
     with_health_wait,
 )
 from envforge.runner import TemplateRun
+from envforge.sleep import sleep_counts_toward_expiry, wake_environment
 from envforge.summary.artifact import publish_summary_artifact
 from envforge.summary.comments import post_summary_comment
 from envforge.summary.model import EnvironmentSummary, database_from_output, image_from_output
@@ -147,6 +148,9 @@ def create_environment(
         plan = with_health_wait(plan, wait_timeout_seconds, cluster_block)
     logger.info("%s environment %s from template %s", plan.mode, plan.name, plan.template.name)
     with environment_lock(plan.name):
+        if plan.mode == "update":  # a new deployment (a new commit on the PR) wakes it
+            with open_store() as store:
+                wake_environment(store, plan.name, "new deployment", _run_id())
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
                           run_id=_run_id())
         try:
@@ -311,7 +315,8 @@ def reap_environments(
     with open_store() as store:
         records = store.list()
     decisions = decide_reaping(records, idle_days=idle_days,
-                               warn_before=timedelta(hours=warn_before_hours))
+                               warn_before=timedelta(hours=warn_before_hours),
+                               sleep_counts=sleep_counts_toward_expiry())
     owners = {r.name: r.spec.owner for r in records}
     destroyed, failed = [], []
     for decision in decisions:
