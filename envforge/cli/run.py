@@ -82,8 +82,19 @@ def run_template_command(args: argparse.Namespace) -> int:
     if not text:
         print(json.dumps(result, indent=2, default=str))
         return 0
+    _print_unknown_actions(result)
     _print_output(result)
     return 0
+
+
+def _print_unknown_actions(result: dict[str, Any]) -> None:
+    """A dry run skips actions envforge does not have; say which, once, at the end."""
+    unknown = [f"{s['action']} (step {s['id']!r})" for s in result.get("steps") or []
+               if str(s.get("reason") or "").startswith("unknown action")]
+    if unknown:
+        print(f"dry run: {len(unknown)} step(s) use actions envforge does not have and were "
+              f"skipped with placeholder outputs: {', '.join(unknown)}; a real run refuses "
+              "to start until they exist")
 
 
 def _print_output(result: dict[str, Any]) -> None:
