@@ -39,8 +39,11 @@ RENEW_MIN_SECONDS = 30
 
 
 @contextmanager
-def vault_errors(address: str, auth_method: str, doing: str, path: str = "") -> Iterator[None]:
-    """Map hvac and requests errors raised inside the block to envforge's VaultErrors."""
+def vault_errors(address: str, auth_method: str, doing: str, path: str = "",
+                 api_path: str = "") -> Iterator[None]:
+    """Map hvac and requests errors raised inside the block to envforge's VaultErrors.
+
+    ``api_path`` is the path Vault's policies name (``kv/data/app/db`` for ``kv/app/db``)."""
     what = f"{doing} {path}".strip()
     where = f"Vault at {address} ({what}, auth method {auth_method})"
     try:
@@ -48,8 +51,8 @@ def vault_errors(address: str, auth_method: str, doing: str, path: str = "") -> 
     except hvac.exceptions.Forbidden as e:
         if path:
             raise VaultPermissionError(
-                f"{where}: permission denied; the token's policies do not allow this path: "
-                "grant read on it or fix the reference"
+                f"{where}: permission denied: the token's policies grant no '{doing}' "
+                f"capability on {api_path or path}; grant it there or fix the reference"
             ) from e
         raise VaultAuthError(f"{where}: login or token refused (permission denied); check the "
                              "credentials in the Vault block") from e
@@ -185,7 +188,9 @@ class VaultSecretReader:
                     f"{ref.mount!r} is KV version 1; drop '@{ref.version}' or fix kv_version"
                 )
             self.ensure_token_fresh()
-            with vault_errors(self.address, self.auth_method, "read", ref.location):
+            api_path = (f"{ref.mount}/data/{ref.path}" if self.kv_version == 2
+                        else ref.location)
+            with vault_errors(self.address, self.auth_method, "read", ref.location, api_path):
                 if self.kv_version == 2:
                     response = self.client.secrets.kv.v2.read_secret_version(
                         path=ref.path, version=ref.version, mount_point=ref.mount,
