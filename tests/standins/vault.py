@@ -2,9 +2,16 @@
 
 Speaks the documented endpoints envforge uses, with Vault's response envelope and its
 ``{"errors": [...]}`` error bodies, so hvac drives it unchanged: KV v1 and v2 (``data/``,
-``metadata/``, versions, soft delete), ``auth/token/lookup-self`` and ``renew-self``, AppRole and
-Kubernetes login, ``sys/health`` and ``sys/seal-status`` (503 while sealed). Tokens carry
-policies given as path globs (``kv/data/app/*``); a request outside them gets 403.
+``metadata/``, versions, soft delete), the token store (``auth/token/create``, ``lookup-self``,
+``renew-self`` capped at the max TTL, ``revoke-self``, ``accessors``), ACL policies
+(``sys/policy``, ``sys/policies/acl``, ``sys/capabilities-self``), AppRole and Kubernetes login,
+``sys/health`` and ``sys/seal-status`` (503 while sealed).
+
+Every request but logins and health is checked against the token's policies as Vault checks it
+(tests/standins/vault_policy.py): capabilities per path, ``+`` and ``*`` globs with Vault's
+priority rules, ``deny``, ``sudo`` on root-protected paths, and the ``default`` policy on every
+non-root token; a refusal is Vault's 403 ``permission denied``. Conformance with a real Vault:
+tests/integration/secrets/test_vault_policies.py (runs against one when VAULT_ADDR is set).
 
 Run a demo server: ``python -m tests.standins.vault --port 8200`` (prints the root token).
 """
@@ -12,7 +19,7 @@ Run a demo server: ``python -m tests.standins.vault --port 8200`` (prints the ro
 from __future__ import annotations
 
 import argparse
-import fnmatch
+import hashlib
 import json
 import ssl
 import threading
@@ -25,35 +32,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.standins.vault_policy import (
+    DEFAULT_POLICY,
+    Acl,
+    PolicyError,
+    Rules,
+    parse_duration,
+    parse_policy,
+)
+from tests.standins.vault_tokens import (
+    SYSTEM_MAX_TTL,
+    RenewalRefused,
+    Token,
+    auth_block,
+    lookup_data,
+)
+
 ROOT_TOKEN = "root-standin-token"
+#: Vault's body for a request its ACL refuses (a bad or expired token gets the bare message).
+ACL_DENIED = "1 error occurred:\n\t* permission denied\n\n"
+#: Root-protected paths (Vault's "sudo" paths) the stand-in serves: sudo is needed besides.
+ROOT_PROTECTED = ("auth/token/accessors/",)
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class Token:
-    id: str
-    policies: list[str]
-    ttl: int
-    renewable: bool
-    display_name: str
-    created: float = field(default_factory=time.time)
-    expires: float = 0.0
-    accessor: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def __post_init__(self) -> None:
-        self.expires = self.created + self.ttl if self.ttl else 0.0
-
-    def remaining(self) -> int:
-        return max(0, int(self.expires - time.time())) if self.ttl else 0
-
-    def expired(self) -> bool:
-        return bool(self.ttl) and time.time() >= self.expires
-
-    def allows(self, path: str) -> bool:
-        return "root" in self.policies or any(fnmatch.fnmatchcase(path, p) for p in self.policies)
 
 
 @dataclass
@@ -81,22 +84,53 @@ class VaultState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.sealed = False
+        self.max_lease_ttl = SYSTEM_MAX_TTL
         self.mounts: dict[str, int] = {"kv": 2, "secret": 2, "kv1": 1}
         self.kv2: dict[tuple[str, str], list[KvVersion]] = {}
         self.kv1: dict[tuple[str, str], dict[str, Any]] = {}
+        self.policies: dict[str, tuple[str, Rules]] = {}
         self.tokens: dict[str, Token] = {}
         self.approles: dict[str, tuple[str, list[str], int]] = {}
         self.kubernetes_roles: dict[str, tuple[str, list[str], int]] = {}
         self.reads: Counter[str] = Counter()  # "mount/path" -> reads of its data
         self.requests: list[tuple[str, str]] = []
+        self.put_policy("default", DEFAULT_POLICY)
         self.add_token(["root"], ttl=0, renewable=False, token_id=ROOT_TOKEN, name="root")
 
-    def add_token(self, policies: list[str], ttl: int = 3600, renewable: bool = True,
-                  token_id: str | None = None, name: str = "token") -> str:
+    def put_policy(self, name: str, text: str) -> None:
+        """Write an ACL policy (HCL or JSON); raises PolicyError as Vault answers 400."""
         with self.lock:
-            token = Token(token_id or f"hvs.{uuid.uuid4().hex}", policies, ttl, renewable, name)
+            self.policies[name.lower()] = (text, parse_policy(text))
+
+    def acl(self, token: Token) -> Acl:
+        return Acl(self.policies[p][1] for p in token.policies if p in self.policies)
+
+    def add_token(self, policies: list[str], ttl: int = 3600, renewable: bool = True,
+                  token_id: str | None = None, name: str = "token", explicit_max_ttl: int = 0,
+                  no_default_policy: bool = False) -> str:
+        """A token with these policies (plus ``default`` unless told, as Vault attaches it).
+
+        An entry containing ``/`` is shorthand for a policy granting read and list on that path
+        pattern, the policy ``token_for`` writes on a real Vault.
+        """
+        with self.lock:
+            names = self._policy_names(policies)
+            if "root" not in names and not no_default_policy:
+                names = sorted({"default", *names})
+            token = Token(token_id or f"hvs.{uuid.uuid4().hex}", names, ttl, renewable, name,
+                          explicit_max_ttl=explicit_max_ttl, system_max_ttl=self.max_lease_ttl)
             self.tokens[token.id] = token
             return token.id
+
+    def _policy_names(self, entries: list[str]) -> list[str]:
+        names = []
+        for entry in entries:
+            if "/" in entry:
+                name = f"standin-read-{hashlib.sha256(entry.encode()).hexdigest()[:10]}"
+                self.put_policy(name, f'path "{entry}" {{ capabilities = ["read", "list"] }}')
+                entry = name
+            names.append(entry.lower())
+        return names
 
     def add_approle(self, role_id: str, secret_id: str, policies: list[str], ttl: int = 3600
                     ) -> None:
@@ -105,6 +139,16 @@ class VaultState:
     def add_kubernetes_role(self, role: str, jwt: str, policies: list[str], ttl: int = 3600
                             ) -> None:
         self.kubernetes_roles[role] = (jwt, policies, ttl)
+
+    def exists(self, path: str) -> bool:
+        """Whether a write to ``path`` updates (True) or creates, for the ACL's create/update."""
+        mount, _, rest = path.partition("/")
+        kind, _, key = rest.partition("/")
+        if self.mounts.get(mount) == 2 and kind == "data":
+            return bool(self.kv2.get((mount, key)))
+        if self.mounts.get(mount) == 1:
+            return (mount, rest) in self.kv1
+        return True  # endpoints without an existence check are updates in Vault
 
     def put_secret(self, mount: str, path: str, data: dict[str, Any]) -> int:
         """Write a secret as a client would; returns its (v2) version."""
@@ -197,17 +241,20 @@ class VaultHandler(BaseHTTPRequestHandler):
                 raise VaultApiError(403, ["permission denied"])
             return 200, self._login(k8s[1], k8s[2], "kubernetes")
         token = self._token()
-        if path == "auth/token/lookup-self" and method == "GET":
-            return 200, _envelope(_token_data(token))
-        if path == "auth/token/renew-self" and method == "POST":
-            if not token.renewable:
-                raise VaultApiError(400, ["lease is not renewable"])
-            token.created = time.time()
-            token.ttl = int(body.get("increment") or token.ttl)
-            token.expires = token.created + token.ttl
-            return 200, _envelope(None, auth=_auth(token))
-        if not token.allows(path):
-            raise VaultApiError(403, ["1 error occurred:\n\t* permission denied\n\n"])
+        self._authorize(token, method, path)
+        if path.startswith("auth/token/"):
+            return self._token_store(token, method, path[len("auth/token/"):], body)
+        if path in ("sys/policy", "sys/policies/acl") or path.startswith(
+                ("sys/policy/", "sys/policies/acl/")):
+            return self._policy(method, path, body)
+        if path == "sys/capabilities-self" and method == "POST":
+            paths = body.get("paths") or ([body["path"]] if body.get("path") else [])
+            acl = state.acl(token)
+            found = {p: ["root"] if "root" in token.policies
+                     else sorted(acl.capabilities(p)) or ["deny"] for p in paths}
+            if len(paths) == 1:
+                found["capabilities"] = found[paths[0]]
+            return 200, {**_envelope(found), **found}
         mount, _, rest = path.partition("/")
         kv_version = state.mounts.get(mount)
         if kv_version == 2:
@@ -215,6 +262,106 @@ class VaultHandler(BaseHTTPRequestHandler):
         if kv_version == 1 and rest:
             return self._kv1(method, mount, rest, body)
         raise VaultApiError(404, [f'no handler for route "{path}". route entry not found.'])
+
+    def _authorize(self, token: Token, method: str, path: str) -> None:
+        """Refuse the request as Vault's ACL would: 403 unless the governing rule allows it."""
+        if "root" in token.policies:
+            return
+        if method in ("GET", "HEAD"):
+            needed = "read"
+        elif method == "LIST":
+            needed = "list"
+        elif method == "DELETE":
+            needed = "delete"
+        else:
+            needed = "update" if self.state.exists(path) else "create"
+        caps = self.state.acl(token).capabilities(path, listing=method == "LIST")
+        listed = path if path.endswith("/") or method != "LIST" else f"{path}/"
+        if ("deny" in caps or needed not in caps
+                or (listed in ROOT_PROTECTED and "sudo" not in caps)):
+            raise VaultApiError(403, [ACL_DENIED])
+
+    def _token_store(self, token: Token, method: str, rest: str, body: dict[str, Any]
+                     ) -> tuple[int, dict[str, Any] | None]:
+        state = self.state
+        if rest == "lookup-self" and method in ("GET", "POST"):
+            return 200, _envelope(lookup_data(token))
+        if rest == "renew-self" and method == "POST":
+            try:
+                granted, warnings = token.renew(parse_duration(body.get("increment")))
+            except (RenewalRefused, PolicyError) as e:
+                raise VaultApiError(400, [str(e)]) from e
+            reply = _envelope(None, auth=auth_block(token, granted))
+            reply["warnings"] = warnings or None
+            return 200, reply
+        if rest == "revoke-self" and method == "POST":
+            state.tokens.pop(token.id, None)
+            return 204, None
+        if rest.rstrip("/") == "accessors" and method == "LIST":
+            return 200, _envelope({"keys": sorted(t.accessor for t in state.tokens.values())})
+        if rest in ("create", "create-orphan") and method == "POST":
+            return 200, self._create_token(token, body)
+        raise VaultApiError(404, [f'no handler for route "auth/token/{rest}". route entry not '
+                                  "found."])
+
+    def _create_token(self, parent: Token, body: dict[str, Any]) -> dict[str, Any]:
+        requested = body.get("policies") or []
+        if isinstance(requested, str):
+            requested = [p.strip() for p in requested.split(",") if p.strip()]
+        requested = [str(p).lower() for p in requested] or [
+            p for p in parent.policies if p != "default"]
+        if "root" not in parent.policies and not set(requested) <= set(parent.policies):
+            raise VaultApiError(400, ["child policies must be subset of parent"])
+        try:
+            ttl = parse_duration(body.get("ttl")) or self.state.max_lease_ttl
+            explicit_max = parse_duration(body.get("explicit_max_ttl"))
+        except PolicyError as e:
+            raise VaultApiError(400, [str(e)]) from e
+        token_id = self.state.add_token(
+            requested, ttl=0 if "root" in requested else ttl,
+            renewable=bool(body.get("renewable", True)),
+            token_id=body.get("id") if "root" in parent.policies else None,
+            name=f"token-{body['display_name']}" if body.get("display_name") else "token",
+            explicit_max_ttl=explicit_max, no_default_policy=bool(body.get("no_default_policy")))
+        return _envelope(None, auth=auth_block(self.state.tokens[token_id]))
+
+    def _policy(self, method: str, path: str, body: dict[str, Any]
+                ) -> tuple[int, dict[str, Any] | None]:
+        state = self.state
+        acl_api = path.startswith("sys/policies/acl")
+        name = path.split("/", 3)[3 if acl_api else 2] if path.count("/") >= (
+            3 if acl_api else 2) else ""
+        name = name.lower()
+        if not name:
+            if method not in ("GET", "LIST"):
+                raise VaultApiError(405, [])
+            keys = sorted([*state.policies, "root"])
+            return 200, {**_envelope({"keys": keys, "policies": keys}), "policies": keys}
+        if method == "GET":
+            if name == "root":
+                return 200, _envelope({"name": "root", "rules": "", "policy": ""})
+            if name not in state.policies:
+                raise VaultApiError(404, [])
+            stored = state.policies[name][0]
+            return 200, _envelope({"name": name, "rules": stored, "policy": stored})
+        if name == "root":
+            raise VaultApiError(400, ['cannot update "root" policy' if method == "POST"
+                                      else 'cannot delete "root" policy'])
+        if method == "POST":
+            text = body.get("policy", body.get("rules"))
+            if not isinstance(text, str) or not text.strip():
+                raise VaultApiError(400, ["'policy' parameter not supplied or empty"])
+            try:
+                state.put_policy(name, text)
+            except PolicyError as e:
+                raise VaultApiError(400, [str(e)]) from e
+            return 204, None
+        if method == "DELETE":
+            if name == "default":
+                raise VaultApiError(400, ["cannot delete default policy"])
+            state.policies.pop(name, None)
+            return 204, None
+        raise VaultApiError(405, [])
 
     def _token(self) -> Token:
         token_id = self.headers.get("X-Vault-Token") or ""
@@ -228,7 +375,7 @@ class VaultHandler(BaseHTTPRequestHandler):
 
     def _login(self, policies: list[str], ttl: int, method: str) -> dict[str, Any]:
         token_id = self.state.add_token(policies, ttl=ttl, renewable=True, name=method)
-        return _envelope(None, auth=_auth(self.state.tokens[token_id]))
+        return _envelope(None, auth=auth_block(self.state.tokens[token_id]))
 
     def _kv2(self, method: str, mount: str, rest: str, query: dict[str, str],
              body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
@@ -307,26 +454,6 @@ def _envelope(data: Any, auth: dict[str, Any] | None = None, lease_duration: int
             "warnings": None, "auth": auth, "mount_type": ""}
 
 
-def _auth(token: Token) -> dict[str, Any]:
-    return {"client_token": token.id, "accessor": token.accessor, "policies": token.policies,
-            "token_policies": token.policies, "metadata": {"role": token.display_name},
-            "lease_duration": token.ttl, "renewable": token.renewable, "entity_id": "",
-            "token_type": "service", "orphan": True, "mfa_requirement": None,
-            "num_uses": 0}
-
-
-def _token_data(token: Token) -> dict[str, Any]:
-    created = int(token.created)
-    return {"accessor": token.accessor, "creation_time": created, "creation_ttl": token.ttl,
-            "display_name": token.display_name, "entity_id": "",
-            "expire_time": None if not token.ttl else datetime.fromtimestamp(
-                token.expires, UTC).isoformat(),
-            "explicit_max_ttl": 0, "id": token.id, "issue_time": datetime.fromtimestamp(
-                token.created, UTC).isoformat(), "meta": None, "num_uses": 0, "orphan": True,
-            "path": "auth/token/create", "policies": token.policies,
-            "renewable": token.renewable, "ttl": token.remaining(), "type": "service"}
-
-
 def _health(sealed: bool) -> dict[str, Any]:
     return {"initialized": True, "sealed": sealed, "standby": False,
             "performance_standby": False, "replication_performance_mode": "disabled",
@@ -355,7 +482,7 @@ class VaultStandin:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = str(self.server.server_address[0]), self.server.server_address[1]
         return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> VaultStandin:
