@@ -1,0 +1,377 @@
+"""The Argo CD stand-in (tests/standins/argocd.py) against Argo CD's documentation, on the real
+API server. Each test names the page it follows:
+
+- tracking: https://argo-cd.readthedocs.io/en/release-3.3/user-guide/resource_tracking/
+  ("annotation (default)", ``argocd.argoproj.io/tracking-id: <app>:<group>/<Kind>:<ns>/<name>``)
+- sync options: https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/
+  (ServerSideApply, CreateNamespace=true, PruneLast, ApplyOutOfSyncOnly)
+- automated sync and prune: https://argo-cd.readthedocs.io/en/stable/user-guide/auto_sync/
+- directory apps: https://argo-cd.readthedocs.io/en/stable/user-guide/directory/
+- health: https://argo-cd.readthedocs.io/en/release-3.3/operator-manual/health/
+- deletion: https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/
+  (``resources-finalizer.argocd.argoproj.io``: the app's resources are deleted first)
+- the Application CRD (no status subresource): ../shared/schemas/argocd/application-crd.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import git
+from tests.kube import ROOT, ControlPlane
+from tests.standins.argocd import (
+    FIELD_MANAGER,
+    FINALIZER,
+    TRACKING_ANNOTATION,
+    ArgoCDStandin,
+    start_argocd_standin,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def standin(kube_control_plane: ControlPlane) -> Iterator[ArgoCDStandin]:
+    handle = start_argocd_standin(kube_control_plane.kubeconfig, interval=0.5)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+class Repo:
+    """A GitOps remote and a working copy to commit manifests from."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.remote = tmp / "gitops.git"
+        self.work = tmp / "work"
+        git("init", "--quiet", "--bare", "--initial-branch=main", str(self.remote))
+        git("clone", "--quiet", str(self.remote), str(self.work))
+
+    def commit(self, files: dict[str, Any]) -> str:
+        """Write (dict/list: YAML documents; str: as is) or remove (None) files; push; the
+        new head."""
+        for name, content in files.items():
+            path = self.work / name
+            if content is None:
+                path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                path.write_text(content)
+                continue
+            docs = content if isinstance(content, list) else [content]
+            path.write_text(yaml.safe_dump_all(docs))
+        git("add", "-A", cwd=self.work)
+        git("commit", "--quiet", "--allow-empty", "-m", "change", cwd=self.work)
+        git("push", "--quiet", "origin", "HEAD:main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    return Repo(tmp_path)
+
+
+def kget(plane: ControlPlane, *args: str) -> dict[str, Any] | None:
+    done = plane.kubectl("get", *args, "-o", "json", check=False)
+    if done.returncode != 0:
+        assert "NotFound" in done.stderr, done.stderr
+        return None
+    return dict(json.loads(done.stdout))
+
+
+def wait_for(what: str, probe: Callable[[], Any], seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+@pytest.fixture
+def app_name(kube_control_plane: ControlPlane) -> Iterator[str]:
+    name = f"conf-{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:  # the finalizer makes the stand-in delete what the app deployed
+        kube_control_plane.kubectl("delete", "application", "-n", "argocd", name,
+                                   "--ignore-not-found", "--wait=true", "--timeout=120s",
+                                   check=False)
+        kube_control_plane.kubectl("delete", "namespace", name, "--ignore-not-found",
+                                   "--wait=false", check=False)
+
+
+def application(name: str, repo: Repo, path: str, *, prune: bool = True, recurse: bool = False,
+                options: list[str] | None = None, automated: bool = True) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "project": "default",
+        "source": {"repoURL": repo.remote.as_uri(), "targetRevision": "main", "path": path,
+                   "directory": {"recurse": recurse}},
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+        "syncPolicy": {"syncOptions": options or []}}
+    if automated:
+        spec["syncPolicy"]["automated"] = {"prune": prune, "selfHeal": True}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": "argocd", "finalizers": [FINALIZER]},
+            "spec": spec}
+
+
+def create(plane: ControlPlane, obj: dict[str, Any]) -> None:
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(obj))
+
+
+def app_status(plane: ControlPlane, name: str) -> dict[str, Any]:
+    app = kget(plane, "application", "-n", "argocd", name)
+    return dict((app or {}).get("status") or {})
+
+
+def synced_to(plane: ControlPlane, name: str, revision: str, health: str = "Healthy"
+              ) -> Callable[[], dict[str, Any] | None]:
+    def probe() -> dict[str, Any] | None:
+        status = app_status(plane, name)
+        ok = ((status.get("sync") or {}).get("status") == "Synced"
+              and (status.get("sync") or {}).get("revision") == revision
+              and (status.get("health") or {}).get("status") == health
+              and (status.get("operationState") or {}).get("phase") == "Succeeded")
+        return status if ok else None
+    return probe
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def deployment(name: str, *, simulate: str | None = None, deadline: int = 600) -> dict[str, Any]:
+    template: dict[str, Any] = {"metadata": {"labels": {"app": name}},
+                                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}
+    if simulate:
+        template["metadata"]["annotations"] = {"envforge.dev/simulate": simulate}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": deadline,
+                     "selector": {"matchLabels": {"app": name}}, "template": template}}
+
+
+def config_map(name: str, value: str = "1") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+            "data": {"value": value}}
+
+
+def ingress(name: str) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"rules": [{"host": f"{name}.example.com", "http": {"paths": [{
+                "path": "/", "pathType": "Prefix", "backend": {"service": {
+                    "name": name, "port": {"number": 80}}}}]}}]}}
+
+
+def test_the_application_crd_has_no_status_subresource(kube_control_plane: ControlPlane
+                                                       ) -> None:
+    crd = kget(kube_control_plane, "crd", "applications.argoproj.io")
+    assert crd is not None
+    assert all(not v.get("subresources") for v in crd["spec"]["versions"])
+
+
+def test_auto_sync_applies_tracks_and_reports(standin: ArgoCDStandin, repo: Repo,
+                                              app_name: str,
+                                              kube_control_plane: ControlPlane) -> None:
+    plane = kube_control_plane
+    head = repo.commit({"app/ns.yaml": namespace(app_name),
+                        "app/web.yaml": [deployment("web"), config_map("settings")],
+                        "app/ingress.yaml": ingress("web")})
+    create(plane, application(app_name, repo, "app"))
+    status = wait_for("Synced/Healthy", synced_to(plane, app_name, head))
+
+    live = kget(plane, "deployment", "-n", app_name, "web", "--show-managed-fields")
+    assert live is not None
+    annotations = live["metadata"]["annotations"]
+    assert annotations[TRACKING_ANNOTATION] == f"{app_name}:apps/Deployment:{app_name}/web"
+    assert "app.kubernetes.io/instance" not in (live["metadata"].get("labels") or {})
+    managers = {m["manager"]: m["operation"] for m in live["metadata"]["managedFields"]}
+    assert managers[FIELD_MANAGER] == "Apply"  # server-side apply
+    ns = kget(plane, "namespace", app_name)
+    assert ns is not None
+    assert ns["metadata"]["annotations"][TRACKING_ANNOTATION] == \
+        f"{app_name}:/Namespace:/{app_name}"
+
+    assert status["sourceType"] == "Directory"
+    assert status["sync"]["comparedTo"]["source"]["path"] == "app"
+    operation = status["operationState"]
+    assert operation["message"] == "successfully synced (all tasks run)"
+    assert operation["operation"]["initiatedBy"] == {"automated": True}
+    assert operation["syncResult"]["revision"] == head
+    messages = {r["kind"]: r["message"] for r in operation["syncResult"]["resources"]}
+    assert messages["Deployment"] == "deployment.apps/web serverside-applied"
+    assert messages["Namespace"] == f"namespace/{app_name} serverside-applied"
+    kinds = [r["kind"] for r in operation["syncResult"]["resources"]]
+    assert kinds.index("Namespace") < kinds.index("ConfigMap") < kinds.index("Deployment") \
+        < kinds.index("Ingress")  # Argo CD's kind order
+    resources = {r["kind"]: r for r in status["resources"]}
+    assert resources["Deployment"]["health"]["status"] == "Healthy"
+    assert resources["Ingress"]["health"]["status"] == "Healthy"
+    assert "health" not in resources["ConfigMap"]  # no health check for ConfigMaps
+    assert status["history"][-1]["revision"] == head
+
+    # a change in Git is synced to the new revision
+    head = repo.commit({"app/web.yaml": [deployment("web"), config_map("settings", "2")]})
+    wait_for("the new revision", synced_to(plane, app_name, head))
+    cm = kget(plane, "configmap", "-n", app_name, "settings")
+    assert cm is not None and cm["data"] == {"value": "2"}
+
+    # drift in the cluster is healed (selfHeal), with force over another field manager
+    plane.kubectl("patch", "configmap", "-n", app_name, "settings", "--type=merge",
+                  "-p", '{"data":{"value":"drifted"}}')
+    wait_for("self-heal", lambda: (kget(plane, "configmap", "-n", app_name, "settings")
+                                   or {}).get("data") == {"value": "2"})
+
+
+def test_prune_removes_what_left_git_and_only_with_prune(standin: ArgoCDStandin, repo: Repo,
+                                                         app_name: str,
+                                                         kube_control_plane: ControlPlane
+                                                         ) -> None:
+    plane = kube_control_plane
+    head = repo.commit({"app/ns.yaml": namespace(app_name),
+                        "app/a.yaml": config_map("a"), "app/b.yaml": config_map("b")})
+    create(plane, application(app_name, repo, "app"))
+    wait_for("Synced", synced_to(plane, app_name, head))
+    head = repo.commit({"app/b.yaml": None})
+    status = wait_for("b pruned", synced_to(plane, app_name, head))
+    assert kget(plane, "configmap", "-n", app_name, "b") is None
+    assert kget(plane, "configmap", "-n", app_name, "a") is not None
+    pruned = [r for r in status["operationState"]["syncResult"]["resources"]
+              if r["name"] == "b"]
+    assert pruned and pruned[0]["status"] == "Pruned" and pruned[0]["message"] == "pruned"
+
+    # without automated.prune a resource that left Git stays and the app is OutOfSync
+    plane.kubectl("patch", "application", "-n", "argocd", app_name, "--type=merge", "-p",
+                  json.dumps({"spec": {"syncPolicy": {"automated": {"prune": False}}}}))
+    head = repo.commit({"app/a.yaml": None})
+    status = wait_for("a left Git", lambda: (
+        s := app_status(plane, app_name)).get("sync", {}).get("revision") == head and
+        s["sync"]["status"] == "OutOfSync" and s)
+    assert kget(plane, "configmap", "-n", app_name, "a") is not None
+    left = [r for r in status["resources"] if r["name"] == "a"]
+    assert left and left[0].get("requiresPruning") is True
+
+
+def test_directory_recurse_and_create_namespace(standin: ArgoCDStandin, repo: Repo,
+                                                app_name: str,
+                                                kube_control_plane: ControlPlane) -> None:
+    plane = kube_control_plane
+    head = repo.commit({"app/top.yaml": config_map("top"),
+                        "app/nested/deep.yaml": config_map("deep"),
+                        "app/README.md": "not a manifest\n"})
+    create(plane, application(app_name, repo, "app", options=["CreateNamespace=true"]))
+    wait_for("Synced", synced_to(plane, app_name, head))
+    assert kget(plane, "namespace", app_name) is not None  # created by CreateNamespace=true
+    assert kget(plane, "configmap", "-n", app_name, "top") is not None
+    assert kget(plane, "configmap", "-n", app_name, "deep") is None  # recurse is false
+    plane.kubectl("patch", "application", "-n", "argocd", app_name, "--type=merge", "-p",
+                  json.dumps({"spec": {"source": {"directory": {"recurse": True}}}}))
+    wait_for("the nested manifest",
+             lambda: kget(plane, "configmap", "-n", app_name, "deep") is not None)
+
+
+def test_health_degraded_from_the_real_objects(standin: ArgoCDStandin, repo: Repo,
+                                               app_name: str,
+                                               kube_control_plane: ControlPlane) -> None:
+    """A crash-looping bare Pod is Degraded at once; a Deployment whose pods crash is
+    Progressing until its progress deadline passes, then Degraded."""
+    plane = kube_control_plane
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "crashing",
+                        "annotations": {"envforge.dev/simulate": "CrashLoopBackOff"}},
+           "spec": {"containers": [{"name": "c", "image": "c:1"}]}}
+    head = repo.commit({"app/ns.yaml": namespace(app_name), "app/pod.yaml": pod,
+                        "app/web.yaml": deployment("web", simulate="CrashLoopBackOff",
+                                                   deadline=5)})
+    create(plane, application(app_name, repo, "app"))
+    status = wait_for("Degraded", synced_to(plane, app_name, head, health="Degraded"), 90)
+    health = {r["kind"]: r["health"] for r in status["resources"] if "health" in r}
+    assert health["Pod"]["status"] == "Degraded"
+    assert wait_for("the Deployment's deadline", lambda: (
+        h := {r["kind"]: r.get("health", {}) for r in
+              app_status(plane, app_name)["resources"]})["Deployment"].get("status")
+        == "Degraded" and h, 90)
+
+
+def test_finalizer_deletes_resources_before_the_application(standin: ArgoCDStandin,
+                                                            repo: Repo, app_name: str,
+                                                            kube_control_plane: ControlPlane
+                                                            ) -> None:
+    plane = kube_control_plane
+    head = repo.commit({"app/ns.yaml": namespace(app_name), "app/web.yaml": deployment("web")})
+    create(plane, application(app_name, repo, "app"))
+    wait_for("Synced", synced_to(plane, app_name, head))
+    plane.kubectl("delete", "application", "-n", "argocd", app_name, "--wait=false")
+    # the Application stays (finalizer) while its Namespace is Terminating
+    seen_terminating = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        app = kget(plane, "application", "-n", "argocd", app_name)
+        ns = kget(plane, "namespace", app_name)
+        if ns is not None and ns["status"].get("phase") == "Terminating":
+            seen_terminating = True
+            assert app is not None and FINALIZER in app["metadata"]["finalizers"]
+        if app is None:
+            break
+        time.sleep(0.3)
+    assert seen_terminating
+    assert kget(plane, "application", "-n", "argocd", app_name) is None
+    assert kget(plane, "namespace", app_name) is None  # deleted before the finalizer went
+
+
+def test_a_missing_path_is_a_comparison_error(standin: ArgoCDStandin, repo: Repo,
+                                              app_name: str,
+                                              kube_control_plane: ControlPlane) -> None:
+    repo.commit({"other/x.yaml": config_map("x")})
+    create(kube_control_plane, application(app_name, repo, "app"))
+    status = wait_for("a condition", lambda: app_status(kube_control_plane, app_name)
+                      .get("conditions"))
+    assert status[0]["type"] == "ComparisonError" and "app path does not exist" in \
+        status[0]["message"]
+    assert app_status(kube_control_plane, app_name)["sync"]["status"] == "Unknown"
+
+
+def test_manual_sync_through_the_operation_field(standin: ArgoCDStandin, repo: Repo,
+                                                 app_name: str,
+                                                 kube_control_plane: ControlPlane) -> None:
+    """Without automated sync nothing is applied until an operation asks (as `argocd app
+    sync` writes it); the operation field is then cleared."""
+    plane = kube_control_plane
+    head = repo.commit({"app/a.yaml": config_map("a")})
+    create(plane, application(app_name, repo, "app", automated=False,
+                              options=["CreateNamespace=true"]))
+    wait_for("OutOfSync", lambda: app_status(plane, app_name).get("sync", {}).get("status")
+             == "OutOfSync")
+    assert kget(plane, "configmap", "-n", app_name, "a") is None
+    plane.kubectl("patch", "application", "-n", "argocd", app_name, "--type=merge", "-p",
+                  json.dumps({"operation": {"sync": {"revision": head},
+                                            "initiatedBy": {"username": "admin"}}}))
+    status = wait_for("Synced", synced_to(plane, app_name, head))
+    assert status["operationState"]["operation"]["initiatedBy"] == {"username": "admin"}
+    app = kget(plane, "application", "-n", "argocd", app_name)
+    assert app is not None and "operation" not in app
+
+
+def test_runs_as_a_process(kube_control_plane: ControlPlane) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.standins.argocd", "--kubeconfig",
+         str(kube_control_plane.kubeconfig)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert "argocd stand-in on" in process.stdout.readline()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0
