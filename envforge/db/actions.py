@@ -108,7 +108,13 @@ class CloneAction(_DropsTarget, Action[CloneInput, DatabaseOutput]):
                  "action": "db:clone",
                  "input": {"environment": "${{ parameters.name }}", "sourceBlock": "production",
                            "sourceDatabase": "shop", "rules": "anonymisation.yaml",
-                           "keyBlock": "anonymisation-key"}}]
+                           "keyBlock": "anonymisation-key"}},
+                {"id": "database", "name": "Branch of the nightly anonymised golden copy",
+                 "action": "db:clone",
+                 "input": {"environment": "${{ parameters.name }}", "sourceBlock": "production",
+                           "sourceDatabase": "shop", "rules": "anonymisation.yaml",
+                           "keyBlock": "anonymisation-key", "strategy": "branch",
+                           "goldenMaxAge": "20h"}}]
 
     def _rules(self, ctx: ActionContext, params: CloneInput) -> Rules:
         return load_rules(ctx.template_dir / params.rules if params.rules else None)

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from envforge.db.catalog import Catalog, Table, read_catalog
+from envforge.db.catalog import Catalog, read_catalog
 from envforge.db.classify import ColumnDecision, classify_columns, stop_findings
 from envforge.db.collisions import (
     Resolutions,
@@ -39,22 +39,20 @@ from envforge.db.connection import ServerAddress, connected, quote_ident, read_o
 from envforge.db.copy import (
     CopyResult,
     CopyTask,
-    FieldRule,
     run_copy_task,
     run_copy_tasks_shared,
 )
 from envforge.db.coverage import CoverageMap, resolve_coverage
+from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
 from envforge.db.rules import Rules
 from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
 from envforge.db.schema import BackgroundSchemaDump, restore_section
-from envforge.db.subset import RowSelection, select_subset
+from envforge.db.subset import select_subset
+from envforge.db.tasks import CHUNK_BYTES, SMALL_TASK_BYTES, plan_tasks
 from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
 
 log = logging.getLogger("envforge.db")
-CHUNK_BYTES = 24 * 1024 * 1024  # tables larger than this are copied in ctid slices
-# Tasks smaller than this run in the calling process over shared connections (the snapshot's
-# own and one target session): starting psql and two sessions costs more than their rows.
-SMALL_TASK_BYTES = 2 * 1024 * 1024
+
 
 
 @dataclass
@@ -196,72 +194,6 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         if not small:  # small databases: autovacuum's analyze comes soon enough
             conn.execute("ANALYZE")
     return results
-
-
-def populated_matviews(conn: psycopg.Connection[Any]) -> list[str]:
-    """Materialized views the source has populated, oldest first (a view built on another
-    comes after it, except when redefined later: refresh_matviews retries those)."""
-    rows = conn.execute(
-        """SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind = 'm' AND c.relispopulated
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                             AND d.objid = c.oid AND d.deptype = 'e')
-           ORDER BY c.oid""").fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def refresh_matviews(conn: psycopg.Connection[Any], matviews: list[str], logger: Any) -> None:
-    """Populate the target's materialized views from its own (anonymised) rows: the schema
-    dump creates them empty, and selecting from an unpopulated view is an error."""
-    pending = list(matviews)
-    for _ in range(len(pending) + 1):  # bounded: each round populates at least one, or stops
-        failed: list[tuple[str, str]] = []
-        for view in pending:
-            try:
-                with conn.transaction():
-                    conn.execute(f"REFRESH MATERIALIZED VIEW {view}")
-            except psycopg.Error as e:
-                failed.append((view, str(e).strip().splitlines()[0]))
-        if not failed:
-            if matviews:
-                logger.info("refreshed %d materialized view(s)", len(matviews))
-            return
-        if len(failed) == len(pending):
-            view, reason = failed[0]
-            raise CopyFailedError(f"refreshing materialized view {view} failed: {reason}")
-        pending = [view for view, _ in failed]
-
-
-def owners_and_grants(conn: psycopg.Connection[Any]) -> list[str]:
-    """What the clone leaves out (the schema is restored without owners and privileges, so
-    the target is owned by the clone's role and grants nothing to production's roles)."""
-    row = conn.execute(
-        """SELECT array(SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c
-                        JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE c.relkind IN ('r','p','v','m','S','f')
-                          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                          AND n.nspname NOT LIKE 'pg\\_%%'
-                          AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
-                        ORDER BY 1),
-                  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE c.relacl IS NOT NULL AND n.nspname NOT IN ('pg_catalog',
-                         'information_schema') AND n.nspname NOT LIKE 'pg\\_%%')
-                  + (SELECT count(*) FROM pg_namespace n WHERE n.nspacl IS NOT NULL
-                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-                     AND n.nspname NOT LIKE 'pg\\_%%'),
-                  current_user""").fetchone()
-    assert row is not None
-    owners, grants, me = list(row[0]), int(row[1]), str(row[2])
-    out = []
-    if owners:
-        out.append(f"owners ({', '.join(owners)} in the source): every object of the target "
-                   f"is owned by {me}, the role that cloned it")
-    if grants:
-        out.append(f"grants ({grants} tables, views, sequences or schemas have privileges in "
-                   "the source): none are copied; grant what the environment's role needs in "
-                   "a seed SQL fixture or the application's migrations")
-    return out
 
 
 MAX_RESOLUTION_ROUNDS = 5
@@ -430,74 +362,6 @@ def _log_result(logger: Any, r: CopyResult) -> None:
     logger.info("copied %s: %s rows, %.1f MB in %.2f s (%s rows/s, %.1f MB/s)", r.label,
                 f"{r.rows:,}", r.bytes / 1e6, r.seconds, f"{r.rows / secs:,.0f}",
                 r.bytes / 1e6 / secs)
-
-
-def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
-               selection: RowSelection | None) -> list[CopyTask]:
-    """Copy tasks, largest first; big leaves split in ctid page ranges for parallelism."""
-    tasks: list[tuple[int, CopyTask]] = []
-    for name, table in catalog.tables.items():
-        table_rules = rules.tables.get(name)
-        if table_rules is not None and table_rules.skip:
-            continue
-        columns = tuple(c.name for c in table.copy_columns)
-        if not columns:
-            continue  # nothing COPY can carry (no columns, or only generated ones)
-        fields = _field_rules(table, coverage)
-        for leaf in table.leaves:
-            def task(label: str, where: str | None = None, size: int = leaf.size_bytes,
-                     _leaf_sql: str = leaf.sql, _table: str = name,
-                     _columns: tuple[str, ...] = columns,
-                     _fields: tuple[FieldRule, ...] = fields) -> CopyTask:
-                return CopyTask(table=_table, label=label, physical_sql=_leaf_sql,
-                                columns=_columns, fields=_fields, where=where,
-                                size_bytes=size)
-
-            if selection is not None:
-                tids = selection.rows_for(leaf.qualified)
-                if tids is None and not (rules.subset and rules.subset.others == "empty"):
-                    tasks.append((leaf.size_bytes, task(leaf.qualified)))
-                elif tids:
-                    tids_literal = "'{" + ",".join(f'"{t}"' for t in tids) + "}'"
-                    tasks.append((len(tids), task(f"{leaf.qualified} (subset)",
-                                                  f"ctid = ANY({tids_literal}::tid[])")))
-                continue
-            if leaf.pages == 0 and leaf.size_bytes == 0:
-                continue  # no heap page, no row (Pagila's 55 payment partitions: most empty)
-            slices = max(1, -(-leaf.size_bytes // CHUNK_BYTES))
-            if slices == 1:
-                tasks.append((leaf.size_bytes, task(leaf.qualified)))
-                continue
-            step = -(-leaf.pages // slices)
-            for i in range(slices):
-                lo, hi = i * step, (i + 1) * step
-                where = f"ctid >= '({lo},0)'::tid" + (
-                    f" AND ctid < '({hi},0)'::tid" if i < slices - 1 else "")
-                tasks.append((leaf.size_bytes // slices,
-                              task(f"{leaf.qualified} [{i + 1}/{slices}]", where,
-                                   leaf.size_bytes // slices)))
-    # Largest first, but alternating between tables so that parallel workers rarely append
-    # to the same table at once (they would queue on its extension lock).
-    by_table: dict[str, list[tuple[int, CopyTask]]] = {}
-    for size, t in sorted(tasks, key=lambda pair: -pair[0]):
-        by_table.setdefault(t.table, []).append((size, t))
-    lanes = sorted(by_table.values(), key=lambda q: -sum(size for size, _ in q))
-    ordered: list[CopyTask] = []
-    while any(lanes):
-        for lane in lanes:
-            if lane:
-                ordered.append(lane.pop(0)[1])
-    return ordered
-
-
-def _field_rules(table: Table, coverage: CoverageMap) -> tuple[FieldRule, ...]:
-    covered = coverage.get(table.qualified, {})
-    fields = []
-    for index, column in enumerate(table.copy_columns):
-        cov = covered.get(column.name)
-        if cov is not None and cov.rule.transform != "passthrough":
-            fields.append(FieldRule(index, column, cov.rule))
-    return tuple(fields)
 
 
 def _read_sequences(conn: psycopg.Connection[Any], catalog: Catalog) -> list[tuple[str, int, bool]]:
