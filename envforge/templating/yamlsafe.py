@@ -30,10 +30,30 @@ def read_limited(path: Path, max_bytes: int, setting: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """Composes nodes no deeper than ``max_depth`` (PyYAML's composer recurses per level)."""
+
+    max_depth = 100
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                raise YamlLimitError(f"nested deeper than {self.max_depth} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def compose_limited(text: str, budget: Budget | None = None) -> yaml.Node | None:
     """The document's node graph, refused when it expands past the budget."""
     budget = budget or load_budget()
-    loader = yaml.SafeLoader(text)
+    loader = _DepthLimitedLoader(text)
+    loader.max_depth = budget.yaml_max_depth
     try:
         node = loader.get_single_node()
     except RecursionError:
