@@ -168,6 +168,37 @@ KC
     chmod 600 "$file"
 }
 
+# What the simulated kubelet answers when the API server proxies `logs` and `exec` to it (kwok's
+# server at the node's kubeletEndpoint port, over TLS the API server does not verify, as with a
+# kubelet when --kubelet-certificate-authority is unset): every container's log is
+# DIR/container.log (CRI log format, followed: append to it and `logs -f` sees the line), and
+# exec runs the command on this machine in DIR/exec (no container runtime here: the command
+# is not isolated, so tests exec only harmless commands).
+write_kubelet_debugging() {
+    mkdir -p "$DIR/exec"
+    if [ ! -f "$DIR/container.log" ]; then
+        for i in $(seq 0 49); do echo "2026-01-01T00:00:00.000000000Z stdout F line $i"; done > "$DIR/container.log"
+    fi
+    cat > "$DIR/kubelet-debugging.yaml" <<DEBUG
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata: {name: envforge-container-log}
+spec:
+  logs:
+  - logsFile: $DIR/container.log
+    previousLogsFile: $DIR/container.log
+    follow: true
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata: {name: envforge-local-exec}
+spec:
+  execs:
+  - local: {workDir: $DIR/exec}
+DEBUG
+    echo "$DIR/kubelet-debugging.yaml"
+}
+
 cmd_start() {
     [ -n "${DIR:-}" ] || die "usage: $0 start DIR"
     cmd_build >/dev/null
@@ -197,7 +228,9 @@ cmd_start() {
         --service-account-issuer https://kubernetes.default.svc \
         --authorization-mode Node,RBAC --service-cluster-ip-range 10.0.0.0/24 \
         --allow-privileged=true --enable-priority-and-fairness=false \
-        --endpoint-reconciler-type none --profiling=false
+        --endpoint-reconciler-type none --profiling=false \
+        --kubelet-preferred-address-types InternalIP \
+        --kubelet-client-certificate "$DIR/pki/apiserver.crt" --kubelet-client-key "$DIR/pki/apiserver.key"
     write_kubeconfig "$DIR/kubeconfig" admin
     write_kubeconfig "$DIR/kcm.kubeconfig" system:kube-controller-manager
     write_kubeconfig "$DIR/scheduler.kubeconfig" system:kube-scheduler
@@ -219,7 +252,9 @@ cmd_start() {
         --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
         --disregard-status-with-annotation-selector kwok.x-k8s.io/status=custom \
         --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
-        --server-address "127.0.0.1:$kwok_port" --config "$HERE/kubelet-stages.yaml"
+        --server-address "127.0.0.1:$kwok_port" --node-port "$kwok_port" \
+        --tls-cert-file "$DIR/pki/apiserver.crt" --tls-private-key-file "$DIR/pki/apiserver.key" \
+        --config "$HERE/kubelet-stages.yaml" --config "$(write_kubelet_debugging)"
     KUBECTL=("$BIN/kubectl" --kubeconfig "$DIR/kubeconfig")
     "${KUBECTL[@]}" apply -f - >/dev/null <<'NODE'
 apiVersion: v1
