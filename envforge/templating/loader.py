@@ -39,7 +39,7 @@ def load_template(path: Path | str) -> Template:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
+        problem = (getattr(e, "problem", None) or str(e) or type(e).__name__).splitlines()[0]
         raise TemplateFormatError(str(file), f"not valid YAML: {problem}", line) from None
     if not isinstance(data, dict):
         raise TemplateFormatError(str(file), "must be a YAML mapping with apiVersion, kind, "
