@@ -1,6 +1,6 @@
 """Deterministic fake values: each is a pure function of a keyed digest of the real value.
 
-The digest (HMAC-SHA256 under the anonymisation key, see ``transformers.Keyed``) picks words
+The digest (keyed BLAKE2b under the anonymisation key, see ``transformers.Keyed``) picks words
 from Faker's English lists and digits, so the same input and key always give the same fake, a
 different key gives a different one, and no Faker instance (slow, stateful) is used per row.
 """

@@ -1,9 +1,10 @@
 """Turn a column rule into a function ``text value -> text value | None`` (None is SQL NULL).
 
-Every function is deterministic for one key: a value's fake is derived from HMAC-SHA256 over
-the value under a sub-key per transformer kind, so the same e-mail in two tables (or inside a
-JSON document) gets the same fake and joins still match, while another key gives other fakes.
-Values arrive and leave in PostgreSQL's text form (what COPY ... (FORMAT text) carries).
+Every function is deterministic for one key: a value's fake is derived from a keyed BLAKE2b
+digest of the value under a sub-key per transformer kind, so the same e-mail in two tables (or
+inside a JSON document) gets the same fake and joins still match, while another key gives
+other fakes. Values arrive and leave in PostgreSQL's text form (what COPY ... (FORMAT text)
+carries).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ NOT_UNIQUE_SAFE = frozenset({"first_name", "last_name", "full_name", "address", 
                              "postal_code", "ip", "date_of_birth", "text", "keep_first_char",
                              "mask", "partial", "redact", "noise", "regex_replace", "scrub"})
 # Kinds whose collisions on unique keys are resolved (collisions.py): their output is a pure
-# function of the HMAC of the input, so re-deriving it from "value NUL attempt" gives a new one.
+# function of the keyed digest of the input, so re-deriving it from "value NUL attempt" gives a
+# new one.
 RESOLVABLE = frozenset({"email", "hash", "iban", "phone", "credit_card", "username"})
 Resolved = Mapping[bytes, int]  # resolution id of a value -> attempt number (see collisions)
 _NON_DIGITS = re.compile(r"\D")
@@ -100,22 +102,22 @@ def fit_problem(rule: ColumnRule, column: Column) -> str | None:
 
 
 class Keyed:
-    """HMAC-SHA256 under a per-kind sub-key, with the pads precomputed (3x faster per value)."""
+    """Keyed BLAKE2b (a PRF, RFC 7693) under a per-kind sub-key, itself HMAC-SHA256(key, kind).
+    The keyed state is set up once and copied per value: one C-level copy, update and digest,
+    about 1 us against 2.3 us for HMAC-SHA256 with precomputed pads (this runs once per
+    distinct value of every covered column)."""
 
     def __init__(self, key: bytes, purpose: str) -> None:
-        block = hmac.digest(key, purpose.encode(), "sha256").ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self.base = hashlib.blake2b(key=hmac.digest(key, purpose.encode(), "sha256"),
+                                    digest_size=32)
 
     def digest(self, value: str) -> bytes:
         return self.digest_bytes(value.encode())
 
     def digest_bytes(self, value: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(value)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        state = self.base.copy()
+        state.update(value)
+        return state.digest()
 
 
 def _fit_length(fn: ValueTransform, max_length: int | None) -> ValueTransform:
@@ -177,35 +179,28 @@ def build_ascii_fast_path(rule: ColumnRule, column: Column,
     kind, limit = rule.transform, column.max_length
     if type_class(column) != "text" or kind not in ("email", "phone", "hash"):
         return None
-    keyed = Keyed(key, kind)
-    inner0, outer0 = keyed._inner, keyed._outer  # HMAC inlined: this runs once per value
+    base = Keyed(key, kind).base  # inlined below: this runs once per value
 
     def digest(raw: bytes) -> bytes:
-        inner = inner0.copy()
-        inner.update(raw)
-        outer = outer0.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        state = base.copy()
+        state.update(raw)
+        return state.digest()
 
     if kind == "email":
         def fast(raw: bytes) -> bytes:
             if not raw:
                 return raw
-            inner = inner0.copy()
-            inner.update(raw.strip().lower())
-            outer = outer0.copy()
-            outer.update(inner.digest())
-            out = fakes.email(outer.digest()).encode()
+            state = base.copy()
+            state.update(raw.strip().lower())
+            out = fakes.email(state.digest()).encode()
             return out if limit is None else out[:limit]
     elif kind == "phone":
         def fast(raw: bytes) -> bytes:
             if not raw:
                 return raw
-            inner = inner0.copy()
-            inner.update(raw.translate(None, _ASCII_NON_DIGITS))
-            outer = outer0.copy()
-            outer.update(inner.digest())
-            out = fakes.phone(outer.digest()).encode()
+            state = base.copy()
+            state.update(raw.translate(None, _ASCII_NON_DIGITS))
+            out = fakes.phone(state.digest()).encode()
             return out if limit is None else out[:limit]
     else:
         length = rule.length or 32
