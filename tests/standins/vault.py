@@ -12,6 +12,7 @@ Every request but logins and health is checked against the token's policies as V
 priority rules, ``deny``, ``sudo`` on root-protected paths, and the ``default`` policy on every
 non-root token; a refusal is Vault's 403 ``permission denied``. Conformance with a real Vault:
 tests/integration/secrets/test_vault_policies.py (runs against one when VAULT_ADDR is set).
+The KV engines live in vault_kv.py, token lifetimes in vault_tokens.py.
 
 Run a demo server: ``python -m tests.standins.vault --port 8200`` (prints the root token).
 """
@@ -25,13 +26,12 @@ import ssl
 import threading
 import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.standins.vault_kv import KvEngines, VaultApiError
+from tests.standins.vault_kv import envelope as _envelope
 from tests.standins.vault_policy import (
     DEFAULT_POLICY,
     Acl,
@@ -55,44 +55,17 @@ ACL_DENIED = "1 error occurred:\n\t* permission denied\n\n"
 ROOT_PROTECTED = ("auth/token/accessors/",)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class KvVersion:
-    data: dict[str, Any]
-    created_time: str = field(default_factory=_now)
-    deletion_time: str = ""
-    destroyed: bool = False
-
-    def metadata(self, version: int) -> dict[str, Any]:
-        return {"created_time": self.created_time, "custom_metadata": None,
-                "deletion_time": self.deletion_time, "destroyed": self.destroyed,
-                "version": version}
-
-
-class VaultApiError(Exception):
-    def __init__(self, status: int, errors: list[str]) -> None:
-        self.status = status
-        self.errors = errors
-
-
-class VaultState:
+class VaultState(KvEngines):
     """Everything the stand-in remembers; tests change it through these methods."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        super().__init__()
         self.sealed = False
         self.max_lease_ttl = SYSTEM_MAX_TTL
-        self.mounts: dict[str, int] = {"kv": 2, "secret": 2, "kv1": 1}
-        self.kv2: dict[tuple[str, str], list[KvVersion]] = {}
-        self.kv1: dict[tuple[str, str], dict[str, Any]] = {}
         self.policies: dict[str, tuple[str, Rules]] = {}
         self.tokens: dict[str, Token] = {}
         self.approles: dict[str, tuple[str, list[str], int]] = {}
         self.kubernetes_roles: dict[str, tuple[str, list[str], int]] = {}
-        self.reads: Counter[str] = Counter()  # "mount/path" -> reads of its data
         self.requests: list[tuple[str, str]] = []
         self.put_policy("default", DEFAULT_POLICY)
         self.add_token(["root"], ttl=0, renewable=False, token_id=ROOT_TOKEN, name="root")
@@ -139,27 +112,6 @@ class VaultState:
     def add_kubernetes_role(self, role: str, jwt: str, policies: list[str], ttl: int = 3600
                             ) -> None:
         self.kubernetes_roles[role] = (jwt, policies, ttl)
-
-    def exists(self, path: str) -> bool:
-        """Whether a write to ``path`` updates (True) or creates, for the ACL's create/update."""
-        mount, _, rest = path.partition("/")
-        kind, _, key = rest.partition("/")
-        if self.mounts.get(mount) == 2 and kind == "data":
-            return bool(self.kv2.get((mount, key)))
-        if self.mounts.get(mount) == 1:
-            return (mount, rest) in self.kv1
-        return True  # endpoints without an existence check are updates in Vault
-
-    def put_secret(self, mount: str, path: str, data: dict[str, Any]) -> int:
-        """Write a secret as a client would; returns its (v2) version."""
-        with self.lock:
-            if self.mounts.get(mount) == 1:
-                self.kv1[(mount, path)] = dict(data)
-                return 0
-            versions = self.kv2.setdefault((mount, path), [])
-            versions.append(KvVersion(dict(data)))
-            return len(versions)
-
 
 class VaultHandler(BaseHTTPRequestHandler):
     server_version = "VaultStandin/1.0"
@@ -258,9 +210,9 @@ class VaultHandler(BaseHTTPRequestHandler):
         mount, _, rest = path.partition("/")
         kv_version = state.mounts.get(mount)
         if kv_version == 2:
-            return self._kv2(method, mount, rest, query, body)
+            return state.handle_kv2(method, mount, rest, query, body)
         if kv_version == 1 and rest:
-            return self._kv1(method, mount, rest, body)
+            return state.handle_kv1(method, mount, rest, body)
         raise VaultApiError(404, [f'no handler for route "{path}". route entry not found.'])
 
     def _authorize(self, token: Token, method: str, path: str) -> None:
@@ -376,83 +328,6 @@ class VaultHandler(BaseHTTPRequestHandler):
     def _login(self, policies: list[str], ttl: int, method: str) -> dict[str, Any]:
         token_id = self.state.add_token(policies, ttl=ttl, renewable=True, name=method)
         return _envelope(None, auth=auth_block(self.state.tokens[token_id]))
-
-    def _kv2(self, method: str, mount: str, rest: str, query: dict[str, str],
-             body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
-        kind, _, path = rest.partition("/")
-        key = (mount, path)
-        versions = self.state.kv2.get(key, [])
-        if kind == "data" and path:
-            if method == "GET":
-                self.state.reads[f"{mount}/{path}"] += 1
-                number = int(query.get("version") or 0) or len(versions)
-                if not versions or number > len(versions):
-                    raise VaultApiError(404, [])
-                version = versions[number - 1]
-                result = {"data": None if version.deletion_time or version.destroyed
-                          else version.data, "metadata": version.metadata(number)}
-                if result["data"] is None:
-                    return 404, _envelope(result)
-                return 200, _envelope(result)
-            if method == "POST":
-                data = body.get("data")
-                if not isinstance(data, dict):
-                    raise VaultApiError(400, ["no data provided"])
-                cas = (body.get("options") or {}).get("cas")
-                if cas is not None and int(cas) != len(versions):
-                    raise VaultApiError(400, [
-                        "check-and-set parameter did not match the current version"])
-                number = self.state.put_secret(mount, path, data)
-                return 200, _envelope(self.state.kv2[key][-1].metadata(number))
-            if method == "DELETE" and versions:
-                versions[-1].deletion_time = _now()
-                return 204, None
-        if kind == "metadata":
-            if method == "LIST":
-                prefix = f"{path}/" if path else ""
-                keys = sorted({p[len(prefix):].split("/")[0] + ("/" if "/" in p[len(prefix):]
-                               else "") for (m, p) in self.state.kv2
-                               if m == mount and p.startswith(prefix)})
-                if not keys:
-                    raise VaultApiError(404, [])
-                return 200, _envelope({"keys": keys})
-            if method == "GET" and versions:
-                return 200, _envelope({
-                    "cas_required": False, "created_time": versions[0].created_time,
-                    "current_version": len(versions), "custom_metadata": None,
-                    "delete_version_after": "0s", "max_versions": 0, "oldest_version": 1,
-                    "updated_time": versions[-1].created_time,
-                    "versions": {str(i + 1): v.metadata(i + 1) for i, v in enumerate(versions)},
-                })
-            if method == "DELETE":
-                self.state.kv2.pop(key, None)
-                return 204, None
-            raise VaultApiError(404, [])
-        raise VaultApiError(404, [f'no handler for route "{mount}/{rest}". route entry not found.'])
-
-    def _kv1(self, method: str, mount: str, path: str, body: dict[str, Any]
-             ) -> tuple[int, dict[str, Any] | None]:
-        key = (mount, path)
-        if method == "GET":
-            self.state.reads[f"{mount}/{path}"] += 1
-            if key not in self.state.kv1:
-                raise VaultApiError(404, [])
-            return 200, _envelope(dict(self.state.kv1[key]), lease_duration=2764800)
-        if method == "POST":
-            self.state.put_secret(mount, path, body)
-            return 204, None
-        if method == "DELETE":
-            self.state.kv1.pop(key, None)
-            return 204, None
-        raise VaultApiError(405, [])
-
-
-def _envelope(data: Any, auth: dict[str, Any] | None = None, lease_duration: int = 0
-              ) -> dict[str, Any]:
-    return {"request_id": str(uuid.uuid4()), "lease_id": "", "renewable": False,
-            "lease_duration": lease_duration, "data": data, "wrap_info": None,
-            "warnings": None, "auth": auth, "mount_type": ""}
-
 
 def _health(sealed: bool) -> dict[str, Any]:
     return {"initialized": True, "sealed": sealed, "standby": False,
