@@ -204,3 +204,48 @@ def test_a_stopped_standin_is_unreachable_even_on_kept_alive_connections(tmp_pat
         with pytest.raises(Exception) as info:
             core.read_namespace("default", _request_timeout=3)
         assert not isinstance(info.value, ApiException) or info.value.status == 0
+
+
+def test_vault_policy_text_forms_and_acl_body() -> None:
+    from tests.standins.vault_policy import Acl, PolicyError, parse_policy
+
+    rules = parse_policy('''
+        # comment
+        path "kv/data/a/*" { capabilities = ["read"] }  // trailing comment
+        /* block
+           comment */
+        path "kv/data/legacy" { policy = "write" }
+        path "kv/data/params" {
+          capabilities = ["create"]
+          allowed_parameters = { "k" = [] }
+        }
+        path "kv/data/a/*" { capabilities = ["list"] }
+    ''')
+    assert rules == {"kv/data/a/*": {"read", "list"},
+                     "kv/data/legacy": {"create", "read", "update", "delete", "list"},
+                     "kv/data/params": {"create"}}
+    acl = Acl([rules, parse_policy('{"path": {"kv/data/a/x": {"capabilities": ["deny"]}}}')])
+    assert acl.capabilities("kv/data/a/y/z") == {"read", "list"}
+    assert acl.capabilities("kv/data/a/x") == {"deny"}
+    assert acl.capabilities("kv/data/a") == frozenset()
+    for bad in ('path "x" { capabilities = ["fly"] }', 'path "x" { policy = "all" }',
+                'path "x" { capabilities = ["read"]', 'paths "x" {}', '{"path": ['):
+        with pytest.raises(PolicyError, match="failed to parse policy"):
+            parse_policy(bad)
+
+
+def test_vault_acl_refusal_body_and_token_expiry_at_max_ttl(vault: VaultStandin) -> None:
+    import time
+
+    vault.state.put_policy("only-a", 'path "kv/data/acl/a" { capabilities = ["read"] }')
+    token = vault.state.add_token(["only-a"], ttl=1, explicit_max_ttl=2)
+    refused = requests.get(f"{vault.url}/v1/kv/data/acl/b", headers={"X-Vault-Token": token},
+                           timeout=5)
+    assert refused.status_code == 403
+    assert refused.json() == {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
+    client = hvac.Client(url=vault.url, token=token)
+    renewed = client.auth.token.renew_self(increment=60)
+    assert renewed["auth"]["lease_duration"] <= 2 and "capped" in renewed["warnings"][0]
+    time.sleep(2.2)  # past issue time + explicit_max_ttl: the token is gone, as in Vault
+    with pytest.raises(hvac.exceptions.Forbidden):
+        client.auth.token.lookup_self()
