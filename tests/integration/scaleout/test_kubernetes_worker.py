@@ -159,9 +159,11 @@ def test_worker_submits_the_profiles_job_to_the_real_api_server(
     git("clone", "--quiet", str(project_repo), str(checkout))
     prefect_deploy(project_repo, registry, base_image, buildah_storage, cwd=checkout)
 
-    parameters = {"template": "preview-app", "parameters": {"name": "scaleout-1"},
+    parameters = {"template": "preview-app",
+                  "parameters": {"name": "scaleout-1", "vaultBlock": "scaleout-vault"},
                   "dry_run": True}
     flow_run_id, flow_run = asyncio.run(submit_one_flow_run(parameters))
+    assert VAULT_TOKEN not in json.dumps(flow_run.parameters)  # the block's name travels
 
     # The worker reported the submission: Pending, with the Job as its infrastructure.
     assert flow_run.state is not None and flow_run.state.type.value == "PENDING"
