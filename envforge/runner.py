@@ -139,6 +139,10 @@ StepExecutor = Callable[["TemplateRun", PreparedStep], ActionOutput]
 RollbackExecutor = Callable[["TemplateRun", PreparedStep, ActionOutput], None]
 Listener = Callable[[StepReport], None]
 
+#: Listeners called in this process for every step report of a run of the run-template flow
+#: (the CLI prints its progress lines with one).
+STEP_LISTENERS: list[Listener] = []
+
 
 @dataclass
 class TemplateRun:

@@ -20,11 +20,8 @@ from envforge.actions.base import ActionOutput
 from envforge.config import load_settings
 from envforge.deployments import template_signature
 from envforge.errors import ConfigurationError, TemporaryError
-from envforge.runner import Listener, PreparedStep, TemplateRun
+from envforge.runner import STEP_LISTENERS, PreparedStep, TemplateRun
 from envforge.templating.loader import TemplateCatalog
-
-#: Listeners called in this process for every step report (the CLI prints progress with one).
-STEP_LISTENERS: list[Listener] = []
 
 
 def _retry_only_temporary(task: Any, task_run: Any, state: Any) -> bool:

@@ -7,12 +7,13 @@ import json
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
-from envforge.errors import StepFailedError
-from envforge.runner import StepReport
+from envforge.errors import ConfigurationError, StepFailedError
+from envforge.runner import STEP_LISTENERS, StepReport
 from envforge.templating.parameters import validate_parameters
 
 MARKS = {"completed": "ok", "dry-run": "ok", "faked": "fake", "skipped": "skip",
@@ -43,6 +44,20 @@ def print_step(report: StepReport) -> None:
     print(line, flush=True)
 
 
+#: Where the CLI finds the Prefect flows it runs in-process: flows/ sits above the library, so
+#: the library reaches them through this packaging entry point (pyproject), never an import.
+FLOWS_ENTRY_POINT_GROUP = "envforge.flows"
+
+
+def load_flow(name: str) -> Any:
+    """The flow registered as ``name`` under the ``envforge.flows`` entry point."""
+    for ep in entry_points(group=FLOWS_ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise ConfigurationError(f"no flow {name!r} in the '{FLOWS_ENTRY_POINT_GROUP}' entry points: "
+                             "reinstall envforge ('pip install -e .')")
+
+
 def run_template_command(args: argparse.Namespace) -> int:
     template = catalog().load(args.template)
     values = parse_values(template, args.assignments, args.values)
@@ -52,7 +67,7 @@ def run_template_command(args: argparse.Namespace) -> int:
         os.environ["ENVFORGE_USER"] = args.user  # read by the run's caller_identity()
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-    from flows.run_template import STEP_LISTENERS, run_template
+    run_template = load_flow("run-template")
 
     if not args.verbose:
         _quiet_prefect_console()

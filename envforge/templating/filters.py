@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from jinja2 import Undefined
+
 from envforge.errors import TemplateError
 
 DNS_LABEL_MAX = 63
@@ -99,9 +101,7 @@ def parse_entity_ref(ref: Any, context: Mapping[str, Any] | None = None) -> dict
 
 def dump(value: Any, spaces: int | str | None = None) -> str:
     """nunjucks' ``dump``: JSON.stringify(value, null, spaces); undefined dumps as ''."""
-    from envforge.templating.sandbox import is_undefined
-
-    if is_undefined(value):
+    if isinstance(value, Undefined):
         str(value)  # records the use for `validate`; renders empty as in nunjucks
         return ""
     indent: int | str | None = spaces
