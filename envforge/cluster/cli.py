@@ -16,7 +16,7 @@ import threading
 from typing import Any, TextIO
 
 from envforge.cluster.client import ClusterReader, open_cluster
-from envforge.cluster.logs import follow_logs, read_logs, select_pods
+from envforge.cluster.logs import container_names, follow_logs, read_logs, select_pods
 from envforge.cluster.status import EnvironmentHealth, health_as_dict, read_environment_health
 from envforge.errors import WorkloadNotFoundError
 from envforge.gitops.naming import check_environment_name
@@ -119,17 +119,26 @@ def logs_command(args: argparse.Namespace, out: TextIO | None = None,
         pods = select_pods(reader, args.name, namespace, args.component)
         several = len(pods) > 1 or (args.container is None and any(
             len([c for c in p.containers if not c.init]) > 1 for p in pods))
+        unread: list[str] = []
+
+        def report(message: str) -> None:  # one pod's log unreadable: say so, read the rest
+            unread.append(message)
+            print(f"warning: {message}", file=sys.stderr)
+
         if args.follow:
             lines = follow_logs(reader, namespace, pods, args.container, args.tail, stop,
-                                args.max_seconds, on_error=lambda m: print(
-                                    f"warning: {m}", file=sys.stderr))
+                                args.max_seconds, on_error=report)
         else:
-            lines = read_logs(reader, namespace, pods, args.container, args.tail)
+            lines = read_logs(reader, namespace, pods, args.container, args.tail,
+                              on_error=report)
+        read_any = False
         for line in lines:
+            read_any = True
             prefix = f"[{line.pod}/{line.container}] " if several else ""
             out.write(f"{prefix}{line.text}\n")
             out.flush()
-    return 0
+    streams = sum(len(container_names(p, args.container)) for p in pods)
+    return 1 if unread and not read_any and len(unread) >= streams else 0
 
 
 def shell_command(args: argparse.Namespace) -> int:

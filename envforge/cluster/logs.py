@@ -18,7 +18,7 @@ from typing import Any
 
 from envforge.cluster.client import ClusterReader
 from envforge.cluster.status import PodState, parse_deployment, parse_pod
-from envforge.errors import ClusterError, WorkloadNotFoundError
+from envforge.errors import ClusterApiError, ClusterError, WorkloadNotFoundError
 from envforge.secrets.redaction import scrub
 
 #: A followed log with no output for this long is treated as broken (real servers keep
@@ -62,11 +62,21 @@ def container_names(pod: PodState, container: str | None) -> list[str]:
 
 
 def read_logs(reader: ClusterReader, namespace: str, pods: list[PodState],
-              container: str | None = None, tail_lines: int = 100) -> Iterator[LogLine]:
-    """The last ``tail_lines`` lines of each pod's container(s), redacted."""
+              container: str | None = None, tail_lines: int = 100,
+              on_error: Callable[[str], None] | None = None) -> Iterator[LogLine]:
+    """The last ``tail_lines`` lines of each pod's container(s), redacted. With ``on_error``,
+    a container whose log cannot be read (the API server answers 400 while it is waiting to
+    start, e.g. ContainerCreating or CrashLoopBackOff during a rollout) is reported there and
+    the other pods are still read; without it, the first such error is raised."""
     for pod in pods:
         for name in container_names(pod, container):
-            text = reader.pod_log(namespace, pod.name, name or None, tail_lines)
+            try:
+                text = reader.pod_log(namespace, pod.name, name or None, tail_lines)
+            except (ClusterApiError, WorkloadNotFoundError) as e:
+                if on_error is None:
+                    raise
+                on_error(f"{pod.name}/{name or '?'}: {e}")
+                continue
             for line in text.splitlines():
                 yield LogLine(pod.name, name, scrub(line))
 

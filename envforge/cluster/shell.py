@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from kubernetes.stream import stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL, RESIZE_CHANNEL
+from kubernetes.stream.ws_client import ERROR_CHANNEL, RESIZE_CHANNEL, STDIN_CHANNEL
 
 from envforge.cluster.client import ClusterReader, cluster_errors
 from envforge.errors import ClusterApiError
@@ -77,7 +77,11 @@ def pump(client: Any, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO,
             if data:
                 client.write_stdin(data.decode("utf-8", "replace"))
             else:
-                stdin_open = False  # EOF: the remote shell sees it by the tty or exits
+                # EOF: v5.channel.k8s.io can say so (a CLOSE message for channel 0), so a
+                # command reading stdin ends; on v4 there is no way to, and a tty shell sees
+                # the user's Ctrl-D instead. close_channel is a no-op on v4.
+                stdin_open = False
+                client.close_channel(STDIN_CHANNEL)
     return exit_code(client)
 
 

@@ -1,11 +1,17 @@
-"""The Kubernetes API for the cluster-feedback tests: a real cluster when KUBECONFIG is set,
-otherwise the local stand-in, started once per session. Tests that must play Argo CD (set an
-Application's status) or inject faults need the stand-in and skip on a real cluster; the run's
-summary says which was used."""
+"""The cluster-feedback tests run against the real control plane (``kube_control_plane``: the
+pinned kube-apiserver, controller manager and scheduler, with kwok as the kubelet).
+
+Where a test needs Argo CD's part (an Application with a status), it writes it as Argo CD's
+application controller does: the Application CRD has no status subresource, so the status is
+part of an ordinary merge patch of the object. Pods come from real Deployments; kwok makes
+them Running and Ready, or CrashLoopBackOff when the pod template says
+``envforge.dev/simulate: CrashLoopBackOff`` (scripts/services/kubelet-stages.yaml). The
+kubelet's events for such a pod are written as the kubelet would, since kwok writes none.
+"""
 
 from __future__ import annotations
 
-import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,33 +19,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s_client
 
-from tests.standins.kubernetes import KubernetesStandin, start_kubernetes_standin
+from blocks.kubernetes import KubernetesCluster
+from tests.kube import ControlPlane
 
-USED: dict[str, str] = {}
+COMPONENT_LABEL = "app.kubernetes.io/name"
 
 
 @dataclass
 class ClusterUnderTest:
-    kubeconfig: Path
-    standin: KubernetesStandin | None
+    plane: ControlPlane
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.plane.kubeconfig
+
+    @property
+    def container_log(self) -> Path | None:
+        """The file kwok serves as every container's log (DIR/container.log), when known."""
+        path = self.plane.kubeconfig.parent / "container.log"
+        return path if path.is_file() else None
+
+    def api(self) -> k8s_client.ApiClient:
+        return KubernetesCluster(kubeconfig_path=str(self.kubeconfig)).get_client()
 
 
 @pytest.fixture(scope="session")
-def cluster_under_test(tmp_path_factory: pytest.TempPathFactory
-                       ) -> Iterator[ClusterUnderTest]:
-    existing = os.environ.get("KUBECONFIG")
-    if existing:
-        USED["Kubernetes"] = f"real cluster from KUBECONFIG={existing}"
-        yield ClusterUnderTest(Path(existing.split(os.pathsep)[0]), None)
-        return
-    standin = start_kubernetes_standin()
-    kubeconfig = standin.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-    USED["Kubernetes"] = f"stand-in at {standin.url} (set KUBECONFIG for a real cluster)"
-    try:
-        yield ClusterUnderTest(kubeconfig, standin)
-    finally:
-        standin.stop()
+def cluster_under_test(kube_control_plane: ControlPlane) -> ClusterUnderTest:
+    return ClusterUnderTest(kube_control_plane)
 
 
 @pytest.fixture
@@ -51,76 +59,130 @@ def cluster(cluster_under_test: ClusterUnderTest,
 
 
 @pytest.fixture
-def standin(cluster: ClusterUnderTest) -> KubernetesStandin:
-    if cluster.standin is None:
-        pytest.skip("plays Argo CD (sets Application status) or injects faults: needs the "
-                    "Kubernetes stand-in, but KUBECONFIG points at a real cluster")
-    return cluster.standin
+def env_name(cluster_under_test: ClusterUnderTest) -> Iterator[str]:
+    """A fresh environment name; its namespace and Application are deleted afterwards
+    (without waiting: the namespace controller empties it in the background)."""
+    name = f"cf-{uuid.uuid4().hex[:8]}"
+    yield name
+    for suffix in ("", "-b", "-ok"):
+        cluster_under_test.plane.kubectl("delete", "namespace", name + suffix,
+                                         "--wait=false", "--ignore-not-found", check=False)
+        cluster_under_test.plane.kubectl("-n", "argocd", "delete", "applications.argoproj.io",
+                                         name + suffix, "--wait=false", "--ignore-not-found",
+                                         check=False)
 
 
-@pytest.fixture
-def env_name() -> str:
-    return f"cf-{uuid.uuid4().hex[:8]}"
+def application_status(sync: str = "Synced", health: str = "Healthy",
+                       revision: str = "0123456789abcdef", phase: str = "Succeeded",
+                       message: str = "successfully synced (all tasks run)") -> dict[str, Any]:
+    """An Application's status with Argo CD's field names and values."""
+    return {"sync": {"status": sync, "revision": revision},
+            "health": {"status": health},
+            "operationState": {"phase": phase, "message": message,
+                               "operation": {"sync": {"revision": revision},
+                                             "initiatedBy": {"automated": True}},
+                               "startedAt": "2026-11-24T02:00:00Z",
+                               "syncResult": {"revision": revision}}}
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for service, how in sorted(USED.items()):
-        terminalreporter.write_line(f"cluster integration tests: {service} = {how}")
+def write_application_status(api: k8s_client.ApiClient, name: str,
+                             status: dict[str, Any]) -> None:
+    """What Argo CD's controller does: a merge patch of the object itself (the CRD has no
+    /status subresource, so a /status patch would be refused with 404)."""
+    k8s_client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", "argocd", "applications", name, {"status": status})
+
+
+def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = True,
+                     host: str | None = None, status: dict[str, Any] | None = None,
+                     wait: bool = True) -> str:
+    """An environment as Argo CD leaves it on the real server: namespace, Application (with
+    status), Deployment ``web`` (1 replica, its pod Running/Ready, or CrashLoopBackOff with the
+    kubelet's BackOff event), optional Ingress. Returns the pod's name ("" without wait)."""
+    labels = {COMPONENT_LABEL: "web"}
+    annotations = {} if healthy else {"envforge.dev/simulate": "CrashLoopBackOff"}
+    with cluster.api() as api:
+        core, apps = k8s_client.CoreV1Api(api), k8s_client.AppsV1Api(api)
+        core.create_namespace({"metadata": {"name": name}})
+        k8s_client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", "argocd", "applications", {
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": name, "namespace": "argocd"},
+                "spec": {"project": "default",
+                         "source": {"repoURL": "file:///gitops.git", "path": f"envs/{name}",
+                                    "targetRevision": "main"},
+                         "destination": {"server": "https://kubernetes.default.svc",
+                                         "namespace": name}}})
+        write_application_status(api, name, status or (
+            application_status() if healthy else application_status(health="Degraded")))
+        apps.create_namespaced_deployment(name, {
+            "metadata": {"name": "web", "labels": labels},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels, "annotations": annotations},
+                                  "spec": {"containers": [{"name": "app",
+                                                           "image": "app:1"}]}}}})
+        if host:
+            k8s_client.NetworkingV1Api(api).create_namespaced_ingress(name, {
+                "metadata": {"name": "web"},
+                "spec": {"tls": [{"hosts": [host], "secretName": "wildcard-tls"}],
+                         "rules": [{"host": host, "http": {"paths": [{
+                             "path": "/", "pathType": "Prefix", "backend": {"service": {
+                                 "name": "web", "port": {"number": 80}}}}]}}]}})
+        if not wait:
+            return ""
+        pod = wait_for_pod(core, name, healthy)
+        if not healthy:
+            core.create_namespaced_event(name, {
+                "metadata": {"name": f"{pod}.backoff"},
+                "involvedObject": {"kind": "Pod", "name": pod, "namespace": name,
+                                   "apiVersion": "v1"},
+                "reason": "BackOff", "message": "Back-off restarting failed container app",
+                "type": "Warning", "count": 12, "source": {"component": "kubelet"},
+                "firstTimestamp": "2026-11-24T01:59:00Z",
+                "lastTimestamp": "2026-11-24T02:00:00Z"})
+        if healthy:
+            wait_for_available(apps, name)
+        return pod
+
+
+def wait_for_pod(core: Any, namespace: str, ready: bool, seconds: float = 60) -> str:
+    """The Deployment's pod once kwok has reported it Running/Ready (or crash-looping)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for pod in core.list_namespaced_pod(namespace).items:
+            statuses = pod.status.container_statuses or []
+            if ready and statuses and all(s.ready for s in statuses):
+                return str(pod.metadata.name)
+            waiting = [s.state.waiting.reason for s in statuses if s.state and s.state.waiting]
+            if not ready and "CrashLoopBackOff" in waiting:
+                return str(pod.metadata.name)
+        time.sleep(0.3)
+    pytest.fail(f"no pod in namespace {namespace} became "
+                f"{'ready' if ready else 'CrashLoopBackOff'} in {seconds:.0f} s")
+
+
+def wait_for_available(apps: Any, namespace: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = apps.read_namespaced_deployment("web", namespace).status
+        if (status.available_replicas or 0) >= 1 and (status.updated_replicas or 0) >= 1:
+            return
+        time.sleep(0.3)
+    pytest.fail(f"Deployment {namespace}/web did not become available in {seconds:.0f} s")
 
 
 @dataclass
 class Workload:
-    """A running pod of component ``web`` whose log is ``line 0`` … ``line 49``."""
+    """A running pod of component ``web``; its log is ``line 0`` … ``line 49`` (kwok serves
+    DIR/container.log as every container's log)."""
 
     namespace: str
     pod: str
 
 
-LOG_LINES = "".join(f"line {i}\n" for i in range(50))
-
-
 @pytest.fixture
-def web_workload(cluster: ClusterUnderTest, env_name: str) -> Iterator[Workload]:
-    """On the stand-in: seeded. On a real cluster: a namespace with a Deployment ``web``
-    (busybox, or ENVFORGE_TEST_SHELL_IMAGE) printing the lines, waited for (at most 180 s),
-    and deleted afterwards."""
-    if cluster.standin is not None:
-        from tests.standins.cluster_objects import seed_environment
-
-        seed_environment(cluster.standin, env_name, log=LOG_LINES)
-        yield Workload(env_name, "web-7d9f8-abcde")
-        return
-    from kubernetes import client as k8s_client
-
-    from blocks.kubernetes import KubernetesCluster
-
-    image = os.environ.get("ENVFORGE_TEST_SHELL_IMAGE", "busybox:1.36")
-    labels = {"app.kubernetes.io/name": "web"}
-    with KubernetesCluster.from_environment().get_client() as api:
-        core, apps = k8s_client.CoreV1Api(api), k8s_client.AppsV1Api(api)
-        core.create_namespace({"metadata": {"name": env_name}})
-        try:
-            apps.create_namespaced_deployment(env_name, {
-                "metadata": {"name": "web"},
-                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
-                             "name": "app", "image": image, "command": [
-                                 "sh", "-c",
-                                 "for i in $(seq 0 49); do echo line $i; done; sleep 3600"]}]}}}})
-            yield Workload(env_name, _wait_for_running_pod(core, env_name))
-        finally:
-            core.delete_namespace(env_name)
-
-
-def _wait_for_running_pod(core: Any, namespace: str) -> str:
-    import time
-
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        for pod in core.list_namespaced_pod(namespace).items:
-            statuses = pod.status.container_statuses or []
-            if pod.status.phase == "Running" and statuses and all(s.ready for s in statuses):
-                time.sleep(1)  # let it print its lines
-                return str(pod.metadata.name)
-        time.sleep(2)
-    pytest.fail(f"no pod of Deployment web became ready in namespace {namespace} in 180 s")
+def web_workload(cluster: ClusterUnderTest, env_name: str) -> Workload:
+    if cluster.container_log is None:
+        pytest.skip("reads the container log kwok serves (DIR/container.log beside the "
+                    "kubeconfig of a control plane from scripts/services/kubernetes.sh)")
+    return Workload(env_name, seed_environment(cluster, env_name))

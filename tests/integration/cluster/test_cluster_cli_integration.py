@@ -1,5 +1,6 @@
 """`env status`, `env logs` (tail and bounded follow) and `env shell` (exec websocket) against
-the Kubernetes API; the handlers are called as the `env` group will call them."""
+the real API server (kwok answering logs and exec as the kubelet); the handlers are called as
+the `env` group calls them."""
 
 from __future__ import annotations
 
@@ -25,10 +26,8 @@ from envforge.cluster.cli import (
     status_command,
 )
 from envforge.cluster.client import open_cluster
-from envforge.errors import WorkloadNotFoundError
-from tests.integration.cluster.conftest import ClusterUnderTest, Workload
-from tests.standins.cluster_objects import pod, seed_environment
-from tests.standins.kubernetes import KubernetesStandin
+from envforge.errors import ClusterApiError, WorkloadNotFoundError
+from tests.integration.cluster.conftest import ClusterUnderTest, Workload, seed_environment
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -38,15 +37,15 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["env", *argv])
 
 
-def test_status_of_healthy_and_crashing_environments(standin: KubernetesStandin,
+def test_status_of_healthy_and_crashing_environments(cluster: ClusterUnderTest,
                                                      env_name: str) -> None:
-    seed_environment(standin, env_name, host="h.example.test")
+    seed_environment(cluster, env_name, host="h.example.test")
     out = io.StringIO()
     assert status_command(parse("status", env_name, "--namespace", env_name), out) == 0
     assert "argo cd: Synced / Healthy" in out.getvalue() and "healthy" in out.getvalue()
 
     broken = env_name + "-b"
-    seed_environment(standin, broken, healthy=False)
+    seed_environment(cluster, broken, healthy=False)
     out = io.StringIO()
     code = status_command(parse("status", broken, "--namespace", broken, "--output", "json"),
                           out)
@@ -72,58 +71,153 @@ def test_status_of_an_environment_argo_cd_has_not_created(cluster: ClusterUnderT
     assert "deployments: none" in out.getvalue()
 
 
-def test_logs_tail_component_and_unknown_component(web_workload: Workload) -> None:
+def test_logs_tail_component_and_unknown_component(cluster: ClusterUnderTest,
+                                                   web_workload: Workload) -> None:
     ns = web_workload.namespace
+    assert cluster.container_log is not None
+    last = [line.split(" F ", 1)[1]
+            for line in cluster.container_log.read_text().splitlines()[-3:]]
     out = io.StringIO()
     assert logs_command(parse("logs", ns, "--namespace", ns, "--component", "web",
                               "--tail", "3"), out) == 0
-    assert out.getvalue().splitlines() == ["line 47", "line 48", "line 49"]
+    assert out.getvalue().splitlines() == last
     with pytest.raises(WorkloadNotFoundError, match="components: web"):
         logs_command(parse("logs", ns, "--namespace", ns, "--component", "api"),
                      io.StringIO())
 
 
-def test_logs_follow_streams_new_lines_and_is_bounded(standin: KubernetesStandin,
-                                                      env_name: str) -> None:
-    seed_environment(standin, env_name, log="first\n")
+@pytest.mark.skip(reason="the 400 'container ... is waiting to start' is the kubelet's answer "
+                  "(kubelet validateContainerLogStatus), and kwok v0.8.0 serves a log for every "
+                  "container whatever its state; envforge's handling of that 400 is in "
+                  "tests/unit/cluster/test_cluster_logs_shell.py")
+def test_logs_of_a_pod_that_has_not_started_are_reported_not_fatal(
+        cluster: ClusterUnderTest, env_name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    seed_environment(cluster, env_name, healthy=False)
+    out = io.StringIO()
+    code = logs_command(parse("logs", env_name, "--namespace", env_name), out)
+    assert "waiting to start" in capsys.readouterr().err and code == 1
+
+
+def test_logs_of_an_environment_where_one_pod_is_gone_read_the_others(
+        cluster: ClusterUnderTest, env_name: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod deleted between the listing and its read (a rollout) is a real 404 from the API
+    server: reported for that pod, the others are read."""
+    seed_environment(cluster, env_name)
+    with KubernetesCluster.from_environment().get_client() as api:
+        apps = k8s_client.AppsV1Api(api)
+        apps.create_namespaced_deployment(env_name, {
+            "metadata": {"name": "api"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "api"}},
+                     "template": {"metadata": {"labels": {"app.kubernetes.io/name": "api"}},
+                                  "spec": {"containers": [{"name": "app", "image": "a:1"}]}}}})
+        wait_for_available_named(apps, env_name, "api")
+    from envforge.cluster import cli
+    from envforge.cluster.logs import select_pods
+
+    def select_then_one_goes(reader: Any, *args: Any, **kwargs: Any) -> Any:
+        pods = select_pods(reader, *args, **kwargs)
+        api_pod = next(p.name for p in pods if p.component == "api")
+        cluster.plane.kubectl("-n", env_name, "delete", "pod", api_pod, "--grace-period=0",
+                              "--force", "--wait=true")
+        return pods
+
+    monkeypatch.setattr(cli, "select_pods", select_then_one_goes)
+    out = io.StringIO()
+    assert logs_command(parse("logs", env_name, "--namespace", env_name, "--tail", "2"),
+                        out) == 0
+    warning = capsys.readouterr().err
+    assert "no longer exists" in warning and "[api-" not in out.getvalue()
+    assert len(out.getvalue().splitlines()) == 2 and "[web-" in out.getvalue()
+
+
+def wait_for_available_named(apps: Any, namespace: str, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (apps.read_namespaced_deployment(name, namespace).status.available_replicas or 0):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"Deployment {namespace}/{name} did not become available")
+
+
+def test_logs_follow_streams_new_lines_and_is_bounded(cluster: ClusterUnderTest,
+                                                      web_workload: Workload) -> None:
+    ns = web_workload.namespace
+    log = cluster.container_log
+    assert log is not None
 
     def app_logs_more() -> None:
-        time.sleep(0.4)
-        standin.set_pod_log(env_name, "web-7d9f8-abcde", "first\nrequest GET /healthz 200\n")
+        time.sleep(1.0)
+        with log.open("a") as f:  # what the container runtime does when the app logs
+            f.write("2026-01-01T00:00:01.000000000Z stdout F request GET /healthz 200\n")
 
     thread = threading.Thread(target=app_logs_more)
     thread.start()
     out = io.StringIO()
     started = time.monotonic()
-    logs_command(parse("logs", env_name, "--namespace", env_name, "-f", "--max-seconds",
-                       "1.5"), out)
+    logs_command(parse("logs", ns, "--namespace", ns, "-f", "--tail", "1", "--max-seconds",
+                       "3"), out)
     elapsed = time.monotonic() - started
     thread.join()
-    assert out.getvalue().splitlines() == ["first", "request GET /healthz 200"]
-    assert 1.4 <= elapsed < 4  # ended by --max-seconds while the stream was still open
+    lines = out.getvalue().splitlines()
+    assert lines[-1] == "request GET /healthz 200" and len(lines) == 2
+    assert 2.9 <= elapsed < 7  # ended by --max-seconds while the stream was still open
 
 
 def test_shell_through_the_exec_websocket(cluster: ClusterUnderTest,
                                            web_workload: Workload) -> None:
+    """kwok runs the command on this machine in DIR/exec (no container runtime here), behind
+    the real API server's exec endpoint and its v5 websocket."""
     ns = web_workload.namespace
     with open_cluster() as reader:
         target = pick_shell_target(reader, ns, ns, "web", None)
         assert target == (web_workload.pod, "app")
-        client = shell.open_exec(reader, ns, target[0], target[1], ["/bin/sh"], True)
-        shell.send_resize(client, 132, 43)
+        client = shell.open_exec(reader, ns, target[0], target[1],
+                                 ["/bin/sh", "-c", "echo hello from the pod; pwd"], False)
+        assert client.subprotocol == "v5.channel.k8s.io"
         read_fd, write_fd = os.pipe()
-        os.write(write_fd, b"echo hello from the pod\rexit 3\r")
+        os.close(write_fd)
         out, err = io.BytesIO(), io.BytesIO()
         with os.fdopen(read_fd, "rb") as stdin:
             code = shell.pump(client, stdin, out, err)
+    assert code == 0
+    assert out.getvalue().decode().splitlines() == [
+        "hello from the pod", str(cluster.kubeconfig.parent / "exec")]
+
+
+def test_a_failing_remote_command_is_an_error(cluster: ClusterUnderTest,
+                                              web_workload: Workload) -> None:
+    """A real kubelet reports a non-zero exit as an ExitCode cause (our exit code); kwok's
+    local exec reports it as an internal error, which must not pass for success."""
+    ns = web_workload.namespace
+    with open_cluster() as reader:
+        client = shell.open_exec(reader, ns, web_workload.pod, "app",
+                                 ["/bin/sh", "-c", "exit 3"], False)
+        read_fd, write_fd = os.pipe()
         os.close(write_fd)
-    assert code == 3
-    # after a newline: the tty's echo of what was typed is preceded by the prompt instead
-    assert "\nhello from the pod" in out.getvalue().decode()
-    if cluster.standin is not None:  # what the server saw
-        session = cluster.standin.exec_sessions[-1]  # type: ignore[attr-defined]
-        assert session.command == ["/bin/sh"] and session.tty
-        assert session.sizes == [(132, 43)]
+        with os.fdopen(read_fd, "rb") as stdin:
+            try:
+                code = shell.pump(client, stdin, io.BytesIO(), io.BytesIO())
+            except ClusterApiError as e:
+                assert "exit status 3" in str(e)
+            else:
+                assert code == 3
+
+
+@pytest.mark.skip(reason="kwok v0.8.0's local exec does not end the command's stdin when the "
+                  "API server forwards the v5 CLOSE of channel 0 (kubectl exec -i hangs the "
+                  "same way); shell.pump sends the CLOSE: see tests/unit/cluster/test_shell.py")
+def test_stdin_closed_at_eof_ends_a_command_reading_it(web_workload: Workload) -> None:
+    ns = web_workload.namespace
+    with open_cluster() as reader:
+        client = shell.open_exec(reader, ns, web_workload.pod, "app", ["cat"], False)
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, b"to cat\n")
+        os.close(write_fd)
+        out = io.BytesIO()
+        with os.fdopen(read_fd, "rb") as stdin:
+            assert shell.pump(client, stdin, out, io.BytesIO()) == 0
+    assert out.getvalue() == b"to cat\n"
 
 
 def test_shell_command_runs_a_command_without_a_terminal(
@@ -138,34 +232,30 @@ def test_shell_command_runs_a_command_without_a_terminal(
                                    "echo migrated 3 tables"))
     assert code == 0
     assert b"migrated 3 tables" in capfdbinary.readouterr().out  # no tty, so no echo
-    if cluster.standin is not None:
-        assert cluster.standin.exec_sessions[-1].tty is False  # type: ignore[attr-defined]
 
 
-def test_shell_needs_a_running_pod(standin: KubernetesStandin, env_name: str) -> None:
-    seed_environment(standin, env_name)
-    standin.set_status("", "pods", env_name, "web-7d9f8-abcde",
-                       pod("p", env_name, "web", ready=False, phase="Pending",
-                           waiting="ContainerCreating")["status"])
+def test_shell_needs_a_running_pod(cluster: ClusterUnderTest, env_name: str) -> None:
+    seed_environment(cluster, env_name, wait=False)
+    cluster.plane.kubectl("-n", env_name, "scale", "deployment/web", "--replicas=0")
     with open_cluster() as reader, pytest.raises(WorkloadNotFoundError, match="no running pod"):
         pick_shell_target(reader, env_name, env_name, None, None)
 
 
 def test_status_finds_namespace_and_url_in_the_gitops_record(
-        standin: KubernetesStandin, env_name: str, tmp_path: Any) -> None:
+        cluster: ClusterUnderTest, env_name: str, tmp_path: Any) -> None:
     from envforge.gitops.repository import open_store
     from tests.unit.gitops.helpers import spec, write_manifests
 
     with open_store() as store:  # the embedded repository under this test's ENVFORGE_HOME
         record = store.new_record(env_name, spec(), "1d")
         store.create(record, write_manifests(tmp_path / "manifests"))
-    seed_environment(standin, env_name)
+    seed_environment(cluster, env_name)
     out = io.StringIO()
     assert status_command(parse("status", env_name), out) == 0
     assert record.status.url in out.getvalue()  # from the record, not the cluster
 
 
-def test_status_of_an_environment_not_in_git_is_refused(standin: KubernetesStandin) -> None:
+def test_status_of_an_environment_not_in_git_is_refused(cluster: ClusterUnderTest) -> None:
     from envforge.errors import EnvironmentNotFoundError
 
     with pytest.raises(EnvironmentNotFoundError, match="envforge env list"):

@@ -20,7 +20,7 @@ from envforge.cluster.status import (
     parse_pod,
 )
 from envforge.errors import ActionError, EnvironmentNameError
-from tests.standins.cluster_objects import application, deployment, pod
+from tests.unit.cluster.objects import application, deployment, pod
 
 
 def ctx(tmp_path: Path, **environment: str) -> ActionContext:

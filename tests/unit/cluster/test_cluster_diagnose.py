@@ -9,8 +9,8 @@ import pytest
 from envforge.cluster.diagnose import DiagnosisLimits, diagnose
 from envforge.cluster.status import read_environment_health
 from envforge.secrets.redaction import default_redactor
-from tests.standins.cluster_objects import application, deployment, event, pod
 from tests.unit.cluster.fake_reader import FakeReader
+from tests.unit.cluster.objects import application, deployment, event, pod
 
 
 @pytest.fixture

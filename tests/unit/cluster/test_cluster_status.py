@@ -10,7 +10,7 @@ from envforge.cluster.status import (
     parse_deployment,
     parse_pod,
 )
-from tests.standins.cluster_objects import application, deployment, ingress, pod
+from tests.unit.cluster.objects import application, deployment, ingress, pod
 
 
 def health(app: dict | None, deployments: list[dict], pods: list[dict],

@@ -7,8 +7,8 @@ import pytest
 
 from envforge.cluster.wait import WaitPolicy, WaitTarget, wait_until_healthy
 from envforge.errors import ClusterConnectionError, EnvironmentNotHealthyError, TemporaryError
-from tests.standins.cluster_objects import application, deployment, event, pod
 from tests.unit.cluster.fake_reader import FakeReader
+from tests.unit.cluster.objects import application, deployment, event, pod
 
 TARGET = WaitTarget("pr-1", "pr-1")
 
