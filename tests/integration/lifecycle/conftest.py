@@ -1,31 +1,56 @@
-"""Fixtures for the lifecycle flows: a GitOps remote with a first commit, and the Kubernetes
-stand-in (playing the cluster Argo CD syncs to)."""
+"""Fixtures for the lifecycle flows: a GitOps remote with a first commit, the session's real
+Kubernetes API server (tests/kube.py) and the Argo CD stand-in (tests/standins/argocd.py)
+syncing the remote into it through an app-of-apps, as a platform team sets Argo CD up."""
 
+from __future__ import annotations
+
+import json
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import git
-from tests.standins.kubernetes import KubernetesStandin, start_kubernetes_standin
+from tests.kube import ControlPlane
+from tests.standins.argocd import (
+    NAMESPACE,
+    TRACKING_ANNOTATION,
+    ArgoCDStandin,
+    root_application,
+    start_argocd_standin,
+)
 
 
 @pytest.fixture
 def gitops(bare_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A GitOps remote with a first commit, as a real one has."""
+    """A GitOps remote with a first commit, as a platform team sets one up: ``argocd/`` holds
+    a README so the directory outlives the last environment's Application file (Argo CD
+    refuses to compare a Directory app whose path is gone, "app path does not exist", and
+    would then prune nothing)."""
     seed = tmp_path / "seed"
     git("clone", "--quiet", str(bare_repo), str(seed))
     (seed / "README.md").write_text("gitops\n")
-    git("add", "README.md", cwd=seed)
+    (seed / "argocd").mkdir()
+    (seed / "argocd" / "README.md").write_text("Argo CD Applications, one per environment\n")
+    git("add", "README.md", "argocd/README.md", cwd=seed)
     git("commit", "--quiet", "-m", "initial", cwd=seed)
     git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
     monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
     return bare_repo
 
 
+@pytest.fixture
+def kubeconfig(kube_control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """envforge finds its cluster through KUBECONFIG: the session's real API server."""
+    monkeypatch.setenv("KUBECONFIG", str(kube_control_plane.kubeconfig))
+    return kube_control_plane.kubeconfig
+
+
 @pytest.fixture(scope="session")
-def kube_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubernetesStandin]:
-    standin = start_kubernetes_standin()
+def argocd_standin(kube_control_plane: ControlPlane) -> Iterator[ArgoCDStandin]:
+    standin = start_argocd_standin(kube_control_plane.kubeconfig, interval=1.0)
     try:
         yield standin
     finally:
@@ -33,8 +58,33 @@ def kube_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubernete
 
 
 @pytest.fixture
-def kubeconfig(kube_standin: KubernetesStandin, tmp_path: Path,
-               monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = kube_standin.write_kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(config))
-    return config
+def argocd(gitops: Path, kubeconfig: Path, argocd_standin: ArgoCDStandin,
+           kube_control_plane: ControlPlane) -> Iterator[str]:
+    """An app-of-apps for this test's GitOps remote (the name is returned). Afterwards its
+    Applications are deleted (their finalizer deletes what they deployed) before it is."""
+    root = f"root-{uuid.uuid4().hex[:8]}"
+    body = root_application(gitops.as_uri(), name=root)
+    kube_control_plane.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+    try:
+        yield root
+    finally:
+        delete_applications_of(kube_control_plane, root)
+
+
+def delete_applications_of(plane: ControlPlane, root: str, seconds: float = 180) -> None:
+    """Delete the root app first (it would re-create its children), then its children and
+    wait, bounded, for their finalizers to have deleted what they deployed."""
+    plane.kubectl("delete", "application", "-n", NAMESPACE, root, "--ignore-not-found",
+                  "--wait=false", check=False)
+    listed = plane.kubectl("get", "applications", "-n", NAMESPACE, "-o", "json", check=False)
+    children = [a["metadata"]["name"] for a in json.loads(listed.stdout or '{"items": []}')
+                ["items"] if (a["metadata"].get("annotations") or {})
+                .get(TRACKING_ANNOTATION, "").startswith(f"{root}:")]
+    if children:
+        plane.kubectl("delete", "application", "-n", NAMESPACE, *children,
+                      "--ignore-not-found", "--wait=false", check=False)
+    deadline = time.monotonic() + seconds
+    for name in children:
+        left = max(1, int(deadline - time.monotonic()))
+        plane.kubectl("wait", "--for=delete", f"application/{name}", "-n", NAMESPACE,
+                      f"--timeout={left}s", check=False)

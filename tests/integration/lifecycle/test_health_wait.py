@@ -1,86 +1,122 @@
 """create-environment waits for Argo CD: healthy is success; never healthy is a rollback with
-the pods' events and log lines in the summary. The stand-in plays the cluster, and a thread
-plays Argo CD (it reports the environment once its Application file is in Git)."""
+the pods' events in the summary. The real API server is the cluster, the Argo CD stand-in
+syncs the GitOps remote into it (app-of-apps), and kwok plays the kubelet: pods of a template
+annotated ``envforge.dev/simulate: CrashLoopBackOff`` crash-loop (scripts/services)."""
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from envforge.config import PROJECT_ROOT
 from envforge.errors import EnvironmentNotHealthyError, StepFailedError
 from tests.helpers import git, remote_files
-from tests.standins.cluster_objects import application, seed_environment
-from tests.standins.kubernetes import KubernetesStandin
+from tests.kube import ControlPlane
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 
-@contextmanager
-def argocd(standin: KubernetesStandin, remote: Path, name: str, healthy: bool) -> Iterator[None]:
-    """Once argocd/<name>.yaml is on the remote, report the environment as synced to that
-    commit, healthy or crash-looping (bounded: gives up after 60 s)."""
-    stop = threading.Event()
-
-    def play() -> None:
-        for _ in range(600):
-            if stop.wait(0.1):
-                return
-            if f"argocd/{name}.yaml" in remote_files(remote):
-                head = git("--git-dir", str(remote), "rev-parse", "main")
-                seed_environment(standin, name, healthy=healthy)
-                app = application(name, revision=head,
-                                  health="Healthy" if healthy else "Degraded")
-                standin.set_status("argoproj.io", "applications", "argocd", name, app["status"])
-                return
-
-    thread = threading.Thread(target=play, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def test_healthy_environment_completes(prefect_server: None, gitops: Path, kubeconfig: Path,
-                                       kube_standin: KubernetesStandin) -> None:
-    from flows.environments import create_environment
+def _get(plane: ControlPlane, *args: str) -> dict[str, Any] | None:
+    done = plane.kubectl("get", *args, "-o", "json", check=False)
+    if done.returncode != 0:
+        assert "NotFound" in done.stderr, done.stderr
+        return None
+    return dict(json.loads(done.stdout))
 
-    with argocd(kube_standin, gitops, "pr-21", healthy=True):
-        result = create_environment("pr-21", template="python-service", wait_healthy=True,
-                                    wait_timeout_seconds=60)
+
+def _crash_looping_templates(tmp_path: Path) -> Path:
+    """A copy of python-service whose pods the simulated kubelet crash-loops."""
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates" / "python-service",
+                    templates / "python-service")
+    manifest = templates / "python-service" / "skeleton" / "manifests" / "deployment.yaml"
+    text = manifest.read_text()
+    marker = "  template:\n    metadata:\n"
+    assert marker in text
+    manifest.write_text(text.replace(
+        marker, marker + "      annotations:\n        envforge.dev/simulate: CrashLoopBackOff\n"))
+    return templates
+
+
+def test_healthy_environment_completes_and_destroy_prunes_it(
+        prefect_server: None, gitops: Path, argocd: str,
+        kube_control_plane: ControlPlane) -> None:
+    from flows.environments import create_environment, destroy_environment
+
+    name = _name("hw")
+    result = create_environment(name, template="python-service", wait_healthy=True,
+                                wait_timeout_seconds=120)
     steps = {s["id"]: s["status"] for s in result["run"]["steps"]}
     assert steps["wait-healthy"] == "completed"
-    assert "environments/pr-21/environment.yaml" in remote_files(gitops)
+    head = git("--git-dir", str(gitops), "rev-parse", "main")
+    app = _get(kube_control_plane, "application", "-n", "argocd", name)
+    assert app is not None
+    assert app["status"]["sync"] == {**app["status"]["sync"], "status": "Synced",
+                                     "revision": head}
+    assert app["status"]["health"]["status"] == "Healthy"
+    deployment = _get(kube_control_plane, "deployment", "-n", name, name)
+    assert deployment is not None
+    available = [c for c in deployment["status"]["conditions"] if c["type"] == "Available"]
+    assert available and available[0]["status"] == "True"
+
+    destroy_environment(name)
+    assert not any(f.startswith(f"environments/{name}/") for f in remote_files(gitops))
+    # the app-of-apps prunes the Application; its finalizer deletes the Namespace, which the
+    # namespace controller empties (Terminating) before it goes; then the Application goes
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+            _get(kube_control_plane, "application", "-n", "argocd", name) is not None):
+        time.sleep(1)
+    assert _get(kube_control_plane, "application", "-n", "argocd", name) is None
+    assert _get(kube_control_plane, "namespace", name) is None
 
 
 def test_never_healthy_rolls_back_with_a_diagnosis(prefect_server: None, gitops: Path,
-                                                   kubeconfig: Path,
-                                                   kube_standin: KubernetesStandin) -> None:
+                                                   argocd: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   kube_control_plane: ControlPlane) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from flows.environments import create_environment
 
+    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(_crash_looping_templates(tmp_path)))
+    name = _name("nh")
     before = git("--git-dir", str(gitops), "rev-parse", "main")
-    with argocd(kube_standin, gitops, "pr-22", healthy=False), \
-            pytest.raises(StepFailedError) as info:
-        create_environment("pr-22", template="python-service", wait_healthy=True,
-                           wait_timeout_seconds=8)
+    with pytest.raises(StepFailedError) as info:
+        create_environment(name, template="python-service", wait_healthy=True,
+                           wait_timeout_seconds=60)
     assert info.value.step_id == "wait-healthy"
     assert isinstance(info.value.__cause__, EnvironmentNotHealthyError)
     assert "environment" in info.value.rolled_back  # the publish:gitops step was undone
-    assert not any(f.startswith("environments/pr-22/") for f in remote_files(gitops))
+    assert not any(f.startswith(f"environments/{name}/") for f in remote_files(gitops))
     assert git("--git-dir", str(gitops), "rev-parse", "main") == before  # commit dropped
     assert "CrashLoopBackOff" in info.value.__cause__.diagnosis
 
     # the run's summary artifact tells the person what went wrong in the cluster
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["env-pr-22"])))
+            key=ArtifactFilterKey(any_=[f"env-{name}"])))
     assert artifacts
     markdown = str(artifacts[-1].data)
     assert "rolled-back" in markdown and "CrashLoopBackOff" in markdown
+
+    # the rollback left Git; Argo CD prunes the Application, whose finalizer deletes the
+    # Namespace: a real one is Terminating for a while, then gone
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+            _get(kube_control_plane, "namespace", name) is not None):
+        namespace = _get(kube_control_plane, "namespace", name)
+        assert namespace is None or namespace["status"]["phase"] in ("Active", "Terminating")
+        time.sleep(1)
+    assert _get(kube_control_plane, "namespace", name) is None
