@@ -64,12 +64,18 @@ class SecretGuard:
                 "reference them (vault:secrets / ExternalSecret); nothing was committed")
 
 
+#: Where the guard finds the scrubber of the secret values fetched in this process: the
+#: secrets area (above this module) registers it when it is imported; until then no value
+#: was fetched, so there is nothing to scrub for.
+_SCRUB_SOURCES: list[Callable[[], Callable[[str], str]]] = []
+
+
+def register_scrub_source(source: Callable[[], Callable[[str], str]]) -> None:
+    """Called once by envforge.secrets.redaction: ``source()`` gives the current scrubber."""
+    _SCRUB_SOURCES.append(source)
+
+
 def default_guard(known_secrets: Iterable[str] = ()) -> SecretGuard:
     """The guard with the values the secrets area fetched in this process (if any)."""
-    scrub: Callable[[str], str] | None = None
-    try:
-        from envforge.secrets.redaction import default_redactor
-        scrub = default_redactor().scrub  # sees values fetched later in the run, too
-    except ImportError:  # pragma: no cover - the secrets area is part of envforge
-        scrub = None
+    scrub = _SCRUB_SOURCES[-1]() if _SCRUB_SOURCES else None
     return SecretGuard(known_secrets, scrub)

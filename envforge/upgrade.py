@@ -24,9 +24,9 @@ from envforge.gitops.actions import find_manifests
 from envforge.gitops.record import EnvironmentRecord, public_parameters, utc_now
 from envforge.gitops.render import application_file, environment_dir, record_file
 from envforge.gitops.runs import environment_template
-from envforge.gitops.scope import check_environment_paths
 from envforge.gitops.store import EnvironmentStore
 from envforge.gitops.versions import describe_version, template_version
+from envforge.publish_scope import check_environment_paths
 from envforge.runner import TemplateRun
 from envforge.secrets.sensitive import credential_paths, mask_credential_values
 from envforge.sleep import scale_to_zero

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from envforge.config import ensure_embedded_gitops_repo, load_settings
-from envforge.gitops.guard import SecretGuard
 from envforge.gitops.settings import GitOpsSettings, load_gitops_settings
 from envforge.gitops.store import EnvironmentStore
 from envforge.images.git_auth import GitAuth, git_environment
 from envforge.publishing import Author, GitPublisher
+from envforge.secret_guard import SecretGuard
 
 #: Attempts at a push that lost a race; many concurrent creates need more than one file's worth.
 PUSH_ATTEMPTS = 30

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError, TTLError
 from envforge.gitops.domains import check_bindable
-from envforge.gitops.guard import SecretGuard, default_guard
 from envforge.gitops.naming import check_custom_host, check_environment_name, environment_host
 from envforge.gitops.record import (
     EnvironmentRecord,
@@ -38,11 +37,12 @@ from envforge.gitops.render import (
     record_file,
     render_environment,
 )
-from envforge.gitops.scope import check_environment_paths
 from envforge.gitops.settings import GitOpsSettings
 from envforge.gitops.ttl import checked_ttl
 from envforge.gitops.validate import validate_objects
+from envforge.publish_scope import check_environment_paths
 from envforge.publishing import GitPublisher
+from envforge.secret_guard import SecretGuard, default_guard
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 

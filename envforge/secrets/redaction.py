@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from envforge.secret_guard import register_scrub_source
+
 MASK = "********"
 #: Loggers whose handlers get the filter when installed (Prefect's run loggers included).
 DEFAULT_LOGGERS = ("", "envforge", "prefect", "prefect.flow_runs", "prefect.task_runs")
@@ -127,3 +129,8 @@ def install(redactor: SecretRedactor | None = None,
 def scrub(text: str) -> str:
     """``text`` with every value known to the default redactor masked."""
     return _default.scrub(text)
+
+
+# The GitOps secret guard (below this area) scrubs with the process's redactor; it sees
+# values fetched later in the run too, because it asks at each commit.
+register_scrub_source(lambda: default_redactor().scrub)

@@ -14,7 +14,7 @@ from envforge.actions.base import ActionContext
 from envforge.actions.publish_git import PublishGit, PublishGitInput
 from envforge.config import ensure_embedded_gitops_repo, load_settings
 from envforge.errors import PublishScopeError
-from envforge.gitops.scope import check_environment_paths, gitops_scope_problem
+from envforge.publish_scope import check_environment_paths, gitops_scope_problem
 from envforge.publishing import Author, GitPublisher
 from tests.helpers import git, remote_files
 

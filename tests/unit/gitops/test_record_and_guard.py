@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from envforge.errors import GitOpsError, SecretInGitError
-from envforge.gitops.guard import SecretGuard, scan_text
 from envforge.gitops.record import EnvironmentRecord, public_parameters
+from envforge.secret_guard import SecretGuard, scan_text
 from tests.unit.gitops.helpers import NOW, offline_store, spec
 
 

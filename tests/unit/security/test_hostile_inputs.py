@@ -126,7 +126,7 @@ def test_credential_parameter_values_are_masked_in_logs_and_refused_in_git(
     import uuid
 
     from envforge.errors import SecretInGitError
-    from envforge.gitops.guard import default_guard
+    from envforge.secret_guard import default_guard
     from envforge.secrets.sensitive import mask_credential_values
 
     value = f"pw-{uuid.uuid4().hex}"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from envforge.actions.base import ActionContext
 from envforge.gitops.actions import recorded_template
-from envforge.gitops.scope import gitops_scope_problem
 from envforge.names import is_dns_label
+from envforge.publish_scope import gitops_scope_problem
 
 pytestmark = pytest.mark.fuzz
 parts = st.sampled_from(["services", "environments", "argocd", ".git", ".GIT", "..", ".", "",
