@@ -1,13 +1,17 @@
-"""The lifecycle flows on a real temporary Prefect server and a real Git remote."""
+"""The lifecycle flows on a real temporary Prefect server and a real Git remote (and, where a
+test asks for ``argocd``, the real API server that the Argo CD stand-in syncs it into)."""
 
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from envforge.errors import EnvironmentNotFoundError, ParameterError
 from tests.helpers import git, remote_files
+from tests.kube import ControlPlane
 
 pytestmark = pytest.mark.prefect
 
@@ -17,38 +21,60 @@ def _env_files(remote: Path, name: str) -> list[str]:
             if f.startswith(f"environments/{name}/") or f == f"argocd/{name}.yaml"]
 
 
-def test_create_update_extend_destroy(prefect_server: None, gitops: Path) -> None:
+def test_create_update_extend_destroy(prefect_server: None, gitops: Path, argocd: str,
+                                      kube_control_plane: ControlPlane) -> None:
+    """Through Git, and what Argo CD (the stand-in) makes of each commit on the real API
+    server: the update's replicas, then the destroy's prune."""
     from flows.environments import (
         create_environment,
         destroy_environment,
         extend_environment,
     )
 
-    created = create_environment("pr-7", template="python-service",
+    name = f"pr-7-{uuid.uuid4().hex[:6]}"
+    created = create_environment(name, template="python-service",
                                  parameters={"replicas": 1}, ttl="2h",
                                  source={"repository": "https://git.example/app.git",
                                          "pullRequest": 7})
-    assert created["mode"] == "create" and created["url"].startswith("https://pr-7-")
-    files = _env_files(gitops, "pr-7")
-    assert "environments/pr-7/environment.yaml" in files and "argocd/pr-7.yaml" in files
-    record = git("--git-dir", str(gitops), "show", "main:environments/pr-7/environment.yaml")
+    assert created["mode"] == "create" and created["url"].startswith(f"https://{name}-")
+    files = _env_files(gitops, name)
+    assert f"environments/{name}/environment.yaml" in files and f"argocd/{name}.yaml" in files
+    record = git("--git-dir", str(gitops), "show", f"main:environments/{name}/environment.yaml")
     assert "pullRequest: 7" in record and "template: python-service" in record
 
-    updated = create_environment("pr-7", parameters={"replicas": 3})
+    updated = create_environment(name, parameters={"replicas": 3})
     assert updated["mode"] == "update" and updated["commit"]
     assert updated["url"] == created["url"]  # the host stays for the environment's life
     deployment = git("--git-dir", str(gitops), "show",
-                     "main:environments/pr-7/manifests/deployment.yaml")
+                     f"main:environments/{name}/manifests/deployment.yaml")
     assert "replicas: 3" in deployment
+    _wait(lambda: _replicas(kube_control_plane, name) == 3, "the update to be synced")
 
-    again = create_environment("pr-7", parameters={"replicas": 3})
+    again = create_environment(name, parameters={"replicas": 3})
     assert again["commit"] is None  # unchanged: no commit
 
-    extended = extend_environment("pr-7", ttl="48h")
+    extended = extend_environment(name, ttl="48h")
     assert extended["commit"]
 
-    destroy_environment("pr-7")
-    assert _env_files(gitops, "pr-7") == []
+    destroy_environment(name)
+    assert _env_files(gitops, name) == []
+    _wait(lambda: kube_control_plane.kubectl("get", "namespace", name, check=False)
+          .returncode != 0, "Argo CD to prune the namespace")
+
+
+def _replicas(plane: ControlPlane, name: str) -> int | None:
+    done = plane.kubectl("get", "deployment", "-n", name, name, "-o",
+                         "jsonpath={.spec.replicas}", check=False)
+    return int(done.stdout) if done.returncode == 0 and done.stdout else None
+
+
+def _wait(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def test_bad_parameters_fail_before_any_commit(prefect_server: None, gitops: Path) -> None:

@@ -1,11 +1,14 @@
-"""Vault and Kubernetes for the secrets integration tests: the real ones when VAULT_ADDR and
-VAULT_TOKEN (or KUBECONFIG) are set, otherwise the local stand-ins, started once per session on
-free ports. The summary at the end of the run says which were used."""
+"""Vault and Kubernetes for the secrets integration tests: the real Vault when VAULT_ADDR and
+VAULT_TOKEN are set, otherwise the Vault stand-in (started once per session on a free port);
+Kubernetes is always a real API server, the session's (tests/kube.py). The summary at the end
+of the run says which were used."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from typing import Any
 import hvac
 import pytest
 
-from tests.standins.kubernetes import KubernetesStandin, start_kubernetes_standin
+from tests.kube import ControlPlane
 from tests.standins.vault import VaultStandin, start_vault_standin
 
 USED: dict[str, str] = {}
@@ -95,35 +98,55 @@ def vault_standin(vault_target: VaultTarget) -> VaultStandin:
 
 @dataclass
 class ClusterTarget:
-    """The Kubernetes API under test: a kubeconfig file, and the stand-in when it is one."""
+    """The Kubernetes API under test: the session's real API server and its kubeconfig."""
 
     kubeconfig: Path
-    standin: KubernetesStandin | None
+    plane: ControlPlane
+
+    def narrow_kubeconfig(self, path: Path, rules: list[dict[str, Any]]) -> Path:
+        """A kubeconfig whose ServiceAccount token may only do what ``rules`` (a ClusterRole's
+        rules) allow: for permission faults on the real server."""
+        name = f"envforge-narrow-{uuid.uuid4().hex[:8]}"
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": name}, "rules": rules}
+        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": name},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                               "name": name},
+                   "subjects": [{"kind": "ServiceAccount", "name": name,
+                                 "namespace": "default"}]}
+        self.plane.kubectl("create", "serviceaccount", "-n", "default", name)
+        self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [role, binding]}))
+        token = self.plane.kubectl("create", "token", "-n", "default", name,
+                                   "--duration=1h").stdout.strip()
+        return self.plane.kubeconfig_for_token(token, path)
+
+    def namespace_phase(self, name: str) -> str | None:
+        """Active or Terminating, or None once the namespace is gone."""
+        done = self.plane.kubectl("get", "namespace", name, "-o",
+                                  "jsonpath={.status.phase}", check=False)
+        if done.returncode != 0:
+            assert "NotFound" in done.stderr, done.stderr
+            return None
+        return done.stdout
+
+    def assert_namespace_going(self, name: str, seconds: float = 90) -> None:
+        """A deleted namespace: gone, or Terminating (the namespace controller empties it
+        first) and then gone within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        phase = self.namespace_phase(name)
+        while phase is not None:
+            assert phase == "Terminating", f"namespace {name} is {phase}, not being deleted"
+            assert time.monotonic() < deadline, f"namespace {name} still Terminating"
+            time.sleep(1)
+            phase = self.namespace_phase(name)
 
 
 @pytest.fixture(scope="session")
-def cluster_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTarget]:
-    existing = os.environ.get("KUBECONFIG")
-    if existing:
-        USED["Kubernetes"] = f"real cluster from KUBECONFIG={existing}"
-        yield ClusterTarget(Path(existing), None)
-        return
-    standin = start_kubernetes_standin()
-    kubeconfig = standin.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-    USED["Kubernetes"] = f"stand-in at {standin.url} (set KUBECONFIG for a real cluster)"
-    try:
-        yield ClusterTarget(kubeconfig, standin)
-    finally:
-        standin.stop()
-
-
-@pytest.fixture
-def kubernetes_standin(cluster_target: ClusterTarget) -> KubernetesStandin:
-    """For faults only the stand-in can produce (dropping connections mid-delivery)."""
-    if cluster_target.standin is None:
-        pytest.skip("needs the Kubernetes stand-in (injects faults); KUBECONFIG points at a "
-                    "real cluster")
-    return cluster_target.standin
+def cluster_target(kube_control_plane: ControlPlane) -> ClusterTarget:
+    USED["Kubernetes"] = f"real API server at {kube_control_plane.server}"
+    return ClusterTarget(kube_control_plane.kubeconfig, kube_control_plane)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,5 +1,6 @@
-"""Delivering Secrets through the Kubernetes API: create, atomic replace, refusal of foreign
-Secrets, undo, removal on destroy, and a cluster that drops the connection mid-delivery."""
+"""Delivering Secrets through the real Kubernetes API server: create, atomic replace (a real 409
+on a concurrent write), refusal of foreign Secrets, undo, removal on destroy, and a token
+without the right to write Secrets (nothing is left behind)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ from kubernetes import client as k8s_client
 from pydantic import SecretStr
 
 from blocks.kubernetes import KubernetesCluster
-from envforge.errors import ClusterUnreachableError, ConfigurationError, SecretDeliveryError
+from envforge.errors import ConfigurationError, EnvforgeError, SecretDeliveryError
 from envforge.secrets.delivery import LABEL_ENVIRONMENT, SecretDeliverer
 from envforge.secrets.environment import fetch_and_deliver, plan_environment_secrets
 from envforge.secrets.redaction import SecretRedactor
 from envforge.secrets.variables import VariableSources
 from tests.integration.secrets.conftest import ClusterTarget
-from tests.standins.kubernetes import KubernetesStandin
 
 
 @pytest.fixture
@@ -70,12 +70,26 @@ def test_a_secret_not_managed_for_the_environment_is_never_overwritten(
 
 
 def test_a_concurrent_write_makes_the_replace_retry(
-    deliverer: SecretDeliverer, namespace: str, kubernetes_standin: KubernetesStandin
+    deliverer: SecretDeliverer, namespace: str, cluster_target: ClusterTarget,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Someone else writes the Secret between envforge's read and its replace: the real
+    server answers 409 Conflict (stale resourceVersion) and envforge reads and replaces again."""
     deliverer.apply_secret(namespace, "s", "pr-2", {"A": "v1-5555"})
-    kubernetes_standin.fail("PUT", f"/namespaces/{namespace}/secrets/s$", status=409)
+    replace = deliverer.core.replace_namespaced_secret
+    calls: list[int] = []
+
+    def replace_after_a_concurrent_write(*args: object, **kwargs: object) -> object:
+        if not calls:
+            cluster_target.plane.kubectl("annotate", "secret", "-n", namespace, "s",
+                                         "someone-else/touched=yes")
+        calls.append(1)
+        return replace(*args, **kwargs)
+
+    monkeypatch.setattr(deliverer.core, "replace_namespaced_secret",
+                        replace_after_a_concurrent_write)
     delivery = deliverer.apply_secret(namespace, "s", "pr-2", {"A": "v2-6666"})
-    assert not delivery.created
+    assert not delivery.created and len(calls) == 2  # the first replace got the 409
     assert decoded(deliverer, namespace, "s") == {"A": "v2-6666"}
 
 
@@ -89,23 +103,27 @@ def test_remove_environment_deletes_only_its_secrets(
     assert names == ["b"]
 
 
-def test_cluster_dropping_the_connection_leaves_nothing_behind(
-    deliverer: SecretDeliverer, kubernetes_standin: KubernetesStandin, tmp_path: Path
+def test_a_token_that_may_not_write_secrets_leaves_nothing_behind(
+    cluster_target: ClusterTarget, tmp_path: Path
 ) -> None:
+    """The namespace is made, the Secret is refused (403): the namespace is deleted again (a
+    real one is Terminating for a moment) and the error names the refusal, not the value."""
+    narrow = cluster_target.narrow_kubeconfig(tmp_path / "narrow", [
+        {"apiGroups": [""], "resources": ["namespaces"],
+         "verbs": ["get", "list", "create", "delete"]}])
     environment = f"pr-{uuid.uuid4().hex[:6]}"
     plan = plan_environment_secrets(VariableSources(
         builtins={"DATABASE_URL": "postgres://app:db-pass-9999@db/app"},
         sensitive_builtins=frozenset({"DATABASE_URL"}), template={"LOG_LEVEL": "info"},
         environment_name=environment))
-    kubernetes_standin.fail("POST", f"/namespaces/{environment}/secrets$", status=0, times=-1)
-    try:
-        with pytest.raises(ClusterUnreachableError) as info:
+    with KubernetesCluster(kubeconfig_path=str(narrow)).get_client() as api:
+        deliverer = SecretDeliverer(api, redactor=SecretRedactor())
+        with pytest.raises(EnvforgeError) as info:
             fetch_and_deliver(plan, reader=None, deliverer=deliverer,
                               manifests_dir=tmp_path / "manifests")
-    finally:
-        kubernetes_standin.clear_faults()
     assert "db-pass-9999" not in str(info.value)
-    assert kubernetes_standin.get("", "namespaces", "", environment) is None  # removed again
+    assert "forbidden" in str(info.value).lower() or "permission" in str(info.value).lower()
+    cluster_target.assert_namespace_going(environment)
     assert list((tmp_path / "manifests").iterdir()) == []  # the ConfigMap file too
 
 
