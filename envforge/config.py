@@ -63,6 +63,12 @@ Written by envforge: `environments/<name>/` holds each environment's record and 
 """
 
 
+ARGOCD_README = """# Argo CD Applications
+
+One file per environment, synced by the app-of-apps (path `argocd`, no recursion, prune).
+"""
+
+
 def ensure_embedded_gitops_repo(settings: Settings) -> None:
     """Create the embedded default GitOps repository (a local bare repository) if missing,
     with a first commit, so every later commit has a parent and can be rolled back cleanly."""
@@ -86,6 +92,11 @@ def ensure_embedded_gitops_repo(settings: Settings) -> None:
     subprocess.run(["git", "init", "--quiet", "--bare", f"--initial-branch={branch}",
                     str(repo)], check=True, env=subprocess_env())
     blob = git("hash-object", "-w", "--stdin", stdin=README)
-    tree = git("mktree", stdin=f"100644 blob {blob}\tREADME.md\n")
+    # argocd/ exists from the start and outlives the last environment: the app-of-apps syncs
+    # it, and Argo CD refuses a Directory app whose path is gone ("app path does not exist"),
+    # so it would never prune the last environment's Application.
+    keep = git("hash-object", "-w", "--stdin", stdin=ARGOCD_README)
+    argocd = git("mktree", stdin=f"100644 blob {keep}\tREADME.md\n")
+    tree = git("mktree", stdin=f"100644 blob {blob}\tREADME.md\n040000 tree {argocd}\targocd\n")
     commit = git("commit-tree", tree, "-m", "Initialise the GitOps repository")
     git("update-ref", f"refs/heads/{branch}", commit)
