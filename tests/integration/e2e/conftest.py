@@ -1,15 +1,21 @@
 """Everything at once, for the end-to-end tests: PostgreSQL, the registry and buildah, the Vault
-and Kubernetes stand-ins (or the real ones from VAULT_ADDR/VAULT_TOKEN and KUBECONFIG), a
-GitOps remote, and an application repository whose Dockerfile builds on the local base image.
-The services are the other areas' session fixtures, shared rather than started twice."""
+stand-in (or a real Vault from VAULT_ADDR/VAULT_TOKEN), the session's real Kubernetes API
+server with the Argo CD stand-in syncing a GitOps remote into it (an app-of-apps per test,
+its Applications deleted afterwards), and an application repository whose Dockerfile builds on
+the local base image. The services are the other areas' session fixtures, shared rather than
+started twice."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +30,7 @@ from tests.integration.images.conftest import (
     make_repo,
     registry,
 )
-from tests.integration.lifecycle.conftest import gitops
+from tests.integration.lifecycle.conftest import argocd, argocd_standin, gitops, kubeconfig
 from tests.integration.secrets.conftest import (
     ClusterTarget,
     VaultTarget,
@@ -32,8 +38,9 @@ from tests.integration.secrets.conftest import (
     vault_service,
 )
 
-__all__ = ["base_image", "buildah_storage", "builder", "cluster_target", "gitops",
-           "make_repo", "pg_server", "registry", "vault_service"]
+__all__ = ["argocd", "argocd_standin", "base_image", "buildah_storage", "builder",
+           "cluster_target", "gitops", "kubeconfig", "make_repo", "pg_server", "registry",
+           "vault_service"]
 
 API_KEY = f"api-key-{uuid.uuid4().hex}"  # a secret value that must never leak
 
@@ -52,7 +59,7 @@ class World:
 @pytest.fixture
 def world(gitops: Path, make_repo: Callable[..., Path], registry: Registry, base_image: str,
           buildah_storage: Path, pg_server: ServerAddress, vault_service: VaultTarget,
-          cluster_target: ClusterTarget, tmp_path: Path,
+          cluster_target: ClusterTarget, argocd: str, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> World:
     app = make_repo({"Dockerfile": f"FROM {base_image}\nCOPY index.html /www/index.html\n",
                      "index.html": "<p>shop</p>\n"}, name="shop")
@@ -62,10 +69,41 @@ def world(gitops: Path, make_repo: Callable[..., Path], registry: Registry, base
     monkeypatch.setenv("PGUSER", pg_server.user)
     monkeypatch.setenv("VAULT_ADDR", vault_service.address)
     monkeypatch.setenv("VAULT_TOKEN", vault_service.root_token)
-    monkeypatch.setenv("KUBECONFIG", str(cluster_target.kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(cluster_target.kubeconfig))  # the real API server
     vault_service.put_secret("preview-app/api", {"key": API_KEY})
     # a private copy of the templates, so a test may add a failing step to preview-app
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates" / "preview-app", templates / "preview-app")
     monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(templates))
     return World(gitops, app, registry, pg_server, vault_service, cluster_target, templates)
+
+
+def cluster_secret(world: World, namespace: str, name: str) -> dict[str, str] | None:
+    """A Secret's data as the real API server has it, or None."""
+    done = world.cluster.plane.kubectl("get", "secret", "-n", namespace, name, "-o", "json",
+                                       check=False)
+    if done.returncode != 0:
+        assert "NotFound" in done.stderr, done.stderr
+        return None
+    return dict(json.loads(done.stdout).get("data") or {})
+
+
+def wait_synced_and_healthy(world: World, name: str, seconds: float = 180) -> dict[str, Any]:
+    """The environment's Application once Argo CD (the stand-in) synced the head of main and
+    its resources are Healthy on the real API server."""
+    head = subprocess.run(["git", "--git-dir", str(world.gitops), "rev-parse", "main"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.monotonic() + seconds
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        done = world.cluster.plane.kubectl("get", "application", "-n", "argocd", name, "-o",
+                                           "json", check=False)
+        if done.returncode == 0:
+            status = json.loads(done.stdout).get("status") or {}
+            if (status.get("sync") or {}).get("revision") == head and \
+                    status["sync"].get("status") == "Synced" and \
+                    (status.get("health") or {}).get("status") == "Healthy":
+                return status
+        time.sleep(1)
+    raise AssertionError(f"Application {name} not Synced/Healthy at {head[:12]} after "
+                         f"{seconds} s: {status.get('sync')}, {status.get('health')}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -16,7 +17,12 @@ import pytest
 import yaml
 
 from tests.helpers import git, remote_files
-from tests.integration.e2e.conftest import API_KEY, World
+from tests.integration.e2e.conftest import (
+    API_KEY,
+    World,
+    cluster_secret,
+    wait_synced_and_healthy,
+)
 from tests.integration.images.conftest import commit_to
 
 pytestmark = [pytest.mark.prefect, pytest.mark.buildah, pytest.mark.postgres, pytest.mark.slow]
@@ -39,11 +45,7 @@ def _rows(world: World, database: str, table: str) -> int:
 
 
 def _secret(world: World, namespace: str, name: str) -> dict[str, str] | None:
-    standin = world.cluster.standin
-    if standin is None:
-        pytest.skip("reads the Secret back through the stand-in's store")
-    obj = standin.get("", "secrets", namespace, name)
-    return None if obj is None else dict(obj.get("data") or {})
+    return cluster_secret(world, namespace, name)
 
 
 def _everything_in_git(remote: Path) -> str:
@@ -57,7 +59,9 @@ def _everything_in_git(remote: Path) -> str:
 def test_preview_environment_end_to_end(prefect_server: None, world: World) -> None:
     from flows.environments import create_environment, destroy_environment
 
-    created = create_environment("pr-1", template="preview-app", parameters=_params(world),
+    name = f"pr-1-{uuid.uuid4().hex[:6]}"
+    db = f"envforge_{name.replace('-', '_')}"
+    created = create_environment(name, template="preview-app", parameters=_params(world),
                                  source={"repository": world.app_repo.as_uri(),
                                          "branch": "main", "pullRequest": 1})
     assert created["mode"] == "create"
@@ -67,38 +71,45 @@ def test_preview_environment_end_to_end(prefect_server: None, world: World) -> N
 
     # Git: the record, manifests wired to the image by digest and to the Secret by name
     files = remote_files(world.gitops)
-    assert "environments/pr-1/environment.yaml" in files and "argocd/pr-1.yaml" in files
+    assert f"environments/{name}/environment.yaml" in files and f"argocd/{name}.yaml" in files
     deployment = yaml.safe_load(git("--git-dir", str(world.gitops), "show",
-                                    "main:environments/pr-1/manifests/deployment.yaml"))
+                                    f"main:environments/{name}/manifests/deployment.yaml"))
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     first_image = container["image"]
-    assert first_image.startswith(f"{world.registry.access.host}/pr-1@sha256:")
-    assert {"secretRef": {"name": "pr-1-secrets"}} in container["envFrom"]
+    assert first_image.startswith(f"{world.registry.access.host}/{name}@sha256:")
+    assert {"secretRef": {"name": f"{name}-secrets"}} in container["envFrom"]
     assert API_KEY not in _everything_in_git(world.gitops)
     # database: seeded, marked as envforge's
-    assert "envforge_pr_1" in _databases(world)
-    assert _rows(world, "envforge_pr_1", "public.customers") == 50
+    assert db in _databases(world)
+    assert _rows(world, db, "public.customers") == 50
     # registry: the image under its commit tag
-    assert world.registry.tags("pr-1")
-    # cluster: the Secret carries the Vault value
-    data = _secret(world, "pr-1", "pr-1-secrets")
+    assert world.registry.tags(name)
+    # cluster: Argo CD synced it to the real API server; the Secret carries the Vault value
+    status = wait_synced_and_healthy(world, name)
+    synced = {(r["kind"], r["name"]) for r in status["resources"]}
+    assert {("Namespace", name), ("Deployment", name), ("Service", name)} <= synced
+    data = _secret(world, name, f"{name}-secrets")
     assert data is not None
     assert base64.b64decode(data["API_KEY"]).decode() == API_KEY
 
     # a new commit on the branch: the update builds and deploys it
     commit_to(world.app_repo, {"index.html": "<p>shop v2</p>\n"}, "main")
-    updated = create_environment("pr-1", parameters={"ref": "main"})
+    updated = create_environment(name, parameters={"ref": "main"})
     assert updated["mode"] == "update" and updated["commit"]
     deployment = yaml.safe_load(git("--git-dir", str(world.gitops), "show",
-                                    "main:environments/pr-1/manifests/deployment.yaml"))
+                                    f"main:environments/{name}/manifests/deployment.yaml"))
     second_image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert second_image != first_image and "@sha256:" in second_image
+    wait_synced_and_healthy(world, name)
+    live = world.cluster.plane.kubectl("get", "deployment", "-n", name, name, "-o",
+                                       "jsonpath={.spec.template.spec.containers[0].image}")
+    assert live.stdout == second_image
 
-    destroyed = destroy_environment("pr-1")
-    assert destroyed["databases"] == ["envforge_pr_1"] and destroyed["problems"] == []
-    assert not any(f.startswith("environments/pr-1/") for f in remote_files(world.gitops))
-    assert "envforge_pr_1" not in _databases(world)
-    assert _secret(world, "pr-1", "pr-1-secrets") is None
+    destroyed = destroy_environment(name)
+    assert destroyed["databases"] == [db] and destroyed["problems"] == []
+    assert not any(f.startswith(f"environments/{name}/") for f in remote_files(world.gitops))
+    assert db not in _databases(world)
+    assert _secret(world, name, f"{name}-secrets") is None
 
 
 STEPS_TO_BREAK_AFTER = ["image", "database-seed", "secrets", "deliver", "fetch-manifests",
@@ -112,7 +123,7 @@ def test_a_failure_after_any_step_leaves_nothing(prefect_server: None, world: Wo
     from envforge.errors import StepFailedError
     from flows.environments import create_environment
 
-    name = f"inj-{STEPS_TO_BREAK_AFTER.index(after)}"
+    name = f"inj-{STEPS_TO_BREAK_AFTER.index(after)}-{uuid.uuid4().hex[:6]}"
     _break_template_after(world.templates / "preview-app", after)
     head = git("--git-dir", str(world.gitops), "rev-parse", "main")
     with pytest.raises(StepFailedError) as info:

@@ -21,7 +21,12 @@ import pytest
 from envforge.config import PROJECT_ROOT
 from envforge.db.connection import ServerAddress
 from tests.helpers import remote_files
-from tests.integration.e2e.conftest import API_KEY, World
+from tests.integration.e2e.conftest import (
+    API_KEY,
+    World,
+    cluster_secret,
+    wait_synced_and_healthy,
+)
 from tests.integration.images.conftest import commit_to
 
 pytestmark = [pytest.mark.prefect, pytest.mark.buildah, pytest.mark.postgres, pytest.mark.slow]
@@ -124,9 +129,9 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert len(emails) == 300 and not any("real-mail.example" in e for e in emails)
     tags_before = world.registry.tags("pr-31")
     assert tags_before
-    assert world.cluster.standin is not None
-    secret = world.cluster.standin.get("", "secrets", "pr-31", "pr-31-secrets")
-    assert secret is not None and base64.b64decode(secret["data"]["API_KEY"]).decode() == API_KEY
+    secret = cluster_secret(world, "pr-31", "pr-31-secrets")  # on the real API server
+    assert secret is not None and base64.b64decode(secret["API_KEY"]).decode() == API_KEY
+    wait_synced_and_healthy(world, "pr-31")  # Argo CD (the stand-in) deployed it
 
     # the run's summary artifact: URL, image by digest, database with strategy and rows
     from prefect.client.orchestration import get_client
@@ -178,7 +183,7 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     _run("destroy-environment/destroy-environment", {"name": "pr-31"})
     assert not any(f.startswith("environments/pr-31/") for f in remote_files(world.gitops))
     assert "envforge_pr_31" not in _databases(production)
-    assert world.cluster.standin.get("", "secrets", "pr-31", "pr-31-secrets") is None
+    assert cluster_secret(world, "pr-31", "pr-31-secrets") is None
     assert _cli_json("env", "list", "--output", "json") == []
 
 
