@@ -2,7 +2,9 @@
 # `make demo`: the main job on embedded defaults. A local Prefect server (SQLite) and process
 # worker, the templates registered as run buttons, and two services scaffolded into a local bare
 # GitOps repository: one from the CLI, one through its deployment's run button (as the Prefect
-# UI's "Run" does), executed by the worker.
+# UI's "Run" does), executed by the worker. Then the preview environment pr-1, which the Argo CD
+# stand-in applies from that repository to a real Kubernetes API server
+# (scripts/services/kubernetes.sh). .envforge/demo/env.sh points a shell at all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +19,21 @@ GITOPS="$ENVFORGE_HOME/gitops.git"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Starting PostgreSQL, the image registry, the Vault and Kubernetes API stand-ins"
+step "Starting PostgreSQL, the image registry, the Kubernetes control plane with the Argo CD stand-in, the Vault stand-in"
 eval "$(bash scripts/demo-services.sh start)"
-echo "PostgreSQL on $PGPORT, registry $DEMO_REGISTRY, Vault stand-in $VAULT_ADDR, KUBECONFIG $KUBECONFIG"
+KUBECTL="$(bash scripts/services/kubernetes.sh version | tail -1)/kubectl"
+echo "PostgreSQL on $PGPORT, registry $DEMO_REGISTRY, Vault stand-in $VAULT_ADDR"
+echo "Kubernetes $("$KUBECTL" --kubeconfig "$KUBECONFIG" version -o json | python -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') at $(grep -m1 'server:' "$KUBECONFIG" | awk '{print $2}'), KUBECONFIG .envforge/demo/kubeconfig"
+# One line for a shell of your own: every command printed at the end works after it.
+cat >"$ENVFORGE_HOME/env.sh" <<ENV
+# source .envforge/demo/env.sh  (written by make demo): the demo's envforge, Prefect and cluster
+export ENVFORGE_HOME=$ENVFORGE_HOME
+export PREFECT_API_URL=$PREFECT_API_URL PREFECT_HOME=$PREFECT_HOME
+export KUBECONFIG=$KUBECONFIG
+export PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER
+export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN
+unset ENVFORGE_GITOPS_URL ENVFORGE_TEMPLATES_PATH
+ENV
 
 step "Starting the local Prefect server and a process worker (it sees the services above)"
 bash scripts/prefect-local.sh start
@@ -43,9 +57,22 @@ envforge blocks register >/dev/null
 prefect deployment ls 2>/dev/null | grep -E "environment|reap|refresh|bind|template" | head -12 || true
 
 step "A preview environment with everything: image build, anonymised clone of production, Vault secret"
-envforge env destroy pr-1 >/dev/null 2>&1 || true   # a second `make demo` starts afresh
+if envforge env destroy pr-1 >/dev/null 2>&1; then   # a second `make demo` starts afresh:
+  # Argo CD prunes the old pr-1; its namespace is Terminating until emptied, then gone
+  "$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=delete application/pr-1 -n argocd --timeout=180s >/dev/null 2>&1 || true
+  "$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=delete namespace/pr-1 --timeout=180s >/dev/null 2>&1 || true
+fi
 python scripts/demo_environment.py
 envforge env list
+
+step "pr-1 in the cluster: applied by the Argo CD stand-in to the real API server"
+"$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.sync.status}'=Synced application/pr-1 -n argocd --timeout=180s >/dev/null
+"$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.health.status}'=Healthy application/pr-1 -n argocd --timeout=180s >/dev/null
+"$KUBECTL" --kubeconfig "$KUBECONFIG" get application -n argocd pr-1 \
+  -o custom-columns='APPLICATION:.metadata.name,SYNC:.status.sync.status,HEALTH:.status.health.status,REVISION:.status.sync.revision,LAST SYNC:.status.operationState.message'
+"$KUBECTL" --kubeconfig "$KUBECONFIG" get namespace pr-1
+"$KUBECTL" --kubeconfig "$KUBECONFIG" get deployment,service,ingress,secret -n pr-1
+envforge env status pr-1
 
 step "Result"
 echo "GitOps repository (a local bare repository): $GITOPS"
@@ -55,15 +82,19 @@ echo "  files per service:"
 git --git-dir "$GITOPS" ls-tree -r --name-only main | awk -F/ '{print "    " $1 "/" $2}' | sort | uniq -c
 cat <<TXT
 
-Look around:
+Look around (first, in your shell, from this folder):
+  source .envforge/demo/env.sh
   Prefect UI (flow runs, task run per step, run buttons with the templates' forms):
       http://127.0.0.1:$PREFECT_PORT
   The rendered files:   git clone $GITOPS /tmp/gitops && ls /tmp/gitops/services/*
   Try a template:       .venv/bin/envforge templates show java-service
                         .venv/bin/envforge run java-service --set name=demo-jvm --dry-run
   The environment:      .venv/bin/envforge env show pr-1
+                        .venv/bin/envforge env status pr-1
                         its summary: Prefect UI > Artifacts > env-pr-1
+  In the cluster:       $KUBECTL --kubeconfig .envforge/demo/kubeconfig get all,ingress,secret -n pr-1
+                        $KUBECTL --kubeconfig .envforge/demo/kubeconfig get application -n argocd
   Destroy it:           .venv/bin/prefect deployment run destroy-environment/destroy-environment --param name=pr-1
                         (or .venv/bin/envforge env destroy pr-1)
-  Stop everything (server, worker, PostgreSQL, registry, stand-ins):   make stop
+  Stop everything (server, worker, PostgreSQL, registry, control plane, stand-ins):   make stop
 TXT
