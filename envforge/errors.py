@@ -76,7 +76,8 @@ boundary with ``raise ... from e``.
     ├── ClusterConnectionError       (temporary) the API server did not answer
     ├── ClusterAccessError           the API server refused the credentials (401/403)
     ├── ClusterApiError              the API server refused or failed a request
-    │   └── ClusterBusyError         (temporary) 429/5xx: rate limited or restarting
+    │   ├── ClusterBusyError         (temporary) 429/5xx: rate limited or restarting
+    │   └── NamespaceTerminatingError  (temporary) the namespace is still being deleted
     ├── WorkloadNotFoundError        no pod/container for logs or shell (lists what exists)
     ├── EnvironmentNotHealthyError   not Synced+Healthy+rolled out in time (what, diagnosis)
     └── EnvironmentNotPrunedError    after destroy, the Application or namespace remains
@@ -465,6 +466,11 @@ class ClusterApiError(ClusterError):
 
 class ClusterBusyError(ClusterApiError, TemporaryError):
     """The API server answered 429 or 5xx (rate limited, restarting): retried."""
+
+
+class NamespaceTerminatingError(ClusterApiError, TemporaryError):
+    """The namespace is still being deleted (an environment of that name was destroyed and
+    Kubernetes is emptying it): nothing can be created in it until it is gone."""
 
 
 class ClusterUnreachableError(SecretDeliveryError, ClusterConnectionError):

@@ -7,8 +7,11 @@ layer contract puts below cluster, use it too. The mapping:
 
     no answer (connection refused/reset, timeout, DNS, TLS handshake)  -> ClusterConnectionError
                                                                           (temporary: retried)
-    401 / 403 (also a refused exec websocket handshake)                -> ClusterAccessError
+    401 / 403 by RBAC (also a refused exec websocket handshake)        -> ClusterAccessError
                                                                           (permanent: never retried)
+    403 by a quota or admission plugin                                 -> ``refused`` class
+    403 NamespaceTerminating, 409 "object is being deleted" (namespace) -> NamespaceTerminatingError
+                                                                          (temporary)
     404                                                                -> NotFound (internal;
                                                                           callers decide)
     429 / 500 / 502 / 503 / 504 (server busy or restarting)            -> ClusterBusyError
@@ -39,6 +42,7 @@ from envforge.errors import (
     ClusterBusyError,
     ClusterConnectionError,
     EnvforgeError,
+    NamespaceTerminatingError,
 )
 
 #: Statuses that mean "try again later": rate limited, or the server (re)starting.
@@ -46,6 +50,10 @@ BUSY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: websocket-client's refusal of an upgrade, which the kubernetes client flattens into
 #: ``ApiException(status=0, reason="Handshake status 403 Forbidden ...")``.
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
+#: Server-side apply of an object that does not fit the schema answers 500 with this (the
+#: object's fault: permanent, like a 422).
+_BAD_APPLY = "failed to create typed patch object"
+_RBAC = re.compile(r"\bcannot [\w*]+ resource\b")
 
 
 class NotFound(Exception):
@@ -92,6 +100,7 @@ def map_api_exception(
     at = f" ({where})" if where else ""
     status = e.status or 0
     reason = str(e.reason or "")
+    handshake = None
     if not status:
         handshake = _HANDSHAKE.search(reason)
         if handshake is None:
@@ -99,17 +108,35 @@ def map_api_exception(
         status = int(handshake.group(1))  # the server answered the upgrade with an error
         reason = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(status, reason)
     message = scrub(status_message(e))
+    if _namespace_terminating(e, status, message):
+        return NamespaceTerminatingError(
+            f"could not {doing}{at}: {message}; the namespace is still being deleted (an "
+            "environment of that name was destroyed): wait until it is gone and try again")
     if status == 404:
         return missing(f"Kubernetes API could not {doing}{at}: 404 Not Found: {message}")
-    if status in (401, 403):
+    if status == 401 or (status == 403 and (handshake or _rbac_refusal(message))):
         return denied(
             f"Kubernetes API refused to {doing}{at}: {status} {reason}: {message}; "
             "grant that verb on that resource to the credentials of the cluster block or "
             "KUBECONFIG (RBAC), or use credentials that have it")
-    if status in BUSY_STATUSES:
+    if status in BUSY_STATUSES and not message.startswith(_BAD_APPLY):
         return busy(f"Kubernetes API could not {doing}{at} now: {status} {reason}: {message}; "
                     "it is retried")
     return refused(f"Kubernetes API refused to {doing}{at}: {status} {reason}: {message}")
+
+
+def _rbac_refusal(message: str) -> bool:
+    """403 from authorization ('User "u" cannot get resource "x"'), or without a Status body
+    (a refused websocket handshake); a quota or an admission plugin also answers 403, but that
+    is the object's fault, not the credentials'."""
+    return bool(_RBAC.search(message)) or message in ("", "Forbidden")
+
+
+def _namespace_terminating(error: ApiException, status: int, message: str) -> bool:
+    """403 NamespaceTerminating (creating in it), or 409 on re-creating it meanwhile."""
+    if status == 403:
+        return "NamespaceTerminating" in str(error.body or "")
+    return status == 409 and "object is being deleted" in message and "namespace" in message
 
 
 def status_message(error: ApiException) -> str:

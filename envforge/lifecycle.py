@@ -68,6 +68,9 @@ def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog,
     Everything that can be checked before a side effect is checked here: the name, the TTL,
     the template and its parameters.
     """
+    from envforge.cluster.dry_run import enable_server_dry_run
+
+    enable_server_dry_run()  # with a cluster configured, it checks the manifests before Git
     settings = load_gitops_settings()
     name = check_environment_name(request.name)
     with open_store() as store:

@@ -15,6 +15,7 @@ from envforge.errors import (
     ClusterBusyError,
     ClusterConnectionError,
     ClusterUnreachableError,
+    NamespaceTerminatingError,
     SecretDeliveryError,
     TemporaryError,
 )
@@ -69,3 +70,27 @@ def test_busy_is_temporary_other_refusals_permanent_and_scrubbed() -> None:
     error = _raise(_api(422, "Unprocessable Entity", 'Secret "s" is invalid: hunter2'))
     assert type(error) is ClusterApiError and "hunter2" not in str(error)
     assert isinstance(_raise(_api(404, "Not Found", "gone")), NotFound)
+
+
+def test_a_quota_or_admission_403_is_the_objects_fault_not_the_credentials() -> None:
+    error = _raise(_api(403, "Forbidden", 'deployments.apps "web" is forbidden: exceeded '
+                        "quota: tiny, requested: count/deployments.apps=1"))
+    assert type(error) is ClusterApiError and "exceeded quota: tiny" in str(error)
+
+
+def test_a_server_side_apply_that_does_not_fit_the_schema_is_not_retried() -> None:
+    error = _raise(_api(500, "Internal Server Error", "failed to create typed patch object "
+                        "(argocd/a; argoproj.io/v1alpha1, Kind=Application): .spec.x: "
+                        "field not declared in schema"))
+    assert type(error) is ClusterApiError and not isinstance(error, TemporaryError)
+
+
+def test_a_terminating_namespace_is_its_own_temporary_error() -> None:
+    forbidden = _api(403, "Forbidden", 'configmaps "d" is forbidden: unable to create new '
+                     "content in namespace t1 because it is being terminated")
+    forbidden.body = forbidden.body[:-1] + ', "details": {"causes": [{"reason": ' \
+        '"NamespaceTerminating"}]}}'
+    assert isinstance(_raise(forbidden), NamespaceTerminatingError)
+    again = _raise(_api(409, "Conflict", 'object is being deleted: namespaces "t1" already '
+                        "exists"))
+    assert isinstance(again, NamespaceTerminatingError) and isinstance(again, TemporaryError)
