@@ -178,7 +178,8 @@ def create_environment(
 
 @flow(name="destroy-environment", persist_result=False)
 def destroy_environment(name: str, database_block: str | None = None,
-                        cluster_block: str | None = None) -> dict[str, Any]:
+                        cluster_block: str | None = None,
+                        wait_pruned_seconds: float = 0.0) -> dict[str, Any]:
     """Remove an environment: one commit takes its files out of the GitOps repository (Argo
     CD prunes what it deployed, namespace included), then its database (only if envforge made
     it) and its Secrets are removed.
@@ -187,6 +188,9 @@ def destroy_environment(name: str, database_block: str | None = None,
         name: the environment.
         database_block: DatabaseServer block of its database (default: PG* variables).
         cluster_block: KubernetesCluster block (default: KUBECONFIG or in-cluster).
+        wait_pruned_seconds: wait up to this long until Argo CD has deleted the Application
+            and the namespace is gone (a name can only be created again then); 0 does not
+            wait and reports the prune as pending.
     """
     logger = get_run_logger()
     with environment_lock(name), open_store() as store:
@@ -194,15 +198,27 @@ def destroy_environment(name: str, database_block: str | None = None,
         result = store.destroy(name, _run_id())
         released = release_resources(name, record.status.namespace, database_block,
                                      cluster_block)
-    logger.info("destroyed %s (commit %s); dropped %s; deleted Secrets %s", name,
+        prune = "pending"
+        if wait_pruned_seconds > 0:  # under the lock: no create of this name meanwhile
+            from envforge.cluster.wait import wait_for_environment_pruned
+            from envforge.errors import ClusterError
+
+            try:
+                waited = wait_for_environment_pruned(
+                    name, record.status.namespace, timeout_seconds=wait_pruned_seconds,
+                    cluster_block=cluster_block)
+                prune = f"done after {waited:.0f}s"
+            except ClusterError as e:  # the commit stands; say what is still there
+                released.problems.append(f"prune pending: {e}")
+    logger.info("destroyed %s (commit %s); dropped %s; deleted Secrets %s; prune %s", name,
                 result.commit, released.databases or "no database",
-                released.secrets or "none")
+                released.secrets or "none", prune)
     for problem in released.problems:
         logger.error("%s: %s (remove it by hand, or run destroy again)", name, problem)
     _summary(name, {}, "destroyed", "destroy",
              message="; ".join(released.problems) or None)
     return {"name": name, "commit": result.commit, "databases": released.databases,
-            "secrets": released.secrets, "problems": released.problems}
+            "secrets": released.secrets, "problems": released.problems, "prune": prune}
 
 
 @flow(name="extend-environment", persist_result=False)
