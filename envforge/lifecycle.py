@@ -28,7 +28,8 @@ from envforge.gitops.repository import open_store
 from envforge.gitops.runs import environment_template
 from envforge.gitops.settings import load_gitops_settings
 from envforge.gitops.ttl import checked_ttl
-from envforge.secrets.sensitive import credential_paths, mask_credential_values
+from envforge.secrets.redaction import mask_credential_values
+from envforge.sensitive import credential_paths
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import pages, validate_parameters

@@ -83,29 +83,3 @@ def without_credentials(parameters: Mapping[str, Any], marked: set[str] | None =
         else:
             kept[key] = value
     return kept, dropped
-
-
-#: Values shorter than this are not masked: they would match everywhere in logs.
-MIN_MASKED_LENGTH = 6
-
-
-def mask_credential_values(parameters: Mapping[str, Any], marked: set[str] | None = None
-                           ) -> list[str]:
-    """Register the values of credential parameters with the process's redactor, so they are
-    masked in every log record and the GitOps guard refuses a commit holding one (a template
-    that renders ``${{ parameters.db_pwd }}`` into a manifest). Returns the paths, never the
-    values."""
-    from envforge.secrets.redaction import default_redactor, install
-
-    _, paths = without_credentials(parameters, marked)
-    redactor = default_redactor()
-    for path in paths:
-        value: Any = parameters
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if isinstance(value, str | int | float) and not isinstance(value, bool) and len(
-                str(value)) >= MIN_MASKED_LENGTH:
-            redactor.register(str(value))
-    if paths:
-        install(redactor)
-    return paths

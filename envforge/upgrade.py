@@ -28,7 +28,8 @@ from envforge.gitops.store import EnvironmentStore
 from envforge.gitops.versions import describe_version, template_version
 from envforge.publish_scope import check_environment_paths
 from envforge.runner import TemplateRun
-from envforge.secrets.sensitive import credential_paths, mask_credential_values
+from envforge.secrets.redaction import mask_credential_values
+from envforge.sensitive import credential_paths
 from envforge.sleep import scale_to_zero
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template

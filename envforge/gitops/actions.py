@@ -29,7 +29,7 @@ from envforge.gitops.repository import open_store
 from envforge.gitops.store import ChangeResult, EnvironmentStore
 from envforge.gitops.versions import template_version
 from envforge.paths import resolve_inside
-from envforge.secrets.sensitive import credential_paths
+from envforge.sensitive import credential_paths
 from envforge.templating.loader import TemplateCatalog, load_template
 from envforge.templating.parameters import pages
 

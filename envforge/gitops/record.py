@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from envforge.errors import DomainError, GitOpsError
 from envforge.gitops.naming import check_custom_host
-from envforge.secrets.sensitive import without_credentials
+from envforge.sensitive import without_credentials
 
 API_VERSION: Literal["envforge.dev/v1alpha1"] = "envforge.dev/v1alpha1"
 KIND: Literal["Environment"] = "Environment"

@@ -14,10 +14,11 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from envforge.secret_guard import register_scrub_source
+from envforge.sensitive import without_credentials
 
 MASK = "********"
 #: Loggers whose handlers get the filter when installed (Prefect's run loggers included).
@@ -130,6 +131,30 @@ def scrub(text: str) -> str:
     """``text`` with every value known to the default redactor masked."""
     return _default.scrub(text)
 
+
+
+#: Values shorter than this are not masked: they would match everywhere in logs.
+MIN_MASKED_LENGTH = 6
+
+
+def mask_credential_values(parameters: Mapping[str, Any], marked: set[str] | None = None
+                           ) -> list[str]:
+    """Register the values of credential parameters with the process's redactor, so they are
+    masked in every log record and the GitOps guard refuses a commit holding one (a template
+    that renders ``${{ parameters.db_pwd }}`` into a manifest). Returns the paths, never the
+    values."""
+    _, paths = without_credentials(parameters, marked)
+    redactor = default_redactor()
+    for path in paths:
+        value: Any = parameters
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str | int | float) and not isinstance(value, bool) and len(
+                str(value)) >= MIN_MASKED_LENGTH:
+            redactor.register(str(value))
+    if paths:
+        install(redactor)
+    return paths
 
 # The GitOps secret guard (below this area) scrubs with the process's redactor; it sees
 # values fetched later in the run too, because it asks at each commit.

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft7Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.validators import validator_for
 
 from envforge.errors import ParameterError, TemplateError
+from envforge.sensitive import credential_paths, is_credential_name
 from envforge.templating.model import Template
 
 _CONDITIONAL_KEYS = ("dependencies", "allOf", "anyOf", "oneOf", "if", "then", "else", "not")
@@ -78,15 +79,27 @@ def validate_parameters(template: Template, values: Mapping[str, Any]) -> dict[s
     for page in pages(template):
         result = apply_defaults(strip_ui(page), result)
     violations: list[tuple[str, str]] = []
+    secret = credential_paths(pages(template))
     for page in pages(template):
         schema = strip_ui(page)
         cls = validator_for(schema, default=Draft7Validator)
         validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         for error in sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path)):
-            violations.append((error.json_path, error.message))
+            violations.append((error.json_path, _message(error, secret)))
     if violations:
         raise ParameterError(template.name, _unique(violations))
     return result
+
+
+def _message(error: ValidationError, secret: set[str]) -> str:
+    """jsonschema's message, except for a credential field: its messages quote the value
+    ("'hunter2' is too short"), so those say which rule failed without it."""
+    path = [str(p) for p in error.absolute_path]
+    if not path or not (".".join(path) in secret or any(is_credential_name(p) for p in path)):
+        return error.message
+    rule = error.validator_value
+    shown = "" if isinstance(rule, (dict, list)) else f" {rule}"
+    return f"the value (not shown: a credential) does not satisfy {error.validator}{shown}"
 
 
 def _unique(items: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from envforge.gitops.naming import check_custom_host, check_environment_name
 from envforge.gitops.record import public_parameters
 from envforge.names import is_dns_label, is_dns_subdomain, is_label_value
 from envforge.secrets.actions import VaultSecretsInput, check_delivery_namespace
-from envforge.secrets.sensitive import credential_paths, is_credential_name
+from envforge.sensitive import credential_paths, is_credential_name
 
 
 @pytest.mark.parametrize("name", ["nl1\n", "nl1\r", "a\nb", " a", "a ", "A", "-a", "a-", "",
@@ -127,7 +127,7 @@ def test_credential_parameter_values_are_masked_in_logs_and_refused_in_git(
 
     from envforge.errors import SecretInGitError
     from envforge.secret_guard import default_guard
-    from envforge.secrets.sensitive import mask_credential_values
+    from envforge.secrets.redaction import mask_credential_values
 
     value = f"pw-{uuid.uuid4().hex}"
     marked_value = f"mk-{uuid.uuid4().hex}"
