@@ -6,7 +6,10 @@ inline, which is what the unit tests and `templates validate` use.
 
 Order of work for one step: evaluate ``if`` -> render ``input`` -> validate it against the
 action's input model -> run (or dry-run, or fake the output in a dry run) -> record the output
-for ``steps.<id>.output``. On a failure, completed steps are rolled back newest first.
+for ``steps.<id>.output``. Steps that do not wait for each other (envforge.step_graph) run at
+the same time, each in a pool thread; rendering stays on the calling thread. On a failure no
+new step starts, running ones finish, and completed steps are rolled back newest first (by
+completion).
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +43,7 @@ from envforge.errors import (
 )
 from envforge.secrets.redaction import scrub
 from envforge.secrets.references import refuse_references_in_git_fields
+from envforge.step_graph import resources_of, step_dependencies
 from envforge.templating.expressions import ExpressionEngine
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import validate_parameters
@@ -160,6 +167,10 @@ class TemplateRun:
     user: Mapping[str, Any] = field(default_factory=caller_identity)
     #: a dry run that only renders: every action but fetch:* is faked (validate, check)
     render_only: bool = False
+    #: steps that may run at the same time (ENVFORGE_MAX_PARALLEL_STEPS, default 4); 1 runs
+    #: them one by one in template order
+    max_parallel: int = field(default_factory=lambda: max(
+        1, int(os.environ.get("ENVFORGE_MAX_PARALLEL_STEPS") or 4)))
     workspace: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -296,53 +307,99 @@ class TemplateRun:
         rollback_step: RollbackExecutor | None = None,
         listener: Listener | None = None,
     ) -> RunResult:
-        """Every step in order; on failure roll back and raise StepFailedError."""
+        """Every step, independent ones at the same time (envforge.step_graph says which wait
+        for which); on failure start nothing new, let running steps finish, roll back what
+        completed, newest first, and raise StepFailedError."""
         execute_step = execute_step or (lambda run, p: run.execute(p))
         rollback_step = rollback_step or (lambda run, p, out: run.rollback(p, out))
         notify = listener or (lambda report: None)
         self.check_actions()
-        for step in self.template.spec.steps:
-            started = time.monotonic()
-            outputs: list[ActionOutput] = []
-            try:
-                all_prepared = self.prepare_all(step)
-                if not all_prepared:
-                    why = "if: condition is false" if step.each is None else "each: no items"
-                    report = StepReport(step.id, step.display_name, step.action, "skipped",
-                                        reason=why)
-                    self.reports.append(report)
-                    notify(report)
-                    continue
-                for prepared in all_prepared:
-                    outputs.append(execute_step(self, prepared))
-                    if not prepared.fake:
-                        self.completed.append((prepared, outputs[-1]))
-            except Exception as e:
-                reason = str(e) if isinstance(e, EnvforgeError) else f"{type(e).__name__}: {e}"
-                reason = scrub(reason)  # a fetched secret value never reaches an error message
-                reason = reason.removeprefix(f"step {step.id!r} ({step.action}): ")
-                report = StepReport(step.id, step.display_name, step.action, "failed",
-                                    time.monotonic() - started, reason)
-                self.reports.append(report)
-                notify(report)
-                rolled, failures = self._roll_back(rollback_step, notify)
-                raise StepFailedError(step.id, step.action, reason, rolled, failures) from e
-            self.outputs[step.id] = self._step_output(step, all_prepared, outputs)
-            prepared = all_prepared[-1]
-            status: StepStatus = "faked" if prepared.fake else (
-                "dry-run" if self.dry_run else "completed")
-            note: str | None = None
-            if isinstance(prepared.action, _UnknownAction):
-                status, note = "skipped", (f"unknown action {step.action!r}: not run; later "
-                                           "steps see placeholder outputs (dry run)")
-                if step.action not in self.unknown_actions:
-                    self.unknown_actions.append(step.action)
-            report = StepReport(step.id, step.display_name, step.action, status,
-                                time.monotonic() - started, note)
-            self.reports.append(report)
-            notify(report)
+        steps = self.template.spec.steps
+        waits_for = step_dependencies(steps, {
+            s.id: resources_of(s.action, self.registry.get(s.action, s.id))
+            if s.action in self.registry else None for s in steps})
+        order = {s.id: i for i, s in enumerate(steps)}
+        finished: set[str] = set()
+        pending = list(steps)
+        running: dict[Future[_Outcome], TemplateStep] = {}
+        failure: tuple[TemplateStep, BaseException] | None = None
+        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="envforge-step") as pool:
+            while pending or running:
+                progress = True
+                while progress and failure is None and len(running) < self.max_parallel:
+                    progress = False
+                    ready = next((s for s in pending if waits_for[s.id] <= finished), None)
+                    if ready is None:
+                        break
+                    pending.remove(ready)
+                    progress = True
+                    started = time.monotonic()
+                    try:
+                        all_prepared = self.prepare_all(ready)  # renders stay on this thread
+                    except Exception as e:
+                        failure = (ready, e)
+                        self._report_failure(ready, e, time.monotonic() - started, notify)
+                        break
+                    if not all_prepared:
+                        why = "if: condition is false" if ready.each is None else "each: no items"
+                        self._report(StepReport(ready.id, ready.display_name, ready.action,
+                                                "skipped", reason=why), notify)
+                        finished.add(ready.id)
+                        continue
+                    # the step's task runs in a pool thread with this thread's context (the
+                    # flow run's, for Prefect), as Prefect's own thread pool task runner does
+                    job = partial(_execute_items, self, execute_step, all_prepared, started)
+                    running[pool.submit(copy_context().run, job)] = ready
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: order[running[f].id]):
+                    step = running.pop(future)
+                    outcome = future.result()
+                    self.completed.extend(
+                        (p, out) for p, out in zip(outcome.prepared, outcome.outputs, strict=False)
+                        if not p.fake)
+                    if outcome.error is not None:
+                        self._report_failure(step, outcome.error, outcome.seconds, notify)
+                        failure = failure or (step, outcome.error)
+                        continue
+                    self._finish(step, outcome, notify)
+                    finished.add(step.id)
+        self.reports.sort(key=lambda r: order[r.id])  # template order, for people
+        if failure is not None:
+            step, error = failure
+            reason = next(r.reason for r in self.reports if r.id == step.id) or ""
+            rolled, failures = self._roll_back(rollback_step, notify)
+            raise StepFailedError(step.id, step.action, reason, rolled, failures) from error
         return RunResult(self.template.name, self.run_id, self.dry_run, self.reports,
                          self.render_output())
+
+    def _report(self, report: StepReport, notify: Listener) -> None:
+        self.reports.append(report)
+        notify(report)
+
+    def _report_failure(self, step: TemplateStep, error: BaseException, seconds: float,
+                        notify: Listener) -> None:
+        reason = str(error) if isinstance(error, EnvforgeError) else (
+            f"{type(error).__name__}: {error}")
+        reason = scrub(reason)  # a fetched secret value never reaches an error message
+        reason = reason.removeprefix(f"step {step.id!r} ({step.action}): ")
+        self._report(StepReport(step.id, step.display_name, step.action, "failed", seconds,
+                                reason), notify)
+
+    def _finish(self, step: TemplateStep, outcome: _Outcome, notify: Listener) -> None:
+        self.outputs[step.id] = self._step_output(step, outcome.prepared, outcome.outputs)
+        prepared = outcome.prepared[-1]
+        status: StepStatus = "faked" if prepared.fake else (
+            "dry-run" if self.dry_run else "completed")
+        note: str | None = None
+        if isinstance(prepared.action, _UnknownAction):
+            status, note = "skipped", (f"unknown action {step.action!r}: not run; later "
+                                       "steps see placeholder outputs (dry run)")
+            if step.action not in self.unknown_actions:
+                self.unknown_actions.append(step.action)
+        self._report(StepReport(step.id, step.display_name, step.action, status,
+                                outcome.seconds, note), notify)
 
     def _step_output(self, step: TemplateStep, prepared: list[PreparedStep],
                      outputs: list[ActionOutput]) -> dict[str, Any]:
@@ -413,6 +470,29 @@ class TemplateRun:
         from envforge.secrets.environment import forget_run  # lazy: it loads the k8s client
 
         forget_run(self.run_id)
+
+
+@dataclass
+class _Outcome:
+    """What one step's items did in their pool thread: outputs of the items that completed,
+    and the error that stopped the next one, if any."""
+
+    prepared: list[PreparedStep]
+    outputs: list[ActionOutput]
+    error: BaseException | None
+    seconds: float
+
+
+def _execute_items(run: TemplateRun, execute_step: StepExecutor,
+                   prepared: list[PreparedStep], started: float) -> _Outcome:
+    """Run a step's items (one per ``each:`` item) one after another."""
+    outputs: list[ActionOutput] = []
+    try:
+        for item in prepared:
+            outputs.append(execute_step(run, item))
+    except Exception as e:
+        return _Outcome(prepared, outputs, e, time.monotonic() - started)
+    return _Outcome(prepared, outputs, None, time.monotonic() - started)
 
 
 class _UnknownAction(Action[ActionInput, ActionOutput]):

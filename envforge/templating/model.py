@@ -50,6 +50,9 @@ class TemplateStep(_Open):
     if_: Any = Field(default=None, alias="if")
     #: run the step once per item (``${{ each.key }}`` / ``${{ each.value }}``), as Backstage
     each: Any = None
+    #: envforge's own key: ids of earlier steps this one waits for, beyond what the runner
+    #: infers (docs/backstage.md, "Steps in parallel")
+    depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
 
     @field_validator("id")
     @classmethod
@@ -107,6 +110,12 @@ class TemplateSpec(_Open):
         for step in self.steps:
             if step.id in seen:
                 raise ValueError(f"step id {step.id!r} is used twice; step ids must be unique")
+            for other in step.depends_on:
+                if other not in seen:
+                    raise ValueError(
+                        f"step {step.id!r} dependsOn {other!r}, which is not a step before it; "
+                        "dependsOn names earlier step ids (steps run in template order when "
+                        "they depend on each other)")
             seen.add(step.id)
         return self
 
