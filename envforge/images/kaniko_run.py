@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from envforge.errors import ImageBuildFailedError, ImageError
 from envforge.images.builders import Logger
+from envforge.kubernetes_boundary import map_api_exception
 
 #: Kaniko logs each Dockerfile instruction as e.g. ``INFO[0003] RUN make``.
 _KANIKO_STEP = re.compile(
@@ -62,10 +63,10 @@ class KanikoJobRunner:
             digest = self._termination_digest(pod)
             logger.info("Kaniko pushed %s@%s", image, digest)
             return digest
-        except ApiException as e:
-            raise ImageError(f"the cluster refused the Kaniko build {namespace}/{name} "
-                             f"(HTTP {e.status} {e.reason}); check the namespace and the "
-                             "worker's RBAC for configmaps, jobs and pods") from e
+        except ApiException as e:  # mapped at the one boundary, in this module's family
+            raise map_api_exception(
+                e, f"run the Kaniko build {namespace}/{name} (ConfigMap, Job, pods)",
+                refused=ImageError, denied=ImageError, missing=ImageError, scrub=str) from e
         finally:
             with contextlib.suppress(ApiException):  # already gone, or never created
                 self.core.delete_namespaced_config_map(name, namespace)
