@@ -1,0 +1,57 @@
+"""A create of preview-app through the lifecycle flow on a real temporary Prefect server: the
+image build, the database and the Vault secrets run as task runs whose intervals overlap (read
+back through the Prefect API), and the steps that read their outputs start after them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.integration.e2e.conftest import World
+
+pytestmark = [pytest.mark.prefect, pytest.mark.buildah, pytest.mark.postgres, pytest.mark.slow]
+
+
+def _task_runs(flow_run_id: Any) -> dict[str, tuple[datetime, datetime]]:
+    """Task-run name -> (start, end) of one flow run's task runs, from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> dict[str, tuple[datetime, datetime]]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return {r.name: (r.start_time, r.end_time) for r in runs
+                if r.start_time is not None and r.end_time is not None}
+
+    return asyncio.run(read())
+
+
+def test_image_database_and_secrets_overlap_in_the_prefect_timeline(
+        prefect_server: None, world: World) -> None:
+    from flows.environments import create_environment
+
+    name = f"par-{uuid.uuid4().hex[:6]}"
+    state = create_environment(
+        name, template="preview-app", return_state=True,
+        parameters={"repoUrl": world.app_repo.as_uri(), "registryTls": False,
+                    "imageRegistry": world.registry.access.address, "database": "seed"})
+    result = state.result()
+    steps = {s["id"]: s["status"] for s in result["run"]["steps"]}
+    assert steps["image"] == steps["database-seed"] == steps["secrets"] == "completed"
+
+    runs = _task_runs(state.state_details.flow_run_id)
+    image, database, secrets = runs["image"], runs["database-seed"], runs["secrets"]
+    trio = (image, database, secrets)
+    # every interval starts before every other ends: all three ran at the same time
+    assert max(start for start, _ in trio) < min(end for _, end in trio), runs
+    # and the order that matters is kept: the Secret after its fetch, the manifests after the
+    # image (they read its digest) and the secrets (both write the workspace), publishing last
+    assert runs["deliver"][0] >= secrets[1]
+    assert runs["fetch-manifests"][0] >= max(image[1], secrets[1])
+    made = ("image", "database-seed", "secrets", "deliver", "fetch-manifests")
+    assert runs["environment"][0] >= max(runs[step][1] for step in made)  # publish:gitops
