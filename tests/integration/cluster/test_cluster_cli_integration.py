@@ -206,7 +206,7 @@ def test_a_failing_remote_command_is_an_error(cluster: ClusterUnderTest,
 
 @pytest.mark.skip(reason="kwok v0.8.0's local exec does not end the command's stdin when the "
                   "API server forwards the v5 CLOSE of channel 0 (kubectl exec -i hangs the "
-                  "same way); shell.pump sends the CLOSE: see tests/unit/cluster/test_shell.py")
+                  "same way); shell.pump sends the CLOSE: see tests/unit/cluster/test_cluster_logs_shell.py")
 def test_stdin_closed_at_eof_ends_a_command_reading_it(web_workload: Workload) -> None:
     ns = web_workload.namespace
     with open_cluster() as reader:
