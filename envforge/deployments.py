@@ -6,6 +6,10 @@ deployment of the generic ``scaffold`` flow, created through the Prefect API wit
 ``parameter_openapi_schema`` set to the template's form schema and ``enforce_parameter_schema``
 on: the Prefect UI shows the same form Backstage would, and the server rejects a run whose
 parameters break the schema before anything starts.
+
+Every template also gets a ``create-environment/<template>`` deployment: the same form behind
+the environment's own fields (envforge.environment_forms), run by the ``create-environment``
+flow's form entry point, so an environment is made from a form rather than raw JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from envforge.config import PROJECT_ROOT
+from envforge.environment_forms import environment_form_schema, environment_signature
 from envforge.errors import TemplateError
 from envforge.templating.model import Template
 from envforge.templating.parameters import form_schema
@@ -24,6 +29,8 @@ from envforge.templating.parameters import form_schema
 SCAFFOLD_FLOW = "scaffold"
 SCAFFOLD_ENTRYPOINT = "flows/run_template.py:scaffold"
 DEFAULT_WORK_POOL = "envforge-process"
+ENVIRONMENT_FLOW = "create-environment"
+ENVIRONMENT_ENTRYPOINT = "flows/environments.py:create_environment_from_form"
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,36 @@ def deployment_spec(
     }
 
 
+def environment_deployment_spec(
+    template: Template, template_ref: str, work_pool: str, project_dir: Path
+) -> dict[str, Any]:
+    """The create_deployment arguments of ``create-environment/<template>`` (pure)."""
+    environment_signature(template)  # refuse what a flow cannot take, before the server does
+    title = template.metadata.title or template.name
+    return {
+        "name": template.name,
+        "description": f"Create an environment from {title}: the environment's fields, then "
+                       "the template's form.",
+        "entrypoint": ENVIRONMENT_ENTRYPOINT,
+        "path": str(project_dir),
+        "work_pool_name": work_pool,
+        "parameter_openapi_schema": environment_form_schema(template),
+        "enforce_parameter_schema": True,
+        "job_variables": {"env": {"ENVFORGE_TEMPLATE": template_ref}},
+        "tags": ["envforge", "lifecycle", f"template:{template.name}"],
+        "pull_steps": [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(project_dir)}}
+        ],
+    }
+
+
 def register_template_deployments(
     templates: Sequence[tuple[Template, str]],
     work_pool: str = DEFAULT_WORK_POOL,
     project_dir: Path = PROJECT_ROOT,
 ) -> list[RegisteredDeployment]:
-    """Create or update one deployment per (template, reference) on the current Prefect API."""
+    """Create or update, per (template, reference), its ``scaffold/<template>`` and
+    ``create-environment/<template>`` deployments on the current Prefect API."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
@@ -91,11 +122,18 @@ def register_template_deployments(
         except ObjectNotFound:
             client.create_work_pool(WorkPoolCreate(name=work_pool, type="process"))
         flow_id = client.create_flow_from_name(SCAFFOLD_FLOW)
+        environment_flow_id = client.create_flow_from_name(ENVIRONMENT_FLOW)
         for template, ref in templates:
             spec = deployment_spec(template, ref, work_pool, project_dir)
             deployment_id = client.create_deployment(flow_id=flow_id, **spec)
             registered.append(
                 RegisteredDeployment(f"{SCAFFOLD_FLOW}/{template.name}", str(deployment_id),
+                                     template.name)
+            )
+            spec = environment_deployment_spec(template, ref, work_pool, project_dir)
+            deployment_id = client.create_deployment(flow_id=environment_flow_id, **spec)
+            registered.append(
+                RegisteredDeployment(f"{ENVIRONMENT_FLOW}/{template.name}", str(deployment_id),
                                      template.name)
             )
     return registered

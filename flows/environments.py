@@ -20,7 +20,12 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from envforge.config import PROJECT_ROOT, load_settings
-from envforge.errors import EnvforgeError, EnvironmentLockTimeoutError
+from envforge.environment_forms import (
+    environment_signature,
+    resolve_credential_references,
+    submission_from_form,
+)
+from envforge.errors import ConfigurationError, EnvforgeError, EnvironmentLockTimeoutError
 from envforge.gitops.repository import open_store
 from envforge.lifecycle import (
     EnvironmentRequest,
@@ -133,7 +138,6 @@ def create_environment(
         wait_timeout_seconds: how long to wait for that.
         cluster_block: KubernetesCluster block of the target cluster (default KUBECONFIG).
     """
-    logger = get_run_logger()
     request = EnvironmentRequest(
         name=name,
         template=template.value if isinstance(template, Enum) else template,
@@ -143,6 +147,13 @@ def create_environment(
         source=source.model_dump(exclude_none=True) if source else None,
         owner=owner,
     )
+    return _create_or_update(request, wait_healthy, wait_timeout_seconds, cluster_block)
+
+
+def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
+                      wait_timeout_seconds: float, cluster_block: str | None) -> dict[str, Any]:
+    """The body of both create entry points: plan, lock, run the steps, summarise."""
+    logger = get_run_logger()
     plan = plan_environment(request, _catalog())  # every check before any side effect
     if wait_healthy:
         plan = with_health_wait(plan, wait_timeout_seconds, cluster_block)
@@ -174,6 +185,35 @@ def create_environment(
              **_made_by(plan.template.spec.steps, run.outputs))
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}
+
+
+def _create_environment_from_form(**fields: Any) -> dict[str, Any]:
+    """``create-environment/<template>``: the deployment's form (environment fields, then the
+    template's) for the template named by ENVFORGE_TEMPLATE; credential fields arrive as
+    Vault references and are read here, so no value is ever a run parameter."""
+    template_ref = os.environ.get("ENVFORGE_TEMPLATE")
+    if not template_ref:
+        raise ConfigurationError(
+            "ENVFORGE_TEMPLATE is not set: run this flow through a create-environment/<template> "
+            "deployment registered by 'envforge deploy', or use create-environment")
+    submission = submission_from_form(_catalog().load(template_ref), fields)
+    request = EnvironmentRequest(
+        name=submission.name, template=template_ref,
+        parameters=resolve_credential_references(submission),
+        environment_type=EnvironmentType(submission.environment_type).value,
+        ttl=submission.ttl, source=submission.source, owner=submission.owner)
+    return _create_or_update(request, wait_healthy=False, wait_timeout_seconds=600.0,
+                             cluster_block=None)
+
+
+# As with scaffold: Prefect binds a run's parameters to the flow function's signature, so the
+# form entry point takes its signature from the form of the template its deployment names.
+_FORM_TEMPLATE = os.environ.get("ENVFORGE_TEMPLATE")
+if _FORM_TEMPLATE:
+    _create_environment_from_form.__signature__ = (  # type: ignore[attr-defined]
+        environment_signature(_catalog().load(_FORM_TEMPLATE)))
+create_environment_from_form = flow(name="create-environment", persist_result=False)(
+    _create_environment_from_form)
 
 
 @flow(name="destroy-environment", persist_result=False)

@@ -1,4 +1,6 @@
-"""`envforge deploy`: a Prefect deployment per template, its run form the template's schema."""
+"""`envforge deploy`: per template, a Prefect deployment that runs it (``scaffold/<template>``)
+and one that creates an environment from it (``create-environment/<template>``), each with
+the template's own form."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from envforge.errors import ConfigurationError
 
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "deploy", help="register a Prefect deployment (run button) for each template"
+        "deploy", help="register run buttons for each template: scaffold/<template> and "
+             "create-environment/<template> (an environment from a form)"
     )
     p.add_argument("templates", nargs="*", metavar="NAME|PATH", help="default: every template")
     p.add_argument("--work-pool", default=DEFAULT_WORK_POOL,

@@ -19,7 +19,9 @@ def test_deployment_form_schema_matches_each_template(prefect_server: None) -> N
     templates = [(t, str(t.directory)) for t in catalog.list()]
     assert {t.name for t, _ in templates} >= {"python-service", "node-service", "java-service"}
     registered = register_template_deployments(templates, work_pool="test-pool")
-    assert [d.name for d in registered] == [f"scaffold/{t.name}" for t, _ in templates]
+    assert [d.name for d in registered] == [
+        name for t, _ in templates
+        for name in (f"scaffold/{t.name}", f"create-environment/{t.name}")]
 
     with get_client(sync_client=True) as client:
         for template, ref in templates:
