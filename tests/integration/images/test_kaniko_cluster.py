@@ -1,12 +1,18 @@
-"""The Kaniko build run against the Kubernetes API stand-in (tests/standins): the runner
-creates the ConfigMap and Job, follows the Job, reads the digest or the failing step. A small
-"controller" thread plays the kubelet's part: it makes the Job's pod and finishes it."""
+"""The Kaniko build run against the real Kubernetes API server (tests/kube.py): the runner
+creates the ConfigMap and Job, the real job controller makes the pod and the scheduler binds
+it, the runner follows the Job and reads the digest or the failing step. No container runtime
+runs here, so the test plays the kubelet for that one pod (kwok leaves pods annotated
+``kwok.x-k8s.io/status: custom`` alone): it writes the container's termination (exit code and
+Kaniko's digest file as the termination message) through the pod's status, and Kaniko's log
+lines into the simulated kubelet's log file, which the API server serves as the pod's log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,25 +28,52 @@ from envforge.images.kaniko_run import KanikoJobRunner
 from envforge.images.registry_client import RegistryAccess
 from envforge.images.source import GitSourceCache
 from tests.integration.images.conftest import Registry
-from tests.standins.kubernetes import KubernetesStandin, start_kubernetes_standin
+from tests.kube import ControlPlane
 
-NAMESPACE = "envforge-builds"
 IMAGE = "registry.example.com/team/web:0123456789ab-cafebabe"
 DIGEST = "sha256:" + "5" * 64
+KANIKO_LOG = ["INFO[0001] Retrieving image manifest busybox", "INFO[0002] FROM busybox",
+              "INFO[0003] RUN make", "cc -o app main.c", "main.c:1: error: expected ';'",
+              "error building image: error building stage: exit status 2"]
+UNMANAGED = {"kwok.x-k8s.io/status": "custom"}  # this pod's kubelet is the test
 
 
 @pytest.fixture
-def standin(tmp_path: Path) -> Iterator[tuple[KubernetesStandin, Any]]:
-    server = start_kubernetes_standin()
-    server.register("batch", "v1", "jobs", "Job")
-    server.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    api_client = k8s_config.new_client_from_config(
-        str(server.write_kubeconfig(tmp_path / "kubeconfig")))
+def namespace(kube_control_plane: ControlPlane) -> Iterator[str]:
+    name = f"envforge-builds-{uuid.uuid4().hex[:6]}"
+    kube_control_plane.kubectl("create", "namespace", name)
     try:
-        yield server, api_client
+        yield name
     finally:
-        api_client.close()
-        server.stop()
+        kube_control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def api_client(kube_control_plane: ControlPlane) -> Iterator[Any]:
+    client = k8s_config.new_client_from_config(str(kube_control_plane.kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _unmanaged_pods(builder: KanikoJobBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    render = builder.render
+
+    def annotated(request: BuildRequest) -> list[dict[str, Any]]:
+        manifests = render(request)
+        for manifest in manifests:
+            if manifest["kind"] == "Job":
+                template = manifest["spec"]["template"].setdefault("metadata", {})
+                template.setdefault("annotations", {}).update(UNMANAGED)
+        return manifests
+
+    monkeypatch.setattr(builder, "render", annotated)
+
+
+def _kubelet_log(plane: ControlPlane) -> Path:
+    """The file kwok serves as every container's log (scripts/services/kubernetes.sh)."""
+    return plane.kubeconfig.parent / "container.log"
 
 
 def _request() -> BuildRequest:
@@ -50,34 +83,38 @@ def _request() -> BuildRequest:
                         commit="0123456789ab" + "0" * 28, ref_name="refs/heads/main")
 
 
-def _play_kubelet(server: KubernetesStandin, succeed: bool) -> threading.Thread:
-    name = job_name(IMAGE)
+def _play_kubelet(plane: ControlPlane, namespace: str, succeed: bool,
+                  job: str | None = None) -> threading.Thread:
+    """Once the job controller made the pod (and the scheduler bound it): the container ran
+    and ended, as a kubelet would report it; Kaniko's log goes to the kubelet's log file."""
 
     def run() -> None:
-        deadline = time.monotonic() + 10
-        while server.get("batch", "jobs", NAMESPACE, name) is None:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
-        pod = f"{name}-x7k2p"
-        server.add({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": pod, "namespace": NAMESPACE,
-                                 "labels": {"job-name": name}},
-                    "spec": {"containers": [{"name": "kaniko", "image": "kaniko"}]}})
-        message = DIGEST if succeed else ""
-        server.set_status("", "pods", NAMESPACE, pod, {"containerStatuses": [{
-            "name": "kaniko", "image": "kaniko", "imageID": "", "ready": False,
-            "restartCount": 0, "state": {"terminated": {"exitCode": 0 if succeed else 1,
-                                                        "message": message}}}]})
-        server.set_pod_log(NAMESPACE, pod, "\n".join([
-            "INFO[0001] Retrieving image manifest busybox",
-            "INFO[0002] FROM busybox",
-            "INFO[0003] RUN make",
-            "cc -o app main.c",
-            "main.c:1: error: expected ';'",
-            "error building image: error building stage: exit status 2"]))
-        server.set_status("batch", "jobs", NAMESPACE, name,
-                          {"succeeded": 1} if succeed else {"failed": 1})
+        deadline = time.monotonic() + 60
+        pod: dict[str, Any] | None = None
+        while pod is None and time.monotonic() < deadline:
+            selector = f"job-name={job}" if job else "job-name"
+            listed = json.loads(plane.kubectl("get", "pods", "-n", namespace, "-l", selector,
+                                              "-o", "json").stdout)["items"]
+            pod = next((p for p in listed if p["spec"].get("nodeName")), None)
+            time.sleep(0.2)
+        if pod is None:
+            return
+        if not succeed:
+            with _kubelet_log(plane).open("a") as log:
+                for line in KANIKO_LOG:
+                    log.write(f"2026-01-01T00:00:00.000000000Z stdout F {line}\n")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        status = {"phase": "Succeeded" if succeed else "Failed", "startTime": now,
+                  "containerStatuses": [{
+                      "name": "kaniko", "image": "kaniko", "imageID": "", "ready": False,
+                      "restartCount": 0, "state": {"terminated": {
+                          "exitCode": 0 if succeed else 1,
+                          "reason": "Completed" if succeed else "Error",
+                          "message": DIGEST if succeed else "", "startedAt": now,
+                          "finishedAt": now}}}]}
+        plane.kubectl("patch", "pod", "-n", namespace, pod["metadata"]["name"],
+                      "--subresource=status", "--type=merge", "-p",
+                      json.dumps({"status": status}))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -85,29 +122,39 @@ def _play_kubelet(server: KubernetesStandin, succeed: bool) -> threading.Thread:
 
 
 def test_kaniko_job_succeeds_and_returns_the_digest(
-    standin: tuple[KubernetesStandin, Any],
+    kube_control_plane: ControlPlane, namespace: str, api_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server, api_client = standin
-    builder = KanikoJobBuilder(KanikoSettings(namespace=NAMESPACE),
-                               submit=KanikoJobRunner(api_client, poll_seconds=0.05,
-                                                      timeout_seconds=15))
-    kubelet = _play_kubelet(server, succeed=True)
+    builder = KanikoJobBuilder(KanikoSettings(namespace=namespace),
+                               submit=KanikoJobRunner(api_client, poll_seconds=0.2,
+                                                      timeout_seconds=90))
+    _unmanaged_pods(builder, monkeypatch)
+    kubelet = _play_kubelet(kube_control_plane, namespace, succeed=True,
+                            job=job_name(IMAGE))
     result = builder.build_and_push(_request(), logging.getLogger("test.kaniko"))
     kubelet.join(5)
     assert result.digest == DIGEST
-    job = server.get("batch", "jobs", NAMESPACE, job_name(IMAGE))
-    assert job is not None
+    job = json.loads(kube_control_plane.kubectl("get", "job", "-n", namespace,
+                                                job_name(IMAGE), "-o", "json").stdout)
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--destination={IMAGE}" in args
-    assert server.get("", "configmaps", NAMESPACE, job_name(IMAGE)) is None  # cleaned up
+    left = kube_control_plane.kubectl("get", "configmap", "-n", namespace, job_name(IMAGE),
+                                      check=False)
+    assert left.returncode != 0 and "NotFound" in left.stderr  # cleaned up
 
 
-def test_kaniko_job_failure_names_the_step(standin: tuple[KubernetesStandin, Any]) -> None:
-    server, api_client = standin
-    builder = KanikoJobBuilder(KanikoSettings(namespace=NAMESPACE),
-                               submit=KanikoJobRunner(api_client, poll_seconds=0.05,
-                                                      timeout_seconds=15))
-    kubelet = _play_kubelet(server, succeed=False)
+def test_kaniko_job_failure_names_the_step(kube_control_plane: ControlPlane, namespace: str,
+                                           api_client: Any,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _kubelet_log(kube_control_plane).exists():
+        pytest.skip("writes the simulated kubelet's log file: needs the control plane of "
+                    "scripts/services/kubernetes.sh (ENVFORGE_TEST_KUBECONFIG=DIR/kubeconfig)")
+    builder = KanikoJobBuilder(KanikoSettings(namespace=namespace),
+                               submit=KanikoJobRunner(api_client, poll_seconds=0.2,
+                                                      timeout_seconds=90))
+    _unmanaged_pods(builder, monkeypatch)
+    kubelet = _play_kubelet(kube_control_plane, namespace, succeed=False,
+                            job=job_name(IMAGE))
     with pytest.raises(ImageBuildFailedError) as caught:
         builder.build_and_push(_request(), logging.getLogger("test.kaniko"))
     kubelet.join(5)
@@ -116,39 +163,22 @@ def test_kaniko_job_failure_names_the_step(standin: tuple[KubernetesStandin, Any
 
 
 def test_build_image_with_the_kaniko_builder_from_kubeconfig(
-    standin: tuple[KubernetesStandin, Any], make_repo: Callable[..., Path],
+    kube_control_plane: ControlPlane, namespace: str, make_repo: Callable[..., Path],
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server, _ = standin
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-    monkeypatch.setenv("ENVFORGE_KANIKO_NAMESPACE", NAMESPACE)
+    monkeypatch.setenv("KUBECONFIG", str(kube_control_plane.kubeconfig))
+    monkeypatch.setenv("ENVFORGE_KANIKO_NAMESPACE", namespace)
     builder = kaniko_builder()
     assert isinstance(builder, KanikoJobBuilder)
     assert isinstance(builder._submit, KanikoJobRunner)
-    builder._submit.poll_seconds = 0.05
+    builder._submit.poll_seconds = 0.2
+    _unmanaged_pods(builder, monkeypatch)
     bare = make_repo({"index.html": "x\n"})
     spec = ImageBuildSpec(repo_url=bare.as_uri(), ref="main", app="web")
-    # the Job is named after the tag, which depends on the commit: find it when it appears
-    kubelet = threading.Thread(target=_finish_any_job, args=(server,), daemon=True)
-    kubelet.start()
+    # the Job is named after the tag, which depends on the commit: take any job's pod
+    kubelet = _play_kubelet(kube_control_plane, namespace, succeed=True)
     built = build_image(spec, registry.access, builder, GitSourceCache(tmp_path / "src"),
                         logging.getLogger("test.kaniko"))
     kubelet.join(5)
     assert built.digest == DIGEST and not built.cached and built.stack == "static"
     assert not (tmp_path / "src" / "worktrees").exists()  # Kaniko clones for itself
-
-
-def _finish_any_job(server: KubernetesStandin) -> None:
-    deadline = time.monotonic() + 10
-    while not server.objects("batch", "jobs", NAMESPACE) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for job in server.objects("batch", "jobs", NAMESPACE):
-        name = job["metadata"]["name"]
-        server.add({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": f"{name}-p", "namespace": NAMESPACE,
-                                 "labels": {"job-name": name}},
-                    "spec": {"containers": [{"name": "kaniko", "image": "kaniko"}]}})
-        server.set_status("", "pods", NAMESPACE, f"{name}-p", {"containerStatuses": [{
-            "name": "kaniko", "image": "kaniko", "imageID": "", "ready": False,
-            "restartCount": 0, "state": {"terminated": {"exitCode": 0, "message": DIGEST}}}]})
-        server.set_status("batch", "jobs", NAMESPACE, name, {"succeeded": 1})
