@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect, pytest.mark.buildah]
 
 POOL = "envforge-kubernetes"
 DEPLOYMENT = "run-template-kubernetes"
+PREFECT_FILE = "deploy/prefect-kubernetes.yaml"
 VAULT_TOKEN = "scaleout-vault-token-do-not-leak-4242"
 #: What the project image needs from the checkout (deploy/envforge.Containerfile copies these).
 PROJECT_FILES = ["pyproject.toml", "README.md", "prefect.yaml", "envforge", "flows", "blocks",
@@ -46,7 +47,7 @@ PROJECT_FILES = ["pyproject.toml", "README.md", "prefect.yaml", "envforge", "flo
 
 
 def profile() -> dict[str, Any]:
-    document = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    document = yaml.safe_load((PROJECT_ROOT / PREFECT_FILE).read_text())
     return next(d for d in document["deployments"] if d["name"] == DEPLOYMENT)
 
 
@@ -104,7 +105,8 @@ async def create_pool(kubeconfig: Path) -> None:
 
 def prefect_deploy(project: Path, registry: Registry, base_image: str, buildah: Path,
                    cwd: Path) -> None:
-    """``prefect --no-prompt deploy --name run-template-kubernetes``, as a user runs it."""
+    """``prefect --no-prompt deploy --prefect-file deploy/prefect-kubernetes.yaml --name
+    run-template-kubernetes``, as a user runs it."""
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
@@ -113,7 +115,8 @@ def prefect_deploy(project: Path, registry: Registry, base_image: str, buildah: 
            "ENVFORGE_BASE_IMAGE": base_image, "ENVFORGE_REGISTRY": registry.access.host,
            "ENVFORGE_BUILDAH_ROOT": str(buildah)}
     done = subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt",
-                           "deploy", "--name", DEPLOYMENT], cwd=cwd, env=env,
+                           "deploy", "--prefect-file", PREFECT_FILE,
+                           "--name", DEPLOYMENT], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"prefect deploy failed:\n{done.stdout}\n{done.stderr}"
 
