@@ -55,7 +55,7 @@ def free_port() -> int:
 
 
 def run(*args: str, **kw: Any) -> str:
-    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
+    return str(subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout)
 
 
 class Services:
