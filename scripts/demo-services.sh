@@ -2,7 +2,7 @@
 # The local parts of a full environment for `make demo`: PostgreSQL, the image registry, the
 # real Kubernetes control plane (scripts/services/kubernetes.sh: kube-apiserver, controller
 # manager, scheduler, etcd; kwok plays the kubelet) with the Argo CD stand-in syncing the demo's
-# GitOps repository into it (tests/standins/argocd.py: Argo CD cannot be built here), the Vault
+# GitOps repository into it (tests/standins/argocd/: Argo CD cannot be built here), the Vault
 # stand-in (no Vault builds here), and a busybox base image built FROM scratch. All on
 # 127.0.0.1, state under .envforge/demo/, pids kept there; `stop` ends only those processes.
 #   scripts/demo-services.sh start|stop

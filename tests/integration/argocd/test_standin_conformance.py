@@ -1,4 +1,4 @@
-"""The Argo CD stand-in (tests/standins/argocd.py) against Argo CD's documentation, on the real
+"""The Argo CD stand-in (tests/standins/argocd/) against Argo CD's documentation, on the real
 API server. Each test names the page it follows:
 
 - tracking: https://argo-cd.readthedocs.io/en/release-3.3/user-guide/resource_tracking/

@@ -1,5 +1,5 @@
 """Fixtures for the lifecycle flows: a GitOps remote with a first commit, the session's real
-Kubernetes API server (tests/kube.py) and the Argo CD stand-in (tests/standins/argocd.py)
+Kubernetes API server (tests/kube.py) and the Argo CD stand-in (tests/standins/argocd/)
 syncing the remote into it through an app-of-apps, as a platform team sets Argo CD up."""
 
 from __future__ import annotations

@@ -1,292 +1,41 @@
-"""THE ARGO CD STAND-IN: Argo CD's application controller, for tests and the demo only.
-
-Argo CD cannot be built on these machines (its gitops-engine module does not build from the Go
-module proxy), so this module does for envforge's Applications what Argo CD's application
-controller does, against the REAL Kubernetes API server (scripts/services/kubernetes.sh):
-
-- polls the ``Application`` objects in namespace ``argocd``;
-- fetches ``spec.source.repoURL`` (git over file:// or http://, hooks disabled) at
-  ``targetRevision`` and renders the plain YAML/JSON manifests under ``path`` (sub-directories
-  only with ``directory.recurse: true``); the destination namespace fills in namespaced objects
-  that name none; only the in-cluster destination is known;
-- compares them with the live objects (a server-side dry-run apply where a plain comparison
-  differs, as Argo CD's server-side diff does); with ``syncPolicy.automated`` (or an
-  ``operation.sync`` set on the Application) syncs: server-side apply with field manager
-  ``argocd-controller`` and ``force`` (Argo CD's ``ServerSideApply=true``), in Argo CD's kind
-  order, the namespace first when ``syncOptions`` has ``CreateNamespace=true``; prunes tracked
-  objects that left Git when ``automated.prune`` is set (after the rest with ``PruneLast=true``);
-  retries a failed sync as ``syncPolicy.retry`` says (limit, backoff);
-- tracks what it applied with the ``argocd.argoproj.io/tracking-id`` annotation
-  (``<app>:<group>/<Kind>:<namespace>/<name>``), the default tracking method of Argo CD 3;
-- on deletion of an Application carrying ``resources-finalizer.argocd.argoproj.io`` (or its
-  ``/background`` form) deletes the tracked objects, waits until they are gone (a Namespace
-  stays Terminating until the namespace controller emptied it) and then removes the finalizer;
-- writes ``status.sync`` (Synced/OutOfSync/Unknown, revision, comparedTo), ``status.health``
-  (the worst of its resources' health: Healthy/Suspended/Progressing/Missing/Degraded, from
-  Argo CD's documented built-in checks), ``status.resources``, ``status.operationState``
-  (phase Running/Succeeded/Failed/Error, message, syncResult with resources), ``conditions``,
-  ``history``, ``reconciledAt``, ``sourceType``. The Application CRD has no status subresource,
-  so status is written with a merge patch of the Application itself.
-
-Not done (envforge does not use it): Helm, Kustomize, plugins, hooks, sync waves, multiple
-sources, other clusters, projects' restrictions beyond the project having to exist.
-Written from Argo CD's documentation; tests/integration/argocd/test_standin_conformance.py
-checks it against that documentation (each test names its page).
-
-    handle = start_argocd_standin(kubeconfig)   # a thread; handle.stop()
-    python -m tests.standins.argocd --kubeconfig K   # a process (the demo)
-"""
+"""The stand-in's application controller: reconciles every Application in the namespace each
+interval (compare, automated or requested sync, prune, retry, cascading deletion) and writes
+its status by merge patch (the Application CRD has no status subresource)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import config as kube_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ApiException, NotFoundError, ResourceNotFoundError
 
-NAMESPACE = "argocd"
-FIELD_MANAGER = "argocd-controller"
-TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
-FINALIZER = "resources-finalizer.argocd.argoproj.io"
-FINALIZER_BACKGROUND = "resources-finalizer.argocd.argoproj.io/background"
-IN_CLUSTER = ("https://kubernetes.default.svc", "in-cluster")
-#: Argo CD applies in this kind order within a wave (the order Helm installs in); unknown
-#: kinds (custom resources, Applications) last.
-KIND_ORDER = ["Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
-              "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap",
-              "StorageClass", "PersistentVolume", "PersistentVolumeClaim",
-              "CustomResourceDefinition", "ClusterRole", "ClusterRoleList",
-              "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding",
-              "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController",
-              "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job",
-              "CronJob", "IngressClass", "Ingress", "APIService"]
-#: Health from best to worst; an application's health is the worst of its resources'.
-HEALTH_ORDER = ["Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown"]
-#: Container waiting reasons Argo CD's pod check reports as Degraded.
-FAILING_WAIT_REASONS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull",
-                        "CreateContainerConfigError", "InvalidImageName",
-                        "CreateContainerError", "RunContainerError"}
-_IGNORED_FOR_DIFF = {"resourceVersion", "managedFields", "generation", "uid",
-                     "creationTimestamp"}
+from tests.standins.argocd.health import resource_health, worst
+from tests.standins.argocd.repository import InvalidSpec, ManifestError, RepositoryCache
+from tests.standins.argocd.resources import (
+    FIELD_MANAGER,
+    FINALIZER,
+    FINALIZER_BACKGROUND,
+    IGNORED_FOR_DIFF,
+    IN_CLUSTER,
+    NAMESPACE,
+    TRACKING_ANNOTATION,
+    Key,
+    contains_fields,
+    now,
+    resource_entry,
+)
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- identity of a resource --------------------------------------------------------------
-@dataclass(frozen=True, order=True)
-class Key:
-    group: str
-    kind: str
-    namespace: str
-    name: str
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> Key:
-        group = obj["apiVersion"].rpartition("/")[0] if "/" in obj["apiVersion"] else ""
-        meta = obj.get("metadata") or {}
-        return cls(group, obj["kind"], meta.get("namespace") or "", meta["name"])
-
-    def tracking_id(self, app: str) -> str:
-        return f"{app}:{self.group}/{self.kind}:{self.namespace}/{self.name}"
-
-    def describe(self) -> str:
-        kind = self.kind.lower() + (f".{self.group}" if self.group else "")
-        return f"{kind}/{self.name}"
-
-    def order(self) -> tuple[int, str, str]:
-        rank = KIND_ORDER.index(self.kind) if self.kind in KIND_ORDER else len(KIND_ORDER)
-        return rank, self.namespace, self.name
-
-
-def resource_entry(key: Key, version: str, sync_result: bool = False) -> dict[str, Any]:
-    """A resource as status lists it (a syncResult entry names a namespace, empty or not)."""
-    entry = {"group": key.group, "version": version, "kind": key.kind, "name": key.name}
-    if key.namespace or sync_result:
-        entry["namespace"] = key.namespace
-    return entry
-
-
-# --- health: Argo CD's built-in checks ----------------------------------------------------
-def resource_health(obj: dict[str, Any]) -> dict[str, str] | None:
-    """Argo CD's health of one live object, or None for kinds without a health check."""
-    kind, status = obj.get("kind"), obj.get("status") or {}
-    spec = obj.get("spec") or {}
-    generation = (obj.get("metadata") or {}).get("generation", 0)
-    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
-        if kind == "Deployment" and spec.get("paused"):
-            return {"status": "Suspended", "message": "Deployment is paused"}
-        if status.get("observedGeneration", 0) < generation:
-            return {"status": "Progressing",
-                    "message": "Waiting for rollout to finish: observed generation less than "
-                               "desired generation"}
-        for condition in status.get("conditions") or []:
-            if condition.get("reason") == "ProgressDeadlineExceeded":
-                return {"status": "Degraded", "message":
-                        f"{kind} {obj['metadata']['name']!r} exceeded its progress deadline"}
-            if kind == "ReplicaSet" and condition.get("type") == "ReplicaFailure" and \
-                    condition.get("status") == "True":
-                return {"status": "Degraded", "message": condition.get("message", "")}
-        if kind == "DaemonSet":
-            wanted, updated = status.get("desiredNumberScheduled", 0), \
-                status.get("updatedNumberScheduled", 0)
-            available = status.get("numberAvailable", 0)
-        else:
-            wanted = spec.get("replicas", 1)
-            updated = status.get("updatedReplicas", 0 if kind != "ReplicaSet" else
-                                 status.get("replicas", 0))
-            available = status.get("availableReplicas", 0) if kind != "StatefulSet" else \
-                status.get("readyReplicas", 0)
-        if updated < wanted:
-            return {"status": "Progressing", "message":
-                    f"Waiting for rollout to finish: {updated} out of {wanted} new replicas "
-                    "have been updated..."}
-        if kind == "Deployment" and status.get("replicas", 0) > updated:
-            return {"status": "Progressing", "message":
-                    f"Waiting for rollout to finish: {status.get('replicas', 0) - updated} "
-                    "old replicas are pending termination..."}
-        if available < updated:
-            return {"status": "Progressing", "message":
-                    f"Waiting for rollout to finish: {available} of {updated} updated "
-                    "replicas are available..."}
-        return {"status": "Healthy", "message": ""}
-    if kind == "Pod":
-        return _pod_health(obj)
-    if kind == "Service":
-        if spec.get("type") == "LoadBalancer" and \
-                not (status.get("loadBalancer") or {}).get("ingress"):
-            return {"status": "Progressing", "message": ""}
-        return {"status": "Healthy", "message": ""}
-    if kind == "Ingress":
-        ingress = (status.get("loadBalancer") or {}).get("ingress")
-        return {"status": "Healthy" if ingress else "Progressing", "message": ""}
-    if kind == "PersistentVolumeClaim":
-        phase = status.get("phase")
-        return {"status": {"Bound": "Healthy", "Lost": "Degraded"}.get(phase, "Progressing"),
-                "message": ""}
-    if kind == "Job":
-        if spec.get("suspend"):
-            return {"status": "Suspended", "message": "Job is suspended"}
-        for condition in status.get("conditions") or []:
-            if condition.get("status") == "True" and condition.get("type") == "Complete":
-                return {"status": "Healthy", "message": condition.get("message", "")}
-            if condition.get("status") == "True" and condition.get("type") == "Failed":
-                return {"status": "Degraded", "message": condition.get("message", "")}
-        return {"status": "Progressing", "message": "Job is running"}
-    return None
-
-
-def _pod_health(pod: dict[str, Any]) -> dict[str, str]:
-    status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or []:
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in FAILING_WAIT_REASONS:
-            return {"status": "Degraded", "message": waiting.get("message", waiting["reason"])}
-    phase = status.get("phase")
-    if phase == "Succeeded":
-        return {"status": "Healthy", "message": status.get("message", "")}
-    if phase == "Failed":
-        return {"status": "Degraded", "message": status.get("message", "")}
-    if phase == "Running" and (pod.get("spec") or {}).get("restartPolicy", "Always") == "Always":
-        ready = all(c.get("ready") for c in status.get("containerStatuses") or [{}])
-        return {"status": "Healthy" if ready else "Progressing", "message": ""}
-    return {"status": "Progressing", "message": status.get("message", "")}
-
-
-def worst(statuses: list[str]) -> str:
-    return max(statuses, key=HEALTH_ORDER.index, default="Healthy")
-
-
-# --- the repository -----------------------------------------------------------------------
-class ManifestError(Exception):
-    """The source cannot be fetched or rendered (Argo CD: a ComparisonError condition)."""
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    if done.returncode != 0:
-        raise ManifestError(f"git {args[0]}: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
-class RepositoryCache:
-    """A bare mirror per repository URL; resolves a targetRevision and reads a path."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def resolve(self, url: str, revision: str) -> tuple[Path, str]:
-        mirror = self.root / hashlib.sha256(url.encode()).hexdigest()[:16]
-        if not mirror.exists():
-            _git("init", "--quiet", "--bare", str(mirror))
-        wanted = revision or "HEAD"
-        refs = dict(reversed(line.split("\t")) for line in
-                    _git("ls-remote", url).splitlines() if "\t" in line)
-        sha = (refs.get(wanted) or refs.get(f"refs/heads/{wanted}")
-               or refs.get(f"refs/tags/{wanted}^{{}}") or refs.get(f"refs/tags/{wanted}"))
-        if sha is None:
-            if len(wanted) >= 7 and all(c in "0123456789abcdef" for c in wanted):
-                sha = wanted
-            else:
-                raise ManifestError(f"unable to resolve {wanted!r} to a commit SHA in {url}")
-        present = subprocess.run(["git", "--git-dir", str(mirror), "cat-file", "-e",
-                                  f"{sha}^{{commit}}"], capture_output=True).returncode == 0
-        if not present:
-            _git("--git-dir", str(mirror), "fetch", "--quiet", "--force", url,
-                 "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
-        sha = _git("--git-dir", str(mirror), "rev-parse", "--verify",
-                   f"{sha}^{{commit}}").strip()
-        return mirror, sha
-
-    def manifests(self, mirror: Path, sha: str, path: str, recurse: bool) -> list[dict[str, Any]]:
-        path = path.strip("/") or "."
-        prefix = "" if path == "." else path + "/"
-        listed = _git("--git-dir", str(mirror), "ls-tree", "-r", "--name-only", sha, "--",
-                      prefix or ".").splitlines()
-        if not listed:
-            raise ManifestError(f"{path}: app path does not exist")
-        objects: list[dict[str, Any]] = []
-        for name in sorted(listed):
-            rest = name[len(prefix):]
-            if not name.endswith((".yaml", ".yml", ".json")) or ("/" in rest and not recurse):
-                continue
-            text = _git("--git-dir", str(mirror), "show", f"{sha}:{name}")
-            try:
-                documents = list(yaml.safe_load_all(text))
-            except yaml.YAMLError as e:
-                raise ManifestError(f"{name}: {e}") from e
-            for doc in documents:
-                if isinstance(doc, dict) and doc.get("kind", "").endswith("List") \
-                        and "items" in doc:
-                    objects.extend(doc["items"])
-                elif isinstance(doc, dict) and doc:
-                    if "apiVersion" not in doc or "kind" not in doc:
-                        raise ManifestError(f"{name}: object has no apiVersion or kind")
-                    objects.append(doc)
-        return objects
-
-
-# --- the controller -----------------------------------------------------------------------
 @dataclass
 class SyncAttempt:
     revision: str
@@ -368,7 +117,7 @@ class ArgoCDStandin:
                 self.reconcile(app)
             except ApiException as e:
                 if e.status not in (404, 409):  # deleted or changed meanwhile: next round
-                    self._note(f"application {app['metadata']['name']}: {e.status} {_api_message(e)}")
+                    self._note(f"application {app['metadata']['name']}: {e.status} {api_message(e)}")
 
     # one application
     def reconcile(self, app: dict[str, Any]) -> None:
@@ -512,7 +261,7 @@ class ArgoCDStandin:
         return found
 
     def _same(self, desired: dict[str, Any], live: dict[str, Any]) -> bool:
-        if _contains(live, desired):
+        if contains_fields(live, desired):
             return True
         try:  # what applying would make of it, as Argo CD's server-side diff does
             dry = self._apply(desired, dry_run=True)
@@ -520,7 +269,7 @@ class ArgoCDStandin:
             return False
         def strip(o):
             return ({**o, "metadata": {k: v for k, v in o["metadata"].items()
-                                                       if k not in _IGNORED_FOR_DIFF}})
+                                                       if k not in IGNORED_FOR_DIFF}})
         return bool(strip(dry) == strip(live))
 
     def _apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
@@ -578,7 +327,7 @@ class ArgoCDStandin:
                 result.update(status="Synced", hookPhase="Running",
                               message=f"{key.describe()} serverside-applied")
             except ApiException as e:
-                message = _api_message(e)
+                message = api_message(e)
                 failures.append(message)
                 result.update(status="SyncFailed", hookPhase="Failed", message=message)
             results.append(result)
@@ -595,9 +344,9 @@ class ArgoCDStandin:
                                  "Foreground")
                     result.update(status="Pruned", hookPhase="Succeeded", message="pruned")
                 except ApiException as e:
-                    failures.append(_api_message(e))
+                    failures.append(api_message(e))
                     result.update(status="SyncFailed", hookPhase="Failed",
-                                  message=_api_message(e))
+                                  message=api_message(e))
             results.append(result)
         uid = app["metadata"]["uid"]
         before = self._attempts.get(uid)
@@ -611,9 +360,9 @@ class ArgoCDStandin:
             state.update(phase="Failed", message="one or more objects failed to apply, "
                          f"reason: {', '.join(failures)}", retryCount=retries)
             backoff = (policy.get("retry") or {}).get("backoff") or {}
-            delay = min(_seconds(backoff.get("duration", "5s")) *
+            delay = min(duration_seconds(backoff.get("duration", "5s")) *
                         int(backoff.get("factor", 2)) ** retries,
-                        _seconds(backoff.get("maxDuration", "3m")))
+                        duration_seconds(backoff.get("maxDuration", "3m")))
             self._attempts[uid] = SyncAttempt(revision, False, retries,
                                               time.monotonic() + delay)
             status["conditions"] = [{"type": "SyncError", "message": state["message"],
@@ -642,7 +391,7 @@ class ArgoCDStandin:
                                         "metadata": {"name": name}})
             except ApiException as e:
                 if e.status != 409:
-                    failures.append(_api_message(e))
+                    failures.append(api_message(e))
 
     def _delete(self, key: Key, api_version: str, propagation: str) -> None:
         resource = self._resource(api_version, key.kind)
@@ -691,30 +440,18 @@ class ArgoCDStandin:
                         content_type="application/merge-patch+json")
 
 
-class InvalidSpec(ManifestError):
-    """The Application itself is wrong (Argo CD: an InvalidSpecError condition)."""
 
-
-def _contains(live: Any, desired: Any) -> bool:
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(
-            k in live and _contains(live[k], v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(live, list) and len(live) == len(desired) and all(
-            _contains(a, b) for a, b in zip(live, desired, strict=True))
-    return bool(live == desired)
-
-
-def _api_message(e: ApiException) -> str:
+def api_message(e: ApiException) -> str:
     try:
         return str(json.loads(e.body).get("message") or e.reason)
     except (TypeError, ValueError):
         return f"{e.status} {e.reason}"
 
 
-def _seconds(duration: str) -> float:
+def duration_seconds(duration: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     return float(duration[:-1]) * units.get(duration[-1], 1)
+
 
 
 def root_application(repo_url: str, branch: str = "main", name: str = "envforge-root"
@@ -734,27 +471,3 @@ def start_argocd_standin(kubeconfig: Path | str, interval: float = 1.0) -> ArgoC
     return ArgoCDStandin(Path(kubeconfig), interval=interval).start()
 
 
-def main() -> None:  # pragma: no cover - the demo's process
-    parser = argparse.ArgumentParser(description="The Argo CD stand-in (tests and demo only)")
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--root-repo", help="create the app-of-apps for this GitOps repo URL")
-    parser.add_argument("--interval", type=float, default=2.0)
-    args = parser.parse_args()
-    standin = ArgoCDStandin(Path(args.kubeconfig), interval=args.interval)
-    if args.root_repo:
-        body = root_application(args.root_repo)
-        standin.client.server_side_apply(standin.apps, body=body, name=body["metadata"]["name"],
-                                         namespace=NAMESPACE, field_manager="envforge-demo",
-                                         force_conflicts=True)
-    standin.start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    print(f"argocd stand-in on: Applications in namespace {NAMESPACE} at "
-          f"{standin.api.configuration.host}", flush=True)
-    done.wait()
-    standin.stop()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
