@@ -273,7 +273,7 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
         line("B: envforge clone, anonymised", b),
         line("snapshot restore (pg_restore -j 2 of B's snapshot)", s),
         "",
-        f"- B/A = **{b / a:.2f}** from the medians (target <= 1.5); per-run ratios "
+        f"- B/A = **{b / a:.2f}** from the medians (target <= 1.15); per-run ratios "
         f"{', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f}); "
         f"snapshot restore / A = {s / a:.2f}",
         f"- A runs: {', '.join(f'{x:.1f}' for x in r['a'])} s; B runs: "
