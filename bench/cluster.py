@@ -5,15 +5,18 @@ side by side (alternating) in one run; plus the diagnosis of 3 crash-looping pod
 
     .venv/bin/python bench/cluster.py --pods 200 --reps 15 [--write-docs]
 
-Against the in-process Kubernetes stand-in (tests/standins), so the figures measure the
-client side and the stand-in's HTTP, not a real API server's latency.
+Against the real API server (tests/kube.py: the one ENVFORGE_TEST_KUBECONFIG names, or one
+started by scripts/services/kubernetes.sh for the run): Deployments whose pods kwok runs (three
+of them crash-looping), an Application with Argo CD's status, the controllers' real events.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +34,9 @@ from envforge.cluster.status import (  # noqa: E402
     parse_pod,
     read_environment_health,
 )
-from tests.standins.cluster_objects import (  # noqa: E402
-    add_with_status,
-    deployment,
-    event,
-    pod,
-    seed_environment,
-)
-from tests.standins.kubernetes import start_kubernetes_standin  # noqa: E402
+from tests.kube import ControlPlane, start_control_plane, stop_control_plane  # noqa: E402
 
-NAME = "bench-env"
+NAME = f"bench-env-{uuid.uuid4().hex[:6]}"
 
 
 def via_models(reader: ClusterReader) -> EnvironmentHealth:
@@ -58,59 +54,99 @@ def via_models(reader: ClusterReader) -> EnvironmentHealth:
                              tuple(parse_pod(p, rollouts) for p in pods))
 
 
+def seed(plane: ControlPlane, pods: int) -> int:
+    """An environment of ``pods`` pods in 10 Deployments (one of 3 crash-looping pods), its
+    Ingress and its Application as Argo CD reports it; waits until the pods run. Returns the
+    number of pods."""
+    per = max(1, (pods - 3) // 9)
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAME}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "metadata": {"name": NAME, "namespace": NAME},
+         "spec": {"rules": [{"host": "bench.example.test", "http": {"paths": [{
+             "path": "/", "pathType": "Prefix", "backend": {"service": {
+                 "name": NAME, "port": {"number": 80}}}}]}}]}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+         "metadata": {"name": NAME, "namespace": "argocd"},
+         "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc",
+                                                        "namespace": NAME},
+                  "source": {"repoURL": "file:///bench", "path": ".", "targetRevision": "main"}}}]
+    for i in range(10):
+        template: dict[str, Any] = {"metadata": {"labels": {"app": f"svc{i}"}},
+                                    "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+        if i == 9:
+            template["metadata"]["annotations"] = {"envforge.dev/simulate": "CrashLoopBackOff"}
+        objects.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": f"svc{i}", "namespace": NAME},
+                        "spec": {"replicas": 3 if i == 9 else per,
+                                 "selector": {"matchLabels": {"app": f"svc{i}"}},
+                                 "template": template}})
+    for obj in objects:
+        plane.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(obj))
+    status = {"status": {"sync": {"status": "Synced", "revision": "0" * 40},
+                         "health": {"status": "Degraded"},
+                         "operationState": {"phase": "Succeeded", "operation": {"sync": {}},
+                                            "startedAt": "2026-01-01T00:00:00Z"}}}
+    plane.kubectl("patch", "application", "-n", "argocd", NAME, "--type=merge", "-p",
+                  json.dumps(status))  # no status subresource on the Application CRD
+    expected = 9 * per + 3
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        listed = json.loads(plane.kubectl("get", "pods", "-n", NAME, "-o", "json").stdout)
+        started = [p for p in listed["items"] if (p.get("status") or {}).get("containerStatuses")]
+        if len(started) == expected:
+            return expected
+        time.sleep(2)
+    raise SystemExit(f"the {expected} pods did not start within 600 s")
+
+
 def main() -> None:
-    """Seed the stand-in, measure snapshot and diagnosis, print, optionally write docs."""
+    """Seed the real API server, measure snapshot and diagnosis, print, optionally write docs."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    standin = start_kubernetes_standin()
+    plane = start_control_plane()
     try:
-        seed_environment(standin, NAME, host="bench.example.test")
-        for i in range(9):
-            add_with_status(standin, deployment(f"svc{i}", NAME, replicas=args.pods // 10))
-        for i in range(args.pods - 1):
-            crashing = i < 3
-            add_with_status(standin, pod(f"svc{i % 9}-{i:05d}", NAME, f"svc{i % 9}",
-                                          ready=not crashing,
-                                          waiting="CrashLoopBackOff" if crashing else None,
-                                          restarts=3 if crashing else 0))
-            if crashing:
-                standin.set_pod_log(NAME, f"svc{i % 9}-{i:05d}",
-                                    "".join(f"log line {n}\n" for n in range(500)))
-                for n in range(20):
-                    standin.add(event(f"ev{i}-{n}", NAME, f"svc{i % 9}-{i:05d}", "BackOff",
-                                      f"Back-off restarting failed container ({n})"))
-        with tempfile.TemporaryDirectory() as tmp:
-            config = standin.write_kubeconfig(Path(tmp) / "config")
-            reader = ClusterReader(KubernetesCluster(kubeconfig_path=str(config)).get_client())
-            before = len(standin.requests)
-            health = read_environment_health(reader, NAME, NAME)
-            requests = len(standin.requests) - before
-            assert len(health.pods) == args.pods, len(health.pods)
-            assert via_models(reader).problems() == health.problems()
-            raw, models, diag = [], [], []
-            for _ in range(args.reps):  # alternate, so drift hits both alike
-                raw.append(seconds(lambda: read_environment_health(reader, NAME, NAME)))
-                models.append(seconds(lambda: via_models(reader)))
-                diag.append(seconds(lambda: diagnose(reader, health)))
-            reader.close()
+        pods = seed(plane, args.pods)
+        reader = ClusterReader(KubernetesCluster(kubeconfig_path=str(plane.kubeconfig))
+                               .get_client())
+        calls: list[str] = []
+        rest = reader.api_client.rest_client
+        request = rest.request
+        rest.request = lambda method, url, *a, **k: (calls.append(url), request(
+            method, url, *a, **k))[1]
+        health = read_environment_health(reader, NAME, NAME)
+        requests = len(calls)
+        assert len(health.pods) == pods, len(health.pods)
+        assert via_models(reader).problems() == health.problems()
+        raw, models, diag = [], [], []
+        for _ in range(args.reps):  # alternate, so drift hits both alike
+            raw.append(seconds(lambda: read_environment_health(reader, NAME, NAME)))
+            models.append(seconds(lambda: via_models(reader)))
+            diag.append(seconds(lambda: diagnose(reader, health)))
+        reader.close()
     finally:
-        standin.stop()
+        plane.kubectl("delete", "application", "-n", "argocd", NAME, "--ignore-not-found",
+                      check=False)
+        plane.kubectl("delete", "namespace", NAME, "--ignore-not-found", "--wait=false",
+                      check=False)
+        stop_control_plane(plane)
     raw_ms, models_ms = median(raw) * 1000, median(models) * 1000
     diag_ms = median(diag) * 1000
     polls = polls_in(600, 2, 10)
     lines = [
         f"Command: `.venv/bin/python bench/cluster.py --pods {args.pods} --reps {args.reps}`",
-        "(against the in-process Kubernetes stand-in; medians of alternating runs).",
+        "(against the real API server of scripts/services/kubernetes.sh, kwok running the "
+        "pods; medians of alternating runs).",
         "",
         "| measure | median |",
         "|---|---|",
-        f"| status snapshot, {args.pods} pods, plain JSON (envforge) | {raw_ms:.1f} ms |",
+        f"| status snapshot, {pods} pods, plain JSON (envforge) | {raw_ms:.1f} ms |",
         f"| same snapshot through the client's models | {models_ms:.1f} ms |",
         f"| ratio models / plain JSON | {models_ms / raw_ms:.1f}x |",
-        f"| diagnosis of 3 crash-looping pods (events + 20 log lines each) | {diag_ms:.1f} ms |",
+        f"| diagnosis of 3 crash-looping pods (events + log lines) | {diag_ms:.1f} ms |",
         f"| API requests per snapshot | {requests} |",
         f"| snapshots in a 600 s wait (poll 2 s, x1.5 up to 10 s) | at most {polls} |",
     ]

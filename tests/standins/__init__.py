@@ -1,5 +1,6 @@
-"""Local stand-ins for services these machines cannot run (Vault, the Kubernetes API server).
-
-Each speaks the real HTTP API closely enough that hvac and the official kubernetes client drive
-it unchanged; start one in a thread from a fixture, or as ``python -m tests.standins.<name>``.
+"""Local stand-ins for what cannot run on these machines, one module or package each, among
+them Vault (``vault``, its HTTP API,
+driven by hvac unchanged) and Argo CD's application controller (``argocd``, working against
+the real Kubernetes API server of scripts/services/kubernetes.sh). Start one in a thread from a
+fixture, or as ``python -m tests.standins.<name>``. Kubernetes itself has no stand-in.
 """
