@@ -353,7 +353,7 @@ class TemplateRun:
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: order[running[f].id]):
+                for future in sorted(done, key=lambda f: f.result().ended):  # completion order
                     step = running.pop(future)
                     outcome = future.result()
                     self.completed.extend(
@@ -481,6 +481,8 @@ class _Outcome:
     outputs: list[ActionOutput]
     error: BaseException | None
     seconds: float
+    #: time.monotonic() when the last item ended: rollback goes by completion order
+    ended: float
 
 
 def _execute_items(run: TemplateRun, execute_step: StepExecutor,
@@ -491,8 +493,10 @@ def _execute_items(run: TemplateRun, execute_step: StepExecutor,
         for item in prepared:
             outputs.append(execute_step(run, item))
     except Exception as e:
-        return _Outcome(prepared, outputs, e, time.monotonic() - started)
-    return _Outcome(prepared, outputs, None, time.monotonic() - started)
+        ended = time.monotonic()
+        return _Outcome(prepared, outputs, e, ended - started, ended)
+    ended = time.monotonic()
+    return _Outcome(prepared, outputs, None, ended - started, ended)
 
 
 class _UnknownAction(Action[ActionInput, ActionOutput]):
