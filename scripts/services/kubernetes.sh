@@ -252,6 +252,7 @@ cmd_start() {
         --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
         --disregard-status-with-annotation-selector kwok.x-k8s.io/status=custom \
         --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+        --node-lease-duration-seconds 40 \
         --server-address "127.0.0.1:$kwok_port" --node-port "$kwok_port" \
         --tls-cert-file "$DIR/pki/apiserver.crt" --tls-private-key-file "$DIR/pki/apiserver.key" \
         --config "$HERE/kubelet-stages.yaml" --config "$(write_kubelet_debugging)"
