@@ -100,3 +100,36 @@ def test_the_offline_validation_runs_it_when_a_cluster_is_configured(
         validate.validate_objects(fits_offline, "1.31")
     monkeypatch.setenv("ENVFORGE_SERVER_DRY_RUN", "0")
     validate.validate_objects(fits_offline, "1.31")  # switched off: offline only
+
+
+def test_recreating_an_environment_whose_namespace_still_terminates_commits_nothing(
+        cluster: ClusterUnderTest, env_name: str, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Destroy, then create the same name at once: the namespace is still Terminating (held
+    here by a finalizer, as by a slow controller). The create stops before Git with a
+    temporary error that says why; once the namespace is gone the same create goes through."""
+    from envforge.cluster.dry_run import enable_server_dry_run
+    from envforge.gitops import validate
+    from envforge.gitops.repository import open_store
+    from tests.unit.gitops.helpers import spec, write_manifests
+
+    monkeypatch.setattr(validate, "_server_checks", [])
+    enable_server_dry_run()
+    plane = cluster.plane
+    plane.kubectl("create", "namespace", env_name)
+    plane.kubectl("-n", env_name, "create", "configmap", "held")
+    plane.kubectl("-n", env_name, "patch", "configmap", "held", "--type=merge", "-p",
+                  '{"metadata":{"finalizers":["envforge.dev/test-hold"]}}')
+    plane.kubectl("delete", "namespace", env_name, "--wait=false")
+    manifests = write_manifests(tmp_path / "manifests")
+    with open_store() as store:
+        record = store.new_record(env_name, spec(), "1d")
+        with pytest.raises(NamespaceTerminatingError, match="still terminating"):
+            store.create(record, manifests)
+        assert store.find(env_name) is None  # nothing committed
+    plane.kubectl("-n", env_name, "patch", "configmap", "held", "--type=merge", "-p",
+                  '{"metadata":{"finalizers":null}}')
+    plane.kubectl("wait", "--for=delete", f"namespace/{env_name}", "--timeout=60s")
+    with open_store() as store:
+        store.create(store.new_record(env_name, spec(), "1d"), manifests)
+        assert store.find(env_name) is not None
