@@ -1,5 +1,5 @@
-"""The API server stops: a private control plane of this module (the session's keeps running
-for the other tests) is stopped under envforge. Reads give up after a bounded number of failed
+"""The API server stops: a private control plane per test (the session's keeps running for
+the other tests) is stopped under envforge. Reads give up after a bounded number of failed
 polls with a temporary ClusterConnectionError naming what was being done; the server-side dry
 run refuses to let manifests through unchecked (nothing reaches Git)."""
 
@@ -28,7 +28,7 @@ from tests.kube import ControlPlane, start_control_plane, stop_control_plane
 pytestmark = pytest.mark.slow  # a control plane of its own: ~15 s
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def private_plane() -> Iterator[ControlPlane]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("ENVFORGE_TEST_KUBECONFIG", raising=False)  # never stop the shared one
@@ -43,6 +43,12 @@ def private_plane() -> Iterator[ControlPlane]:
         stop_control_plane(plane)
 
 
+def stop_api_server(plane: ControlPlane) -> None:
+    """SIGTERM to the kube-apiserver this test started (by its pid file)."""
+    assert plane.started_here and plane.state_dir is not None
+    os.kill(int((plane.state_dir / "pids" / "kube-apiserver").read_text()), signal.SIGTERM)
+
+
 def test_api_server_stopped_during_a_wait_and_before_a_commit(
         private_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KUBECONFIG", str(private_plane.kubeconfig))
@@ -53,9 +59,7 @@ def test_api_server_stopped_during_a_wait_and_before_a_commit(
 
     def api_server_goes_away() -> None:
         time.sleep(1.5)
-        assert private_plane.state_dir is not None
-        pid = int((private_plane.state_dir / "pids" / "kube-apiserver").read_text())
-        os.kill(pid, signal.SIGTERM)  # a process this test session started
+        stop_api_server(private_plane)
 
     stopper = threading.Thread(target=api_server_goes_away)
     stopper.start()
@@ -81,3 +85,42 @@ def test_api_server_stopped_during_a_wait_and_before_a_commit(
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "stopped-2"}}
     with pytest.raises(ClusterConnectionError, match="did not answer"):
         validate.validate_objects([("environments/stopped-2/ns.yaml", namespace)], "1.31")
+
+
+def test_api_server_stopped_mid_create_rolls_the_commit_back(
+        private_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`envforge env create --wait`, inline: publish:gitops commits (the server-side dry run
+    passes while the server is up), then the API server stops as the health wait starts. The
+    wait fails (temporary, retried once), the run rolls back, and Git holds nothing of it."""
+    from envforge.cluster import actions
+    from envforge.config import load_settings
+    from envforge.errors import StepFailedError
+    from envforge.gitops.repository import open_store
+    from envforge.lifecycle import EnvironmentRequest, plan_environment, with_health_wait
+    from envforge.runner import TemplateRun
+    from envforge.templating.loader import TemplateCatalog
+
+    monkeypatch.setenv("KUBECONFIG", str(private_plane.kubeconfig))
+    real_open_cluster = actions.open_cluster
+
+    def api_server_stops_now(block: str | None = None) -> object:
+        stop_api_server(private_plane)
+        return real_open_cluster(block)
+
+    monkeypatch.setattr(actions, "open_cluster", api_server_stops_now)
+    monkeypatch.setattr(actions.ArgoCDWait, "retry_delay_seconds", 0.1)
+    name = "midcreate-1"
+    plan = with_health_wait(plan_environment(
+        EnvironmentRequest(name=name, template="python-service"),
+        TemplateCatalog(load_settings().templates_path)), 60)
+    run = TemplateRun(plan.template, plan.parameters, environment=plan.environment)
+    try:
+        with pytest.raises(StepFailedError) as caught:
+            run.run()
+    finally:
+        run.close()
+    assert caught.value.step_id == "wait-healthy"
+    assert isinstance(caught.value.__cause__, ClusterConnectionError)
+    assert caught.value.rolled_back  # the publish:gitops commit was taken back
+    with open_store() as store:
+        assert store.find(name) is None
