@@ -26,6 +26,7 @@ from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess
 from envforge.secrets.vault import VaultSecretReader
 from envforge.summary.comments import PullRequestCommenter
+from envforge.summary.pr_status import PullRequestStatusReporter
 from envforge.webhooks.server import WebhookCredentials
 
 BlockT = TypeVar("BlockT")
@@ -92,6 +93,10 @@ class BlockConnections:
 
     def pull_request_commenter(self, name: str) -> AbstractContextManager[PullRequestCommenter]:
         return load_block(GitProviderToken, name).get_client()
+
+    def pull_request_status(self, name: str
+                            ) -> AbstractContextManager[PullRequestStatusReporter]:
+        return load_block(GitProviderToken, name).status_client()
 
     def webhook_credentials(self, name: str) -> WebhookCredentials:
         return load_block(WebhookSecrets, name).credentials()

@@ -16,6 +16,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from envforge.summary.comments import DEFAULT_API_URLS, PullRequestCommenter
+from envforge.summary.pr_status import PullRequestStatusReporter
 from envforge.webhooks.server import WebhookCredentials
 
 
@@ -51,8 +52,9 @@ class GitProviderToken(Block):
     _description = "GitHub or GitLab REST API token (and base URL) for pull-request comments."
 
     provider: Literal["github", "gitlab"] = Field(description="Which provider's API this is.")
-    token: SecretStr = Field(description="GitHub token with pull-requests:write (or issues) / "
-                             "GitLab token with the 'api' scope.")
+    token: SecretStr = Field(description="GitHub token with pull-requests:write (or issues), "
+                             "plus deployments:write and statuses:write for the pull "
+                             "request's status / GitLab token with the 'api' scope.")
     api_url: str | None = Field(
         default=None, description="REST API base URL; default https://api.github.com or "
         "https://gitlab.com/api/v4 (set it for GitHub Enterprise or self-hosted GitLab).")
@@ -70,6 +72,19 @@ class GitProviderToken(Block):
             yield commenter
         finally:
             commenter.close()
+
+    @contextmanager
+    def status_client(self) -> Iterator[PullRequestStatusReporter]:
+        """A reporter of environment states (commit status, Deployment / environment)."""
+        reporter = PullRequestStatusReporter(
+            provider=self.provider, token=self.token,
+            api_url=self.api_url or DEFAULT_API_URLS[self.provider],
+            timeout_seconds=self.timeout_seconds,
+        )
+        try:
+            yield reporter
+        finally:
+            reporter.close()
 
 
 BLOCK_TYPES: list[type[Any]] = [WebhookSecrets, GitProviderToken]

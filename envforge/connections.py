@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # types only: the areas import this module, not the other way
     from envforge.images.registry_client import RegistryAccess
     from envforge.secrets.vault import VaultSecretReader
     from envforge.summary.comments import PullRequestCommenter
+    from envforge.summary.pr_status import PullRequestStatusReporter
     from envforge.webhooks.server import WebhookCredentials
 
 ENTRY_POINT_GROUP = "envforge.connections"
@@ -89,6 +90,11 @@ class ConnectionSource(Protocol):
 
     def pull_request_commenter(self, name: str) -> AbstractContextManager[PullRequestCommenter]:
         """A commenter on GitHub/GitLab pull requests, closed on exit (GitProviderToken)."""
+        ...
+
+    def pull_request_status(self, name: str
+                            ) -> AbstractContextManager[PullRequestStatusReporter]:
+        """Sets environment states on GitHub/GitLab, closed on exit (GitProviderToken)."""
         ...
 
     def webhook_credentials(self, name: str) -> WebhookCredentials:

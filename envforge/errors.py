@@ -71,6 +71,7 @@ boundary with ``raise ... from e``.
         └── PrefectUnreachableError  (temporary) no answer from the Prefect API
     SummaryError                     (envforge.summary) artifact or pull-request comment
     ├── ProviderCommentError         the provider refused the comment (status, never the token)
+    ├── ProviderStatusError          the provider refused a commit/deployment/environment status
     └── ProviderUnreachableError     (temporary) no answer from the provider's API
     ClusterError                     (envforge.cluster) names the environment, namespace, object
     ├── ClusterConnectionError       (temporary) the API server did not answer
@@ -552,6 +553,10 @@ class SummaryError(EnvforgeError):
 
 class ProviderCommentError(SummaryError):
     """The Git provider refused the pull-request comment (status and URL, never the token)."""
+
+
+class ProviderStatusError(SummaryError):
+    """The Git provider refused a commit status, Deployment or environment update."""
 
 
 class ProviderUnreachableError(SummaryError, TemporaryError):

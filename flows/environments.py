@@ -40,6 +40,7 @@ from envforge.sleep import sleep_counts_toward_expiry, wake_environment
 from envforge.summary.artifact import publish_summary_artifact
 from envforge.summary.comments import post_summary_comment
 from envforge.summary.model import EnvironmentSummary, database_from_output, image_from_output
+from envforge.summary.pr_status import EnvironmentState, report_environment_state
 from envforge.summary.render import render_summary
 from envforge.templating.loader import TemplateCatalog
 from flows.run_template import run_steps_as_tasks
@@ -158,7 +159,9 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
     if wait_healthy:
         plan = with_health_wait(plan, wait_timeout_seconds, cluster_block)
     logger.info("%s environment %s from template %s", plan.mode, plan.name, plan.template.name)
+    source = plan.environment.get("source") or dict(request.source or {})
     with environment_lock(plan.name):
+        _pull_request_state(plan.name, source, "in_progress")
         if plan.mode == "update":  # a new deployment (a new commit on the PR) wakes it
             with open_store() as store:
                 wake_environment(store, plan.name, "new deployment", _run_id())
@@ -173,6 +176,7 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
                 source=dict(request.source) if request.source else None, message=str(e),
                 diagnostics=[{"title": "Cluster diagnosis", "text": diagnosis}]
                 if diagnosis else [])
+            _pull_request_state(plan.name, source, "failure")
             raise
         finally:
             run.close()
@@ -183,6 +187,7 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
     _summary(plan.name, result, "completed", plan.mode,
              source=dict(request.source) if request.source else None, url=url,
              **_made_by(plan.template.spec.steps, run.outputs))
+    _pull_request_state(plan.name, source, "success", url=url)
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}
 
@@ -255,8 +260,10 @@ def destroy_environment(name: str, database_block: str | None = None,
                 released.secrets or "none", prune)
     for problem in released.problems:
         logger.error("%s: %s (remove it by hand, or run destroy again)", name, problem)
-    _summary(name, {}, "destroyed", "destroy",
+    source = record.spec.source.model_dump(exclude_none=True)  # its pull request, if any
+    _summary(name, {}, "destroyed", "destroy", source=source,
              message="; ".join(released.problems) or None)
+    _pull_request_state(name, source, "inactive")
     return {"name": name, "commit": result.commit, "databases": released.databases,
             "secrets": released.secrets, "problems": released.problems, "prune": prune}
 
@@ -418,6 +425,21 @@ def _summary(name: str, result: dict[str, Any], status: str, operation: str,
             post_summary_comment(render_summary(summary), name, source, block)
     except EnvforgeError as e:
         get_run_logger().warning("%s", e)
+
+
+def _pull_request_state(name: str, source: dict[str, Any], state: EnvironmentState,
+                        url: str | None = None) -> None:
+    """The environment's state on its pull request (commit status, GitHub Deployment or GitLab
+    environment) when ENVFORGE_PR_STATUS_BLOCK (default: ENVFORGE_PR_COMMENT_BLOCK) names a
+    GitProviderToken block. A failure is logged, not fatal, as for the summary comment."""
+    block = (os.environ.get("ENVFORGE_PR_STATUS_BLOCK")
+             or os.environ.get("ENVFORGE_PR_COMMENT_BLOCK"))
+    if not block or not source.get("pullRequest"):
+        return
+    try:
+        report_environment_state(block, name, source, state, url=url, log_url=_run_url())
+    except EnvforgeError as e:
+        get_run_logger().warning("pull request status %s of %s not set: %s", state, name, e)
 
 
 def _made_by(steps: list[Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 GitHub: ``POST /repos/{owner}/{repo}/issues/{number}/comments``; GitLab:
 ``POST /projects/{id}/merge_requests/{iid}/notes``. An earlier envforge comment for the same
 environment (found by the marker line :func:`summary_marker`) is edited instead, so a pull
-request carries one summary that follows its latest run. Redirects are not followed (the
-token must not travel elsewhere); errors name the method, path and status, never the token.
+request carries one summary that follows its latest run. HTTP, headers and errors:
+:mod:`envforge.summary.provider_api`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,17 @@ import httpx
 from pydantic import SecretStr
 
 from envforge.connections import connection_source
-from envforge.errors import ProviderCommentError, ProviderUnreachableError, SummaryError
+from envforge.errors import ProviderCommentError, SummaryError
 from envforge.secrets.redaction import scrub
+from envforge.summary.provider_api import (
+    DEFAULT_API_URLS,
+    provider_http_client,
+    provider_request,
+)
 from envforge.summary.render import summary_marker
 
-DEFAULT_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+__all__ = ["DEFAULT_API_URLS", "CommentResult", "PullRequestCommenter", "PullRequestRef",
+           "post_summary_comment", "pull_request_from_source"]
 #: GitHub refuses comments over 65,536 characters; stay under it on both providers.
 MAX_COMMENT_CHARS = 60_000
 #: Pages of 100 comments searched for an earlier summary (bounded: 1,000 comments).
@@ -66,20 +72,9 @@ class PullRequestCommenter:
     def __init__(self, provider: str, token: SecretStr, api_url: str | None = None,
                  timeout_seconds: float = 10.0, transport: httpx.BaseTransport | None = None
                  ) -> None:
-        if provider not in DEFAULT_API_URLS:
-            raise SummaryError(f"unknown git provider {provider!r}: use github or gitlab")
         self.provider = provider
-        headers = {"User-Agent": "envforge"}
-        secret = token.get_secret_value()
-        if provider == "github":
-            headers |= {"Authorization": f"Bearer {secret}",
-                        "Accept": "application/vnd.github+json",
-                        "X-GitHub-Api-Version": "2022-11-28"}
-        else:
-            headers |= {"PRIVATE-TOKEN": secret}
-        self._client = httpx.Client(base_url=(api_url or DEFAULT_API_URLS[provider]).rstrip("/"),
-                                    headers=headers, timeout=timeout_seconds,
-                                    follow_redirects=False, transport=transport)
+        self._client = provider_http_client(provider, token, api_url, timeout_seconds,
+                                            transport)
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -131,31 +126,8 @@ class PullRequestCommenter:
                 return
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise ProviderUnreachableError(
-                f"{self.provider} API at {self._client.base_url} did not answer "
-                f"{method} {path} ({type(e).__name__}); try again"
-            ) from None
-        if response.status_code >= 500:
-            raise ProviderUnreachableError(
-                f"{self.provider} API answered {response.status_code} to {method} {path}")
-        if response.status_code >= 300:
-            raise ProviderCommentError(
-                f"{self.provider} API refused {method} {path}: {response.status_code} "
-                f"{_reason(response)} (check the GitProviderToken block's token and scopes)"
-            )
-        return response
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return scrub(response.text[:200])
-    message = data.get("message") if isinstance(data, dict) else None
-    return scrub(str(message)[:200]) if message else ""
+        return provider_request(self._client, self.provider, method, path,
+                                ProviderCommentError, **kwargs)
 
 
 def _limit(body: str) -> str:

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from envforge.errors import ProviderCommentError
 from envforge.summary import publish_summary_artifact, render_summary, summary_marker
 from envforge.summary.comments import post_summary_comment
-from tests.integration.webhooks.fake_provider import FakeProviderServer
+from tests.standins.git_provider import FakeProviderServer
 from tests.unit.summary.test_render import full_summary
 
 pytestmark = pytest.mark.prefect
