@@ -114,9 +114,13 @@ def main() -> None:
                                .get_client())
         calls: list[str] = []
         rest = reader.api_client.rest_client
-        request = rest.request
-        rest.request = lambda method, url, *a, **k: (calls.append(url), request(
-            method, url, *a, **k))[1]
+        request: Any = rest.request
+
+        def counted(method: str, url: str, *a: Any, **k: Any) -> Any:
+            calls.append(url)
+            return request(method, url, *a, **k)
+
+        rest.request = counted  # type: ignore[method-assign]
         health = read_environment_health(reader, NAME, NAME)
         requests = len(calls)
         assert len(health.pods) == pods, len(health.pods)

@@ -13,7 +13,8 @@ from typing import Any
 
 from kubernetes import client as k8s_client
 
-from envforge.errors import ConfigurationError, WorkloadNotFoundError
+from envforge.connections import connection_source
+from envforge.errors import WorkloadNotFoundError
 from envforge.kubernetes_boundary import NotFound, kubernetes_errors
 from envforge.secrets.redaction import scrub
 
@@ -146,18 +147,8 @@ def event_time(event: dict[str, Any]) -> str:
 
 
 def open_cluster(block_name: str | None = None) -> ClusterReader:
-    """A reader for the named KubernetesCluster block, or for KUBECONFIG / in-cluster."""
-    from blocks.kubernetes import KubernetesCluster
-
-    if block_name:
-        try:
-            cluster = KubernetesCluster.load(block_name)
-        except (ValueError, RuntimeError) as e:
-            raise ConfigurationError(
-                f"no KubernetesCluster block named {block_name!r}: save one in the Prefect UI "
-                "or with 'envforge blocks register', or leave it out to use KUBECONFIG") from e
-    else:
-        cluster = KubernetesCluster.from_environment()
-    assert isinstance(cluster, KubernetesCluster)
-    return ClusterReader(cluster.get_client(), cluster.describe(),
+    """A reader for the named KubernetesCluster block, or for KUBECONFIG / in-cluster
+    (resolved through envforge.connections: the library never loads blocks itself)."""
+    cluster = connection_source().kubernetes_cluster(block_name or None)
+    return ClusterReader(cluster.api_client, cluster.description,
                          cluster.request_timeout_seconds)
