@@ -119,7 +119,8 @@ STEPS_TO_BREAK_AFTER = ["image", "database-seed", "secrets", "deliver", "fetch-m
 @pytest.mark.parametrize("after", STEPS_TO_BREAK_AFTER)
 def test_a_failure_after_any_step_leaves_nothing(prefect_server: None, world: World,
                                                  after: str) -> None:
-    """A step that fails (an undefined name in its input) is inserted after ``after``."""
+    """A step that fails (its rendered input is not a number) is inserted after
+    ``after``."""
     from envforge.errors import StepFailedError
     from flows.environments import create_environment
 
@@ -142,8 +143,10 @@ def _break_template_after(directory: Path, after: str) -> None:
     path = directory / "template.yaml"
     template = yaml.safe_load(path.read_text())
     steps = template["spec"]["steps"]
-    boom = {"id": "boom", "action": "debug:log",
-            "input": {"message": "${{ parameters.no_such_parameter }}"}}
+    # an undefined name renders empty (as Backstage's nunjucks does), so the input is "never",
+    # which debug:wait refuses when the step runs
+    boom = {"id": "boom", "action": "debug:wait",
+            "input": {"seconds": "never${{ parameters.no_such_parameter }}"}}
     if after == "environment":
         steps.append(boom)
     else:
