@@ -51,14 +51,10 @@ step "Scaffolding 'demo-web' through its run button (a flow run of deployment sc
 timeout 300 prefect deployment run scaffold/node-service \
   --param name=demo-web --param replicas=2 --watch --watch-timeout 240 | tail -3
 
-step "Deploying the lifecycle flows (prefect deploy, process-worker profile) and registering the block types"
-# the process-worker deployments; the "-kubernetes" profile needs a kubernetes work pool and an
-# image build (docs/architecture.md, "Scale-out"), which the demo does not set up
-mapfile -t LOCAL_DEPLOYMENTS < <(python -c 'import yaml
-for d in yaml.safe_load(open("prefect.yaml"))["deployments"]:
-    if not d["name"].endswith("-kubernetes"):
-        print("--name"); print(d["name"])')
-ENVFORGE_PROJECT_DIR="$PWD" prefect --no-prompt deploy "${LOCAL_DEPLOYMENTS[@]}" >/dev/null
+step "Deploying the lifecycle flows (prefect deploy --all) and registering the block types"
+# prefect.yaml holds the process-worker deployments only; the Kubernetes profile is
+# deploy/prefect-kubernetes.yaml (docs/architecture.md, "Scale-out"), which the demo does not use
+ENVFORGE_PROJECT_DIR="$PWD" prefect --no-prompt deploy --all >/dev/null
 envforge blocks register >/dev/null
 prefect deployment ls 2>/dev/null | grep -E "environment|reap|refresh|bind|template" | head -12 || true
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from envforge.config import PROJECT_ROOT
 from envforge.db.connection import ServerAddress
@@ -71,10 +70,7 @@ def worker(world: World, prefect_server: None) -> Iterator[None]:
         client.create_work_pool(WorkPoolCreate(name=POOL, type="process"), overwrite=True)
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
            "ENVFORGE_PROJECT_DIR": str(PROJECT_ROOT)}
-    local = [arg for d in yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
-             ["deployments"] if not d["name"].endswith("-kubernetes")  # process pool only
-             for arg in ("--name", d["name"])]
-    subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", *local],
+    subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
                    cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=300)
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "2"],
