@@ -62,10 +62,12 @@ def _environment_fields() -> dict[str, dict[str, Any]]:
                  "description": "A DNS label, e.g. pr-42 or alice-demo; also the namespace."},
         "environment_type": {"title": "Environment type", "type": "string",
                              "enum": list(ENVIRONMENT_TYPES), "default": "preview",
-                             "description": "What it is for; sets the default time to live."},
+                             "description": "What it is for; recorded with it, and what "
+                                            "sleep policies go by."},
         "ttl": {"title": "Time to live", "type": "string",
                 "pattern": r"^([0-9]+[smhdwSMHDW])+$",
-                "description": "e.g. 48h or 3d; empty: the default of the environment type."},
+                "description": "e.g. 48h, 3d or 1d12h; empty: the default (ENVFORGE_DEFAULT_TTL, "
+                               "48h unless set)."},
         "owner": {"title": "Owner", "type": "string",
                   "description": "Who answers for it, e.g. group:team-a (default: you)."},
         "source": copy.deepcopy(SOURCE_SCHEMA),

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl)
+DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
