@@ -15,14 +15,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import SecretStr
 
 from envforge.connections import connection_source
 from envforge.errors import ProviderCommentError, SummaryError
 from envforge.secrets.redaction import scrub
 from envforge.summary.provider_api import (
     DEFAULT_API_URLS,
-    provider_http_client,
+    ProviderSession,
     provider_request,
 )
 from envforge.summary.render import summary_marker
@@ -66,25 +65,8 @@ def pull_request_from_source(provider: str, source: Mapping[str, Any]) -> PullRe
     return PullRequestRef(provider, project, number)
 
 
-class PullRequestCommenter:
+class PullRequestCommenter(ProviderSession):
     """Creates or updates the envforge summary comment on one provider."""
-
-    def __init__(self, provider: str, token: SecretStr, api_url: str | None = None,
-                 timeout_seconds: float = 10.0, transport: httpx.BaseTransport | None = None
-                 ) -> None:
-        self.provider = provider
-        self._client = provider_http_client(provider, token, api_url, timeout_seconds,
-                                            transport)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
-
-    def __enter__(self) -> PullRequestCommenter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def upsert_summary(self, pull_request: PullRequestRef, environment: str,
                        markdown: str) -> CommentResult:

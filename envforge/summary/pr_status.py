@@ -23,12 +23,11 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
 
 from envforge.connections import connection_source
 from envforge.errors import ProviderStatusError
 from envforge.summary.comments import PullRequestRef, pull_request_from_source
-from envforge.summary.provider_api import provider_http_client, provider_request
+from envforge.summary.provider_api import ProviderSession, provider_request
 
 EnvironmentState = Literal["in_progress", "success", "failure", "inactive"]
 #: A commit status per state (none on destroy: the commit's outcome does not change).
@@ -73,25 +72,8 @@ class StatusReport:
     environment_id: int | None = None
 
 
-class PullRequestStatusReporter:
+class PullRequestStatusReporter(ProviderSession):
     """Sets an environment's state on one provider (GitHub or GitLab)."""
-
-    def __init__(self, provider: str, token: SecretStr, api_url: str | None = None,
-                 timeout_seconds: float = 10.0, transport: httpx.BaseTransport | None = None
-                 ) -> None:
-        self.provider = provider
-        self._client = provider_http_client(provider, token, api_url, timeout_seconds,
-                                            transport)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
-
-    def __enter__(self) -> PullRequestStatusReporter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def report(self, target: StatusTarget, state: EnvironmentState, url: str | None = None,
                log_url: str | None = None) -> StatusReport:

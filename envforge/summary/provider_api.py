@@ -8,7 +8,7 @@ ProviderUnreachableError (temporary); any other refusal is the caller's ``refuse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr
@@ -36,6 +36,28 @@ def provider_http_client(provider: str, token: SecretStr, api_url: str | None = 
     return httpx.Client(base_url=(api_url or DEFAULT_API_URLS[provider]).rstrip("/"),
                         headers=headers, timeout=timeout_seconds, follow_redirects=False,
                         transport=transport)
+
+
+class ProviderSession:
+    """An open HTTP client for one provider's REST API (GitHub or GitLab), closed on exit:
+    the base of the comment and the status clients, which differ only in the calls they make."""
+
+    def __init__(self, provider: str, token: SecretStr, api_url: str | None = None,
+                 timeout_seconds: float = 10.0, transport: httpx.BaseTransport | None = None
+                 ) -> None:
+        self.provider = provider
+        self._client = provider_http_client(provider, token, api_url, timeout_seconds,
+                                            transport)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def provider_request(client: httpx.Client, provider: str, method: str, path: str,
