@@ -11,7 +11,9 @@ A step waits for an earlier step when
   ``fs:*``, ``catalog:write`` and ``vault:secrets`` write it, ``publish:*`` reads it) or the
   environment's database (``db:*``);
 - it is a ``publish:*`` step: publishing makes the environment live, so it comes after every
-  step before it;
+  step before it; and a step listed after a ``publish:*`` step waits for it (Backstage runs
+  steps one after another, so what a template lists after publishing expects it done, and a
+  failure there must find the publish to roll back);
 - the template says so: ``dependsOn: [<earlier step id>, ...]`` on the step;
 - either of them is an action this table does not know: such a step runs alone, in template
   order, since nothing says what it touches.
@@ -109,9 +111,11 @@ def step_dependencies(steps: Sequence[TemplateStep],
             deps[step.id] = set(earlier)
             continue
         waits = {sid for sid in wanted if sid in earlier}
-        for other in earlier:
+        for other_step in steps[:index]:
+            other = other_step.id
             theirs = touched[other]
-            if theirs is None or _conflict(mine, theirs):
+            if (theirs is None or _conflict(mine, theirs)
+                    or other_step.action.startswith(AFTER_EVERYTHING_BEFORE)):
                 waits.add(other)
         deps[step.id] = waits
     return deps

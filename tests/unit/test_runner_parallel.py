@@ -197,3 +197,16 @@ def test_a_failing_branch_lets_running_steps_finish_then_rolls_back_by_completio
     assert info.value.rolled_back == ["a", "g", "z"]
     assert {r.id: r.status for r in run.reports} == {
         "z": "rolled-back", "a": "rolled-back", "b": "failed", "g": "rolled-back"}
+
+
+def test_a_step_after_a_publish_waits_for_it() -> None:
+    """Backstage runs steps in order: what comes after publishing expects it done (and a
+    failure there must find the publish to roll back), even when it reads nothing of it."""
+    deps = step_dependencies(_steps(
+        ("fetch", "fetch:template", {}),
+        ("publish", "publish:github", {}),
+        ("pause", "debug:wait", {}),
+        ("image", "image:build", {}),
+    ))
+    assert deps["pause"] == {"publish"}
+    assert deps["image"] == {"publish"}
