@@ -13,13 +13,19 @@ reads the repository and commits nothing.
 from __future__ import annotations
 
 import difflib
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from envforge.errors import EnvforgeError, EnvironmentNotFoundError, ParameterError
+from envforge.errors import (
+    EnvforgeError,
+    EnvironmentNotFoundError,
+    ParameterError,
+    TemplateError,
+)
 from envforge.gitops.actions import find_manifests
 from envforge.gitops.record import EnvironmentRecord, public_parameters, utc_now
 from envforge.gitops.render import application_file, environment_dir, record_file
@@ -161,6 +167,23 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
     return RenderedUpgrade(upgraded, manifests, defaults, run.close)
 
 
+#: What a render-only run leaves where a skipped step's output is used (runner.fake_output
+#: and PlaceholderOutput).
+_FAKED = re.compile(r"dry-run:([a-z0-9:_-]+)\.\w+|<([a-z0-9:_-]+) output \w+ \(dry run\)>")
+
+
+def faked_outputs(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """The actions whose faked outputs ``new`` holds and ``old`` did not: an upgrade written
+    with them would deploy a placeholder (an image that was never built, say)."""
+    found: set[str] = set()
+    for path, text in new.items():
+        before = old.get(path, "")
+        for match in _FAKED.finditer(text):
+            if match.group(0) not in before:
+                found.add(match.group(1) or match.group(2))
+    return sorted(found)
+
+
 def environment_files(root: Path, name: str) -> dict[str, str]:
     """What the repository holds for ``name``: path -> text."""
     files = {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
@@ -256,6 +279,12 @@ def _publish(store: EnvironmentStore, prepared: RenderedUpgrade, outcome: Upgrad
         _, same = _files_for(store, base, prepared.manifests)
         if same == old:
             return None
+        faked = faked_outputs(old, same)
+        if faked:
+            raise TemplateError(
+                f"cannot upgrade environment {name!r}: its files would take outputs an upgrade "
+                f"does not produce ({', '.join(faked)}: an upgrade re-renders, it builds and "
+                f"clones nothing); use 'envforge env update {name}' to run the template again")
         stamped = base.model_copy(update={"status": base.status.model_copy(update={
             "templateVersion": prepared.record.status.templateVersion,
             "lastDeployedAt": utc_now(), "lastRun": run_id})})

@@ -88,3 +88,13 @@ def test_unified_diff_names_added_removed_and_changed_files() -> None:
     assert "--- a/gone.yaml\n+++ /dev/null\n" in diff
     assert "--- /dev/null\n+++ b/new.yaml\n" in diff
     assert unified_diff(old, old) == ([], "")
+
+
+def test_files_that_would_take_faked_outputs_are_named() -> None:
+    from envforge.upgrade import faked_outputs
+
+    old = {"m/deploy.yaml": "image: reg/app@sha256:abc\n"}
+    new = {"m/deploy.yaml": "image: dry-run:image:build.image\n",
+           "m/job.yaml": "x: <db:clone output url (dry run)>\n"}
+    assert faked_outputs(old, new) == ["db:clone", "image:build"]
+    assert faked_outputs(new, new) == []  # already there before: not the upgrade's doing

@@ -20,7 +20,7 @@ import pytest
 
 from envforge.config import PROJECT_ROOT
 from envforge.db.connection import ServerAddress
-from tests.helpers import remote_files
+from tests.helpers import commit_count, remote_files
 from tests.integration.e2e.conftest import (
     API_KEY,
     World,
@@ -108,6 +108,22 @@ def _cli_json(*args: str) -> Any:
     return json.loads(out)
 
 
+def _log_lines(flow_run_id: Any) -> list[str]:
+    """What a flow run logged, as the Prefect UI shows it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return [log.message for log in client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+
+
+def _replicas(world: World, namespace: str) -> int:
+    """spec.replicas of the environment's Deployments on the real API server, summed."""
+    done = world.cluster.plane.kubectl("get", "deployments", "-n", namespace, "-o", "json")
+    return sum(int(d["spec"].get("replicas", 1)) for d in json.loads(done.stdout)["items"])
+
+
 def _databases(server: ServerAddress) -> set[str]:
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
@@ -178,6 +194,24 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert not any(f.startswith("environments/pr-32/") for f in remote_files(world.gitops))
     assert "envforge_pr_32" not in _databases(production)
     assert "environments/pr-31/environment.yaml" in remote_files(world.gitops)  # not expired
+
+    # day two: an upgrade re-renders only; preview-app's manifests take the image build's
+    # output, so the upgrade is refused (reported in the run) and nothing is committed rather
+    # than a never-built image deployed. Sleep scales the workloads to zero through Git (Argo
+    # CD applies it), wake restores them.
+    commits = commit_count(world.gitops)
+    upgraded = _run("upgrade-environments/upgrade-environments", {"names": ["pr-31"]})
+    assert commit_count(world.gitops) == commits
+    assert any("use 'envforge env update pr-31'" in line for line in _log_lines(upgraded.id))
+    _run("sleep-environment/sleep-environment", {"name": "pr-31", "reason": "e2e"})
+    listed = {e["name"]: e for e in _cli_json("env", "list", "--output", "json")}
+    assert listed["pr-31"]["state"] == "asleep"
+    wait_synced_and_healthy(world, "pr-31")
+    assert _replicas(world, "pr-31") == 0
+    _run("wake-environment/wake-environment", {"name": "pr-31"})
+    wait_synced_and_healthy(world, "pr-31")
+    assert _replicas(world, "pr-31") == 1
+    assert commit_count(world.gitops) == commits + 2  # one commit each
 
     # destroy the other
     _run("destroy-environment/destroy-environment", {"name": "pr-31"})
