@@ -143,7 +143,7 @@ def _swap(conn: psycopg.Connection[Any], golden: str, staging: str, attempts: in
     """golden -> golden_prev_<stamp>, staging -> golden, in one transaction: a branch sees the
     old golden or the new one, never none. Renaming waits for branches being copied (they
     hold a share lock on the template); sessions connected to the old golden are ended."""
-    previous = f"{golden}{_PREVIOUS}{datetime.now(UTC):%Y%m%d%H%M%S}"
+    previous = f"{golden}{_PREVIOUS}{datetime.now(UTC):%Y%m%d%H%M%S%f}"  # two rebuilds a second
     for attempt in range(1, attempts + 1):
         try:
             with conn.transaction():

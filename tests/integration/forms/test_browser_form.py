@@ -98,7 +98,7 @@ def _field(page: Any, title: str) -> Any:
 
 
 def _fill_and_submit(run_page: str, values: dict[str, str], screenshot: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -119,7 +119,8 @@ def _fill_and_submit(run_page: str, values: dict[str, str], screenshot: Path) ->
             page.get_by_role("option", name="none", exact=True).click()
             switch = _field(page, "Secrets from Vault (Optional)").get_by_role("switch")
             switch.click()
-            assert switch.get_attribute("aria-checked") == "false"
+            # the UI updates after the click: wait for it (as a person looks), up to 10 s
+            expect(switch).to_have_attribute("aria-checked", "false", timeout=10_000)
             _field(page, "Environment name").scroll_into_view_if_needed()
             page.wait_for_timeout(500)  # the switch's animation
             page.screenshot(path=str(screenshot))
