@@ -37,6 +37,7 @@ from db_clone import (  # type: ignore[import-not-found]  # noqa: E402  (bench/ 
     BENCH_KEY,
     RULES,
     SCRIPT,
+    dump_and_restore,
     free_port,
     generate,
     psql,
@@ -198,22 +199,7 @@ def plain_copy_into_new_database(server: ServerAddress, source: str, target: str
     psql(server, f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
     started = time.perf_counter()
     psql(server, f'CREATE DATABASE "{target}"')
-    return time.perf_counter() - started + run_plain_copy_into_existing(server, source, target)
-
-
-def run_plain_copy_into_existing(server: ServerAddress, source: str, target: str) -> float:
-    started = time.perf_counter()
-    dump = subprocess.Popen([pg_tool("pg_dump"), "-Fc",
-                             f"--dbname={server.with_database(source).conninfo()}"],
-                            stdout=subprocess.PIPE)
-    subprocess.run([pg_tool("pg_restore"), "--no-owner",
-                    f"--dbname={server.with_database(target).conninfo()}"],
-                   stdin=dump.stdout, check=True)
-    assert dump.stdout is not None
-    dump.stdout.close()
-    if dump.wait() != 0:
-        raise RuntimeError("pg_dump failed")
-    return time.perf_counter() - started
+    return time.perf_counter() - started + float(dump_and_restore(server, source, target))
 
 
 def timed_clone(server: ServerAddress, source: str, target: str, rules: dict[str, Any],

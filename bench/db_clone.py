@@ -158,6 +158,11 @@ class TreeMemory:
 def run_plain_copy(server: ServerAddress, source: str, target: str) -> float:
     psql(server, f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
     psql(server, f'CREATE DATABASE "{target}"')
+    return dump_and_restore(server, source, target)
+
+
+def dump_and_restore(server: ServerAddress, source: str, target: str) -> float:
+    """``pg_dump -Fc source | pg_restore -d target`` (an existing, empty database); seconds."""
     started = time.perf_counter()
     dump = subprocess.Popen([pg_tool("pg_dump"), "-Fc",
                              f"--dbname={server.with_database(source).conninfo()}"],
