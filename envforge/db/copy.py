@@ -23,7 +23,12 @@ from envforge.db.catalog import Column
 from envforge.db.connection import ServerAddress, open_connection, quote_ident
 from envforge.db.copy_source import copy_blocks
 from envforge.db.rules import ColumnRule
-from envforge.db.transformers import ValueTransform, build_ascii_fast_path, build_transform
+from envforge.db.transformers import (
+    ColumnTransform,
+    ValueTransform,
+    build_ascii_column,
+    build_transform,
+)
 from envforge.errors import CopyFailedError, EnvforgeError
 
 _NULL = b"\\N"
@@ -190,17 +195,23 @@ class _FieldMemo(dict[bytes, bytes]):
     """COPY-escaped value -> transformed COPY-escaped value. A dict with ``__missing__`` so a
     repeated value (names, cities, dates) costs one C-level lookup. Bounded: when it fills up
     twice the column is taken as high-cardinality (e-mails) and values are no longer kept, so
-    memory stays flat whatever the table size."""
+    memory stays flat whatever the table size; a high-cardinality column with a column loop
+    (``loop``, see transformers.build_ascii_column) is then transformed a block at a time."""
 
     LIMIT = 32_768
 
     def __init__(self, fn: ValueTransform, table: str, field_rule: FieldRule, label: str,
-                 fast: Callable[[bytes], bytes] | None = None):
+                 loop: ColumnTransform | None = None):
         super().__init__({_NULL: _NULL})
         self.fn, self.table, self.field_rule, self.label = fn, table, field_rule, label
-        self.fast, self.fills = fast, 0
+        self.loop, self.fills = loop, 0
+        self.misses = self.lookups = 0
+        self.fast: Callable[[bytes], bytes] | None = None
+        if loop is not None:
+            self.fast = lambda raw: loop([raw], self._other)[0]
 
     def __missing__(self, raw: bytes) -> bytes:
+        self.misses += 1
         if self.fast is not None and raw.isascii() and b"\\" not in raw:
             encoded = self.fast(raw)
             if self.fills < 2:
@@ -218,19 +229,27 @@ class _FieldMemo(dict[bytes, bytes]):
             self._keep(raw, encoded)
         return encoded
 
-    @property
-    def lookup(self) -> Callable[[bytes], bytes]:
-        """What the batch maps over a column: the dict while it pays off, else a direct call
-        (high-cardinality columns skip the failed dict lookup for every value)."""
-        if self.fills < 2 or self.fast is None:
-            return self.__getitem__
-        return self._direct
+    def column(self, values: list[bytes]) -> list[bytes]:
+        """One column of a block transformed: through the dict while it pays off, else the
+        column loop (high-cardinality columns skip the failed dict lookup and the call for
+        every value)."""
+        if self.fills >= 2 and self.loop is not None:
+            return self.loop(values, self._other)
+        out = list(map(self.__getitem__, values))
+        self.lookups += len(values)
+        if (self.loop is not None and self.misses >= self.LIMIT // 2
+                and self.misses * 10 > self.lookups * 9):
+            # Nine in ten values so far were new (phone numbers): stop keeping them sooner
+            # than two fills would.
+            self.fills = 2
+            self.clear()
+            self[_NULL] = _NULL
+        return out
 
-    def _direct(self, raw: bytes) -> bytes:
+    def _other(self, raw: bytes) -> bytes:
+        """What a column loop leaves to the slow path: NULL, non-ASCII, escaped values."""
         if raw == _NULL:
             return _NULL
-        if self.fast is not None and raw.isascii() and b"\\" not in raw:
-            return self.fast(raw)
         return self.__missing__(raw)
 
     def _keep(self, raw: bytes, encoded: bytes) -> None:
@@ -263,7 +282,7 @@ def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
             if fn is None:
                 continue
             memo = _FieldMemo(fn, task.table, f, task.label, None if kind_resolved else
-                              build_ascii_fast_path(f.rule, f.column, key))
+                              build_ascii_column(f.rule, f.column, key))
             if f.column.unique:
                 memo.fills = 2  # every value differs: keeping them would only cost memory
             if len(_MEMO_CACHE) >= _MEMO_CACHE_SIZE:
@@ -287,7 +306,7 @@ def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
         index, memo = memos[0]
         lines = data.split(b"\n")
         lines.pop()
-        write(b"\n".join(map(memo.lookup, lines)) + b"\n")
+        write(b"\n".join(memo.column(lines)) + b"\n")
         return rows
     step = ncols - 1
     edge = [(i, m) for i, m in memos if i in (0, step)]
@@ -297,16 +316,16 @@ def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
                               f"of {ncols} columns")
     for index, memo in memos:
         if 0 < index < step:
-            fields[index::step] = map(memo.lookup, fields[index::step])
+            fields[index::step] = memo.column(fields[index::step])
     if edge:
         split = [e.partition(b"\n") for e in fields[0::step]]
         lasts = [p[0] for p in split]  # lasts[0] is empty (the added newline)
         firsts = [p[2] for p in split]  # firsts[-1] is empty (after the final newline)
         for index, memo in edge:
             if index == 0:
-                firsts[:-1] = map(memo.lookup, firsts[:-1])
+                firsts[:-1] = memo.column(firsts[:-1])
             else:
-                lasts[1:] = map(memo.lookup, lasts[1:])
+                lasts[1:] = memo.column(lasts[1:])
         fields[0::step] = map(b"\n".join, zip(lasts, firsts, strict=True))
         write(b"\t".join(fields)[1:])
     else:

@@ -115,6 +115,27 @@ def test_transform_batch_matches_a_row_by_row_reference(ncols: int) -> None:
         assert written == [expected], (ncols, covered)
 
 
+def test_high_cardinality_column_loop_matches_the_value_path() -> None:
+    from envforge.db.transformers import build_ascii_column, build_transform
+
+    rule = ColumnRule(transform="email")
+    field = FieldRule(1, column("email"), rule)
+    fn = build_transform(rule, field.column, b"k" * 32)
+    assert fn is not None
+    values = [b"a@b.c", b"\\N", b"", b"\xc3\xa9@x.fr", b"tab\\there@x.org"] * 3
+    block = b"".join(b"%d\t%s\tkeep\n" % (i, v) for i, v in enumerate(values))
+    outputs = []
+    for loop in (None, build_ascii_column(rule, field.column, b"k" * 32)):
+        memo = _FieldMemo(fn, "public.users", field, "public.users", loop)
+        memo.fills = 2  # as for a unique column: the loop from the first block on
+        written: list[bytes] = []
+        assert _transform_batch(block, [(1, memo)], written.append, 3) == len(values)
+        outputs.append(written)
+    assert outputs[0] == outputs[1]
+    lines = outputs[0][0].split(b"\n")
+    assert lines[1] == b"1\t\\N\tkeep" and lines[2] == b"2\t\tkeep"
+
+
 def test_failing_transform_never_shows_the_value() -> None:
     field = FieldRule(0, column("born"), ColumnRule(transform="noise", days=3))
 

@@ -103,6 +103,35 @@ def test_scrub_replaces_pii_inside_text() -> None:
     assert out.startswith("Mail ")
 
 
+def test_column_loops_give_the_slow_paths_fakes() -> None:
+    from envforge.db.copy import _decode, _encode
+    from envforge.db.transformers import build_ascii_column
+
+    values = ["Jane.Doe@x.org ", "+1 (415) 555-0100", "plain", "", " ", "émile@x.fr",
+              "tab\tinside", "back\\slash", "5551234"] + [f"user{i}@mail.test" for i in range(300)]
+    raw = [_encode(v) for v in values] + [b"\\N"]
+    for kind, limit in (("email", None), ("phone", None), ("hash", None), ("email", 12),
+                        ("hash", 7)):
+        column = col(max_length=limit)
+        slow = build_transform(rule(kind), column, KEY)
+        loop = build_ascii_column(rule(kind), column, KEY)
+        assert slow is not None and loop is not None
+        others: list[bytes] = []
+
+        def other(value: bytes, _slow=slow, _others=others) -> bytes:  # type: ignore[no-untyped-def]
+            _others.append(value)
+            if value == b"\\N":
+                return value
+            out = _slow(_decode(value))
+            return b"\\N" if out is None else _encode(out)
+
+        expected = [_encode(slow(v) or "") for v in values] + [b"\\N"]
+        assert loop(raw, other) == expected, kind
+        assert b"" not in others  # empty stays empty without the slow path
+        assert set(others) == {_encode(v) for v in values if not v.isascii() or "\t" in v
+                               or "\\" in v} | {b"\\N"}
+
+
 def test_ascii_fast_path_gives_the_same_fakes() -> None:
     from envforge.db.transformers import build_ascii_fast_path
 
