@@ -90,6 +90,11 @@ def run_copy_task(
     return CopyResult(task.table, task.label, rows, size, time.perf_counter() - started)
 
 
+def warm_up() -> None:
+    """Nothing: submitted to a fresh worker process so that it imports this module (and
+    envforge's transformers with it) before the first real task arrives."""
+
+
 def run_copy_tasks_shared(src: psycopg.Connection[Any], target: ServerAddress, key: bytes,
                           tasks: list[CopyTask]) -> Iterator[CopyResult]:
     """Copy small tasks one after another over two connections shared by all of them: ``src``

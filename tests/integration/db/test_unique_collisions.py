@@ -54,6 +54,13 @@ def collide_db(pg_server: ServerAddress) -> ServerAddress:
     return create_database(pg_server, "collide_src", SCHEMA)
 
 
+def _value_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``fakes.email`` hooked: no memos kept for later tests, and no column loops (they
+    build e-mails from their own bytes tables, not through ``fakes.email``)."""
+    monkeypatch.setattr(copy_module, "_MEMO_CACHE", {})
+    monkeypatch.setattr(copy_module, "build_ascii_column", lambda *args: None)
+
+
 def _clone(source: ServerAddress, name: str, jobs: int = 1) -> None:
     clone_database(CloneRequest(source, source.with_database(name), RULES, TEST_KEY, jobs=jobs,
                                 replace=True, parallel_min_bytes=0))
@@ -77,7 +84,7 @@ def _base_outputs(source: ServerAddress, column: str, transform: str, length: in
 def test_forced_collisions_are_resolved_deterministically(
         collide_db: ServerAddress, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fakes, "email", small_email)
-    monkeypatch.setattr(copy_module, "_MEMO_CACHE", {})  # no hooked fakes kept for later tests
+    _value_path_only(monkeypatch)
     code_outputs = _base_outputs(collide_db, "code", "hash", 4)
     email_outputs = _base_outputs(collide_db, "email", "email", None)
     # Without resolution both unique columns would get duplicates (the old failure).
@@ -120,7 +127,7 @@ def test_resolution_is_the_same_with_parallel_workers(collide_db: ServerAddress)
 def test_output_space_too_small_is_a_clear_error(pg_server: ServerAddress,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fakes, "email", lambda d: f"u{d[0] % 16}@example.com")
-    monkeypatch.setattr(copy_module, "_MEMO_CACHE", {})
+    _value_path_only(monkeypatch)
     source = create_database(pg_server, "collide_small", "CREATE TABLE t (k text PRIMARY KEY);"
                              "INSERT INTO t SELECT 'k' || i FROM generate_series(1, 20) i;")
     rules = parse_rules({"version": 1, "strict": False, "tables": {"t": {"k": "email"}}})
