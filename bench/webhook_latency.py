@@ -6,10 +6,13 @@ Everything real, on 127.0.0.1: a Prefect server (`prefect server start`, its own
 the create-environment deployment from prefect.yaml on a process work pool, a process worker
 (`prefect worker start --type process`), envforge's webhook server, and a bare GitOps
 repository. Each delivery opens a new pull request of a repository mapped to python-service (no
-image build); the clock stops when `environments/pr-<n>/` is on the remote's main branch. The
-worker runs twice, side by side: with Prefect's default polling (PREFECT_WORKER_QUERY_SECONDS,
-10 s) and with 1 s. Split per delivery: answer (202), flow run created -> running (worker poll,
-process start), running -> committed (imports, the flow). Processes are stopped by pid.
+image build); the clock stops when `environments/pr-<n>/` is on the remote's main branch. Four
+setups side by side: Prefect's defaults (10 s poll; a workspace supervisor process, then
+`python -m prefect.engine`), a 1 s poll, envforge's flow-run command (envforge.flow_start)
+starting cold, and that command handing the run to a warm runner (envforge.warm_runner), as
+scripts/prefect-local.sh runs it. Split per delivery: answer (202), flow run created -> running
+(worker poll, process start, imports), running -> committed (the flow). Processes are stopped
+by pid.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class Prefect:
              str(port)], env=self.env, stdout=(tmp / "server.log").open("w"),
             stderr=subprocess.STDOUT)
         self.worker: subprocess.Popen[bytes] | None = None
+        self.warm: subprocess.Popen[bytes] | None = None
         import httpx
 
         for _ in range(180):
@@ -104,22 +108,37 @@ class Prefect:
         subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], env=self.env, cwd=ROOT,
                        check=True, capture_output=True)
 
-    def start_worker(self, extra_env: dict[str, str], log: Path) -> None:
+    def start_worker(self, extra_env: dict[str, str], log: Path, warm: bool) -> None:
+        """A process worker (and, with `warm`, a warm runner beside it, as prefect-local.sh)."""
         self.stop_worker()
+        env = {**self.env, **extra_env}
+        if warm:
+            socket_path = self.tmp / "warm" / "socket"
+            env["ENVFORGE_WARM_RUNNER_SOCKET"] = str(socket_path)
+            self.warm = subprocess.Popen(
+                [sys.executable, "-m", "envforge.warm_runner", "--socket", str(socket_path),
+                 "--preload", "flows"],
+                env=env, cwd=ROOT, stdout=(self.tmp / "warm.log").open("a"),
+                stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60
+            while not socket_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
         self.worker = subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process",
-             "--limit", "4"], env={**self.env, **extra_env}, cwd=ROOT,
+             "--limit", "4"], env=env, cwd=ROOT,
             stdout=log.open("w"), stderr=subprocess.STDOUT)
         time.sleep(3)  # let it register and make its first poll
 
     def stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(20)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-            self.worker = None
+        for name in ("worker", "warm"):
+            process = getattr(self, name)
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                setattr(self, name, None)
 
     def stop(self) -> None:
         self.stop_worker()
@@ -137,6 +156,34 @@ def flow_run_times(flow_run_id: str) -> tuple[datetime | None, datetime | None]:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)  # type: ignore[arg-type]
     return run.created, run.start_time
+
+
+def wait_finished(flow_run_id: str, timeout_s: float = 60.0) -> None:
+    """Until the flow run is in a final state: each delivery then starts on a quiet system."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(flow_run_id).state  # type: ignore[arg-type]
+            if state is not None and state.is_final():
+                return
+            time.sleep(0.2)
+    raise RuntimeError(f"flow run {flow_run_id} did not finish within {timeout_s:g} s")
+
+
+def set_flow_run_command(command: str | None) -> None:
+    """The create-environment deployment's `command` job variable (None: Prefect's default)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("create-environment/create-environment")
+        variables = {k: v for k, v in (deployment.job_variables or {}).items()
+                     if k != "command"}
+        if command is not None:
+            variables["command"] = command
+        client.update_deployment(deployment.id, DeploymentUpdate(job_variables=variables))
 
 
 def deliver(http: Any, url: str, number: int, bare: Path) -> dict[str, float]:
@@ -165,6 +212,8 @@ def deliver(http: Any, url: str, number: int, bare: Path) -> dict[str, float]:
     if run_id:
         _, start = flow_run_times(str(run_id))
         running = start.timestamp() if start else None
+        wait_finished(str(run_id))
+    time.sleep(1.0)  # let the worker release the run before the next delivery
     return {"total": done - sent, "answer": answered - sent,
             "to_running": (running - answered) if running else float("nan"),
             "running_to_commit": (done - running) if running else float("nan")}
@@ -173,7 +222,9 @@ def deliver(http: Any, url: str, number: int, bare: Path) -> dict[str, float]:
 def import_seconds() -> float:
     """A fresh interpreter importing the create flow's module, as each flow-run process does."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import flows.environments"], cwd=ROOT, check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    subprocess.run([sys.executable, "-c", "import flows.environments"], cwd=ROOT, check=True,
+                   env=env)
     return time.perf_counter() - started
 
 
@@ -204,9 +255,15 @@ def main() -> int:
     return 0
 
 
-#: worker settings side by side: Prefect's default polling, and a 1 s poll
-WORKERS = {"default polling (10 s)": {},
-           "PREFECT_WORKER_QUERY_SECONDS=1": {"PREFECT_WORKER_QUERY_SECONDS": "1"}}
+FLOW_START = f"{sys.executable} -m envforge.flow_start"
+#: setups side by side: (worker environment, the deployment's command, warm runner)
+SETUPS: dict[str, tuple[dict[str, str], str | None, bool]] = {
+    "Prefect defaults (10 s poll, supervisor + engine)": ({}, None, False),
+    "1 s poll": ({"PREFECT_WORKER_QUERY_SECONDS": "1"}, None, False),
+    "1 s poll, flow_start, cold": ({"PREFECT_WORKER_QUERY_SECONDS": "1"}, FLOW_START, False),
+    "**envforge: 1 s poll, flow_start, warm runner**": (
+        {"PREFECT_WORKER_QUERY_SECONDS": "1"}, FLOW_START, True),
+}
 
 
 def measure(prefect: Prefect, flow_env: dict[str, str], bare: Path, tmp: Path, reps: int
@@ -222,12 +279,13 @@ def measure(prefect: Prefect, flow_env: dict[str, str], bare: Path, tmp: Path, r
         TemplateMapping.from_data({"default": {"template": "python-service"}})))
     server = WebhookServer(app, "127.0.0.1", 0)
     server.start_background()
-    rows: dict[str, list[dict[str, float]]] = {label: [] for label in WORKERS}
+    rows: dict[str, list[dict[str, float]]] = {label: [] for label in SETUPS}
     number = 100
     try:
         with httpx.Client(timeout=30) as http:
-            for label, settings in WORKERS.items():
-                prefect.start_worker({**flow_env, **settings}, tmp / "worker.log")
+            for label, (settings, command, warm) in SETUPS.items():
+                set_flow_run_command(command)
+                prefect.start_worker({**flow_env, **settings}, tmp / "worker.log", warm)
                 for i in range(reps):
                     number += 1
                     rows[label].append(deliver(http, f"{server.url}/webhooks/github", number,
@@ -245,8 +303,10 @@ def render(rows: dict[str, list[dict[str, float]]], reps: int, imports: float) -
         values = [r[key] for r in rows[label] if r[key] == r[key]]  # without NaN
         return f"{median(values):.2f} s" if values else "n/a"
 
-    labels = list(rows)
-    head = " | ".join(labels)
+    columns = (("answer", "webhook answered (202, run created)"),
+               ("to_running", "answer -> Running (poll, process start, imports)"),
+               ("running_to_commit", "Running -> committed (the flow)"),
+               ("total", "**webhook -> committed** (target < 5 s)"))
     lines = [
         "## Webhook to commit (`bench/webhook_latency.py`)",
         "",
@@ -255,19 +315,21 @@ def render(rows: dict[str, list[dict[str, float]]], reps: int, imports: float) -
         "A signed GitHub `opened` delivery to envforge's webhook server -> the environment "
         "(python-service, no image build) committed on the GitOps remote's main branch, through "
         "a real Prefect server and a process worker, all on 127.0.0.1. Median of "
-        f"{reps} deliveries per worker setting, on this machine ({os.cpu_count()} cores).",
+        f"{reps} deliveries per setup, on this machine ({os.cpu_count()} cores); each delivery "
+        "starts once the previous flow run has finished. Setups side by side in one run:",
         "",
-        f"| | {head} |",
-        "|---|" + "---|" * len(labels),
-        *(f"| {title} | " + " | ".join(med(label, key) for label in labels) + " |"
-          for title, key in (("webhook answered (202, flow run created)", "answer"),
-                             ("answer -> flow run Running (worker poll, process start)",
-                              "to_running"),
-                             ("Running -> committed (imports, the flow)", "running_to_commit"),
-                             ("**webhook -> committed** (target < 5 s)", "total"))),
+        "| setup | " + " | ".join(title for _, title in columns) + " |",
+        "|---|" + "---|" * len(columns),
+        *(f"| {label} | " + " | ".join(med(label, key) for key, _ in columns) + " |"
+          for label in rows),
+        "",
+        "Per delivery (s): " + "; ".join(
+            f"{label.strip('*')}: " + ", ".join(f"{r['total']:.2f}" for r in rows[label])
+            for label in rows) + ".",
         "",
         f"A fresh interpreter imports `flows.environments` in {imports:.2f} s (median of 3): "
-        "every flow-run process pays it before the flow starts.",
+        "every cold flow-run process pays it (and Prefect's default pays Prefect's import "
+        "twice: the workspace supervisor, then the engine).",
     ]
     return "\n".join(lines)
 

@@ -15,6 +15,8 @@ flow's form entry point, so an environment is made from a form rather than raw J
 from __future__ import annotations
 
 import inspect
+import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,17 @@ SCAFFOLD_ENTRYPOINT = "flows/run_template.py:scaffold"
 DEFAULT_WORK_POOL = "envforge-process"
 ENVIRONMENT_FLOW = "create-environment"
 ENVIRONMENT_ENTRYPOINT = "flows/environments.py:create_environment_from_form"
+
+
+def flow_run_command(python: str | None = None) -> str:
+    """The process worker's command for envforge's flow runs (envforge.flow_start): no
+    supervisor process, and an engine forked from the warm runner when one is listening."""
+    return f"{shlex.quote(python or sys.executable)} -m envforge.flow_start"
+
+
+def job_variables(template_ref: str) -> dict[str, Any]:
+    """A template deployment's job variables: its template, and the flow-run command."""
+    return {"env": {"ENVFORGE_TEMPLATE": template_ref}, "command": flow_run_command()}
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ def deployment_spec(
         "work_pool_name": work_pool,
         "parameter_openapi_schema": form_schema(template),
         "enforce_parameter_schema": True,
-        "job_variables": {"env": {"ENVFORGE_TEMPLATE": template_ref}},
+        "job_variables": job_variables(template_ref),
         "tags": ["envforge", f"template:{template.name}", *template.metadata.tags],
         "pull_steps": [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(project_dir)}}
@@ -96,7 +109,7 @@ def environment_deployment_spec(
         "work_pool_name": work_pool,
         "parameter_openapi_schema": environment_form_schema(template),
         "enforce_parameter_schema": True,
-        "job_variables": {"env": {"ENVFORGE_TEMPLATE": template_ref}},
+        "job_variables": job_variables(template_ref),
         "tags": ["envforge", "lifecycle", f"template:{template.name}"],
         "pull_steps": [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(project_dir)}}

@@ -11,7 +11,11 @@ import pytest
 
 from envforge.config import PROJECT_ROOT
 from envforge.connections import connection_source_installed
-from envforge.deployments import ENVIRONMENT_ENTRYPOINT, environment_deployment_spec
+from envforge.deployments import (
+    ENVIRONMENT_ENTRYPOINT,
+    environment_deployment_spec,
+    flow_run_command,
+)
 from envforge.environment_forms import (
     ENVIRONMENT_TYPES,
     credential_fields,
@@ -184,5 +188,6 @@ def test_environment_deployment_spec(tmp_path: Path) -> None:
     assert spec["entrypoint"] == ENVIRONMENT_ENTRYPOINT
     assert spec["enforce_parameter_schema"] is True
     assert spec["parameter_openapi_schema"] == environment_form_schema(template)
-    assert spec["job_variables"] == {"env": {"ENVFORGE_TEMPLATE": "templates/preview-app"}}
+    assert spec["job_variables"] == {"env": {"ENVFORGE_TEMPLATE": "templates/preview-app"},
+                                    "command": flow_run_command()}
     assert spec["work_pool_name"] == "pool"

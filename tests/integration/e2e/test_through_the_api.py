@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -60,29 +62,37 @@ def production(world: World) -> ServerAddress:
 
 
 @pytest.fixture
-def worker(world: World, prefect_server: None) -> Iterator[None]:
-    """prefect.yaml's deployments on the session's server, and a worker for their pool."""
+def worker(world: World, prefect_server: None, tmp_path: Path) -> Iterator[Path]:
+    """prefect.yaml's deployments on the session's server, a worker for their pool and a warm
+    runner beside it, as scripts/prefect-local.sh starts them; the warm runner's log."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.settings import PREFECT_API_URL
 
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name=POOL, type="process"), overwrite=True)
+    warm_socket, warm_log = tmp_path / "warm" / "socket", tmp_path / "warm.log"
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-           "ENVFORGE_PROJECT_DIR": str(PROJECT_ROOT)}
+           "ENVFORGE_PROJECT_DIR": str(PROJECT_ROOT),
+           "ENVFORGE_WARM_RUNNER_SOCKET": str(warm_socket)}
     subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
                    cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=300)
+    warm = subprocess.Popen(
+        [sys.executable, "-m", "envforge.warm_runner", "--socket", str(warm_socket),
+         "--preload", "flows"], cwd=PROJECT_ROOT, env=env, stdout=warm_log.open("w"),
+        stderr=subprocess.STDOUT)
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "2"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield
+        yield warm_log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for started in (process, warm):
+            started.terminate()
+            try:
+                started.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                started.kill()
 
 
 def _run(deployment: str, parameters: dict[str, Any]) -> Any:
@@ -109,13 +119,21 @@ def _cli_json(*args: str) -> Any:
 
 
 def _log_lines(flow_run_id: Any) -> list[str]:
-    """What a flow run logged, as the Prefect UI shows it."""
+    """What a flow run logged, as the Prefect UI shows it. The engine sends its last batch of
+    logs as it exits, after the run's final state is set, so wait (bounded) for its last line."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    deadline = time.monotonic() + 30
     with get_client(sync_client=True) as client:
-        return [log.message for log in client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+        while True:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            if time.monotonic() > deadline or any(
+                    log.task_run_id is None and log.message.startswith("Finished in state")
+                    for log in logs):
+                return [log.message for log in logs]
+            time.sleep(0.2)
 
 
 def _replicas(world: World, namespace: str) -> int:
@@ -130,7 +148,7 @@ def _databases(server: ServerAddress) -> set[str]:
 
 
 def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerAddress,
-                                               worker: None) -> None:
+                                               worker: Path) -> None:
     params = {"repoUrl": world.app_repo.as_uri(), "imageRegistry": world.registry.access.address,
               "registryTls": False, "database": "clone"}
     create = "create-environment/create-environment"
@@ -202,7 +220,8 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     commits = commit_count(world.gitops)
     upgraded = _run("upgrade-environments/upgrade-environments", {"names": ["pr-31"]})
     assert commit_count(world.gitops) == commits
-    assert any("use 'envforge env update pr-31'" in line for line in _log_lines(upgraded.id))
+    lines = _log_lines(upgraded.id)
+    assert any("use 'envforge env update pr-31'" in line for line in lines), lines
     _run("sleep-environment/sleep-environment", {"name": "pr-31", "reason": "e2e"})
     listed = {e["name"]: e for e in _cli_json("env", "list", "--output", "json")}
     assert listed["pr-31"]["state"] == "asleep"
@@ -219,6 +238,10 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert "envforge_pr_31" not in _databases(production)
     assert cluster_secret(world, "pr-31", "pr-31-secrets") is None
     assert _cli_json("env", "list", "--output", "json") == []
+
+    # every run above started as an engine forked from the warm runner, and ended well
+    ran = re.findall(r"flow run ([0-9a-f-]{36}): engine pid \d+ exit (\d+)", worker.read_text())
+    assert len(ran) >= 10 and all(code == "0" for _, code in ran), worker.read_text()
 
 
 def test_the_database_failing_mid_run_leaves_nothing(prefect_server: None, world: World,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from envforge.config import PROJECT_ROOT
-from envforge.deployments import register_template_deployments
+from envforge.deployments import flow_run_command, register_template_deployments
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.parameters import form_schema
 
@@ -37,7 +37,8 @@ def test_deployment_form_schema_matches_each_template(prefect_server: None) -> N
                 for name in page.get("required", []):
                     assert name in schema["required"]
             assert deployment.enforce_parameter_schema is True
-            assert deployment.job_variables == {"env": {"ENVFORGE_TEMPLATE": ref}}
+            assert deployment.job_variables == {"env": {"ENVFORGE_TEMPLATE": ref},
+                                               "command": flow_run_command()}
             assert deployment.work_pool_name == "test-pool"
             assert f"template:{template.name}" in deployment.tags
 
@@ -98,6 +99,10 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
         "template", "parameters", "dry_run", "environment"}
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
         "directory": str(PROJECT_ROOT)}}]
+    # every run starts with envforge's flow-run command (envforge.flow_start), resolved at deploy
+    for each in (deployment, create, reaper, refresher):
+        assert each.job_variables == {
+            "command": f"{PROJECT_ROOT}/.venv/bin/python -m envforge.flow_start"}
 
 
 def test_block_types_register_with_the_server(prefect_server: None) -> None:

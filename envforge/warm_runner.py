@@ -1,0 +1,320 @@
+"""A warm runner: Prefect and envforge imported once, a flow-run engine forked per request.
+
+    .venv/bin/python -m envforge.warm_runner --socket .envforge/warm-runner/socket --preload flows
+
+scripts/prefect-local.sh starts one beside the process worker and gives both the socket's
+path (ENVFORGE_WARM_RUNNER_SOCKET); deployments run ``python -m envforge.flow_start``
+(envforge.flow_start), which hands the flow run here. Per request:
+
+1. the runner checks the caller (same user, SO_PEERCRED) and that no envforge or flows source
+   file changed since it imported them. If one did, it answers ``stale`` (the caller starts
+   cold) and re-executes itself, so edited code is never run from a stale import;
+2. it forks a session process, which receives the caller's stdin/stdout/stderr, argv,
+   environment and working directory, forks the engine in a process group of its own, and
+   answers ``started <pid>``;
+3. the engine process takes the caller's environment and stdio, refreshes Prefect's settings
+   from that environment, and runs ``prefect.engine`` as ``python -m prefect.engine`` would,
+   with its modules already imported;
+4. the session forwards the caller's signals to the engine, kills the engine's process group
+   if the caller goes away, and reports ``exit <code>`` or ``killed <signal>``.
+
+The runner stays single-threaded (forking a threaded process can copy a held lock), never
+touches the Prefect API itself and holds no flow state: each engine is a fresh fork of the
+same warmed image. Its socket lives in a directory only its user can enter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import runpy
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from envforge.flow_start import PROTOCOL
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: packages whose modules are imported up front (and watched for changes); `--preload` adds
+#: the flows' own packages (scripts/prefect-local.sh passes `--preload flows`)
+PROJECT_PACKAGES = ("envforge",)
+#: what a flow run imports lazily (Prefect's engines, the clients the actions use)
+WARM_MODULES = (
+    "prefect.engine", "prefect.flow_engine", "prefect.task_engine", "prefect.artifacts",
+    "prefect.deployments.steps", "prefect._internal.metrics", "prefect.runner",
+    "kubernetes.client", "kubernetes.config", "kubernetes.dynamic", "kubernetes.stream",
+    "hvac", "psycopg", "faker", "jinja2", "git", "yaml", "requests",
+)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+POLL_S = 0.05
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} warm-runner[{os.getpid()}]: {message}",
+          file=sys.stderr, flush=True)
+
+
+def warm_up(packages: list[str]) -> list[str]:
+    """Import the packages' modules and what flow runs import lazily; what failed, by name."""
+    failed = []
+    for package in packages:
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, f"{package}."):
+            if info.name.endswith("__main__"):
+                continue
+            try:
+                importlib.import_module(info.name)
+            except Exception as e:  # a module that cannot import here is imported by its run
+                failed.append(f"{info.name} ({type(e).__name__})")
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            failed.append(f"{name} ({type(e).__name__})")
+    return failed
+
+
+def source_stamps() -> dict[str, int]:
+    """mtime of every imported module file under the project (what a fork would run)."""
+    stamps = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and path.startswith(str(PROJECT_ROOT)) and "/.venv/" not in path:
+            try:
+                stamps[path] = os.stat(path).st_mtime_ns
+            except OSError:
+                stamps[path] = -1
+    return stamps
+
+
+def changed_sources(stamps: dict[str, int]) -> list[str]:
+    changed = []
+    for path, stamp in stamps.items():
+        try:
+            now = os.stat(path).st_mtime_ns
+        except OSError:
+            now = -1
+        if now != stamp:
+            changed.append(path)
+    return changed
+
+
+def receive_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The caller's request and its three stdio descriptors."""
+    head, fds, _flags, _addr = socket.recv_fds(conn, 8, 3)
+    while len(head) < 8:
+        more = conn.recv(8 - len(head))
+        if not more:
+            raise ConnectionError("the caller closed the connection")
+        head += more
+    size = int.from_bytes(head, "big")
+    if len(fds) != 3 or size > MAX_REQUEST_BYTES:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("malformed request")
+    body = bytearray()
+    while len(body) < size:
+        chunk = conn.recv(min(65536, size - len(body)))
+        if not chunk:
+            raise ConnectionError("the caller closed the connection")
+        body.extend(chunk)
+    request = json.loads(body)
+    if request.get("protocol") != PROTOCOL:
+        raise ValueError(f"protocol {request.get('protocol')!r}, expected {PROTOCOL}")
+    return request, fds
+
+
+def run_engine(request: dict[str, Any], fds: list[int]) -> NoReturn:
+    """In the forked engine process: become the caller's ``python -m prefect.engine``."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["prefect.engine", *request["argv"]]
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()  # the caller's PREFECT_* settings, not the runner's
+        sys.modules.pop("prefect.engine", None)  # as under `python -m`: run as __main__ only
+        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int) and e.code is not None:
+            print(e.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    # what the interpreter does at exit: wait for non-daemon threads, run atexit hooks
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def session(conn: socket.socket) -> NoReturn:
+    """In the forked session process: start the engine, relay signals, report its end."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        request, fds = receive_request(conn)
+    except (OSError, ValueError) as e:
+        with _quiet:
+            conn.sendall(f"refused {e}\n".encode())
+        os._exit(1)
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        run_engine(request, fds)
+    for fd in fds:
+        os.close(fd)
+    run_id = request["env"].get("PREFECT__FLOW_RUN_ID") or " ".join(request["argv"]) or "?"
+    log(f"flow run {run_id}: engine pid {pid}")
+    with _quiet:
+        conn.sendall(f"started {pid}\n".encode())
+    buffer = b""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        readable, _, _ = select.select([conn], [], [], POLL_S)
+        if not readable:
+            continue
+        try:
+            chunk = conn.recv(1024)
+        except OSError:
+            chunk = b""
+        if not chunk:  # the caller is gone (killed): so is its flow run
+            log(f"flow run {run_id}: the worker's process went away; killing engine pid {pid}")
+            with _quiet:
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os._exit(0)
+        buffer += chunk
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            kind, _, value = line.decode().partition(" ")
+            if kind == "signal" and value.isdigit() and int(value) in _FORWARDABLE:
+                with _quiet:
+                    os.kill(pid, int(value))
+    if os.WIFSIGNALED(status):
+        answer = f"killed {os.WTERMSIG(status)}"
+    else:
+        answer = f"exit {os.waitstatus_to_exitcode(status)}"
+    log(f"flow run {run_id}: engine pid {pid} {answer}")
+    with _quiet:
+        conn.sendall(f"{answer}\n".encode())
+    os._exit(0)
+
+
+_quiet = contextlib.suppress(OSError)  # the caller may have gone away
+_FORWARDABLE = {int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGHUP)}
+
+
+def peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def listen(path: Path) -> socket.socket:
+    """A Unix socket in a directory only this user can enter."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    os.chmod(path, 0o600)
+    server.listen(16)
+    return server
+
+
+def serve(path: Path, preload: list[str]) -> NoReturn:
+    started = time.monotonic()
+    failed = warm_up([*PROJECT_PACKAGES, *preload])
+    if threading.active_count() != 1:
+        log(f"importing started threads ({[t.name for t in threading.enumerate()]}); "
+            "forking would not be safe, so flow runs start cold")
+        sys.exit(1)
+    stamps = source_stamps()
+    server = listen(path)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # sessions are reaped by the kernel
+    stop = {"now": False}
+
+    def on_term(_signum: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    log(f"ready on {path} in {time.monotonic() - started:.1f} s ({len(sys.modules)} modules"
+        + (f"; not warmed: {', '.join(failed)}" if failed else "") + ")")
+    while not stop["now"]:
+        try:
+            readable, _, _ = select.select([server], [], [], 1.0)
+        except InterruptedError:
+            continue
+        if not readable:
+            continue
+        conn, _ = server.accept()
+        if peer_uid(conn) != os.getuid():
+            with _quiet:
+                conn.sendall(b"refused another user\n")
+            conn.close()
+            continue
+        changed = changed_sources(stamps)
+        if changed:
+            with _quiet:
+                conn.sendall(b"stale\n")
+            conn.close()
+            log(f"{len(changed)} source file(s) changed (e.g. {changed[0]}); restarting")
+            server.close()
+            path.unlink(missing_ok=True)
+            os.execv(sys.executable, [sys.executable, "-m", "envforge.warm_runner",
+                                      "--socket", str(path),
+                                      *(f"--preload={name}" for name in preload)])
+        if os.fork() == 0:
+            server.close()
+            session(conn)
+        conn.close()
+    server.close()
+    path.unlink(missing_ok=True)
+    log("stopped")
+    sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--socket", required=True, type=Path,
+                        help="the Unix socket to listen on (ENVFORGE_WARM_RUNNER_SOCKET)")
+    parser.add_argument("--preload", action="append", default=[], metavar="PACKAGE",
+                        help="also import every module of this package (the flows' code)")
+    args = parser.parse_args(argv)
+    serve(args.socket.resolve(), args.preload)
+
+
+if __name__ == "__main__":
+    main()
