@@ -180,9 +180,11 @@ ColumnTransform = Callable[[list[bytes], Callable[[bytes], bytes]], list[bytes]]
 def build_ascii_column(rule: ColumnRule, column: Column, key: bytes) -> ColumnTransform | None:
     """For high-cardinality kinds (every value needs its own digest): one Python loop over a
     whole column of a block, giving what :func:`build_transform` gives, computed on the raw
-    UTF-8 bytes. No call per value (a call costs about as much as the fake itself); empty
-    values stay empty; values that are not plain ASCII or hold a COPY escape (``\\N`` for
-    NULL among them) go to ``other``, which must transform them as the slow path does."""
+    UTF-8 bytes. No call per value (a call costs about as much as the fake itself), and when
+    the whole column is plain (no empty, non-ASCII or escaped value: one C-level check of the
+    joined column) no check per value either. Empty values stay empty; values that are not
+    plain ASCII or hold a COPY escape (``\\N`` for NULL among them) go to ``other``, which must
+    transform them as the slow path does."""
     kind, limit = rule.transform, column.max_length
     if type_class(column) != "text" or kind not in ("email", "phone", "hash"):
         return None
@@ -193,57 +195,64 @@ def build_ascii_column(rule: ColumnRule, column: Column, key: bytes) -> ColumnTr
         firsts, lasts, domains = fakes.EMAIL_FIRSTS, fakes.EMAIL_LASTS, fakes.EMAIL_AT_DOMAINS
         pairs, nlast = len(firsts) * len(lasts), len(lasts)
 
-        def emails(values: list[bytes], other: Callable[[bytes], bytes]) -> list[bytes]:
+        def plain(values: list[bytes]) -> list[bytes]:
             out: list[bytes] = []
             add = out.append
             for raw in values:
-                if raw and raw.isascii() and b"\\" not in raw:
-                    state = copy()
-                    state.update(raw.strip().lower())
-                    d = state.digest()
-                    n = from_bytes(d[:8], "big")  # as fakes.email
-                    first, last = divmod(n % pairs, nlast)
-                    add(firsts[first] + lasts[last] + hexlify(d[8:16]) + domains[(n >> 40) % 3])
-                else:
-                    add(other(raw) if raw else raw)
-            return out if limit is None else [v[:limit] for v in out]
-
-        return emails
-    if kind == "phone":
+                state = copy()
+                state.update(raw.strip().lower())
+                d = state.digest()
+                n = from_bytes(d[:8], "big")  # as fakes.email
+                first, last = divmod(n % pairs, nlast)
+                add(firsts[first] + lasts[last] + hexlify(d[8:16]) + domains[(n >> 40) % 3])
+            return out
+    elif kind == "phone":
         prefixes, twos, extensions = (fakes.PHONE_PREFIXES, fakes.PHONE_TWO_DIGITS,
                                       fakes.PHONE_EXTENSIONS)
         nprefix, drop = len(prefixes), _ASCII_NON_DIGITS
 
-        def phones(values: list[bytes], other: Callable[[bytes], bytes]) -> list[bytes]:
+        def plain(values: list[bytes]) -> list[bytes]:
             out: list[bytes] = []
             add = out.append
             for raw in values:
-                if raw and raw.isascii() and b"\\" not in raw:
-                    state = copy()
-                    state.update(raw.translate(None, drop))
-                    d = state.digest()  # as fakes.phone
-                    add(prefixes[from_bytes(d[6:10], "big") % nprefix] + twos[d[10] % 100]
-                        + extensions[from_bytes(d[11:14], "big") % 10_000])
-                else:
-                    add(other(raw) if raw else raw)
-            return out if limit is None else [v[:limit] for v in out]
+                state = copy()
+                state.update(raw.translate(None, drop))
+                d = state.digest()  # as fakes.phone
+                add(prefixes[from_bytes(d[6:10], "big") % nprefix] + twos[d[10] % 100]
+                    + extensions[from_bytes(d[11:14], "big") % 10_000])
+            return out
+    else:
+        length = rule.length or 32
 
-        return phones
-    length = rule.length or 32
-
-    def hashes(values: list[bytes], other: Callable[[bytes], bytes]) -> list[bytes]:
-        out: list[bytes] = []
-        add = out.append
-        for raw in values:
-            if raw and raw.isascii() and b"\\" not in raw:
+        def plain(values: list[bytes]) -> list[bytes]:
+            out: list[bytes] = []
+            add = out.append
+            for raw in values:
                 state = copy()
                 state.update(raw)
                 add(hexlify(state.digest())[:length])
-            else:
-                add(other(raw) if raw else raw)
-        return out if limit is None else [v[:limit] for v in out]
+            return out
 
-    return hashes
+    def loop(values: list[bytes]) -> list[bytes]:
+        return plain(values) if limit is None else [v[:limit] for v in plain(values)]
+
+    def transform_column(values: list[bytes], other: Callable[[bytes], bytes]) -> list[bytes]:
+        joined = b"".join(values)
+        if all(values) and joined.isascii() and b"\\" not in joined:
+            return loop(values)
+        out = list(values)  # empty values stay as they are
+        picked = []
+        for i, raw in enumerate(values):
+            if raw:
+                if raw.isascii() and b"\\" not in raw:
+                    picked.append(i)
+                else:
+                    out[i] = other(raw)
+        for i, fake in zip(picked, loop([values[i] for i in picked]), strict=True):
+            out[i] = fake
+        return out
+
+    return transform_column
 
 
 def build_ascii_fast_path(rule: ColumnRule, column: Column,
