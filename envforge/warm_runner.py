@@ -48,7 +48,8 @@ from envforge.flow_start import PROTOCOL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: packages whose modules are imported up front (and watched for changes); `--preload` adds
-#: the flows' own packages (scripts/prefect-local.sh passes `--preload flows`)
+#: the flows' own packages (scripts/prefect-local.sh passes `--preload flows`): what they import
+#: stays warm, while they themselves are imported again in each engine (see forget)
 PROJECT_PACKAGES = ("envforge",)
 #: what a flow run imports lazily (Prefect's engines, the clients the actions use)
 WARM_MODULES = (
@@ -136,8 +137,17 @@ def receive_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return request, fds
 
 
-def run_engine(request: dict[str, Any], fds: list[int]) -> NoReturn:
-    """In the forked engine process: become the caller's ``python -m prefect.engine``."""
+def forget(packages: list[str]) -> None:
+    """Drop the flows' own modules, so the engine imports them again under its environment
+    (flow modules read ENVFORGE_TEMPLATE at import, as a cold process would read it)."""
+    for name in [m for m in sys.modules if any(m == p or m.startswith(f"{p}.")
+                                               for p in packages)]:
+        del sys.modules[name]
+
+
+def run_engine(request: dict[str, Any], fds: list[int], fresh: list[str]) -> NoReturn:
+    """In the forked engine process: become the caller's ``python -m prefect.engine``; the
+    `fresh` packages are imported again (with the caller's environment) when used."""
     code = 1
     try:
         os.setpgid(0, 0)
@@ -156,6 +166,7 @@ def run_engine(request: dict[str, Any], fds: list[int]) -> NoReturn:
         from prefect.context import refresh_global_settings_context
 
         refresh_global_settings_context()  # the caller's PREFECT_* settings, not the runner's
+        forget(fresh)
         sys.modules.pop("prefect.engine", None)  # as under `python -m`: run as __main__ only
         runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
         code = 0
@@ -176,7 +187,7 @@ def run_engine(request: dict[str, Any], fds: list[int]) -> NoReturn:
         os._exit(code)
 
 
-def session(conn: socket.socket) -> NoReturn:
+def session(conn: socket.socket, fresh: list[str]) -> NoReturn:
     """In the forked session process: start the engine, relay signals, report its end."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -189,7 +200,7 @@ def session(conn: socket.socket) -> NoReturn:
     pid = os.fork()
     if pid == 0:
         conn.close()
-        run_engine(request, fds)
+        run_engine(request, fds, fresh)
     for fd in fds:
         os.close(fd)
     run_id = request["env"].get("PREFECT__FLOW_RUN_ID") or " ".join(request["argv"]) or "?"
@@ -298,7 +309,7 @@ def serve(path: Path, preload: list[str]) -> NoReturn:
                                       *(f"--preload={name}" for name in preload)])
         if os.fork() == 0:
             server.close()
-            session(conn)
+            session(conn, preload)
         conn.close()
     server.close()
     path.unlink(missing_ok=True)

@@ -17,8 +17,13 @@ from tests.helpers import remote_files
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("start", ["cold", "warm"])
 def test_a_form_submission_runs_on_a_process_worker(prefect_server: None, bare_repo: Path,
-                                                    envforge_home: Path) -> None:
+                                                    envforge_home: Path, tmp_path: Path,
+                                                    start: str) -> None:
+    """Started cold (envforge.flow_start without a warm runner) and warm (an engine forked from
+    envforge.warm_runner): either way the scaffold flow takes the signature of the template its
+    deployment names (ENVFORGE_TEMPLATE, read when the flow module is imported)."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
@@ -31,6 +36,18 @@ def test_a_form_submission_runs_on_a_process_worker(prefect_server: None, bare_r
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
            "ENVFORGE_GITOPS_URL": bare_repo.as_uri(), "ENVFORGE_HOME": str(envforge_home)}
+    env.pop("ENVFORGE_WARM_RUNNER_SOCKET", None)
+    warm, warm_log = None, tmp_path / "warm.log"
+    if start == "warm":
+        env["ENVFORGE_WARM_RUNNER_SOCKET"] = str(tmp_path / "warm" / "socket")
+        warm = subprocess.Popen(
+            [sys.executable, "-m", "envforge.warm_runner", "--socket",
+             env["ENVFORGE_WARM_RUNNER_SOCKET"], "--preload", "flows"], cwd=PROJECT_ROOT,
+            env=env, stdout=warm_log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while " ready on " not in warm_log.read_text() and time.monotonic() < deadline:
+            assert warm.poll() is None, warm_log.read_text()
+            time.sleep(0.1)
     worker = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", "button-pool",
          "--run-once"],
@@ -41,6 +58,9 @@ def test_a_form_submission_runs_on_a_process_worker(prefect_server: None, bare_r
     finally:
         if worker.poll() is None:
             worker.kill()
+        if warm is not None:
+            warm.terminate()
+            warm.wait(30)
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + 30
         state = client.read_flow_run(run.id).state
@@ -55,3 +75,6 @@ def test_a_form_submission_runs_on_a_process_worker(prefect_server: None, bare_r
          "main:services/from-button/manifests/deployment.yaml"],
         check=True, capture_output=True, text=True).stdout
     assert "replicas: 2" in deployment_yaml
+    forked = f"flow run {run.id}: engine pid"
+    went_warm = warm_log.exists() and forked in warm_log.read_text()
+    assert went_warm == (start == "warm"), output[-3000:]
