@@ -35,7 +35,7 @@ export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN
 unset ENVFORGE_GITOPS_URL ENVFORGE_TEMPLATES_PATH
 ENV
 
-step "Starting the local Prefect server and a process worker (it sees the services above)"
+step "Starting the local Prefect server, a warm runner and a process worker (they see the services above)"
 bash scripts/prefect-local.sh start
 
 step "Validating every template (envforge templates validate templates/*)"
@@ -98,5 +98,5 @@ Look around (first, in your shell, from this folder):
                         $KUBECTL --kubeconfig .envforge/demo/kubeconfig get application -n argocd
   Destroy it:           .venv/bin/prefect deployment run destroy-environment/destroy-environment --param name=pr-1
                         (or .venv/bin/envforge env destroy pr-1)
-  Stop everything (server, worker, PostgreSQL, registry, control plane, stand-ins):   make stop
+  Stop everything (server, warm runner, worker, PostgreSQL, registry, control plane, stand-ins):   make stop
 TXT
