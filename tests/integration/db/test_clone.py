@@ -131,6 +131,17 @@ def test_generated_identity_and_sequences(cloned: tuple[ServerAddress, CloneRepo
     assert comment.startswith("envforge:owned")
 
 
+def test_tables_keep_their_own_storage_options(
+        source_db: ServerAddress, cloned: tuple[ServerAddress, CloneReport]) -> None:
+    """Autovacuum is paused on the target's tables while they are loaded: nothing of that may
+    be left behind."""
+    target, _ = cloned
+    sql = ("SELECT c.oid::regclass::text, c.reloptions FROM pg_class c JOIN pg_namespace n "
+           "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
+           "('pg_catalog', 'information_schema') ORDER BY 1")
+    assert rows(target, sql) == rows(source_db, sql)
+
+
 def test_same_key_same_output_other_key_other_output(
         source_db: ServerAddress, cloned: tuple[ServerAddress, CloneReport]) -> None:
     first, _ = cloned
