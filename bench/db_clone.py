@@ -177,6 +177,13 @@ def dump_and_restore(server: ServerAddress, source: str, target: str) -> float:
     return time.perf_counter() - started
 
 
+def settle(server: ServerAddress, database: str) -> None:
+    """After a timed run, outside the timers: VACUUM ANALYZE the database it made, so that
+    autovacuum's work on 3 M freshly loaded rows (up to seconds of a core) does not land in
+    the next run, A's leftovers in B's time or B's in A's. Both sides get the same."""
+    psql(server, "VACUUM (ANALYZE)", database)
+
+
 def run_clone(server: ServerAddress, source: str, target: str,
               jobs: int) -> tuple[float, int, str]:
     """B in a child process so its whole tree's memory can be measured. The previous rep's
@@ -237,7 +244,9 @@ def bench(server: ServerAddress, args: argparse.Namespace, workdir: Path) -> dic
     store = LocalDirectoryStore(workdir / "snapshots")
     for rep in range(args.reps):  # A and B alternate so drift hits both alike
         a_times.append(run_plain_copy(server, "bench_src", "bench_plain"))
+        settle(server, "bench_plain")
         seconds, peak, detail = run_clone(server, "bench_src", "envforge_bench", args.jobs)
+        settle(server, "envforge_bench")
         b_times.append(seconds)
         b_peaks.append(peak)
         details.append(detail)
