@@ -329,18 +329,35 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
         pool = ProcessPoolExecutor(max_workers=request.jobs - 1,
                                    mp_context=multiprocessing.get_context("spawn"))
 
-    def submit_next() -> None:
-        with lock:
-            if not pending:
-                return
-            task = pending.popleft()
-        future = pool.submit(run_copy_task, *args, task)
-        future.add_done_callback(on_done)
+    active: dict[int, str] = {}  # lane -> the table it copies
 
-    def on_done(future: Future[CopyResult]) -> None:
+    def take(lane: int, previous: str | None) -> CopyTask | None:
+        """A lane's next task: the next slice of the table it was copying, else one of a
+        table no other lane copies, else the next. Lanes then append to different tables
+        (no two sessions extending one table, rows in slice order) until the end."""
+        with lock:
+            others = {table for other, table in active.items() if other != lane}
+            task = next((t for t in pending if t.table == previous), None) or next(
+                (t for t in pending if t.table not in others), None) or (
+                pending[0] if pending else None)
+            if task is None:
+                active.pop(lane, None)
+                return None
+            pending.remove(task)
+            active[lane] = task.table
+            return task
+
+    def submit_next(lane: int, previous: str | None) -> None:
+        task = take(lane, previous)
+        if task is None:
+            return
+        future = pool.submit(run_copy_task, *args, task)
+        future.add_done_callback(lambda f: on_done(f, lane, task.table))
+
+    def on_done(future: Future[CopyResult], lane: int, table: str) -> None:
         finished.put(future)
         if not future.cancelled() and future.exception() is None:
-            submit_next()
+            submit_next(lane, table)
 
     def drain(block: bool) -> Iterator[CopyResult]:
         while True:
@@ -356,13 +373,13 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
 
     completed = False
     try:
-        for _ in range(request.jobs - 1):
-            submit_next()
+        for lane in range(1, request.jobs):  # lane 0 is this process
+            submit_next(lane, None)
         yield from run_small()  # while the workers take the large ones
         done = 0
+        mine: CopyTask | None = None
         while True:
-            with lock:
-                mine = pending.popleft() if pending else None
+            mine = take(0, mine.table if mine else None)
             if mine is None:
                 break
             result = run_copy_task(*args, mine)
