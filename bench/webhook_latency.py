@@ -330,6 +330,14 @@ def render(rows: dict[str, list[dict[str, float]]], reps: int, imports: float) -
         f"A fresh interpreter imports `flows.environments` in {imports:.2f} s (median of 3): "
         "every cold flow-run process pays it (and Prefect's default pays Prefect's import "
         "twice: the workspace supervisor, then the engine).",
+        "",
+        "Where the time goes with Prefect's default start, after the worker's poll: the "
+        "supervisor interpreter imports Prefect and runs the pull steps, then replaces itself "
+        "with the engine, which imports Prefect again and then the flow (and, on first use, "
+        "the clients it imports lazily). `envforge.flow_start` drops the supervisor (the engine "
+        "runs the pull steps itself); the warm runner (envforge.warm_runner) drops the "
+        "imports: each engine is forked from a process that already has them. What remains "
+        "is the poll (at most 1 s), the worker's submission and the flow itself.",
     ]
     return "\n".join(lines)
 
