@@ -251,6 +251,23 @@ def peer_uid(conn: socket.socket) -> int:
     return int(struct.unpack("3i", creds)[1])
 
 
+#: a Unix socket's path fits in sun_path: 108 bytes on Linux, the last one a NUL
+MAX_SOCKET_PATH = 107
+
+
+def socket_problem(path: Path) -> str | None:
+    """Why the runner cannot listen at `path` (one line), or None."""
+    size = len(os.fsencode(str(path)))
+    if size > MAX_SOCKET_PATH:
+        return (f"the socket path {path} is {size} bytes and a Unix socket's path is at most "
+                f"{MAX_SOCKET_PATH}: pass a shorter --socket (scripts/prefect-local.sh moves it "
+                "under /tmp for deep checkouts)")
+    if path.parent.exists() and path.parent.stat().st_uid != os.getuid():
+        return (f"{path.parent} belongs to another user: pass a --socket in a directory of "
+                "your own")
+    return None
+
+
 def listen(path: Path) -> socket.socket:
     """A Unix socket in a directory only this user can enter."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +341,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preload", action="append", default=[], metavar="PACKAGE",
                         help="also import every module of this package (the flows' code)")
     args = parser.parse_args(argv)
-    serve(args.socket.resolve(), args.preload)
+    path = args.socket.resolve()
+    problem = socket_problem(path)
+    if problem:
+        print(f"warm-runner: {problem}; flow runs start cold meanwhile", file=sys.stderr)
+        raise SystemExit(2)
+    serve(path, args.preload)
 
 
 if __name__ == "__main__":

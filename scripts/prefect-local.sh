@@ -13,6 +13,9 @@ export PREFECT_HOME="$PWD/$STATE/prefect"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
 WARM_SOCKET="$PWD/$STATE/warm-runner/socket"
+if [ "${#WARM_SOCKET}" -gt 100 ]; then  # a Unix socket's path is at most 107 bytes
+  WARM_SOCKET="/tmp/envforge-warm-$(id -u)-$(printf %s "$PWD" | sha256sum | cut -c1-12)/socket"
+fi
 
 running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
 

@@ -189,3 +189,12 @@ def test_edited_code_is_never_run_from_a_stale_import(tmp_path: Path) -> None:
 def test_the_socket_is_private_to_its_user(runner: Runner) -> None:
     assert runner.socket.stat().st_mode & 0o777 == 0o600
     assert runner.socket.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_socket_path_too_long_for_unix_sockets_is_refused_in_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120) / "socket"
+    done = subprocess.run([sys.executable, "-m", "envforge.warm_runner", "--socket", str(deep)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is at most 107" in lines[0] and "shorter --socket" in lines[0]
