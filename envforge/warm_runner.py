@@ -246,6 +246,19 @@ _quiet = contextlib.suppress(OSError)  # the caller may have gone away
 _FORWARDABLE = {int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGHUP)}
 
 
+def decline(conn: socket.socket, answer: str) -> None:
+    """Answer a caller that is to start cold: read its request first (closing a connection
+    with unread data resets it, and the caller would see a reset instead of the answer)."""
+    with contextlib.suppress(OSError, ValueError):
+        conn.settimeout(5)
+        _, fds = receive_request(conn)
+        for fd in fds:
+            os.close(fd)
+    with _quiet:
+        conn.sendall(f"{answer}\n".encode())
+    conn.close()
+
+
 def peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return int(struct.unpack("3i", creds)[1])
@@ -315,9 +328,7 @@ def serve(path: Path, preload: list[str]) -> NoReturn:
             continue
         changed = changed_sources(stamps)
         if changed:
-            with _quiet:
-                conn.sendall(b"stale\n")
-            conn.close()
+            decline(conn, "stale")
             log(f"{len(changed)} source file(s) changed (e.g. {changed[0]}); restarting")
             server.close()
             path.unlink(missing_ok=True)
