@@ -34,6 +34,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 from bench.common import median, write_docs_section  # noqa: E402
+from tests.helpers import start_warm_runner  # noqa: E402
 
 SECRET = "bench-secret"
 POOL = "envforge-process"  # the pool prefect.yaml's deployments name
@@ -115,14 +116,9 @@ class Prefect:
         if warm:
             socket_path = self.tmp / "warm" / "socket"
             env["ENVFORGE_WARM_RUNNER_SOCKET"] = str(socket_path)
-            self.warm = subprocess.Popen(
-                [sys.executable, "-m", "envforge.warm_runner", "--socket", str(socket_path),
-                 "--preload", "flows"],
-                env=env, cwd=ROOT, stdout=(self.tmp / "warm.log").open("a"),
-                stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 60
-            while not socket_path.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            runs = (self.tmp / "warm.log").read_text().count(" ready on ") \
+                if (self.tmp / "warm.log").exists() else 0
+            self.warm = start_warm_runner(socket_path, self.tmp / "warm.log", env, runs + 1)
         self.worker = subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process",
              "--limit", "4"], env=env, cwd=ROOT,

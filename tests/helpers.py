@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -48,3 +51,31 @@ def write_template(directory: Path, template_yaml: str, files: dict[str, str] | 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
     return directory
+
+
+def start_warm_runner(socket_path: Path, log: Path, env: Mapping[str, str] | None = None,
+                      ready_count: int = 1) -> subprocess.Popen[bytes]:
+    """envforge.warm_runner as scripts/prefect-local.sh starts it (``--preload flows``), its
+    output in ``log``; returns once it says ready and its socket exists (the caller stops it)."""
+    from envforge.config import PROJECT_ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "envforge.warm_runner", "--socket", str(socket_path),
+         "--preload", "flows"], cwd=PROJECT_ROOT, env=dict(env) if env is not None else None,
+        stdout=log.open("a"), stderr=subprocess.STDOUT)
+    wait_warm_runner_ready(process, socket_path, log, ready_count)
+    return process
+
+
+def wait_warm_runner_ready(process: subprocess.Popen[bytes], socket_path: Path, log: Path,
+                           ready_count: int = 1, timeout_s: float = 120) -> None:
+    """Until ``log`` says ready ``ready_count`` times (a restart says it again) and the socket
+    exists; fails with the log if the runner exits or does not get there in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.read_text().count(" ready on ") >= ready_count and socket_path.exists():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the warm runner exited: {log.read_text()}")
+        time.sleep(0.1)
+    raise AssertionError(f"the warm runner did not get ready: {log.read_text()}")

@@ -22,7 +22,7 @@ import pytest
 
 from envforge.config import PROJECT_ROOT
 from envforge.db.connection import ServerAddress
-from tests.helpers import commit_count, remote_files
+from tests.helpers import commit_count, remote_files, start_warm_runner
 from tests.integration.e2e.conftest import (
     API_KEY,
     World,
@@ -77,10 +77,7 @@ def worker(world: World, prefect_server: None, tmp_path: Path) -> Iterator[Path]
            "ENVFORGE_WARM_RUNNER_SOCKET": str(warm_socket)}
     subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
                    cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=300)
-    warm = subprocess.Popen(
-        [sys.executable, "-m", "envforge.warm_runner", "--socket", str(warm_socket),
-         "--preload", "flows"], cwd=PROJECT_ROOT, env=env, stdout=warm_log.open("w"),
-        stderr=subprocess.STDOUT)
+    warm = start_warm_runner(warm_socket, warm_log, env)
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "2"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

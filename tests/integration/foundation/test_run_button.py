@@ -12,7 +12,7 @@ import pytest
 from envforge.config import PROJECT_ROOT
 from envforge.deployments import register_template_deployments
 from envforge.templating.loader import load_template
-from tests.helpers import remote_files
+from tests.helpers import remote_files, start_warm_runner
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -40,14 +40,7 @@ def test_a_form_submission_runs_on_a_process_worker(prefect_server: None, bare_r
     warm, warm_log = None, tmp_path / "warm.log"
     if start == "warm":
         env["ENVFORGE_WARM_RUNNER_SOCKET"] = str(tmp_path / "warm" / "socket")
-        warm = subprocess.Popen(
-            [sys.executable, "-m", "envforge.warm_runner", "--socket",
-             env["ENVFORGE_WARM_RUNNER_SOCKET"], "--preload", "flows"], cwd=PROJECT_ROOT,
-            env=env, stdout=warm_log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while " ready on " not in warm_log.read_text() and time.monotonic() < deadline:
-            assert warm.poll() is None, warm_log.read_text()
-            time.sleep(0.1)
+        warm = start_warm_runner(Path(env["ENVFORGE_WARM_RUNNER_SOCKET"]), warm_log, env)
     worker = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", "button-pool",
          "--run-once"],

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from envforge.config import PROJECT_ROOT
+from tests.helpers import start_warm_runner, wait_warm_runner_ready
 
 pytestmark = pytest.mark.slow
 
@@ -33,21 +34,11 @@ class Runner:
     def __init__(self, tmp: Path) -> None:
         self.socket = tmp / "warm" / "socket"
         self.log = tmp / "warm.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "envforge.warm_runner", "--socket", str(self.socket),
-             "--preload", "flows"], cwd=PROJECT_ROOT, stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT)
-        self.wait_ready()
+        self.process = start_warm_runner(self.socket, self.log)
 
     def wait_ready(self, after: int = 0) -> None:
         """Until the log says ready (for the (after+1)-th time) and the socket exists."""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.log.read_text().count(" ready on ") > after and self.socket.exists():
-                return
-            assert self.process.poll() is None, self.log.read_text()
-            time.sleep(0.1)
-        raise AssertionError(f"the warm runner did not start: {self.log.read_text()}")
+        wait_warm_runner_ready(self.process, self.socket, self.log, ready_count=after + 1)
 
     def engine_pid(self, run_id: str) -> int:
         deadline = time.monotonic() + 30
