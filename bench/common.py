@@ -18,7 +18,9 @@ rewrites its own figures and leaves every other section as it is.
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -77,3 +79,22 @@ def write_docs_section(key: str, body: str, page: Path = BENCHMARKS_PAGE) -> Non
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(text, encoding="utf-8")
+
+
+def push_busybox_base(buildah: list[str], registry_host: str, tmp: Path) -> str:
+    """busybox FROM scratch, built with ``buildah`` (the command and its global options) and
+    pushed once to the registry at ``registry_host``: the base image a benchmark's application
+    builds on. Its reference."""
+    context = tmp / "base"
+    context.mkdir()
+    shutil.copy2("/bin/busybox", context / "busybox")
+    (context / "Containerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", '
+        '"/bin"]\n')
+    image = f"{registry_host}/base/busybox:1"
+    subprocess.run([*buildah, "bud", "--isolation", "chroot", "-t", image, "-f",
+                    str(context / "Containerfile"), str(context)], check=True,
+                   capture_output=True)
+    subprocess.run([*buildah, "push", "--tls-verify=false", image, f"docker://{image}"],
+                   check=True, capture_output=True)
+    return image

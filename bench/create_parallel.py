@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from bench.common import median, write_docs_section  # noqa: E402
+from bench.common import median, push_busybox_base, write_docs_section  # noqa: E402
 
 SERVICES = ROOT / "scripts" / "services"
 SCHEMA = ROOT / "templates" / "preview-app" / "db" / "schema.sql"
@@ -87,23 +87,6 @@ class Services:
                        check=False, capture_output=True)
         subprocess.run(["bash", str(SERVICES / "postgres.sh"), "stop", str(self.tmp / "pg")],
                        check=False, capture_output=True)
-
-
-def push_base_image(registry: str, buildah_root: Path, tmp: Path) -> str:
-    """busybox FROM scratch, pushed once: the application's base image."""
-    context = tmp / "base"
-    context.mkdir()
-    shutil.copy2("/bin/busybox", context / "busybox")
-    (context / "Containerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", '
-        '"/bin"]\n')
-    buildah = ["buildah", "--storage-driver", "vfs", "--root", str(buildah_root / "root"),
-               "--runroot", str(buildah_root / "run")]
-    image = f"{registry}/base/busybox:1"
-    run(*buildah, "bud", "--isolation", "chroot", "-t", image, "-f",
-        str(context / "Containerfile"), str(context))
-    run(*buildah, "push", "--tls-verify=false", image, f"docker://{image}")
-    return image
 
 
 def application_repo(tmp: Path, base: str) -> Path:
@@ -276,7 +259,10 @@ def main() -> int:
             "VAULT_ADDR": services.vault_addr, "VAULT_TOKEN": "root-standin-token",
             "ENVFORGE_HOME": str(tmp / "home"), "ENVFORGE_GITOPS_URL": "",
             "ENVFORGE_BUILDAH_ROOT": str(tmp / "buildah")})
-        base = push_base_image(services.registry, tmp / "buildah", tmp)
+        buildah_root = tmp / "buildah"
+        base = push_busybox_base(
+            ["buildah", "--storage-driver", "vfs", "--root", str(buildah_root / "root"),
+             "--runroot", str(buildah_root / "run")], services.registry, tmp)
         app = application_repo(tmp, base)
         size = production_database(args.rows)
         if size < 100e6:

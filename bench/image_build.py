@@ -27,7 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import median, time_call, write_docs_section  # noqa: E402
+from bench.common import (  # noqa: E402
+    median,
+    push_busybox_base,
+    time_call,
+    write_docs_section,
+)
 from envforge.images.build import ImageBuildSpec, build_image  # noqa: E402
 from envforge.images.builders import BuildahBuilder  # noqa: E402
 from envforge.images.registry_client import RegistryAccess  # noqa: E402
@@ -89,7 +94,7 @@ def main() -> int:
         access = RegistryAccess(f"127.0.0.1:{port}", tls_verify=False)
         builder = BuildahBuilder(storage_root=tmp / "buildah" / "root",
                                  run_root=tmp / "buildah" / "run")
-        base = push_base_image(builder, access, tmp)
+        base = push_busybox_base(builder.global_options(), access.host, tmp)
         rows = measure(runs, access, builder, base, tmp, log)
     finally:
         subprocess.run(["bash", str(script), "stop", str(registry_dir)], check=False)
@@ -99,23 +104,6 @@ def main() -> int:
     if args.write:
         write_docs_section("images", report)
     return 0
-
-
-def push_base_image(builder: BuildahBuilder, access: RegistryAccess, tmp: Path) -> str:
-    """Push the base image to the local registry once; its reference."""
-    context = tmp / "base"
-    context.mkdir()
-    shutil.copy2("/bin/busybox", context / "busybox")
-    (context / "Containerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", '
-        '"/bin"]\n')
-    image = f"{access.host}/base/busybox:1"
-    subprocess.run([*builder.global_options(), "bud", "--isolation", "chroot", "-t", image,
-                    "-f", str(context / "Containerfile"), str(context)], check=True,
-                   capture_output=True)
-    subprocess.run([*builder.global_options(), "push", "--tls-verify=false", image,
-                    f"docker://{image}"], check=True, capture_output=True)
-    return image
 
 
 def measure(runs: int, access: RegistryAccess, builder: BuildahBuilder, base: str, tmp: Path,
