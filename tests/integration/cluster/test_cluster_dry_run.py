@@ -11,6 +11,7 @@ from envforge.cluster.client import open_cluster
 from envforge.cluster.dry_run import dry_run_objects
 from envforge.errors import ManifestValidationError, NamespaceTerminatingError
 from tests.integration.cluster.conftest import ClusterUnderTest
+from tests.kube import ControlPlane
 
 
 def deployment(namespace: str, **spec: Any) -> dict[str, Any]:
@@ -31,6 +32,21 @@ def application(name: str, **spec: Any) -> dict[str, Any]:
                                 "targetRevision": "main"},
                      "destination": {"server": "https://kubernetes.default.svc",
                                      "namespace": name}, **spec}}
+
+
+def terminating_namespace(plane: ControlPlane, name: str) -> None:
+    """A namespace left Terminating: a ConfigMap in it holds a finalizer, as a slow controller
+    would (release_namespace lets it go)."""
+    plane.kubectl("create", "namespace", name)
+    plane.kubectl("-n", name, "create", "configmap", "held")
+    plane.kubectl("-n", name, "patch", "configmap", "held", "--type=merge", "-p",
+                  '{"metadata":{"finalizers":["envforge.dev/test-hold"]}}')
+    plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def release_namespace(plane: ControlPlane, name: str, check: bool = True) -> None:
+    plane.kubectl("-n", name, "patch", "configmap", "held", "--type=merge", "-p",
+                  '{"metadata":{"finalizers":null}}', check=check)
 
 
 def test_valid_objects_of_a_new_environment_pass_and_nothing_is_created(
@@ -69,18 +85,13 @@ def test_what_the_server_refuses_is_named_with_its_reason(
 def test_a_terminating_namespace_is_a_clear_temporary_error(
         cluster: ClusterUnderTest, env_name: str) -> None:
     plane = cluster.plane
-    plane.kubectl("create", "namespace", env_name)
-    plane.kubectl("-n", env_name, "create", "configmap", "held")
-    plane.kubectl("-n", env_name, "patch", "configmap", "held", "--type=merge", "-p",
-                  '{"metadata":{"finalizers":["envforge.dev/test-hold"]}}')
-    plane.kubectl("delete", "namespace", env_name, "--wait=false")
+    terminating_namespace(plane, env_name)
     try:
         with open_cluster() as reader, pytest.raises(NamespaceTerminatingError) as caught:
             dry_run_objects(reader, [("envs/web.yaml", deployment(env_name))])
         assert f"namespace {env_name} is still terminating" in str(caught.value)
     finally:
-        plane.kubectl("-n", env_name, "patch", "configmap", "held", "--type=merge", "-p",
-                      '{"metadata":{"finalizers":null}}', check=False)
+        release_namespace(plane, env_name, check=False)
 
 
 def test_the_offline_validation_runs_it_when_a_cluster_is_configured(
@@ -116,19 +127,14 @@ def test_recreating_an_environment_whose_namespace_still_terminates_commits_noth
     monkeypatch.setattr(validate, "_server_checks", [])
     enable_server_dry_run()
     plane = cluster.plane
-    plane.kubectl("create", "namespace", env_name)
-    plane.kubectl("-n", env_name, "create", "configmap", "held")
-    plane.kubectl("-n", env_name, "patch", "configmap", "held", "--type=merge", "-p",
-                  '{"metadata":{"finalizers":["envforge.dev/test-hold"]}}')
-    plane.kubectl("delete", "namespace", env_name, "--wait=false")
+    terminating_namespace(plane, env_name)
     manifests = write_manifests(tmp_path / "manifests")
     with open_store() as store:
         record = store.new_record(env_name, spec(), "1d")
         with pytest.raises(NamespaceTerminatingError, match="still terminating"):
             store.create(record, manifests)
         assert store.find(env_name) is None  # nothing committed
-    plane.kubectl("-n", env_name, "patch", "configmap", "held", "--type=merge", "-p",
-                  '{"metadata":{"finalizers":null}}')
+    release_namespace(plane, env_name)
     plane.kubectl("wait", "--for=delete", f"namespace/{env_name}", "--timeout=60s")
     with open_store() as store:
         store.create(store.new_record(env_name, spec(), "1d"), manifests)
