@@ -53,10 +53,7 @@ def cold_start(reason: str) -> NoReturn:
 def _read_line(conn: socket.socket, buffer: bytearray) -> str | None:
     """The next newline-terminated message, or None when the runner closed the connection."""
     while b"\n" not in buffer:
-        try:
-            chunk = conn.recv(4096)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-            continue
+        chunk = conn.recv(4096)  # a forwarded signal interrupts it; PEP 475 retries
         if not chunk:
             return None
         buffer.extend(chunk)

@@ -322,9 +322,7 @@ def serve(path: Path, preload: list[str]) -> NoReturn:
             continue
         conn, _ = server.accept()
         if peer_uid(conn) != os.getuid():
-            with _quiet:
-                conn.sendall(b"refused another user\n")
-            conn.close()
+            decline(conn, "refused another user")
             continue
         changed = changed_sources(stamps)
         if changed:
