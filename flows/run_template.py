@@ -53,6 +53,9 @@ def execute_step_as_task(run: TemplateRun, prepared: PreparedStep) -> ActionOutp
     step_task = run_step.with_options(
         name=prepared.action.id,
         task_run_name=prepared.step.id,
+        # envforge-db, envforge-image, ...: tag concurrency limits (scripts/prefect-local.sh)
+        # bound the steps that load PostgreSQL or the registry when many runs start at once
+        tags={f"envforge-{prepared.action.id.split(':')[0]}"},
         retries=prepared.action.retries,
         retry_delay_seconds=prepared.action.retry_delay_seconds,
         retry_condition_fn=_retry_only_temporary,

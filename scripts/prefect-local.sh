@@ -4,6 +4,13 @@
 #   scripts/prefect-local.sh start|stop|status
 # Port: PREFECT_PORT (default 4200). Pids are kept in .envforge/*.pid and only those processes
 # are ever stopped.
+# PREFECT_DATABASE=postgresql: the server keeps its state in the database `prefect` of the
+# PostgreSQL at PGHOST/PGPORT/PGUSER (the demo's, from .envforge/demo/env.sh) instead of SQLite:
+# the configuration Prefect names for many concurrent runs. Either way, `start` bounds the
+# concurrency so many pull requests at once do not overrun PostgreSQL or the registry: the work
+# pool runs at most ENVFORGE_POOL_CONCURRENCY flow runs (default 4), and the steps that clone
+# databases or build images (task tags envforge-db, envforge-image) at most
+# ENVFORGE_DB_CONCURRENCY / ENVFORGE_IMAGE_CONCURRENCY at once (default 2 each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=.envforge
@@ -12,12 +19,58 @@ POOL="${ENVFORGE_WORK_POOL:-envforge-process}"
 export PREFECT_HOME="$PWD/$STATE/prefect"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
+DATABASE="${PREFECT_DATABASE:-sqlite}"
 WARM_SOCKET="$PWD/$STATE/warm-runner/socket"
 if [ "${#WARM_SOCKET}" -gt 100 ]; then  # a Unix socket's path is at most 107 bytes
   WARM_SOCKET="/tmp/envforge-warm-$(id -u)-$(printf %s "$PWD" | sha256sum | cut -c1-12)/socket"
 fi
 
 running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
+use_postgresql() {
+  # The database `prefect` on the demo's PostgreSQL (created once); Prefect migrates it at start.
+  case "$DATABASE" in
+    sqlite) return ;;
+    postgresql) ;;
+    *) echo "PREFECT_DATABASE=$DATABASE: give sqlite (the default) or postgresql" >&2; exit 2 ;;
+  esac
+  if [ -z "${PGHOST:-}" ] || [ -z "${PGPORT:-}" ]; then
+    echo "PREFECT_DATABASE=postgresql needs PGHOST and PGPORT (source .envforge/demo/env.sh" \
+         "after scripts/demo-services.sh start)" >&2
+    exit 2
+  fi
+  .venv/bin/python - "$PGHOST" "$PGPORT" "${PGUSER:-postgres}" <<'PY' || exit 1
+import sys
+import psycopg
+host, port, user = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    with psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True,
+                         connect_timeout=5) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'prefect'").fetchone() is None:
+            conn.execute("CREATE DATABASE prefect")
+except psycopg.Error as e:
+    sys.exit(f"PREFECT_DATABASE=postgresql: PostgreSQL at {host}:{port} refused: "
+             f"{str(e).strip().splitlines()[0]}")
+PY
+  export PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://${PGUSER:-postgres}@$PGHOST:$PGPORT/prefect"
+}
+
+limit_concurrency() {
+  # Bounded concurrency, kept on the server (a restart of the worker keeps it): the work pool's
+  # limit caps flow runs at once; tag limits cap the database and image steps within them.
+  local prefect=(.venv/bin/prefect --no-prompt)
+  "${prefect[@]}" work-pool inspect "$POOL" >/dev/null 2>&1 \
+    || "${prefect[@]}" work-pool create "$POOL" --type process >/dev/null
+  "${prefect[@]}" work-pool set-concurrency-limit "$POOL" "${ENVFORGE_POOL_CONCURRENCY:-4}" >/dev/null
+  local tag limit
+  for tag in envforge-db:"${ENVFORGE_DB_CONCURRENCY:-2}" envforge-image:"${ENVFORGE_IMAGE_CONCURRENCY:-2}"; do
+    limit=${tag#*:}; tag=${tag%%:*}
+    "${prefect[@]}" concurrency-limit delete "$tag" >/dev/null 2>&1 || true
+    "${prefect[@]}" concurrency-limit create "$tag" "$limit" >/dev/null
+  done
+  echo "concurrency: work pool $POOL ${ENVFORGE_POOL_CONCURRENCY:-4} flow runs;" \
+       "tags envforge-db ${ENVFORGE_DB_CONCURRENCY:-2}, envforge-image ${ENVFORGE_IMAGE_CONCURRENCY:-2} task runs"
+}
 
 healthy() {
   .venv/bin/python - "$PREFECT_API_URL/health" <<'PY' 2>/dev/null
@@ -36,12 +89,15 @@ start_server() {
          "stop it or set PREFECT_PORT to another port" >&2
     exit 1
   fi
+  use_postgresql
   nohup .venv/bin/prefect server start --host 127.0.0.1 --port "$PORT" \
     >"$STATE/prefect-server.log" 2>&1 &
   echo $! >"$STATE/prefect-server.pid"
+  echo "$DATABASE" >"$STATE/prefect-server.database"
   for _ in $(seq 1 90); do
     if healthy; then
-      echo "Prefect server up at http://127.0.0.1:$PORT (pid $(cat "$STATE/prefect-server.pid"))"
+      echo "Prefect server up at http://127.0.0.1:$PORT (pid $(cat "$STATE/prefect-server.pid")," \
+           "database: $DATABASE)"
       return
     fi
     running prefect-server || {
@@ -101,14 +157,16 @@ stop() {
     fi
     rm -f "$STATE/$name.pid"
   done
+  rm -f "$STATE/prefect-server.database"
 }
 
 case "${1:-start}" in
-  start) mkdir -p "$STATE"; start_server; start_warm_runner; start_worker ;;
+  start) mkdir -p "$STATE"; start_server; limit_concurrency; start_warm_runner; start_worker ;;
   stop) stop ;;
   status)
     for name in prefect-server warm-runner prefect-worker; do
-      if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"
+      if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))$(
+        [ "$name" = prefect-server ] && echo ", database: $(cat "$STATE/prefect-server.database" 2>/dev/null || echo sqlite)")"
       else echo "$name: not running"; fi
     done ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
