@@ -19,6 +19,11 @@ boundary with ``raise ... from e``.
     │   └── StepFailedError          a step failed during a run (step id, action, cause)
     ├── PathEscapeError              a path leaves the workspace or repository
     ├── PublishScopeError            a write outside the template's scope (step, targetPath)
+    ├── CapabilityError              (envforge.capabilities) an action asked beyond what it holds
+    │   ├── EgressRefusedError       URL not allowlisted, private address, credential elsewhere
+    │   ├── EgressFailedError        (temporary) the allowed request got no usable answer
+    │   ├── FileRefusedError         a write through a link, into .git, a bad name (file named)
+    │   └── BudgetExceededError      bytes, time, entries, files, depth or items over the budget
     ├── GitError                     clone, commit or push failed
     │   ├── PushRejectedError        the remote refused the push
     │   ├── PushConflictError        (temporary) someone pushed first: sync, re-apply, retry
@@ -561,3 +566,25 @@ class ProviderStatusError(SummaryError):
 
 class ProviderUnreachableError(SummaryError, TemporaryError):
     """The Git provider's API did not answer."""
+
+
+# --- capabilities (envforge.capabilities) ---
+class CapabilityError(EnvforgeError):
+    """An action asked for more than the capability it was handed allows (one line, names
+    the URL, file or budget and the setting that would allow it)."""
+
+
+class EgressRefusedError(CapabilityError):
+    """An outbound request was refused before it was sent (never carries a credential)."""
+
+
+class EgressFailedError(CapabilityError, TemporaryError):
+    """An allowed request did not get a usable answer (network error, status >= 400)."""
+
+
+class FileRefusedError(CapabilityError):
+    """A workspace write was refused: a link on the way, ``.git``, a bad or too long name."""
+
+
+class BudgetExceededError(CapabilityError):
+    """A transfer or a run went over its byte, time, entry, file, depth or item budget."""

@@ -1,0 +1,102 @@
+"""Capabilities: what an action or a template is handed, and all it can reach.
+
+An action gets, through :class:`~envforge.actions.base.ActionContext`, one
+:class:`Capabilities`: an egress policy (the one HTTP client, URLs parsed and allowlisted,
+credentials bound to their origin, budgets per transfer), a workspace file API (openat-style,
+no link followed, never ``.git``, budgets), caches keyed by the credential that filled them,
+the configured Git providers, and the run's budgets. The composition root (the CLI and the
+flows) builds it once from the settings; nothing below reads the environment for it. Import
+contracts (pyproject.toml) keep actions and templating from reaching the network, files or
+processes any other way. docs/security.md states the trust model per capability.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envforge.capabilities.budgets import RunBudget, int_setting
+from envforge.capabilities.caches import CacheStore, credential_identity, token_id
+from envforge.capabilities.egress import (
+    AllowRule,
+    Answer,
+    Credential,
+    EgressClient,
+    EgressPolicy,
+    Origin,
+    ParsedUrl,
+    Transfer,
+    TransferBudget,
+    parse_url,
+)
+from envforge.capabilities.files import FileBudget, WorkspaceFiles, check_path, is_git_name
+from envforge.capabilities.providers import ProviderEndpoint
+
+__all__ = [
+    "AllowRule", "Answer", "CacheStore", "Capabilities", "Credential", "EgressClient",
+    "EgressPolicy", "FileBudget", "Origin", "ParsedUrl", "ProviderEndpoint", "RunBudget",
+    "Transfer", "TransferBudget", "WorkspaceFiles", "check_path", "credential_identity",
+    "default_capabilities", "is_git_name", "parse_url", "token_id",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Everything an action may use to reach outside its own memory."""
+
+    egress: EgressPolicy = field(default_factory=EgressPolicy.deny_all)
+    caches: CacheStore = field(default_factory=lambda: CacheStore(
+        Path.home() / ".envforge" / "cache"))
+    file_budget: FileBudget = field(default_factory=FileBudget)
+    providers: Mapping[str, ProviderEndpoint] = field(default_factory=dict)
+    run_budget: RunBudget = field(default_factory=RunBudget)
+
+    def files(self, root: Path, describe: str = "workspace") -> WorkspaceFiles:
+        """A file API rooted at ``root`` with this run's file budget."""
+        return WorkspaceFiles(root, self.file_budget, describe)
+
+    def provider(self, name: str) -> ProviderEndpoint:
+        """The configured endpoint of ``name`` (github, gitlab); defaults when unset."""
+        return self.providers.get(name) or ProviderEndpoint.configure(name)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], cache_dir: Path) -> Capabilities:
+        """Built from ``ENVFORGE_*`` variables (the composition root passes its settings'
+        environment): deny-by-default egress, default budgets."""
+        import re
+
+        def listed(name: str) -> list[str]:
+            return [p for p in re.split(r"[\s,]+", environ.get(name, "")) if p]
+
+        transfer = TransferBudget(
+            max_bytes=int_setting(environ, "ENVFORGE_FETCH_MAX_BYTES", 50 * 1024 * 1024),
+            deadline_seconds=float(int_setting(environ, "ENVFORGE_FETCH_TIMEOUT_S", 120)),
+            max_entries=int_setting(environ, "ENVFORGE_FETCH_MAX_ENTRIES", 20_000))
+        egress = EgressPolicy.from_entries(listed("ENVFORGE_FETCH_ALLOW"),
+                                           listed("ENVFORGE_EGRESS_PRIVATE_HOSTS"), transfer)
+        providers = {
+            name: ProviderEndpoint.configure(
+                name, environ.get(f"ENVFORGE_{name.upper()}_HOST") or None,
+                environ.get(f"ENVFORGE_{name.upper()}_API_URL") or None,
+                environ.get(f"ENVFORGE_{name.upper()}_GIT_URL") or None,
+                environ.get(f"ENVFORGE_{name.upper()}_TOKEN") or None)
+            for name in ("github", "gitlab")}
+        files = FileBudget(
+            max_files=int_setting(environ, "ENVFORGE_MAX_FILES", 20_000),
+            max_bytes=int_setting(environ, "ENVFORGE_MAX_WRITE_BYTES", 512 * 1024 * 1024),
+            max_depth=int_setting(environ, "ENVFORGE_MAX_DEPTH", 32))
+        budget = RunBudget(
+            max_each_items=int_setting(environ, "ENVFORGE_MAX_EACH_ITEMS", 1_000),
+            max_task_runs=int_setting(environ, "ENVFORGE_MAX_TASK_RUNS", 2_000),
+            max_string_length=int_setting(environ, "ENVFORGE_MAX_STRING_LENGTH", 10_000))
+        return cls(egress, CacheStore(cache_dir), files, providers, budget)
+
+
+def default_capabilities() -> Capabilities:
+    """What an ActionContext gets when its caller handed none (until every caller builds
+    one in the composition root): the process's configuration, deny-by-default."""
+    from envforge.config import load_settings
+
+    return Capabilities.from_environ(os.environ, load_settings().cache_dir)

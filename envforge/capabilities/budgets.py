@@ -1,0 +1,46 @@
+"""Run budgets: how much one template run may ask for, whatever its template says.
+
+``each:`` items per step, task runs per flow, the length of one parameter string, and
+archive entries; every limit has a sane default and a setting, and going over is a one-line
+:class:`~envforge.errors.BudgetExceededError` naming the step or the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from envforge.errors import BudgetExceededError, ConfigurationError
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    max_each_items: int = 1_000
+    max_task_runs: int = 2_000
+    max_string_length: int = 10_000
+
+    def check_each(self, where: str, count: int) -> None:
+        if count > self.max_each_items:
+            raise BudgetExceededError(
+                f"{where} field each: {count:,} items, more than the {self.max_each_items:,} "
+                "allowed per step (ENVFORGE_MAX_EACH_ITEMS); split the work or raise it")
+
+    def check_task_runs(self, where: str, count: int) -> None:
+        if count > self.max_task_runs:
+            raise BudgetExceededError(
+                f"{where}: {count:,} step runs, more than the {self.max_task_runs:,} allowed "
+                "per run (ENVFORGE_MAX_TASK_RUNS)")
+
+
+def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A positive integer setting from ``environ`` (default when unset or empty)."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be greater than 0")
+    return value

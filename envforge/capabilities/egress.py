@@ -1,0 +1,464 @@
+"""Egress: the one HTTP client through which actions reach another machine.
+
+Every request, and every redirect it is answered with, is checked before it is sent:
+
+- the URL is parsed (``httpx.URL``), never prefix-matched: scheme http(s) only, no userinfo
+  (``https://allowed.example@evil``), host lower-cased and IDNA-encoded, a trailing dot
+  dropped, numeric host forms other than a canonical address refused (``2130706433``,
+  ``0x7f.1``, ``127.1``), and no ``.``/``..`` segment or encoded ``/``, ``\\`` or NUL in the
+  path, raw or percent-encoded;
+- it must match an :class:`AllowRule`: the same origin (scheme, host, port) and a path under
+  the rule's path, compared segment by segment;
+- the host's addresses are resolved once and every one must be public; a loopback,
+  link-local, private, multicast or unspecified address is only reached when the rule says so
+  explicitly (its host is such an address written out, or the operator configured it as
+  ``private``). The connection then goes to the address that was checked (no second lookup
+  for a rebinding name to change);
+- a :class:`Credential` is bound to one origin: its header goes on a request to exactly that
+  origin and never on a redirect, whatever the redirect's target;
+- every transfer has a :class:`TransferBudget`: bytes read, an overall deadline (not only a
+  per-read timeout) and a number of redirects.
+
+Redirects are followed here, one by one, so each hop is checked like the first request.
+Built on httpx; the transport is injectable (``httpx.MockTransport`` in unit tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from envforge.errors import BudgetExceededError, EgressFailedError, EgressRefusedError
+
+#: Resolves (host, port) to the IP addresses a connection would use.
+Resolver = Callable[[str, int], list[str]]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: a host made of hex/octal/decimal number parts: an IPv4 address in a non-canonical spelling
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$")
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+@dataclass(frozen=True, order=True)
+class Origin:
+    """(scheme, host, port) as a browser compares them, normalised."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = _DEFAULT_PORTS.get(self.scheme)
+        return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
+
+
+@dataclass(frozen=True)
+class ParsedUrl:
+    """A URL that passed :func:`parse_url`: its origin and its decoded path segments."""
+
+    url: httpx.URL
+    origin: Origin
+    segments: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return str(self.url)
+
+
+def _canonical_host(url: httpx.URL, shown: str) -> str:
+    try:
+        raw = url.raw_host.decode("ascii")
+    except UnicodeDecodeError:
+        raise EgressRefusedError(f"URL {shown!r}: its host is not a valid name") from None
+    host = raw.lower().rstrip(".")
+    if not host:
+        raise EgressRefusedError(f"URL {shown!r} names no host")
+    if ":" in host:  # an IPv6 literal: one spelling
+        try:
+            return str(ipaddress.IPv6Address(host.split("%", 1)[0]))
+        except ValueError:
+            raise EgressRefusedError(f"URL {shown!r}: {host!r} is not an IPv6 address") from None
+    if _NUMERIC_HOST.fullmatch(host):
+        try:
+            address = ipaddress.IPv4Address(host)
+        except ValueError:
+            address = None
+        if address is None or str(address) != host:
+            raise EgressRefusedError(
+                f"URL {shown!r}: host {host!r} is an address in a non-canonical form; write "
+                "it as a dotted quad (a.b.c.d) or a name")
+    if not re.fullmatch(r"[a-z0-9_.-]+", host) or ".." in host:
+        raise EgressRefusedError(f"URL {shown!r}: host {host!r} is not a valid name")
+    return host
+
+
+def parse_url(text: str | httpx.URL) -> ParsedUrl:
+    """``text`` parsed and normalised, or EgressRefusedError saying what is wrong with it."""
+    shown = str(text)[:200]
+    if isinstance(text, str) and any(c in text for c in "\\\0\r\n\t "):
+        raise EgressRefusedError(f"URL {shown!r} holds a backslash, a space or a control "
+                                 "character")
+    try:
+        url = text if isinstance(text, httpx.URL) else httpx.URL(text)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise EgressRefusedError(f"URL {shown!r} does not parse") from None
+    scheme = url.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise EgressRefusedError(f"URL {shown!r}: only http and https are reached, not "
+                                 f"{scheme or 'a relative URL'!r}")
+    if url.userinfo:
+        raise EgressRefusedError(f"URL {redact_userinfo(shown)!r} carries a user name before "
+                                 "'@': credentials are configured, never written in a URL")
+    host = _canonical_host(url, shown)
+    port = url.port if url.port is not None else _DEFAULT_PORTS[scheme]
+    if not 0 < port < 65536:
+        raise EgressRefusedError(f"URL {shown!r}: port {port} is not a valid port")
+    segments: list[str] = []
+    raw_path = url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")
+    for raw in raw_path.split("/")[1:]:
+        try:
+            decoded = urllib.parse.unquote(raw, errors="strict") if "%" in raw else raw
+        except UnicodeDecodeError:
+            raise EgressRefusedError(f"URL {shown!r}: its path holds a percent-encoding that "
+                                     "is not UTF-8") from None
+        if decoded in (".", "..") or any(c in decoded for c in "/\\\0"):
+            raise EgressRefusedError(
+                f"URL {shown!r}: its path holds '.', '..' or an encoded '/', '\\' or NUL "
+                "(raw or percent-encoded); give the plain path")
+        segments.append(decoded)
+    return ParsedUrl(url, Origin(scheme, host, port), tuple(segments))
+
+
+def redact_userinfo(text: str) -> str:
+    return re.sub(r"(://)[^/@\s]*@", r"\1***@", text)
+
+
+def _is_private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or ip.sixtofour
+        if mapped is not None:
+            ip = mapped
+        elif ip.teredo is not None:
+            ip = ip.teredo[1]
+    return bool(ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_multicast
+                or ip.is_unspecified or ip.is_reserved or not ip.is_global)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """One allowlist entry: an origin and a path prefix (whole segments).
+
+    ``private`` lets the origin's host resolve to a loopback/private/link-local address; it
+    is true by itself when the rule's host *is* such an address written out (the operator
+    named it), and otherwise only when the operator says so."""
+
+    origin: Origin
+    path: tuple[str, ...] = ()
+    private: bool = False
+
+    @classmethod
+    def parse(cls, text: str, private: bool | None = None) -> AllowRule:
+        """A rule from ``https://host[:port][/path]`` (a trailing ``/`` does not matter)."""
+        parsed = parse_url(text)
+        segments = tuple(s for s in parsed.segments if s)
+        host = parsed.origin.host
+        explicit = _is_address(host) and _is_private(host)
+        return cls(parsed.origin, segments, explicit if private is None else private)
+
+    def matches(self, url: ParsedUrl) -> bool:
+        if url.origin != self.origin:
+            return False
+        segments = tuple(s for s in url.segments if s) if self.path else url.segments
+        return segments[:len(self.path)] == self.path
+
+    def __str__(self) -> str:
+        return str(self.origin) + "/" + "/".join(self.path)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A header that authenticates to exactly one origin. ``id`` names the credential (a
+    setting's name, or a digest of a token) for cache tenancy; it is never the secret."""
+
+    origin: Origin
+    header: str
+    value: str = field(repr=False)
+    id: str = ""
+
+    @classmethod
+    def bearer(cls, origin: Origin, token: str, id: str, header: str = "Authorization",
+               scheme: str = "Bearer") -> Credential:
+        value = f"{scheme} {token}" if scheme else token
+        return cls(origin, header, value, id)
+
+
+@dataclass(frozen=True)
+class TransferBudget:
+    """What one transfer (a request and its redirects) may use."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    deadline_seconds: float = 120.0
+    max_redirects: int = 5
+    #: entries of an archive or a listing; enforced by whoever unpacks (see budgets.py)
+    max_entries: int = 20_000
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (what a connection could use)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise EgressFailedError(f"host {host!r} does not resolve ({e})") from None
+    return sorted({str(info[4][0]) for info in infos})
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Which URLs may be reached and how: the allowlist, the budget, the resolver and the
+    transport. Hand it down; it makes an :class:`EgressClient` per use."""
+
+    rules: tuple[AllowRule, ...] = ()
+    budget: TransferBudget = TransferBudget()
+    resolver: Resolver = system_resolver
+    transport: httpx.BaseTransport | None = None
+    user_agent: str = "envforge"
+
+    @classmethod
+    def deny_all(cls) -> EgressPolicy:
+        return cls(())
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[str], private_hosts: Iterable[str] = (),
+                     budget: TransferBudget | None = None) -> EgressPolicy:
+        """Rules from ``ENVFORGE_FETCH_ALLOW``-style entries; ``private_hosts`` names hosts
+        the operator allows to resolve to private addresses."""
+        private = {h.lower().rstrip(".") for h in private_hosts}
+        rules = []
+        for entry in entries:
+            rule = AllowRule.parse(entry)
+            if rule.origin.host in private:
+                rule = AllowRule(rule.origin, rule.path, True)
+            rules.append(rule)
+        return cls(tuple(rules), budget or TransferBudget())
+
+    def with_rules(self, *rules: AllowRule) -> EgressPolicy:
+        """This policy with more rules (a configured provider's API, for one action)."""
+        return EgressPolicy((*self.rules, *rules), self.budget, self.resolver, self.transport,
+                            self.user_agent)
+
+    def rule_for(self, url: ParsedUrl) -> AllowRule | None:
+        return next((r for r in self.rules if r.matches(url)), None)
+
+    def check(self, text: str | httpx.URL) -> tuple[ParsedUrl, AllowRule, list[str]]:
+        """The parsed URL, the rule that allows it and the checked addresses to connect to,
+        or EgressRefusedError (one line, naming the URL and what would allow it)."""
+        url = parse_url(text)
+        rule = self.rule_for(url)
+        if rule is None:
+            allowed = " ".join(str(r) for r in self.rules) or "nothing"
+            raise EgressRefusedError(
+                f"URL {redact_userinfo(str(text))[:200]!r} is not allowed (allowed: {allowed}); "
+                "an operator adds its origin and path to ENVFORGE_FETCH_ALLOW")
+        addresses = self.resolver(url.origin.host, url.origin.port)
+        if not addresses:
+            raise EgressFailedError(f"host {url.origin.host!r} resolves to no address")
+        if not rule.private:
+            bad = [a for a in addresses if _is_private(a)]
+            if bad:
+                raise EgressRefusedError(
+                    f"URL {str(url)[:200]!r}: host {url.origin.host!r} resolves to "
+                    f"{bad[0]}, a loopback, private or link-local address; only an "
+                    "allowlist entry naming that address itself reaches it")
+        return url, rule, addresses
+
+    def client(self, credentials: Sequence[Credential] = (),
+               budget: TransferBudget | None = None) -> EgressClient:
+        return EgressClient(self, tuple(credentials), budget or self.budget)
+
+
+class EgressClient:
+    """Requests under one policy, with credentials bound to their origins."""
+
+    def __init__(self, policy: EgressPolicy, credentials: tuple[Credential, ...],
+                 budget: TransferBudget) -> None:
+        self.policy = policy
+        self.credentials = credentials
+        self.budget = budget
+        self._http = httpx.Client(transport=policy.transport, follow_redirects=False,
+                                  trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EgressClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _scrub(self, text: str) -> str:
+        for credential in self.credentials:
+            token = credential.value.split(" ", 1)[-1]
+            if token:
+                text = text.replace(token, "***")
+        return text
+
+    def _send(self, method: str, url: ParsedUrl, addresses: list[str],
+              headers: Mapping[str, str], content: bytes | None, deadline: float,
+              first: bool) -> httpx.Response:
+        sent = {"User-Agent": self.policy.user_agent, **headers}
+        for credential in self.credentials:
+            # bound to its origin, and never on a redirect (even back to the same origin)
+            if first and credential.origin == url.origin:
+                sent[credential.header] = credential.value
+        target = url.url
+        extensions: dict[str, Any] = {}
+        host = url.origin.host
+        if not _is_address(host):
+            # connect to the address that was checked: a second lookup could be rebound
+            address = addresses[0]
+            target = target.copy_with(host=address)
+            sent["Host"] = url.url.netloc.decode("ascii")
+            if url.origin.scheme == "https":
+                extensions["sni_hostname"] = host
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BudgetExceededError(f"URL {str(url)[:200]!r}: no answer within the "
+                                      f"{self.budget.deadline_seconds:g} s budget")
+        request = self._http.build_request(method, target, headers=sent, content=content,
+                                           timeout=httpx.Timeout(remaining),
+                                           extensions=extensions)
+        try:
+            return self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise BudgetExceededError(f"URL {str(url)[:200]!r}: no answer within the "
+                                      f"{self.budget.deadline_seconds:g} s budget") from None
+        except httpx.HTTPError as e:
+            raise EgressFailedError(f"URL {str(url)[:200]!r} did not answer "
+                                    f"({type(e).__name__}: {self._scrub(str(e))[:160]})"
+                                    ) from None
+
+    @contextmanager
+    def stream(self, method: str, url: str, headers: Mapping[str, str] | None = None,
+               content: bytes | None = None) -> Iterator[Transfer]:
+        """Open ``url`` (following checked redirects); yields a :class:`Transfer` whose
+        reads count against the budget."""
+        deadline = time.monotonic() + self.budget.deadline_seconds
+        current, _rule, addresses = self.policy.check(url)
+        hops = 0
+        while True:
+            response = self._send(method, current, addresses, headers or {}, content, deadline,
+                                  first=hops == 0)
+            if response.status_code not in _REDIRECTS or "location" not in response.headers:
+                break
+            response.close()
+            hops += 1
+            if hops > self.budget.max_redirects:
+                raise BudgetExceededError(f"URL {url[:200]!r}: more than "
+                                          f"{self.budget.max_redirects} redirects")
+            location = response.headers["location"]
+            try:
+                joined = current.url.join(location)
+            except (httpx.InvalidURL, ValueError):
+                raise EgressRefusedError(f"URL {url[:200]!r} redirects to a location that "
+                                         "does not parse") from None
+            current, _rule, addresses = self.policy.check(joined)
+            if response.status_code == 303 or (response.status_code in (301, 302)
+                                               and method == "POST"):
+                method, content = "GET", None
+        try:
+            yield Transfer(response, current, self.budget, deadline)
+        finally:
+            response.close()
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None = None,
+                json: Any = None, content: bytes | None = None) -> Answer:
+        """One request read whole (within the byte budget)."""
+        extra = dict(headers or {})
+        if json is not None:
+            import json as _json
+
+            content = _json.dumps(json).encode()
+            extra.setdefault("Content-Type", "application/json")
+        with self.stream(method, url, extra, content) as transfer:
+            body = transfer.read_all()
+            return Answer(transfer.response.status_code, body, transfer.url,
+                          dict(transfer.response.headers))
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    url: ParsedUrl
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        import json as _json
+
+        return _json.loads(self.body) if self.body else {}
+
+    def text(self, limit: int = 200) -> str:
+        return self.body[:limit].decode("utf-8", "replace")
+
+
+class Transfer:
+    """An open answer whose body is read against the byte budget and the deadline."""
+
+    def __init__(self, response: httpx.Response, url: ParsedUrl, budget: TransferBudget,
+                 deadline: float) -> None:
+        self.response = response
+        self.url = url
+        self.budget = budget
+        self.deadline = deadline
+        self.read_bytes = 0
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        declared = self.response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.budget.max_bytes:
+            raise BudgetExceededError(
+                f"URL {str(self.url)[:200]!r}: {int(declared):,} bytes announced, more than the "
+                f"{self.budget.max_bytes:,}-byte budget (ENVFORGE_FETCH_MAX_BYTES)")
+        try:
+            for chunk in self.response.iter_bytes():
+                self.read_bytes += len(chunk)
+                if self.read_bytes > self.budget.max_bytes:
+                    raise BudgetExceededError(
+                        f"URL {str(self.url)[:200]!r}: more than the "
+                        f"{self.budget.max_bytes:,}-byte budget (ENVFORGE_FETCH_MAX_BYTES)")
+                if time.monotonic() > self.deadline:
+                    raise BudgetExceededError(
+                        f"URL {str(self.url)[:200]!r}: not finished within the "
+                        f"{self.budget.deadline_seconds:g} s budget")
+                yield chunk
+        except httpx.TimeoutException:
+            raise BudgetExceededError(f"URL {str(self.url)[:200]!r}: not finished within the "
+                                      f"{self.budget.deadline_seconds:g} s budget") from None
+        except httpx.HTTPError as e:
+            raise EgressFailedError(f"URL {str(self.url)[:200]!r}: the transfer broke off "
+                                    f"({type(e).__name__})") from None
+
+    def read_all(self) -> bytes:
+        return b"".join(self.iter_bytes())
