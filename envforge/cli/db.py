@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
+import os
 import sys
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from envforge.db.actions import load_key, load_server, snapshot_store
-from envforge.db.branch import branch_database, ensure_golden, golden_database_name, parse_age
-from envforge.db.clone import CloneRequest, clone_database
-from envforge.db.connection import ServerAddress
-from envforge.db.plan import make_plan, render_plan
-from envforge.db.rules import load_rules
-from envforge.db.safety import drop_owned_database, target_database_name
-from envforge.db.seed import SeedRequest, seed_database
-from envforge.db.snapshot import restore_snapshot, take_snapshot
-from envforge.errors import ConfigurationError, RulesError
+if TYPE_CHECKING:
+    from envforge.db.connection import ServerAddress
 
+# Only argparse at import: `envforge db --help` and every subcommand load just what they use
+# (each handler imports its own modules; the database engine, Faker and Prefect's blocks cost
+# about a second together, as long as a whole Pagila-sized dump and restore).
 log = logging.getLogger("envforge.db")
 
 
@@ -65,6 +59,13 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=2, help="tables copied in parallel")
     p.add_argument("--replace", action="store_true", help="replace an envforge database")
     p.set_defaults(handler=branch_command)
+
+    p = sub.add_parser("golden-rollback", help="put a golden's previous copy back in its "
+                                               "place (the current one is kept as previous)")
+    p.add_argument("--server", help="server DSN of the goldens (default: PG* variables)")
+    p.add_argument("--server-block", help="DatabaseServer block of that server")
+    p.add_argument("--golden", required=True, help="golden name (as given to branch)")
+    p.set_defaults(handler=golden_rollback_command)
 
     p = sub.add_parser("seed", help="schema, fixtures and synthetic rows")
     _target_args(p)
@@ -111,18 +112,61 @@ def _target_args(p: argparse.ArgumentParser) -> None:
 
 
 def _source(args: argparse.Namespace) -> ServerAddress:
+    from envforge.db.connection import ServerAddress
+    from envforge.errors import ConfigurationError
+
     if args.source:
         return ServerAddress.from_dsn(args.source)
     if not args.source_database:
         raise ConfigurationError("--source-block needs --source-database")
-    return load_server(args.source_block).address(args.source_database)  # type: ignore[no-any-return]
+    return _load_server(args.source_block).address(args.source_database)  # type: ignore[no-any-return]
 
 
 def _target(args: argparse.Namespace) -> ServerAddress:
-    name = args.database or target_database_name(args.environment)
+    from envforge.db.safety import target_database_name
+
+    return _server(args).with_database(args.database or target_database_name(args.environment))
+
+
+def _server(args: argparse.Namespace) -> ServerAddress:
+    from envforge.db.connection import ServerAddress
+
     if args.server:
-        return ServerAddress.from_dsn(args.server).with_database(name)
-    return load_server(args.server_block).address(name)  # type: ignore[no-any-return]
+        return ServerAddress.from_dsn(args.server)
+    return _load_server(args.server_block).address()  # type: ignore[no-any-return]
+
+
+def _load_server(block: str | None) -> Any:
+    from envforge.db.actions import load_server
+
+    return load_server(block)
+
+
+_MIN_KEY_BYTES = 16  # as the AnonymisationKey block requires
+
+
+def _key(args: argparse.Namespace) -> bytes:
+    """The anonymisation key: ENVFORGE_ANONYMISATION_KEY read here when no block is named
+    (the CLI is a composition root; loading the block machinery costs Prefect's import),
+    otherwise the AnonymisationKey block or the Vault reference, through the blocks."""
+    from envforge.errors import ConfigurationError
+
+    value = os.environ.get("ENVFORGE_ANONYMISATION_KEY")
+    if args.key_block is None and value:
+        raw = value.encode("utf-8")
+        if len(raw) < _MIN_KEY_BYTES:
+            raise ConfigurationError(f"the anonymisation key is shorter than {_MIN_KEY_BYTES} "
+                                     "bytes; use a long random value (e.g. openssl rand -hex 32)")
+        return raw
+    from envforge.db.actions import load_key
+
+    return load_key(args.key_block)
+
+
+def _rules(args: argparse.Namespace) -> Any:
+    from envforge.db.rules import load_rules
+
+    return load_rules(args.rules)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -146,9 +190,14 @@ def _progress_to_stderr() -> None:
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    rules = load_rules(args.rules)
+    import secrets
+
+    from envforge.db.plan import make_plan, render_plan
+    from envforge.errors import ConfigurationError
+
+    rules = _rules(args)
     try:
-        key = load_key(args.key_block)
+        key = _key(args)
     except ConfigurationError:
         key = secrets.token_bytes(32)  # samples only: fakes differ from a real clone's
         print("note: no anonymisation key configured; samples use a throw-away key",
@@ -159,34 +208,60 @@ def plan_command(args: argparse.Namespace) -> int:
 
 
 def clone_command(args: argparse.Namespace) -> int:
+    from envforge.db.clone import CloneRequest, clone_database
+
     _progress_to_stderr()
     target = _target(args)
     report = clone_database(CloneRequest(
-        source=_source(args), target=target, rules=load_rules(args.rules),
-        key=load_key(args.key_block), jobs=args.jobs, replace=args.replace,
-        marker={"environment": args.environment}, rules_source=str(args.rules or "rules")),
-        log)
+        source=_source(args), target=target, rules=_rules(args), key=_key(args),
+        jobs=args.jobs, replace=args.replace, marker={"environment": args.environment},
+        rules_source=str(args.rules or "rules")), log)
     print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
     return 0
 
 
 def branch_command(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from envforge.db.branch import branch_from_golden, golden_database_name, parse_age
+    from envforge.db.clone import CloneRequest
+
     _progress_to_stderr()
     target, source = _target(args), _source(args)
+    try:
+        max_age = parse_age(args.max_age)
+    except ValueError as e:
+        from envforge.errors import ConfigurationError
+
+        raise ConfigurationError(f"--max-age: {e}") from None
     golden = target.with_database(golden_database_name(args.golden or source.dbname))
-    info, built = ensure_golden(CloneRequest(
-        source=source, target=golden, rules=load_rules(args.rules), key=load_key(args.key_block),
-        jobs=args.jobs, rules_source=str(args.rules or "rules")),
-        timedelta(0) if args.rebuild else parse_age(args.max_age), keep=args.keep, logger=log)
-    seconds = branch_database(target, info.database, target.dbname,
-                              {"environment": args.environment}, replace=args.replace,
-                              logger=log)
-    print(f"{target.label}: branched from {info.database} in {seconds:.2f} s"
+    result = branch_from_golden(
+        CloneRequest(source=source, target=golden, rules=_rules(args), key=_key(args),
+                     jobs=args.jobs, rules_source=str(args.rules or "rules")),
+        target.dbname, {"environment": args.environment},
+        timedelta(0) if args.rebuild else max_age, keep=args.keep, replace=args.replace,
+        rebuild=args.rebuild, logger=log)
+    built = result.built
+    print(f"{target.label}: branched from {result.golden.database} in {result.seconds:.2f} s"
           + (f" (golden rebuilt: {built.rows:,} rows in {built.seconds:.1f} s)" if built else ""))
     return 0
 
 
+def golden_rollback_command(args: argparse.Namespace) -> int:
+    from envforge.db.branch import golden_database_name, rollback_golden
+
+    _progress_to_stderr()
+    server = _server(args)
+    golden = golden_database_name(args.golden)
+    restored = rollback_golden(server, golden, log)
+    print(f"{golden}: rolled back to the previous copy {restored}")
+    return 0
+
+
 def seed_command(args: argparse.Namespace) -> int:
+    from envforge.db.seed import SeedRequest, seed_database
+    from envforge.errors import RulesError
+
     _progress_to_stderr()
     generate: dict[str, int] = {}
     for item in args.generate:
@@ -204,6 +279,9 @@ def seed_command(args: argparse.Namespace) -> int:
 
 
 def snapshot_command(args: argparse.Namespace) -> int:
+    from envforge.db.actions import snapshot_store
+    from envforge.db.snapshot import take_snapshot
+
     target = _target(args)
     info = take_snapshot(target.with_database("postgres"), target.dbname,
                          snapshot_store(args.store), args.name)
@@ -212,6 +290,9 @@ def snapshot_command(args: argparse.Namespace) -> int:
 
 
 def restore_command(args: argparse.Namespace) -> int:
+    from envforge.db.actions import snapshot_store
+    from envforge.db.snapshot import restore_snapshot
+
     _progress_to_stderr()
     target = _target(args)
     seconds = restore_snapshot(snapshot_store(args.store), args.snapshot, target,
@@ -222,6 +303,8 @@ def restore_command(args: argparse.Namespace) -> int:
 
 
 def drop_command(args: argparse.Namespace) -> int:
+    from envforge.db.safety import drop_owned_database
+
     target = _target(args)
     dropped = drop_owned_database(target, target.dbname)
     print(f"{'dropped' if dropped else 'no such database'}: {target.label}")

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.config import load_settings
 from envforge.connections import connection_source
-from envforge.db.branch import branch_database, ensure_golden, golden_database_name, parse_age
+from envforge.db.branch import branch_from_golden, golden_database_name, parse_age
 from envforge.db.clone import CloneRequest, clone_database, inspect_source
 from envforge.db.connection import ServerAddress
 from envforge.db.rules import Rules, load_rules
@@ -67,7 +67,9 @@ def _output(target: ServerAddress, rows: int = 0, seconds: float = 0.0) -> Datab
 class _DropsTarget:
     def rollback(self, ctx: ActionContext, params: Any, output: Any) -> None:
         target = params.target()
-        if drop_owned_database(target, output.database):
+        # Only what this run recorded creating: a database another run made under that name
+        # (or a foreign one) is left alone.
+        if drop_owned_database(target, output.database, run_id=ctx.run_id):
             ctx.logger.info("rolled back: dropped database %s", target.label)
 
 
@@ -132,16 +134,16 @@ class CloneAction(_DropsTarget, Action[CloneInput, DatabaseOutput]):
             return _output(target, report.rows, report.seconds)
         golden = target.with_database(golden_database_name(params.golden
                                                            or params.sourceDatabase))
-        info, built = ensure_golden(
+        result = branch_from_golden(
             CloneRequest(source=source, target=golden, rules=request.rules, key=request.key,
                          jobs=params.jobs, marker={"run_id": ctx.run_id},
                          rules_source=request.rules_source),
-            parse_age(params.goldenMaxAge), keep=params.goldenKeep, logger=ctx.logger)
-        seconds = branch_database(target, info.database, target.dbname,
-                                  {"environment": params.environment, "run_id": ctx.run_id},
-                                  replace=params.replace, logger=ctx.logger)
+            target.dbname, {"environment": params.environment, "run_id": ctx.run_id},
+            parse_age(params.goldenMaxAge), keep=params.goldenKeep, replace=params.replace,
+            logger=ctx.logger)
+        built = result.built
         return _output(target, built.rows if built else 0,
-                       seconds + (built.seconds if built else 0.0))
+                       result.seconds + (built.seconds if built else 0.0))
 
     def dry_run(self, ctx: ActionContext, params: CloneInput) -> DatabaseOutput:
         """Checks rules and strict classification against the source; creates nothing."""

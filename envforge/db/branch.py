@@ -1,22 +1,32 @@
 """Anonymise once, branch per environment.
 
 A *golden* database is an anonymised clone kept on the environments' database server
-(``envforge_golden_<name>``). It is built by :func:`clone_database` under another name and then
-swapped in atomically (two renames in one transaction), so a refresh never leaves environments
-without a golden to branch from; the previous golden is kept as ``..._prev_<stamp>`` up to
-``keep`` copies. Goldens refuse connections, so nothing blocks copying them.
+(``envforge_golden_<name>``). Its envforge marker records its identity (source server and
+database, rules digest, key fingerprint, schema fingerprint: :mod:`envforge.db.identity`). A
+branch compares that identity with the one its own request produces: another source's golden
+is refused, a golden made with other rules, another key or an older schema is rebuilt, and
+only a golden that matches and is not older than ``max_age`` is branched from.
 
-A *branch* is one environment's database: ``CREATE DATABASE env TEMPLATE golden STRATEGY
-FILE_COPY`` (PostgreSQL copies the files; about 0.6 s for 600 MB where dump and restore take
-5 s). PostgreSQL refuses while another session is connected to the template: see
-:func:`envforge.db.safety.copy_template`.
+A rebuild clones into a staging database (``envforge_gnext_<digest>``, a name no golden name
+can produce) and then swaps it in: in one transaction the golden is renamed to
+``envforge_gprev_<stamp>_<digest>`` and re-marked ``previous``, the staging copy renamed to
+the golden's name and marked ``golden``. Retention and rollback choose databases by their
+markers (the record of what envforge made, and for which golden), never by name.
 
-Building and swapping a golden holds an advisory lock named after it, so two refreshes that
-start together build it once: the second waits, finds it fresh and branches from it.
+Locks (session advisory locks in the maintenance database, so every envforge process on the
+server sees them): *build* is held while a golden is rebuilt, so two refreshes build it once;
+*swap* is held shared by each branch while it checks and copies the golden and exclusively for
+the swap, so a branch copies exactly the golden it checked. A branch of a fresh golden never
+takes the build lock and so never waits for a rebuild it does not need.
+
+A *branch* is ``CREATE DATABASE env TEMPLATE golden STRATEGY FILE_COPY`` (PostgreSQL copies
+the files). PostgreSQL refuses while another session is connected to the template; goldens
+refuse connections, and :func:`envforge.db.safety.copy_template` handles a straggler.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -28,26 +38,55 @@ from typing import Any
 import psycopg
 
 from envforge.db.clone import CloneReport, CloneRequest, clone_database, log
-from envforge.db.connection import ServerAddress, connected, quote_ident
+from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
+from envforge.db.identity import (
+    GoldenIdentity,
+    key_fingerprint,
+    rules_digest,
+    schema_fingerprint,
+    source_server_key,
+)
 from envforge.db.safety import (
     create_owned_database,
     drop_owned_database,
+    owned_databases,
     ownership_marker,
+    write_marker,
 )
 from envforge.errors import CopyFailedError, UnsafeTargetError
 
 GOLDEN_PREFIX = "envforge_golden_"
-_NAME_MAX = 40  # leaves room for "_prev_<stamp>" within PostgreSQL's 63 bytes
-_PREVIOUS = "_prev_"
+STAGING_PREFIX = "envforge_gnext_"
+PREVIOUS_PREFIX = "envforge_gprev_"
+_NAME_MAX = 63  # NAMEDATALEN - 1
+_DIGEST_LEN = 8
 
 
 def golden_database_name(name: str) -> str:
-    """``shop`` -> ``envforge_golden_shop`` (lower case, [a-z0-9_])."""
+    """``shop`` -> ``envforge_golden_shop`` (lower case, [a-z0-9_], at most 63 bytes). A name
+    too long to fit is cut and given a digest of the whole name, so two long names that share
+    their beginning never map to one golden."""
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if not slug:
         raise UnsafeTargetError(f"golden name {name!r} has no letters or digits; use e.g. "
                                 "the source database's name")
-    return (GOLDEN_PREFIX + slug)[:_NAME_MAX]
+    full = GOLDEN_PREFIX + slug
+    if len(full) <= _NAME_MAX:
+        return full
+    return f"{full[:_NAME_MAX - _DIGEST_LEN - 1]}_{_digest(slug)}"
+
+
+def staging_database_name(golden: str) -> str:
+    """Where ``golden`` is rebuilt before the swap; no golden name can equal it."""
+    return f"{STAGING_PREFIX}{_digest(golden, 16)}"
+
+
+def _previous_database_name(golden: str) -> str:
+    return f"{PREVIOUS_PREFIX}{datetime.now(UTC):%Y%m%d%H%M%S%f}_{_digest(golden)}"
+
+
+def _digest(text: str, length: int = _DIGEST_LEN) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True)
@@ -55,14 +94,26 @@ class GoldenInfo:
     database: str
     built: datetime
     marker: dict[str, Any]
+    identity: GoldenIdentity | None  # None: built before identities were recorded
 
     def age(self) -> timedelta:
         return datetime.now(UTC) - self.built
 
 
+@dataclass(frozen=True)
+class BranchResult:
+    golden: GoldenInfo
+    built: CloneReport | None  # the rebuild's report when this call rebuilt the golden
+    seconds: float  # the copy itself
+
+
+class _GoldenChanged(Exception):
+    """The golden was swapped for one of another identity between check and copy."""
+
+
 def golden_info(server: ServerAddress, golden: str) -> GoldenInfo | None:
-    """The golden's marker, or None when it does not exist; refuses a database of that name
-    that envforge did not build as a golden."""
+    """The golden's record, or None when it does not exist; refuses a database of that name
+    that is not an envforge golden (a foreign one, a staging or a previous copy)."""
     with connected(server.with_database("postgres"), autocommit=True) as conn:
         return _golden_info(conn, golden)
 
@@ -72,38 +123,100 @@ def _golden_info(conn: psycopg.Connection[Any], golden: str) -> GoldenInfo | Non
         marker = ownership_marker(conn, golden)
     except LookupError:
         return None
-    if marker is None or marker.get("role") != "golden":
+    if marker is None:
         raise UnsafeTargetError(f"database {golden!r} exists but is not an envforge golden "
                                 "copy; choose another golden name or remove it yourself")
+    if marker.get("role") != "golden" or marker.get("golden", golden) != golden:
+        raise UnsafeTargetError(
+            f"database {golden!r} is an envforge {marker.get('role', 'database')} copy "
+            f"(of {marker.get('golden', marker.get('environment', '?'))!r}), not a golden: "
+            "branch from the golden itself")
     built = datetime.fromisoformat(str(marker.get("created", "1970-01-01T00:00:00+00:00")))
-    return GoldenInfo(golden, built, marker)
+    return GoldenInfo(golden, built, marker, GoldenIdentity.from_marker(marker))
+
+
+def expected_identity(request: CloneRequest) -> GoldenIdentity:
+    """The identity a golden built from ``request`` now would have (reads the source's
+    system identifier and schema fingerprint; the source is only read)."""
+    with read_only_snapshot(request.source) as snap:
+        return GoldenIdentity(source=source_server_key(snap), database=request.source.dbname,
+                              rules=rules_digest(request.rules),
+                              key=key_fingerprint(request.key),
+                              schema=schema_fingerprint(snap))
+
+
+def _stale_reason(info: GoldenInfo | None, expected: GoldenIdentity,
+                  max_age: timedelta | None, server: ServerAddress) -> str | None:
+    """Why ``info`` cannot be branched for ``expected`` (None: it can). A golden of another
+    source is refused outright: rebuilding it would take it from the environments of that
+    source."""
+    if info is None:
+        return "missing"
+    if info.identity is None:
+        if info.marker.get("source_database", info.marker.get("source", "").rsplit("/", 1)[-1]) \
+                != expected.database:
+            raise _foreign_golden(info, server, expected)
+        return "built before golden identities were recorded"
+    if not info.identity.same_source(expected):
+        raise _foreign_golden(info, server, expected)
+    changed = info.identity.differences(expected)
+    if changed:
+        return f"{' and '.join(changed)} changed since it was built"
+    if max_age is not None and info.age() > max_age:
+        return f"older than {_age_text(max_age)} ({_age_text(info.age())})"
+    return None
+
+
+def _foreign_golden(info: GoldenInfo, server: ServerAddress,
+                    expected: GoldenIdentity) -> UnsafeTargetError:
+    return UnsafeTargetError(
+        f"golden {info.database} on {server.host}:{server.port} was built from another source "
+        f"({info.marker.get('source', '?')}), not from database {expected.database!r} of "
+        f"this source server: give this source its own golden name (--golden, or golden: in "
+        "the template)")
+
+
+@contextmanager
+def _advisory(conn: psycopg.Connection[Any], key: str, *, shared: bool = False
+              ) -> Iterator[None]:
+    kind = "_shared" if shared else ""
+    conn.execute(f"SELECT pg_advisory_lock{kind}(hashtextextended(%s, 0))", (key,))
+    try:
+        yield
+    finally:
+        conn.execute(f"SELECT pg_advisory_unlock{kind}(hashtextextended(%s, 0))", (key,))
 
 
 @contextmanager
 def golden_lock(server: ServerAddress, golden: str) -> Iterator[psycopg.Connection[Any]]:
-    """Hold a session advisory lock for ``golden`` (in the maintenance database, so every
-    envforge process on the server sees the same lock) while building or swapping it."""
-    with connected(server.with_database("postgres"), autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                     (f"envforge-golden:{golden}",))
-        try:
-            yield conn
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
-                         (f"envforge-golden:{golden}",))
+    """Hold the *build* lock of ``golden`` while building and swapping it."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn, \
+            _advisory(conn, f"envforge-golden-build:{golden}"):
+        yield conn
 
 
 def ensure_golden(request: CloneRequest, max_age: timedelta | None, *, keep: int = 1,
-                  logger: Any = log) -> tuple[GoldenInfo, CloneReport | None]:
-    """The golden named by ``request.target``, rebuilt when missing or older than
-    ``max_age`` (None: only when missing). Returns it and the clone report when it was built."""
+                  rebuild: bool = False, logger: Any = log
+                  ) -> tuple[GoldenInfo, CloneReport | None]:
+    """The golden named by ``request.target``, rebuilt when missing, of another identity
+    (rules, key, source schema) or older than ``max_age`` (None: no age limit); refused when
+    it belongs to another source. A fresh golden is returned without waiting for any lock."""
     server, golden = request.target, request.target.dbname
+    expected = expected_identity(request)
+    if not rebuild:
+        info = golden_info(server, golden)
+        if _stale_reason(info, expected, max_age, server) is None:
+            assert info is not None
+            logger.info("golden %s is %s old and matches the source, rules and key: "
+                        "branching from it", golden, _age_text(info.age()))
+            return info, None
     with golden_lock(server, golden) as conn:
         info = _golden_info(conn, golden)
-        if info is not None and (max_age is None or info.age() <= max_age):
-            logger.info("golden %s is %s old: branching from it", golden,
-                        _age_text(info.age()))
+        reason = _stale_reason(info, expected, max_age, server)
+        if reason is None and not rebuild:  # another process rebuilt it while we waited
+            assert info is not None
             return info, None
+        logger.info("rebuilding golden %s: %s", golden, "asked to" if rebuild else reason)
         report = _build_and_swap(request, conn, keep, logger)
         built = _golden_info(conn, golden)
         assert built is not None
@@ -111,8 +224,12 @@ def ensure_golden(request: CloneRequest, max_age: timedelta | None, *, keep: int
 
 
 def build_golden(request: CloneRequest, *, keep: int = 1, logger: Any = log) -> CloneReport:
-    """Build the golden named by ``request.target`` anew (a scheduled refresh)."""
+    """Build the golden named by ``request.target`` anew (a scheduled refresh); refused when
+    the existing golden belongs to another source."""
+    expected = expected_identity(request)
     with golden_lock(request.target, request.target.dbname) as conn:
+        _stale_reason(_golden_info(conn, request.target.dbname), expected, None,
+                      request.target)
         return _build_and_swap(request, conn, keep, logger)
 
 
@@ -122,14 +239,19 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
     if not golden.startswith(GOLDEN_PREFIX):
         raise UnsafeTargetError(f"golden database names start with {GOLDEN_PREFIX!r}; got "
                                 f"{golden!r}")
-    _golden_info(conn, golden)  # refuses a foreign database of that name before any work
-    staging = f"{golden}_next"
+    staging = staging_database_name(golden)
+    recipe = {"rules": rules_digest(request.rules), "key": key_fingerprint(request.key)}
     report = clone_database(replace(
         request, target=request.target.with_database(staging), replace=True,
-        marker=dict(request.marker, role="golden", golden=golden)), logger)
+        marker=dict(request.marker, role="staging", golden=golden, **recipe)), logger)
     try:
+        marker = ownership_marker(conn, staging) or {}
+        identity = GoldenIdentity(source=str(marker["source_id"]),
+                                  database=str(marker["source_database"]),
+                                  schema=str(marker["schema"]), **recipe)
         conn.execute(f"ALTER DATABASE {quote_ident(staging)} WITH ALLOW_CONNECTIONS false")
-        _swap(conn, golden, staging)
+        _swap(conn, golden, staging, dict(marker, role="golden",
+                                          identity=identity.as_marker()))
     except BaseException:
         drop_owned_database(request.target, staging)
         raise
@@ -139,60 +261,128 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
     return report
 
 
-def _swap(conn: psycopg.Connection[Any], golden: str, staging: str, attempts: int = 5) -> None:
-    """golden -> golden_prev_<stamp>, staging -> golden, in one transaction: a branch sees the
-    old golden or the new one, never none. Renaming waits for branches being copied (they
-    hold a share lock on the template); sessions connected to the old golden are ended."""
-    previous = f"{golden}{_PREVIOUS}{datetime.now(UTC):%Y%m%d%H%M%S%f}"  # two rebuilds a second
-    for attempt in range(1, attempts + 1):
-        try:
-            with conn.transaction():
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                      (golden,)).fetchone()
-                if exists:
-                    conn.execute(f"ALTER DATABASE {quote_ident(golden)} RENAME TO "
-                                 f"{quote_ident(previous)}")
-                conn.execute(f"ALTER DATABASE {quote_ident(staging)} RENAME TO "
-                             f"{quote_ident(golden)}")
-            return
-        except psycopg.errors.ObjectInUse as e:
-            if attempt == attempts:
-                raise CopyFailedError(f"swapping golden {golden}: {str(e).strip()}; sessions "
-                                      "kept connecting to it") from None
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = %s AND pid <> pg_backend_pid()", (golden,))
-            time.sleep(0.1 * attempt)
+def _swap(conn: psycopg.Connection[Any], golden: str, staging: str, marker: dict[str, Any],
+          attempts: int = 5) -> None:
+    """golden -> previous, staging -> golden, both re-marked, in one transaction under the
+    exclusive swap lock: a branch sees the old golden or the new one, never none, and copies
+    the one it checked. Sessions still connected to the old golden are ended."""
+    with _advisory(conn, f"envforge-golden-swap:{golden}"):
+        for attempt in range(1, attempts + 1):
+            try:
+                with conn.transaction():
+                    old = _owned_marker(conn, golden)
+                    if old is not None:
+                        previous = _previous_database_name(golden)
+                        conn.execute(f"ALTER DATABASE {quote_ident(golden)} RENAME TO "
+                                     f"{quote_ident(previous)}")
+                        write_marker(conn, previous, dict(
+                            old, role="previous", golden=golden,
+                            retired=datetime.now(UTC).isoformat(timespec="microseconds")))
+                    conn.execute(f"ALTER DATABASE {quote_ident(staging)} RENAME TO "
+                                 f"{quote_ident(golden)}")
+                    write_marker(conn, golden, marker)
+                return
+            except psycopg.errors.ObjectInUse as e:
+                if attempt == attempts:
+                    raise CopyFailedError(f"swapping golden {golden}: {str(e).strip()}; "
+                                          "sessions kept connecting to it") from None
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (golden,))
+                time.sleep(0.1 * attempt)
+
+
+def _owned_marker(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | None:
+    try:
+        return ownership_marker(conn, name)
+    except LookupError:
+        return None
+
+
+def previous_goldens(server: ServerAddress, golden: str) -> list[str]:
+    """The previous copies envforge recorded for ``golden``, newest first (by their markers;
+    a database merely named like one is not among them)."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn:
+        owned = owned_databases(conn)
+    mine = [(str(m.get("retired") or m.get("created") or ""), name)
+            for name, m in owned.items()
+            if name != golden and m.get("golden") == golden
+            and m.get("role") in ("previous", "golden")]  # "golden": renamed by older envforge
+    return [name for _, name in sorted(mine, reverse=True)]
 
 
 def prune_goldens(server: ServerAddress, golden: str, keep: int, logger: Any = log) -> list[str]:
-    """Drop previous goldens beyond the ``keep`` newest (retention); returns those dropped."""
-    with connected(server.with_database("postgres"), autocommit=True) as conn:
-        names = [str(r[0]) for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1 DESC",
-            (golden + _PREVIOUS,))]
+    """Drop previous copies of ``golden`` beyond the ``keep`` newest (retention); returns
+    those dropped. Only databases whose marker records them as this golden's previous copies
+    are considered, so another golden or a foreign database is never touched."""
     dropped = []
-    for name in names[max(keep, 0):]:  # stamps sort by time: newest first
+    for name in previous_goldens(server, golden)[max(keep, 0):]:
         if drop_owned_database(server, name):
             dropped.append(name)
             logger.info("retention: dropped previous golden %s", name)
     return dropped
 
 
+def rollback_golden(server: ServerAddress, golden: str, logger: Any = log) -> str:
+    """Put the newest previous copy of ``golden`` back in its place (the current one becomes
+    a previous copy); returns the name the restored copy had."""
+    with golden_lock(server, golden) as conn:
+        candidates = previous_goldens(server, golden)
+        if not candidates:
+            raise UnsafeTargetError(f"golden {golden} has no previous copy recorded on "
+                                    f"{server.host}:{server.port}; nothing to roll back to")
+        chosen = candidates[0]
+        marker = ownership_marker(conn, chosen) or {}
+        marker = {k: v for k, v in marker.items() if k != "retired"}
+        _swap(conn, golden, chosen, dict(marker, role="golden"))
+    logger.info("golden %s rolled back to %s", golden, chosen)
+    return chosen
+
+
 def branch_database(server: ServerAddress, golden: str, target: str, marker: dict[str, Any],
-                    *, replace: bool = False, logger: Any = log) -> float:
-    """Create ``target`` as a file copy of the envforge golden ``golden``; returns seconds."""
+                    *, replace: bool = False, expected: GoldenIdentity | None = None,
+                    logger: Any = log) -> float:
+    """Create ``target`` as a file copy of the envforge golden ``golden``; returns seconds.
+    With ``expected``, the golden must still have that identity when it is copied."""
     started = time.perf_counter()
-    info = golden_info(server, golden)
-    if info is None:
-        raise CopyFailedError(f"golden {golden!r} does not exist on {server.label}: build it "
-                              "first (db:clone with strategy: branch builds it when missing)")
-    create_owned_database(server, target, dict(marker, strategy="branch", golden=golden,
-                          golden_built=info.built.isoformat(timespec="seconds")),
-                          replace=replace, template=golden)
+    with connected(server.with_database("postgres"), autocommit=True) as conn, \
+            _advisory(conn, f"envforge-golden-swap:{golden}", shared=True):
+        info = _golden_info(conn, golden)
+        if info is None:
+            raise CopyFailedError(f"golden {golden!r} does not exist on {server.label}: build "
+                                  "it first (db:clone with strategy: branch builds it when "
+                                  "missing)")
+        if expected is not None and info.identity != expected:
+            raise _GoldenChanged(golden)
+        create_owned_database(server, target, dict(
+            marker, strategy="branch", golden=golden,
+            golden_built=info.built.isoformat(timespec="seconds"),
+            **({"identity": info.identity.as_marker()} if info.identity else {})),
+            replace=replace, template=golden)
     seconds = time.perf_counter() - started
     logger.info("branched %s from golden %s (built %s ago) in %.2f s", target, golden,
                 _age_text(info.age()), seconds)
     return seconds
+
+
+def branch_from_golden(request: CloneRequest, target: str, marker: dict[str, Any],
+                       max_age: timedelta | None, *, keep: int = 1, replace: bool = False,
+                       rebuild: bool = False, logger: Any = log) -> BranchResult:
+    """Branch ``target`` from the golden ``request.target`` names, rebuilding the golden
+    first when it is missing, stale or ``rebuild`` is asked (see :func:`ensure_golden`). A
+    golden swapped for one of another identity between the check and the copy is checked
+    again (at most three times)."""
+    for attempt in range(3):
+        info, built = ensure_golden(request, max_age, keep=keep, logger=logger,
+                                    rebuild=rebuild and attempt == 0)
+        try:
+            seconds = branch_database(request.target, info.database, target, marker,
+                                      replace=replace, expected=info.identity, logger=logger)
+        except _GoldenChanged:
+            logger.info("golden %s changed while branching; checking it again", info.database)
+            continue
+        return BranchResult(info, built, seconds)
+    raise CopyFailedError(f"golden {request.target.dbname} kept changing while {target} was "
+                          "branched from it (concurrent rebuilds with other rules?); try again")
 
 
 def parse_age(text: str) -> timedelta:

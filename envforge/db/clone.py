@@ -44,6 +44,7 @@ from envforge.db.copy import (
     warm_up,
 )
 from envforge.db.coverage import CoverageMap, resolve_coverage
+from envforge.db.identity import schema_fingerprint, source_server_key
 from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
 from envforge.db.rules import Rules
@@ -116,7 +117,10 @@ def _clone_in_snapshot(request: CloneRequest, snap: psycopg.Connection[Any], sna
         workers.start(request.jobs)  # while the target and its schema are made
     keys = unique_keys(snap, catalog, coverage)
     name = request.target.dbname
-    marker = dict(request.marker, strategy="clone", source=request.source.label)
+    # What was read, recorded with the target: goldens compare it before they are branched.
+    marker = dict(request.marker, strategy="clone", source=request.source.label,
+                  source_id=source_server_key(snap), source_database=request.source.dbname,
+                  schema=schema_fingerprint(snap))
     create_owned_database(request.target, name, marker, replace=request.replace,
                           encoding=encoding)
     logger.info("created target database %s; copying %d table(s) in %d task(s)",

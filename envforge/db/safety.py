@@ -111,8 +111,7 @@ def create_owned_database(
                              f"ENCODING {_literal(encoding)}")
             else:
                 copy_template(conn, template, name, attempts)
-            conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS "
-                         f"{_literal(OWNER_MARK + ' ' + json.dumps(stamp, sort_keys=True))}")
+            write_marker(conn, name, stamp)
         except psycopg.Error as e:
             raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
                                   f"{str(e).strip().splitlines()[0]}") from e
@@ -140,8 +139,11 @@ def copy_template(conn: psycopg.Connection[Any], template: str, name: str,
             time.sleep(0.1 * attempt)
 
 
-def drop_owned_database(server: ServerAddress, name: str, *, missing_ok: bool = True) -> bool:
-    """Drop ``name`` if envforge created it; refuse otherwise. Returns whether it dropped."""
+def drop_owned_database(server: ServerAddress, name: str, *, missing_ok: bool = True,
+                        run_id: str | None = None) -> bool:
+    """Drop ``name`` if envforge created it; refuse otherwise. Returns whether it dropped.
+    With ``run_id`` (a rollback) only a database that run recorded creating is dropped; one
+    made by another run under that name is left alone (False)."""
     with connected(server.with_database("postgres"), autocommit=True) as conn:
         try:
             marker = ownership_marker(conn, name)
@@ -154,6 +156,8 @@ def drop_owned_database(server: ServerAddress, name: str, *, missing_ok: bool = 
             raise UnsafeTargetError(
                 f"database {name!r} on {server.host}:{server.port} was not created by envforge; "
                 "envforge drops only what it created")
+        if run_id is not None and marker.get("run_id") != run_id:
+            return False
         _drop(conn, name)
         return True
 
@@ -169,6 +173,29 @@ def assert_owned(server: ServerAddress, name: str) -> dict[str, Any]:
     if marker is None:
         raise UnsafeTargetError(f"database {name!r} was not created by envforge; refusing")
     return marker
+
+
+def write_marker(conn: psycopg.Connection[Any], name: str, marker: dict[str, Any]) -> None:
+    """Record ``marker`` as database ``name``'s envforge comment (inside the caller's
+    transaction when there is one: a golden's swap renames and re-marks at once)."""
+    conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS "
+                 f"{_literal(OWNER_MARK + ' ' + json.dumps(marker, sort_keys=True))}")
+
+
+def owned_databases(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+    """Every database on the server that carries an envforge marker, with the marker: the
+    record of what envforge created (names alone prove nothing)."""
+    owned: dict[str, dict[str, Any]] = {}
+    for name, comment in conn.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE starts_with(shobj_description(oid, 'pg_database'), %s)", (OWNER_MARK,)):
+        try:
+            marker = json.loads(str(comment)[len(OWNER_MARK):] or "{}")
+        except ValueError:
+            continue
+        if isinstance(marker, dict):
+            owned[str(name)] = marker
+    return owned
 
 
 def _drop(conn: psycopg.Connection[Any], name: str) -> None:

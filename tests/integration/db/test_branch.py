@@ -19,6 +19,8 @@ from envforge.db.branch import (
     ensure_golden,
     golden_database_name,
     golden_info,
+    previous_goldens,
+    staging_database_name,
 )
 from envforge.db.clone import CloneRequest
 from envforge.db.connection import ServerAddress
@@ -35,11 +37,6 @@ pytestmark = pytest.mark.postgres
 def golden_request(source: ServerAddress, name: str) -> CloneRequest:
     return CloneRequest(source, source.with_database(golden_database_name(name)), RULES,
                         TEST_KEY, jobs=1)
-
-
-def databases(server: ServerAddress, prefix: str) -> list[str]:
-    return [r[0] for r in rows(server, "SELECT datname FROM pg_database WHERE "
-                                       f"datname LIKE '{prefix}%' ORDER BY 1")]
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +127,9 @@ def test_rebuild_swaps_atomically_while_environments_branch(source_db: ServerAdd
         stop.set()
         worker.join(timeout=120)
     assert not failures and made > 0
-    previous = databases(source_db, f"{golden}_prev_")
+    previous = previous_goldens(source_db, golden)
     assert len(previous) == 1  # keep=1: the older one was dropped
-    assert not database_exists(source_db, f"{golden}_next")
+    assert not database_exists(source_db, staging_database_name(golden))
     assert rows(source_db.with_database("envforge_br_loop"),
                 "SELECT count(*) FROM crm.customers")[0][0] == 2000
     drop_owned_database(source_db, "envforge_br_loop")
