@@ -1,21 +1,23 @@
-"""Where envforge keeps its state and finds its templates, from the environment.
+"""Where envforge keeps its state, finds its templates and publishes: a view of the settings.
 
-ENVFORGE_HOME            state: caches, the embedded GitOps repository (default ~/.envforge)
-ENVFORGE_TEMPLATES_PATH  template directories, separated by os.pathsep (default: the
-                         project's templates/ directory)
-ENVFORGE_GITOPS_URL      where publish steps push when a template names no repository
-                         (default: a bare repository at $ENVFORGE_HOME/gitops.git)
-ENVFORGE_GITOPS_BRANCH   branch of that repository (default main)
+:class:`Settings` is the part of :class:`envforge.settings.EnvforgeSettings` most modules need
+(home, template directories, the GitOps repository and branch), flattened; the values and their
+variables (ENVFORGE_HOME, ENVFORGE_TEMPLATES_PATH, ENVFORGE_GITOPS_URL, ENVFORGE_GITOPS_BRANCH)
+are described once, in envforge/settings.py (docs/settings.md). This module also creates the
+embedded GitOps repository the default URL points at.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from envforge.settings import PROJECT_ROOT, EnvforgeSettings
+from envforge.settings import load_settings as load_envforge_settings
+
+__all__ = ["PROJECT_ROOT", "Settings", "ensure_embedded_gitops_repo", "load_settings",
+           "settings_view"]
 
 
 @dataclass(frozen=True)
@@ -37,23 +39,16 @@ class Settings:
         return self.home / "gitops.git"
 
 
+def settings_view(settings: EnvforgeSettings) -> Settings:
+    """The paths and GitOps repository of ``settings``."""
+    return Settings(home=settings.paths.home, templates_path=settings.paths.templates_path,
+                    gitops_url=settings.gitops_url, gitops_branch=settings.gitops.branch)
+
+
 def load_settings() -> Settings:
-    """Settings from ENVFORGE_HOME, ENVFORGE_TEMPLATES_PATH and ENVFORGE_GITOPS_URL/BRANCH."""
-    home = Path(os.environ.get("ENVFORGE_HOME") or Path.home() / ".envforge").expanduser()
-    raw_paths = os.environ.get("ENVFORGE_TEMPLATES_PATH")
-    if raw_paths:
-        templates = tuple(Path(p).expanduser() for p in raw_paths.split(os.pathsep) if p)
-    else:
-        templates = (PROJECT_ROOT / "templates",)
-    gitops_url = os.environ.get("ENVFORGE_GITOPS_URL") or ""
-    if not gitops_url:
-        gitops_url = (home / "gitops.git").as_uri()
-    return Settings(
-        home=home,
-        templates_path=templates,
-        gitops_url=gitops_url,
-        gitops_branch=os.environ.get("ENVFORGE_GITOPS_BRANCH") or "main",
-    )
+    """The view of the process's settings (ENVFORGE_HOME, ENVFORGE_TEMPLATES_PATH,
+    ENVFORGE_GITOPS_URL/BRANCH)."""
+    return settings_view(load_envforge_settings())
 
 
 README = """# envforge GitOps repository

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import re
 import shutil
 import time
@@ -43,6 +42,7 @@ from envforge.errors import (
 )
 from envforge.secrets.redaction import scrub
 from envforge.secrets.references import refuse_references_in_git_fields
+from envforge.settings import load_settings
 from envforge.step_graph import resources_of, step_dependencies
 from envforge.templating.expressions import ExpressionEngine
 from envforge.templating.model import Template, TemplateStep
@@ -79,7 +79,7 @@ def caller_identity(name: str | None = None) -> dict[str, Any]:
     named by the CLI's --user, else ENVFORGE_USER, else the operating-system user."""
     if not name:
         try:
-            name = os.environ.get("ENVFORGE_USER") or getpass.getuser()
+            name = load_settings().runner.user or getpass.getuser()
         except (KeyError, OSError):  # no passwd entry in some containers
             name = "envforge"
     kind, _, rest = name.rpartition(":")
@@ -169,8 +169,8 @@ class TemplateRun:
     render_only: bool = False
     #: steps that may run at the same time (ENVFORGE_MAX_PARALLEL_STEPS, default 4); 1 runs
     #: them one by one in template order
-    max_parallel: int = field(default_factory=lambda: max(
-        1, int(os.environ.get("ENVFORGE_MAX_PARALLEL_STEPS") or 4)))
+    max_parallel: int = field(
+        default_factory=lambda: load_settings().runner.max_parallel_steps)
     workspace: Path = field(init=False)
 
     def __post_init__(self) -> None:

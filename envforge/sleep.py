@@ -16,7 +16,6 @@ slept, and the reaper adds the current nap (see :func:`effective_expiry`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,11 +23,12 @@ from typing import Any, Literal
 
 import yaml
 
-from envforge.errors import ConfigurationError, EnvironmentNotFoundError, GitOpsError
+from envforge.errors import EnvironmentNotFoundError, GitOpsError
 from envforge.gitops.naming import check_environment_name
 from envforge.gitops.record import EnvironmentRecord, SleepState, utc_now
 from envforge.gitops.render import application_file, dump_documents, environment_dir, record_file
 from envforge.gitops.store import EnvironmentStore
+from envforge.settings import load_settings
 
 SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 KEEP_AWAKE_ANNOTATION = "envforge.dev/sleep"
@@ -123,12 +123,7 @@ def read_manifests(root: Path, name: str) -> dict[str, str]:
 def sleep_counts_toward_expiry() -> bool:
     """``ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY`` (default true: a sleeping environment still
     expires on time; false: time asleep is added to its life)."""
-    raw = os.environ.get(COUNTS_TOWARD_EXPIRY_ENV, "true").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{COUNTS_TOWARD_EXPIRY_ENV}={raw!r}: use true or false")
+    return load_settings().lifecycle.sleep_counts_toward_expiry
 
 
 def effective_expiry(record: EnvironmentRecord, now: datetime | None = None,

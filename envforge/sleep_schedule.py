@@ -16,7 +16,6 @@ being idle (or by hand) sleep until someone wakes them or a new commit is deploy
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from envforge.errors import ConfigurationError
 from envforge.gitops.record import EnvironmentRecord, utc_now
+from envforge.settings import load_settings
 
 POLICY_ENV = "ENVFORGE_SLEEP_POLICY"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -125,9 +125,12 @@ def parse_policy(data: Any, where: str = POLICY_ENV) -> dict[str, TypePolicy]:
     return policy
 
 
-def load_policy() -> dict[str, TypePolicy]:
-    """``ENVFORGE_SLEEP_POLICY`` (a file path or the YAML/JSON text), else the default."""
-    raw = os.environ.get(POLICY_ENV, "").strip()
+def load_policy(raw: str | None = None) -> dict[str, TypePolicy]:
+    """``raw`` (default: ENVFORGE_SLEEP_POLICY), a file path or the YAML/JSON text, else the
+    default policy."""
+    if raw is None:
+        raw = load_settings().lifecycle.sleep_policy
+    raw = (raw or "").strip()
     if not raw:
         return parse_policy(DEFAULT_POLICY, "the default sleep policy")
     path = Path(raw)

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from envforge.config import load_settings
-from envforge.errors import TemplateError
+from envforge.errors import ConfigurationError, TemplateError
+from envforge.settings import load_settings
 from envforge.templating.budget import load_budget
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template
@@ -18,7 +18,19 @@ from envforge.templating.yamlsafe import YamlLimitError, load_yaml, read_limited
 
 
 def catalog() -> TemplateCatalog:
-    return TemplateCatalog(load_settings().templates_path)
+    """The templates of ENVFORGE_TEMPLATES_PATH."""
+    return TemplateCatalog(load_settings().paths.templates_path)
+
+
+def require_prefect_api(purpose: str) -> str:
+    """PREFECT_API_URL, or a one-line ConfigurationError saying what needs it and how to
+    start a server."""
+    url = load_settings().prefect.api_url
+    if not url:
+        raise ConfigurationError(
+            f"PREFECT_API_URL is not set: {purpose} (start one with 'make server' or "
+            "scripts/prefect-local.sh start, then export PREFECT_API_URL=http://127.0.0.1:4200/api)")
+    return url
 
 
 def parse_values(

@@ -17,6 +17,7 @@ from typing import Any
 from envforge.cli.common import catalog, parse_values
 from envforge.errors import EnvforgeError
 from envforge.gitops.repository import open_store
+from envforge.settings import load_settings
 from envforge.sleep import sleep_environment, wake_environment
 from envforge.upgrade import UpgradeOutcome, upgrade_environments
 
@@ -110,4 +111,4 @@ def wake_command(args: argparse.Namespace) -> int:
 
 
 def _run_id() -> str:
-    return os.environ.get("ENVFORGE_RUN_ID") or f"cli-{os.getpid()}"
+    return load_settings().runner.run_id or f"cli-{os.getpid()}"

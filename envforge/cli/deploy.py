@@ -5,12 +5,10 @@ the template's own form."""
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-from envforge.cli.common import catalog
+from envforge.cli.common import catalog, require_prefect_api
 from envforge.deployments import DEFAULT_WORK_POOL, register_template_deployments
-from envforge.errors import ConfigurationError
 
 
 def add_commands(subparsers: Any) -> None:
@@ -26,11 +24,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def deploy_templates(args: argparse.Namespace) -> int:
-    if not os.environ.get("PREFECT_API_URL"):
-        raise ConfigurationError(
-            "PREFECT_API_URL is not set: deployments must go to a running Prefect server "
-            "(start one with 'make server', then export PREFECT_API_URL=http://127.0.0.1:4200/api)"
-        )
+    require_prefect_api("deployments must go to a running Prefect server")
     cat = catalog()
     refs = args.templates or [str(d) for d in cat.template_dirs()]
     pairs = []

@@ -26,6 +26,7 @@ from envforge.lifecycle import (
     release_resources,
 )
 from envforge.runner import TemplateRun
+from envforge.settings import load_settings
 from envforge.sleep import wake_environment
 
 
@@ -225,4 +226,4 @@ def unbind_domain_command(args: argparse.Namespace) -> int:
 
 
 def _run_id() -> str:
-    return os.environ.get("ENVFORGE_RUN_ID") or f"cli-{os.getpid()}"
+    return load_settings().runner.run_id or f"cli-{os.getpid()}"

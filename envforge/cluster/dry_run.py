@@ -15,7 +15,6 @@ layer: :func:`enable_server_dry_run` registers it there when a cluster is config
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,11 +24,11 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from envforge.cluster.client import ClusterReader, cluster_errors, open_cluster
 from envforge.errors import ClusterApiError, NamespaceTerminatingError
 from envforge.kubernetes_boundary import NotFound
+from envforge.settings import ClusterSection, load_settings
 
 log = logging.getLogger("envforge.cluster.dry_run")
 FIELD_MANAGER = "envforge"
 #: Set to 0 to skip the server-side dry run even with a cluster configured.
-ENV_SWITCH = "ENVFORGE_SERVER_DRY_RUN"
 
 
 def dry_run_objects(reader: ClusterReader, objects: Iterable[tuple[str, dict[str, Any]]],
@@ -99,12 +98,11 @@ def _namespace_state(reader: ClusterReader, namespace: str) -> str:
     return str(getattr(answer.status, "phase", None) or "Active")
 
 
-def cluster_configured(environ: dict[str, str] | None = None) -> bool:
-    """A cluster to ask: KUBECONFIG set, or running in a pod; and not switched off."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV_SWITCH, "1").lower() in ("0", "false", "no", "off"):
-        return False
-    return bool(env.get("KUBECONFIG") or env.get("KUBERNETES_SERVICE_HOST"))
+def cluster_configured(settings: ClusterSection | None = None) -> bool:
+    """A cluster to ask: KUBECONFIG set, or running in a pod; and not switched off
+    (ENVFORGE_SERVER_DRY_RUN)."""
+    settings = settings or load_settings().cluster
+    return settings.server_dry_run and settings.configured
 
 
 def server_check(objects: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -1,26 +1,15 @@
-"""Settings of the GitOps area, from the environment (platform-wide, not per template).
-
-ENVFORGE_WILDCARD_DOMAIN      hosts are <name>-<random>.<domain> (default preview.example.test)
-ENVFORGE_TLS_SECRET           Secret holding the wildcard certificate (default wildcard-tls)
-ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE
-                              Secret name of a custom host's certificate; {label} is the host
-                              with '.' as '-', {environment} the name (default tls-{label})
-ENVFORGE_INGRESS_CLASS        ingressClassName of generated Ingresses (default nginx)
-ENVFORGE_INGRESS_NAMESPACE    namespace of the ingress controller the NetworkPolicy admits
-ENVFORGE_DEFAULT_TTL          TTL when none is given (default 48h)
-ENVFORGE_MAX_TTL              longest TTL allowed at create or extend (default 14d)
-ENVFORGE_KUBERNETES_VERSION   Kubernetes version manifests are validated against (default 1.31)
-ENVFORGE_ARGOCD_NAMESPACE     namespace Argo CD Applications live in (default argocd)
-ENVFORGE_ARGOCD_PROJECT       Argo CD project of environment Applications (default default)
-ENVFORGE_GITOPS_BLOCK         name of a GitCredentials block for the GitOps remote (optional)
+"""The GitOps area's settings (platform-wide, not per template): a view of
+:class:`envforge.settings.EnvforgeSettings` (section ``gitops``; variables ENVFORGE_WILDCARD_DOMAIN,
+ENVFORGE_TLS_SECRET, ENVFORGE_MAX_TTL, ENVFORGE_ARGOCD_NAMESPACE, ... described in
+docs/settings.md), plus the values that have no variable (vcluster chart, quota).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from envforge.gitops.ttl import parse_ttl
+from envforge.settings import EnvforgeSettings, load_settings
 
 
 @dataclass(frozen=True)
@@ -43,23 +32,24 @@ class GitOpsSettings:
         "persistentvolumeclaims": "5"})
 
 
-def load_gitops_settings() -> GitOpsSettings:
-    """The settings from ENVFORGE_* variables, defaults where unset."""
-    env = os.environ
-    defaults = GitOpsSettings()
-    max_ttl = env.get("ENVFORGE_MAX_TTL")
+def gitops_settings(settings: EnvforgeSettings) -> GitOpsSettings:
+    """The GitOps area's view of ``settings`` (the TTL limit parsed to seconds)."""
+    section = settings.gitops
     return GitOpsSettings(
-        wildcard_domain=env.get("ENVFORGE_WILDCARD_DOMAIN") or defaults.wildcard_domain,
-        tls_secret=env.get("ENVFORGE_TLS_SECRET") or defaults.tls_secret,
-        custom_domain_tls_secret_template=(env.get("ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE")
-                                           or defaults.custom_domain_tls_secret_template),
-        ingress_class=env.get("ENVFORGE_INGRESS_CLASS") or defaults.ingress_class,
-        ingress_namespace=env.get("ENVFORGE_INGRESS_NAMESPACE") or defaults.ingress_namespace,
-        default_ttl=env.get("ENVFORGE_DEFAULT_TTL") or defaults.default_ttl,
-        max_ttl_seconds=(parse_ttl(max_ttl, "ENVFORGE_MAX_TTL") if max_ttl
-                         else defaults.max_ttl_seconds),
-        kubernetes_version=env.get("ENVFORGE_KUBERNETES_VERSION") or defaults.kubernetes_version,
-        argocd_namespace=env.get("ENVFORGE_ARGOCD_NAMESPACE") or defaults.argocd_namespace,
-        argocd_project=env.get("ENVFORGE_ARGOCD_PROJECT") or defaults.argocd_project,
-        credentials_block=env.get("ENVFORGE_GITOPS_BLOCK") or None,
+        wildcard_domain=section.wildcard_domain,
+        tls_secret=section.tls_secret,
+        custom_domain_tls_secret_template=section.custom_domain_tls_secret_template,
+        ingress_class=section.ingress_class,
+        ingress_namespace=section.ingress_namespace,
+        default_ttl=section.default_ttl,
+        max_ttl_seconds=parse_ttl(section.max_ttl, "ENVFORGE_MAX_TTL"),
+        kubernetes_version=section.kubernetes_version,
+        argocd_namespace=section.argocd_namespace,
+        argocd_project=section.argocd_project,
+        credentials_block=section.credentials_block,
     )
+
+
+def load_gitops_settings() -> GitOpsSettings:
+    """The view of the process's settings (for callers that have none handed to them)."""
+    return gitops_settings(load_settings())

@@ -7,7 +7,6 @@ image; a cached image was not made by this run and is never deleted.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ from envforge.images.build import (
 from envforge.images.dockerfile import check_stack_name
 from envforge.images.registry_client import RegistryClient
 from envforge.paths import safe_relative
+from envforge.settings import load_settings
 
 
 class ImageBuildInput(ActionInput):
@@ -144,7 +144,7 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
                 except EnvforgeError as e:
                     problems.append(f"{name}: {e}")
         if params.registryBlock is None and params.registry is None \
-                and not os.environ.get("ENVFORGE_REGISTRY"):
+                and not load_settings().images.registry:
             problems.append("neither registryBlock nor registry is set: the image goes to "
                             "ENVFORGE_REGISTRY, which must then be set on the worker")
         return problems

@@ -5,7 +5,6 @@ build and push. The ``image:build`` action and ``envforge image build`` both cal
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Mapping
@@ -13,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from envforge.config import Settings, load_settings
 from envforge.connections import connection_source
 from envforge.errors import ConfigurationError, ImageError
 from envforge.images import cache
@@ -24,6 +22,7 @@ from envforge.images.registry_client import RegistryAccess, RegistryClient
 from envforge.images.source import GitSourceCache
 from envforge.paths import resolve_inside
 from envforge.publishing import redact_url
+from envforge.settings import EnvforgeSettings, load_settings
 
 APP_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
@@ -143,22 +142,22 @@ def _with_context(request: BuildRequest, context_dir: Path) -> BuildRequest:
 
 # --- configuration shared by the action and the CLI -------------------------------------------
 
-def source_cache(settings: Settings | None = None) -> GitSourceCache:
+def source_cache(settings: EnvforgeSettings | None = None) -> GitSourceCache:
     """The mirror cache under ENVFORGE_HOME (or ENVFORGE_SOURCE_CACHE when set)."""
     settings = settings or load_settings()
-    root = os.environ.get("ENVFORGE_SOURCE_CACHE")
-    return GitSourceCache(Path(root) if root else settings.cache_dir / "sources")
+    root = settings.images.source_cache or settings.cache_dir / "sources"
+    return GitSourceCache(root)
 
 
-def default_builder(settings: Settings | None = None) -> BuildahBuilder:
+def default_builder(settings: EnvforgeSettings | None = None) -> BuildahBuilder:
     """buildah with storage under ENVFORGE_BUILDAH_ROOT, else ENVFORGE_HOME/cache/buildah."""
     settings = settings or load_settings()
-    root = Path(os.environ.get("ENVFORGE_BUILDAH_ROOT") or settings.cache_dir / "buildah")
+    root = settings.images.buildah_root or settings.cache_dir / "buildah"
     return BuildahBuilder(storage_root=root / "root", run_root=root / "run",
-                          storage_driver=os.environ.get("ENVFORGE_BUILDAH_DRIVER", "vfs"))
+                          storage_driver=settings.images.buildah_driver)
 
 
-def kaniko_builder() -> ImageBuilder:
+def kaniko_builder(settings: EnvforgeSettings | None = None) -> ImageBuilder:
     """Kaniko Jobs in the cluster of KUBECONFIG (or the worker's own, in a pod), with
     ENVFORGE_KANIKO_NAMESPACE, ENVFORGE_KANIKO_REGISTRY_SECRET and ENVFORGE_KANIKO_GIT_SECRET."""
     from kubernetes import config as k8s_config
@@ -166,26 +165,24 @@ def kaniko_builder() -> ImageBuilder:
     from envforge.images.kaniko import KanikoJobBuilder, KanikoSettings
     from envforge.images.kaniko_run import KanikoJobRunner
 
+    settings = settings or load_settings()
     try:
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        if settings.cluster.service_host and not settings.cluster.kubeconfig:
             k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
             from kubernetes import client as k8s_client
             api_client = k8s_client.ApiClient()
         else:
             # the library reads KUBECONFIG once at import; read it now
             api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None)
+                config_file=settings.cluster.kubeconfig)
     except k8s_config.ConfigException as e:
         raise ConfigurationError(f"the kaniko builder needs a cluster: {e} (set KUBECONFIG, "
                                  "or run the worker in a pod)") from e
-    defaults = KanikoSettings()
-    settings = KanikoSettings(
-        namespace=os.environ.get("ENVFORGE_KANIKO_NAMESPACE", defaults.namespace),
-        registry_secret=os.environ.get("ENVFORGE_KANIKO_REGISTRY_SECRET",
-                                       defaults.registry_secret),
-        git_secret=os.environ.get("ENVFORGE_KANIKO_GIT_SECRET") or None,
-    )
-    return KanikoJobBuilder(settings, submit=KanikoJobRunner(api_client))
+    images = settings.images
+    kaniko = KanikoSettings(namespace=images.kaniko_namespace,
+                            registry_secret=images.kaniko_registry_secret,
+                            git_secret=images.kaniko_git_secret)
+    return KanikoJobBuilder(kaniko, submit=KanikoJobRunner(api_client))
 
 
 def resolve_registry(block_name: str | None, address: str | None,
@@ -194,7 +191,7 @@ def resolve_registry(block_name: str | None, address: str | None,
     ENVFORGE_REGISTRY)."""
     if block_name:
         return connection_source().image_registry(block_name)
-    address = address or os.environ.get("ENVFORGE_REGISTRY")
+    address = address or load_settings().images.registry
     if not address:
         raise ConfigurationError(
             "no registry to push to: name a ContainerRegistry block (registryBlock), give "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from envforge.errors import (
     WebhookPayloadError,
     WebhookSignatureError,
 )
+from envforge.settings import EnvforgeSettings, WebhookSection, load_settings
 from envforge.webhooks.dispatch import Dispatcher, StartedRun
 from envforge.webhooks.events import (
     IgnoredEvent,
@@ -52,10 +52,16 @@ class WebhookCredentials:
     gitlab_token: SecretStr | None = None
 
     @classmethod
+    def from_settings(cls, settings: WebhookSection) -> WebhookCredentials:
+        """The secrets of the settings' webhooks section (ENVFORGE_GITHUB_WEBHOOK_SECRET,
+        ENVFORGE_GITLAB_WEBHOOK_TOKEN)."""
+        return cls(settings.github_secret, settings.gitlab_token)
+
+    @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> WebhookCredentials:
-        env = os.environ if env is None else env
-        github, gitlab = env.get(GITHUB_SECRET_ENV), env.get(GITLAB_TOKEN_ENV)
-        return cls(SecretStr(github) if github else None, SecretStr(gitlab) if gitlab else None)
+        """The same, from ``env`` (default: the process's settings)."""
+        settings = load_settings() if env is None else EnvforgeSettings.from_environ(env)
+        return cls.from_settings(settings.webhooks)
 
     @property
     def enabled(self) -> list[str]:

@@ -161,7 +161,7 @@ def test_sleeping_time_counts_toward_expiry_unless_configured(
     monkeypatch.setenv("ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY", "false")
     assert effective_expiry(asleep, later) == expires + timedelta(hours=5)
     monkeypatch.setenv("ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY", "sometimes")
-    with pytest.raises(ConfigurationError, match="use true or false"):
+    with pytest.raises(ConfigurationError, match="ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY: Input should be a valid boolean"):
         effective_expiry(asleep, later)
 
 
