@@ -10,7 +10,8 @@ delivered as a Secret on the real API server (KUBECONFIG), published to a local 
 each step a task run of the run-template flow on a temporary Prefect server. Runs alternate
 (ENVFORGE_MAX_PARALLEL_STEPS=1, then the default) so both see the same machine; the figure is
 the median of wall time / the longest single step (target <= 1.15; one by one it is the sum).
-PostgreSQL, the registry and the Vault stand-in start on 127.0.0.1 and stop by pid at the end.
+PostgreSQL, the registry and OpenBao (a real Vault-compatible server) start on 127.0.0.1 and
+stop by pid at the end.
 """
 
 from __future__ import annotations
@@ -60,29 +61,21 @@ def run(*args: str, **kw: Any) -> str:
 
 
 class Services:
-    """PostgreSQL, the registry and the Vault stand-in under one temp dir, stopped by pid."""
+    """PostgreSQL, the registry and OpenBao under one temp dir, stopped by pid."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.vault: subprocess.Popen[str] | None = None
         self.pg_port = int(run("bash", str(SERVICES / "postgres.sh"), "start", str(tmp / "pg"),
                                str(free_port())).split()[0])
         self.registry = "127.0.0.1:" + run("bash", str(SERVICES / "registry.sh"), "start",
                                            str(tmp / "registry"), str(free_port())).split()[0]
-        vault_port = free_port()
-        self.vault = subprocess.Popen(
-            [sys.executable, "-m", "tests.standins.vault", "--port", str(vault_port)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.vault.stdout is not None
-        line = self.vault.stdout.readline()  # "Vault stand-in on ...": it is listening
-        if "stand-in on" not in line:
-            raise RuntimeError(f"the Vault stand-in did not start: {line!r}")
-        self.vault_addr = f"http://127.0.0.1:{vault_port}"
+        self.vault_addr = run("bash", str(SERVICES / "openbao.sh"), "start",
+                              str(tmp / "openbao")).split()[-1]
+        self.vault_token = (tmp / "openbao" / "root-token").read_text().strip()
 
     def stop(self) -> None:
-        if self.vault is not None:
-            self.vault.terminate()
-            self.vault.wait(10)
+        subprocess.run(["bash", str(SERVICES / "openbao.sh"), "stop", str(self.tmp / "openbao")],
+                       check=False, capture_output=True)
         subprocess.run(["bash", str(SERVICES / "registry.sh"), "stop", str(self.tmp / "registry")],
                        check=False, capture_output=True)
         subprocess.run(["bash", str(SERVICES / "postgres.sh"), "stop", str(self.tmp / "pg")],
@@ -256,7 +249,7 @@ def main() -> int:
     try:
         os.environ.update({
             "PGHOST": "127.0.0.1", "PGPORT": str(services.pg_port), "PGUSER": "postgres",
-            "VAULT_ADDR": services.vault_addr, "VAULT_TOKEN": "root-standin-token",
+            "VAULT_ADDR": services.vault_addr, "VAULT_TOKEN": services.vault_token,
             "ENVFORGE_HOME": str(tmp / "home"), "ENVFORGE_GITOPS_URL": "",
             "ENVFORGE_BUILDAH_ROOT": str(tmp / "buildah")})
         buildah_root = tmp / "buildah"

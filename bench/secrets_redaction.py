@@ -4,7 +4,7 @@
 
 1. Log redaction: formatting N log records with the redacting record factory installed and
    200 registered values, against the plain factory (same records, same handler).
-2. Vault reads: fetching 50 secret references spread over 10 paths through the Vault stand-in
+2. Vault reads: fetching 50 secret references spread over 10 paths through a real OpenBao dev server
    (HTTP on 127.0.0.1) with envforge's one-read-per-path reader, against one read per reference.
 3. Variable resolution: resolving 1,000 variables (chains of ${{ vars.X }} references, 100
    secret references) for one environment.
@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +33,7 @@ from envforge.secrets.redaction import SecretRedactor  # noqa: E402
 from envforge.secrets.references import parse_reference  # noqa: E402
 from envforge.secrets.variables import VariableSources, resolve_variables  # noqa: E402
 from envforge.secrets.vault import VaultSecretReader  # noqa: E402
-from tests.standins.vault import start_vault_standin  # noqa: E402
+from tests.openbao import start_openbao  # noqa: E402
 
 
 def log_records(logger: logging.Logger, count: int) -> None:
@@ -61,22 +63,22 @@ def bench_redaction(reps: int, records: int) -> tuple[float, float]:
 
 def bench_vault(reps: int) -> tuple[float, float, int, int]:
     """Median seconds and reads: one read per Vault path (A) vs per reference (B)."""
-    standin = start_vault_standin()
+    state = Path(tempfile.mkdtemp(prefix="envforge-bench-openbao-"))
+    bao = start_openbao(state)  # the real OpenBao (scripts/services/openbao.sh)
     try:
         for p in range(10):
-            standin.state.put_secret("kv", f"bench/app{p}", {f"k{k}": f"v{p}-{k}"
-                                                             for k in range(5)})
+            bao.put_secret(f"bench/app{p}", {f"k{k}": f"v{p}-{k}" for k in range(5)})
         refs = [parse_reference(f"vault:kv/bench/app{p}#k{k}") for p in range(10)
                 for k in range(5)]
         def once_per_path() -> int:
-            reader = VaultSecretReader(hvac.Client(url=standin.url, token=standin.root_token),
-                                       standin.url, redactor=SecretRedactor())
+            reader = VaultSecretReader(hvac.Client(url=bao.address, token=bao.root_token),
+                                       bao.address, redactor=SecretRedactor())
             reader.read_all(refs)
             return reader.reads
 
         def once_per_reference() -> int:
-            reader = VaultSecretReader(hvac.Client(url=standin.url, token=standin.root_token),
-                                       standin.url, redactor=SecretRedactor())
+            reader = VaultSecretReader(hvac.Client(url=bao.address, token=bao.root_token),
+                                       bao.address, redactor=SecretRedactor())
             for ref in refs:
                 reader.read(ref)
                 reader.forget()  # what a reader without the per-path cache would do
@@ -86,7 +88,8 @@ def bench_vault(reps: int) -> tuple[float, float, int, int]:
         naive = median_seconds(once_per_reference, reps)
         return cached, naive, once_per_path(), once_per_reference()
     finally:
-        standin.stop()
+        bao.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def bench_variables(reps: int) -> float:

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl chromium)
+DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl chromium
+                 redis-server)  # redis-server: Argo CD's cache (scripts/services/argocd.sh)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

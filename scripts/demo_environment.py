@@ -1,7 +1,7 @@
 """The second half of `make demo`: a preview environment with everything, on local parts.
 
 Expects (set by scripts/demo.sh): PREFECT_API_URL, ENVFORGE_HOME, PGHOST/PGPORT/PGUSER (the
-local PostgreSQL), VAULT_ADDR/VAULT_TOKEN (the Vault stand-in), KUBECONFIG (the real
+local PostgreSQL), VAULT_ADDR/VAULT_TOKEN (OpenBao), KUBECONFIG (the real
 Kubernetes API server the Argo CD stand-in applies pr-1 to), DEMO_REGISTRY (host:port) and
 DEMO_BASE_IMAGE. Creates a "production" database full of personal data, the blocks the
 template names, a secret in Vault and an application repository, then starts the

@@ -270,18 +270,15 @@ def test_a_sealed_vault_mid_run_leaves_nothing(prefect_server: None, world: Worl
     from envforge.errors import StepFailedError, VaultSealedError
     from flows.environments import create_environment
 
-    if world.vault.standin is None:
-        pytest.skip("seals the Vault stand-in; VAULT_ADDR points at a real Vault")
+    bao = world.vault.bao
+    if bao is None:
+        pytest.skip("seals the session's OpenBao; VAULT_ADDR points at a Vault of your own")
     head = subprocess.run(["git", "--git-dir", str(world.gitops), "rev-parse", "main"],
                           capture_output=True, text=True, check=True).stdout
-    world.vault.standin.state.sealed = True
-    try:
-        with pytest.raises(StepFailedError) as info:
-            create_environment("pr-40", template="preview-app", parameters={
-                "repoUrl": world.app_repo.as_uri(), "database": "seed",
-                "imageRegistry": world.registry.access.address, "registryTls": False})
-    finally:
-        world.vault.standin.state.sealed = False
+    with bao.sealed(), pytest.raises(StepFailedError) as info:
+        create_environment("pr-40", template="preview-app", parameters={
+            "repoUrl": world.app_repo.as_uri(), "database": "seed",
+            "imageRegistry": world.registry.access.address, "registryTls": False})
     assert info.value.step_id == "secrets"
     assert isinstance(info.value.__cause__, VaultSealedError)
     assert sorted(info.value.rolled_back) == ["database-seed", "image"]  # ran side by side

@@ -1,7 +1,7 @@
-"""Vault and Kubernetes for the secrets integration tests: the real Vault when VAULT_ADDR and
-VAULT_TOKEN are set, otherwise the Vault stand-in (started once per session on a free port);
-Kubernetes is always a real API server, the session's (tests/kube.py). The summary at the end
-of the run says which were used."""
+"""Vault and Kubernetes for the secrets integration tests: a Vault of your own when VAULT_ADDR
+and VAULT_TOKEN are set, otherwise a real OpenBao dev server (tests/openbao.py, started once per
+session on a free port); Kubernetes is always a real API server, the session's (tests/kube.py).
+The summary at the end of the run says which were used."""
 
 from __future__ import annotations
 
@@ -19,18 +19,19 @@ import hvac
 import pytest
 
 from tests.kube import ControlPlane
-from tests.standins.vault import VaultStandin, start_vault_standin
+from tests.openbao import OpenBao, start_openbao
 
 USED: dict[str, str] = {}
 
 
 @dataclass
 class VaultTarget:
-    """The Vault under test and how to seed it, stand-in or real."""
+    """The Vault under test and how to seed it: the session's OpenBao (``bao``), or a Vault
+    of your own (``bao`` None)."""
 
     address: str
     root_token: str
-    standin: VaultStandin | None
+    bao: OpenBao | None
     mount: str = "kv"
     prefix: str = field(default_factory=lambda: f"envforge-test-{uuid.uuid4().hex[:8]}")
 
@@ -49,8 +50,6 @@ class VaultTarget:
 
     def token_for(self, patterns: list[str], ttl: int = 3600) -> str:
         """A token whose policy allows reading only the given API path globs."""
-        if self.standin is not None:
-            return self.standin.state.add_token(patterns, ttl=ttl)
         client = self.admin()
         name = f"envforge-test-{uuid.uuid4().hex[:8]}"
         rules = "\n".join(f'path "{p}" {{ capabilities = ["read", "list"] }}' for p in patterns)
@@ -60,7 +59,7 @@ class VaultTarget:
 
 
 @pytest.fixture(scope="session")
-def vault_service() -> Iterator[VaultTarget]:
+def vault_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultTarget]:
     address, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
     if address and token:
         USED["Vault"] = f"real Vault at {address} (VAULT_ADDR)"
@@ -73,12 +72,16 @@ def vault_service() -> Iterator[VaultTarget]:
             client.sys.enable_secrets_engine("kv", path="kv1", options={"version": "1"})
         yield target
         return
-    standin = start_vault_standin()
-    USED["Vault"] = f"stand-in at {standin.url} (set VAULT_ADDR and VAULT_TOKEN for a real one)"
     try:
-        yield VaultTarget(standin.url, standin.root_token, standin)
+        bao = start_openbao(tmp_path_factory.mktemp("openbao"))
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    USED["Vault"] = (f"OpenBao dev server at {bao.address} (scripts/services/openbao.sh; set "
+                     "VAULT_ADDR and VAULT_TOKEN for a Vault of your own)")
+    try:
+        yield VaultTarget(bao.address, bao.root_token, bao)
     finally:
-        standin.stop()
+        bao.stop()
 
 
 @pytest.fixture
@@ -88,12 +91,13 @@ def vault_target(vault_service: VaultTarget) -> VaultTarget:
 
 
 @pytest.fixture
-def vault_standin(vault_target: VaultTarget) -> VaultStandin:
-    """For faults only the stand-in can produce (sealing, login roles)."""
-    if vault_target.standin is None:
-        pytest.skip("needs the Vault stand-in (seals it or adds login roles); a real Vault "
-                    "is configured through VAULT_ADDR")
-    return vault_target.standin
+def openbao(vault_target: VaultTarget) -> OpenBao:
+    """The session's OpenBao itself, for what a test may not do to a Vault of your own
+    (sealing it, adding login roles, reading its audit log)."""
+    if vault_target.bao is None:
+        pytest.skip("seals Vault, adds login roles or reads its audit log: only done to the "
+                    "session's OpenBao, not to a Vault given through VAULT_ADDR")
+    return vault_target.bao
 
 
 @dataclass

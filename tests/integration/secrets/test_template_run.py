@@ -23,7 +23,7 @@ from envforge.secrets.actions import VaultSecrets, VaultSecretsInput
 from envforge.secrets.redaction import default_redactor
 from envforge.templating.loader import load_template
 from tests.integration.secrets.conftest import ClusterTarget, VaultTarget
-from tests.standins.vault import VaultStandin
+from tests.openbao import OpenBao
 
 DB_PASSWORD = f"db-pw-{uuid.uuid4().hex[:10]}"
 API_TOKEN = f"api-tok-{uuid.uuid4().hex[:10]}"
@@ -176,8 +176,9 @@ def test_full_run_delivers_and_leaks_nothing(world: World,
                                              caplog: pytest.LogCaptureFixture) -> None:
     name = f"pr-{uuid.uuid4().hex[:6]}"
     run = world.run(name)
-    standin = world.vault.standin
-    reads_before = standin.state.reads[f"kv/{world.vault.prefix}/db"] if standin else 0
+    bao = world.vault.bao
+    db_path = f"kv/data/{world.vault.prefix}/db"
+    reads_before = bao.reads(db_path) if bao else 0
     with caplog.at_level(logging.DEBUG):
         result = run.run()
     workspace_text = "".join(p.read_text() for p in run.workspace.rglob("*") if p.is_file())
@@ -195,9 +196,8 @@ def test_full_run_delivers_and_leaks_nothing(world: World,
     assert "configmap.yaml" in logs  # the debug step did log the workspace's contents
     assert_nowhere(history, logs, workspace_text, json.dumps(result.to_dict()),
                    json.dumps(run.outputs))
-    if world.vault.standin is not None:
-        reads = world.vault.standin.state.reads
-        assert reads[f"kv/{world.vault.prefix}/db"] == reads_before + 1  # DSN reuses the read
+    if bao is not None:  # OpenBao's audit log
+        assert bao.reads(db_path) == reads_before + 1  # DSN reuses the read
 
 
 def test_a_failing_later_step_rolls_everything_back(world: World,
@@ -214,15 +214,12 @@ def test_a_failing_later_step_rolls_everything_back(world: World,
     assert_nowhere(str(info.value), caplog.text, world.git_objects())
 
 
-def test_sealed_vault_changes_nothing(world: World, vault_standin: VaultStandin,
+def test_sealed_vault_changes_nothing(world: World, openbao: OpenBao,
                                       caplog: pytest.LogCaptureFixture) -> None:
     name = f"pr-{uuid.uuid4().hex[:6]}"
-    vault_standin.state.sealed = True
-    try:
-        with caplog.at_level(logging.DEBUG), pytest.raises(StepFailedError) as info:
-            world.run(name).run()
-    finally:
-        vault_standin.state.sealed = False
+    with openbao.sealed(), caplog.at_level(logging.DEBUG), \
+            pytest.raises(StepFailedError) as info:
+        world.run(name).run()
     assert info.value.step_id == "secrets" and "sealed" in str(info.value)
     assert world.branch_files() == []  # no commit
     assert not namespace_exists(world.cluster, name)  # no namespace change
@@ -236,13 +233,14 @@ def test_secret_reference_in_a_git_bound_field_is_refused(world: World) -> None:
     assert problems == ["step 'fetch' (fetch:template) input.values.dsn: secret reference in "
                         "a field that ends up in Git"]
     name = f"pr-{uuid.uuid4().hex[:6]}"
-    requests_before = len(world.vault.standin.state.requests) if world.vault.standin else 0
+    bao = world.vault.bao
+    requests_before = len(bao.audited()) if bao else 0
     with pytest.raises(StepFailedError) as info:
         world.run(name).run()
     assert info.value.step_id == "fetch" and "end up in Git" in str(info.value)
     assert world.branch_files() == [] and not namespace_exists(world.cluster, name)
-    if world.vault.standin is not None:  # refused before Vault was asked anything
-        assert len(world.vault.standin.state.requests) == requests_before
+    if bao is not None:  # refused before Vault was asked anything (its audit log)
+        assert len(bao.audited()) == requests_before
 
 
 @pytest.mark.prefect

@@ -3,8 +3,9 @@ api-docs/system/capabilities-self, api-docs/auth/token, commands/token/renew), t
 reading with a narrow token.
 
 Every test drives Vault's HTTP API through hvac with policies written through ``sys/policy`` and
-tokens made by ``auth/token/create``, so the same tests run against a real Vault (VAULT_ADDR and
-VAULT_TOKEN set) and, otherwise, against tests/standins/vault.py: they are its conformance test.
+tokens made by ``auth/token/create``; they run against the session's OpenBao (tests/openbao.py)
+or a Vault of your own (VAULT_ADDR and VAULT_TOKEN set): the behaviours envforge relies on,
+checked on the real server.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from envforge.errors import VaultAuthError, VaultPermissionError
 from envforge.secrets.redaction import SecretRedactor
 from envforge.secrets.references import parse_reference
 from tests.integration.secrets.conftest import VaultTarget
-from tests.standins.vault import start_vault_standin
 
 DB_PASSWORD = "policy-test-db-password-7777"
 API_TOKEN = "policy-test-api-token-8888"
@@ -62,23 +62,11 @@ class Policies:
         return {p: sorted(answer["data"][p]) for p in paths}
 
 
-@pytest.fixture(scope="module")
-def policy_vault(vault_service: VaultTarget) -> Iterator[VaultTarget]:
-    """The real Vault when configured; otherwise a stand-in of this module's own, so the tokens
-    and renewals made here do not show in the request log other tests count."""
-    if vault_service.standin is None:
-        yield vault_service
-        return
-    standin = start_vault_standin()
-    try:
-        yield VaultTarget(standin.url, standin.root_token, standin)
-    finally:
-        standin.stop()
-
-
 @pytest.fixture
-def policies(policy_vault: VaultTarget) -> Iterator[Policies]:
-    target = dataclasses.replace(policy_vault, prefix=f"envforge-test-{uuid.uuid4().hex[:8]}")
+def policies(vault_service: VaultTarget) -> Iterator[Policies]:
+    """The session's Vault (other tests count requests by their own paths and tokens, so
+    sharing it is safe)."""
+    target = dataclasses.replace(vault_service, prefix=f"envforge-test-{uuid.uuid4().hex[:8]}")
     made = Policies(target)
     yield made
     admin = target.admin()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from blocks.vault import VaultConnection
@@ -24,8 +25,8 @@ from envforge.errors import (
 from envforge.secrets.redaction import SecretRedactor
 from envforge.secrets.references import parse_reference
 from envforge.secrets.vault import VaultSecretReader
-from tests.integration.secrets.conftest import VaultTarget
-from tests.standins.vault import VaultStandin, start_vault_standin
+from tests.integration.secrets.conftest import ClusterTarget, VaultTarget
+from tests.openbao import OpenBao, start_openbao
 
 V1 = "pw-version-one-1111"
 V2 = "pw-version-two-2222"
@@ -67,8 +68,8 @@ def test_reads_latest_and_pinned_versions_each_path_once(seeded: VaultTarget) ->
     assert values[refs[0]] == V2 and values[refs[2]] == V1
     assert values[refs[1]] == "app" and values[refs[3]] == "8080"
     assert reader.reads == 3  # db latest, db@1, api: each once however often referenced
-    if seeded.standin is not None:
-        assert seeded.standin.state.reads[f"kv/{base}/db"] == 2
+    if seeded.bao is not None:  # the audit log: two reads of db (latest, version 1)
+        assert seeded.bao.reads(f"kv/data/{base}/db") == 2
     assert reader.redactor.scrub(f"x {V2} {V1}") == "x ******** ********"
 
 
@@ -111,16 +112,13 @@ def test_permission_denied_names_path_and_auth_method(seeded: VaultTarget) -> No
     assert_no_values(message)
 
 
-def test_sealed_vault_is_named(seeded: VaultTarget, vault_standin: VaultStandin) -> None:
+def test_sealed_vault_is_named(seeded: VaultTarget, openbao: OpenBao) -> None:
     reader = reader_for(seeded)
-    vault_standin.state.sealed = True
-    try:
+    with openbao.sealed():
         with pytest.raises(VaultSealedError, match="sealed; unseal it"):
             reader.read(parse_reference(f"vault:kv/{seeded.prefix}/db#password"))
         with pytest.raises(VaultSealedError):
             reader_for(seeded)  # logging in fails the same way
-    finally:
-        vault_standin.state.sealed = False
 
 
 def test_unreachable_vault_is_a_temporary_error() -> None:
@@ -144,41 +142,62 @@ def test_short_lived_token_is_renewed(seeded: VaultTarget) -> None:
     reader = reader_for(seeded, token=token)
     reader.read(parse_reference(f"vault:kv/{seeded.prefix}/db#password"))
     assert reader.client.auth.token.lookup_self()["data"]["ttl"] > 15
-    if seeded.standin is not None:
-        renewals = [p for _, p in seeded.standin.state.requests if p == "auth/token/renew-self"]
+    if seeded.bao is not None:
+        accessor = reader.client.auth.token.lookup_self()["data"]["accessor"]
+        renewals = [r for r in seeded.bao.audited()
+                    if r.path == "auth/token/renew-self" and r.accessor == accessor]
         assert len(renewals) == 1
 
 
-def test_expired_login_is_repeated(vault_standin: VaultStandin, seeded: VaultTarget) -> None:
-    vault_standin.state.add_approle("role-1", "secret-1", [f"kv/data/{seeded.prefix}/*"],
-                                    ttl=1)
+def test_expired_login_is_repeated(openbao: OpenBao, seeded: VaultTarget) -> None:
+    role_id, secret_id = f"role-{seeded.prefix}", f"secret-{seeded.prefix}"
+    # tokens of this role live 2 s and cannot be renewed past that: the reader must log in again
+    openbao.add_approle(role_id, secret_id, [f"kv/data/{seeded.prefix}/*"], ttl=2)
     connection = VaultConnection(address=seeded.address, auth_method="approle",
-                                 role_id="role-1", secret_id=SecretStr("secret-1"))
+                                 role_id=role_id, secret_id=SecretStr(secret_id))
     reader = connection.get_reader()
-    for token in vault_standin.state.tokens.values():
-        if token.id == reader.client.token:
-            token.renewable = False  # so the reader must log in again
     first = reader.client.token
-    time.sleep(1.1)
+    time.sleep(2.2)
     assert reader.read(parse_reference(f"vault:kv/{seeded.prefix}/api#token")) == "api-token-3333"
     assert reader.client.token != first
 
 
-def test_approle_and_kubernetes_logins(vault_standin: VaultStandin, seeded: VaultTarget) -> None:
-    vault_standin.state.add_approle("role-2", "secret-2", [f"kv/data/{seeded.prefix}/*"])
-    vault_standin.state.add_kubernetes_role("envforge", "jwt-of-sa", [f"kv/data/{seeded.prefix}/*"])
+def ca_and_token(kubeconfig: Path) -> tuple[str, str]:
+    """The API server's CA certificate (PEM) and the admin's bearer token, from the
+    session's kubeconfig (kubernetes.sh writes a CA file and a static token)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    return Path(cluster["certificate-authority"]).read_text(), config["users"][0]["user"]["token"]
+
+
+def test_approle_and_kubernetes_logins(openbao: OpenBao, seeded: VaultTarget,
+                                       cluster_target: ClusterTarget) -> None:
+    role_id = f"role-2-{seeded.prefix}"
+    openbao.add_approle(role_id, "secret-2", [f"kv/data/{seeded.prefix}/*"])
+    # Kubernetes login: OpenBao checks the ServiceAccount token with a TokenReview on the
+    # session's real API server
+    plane = cluster_target.plane
+    account = f"vault-reader-{seeded.prefix[-8:]}"
+    plane.kubectl("create", "serviceaccount", "-n", "default", account)
+    jwt = plane.kubectl("create", "token", "-n", "default", account,
+                        "--duration=1h").stdout.strip()
+    ca_cert, admin_token = ca_and_token(plane.kubeconfig)
+    openbao.add_kubernetes_role("envforge", plane.server, ca_cert, admin_token, account,
+                                "default", [f"kv/data/{seeded.prefix}/*"])
     ref = parse_reference(f"vault:kv/{seeded.prefix}/db#password")
-    approle = VaultConnection(address=seeded.address, auth_method="approle", role_id="role-2",
+    approle = VaultConnection(address=seeded.address, auth_method="approle", role_id=role_id,
                               secret_id=SecretStr("secret-2"))
     assert approle.get_reader().read(ref) == V2
     kube = VaultConnection(address=seeded.address, auth_method="kubernetes",
-                           kubernetes_role="envforge", kubernetes_jwt=SecretStr("jwt-of-sa"))
+                           kubernetes_role="envforge", kubernetes_jwt=SecretStr(jwt))
     assert kube.get_reader().read(ref) == V2
-    bad = VaultConnection(address=seeded.address, auth_method="approle", role_id="role-2",
+    bad = VaultConnection(address=seeded.address, auth_method="approle", role_id=role_id,
                           secret_id=SecretStr("wrong"))
     with pytest.raises(VaultAuthError, match="auth method approle"):
         bad.get_client()
-    wrong_jwt = kube.model_copy(update={"kubernetes_jwt": SecretStr("other")})
+    other = plane.kubectl("create", "token", "-n", "default", "default",
+                          "--duration=1h").stdout.strip()  # a real token, another account
+    wrong_jwt = kube.model_copy(update={"kubernetes_jwt": SecretStr(other)})
     with pytest.raises(VaultAuthError, match="auth method kubernetes"):
         wrong_jwt.get_client()
 
@@ -195,24 +214,26 @@ def test_block_from_environment_and_missing_settings() -> None:
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_tls_with_and_without_the_ca_bundle(tmp_path: Path) -> None:
+    """A second OpenBao of this test's own, listening with TLS only."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    standin = start_vault_standin(tls=(str(cert), str(key)))
+    bao = start_openbao(tmp_path / "openbao", tls=(str(cert), str(key)))
     try:
-        standin.state.put_secret("kv", "tls/app", {"k": "over-tls-5555"})
+        assert bao.address.startswith("https://")
+        bao.put_secret("tls/app", {"k": "over-tls-5555"})
         ref = parse_reference("vault:kv/tls/app#k")
-        token = SecretStr(standin.root_token)
+        token = SecretStr(bao.root_token)
         with pytest.raises(VaultUnreachableError, match="TLS failed"):
-            VaultConnection(address=standin.url, token=token).get_client()
-        trusted = VaultConnection(address=standin.url, token=token, ca_bundle=cert.read_text())
+            VaultConnection(address=bao.address, token=token).get_client()
+        trusted = VaultConnection(address=bao.address, token=token, ca_bundle=cert.read_text())
         assert trusted.get_reader().read(ref) == "over-tls-5555"
-        by_path = VaultConnection(address=standin.url, token=token, ca_bundle=str(cert))
+        by_path = VaultConnection(address=bao.address, token=token, ca_bundle=str(cert))
         assert by_path.get_reader().read(ref) == "over-tls-5555"
-        unverified = VaultConnection(address=standin.url, token=token, tls_verify=False)
+        unverified = VaultConnection(address=bao.address, token=token, tls_verify=False)
         assert unverified.get_reader().read(ref) == "over-tls-5555"
     finally:
-        standin.stop()
+        bao.stop()
