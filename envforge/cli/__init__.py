@@ -18,6 +18,7 @@ from envforge.errors import EnvforgeError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.templates",
+    "envforge.cli.actions",
     "envforge.cli.run",
     "envforge.cli.deploy",
     "envforge.cli.blocks",
