@@ -8,12 +8,16 @@ diff them against the repository and commit one commit per environment. An envir
 files would not change is skipped (no commit); one that fails is reported and the others go
 on. A sleeping environment stays asleep: its new workloads are scaled to zero too. A dry run
 reads the repository and commits nothing.
+
+What the skipped steps made (an image digest, a database, Secret and ConfigMap names) is
+carried forward from the environment's current files when those steps' inputs did not change
+(envforge.upgrade_outputs); a step whose inputs changed needs ``env update``, and the upgrade
+of that environment says so.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from envforge.sleep import scale_to_zero
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template
 from envforge.templating.parameters import pages, validate_parameters
+from envforge.upgrade_outputs import FAKED, Carried, carry_forward, changed_inputs
 
 Status = Literal["upgraded", "would-upgrade", "unchanged", "failed"]
 
@@ -57,6 +62,8 @@ class UpgradeOutcome:
     diff: str = ""
     commit: str | None = None
     defaults: list[str] = field(default_factory=list)  # new parameters that took defaults
+    #: recorded outputs carried forward: "<action> <placeholder>" and "kept <file>"
+    carried: list[str] = field(default_factory=list)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +128,28 @@ class RenderedUpgrade:
     manifests: Path
     defaults: list[str]
     close: Callable[[], None]
+    #: skipped steps (their outputs faked) whose input the upgrade changes: step id ->
+    #: (action, the input fields that differ)
+    input_changes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: a skipped step writes files of its own (its output lists ``files``): keep them
+    writers_skipped: bool = False
+
+
+def _skipped_inputs(run: TemplateRun) -> dict[str, tuple[str, dict[str, Any]]]:
+    """step id -> (action, rendered input) of every step the render-only run faked."""
+    inputs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for step in run.template.spec.steps:
+        prepared = run.prepare(step) if step.id in run.outputs else None
+        if prepared is not None and prepared.fake:
+            inputs[step.id] = (prepared.action.id, prepared.params.model_dump(mode="json"))
+    return inputs
+
+
+def _writes_files(run: TemplateRun) -> bool:
+    return any(prepared is not None and prepared.fake
+               and "files" in prepared.action.output_model.model_fields
+               for step in run.template.spec.steps if step.id in run.outputs
+               for prepared in [run.prepare(step)])
 
 
 def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
@@ -149,6 +178,14 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
                       validate=False)
     try:
         run.run()
+        input_changes: dict[str, tuple[str, list[str]]] = {}
+        if overrides:  # --set may change what a skipped step would be given
+            now = _skipped_inputs(run)
+            before = _recorded_inputs(derived, template, record, environment)
+            input_changes = {sid: (action, changed) for sid, (action, given_now) in now.items()
+                             if (changed := changed_inputs(before.get(sid, ("", {}))[1],
+                                                           given_now))}
+        writers_skipped = _writes_files(run)
         step = next(s for s in derived.spec.steps if s.action == "publish:gitops")
         prepared = run.prepare(step)
         if prepared is None:
@@ -164,12 +201,27 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
     spec = record.spec.model_copy(update={"parameters": recorded})
     status = record.status.model_copy(update={"templateVersion": template_version(template)})
     upgraded = record.model_copy(update={"spec": spec, "status": status})
-    return RenderedUpgrade(upgraded, manifests, defaults, run.close)
+    return RenderedUpgrade(upgraded, manifests, defaults, run.close, input_changes,
+                           writers_skipped)
+
+
+def _recorded_inputs(derived: Template, template: Template, record: EnvironmentRecord,
+                     environment: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The skipped steps' inputs as the recorded parameters render them (no overrides)."""
+    values = validate_parameters(template, dict(record.spec.parameters))
+    mask_credential_values(values, credential_paths(pages(template)))
+    run = TemplateRun(derived, values, dry_run=True, render_only=True, environment=environment,
+                      validate=False)
+    try:
+        run.run()
+        return _skipped_inputs(run)
+    finally:
+        run.close()
 
 
 #: What a render-only run leaves where a skipped step's output is used (runner.fake_output
 #: and PlaceholderOutput).
-_FAKED = re.compile(r"dry-run:([a-z0-9:_-]+)\.\w+|<([a-z0-9:_-]+) output \w+ \(dry run\)>")
+_FAKED = FAKED
 
 
 def faked_outputs(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
@@ -277,18 +329,16 @@ def _publish(store: EnvironmentStore, prepared: RenderedUpgrade, outcome: Upgrad
                 "templateVersion": current.status.templateVersion})})
         old = environment_files(root, name)
         _, same = _files_for(store, base, prepared.manifests)
-        if same == old:
+        carried = _carry(prepared, old, same)
+        if carried.files == old:
             return None
-        faked = faked_outputs(old, same)
-        if faked:
-            raise TemplateError(
-                f"cannot upgrade environment {name!r}: its files would take outputs an upgrade "
-                f"does not produce ({', '.join(faked)}: an upgrade re-renders, it builds and "
-                f"clones nothing); use 'envforge env update {name}' to run the template again")
         stamped = base.model_copy(update={"status": base.status.model_copy(update={
             "templateVersion": prepared.record.status.templateVersion,
             "lastDeployedAt": utc_now(), "lastRun": run_id})})
         _, new = _files_for(store, stamped, prepared.manifests)
+        new = _carry(prepared, old, new).files
+        outcome.carried = [f"{token} (from the current files)" for token in carried.values] + [
+            f"kept {path}" for path in carried.kept]
         outcome.files, outcome.diff = unified_diff(old, new)
         return new
 
@@ -321,6 +371,29 @@ def _publish(store: EnvironmentStore, prepared: RenderedUpgrade, outcome: Upgrad
     outcome.status = "upgraded" if result.commit else "unchanged"
     if result.commit is None:
         outcome.files, outcome.diff = [], ""
+
+
+def _carry(prepared: RenderedUpgrade, old: dict[str, str], files: dict[str, str]) -> Carried:
+    """``files`` with the skipped steps' recorded outputs carried forward from ``old``; a
+    TemplateError when a skipped step's inputs changed or an output cannot be read back."""
+    name = prepared.record.name
+    if prepared.input_changes:
+        changed = "; ".join(f"step {sid!r} ({action}): {', '.join(fields)}"
+                            for sid, (action, fields) in sorted(prepared.input_changes.items()))
+        raise TemplateError(
+            f"cannot upgrade environment {name!r}: the upgrade changes the inputs of steps it "
+            f"does not run ({changed}); use 'envforge env update {name}' to run them again")
+    if not faked_outputs(old, files) and not prepared.writers_skipped:
+        return Carried(files)
+    carried = carry_forward(old, files, prepared.writers_skipped,
+                            under=f"{environment_dir(name)}/manifests/")
+    if carried.unresolved:
+        raise TemplateError(
+            f"cannot upgrade environment {name!r}: its files would take outputs an upgrade "
+            f"does not produce and the current files do not hold "
+            f"({', '.join(carried.unresolved)}: an upgrade re-renders, it builds and clones "
+            f"nothing); use 'envforge env update {name}' to run the template again")
+    return carried
 
 
 def upgrade_environments(store: EnvironmentStore, catalog: TemplateCatalog,

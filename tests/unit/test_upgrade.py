@@ -98,3 +98,65 @@ def test_files_that_would_take_faked_outputs_are_named() -> None:
            "m/job.yaml": "x: <db:clone output url (dry run)>\n"}
     assert faked_outputs(old, new) == ["db:clone", "image:build"]
     assert faked_outputs(new, new) == []  # already there before: not the upgrade's doing
+
+
+DEPLOYMENT_OLD = """\
+spec:
+  containers:
+    - name: app
+      image: 127.0.0.1:5055/shop@sha256:abc
+      envFrom:
+        - configMapRef: {name: pr-1-config}
+        - secretRef: {name: pr-1-secrets}
+"""
+
+
+def test_recorded_outputs_are_read_back_from_the_line_in_their_place() -> None:
+    from envforge.upgrade_outputs import carry_forward
+
+    prefix = "environments/pr-1/manifests/"
+    old = {prefix + "deployment.yaml": DEPLOYMENT_OLD,
+           prefix + "configmap.yaml": "kind: ConfigMap\ndata: {DB_NAME: envforge_pr_1}\n"}
+    new = {prefix + "deployment.yaml": DEPLOYMENT_OLD.replace(
+        "127.0.0.1:5055/shop@sha256:abc", "dry-run:image:build.image").replace(
+        "name: app\n", "name: app\n      imagePullPolicy: IfNotPresent\n")}
+    carried = carry_forward(old, new, writers_skipped=True, under=prefix)
+    assert carried.values == {"dry-run:image:build.image": "127.0.0.1:5055/shop@sha256:abc"}
+    deployment = carried.files[prefix + "deployment.yaml"]
+    assert "image: 127.0.0.1:5055/shop@sha256:abc\n" in deployment
+    assert "imagePullPolicy: IfNotPresent" in deployment  # the template's change is kept
+    assert "dry-run" not in deployment and carried.unresolved == []
+    # the ConfigMap a skipped vault:secrets step wrote is kept as it is
+    assert carried.kept == [prefix + "configmap.yaml"]
+    assert carried.files[prefix + "configmap.yaml"] == old[prefix + "configmap.yaml"]
+    # without a skipped step that writes files, a file the template dropped stays dropped
+    assert prefix + "configmap.yaml" not in carry_forward(old, new, under=prefix).files
+
+
+def test_an_output_with_no_value_or_two_values_in_place_is_unresolved() -> None:
+    from envforge.upgrade_outputs import carry_forward
+
+    old = {"m/a.yaml": "image: reg/app@sha256:1\nsidecar: reg/app@sha256:2\n"}
+    # a new line where there was none: nothing to read back
+    added = {"m/a.yaml": "image: reg/app@sha256:1\nsidecar: reg/app@sha256:2\n"
+                         "init: dry-run:image:build.image\n"}
+    assert carry_forward(old, added).unresolved == ["image:build"]
+    # the same output in two places that held different values: ambiguous
+    both = {"m/a.yaml": "image: dry-run:image:build.image\nsidecar: dry-run:image:build.image\n"}
+    result = carry_forward(old, both)
+    assert result.unresolved == ["image:build"] and "dry-run:image:build.image" in \
+        result.files["m/a.yaml"]
+    # a placeholder of the runner's other form, read back the same way
+    unknown = {"m/a.yaml": "image: <acme:build output image (dry run)>\n"
+                           "sidecar: reg/app@sha256:2\n"}
+    assert carry_forward(old, unknown).values == {
+        "<acme:build output image (dry run)>": "reg/app@sha256:1"}
+
+
+def test_changed_inputs_names_fields_not_values() -> None:
+    from envforge.upgrade_outputs import changed_inputs
+
+    assert changed_inputs({"ref": "main", "app": "shop"}, {"ref": "v2", "app": "shop",
+                                                            "stack": "python"}) == [
+        "ref", "stack"]
+    assert changed_inputs({"ref": "main"}, {"ref": "main"}) == []
