@@ -100,17 +100,47 @@ def subprocess_env(extra: Mapping[str, str] | None = None,
 
 
 def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = None,
-            extra_env: Mapping[str, str] | None = None) -> str:
-    """Run one git command under the boundary; its stdout, stripped. GitError on failure."""
+            extra_env: Mapping[str, str] | None = None,
+            extra_config: Sequence[tuple[str, str]] = (), timeout: float = 300,
+            secrets: Sequence[str] = (), what: str = "") -> str:
+    """Run one git command under the boundary; its stdout, stripped. GitError on failure,
+    naming ``what`` (or the command) with ``secrets`` masked in git's last line."""
+    label = what or f"git {args[0]}"
     try:
         done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
-                              text=True, env=subprocess_env(extra_env), check=True, timeout=300)
+                              text=True, env=subprocess_env(extra_env, extra_config),
+                              check=True, timeout=timeout)
     except subprocess.CalledProcessError as e:
         last = (e.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        raise GitError(f"git {args[0]} failed: {last[0][:300]}") from e
+        text = last[0]
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        raise GitError(f"{label} failed: {text[:300]}") from e
     except subprocess.TimeoutExpired as e:
-        raise GitError(f"git {args[0]} did not finish in 300 s") from e
+        raise GitError(f"{label} did not finish in {timeout:g} s") from e
     return done.stdout.strip()
+
+
+def header_for(origin: str, header: str) -> list[tuple[str, str]]:
+    """git settings that send ``header`` to ``origin`` only (``http.<url>.extraHeader`` is
+    matched by git against each request's URL) and follow no redirect, so a credential
+    never reaches another host."""
+    return [(f"http.{origin.rstrip('/')}/.extraHeader", header),
+            ("http.followRedirects", "false")]
+
+
+def export_tree(url: str, dest: Path, ref: str = "", *,
+                extra_config: Sequence[tuple[str, str]] = (), timeout: float = 120,
+                secrets: Sequence[str] = (), what: str = "") -> None:
+    """The files of ``url`` at ``ref`` (default branch) in ``dest``, without ``.git``: a
+    shallow clone under the boundary whose metadata is then removed."""
+    cmd = ["clone", "--quiet", "--depth", "1", "--no-tags", "--single-branch"]
+    if ref:
+        cmd += ["--branch", ref]
+    run_git([*cmd, "--", url, str(dest)], extra_config=extra_config, timeout=timeout,
+            secrets=secrets, what=what or f"git clone of {url}")
+    _remove(dest / ".git")
 
 
 def open_repo(path: Path, extra_env: Mapping[str, str] | None = None) -> git.Repo:

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
+from envforge.capabilities import Capabilities, WorkspaceFiles, default_capabilities
+
 ACTION_ID = re.compile(r"^[a-z][a-z0-9-]*(:[a-z][a-zA-Z0-9-]*)+$")
 
 
@@ -38,7 +40,9 @@ OutputT = TypeVar("OutputT", bound=ActionOutput)
 
 @dataclass
 class ActionContext:
-    """What a running step sees of its run. Never holds secret values."""
+    """What a running step sees of its run, and what it may use: ``capabilities`` (egress,
+    workspace files, caches, providers, budgets), built by the caller; without one, the
+    process's configuration, deny-by-default. Never holds secret values in its repr."""
 
     run_id: str
     step_id: str
@@ -50,6 +54,15 @@ class ActionContext:
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.getLogger("envforge.actions")
     )
+    capabilities: Capabilities = field(default_factory=default_capabilities, repr=False)
+    _files: WorkspaceFiles | None = field(default=None, init=False, repr=False)
+
+    @property
+    def files(self) -> WorkspaceFiles:
+        """The step's workspace file API (one per step, so its budget counts the step)."""
+        if self._files is None:
+            self._files = self.capabilities.files(self.workspace)
+        return self._files
 
 
 class Action(Generic[InputT, OutputT]):

@@ -12,7 +12,6 @@ the workspace is kept unless ``replace: true``.
 from __future__ import annotations
 
 import fnmatch
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.actions.fetch_sources import is_remote, resolve_source
+from envforge.capabilities import Capabilities
 from envforge.errors import ExpressionError, PathEscapeError, TemplateError
 from envforge.paths import assert_no_symlink_out, resolve_inside, safe_relative
 from envforge.templating.budget import BudgetExceeded, deadline
@@ -62,8 +62,9 @@ class FetchOutput(ActionOutput):
     files: list[str] = Field(default_factory=list, description="Files written, workspace-relative.")
 
 
-def _skeleton_dir(url: str, template_dir: Path, token: str | None = None) -> Path:
-    return resolve_source(url, template_dir, token)
+def _skeleton_dir(url: str, template_dir: Path, token: str | None = None,
+                  capabilities: Capabilities | None = None) -> Path:
+    return resolve_source(url, template_dir, token, capabilities)
 
 
 def _skeleton_files(root: Path) -> list[Path]:
@@ -102,16 +103,17 @@ class FetchPlain(Action[FetchPlainInput, FetchOutput]):
     examples = [{"id": "fetch", "action": "fetch:plain", "input": {"url": "./static"}}]
 
     def run(self, ctx: ActionContext, params: FetchPlainInput) -> FetchOutput:
-        source = _skeleton_dir(params.url, ctx.template_dir, params.token)
+        source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         written = []
         for file in _skeleton_files(source):
             dest = target / file.relative_to(source)
             if dest.exists():
                 continue  # as Backstage: an existing file is kept
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, dest)
-            written.append(str(dest.relative_to(ctx.workspace)))
+            rel = dest.relative_to(ctx.workspace).as_posix()
+            # through the workspace file API: no link followed, never .git, budgets
+            ctx.files.write_bytes(rel, file.read_bytes(), overwrite=False)
+            written.append(rel)
         ctx.logger.info("copied %d file(s) from %s to %s", len(written), params.url,
                         params.targetPath)
         return FetchOutput(targetPath=params.targetPath, files=written)
@@ -143,7 +145,7 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
     ]
 
     def run(self, ctx: ActionContext, params: FetchTemplateInput) -> FetchOutput:
-        source = _skeleton_dir(params.url, ctx.template_dir, params.token)
+        source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         env = skeleton_environment(params)
         context = skeleton_context(params)
@@ -176,10 +178,10 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
                     text = render_skeleton_text(env, data.decode("utf-8"), context,
                                                 f"{label}/{rel}")
                     data = text.encode("utf-8")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
-                shutil.copymode(file, dest)
-                written.append(str(dest.relative_to(ctx.workspace)))
+                rel_dest = dest.relative_to(ctx.workspace).as_posix()
+                ctx.files.write_bytes(rel_dest, data,
+                                      executable=bool(file.stat().st_mode & 0o111))
+                written.append(rel_dest)
         except Exception:
             _remove_files(ctx.workspace, written)  # a failed action leaves nothing behind
             raise
@@ -347,11 +349,12 @@ class FetchTemplateFileInput(FetchPlainFileInput):
     replace: bool = Field(False, description="Overwrite an existing file (else it is kept).")
 
 
-def _source_file(url: str, template_dir: Path, token: str | None) -> Path:
+def _source_file(url: str, template_dir: Path, token: str | None,
+                 capabilities: Capabilities | None = None) -> Path:
     if is_remote(url):
         raise TemplateError(f"url {url!r}: fetch of a single remote file is not supported; "
                             "fetch its folder (an archive or Git URL) with fetch:plain")
-    source = resolve_source(url, template_dir, token)
+    source = resolve_source(url, template_dir, token, capabilities)
     if not source.is_file():
         raise TemplateError(f"url {url!r}: no such file in template {template_dir.name}")
     return source
@@ -368,14 +371,13 @@ class FetchPlainFile(Action[FetchPlainFileInput, FetchOutput]):
                  "input": {"url": "./files/LICENSE", "targetPath": "LICENSE"}}]
 
     def run(self, ctx: ActionContext, params: FetchPlainFileInput) -> FetchOutput:
-        source = _source_file(params.url, ctx.template_dir, params.token)
+        source = _source_file(params.url, ctx.template_dir, params.token, ctx.capabilities)
         dest = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         if dest.exists():
             return FetchOutput(targetPath=params.targetPath, files=[])
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
-        return FetchOutput(targetPath=params.targetPath,
-                           files=[str(dest.relative_to(ctx.workspace))])
+        rel = dest.relative_to(ctx.workspace).as_posix()
+        ctx.files.write_bytes(rel, source.read_bytes(), overwrite=False)
+        return FetchOutput(targetPath=params.targetPath, files=[rel])
 
     def rollback(self, ctx: ActionContext, params: FetchPlainFileInput,
                  output: FetchOutput) -> None:
@@ -394,7 +396,7 @@ class FetchTemplateFile(Action[FetchTemplateFileInput, FetchOutput]):
         "values": {"name": "${{ parameters.name }}"}}}]
 
     def run(self, ctx: ActionContext, params: FetchTemplateFileInput) -> FetchOutput:
-        source = _source_file(params.url, ctx.template_dir, params.token)
+        source = _source_file(params.url, ctx.template_dir, params.token, ctx.capabilities)
         dest = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         if dest.exists() and not params.replace:
             return FetchOutput(targetPath=params.targetPath, files=[])
@@ -406,10 +408,9 @@ class FetchTemplateFile(Action[FetchTemplateFileInput, FetchOutput]):
         if _is_text(data):
             data = render_skeleton_text(skeleton_environment(as_dir), data.decode("utf-8"),
                                         skeleton_context(as_dir), params.url).encode("utf-8")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-        return FetchOutput(targetPath=params.targetPath,
-                           files=[str(dest.relative_to(ctx.workspace))])
+        rel = dest.relative_to(ctx.workspace).as_posix()
+        ctx.files.write_bytes(rel, data)
+        return FetchOutput(targetPath=params.targetPath, files=[rel])
 
     def rollback(self, ctx: ActionContext, params: FetchTemplateFileInput,
                  output: FetchOutput) -> None:

@@ -9,37 +9,51 @@ template's own folder. Symbolic links that lead out are refused as before.
 Remote: ``https://…/archive.tar.gz`` (``.tgz``, ``.zip``) and Git repositories
 (``https://host/org/repo.git``, or ``git+https://…``), each optionally followed by
 ``//sub/dir`` and, for Git, ``#ref``; GitHub/GitLab browser URLs
-(``https://github.com/org/repo/tree/main/dir``) are read as their Git repository. Only URLs
-starting with a prefix listed in ENVFORGE_FETCH_ALLOW (space or comma separated) are fetched;
-nothing is allowed by default.
-ENVFORGE_FETCH_MAX_BYTES caps a download and its unpacked size (default 50 MB). Results are
-cached under $ENVFORGE_HOME/cache/fetch by URL. Git runs with hooks disabled and no prompt;
-a token goes in a header through git's environment, never on a command line or in a message.
+(``https://github.com/org/repo/tree/main/dir``) are read as their Git repository. Every
+remote fetch goes through the run's egress capability (envforge.capabilities): the URL is
+parsed and must match an ENVFORGE_FETCH_ALLOW entry (origin and whole path segments, after
+normalisation; nothing is allowed by default), every redirect is checked again, a host that
+resolves to a private address is refused unless its entry names that address, and a
+``token`` is sent only to the URL's own origin, never across a redirect (git: a header bound
+to that origin, redirects off). Budgets: ENVFORGE_FETCH_MAX_BYTES (download and unpacked
+size, default 50 MB), ENVFORGE_FETCH_TIMEOUT_S (the whole transfer, default 120 s),
+ENVFORGE_FETCH_MAX_ENTRIES (archive or repository entries, default 20,000). Results are
+cached per credential identity (a public fetch never sees what a token fetched), built
+aside and renamed into place, so a killed download leaves no entry.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
-import os
 import re
-import shutil
-import subprocess
 import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
+from envforge.capabilities import (
+    Capabilities,
+    Credential,
+    FileBudget,
+    TransferBudget,
+    WorkspaceFiles,
+    default_capabilities,
+    is_git_name,
+    parse_url,
+    token_id,
+)
 from envforge.config import load_settings
-from envforge.errors import ConfigurationError, PathEscapeError, TemplateError
-from envforge.git_boundary import subprocess_env
+from envforge.errors import (
+    BudgetExceededError,
+    CapabilityError,
+    GitError,
+    PathEscapeError,
+    TemplateError,
+)
+from envforge.git_boundary import export_tree, header_for
 from envforge.paths import resolve_inside
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-_TIMEOUT_S = 120
 
 
 def is_remote(url: str) -> bool:
@@ -57,10 +71,12 @@ def fetch_roots(template_dir: Path) -> list[Path]:
     return sorted(roots, key=lambda p: len(p.parts), reverse=True)[:1] or [here]
 
 
-def resolve_source(url: str, template_dir: Path, token: str | None = None) -> Path:
-    """The local directory (or file) ``url`` names, fetching it first when remote."""
+def resolve_source(url: str, template_dir: Path, token: str | None = None,
+                   capabilities: Capabilities | None = None) -> Path:
+    """The local directory (or file) ``url`` names, fetching it first when remote (through
+    ``capabilities``: the run's egress and caches)."""
     if is_remote(url):
-        return fetch_remote(url, token)
+        return fetch_remote(url, token, capabilities)
     text = url.replace("\\", "/")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise PathEscapeError(url, f"template {template_dir.name}",
@@ -75,20 +91,6 @@ def resolve_source(url: str, template_dir: Path, token: str | None = None) -> Pa
 
 
 # --- remote ---------------------------------------------------------------------------
-
-def allowlist() -> list[str]:
-    raw = os.environ.get("ENVFORGE_FETCH_ALLOW", "")
-    return [p for p in re.split(r"[\s,]+", raw) if p]
-
-
-def max_bytes() -> int:
-    raw = os.environ.get("ENVFORGE_FETCH_MAX_BYTES", "")
-    try:
-        return int(raw) if raw.strip() else DEFAULT_MAX_BYTES
-    except ValueError:
-        raise ConfigurationError(f"ENVFORGE_FETCH_MAX_BYTES={raw!r} is not a number of bytes") \
-            from None
-
 
 _TREE_URL = re.compile(r"^(https?://[^/]+/[^/]+/[^/]+?)(?:\.git)?(?:/-)?/tree/([^/]+)/?(.*)$")
 
@@ -109,140 +111,179 @@ def _split(url: str) -> tuple[str, str, str, bool]:
     return location, subdir, ref, is_git
 
 
-def fetch_remote(url: str, token: str | None = None) -> Path:
+def fetch_remote(url: str, token: str | None = None,
+                 capabilities: Capabilities | None = None) -> Path:
+    """The cached tree of a remote archive or Git repository (fetched when missing)."""
+    caps = capabilities or default_capabilities()
     location, subdir, ref, is_git = _split(url)
-    if not location.startswith(("https://", "http://")):
-        raise TemplateError(f"url {url!r}: only https:// (or allowlisted http://) archives and "
-                            "Git repositories can be fetched")
-    allowed = allowlist()
-    if not any(location.startswith(prefix) for prefix in allowed):
-        raise TemplateError(
-            f"url {location!r} is not allowed: remote fetches must match a prefix in "
-            f"ENVFORGE_FETCH_ALLOW (now: {' '.join(allowed) or 'empty'}); add one to allow it")
-    key = hashlib.sha256(f"{location}#{ref}".encode()).hexdigest()[:20]
-    cache = load_settings().cache_dir / "fetch" / key
-    if not (cache / ".complete").exists():
-        shutil.rmtree(cache, ignore_errors=True)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=cache.parent))
-        try:
-            if is_git:
-                _git_clone(location, ref, staging / "tree", token)
-            else:
-                _download_archive(location, staging / "tree", token)
-            (staging / ".complete").write_text(location + "\n")
-            staging.rename(cache)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    tree = cache / "tree"
+    shown = location[:200]
+    try:
+        parsed, _rule, addresses = caps.egress.check(location)
+    except CapabilityError as e:
+        raise TemplateError(f"url {shown!r}: {e}") from None
+    credential = (Credential.bearer(parsed.origin, token, token_id(token)) if token else None)
+    budget = caps.egress.budget
+
+    def fill(staging: Path) -> None:
+        tree = staging / "tree"
+        if is_git:
+            _git_clone(location, ref, tree, token, credential, addresses, budget)
+        else:
+            _download_archive(location, tree, credential, caps, budget)
+
+    try:
+        entry = caps.caches.get_or_fill("fetch", f"{'git' if is_git else 'archive'} "
+                                        f"{parsed.url}#{ref}", credential, fill)
+    except CapabilityError as e:
+        raise TemplateError(f"url {shown!r}: {e}") from None
+    tree = entry / "tree"
     return resolve_inside(tree, subdir, f"fetched {location}") if subdir else tree
 
 
-def _git_clone(location: str, ref: str, dest: Path, token: str | None) -> None:
-    # under the git boundary (no hooks, no repository or user config), and the token as a
-    # header through git's environment: never on a command line
-    extra_config: list[tuple[str, str]] = [("protocol.file.allow", "never")]
-    if token:
+def _git_clone(location: str, ref: str, dest: Path, token: str | None,
+               credential: Credential | None, addresses: list[str],
+               budget: TransferBudget) -> None:
+    # under the git boundary (no hooks, no repository or user config); the token as a header
+    # bound to the URL's own origin, redirects off, and the host pinned to the address the
+    # egress check accepted (no second lookup)
+    extra: list[tuple[str, str]] = [("protocol.file.allow", "never"),
+                                    ("http.followRedirects", "false")]
+    if credential is not None and token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        extra_config.append(("http.extraHeader", f"Authorization: Basic {basic}"))
-    env = subprocess_env(extra_config=extra_config)
-    cmd = ["git", "clone", "--quiet", "--depth", "1", "--no-tags"]
-    if ref:
-        cmd += ["--branch", ref]
-    cmd += ["--", location, str(dest)]
+        extra += header_for(str(credential.origin), f"Authorization: Basic {basic}")
+    host, port = _host_port(location)
+    if host and addresses and not _is_literal(host):
+        extra.append(("http.curloptResolve", f"{host}:{port}:{addresses[0]}"))
     try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                              timeout=_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise TemplateError(f"url {location!r}: git clone took longer than {_TIMEOUT_S} s") \
-            from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        if token:
-            last = last.replace(token, "***")
-        raise TemplateError(f"url {location!r}: git clone failed: {last}")
-    shutil.rmtree(dest / ".git", ignore_errors=True)
-    limit = max_bytes()
-    total = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
-    if total > limit:
-        raise TemplateError(f"url {location!r}: the repository holds {total:,} bytes, more "
-                            f"than ENVFORGE_FETCH_MAX_BYTES ({limit:,})")
+        export_tree(location, dest, ref, extra_config=extra, timeout=budget.deadline_seconds,
+                    secrets=[token] if token else [], what=f"url {location!r}: git clone")
+    except GitError as e:
+        raise TemplateError(str(e)) from None
+    _check_tree(dest, location, budget)
 
 
-def _download_archive(location: str, dest: Path, token: str | None) -> None:
-    limit = max_bytes()
-    request = urllib.request.Request(location, headers={"User-Agent": "envforge"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-            data = response.read(limit + 1)
-    except urllib.error.HTTPError as e:
-        raise TemplateError(f"url {location!r}: the server answered {e.code}") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise TemplateError(f"url {location!r}: cannot download it ({e})") from None
-    if len(data) > limit:
-        raise TemplateError(f"url {location!r}: larger than ENVFORGE_FETCH_MAX_BYTES "
-                            f"({limit:,} bytes)")
+def _host_port(location: str) -> tuple[str, int]:
+    parsed = parse_url(location)
+    return parsed.origin.host, parsed.origin.port
+
+
+def _is_literal(host: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+|[0-9a-f:]+", host))
+
+
+def _check_tree(dest: Path, location: str, budget: TransferBudget) -> None:
+    """A cloned tree within the entry and byte budgets (links counted, never followed)."""
+    total = 0
+    walked = WorkspaceFiles(dest, describe=f"fetched {location}").walk()
+    for entries, (_path, kind, info) in enumerate(walked, start=1):
+        total += info.st_size if kind == "file" else 0
+        if entries > budget.max_entries:
+            raise TemplateError(f"url {location!r}: the repository holds more than "
+                                f"{budget.max_entries:,} entries (ENVFORGE_FETCH_MAX_ENTRIES)")
+        if total > budget.max_bytes:
+            raise TemplateError(f"url {location!r}: the repository holds more than "
+                                f"{budget.max_bytes:,} bytes (ENVFORGE_FETCH_MAX_BYTES)")
+
+
+def _download_archive(location: str, dest: Path, credential: Credential | None,
+                      caps: Capabilities, budget: TransferBudget) -> None:
+    with caps.egress.client([credential] if credential else [], budget) as client:
+        answer = client.request("GET", location)
+    if answer.status >= 400:
+        raise TemplateError(f"url {location!r}: the server answered {answer.status}")
+    data = answer.body
     dest.mkdir(parents=True)
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        _unzip(data, dest, location, limit)
-    else:
-        _untar(data, dest, location, limit)
-    entries = list(dest.iterdir())
-    if len(entries) == 1 and entries[0].is_dir():  # archives of one top folder (GitHub's)
+    files = WorkspaceFiles(dest, FileBudget(max_files=budget.max_entries,
+                                            max_bytes=budget.max_bytes, max_depth=32),
+                           describe=f"archive {location}")
+    try:
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            _unzip(data, files, location, budget)
+        else:
+            _untar(data, files, location, budget)
+    except BudgetExceededError as e:
+        raise TemplateError(f"url {location!r}: {e}") from None
+    entries = [name for name in _top_level(dest)]
+    if len(entries) == 1 and (dest / entries[0]).is_dir() \
+            and not (dest / entries[0]).is_symlink():  # one top folder (GitHub's archives)
         inner = entries[0]
-        for child in list(inner.iterdir()):
-            child.rename(dest / child.name)
-        inner.rmdir()
+        for child in _top_level(dest / inner):
+            files.rename(f"{inner}/{child}", child)
+        files.remove(inner)
 
 
-def _safe_member(name: str, location: str) -> str:
+def _top_level(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _member_name(name: str, location: str) -> str | None:
+    """The member's relative path, None to skip it (``.git``), PathEscapeError when it
+    leads out."""
     clean = name.replace("\\", "/")
     while clean.startswith("./"):
         clean = clean[2:]
     if clean.startswith("/") or any(part == ".." for part in clean.split("/")):
-        raise PathEscapeError(name, f"archive {location}", "a member leads outside the archive")
-    return clean
+        raise PathEscapeError(name[:200], f"archive {location}",
+                              "a member leads outside the archive")
+    if any(is_git_name(part) for part in clean.split("/")):
+        return None
+    return clean.strip("/") or None
 
 
-def _untar(data: bytes, dest: Path, location: str, limit: int) -> None:
-    total = 0
+def _untar(data: bytes, files: WorkspaceFiles, location: str, budget: TransferBudget) -> None:
+    total = count = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             for member in tar:
-                name = _safe_member(member.name, location)
+                count += 1
+                if count > budget.max_entries:
+                    raise TemplateError(f"url {location!r}: more than {budget.max_entries:,} "
+                                        "entries (ENVFORGE_FETCH_MAX_ENTRIES)")
+                name = _member_name(member.name, location)
+                if name is None:
+                    continue
                 if member.isdir():
-                    (dest / name).mkdir(parents=True, exist_ok=True)
+                    files.mkdir(name)
                     continue
                 if not member.isfile():
                     continue  # links, devices, fifos: never written
                 total += member.size
-                if total > limit:
+                if total > budget.max_bytes:
                     raise TemplateError(f"url {location!r}: unpacks to more than "
-                                        f"ENVFORGE_FETCH_MAX_BYTES ({limit:,} bytes)")
+                                        f"ENVFORGE_FETCH_MAX_BYTES ({budget.max_bytes:,} bytes)")
                 source = tar.extractfile(member)
                 if source is None:
                     continue
-                target = dest / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(source.read())
-                target.chmod(0o755 if member.mode & 0o111 else 0o644)
-    except tarfile.TarError as e:
-        raise TemplateError(f"url {location!r}: not a tar or zip archive ({e})") from None
+                files.write_bytes(name, source.read(member.size + 1)[:member.size],
+                                  executable=bool(member.mode & 0o111), overwrite=True)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        raise TemplateError(f"url {location!r}: not a readable tar or zip archive "
+                            f"({type(e).__name__})") from None
 
 
-def _unzip(data: bytes, dest: Path, location: str, limit: int) -> None:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        if sum(i.file_size for i in archive.infolist()) > limit:
-            raise TemplateError(f"url {location!r}: unpacks to more than "
-                                f"ENVFORGE_FETCH_MAX_BYTES ({limit:,} bytes)")
-        for info in archive.infolist():
-            name = _safe_member(info.filename, location)
-            target = dest / name
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(info))
+def _unzip(data: bytes, files: WorkspaceFiles, location: str, budget: TransferBudget) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if len(infos) > budget.max_entries:
+                raise TemplateError(f"url {location!r}: {len(infos):,} entries, more than "
+                                    f"{budget.max_entries:,} (ENVFORGE_FETCH_MAX_ENTRIES)")
+            if sum(i.file_size for i in infos) > budget.max_bytes:
+                raise TemplateError(f"url {location!r}: unpacks to more than "
+                                    f"ENVFORGE_FETCH_MAX_BYTES ({budget.max_bytes:,} bytes)")
+            for info in infos:
+                name = _member_name(info.filename, location)
+                if name is None:
+                    continue
+                if info.is_dir():
+                    files.mkdir(name)
+                    continue
+                with archive.open(info) as member:
+                    data_out = member.read(info.file_size + 1)
+                if len(data_out) > info.file_size:
+                    raise TemplateError(f"url {location!r}: member {name!r} unpacks to more "
+                                        "than it declares")
+                files.write_bytes(name, data_out, overwrite=True)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as e:
+        raise TemplateError(f"url {location!r}: not a readable zip archive "
+                            f"({type(e).__name__})") from None

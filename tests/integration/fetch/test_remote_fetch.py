@@ -16,6 +16,7 @@ import pytest
 
 from envforge.actions.base import ActionContext
 from envforge.actions.fetch import FetchPlain, FetchPlainInput, FetchTemplate, FetchTemplateInput
+from envforge.capabilities import Capabilities
 from envforge.errors import PathEscapeError, TemplateError
 from tests.git_http import GitHttpServer
 
@@ -73,11 +74,16 @@ def archives(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
         thread.join(timeout=10)
 
 
-def _ctx(tmp_path: Path) -> ActionContext:
+def _ctx(tmp_path: Path, **settings: str) -> ActionContext:
+    """A step context whose capabilities come from ``settings`` (ENVFORGE_* names without
+    the prefix), as the composition root builds them."""
     (tmp_path / "ws").mkdir(exist_ok=True)
     (tmp_path / "tpl").mkdir(exist_ok=True)
+    environ = {f"ENVFORGE_{k}": v for k, v in settings.items()}
+    caps = Capabilities.from_environ(environ, tmp_path / "home" / "cache")
     return ActionContext(run_id="r", step_id="fetch", template_name="t",
-                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws")
+                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws",
+                         capabilities=caps)
 
 
 def test_archives_are_fetched_only_when_allowlisted_and_cached(
@@ -89,7 +95,7 @@ def test_archives_are_fetched_only_when_allowlisted_and_cached(
     with pytest.raises(TemplateError, match="ENVFORGE_FETCH_ALLOW"):
         FetchTemplate().run(ctx, FetchTemplateInput(url=url, values={"name": "x"}))
     assert seen == []  # nothing was requested before the allowlist check
-    monkeypatch.setenv("ENVFORGE_FETCH_ALLOW", f"{base}/")
+    ctx = _ctx(tmp_path, FETCH_ALLOW=f"{base}/")
     out = FetchTemplate().run(ctx, FetchTemplateInput(url=url, values={"name": "shop"}))
     assert sorted(out.files) == ["README.md", "bin/run.sh"]
     assert (ctx.workspace / "README.md").read_text() == "# shop\n"
@@ -102,12 +108,11 @@ def test_archives_are_fetched_only_when_allowlisted_and_cached(
 def test_archive_limits(archives: tuple[str, Path, list[str]], home: Path,
                         monkeypatch: pytest.MonkeyPatch) -> None:
     base, tmp_path, _ = archives
-    ctx = _ctx(tmp_path)
-    monkeypatch.setenv("ENVFORGE_FETCH_ALLOW", f"{base}/")
+    ctx = _ctx(tmp_path, FETCH_ALLOW=f"{base}/")
     with pytest.raises(PathEscapeError, match="outside the archive"):
         FetchPlain().run(ctx, FetchPlainInput(url=f"{base}/evil.tar.gz"))
     assert not (tmp_path / "evil.txt").exists()
-    monkeypatch.setenv("ENVFORGE_FETCH_MAX_BYTES", "1000")
+    ctx = _ctx(tmp_path, FETCH_ALLOW=f"{base}/", FETCH_MAX_BYTES="1000")
     with pytest.raises(TemplateError, match="ENVFORGE_FETCH_MAX_BYTES"):
         FetchPlain().run(ctx, FetchPlainInput(url=f"{base}/big.tar.gz"))
     with pytest.raises(TemplateError, match="answered 404"):
@@ -127,10 +132,9 @@ def test_git_repositories_with_a_token(tmp_path: Path, home: Path,
     served.mkdir()
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "skel.git")],
                    check=True)
-    ctx = _ctx(tmp_path)
     with GitHttpServer(served, "x-access-token", TOKEN, protect="all") as server:
         url = server.url("skel.git") + "//skeleton#main"
-        monkeypatch.setenv("ENVFORGE_FETCH_ALLOW", server.url(""))
+        ctx = _ctx(tmp_path, FETCH_ALLOW=server.url(""))
         with pytest.raises(TemplateError, match="git clone failed") as info:
             FetchTemplate().run(ctx, FetchTemplateInput(url=url, token="wrong-token"))
         assert "wrong-token" not in str(info.value)
@@ -138,7 +142,9 @@ def test_git_repositories_with_a_token(tmp_path: Path, home: Path,
                                                           values={"name": "git"}))
     assert out.files == ["app.txt"]
     assert (ctx.workspace / "app.txt").read_text() == "app=git\n"
-    cached = list((home / "cache" / "fetch").iterdir())
+    # entries live per credential identity: fetch/<identity>/<entry>; the failed fetch with
+    # the wrong token left no entry
+    cached = [e for ident in (home / "cache" / "fetch").iterdir() for e in ident.iterdir()]
     assert len(cached) == 1 and not (cached[0] / "tree" / ".git").exists()
     assert TOKEN not in "".join(p.read_text(errors="ignore") for p in cached[0].rglob("*")
                                 if p.is_file())
