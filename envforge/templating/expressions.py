@@ -13,6 +13,7 @@ budget. A syntax error, a sandbox refusal or a failing filter is reported the sa
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from jinja2 import TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from envforge.errors import ExpressionError
+from envforge.templating import jsvalues
 from envforge.templating.budget import Budget, BudgetExceeded, deadline, load_budget
 from envforge.templating.filters import FILTERS
 from envforge.templating.sandbox import RENDER_WHERE, BoundedSandbox, Refused, nunjucks_to_jinja
@@ -42,7 +44,7 @@ UNDEFINED = _Missing()
 
 
 def make_environment(strict: bool = True, budget: Budget | None = None,
-                     **options: Any) -> BoundedSandbox:
+                     js: bool | None = None, **options: Any) -> BoundedSandbox:
     """The bounded sandbox for author-written text: ``${{ }}`` for values, ``{% %}`` blocks.
 
     ``strict`` keeps StrictUndefined (envforge's own manifests); Backstage templates render
@@ -56,7 +58,10 @@ def make_environment(strict: bool = True, budget: Budget | None = None,
         "autoescape": False,
     }
     settings.update(options)
-    env = BoundedSandbox(budget or load_budget(), strict=strict, **settings)
+    js_mode = not strict if js is None else js
+    env = BoundedSandbox(budget or load_budget(), strict=strict, js=js_mode, **settings)
+    if js_mode:
+        env.filters.update(env.bounded_js_filters())
     env.filters.update(FILTERS)
     env.filters.update(env.bounded_extra_filters())
     return env
@@ -67,7 +72,7 @@ class ExpressionEngine:
 
     def __init__(self, budget: Budget | None = None, strict: bool = False) -> None:
         self.budget = budget or load_budget()
-        self.env = make_environment(strict=strict, budget=self.budget)
+        self.env = make_environment(strict=strict, budget=self.budget, js=True)
         self._compiled: dict[str, JinjaTemplate] = {}
         self._at: tuple[str, str] = ("", "")
 
@@ -86,12 +91,14 @@ class ExpressionEngine:
         return None if result is UNDEFINED else result
 
     def evaluate_condition(self, value: Any, context: Mapping[str, Any], where: str) -> bool:
-        """A step's ``if``: an expression or a literal; falsy strings like 'false' are false."""
+        """A step's ``if`` as Backstage's isTruthy() reads the rendered value: an empty list is
+        false, anything else by JavaScript truthiness (so the text ``"false"`` is true)."""
+        if value is False:
+            return False
         result = self.render_value(value, context, where)
-        if isinstance(result, str):
-            return result.strip().lower() not in ("", "false", "0", "no", "none", "null",
-                                                  "undefined")
-        return bool(result)
+        if isinstance(result, list | tuple):
+            return len(result) > 0
+        return jsvalues.truthy(result)
 
     def check_syntax(self, value: Any, where: str) -> list[str]:
         """Syntax problems in every expression of ``value`` (no evaluation)."""
@@ -126,8 +133,8 @@ class ExpressionEngine:
         return value
 
     def _render_string(self, text: str, context: Mapping[str, Any], where: str) -> Any:
-        if "${{" not in text and "{%" not in text:
-            return text
+        if "${{" not in text and "{%" not in text and "{#" not in text:
+            return text if text != "" else UNDEFINED  # Backstage drops an empty value
         self._at = (where, text)
         token = RENDER_WHERE.set(where)
         try:
@@ -136,13 +143,27 @@ class ExpressionEngine:
             RENDER_WHERE.reset(token)
 
     def _render_text_value(self, text: str, context: Mapping[str, Any], where: str) -> Any:
+        """Backstage's NunjucksWorkflowRunner.render(): a value that is one ``${{ }}`` tag
+        keeps its type (rendered through ``dump`` and parsed back from JSON: undefined drops
+        the value); any other text renders as text, and text that renders empty is dropped."""
         with self._errors_named(where, text, context):
-            whole = WHOLE_EXPRESSION.match(text)
-            if whole:
-                expr = nunjucks_to_jinja(whole.group("expr"))
+            expr = single_expression(self.env, text)
+            if expr is not None and not _LINE_BREAK.search(expr):
                 result = self.env.compile_expression(expr, undefined_to_none=False)(**context)
-                return _plain(self.env.check_size(result, "the value"))
-            return render_text(self.env, self._template(text), context)
+                self.env.check_size(result, "the value")
+                if isinstance(result, Undefined):
+                    str(result)  # records the use for `validate`
+                    return UNDEFINED
+                return jsvalues.json_round_trip(result)
+            rendered = render_text(self.env, self._template(text), context)
+            if rendered == "":
+                return UNDEFINED
+            if expr is not None:  # one tag over several lines: Backstage parses it as JSON
+                try:
+                    return json.loads(rendered, parse_constant=_no_constant)
+                except ValueError:
+                    return rendered
+            return rendered
 
     def _template(self, text: str) -> JinjaTemplate:
         template = self._compiled.get(text)
@@ -193,6 +214,31 @@ class ExpressionEngine:
             except Exception:
                 return str(expr).strip()
         return _first_expression(text)
+
+
+_LINE_BREAK = re.compile("[\n\r\u2028\u2029]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)  # JSON.parse knows no NaN or Infinity
+
+
+def single_expression(env: BoundedSandbox, text: str) -> str | None:
+    """The expression when ``text`` is exactly one ``${{ }}`` tag (nothing before or after,
+    as nunjucks parses it), else None."""
+    if not text.startswith("${{"):
+        return None
+    try:
+        stream = list(env.lexer.tokeniter(text, None))
+    except TemplateSyntaxError:
+        return None
+    ends = [i for i, (_, kind, _) in enumerate(stream) if kind == "variable_end"]
+    if len(ends) != 1 or ends[0] != len(stream) - 1 or stream[0][1] != "variable_begin":
+        return None
+    if any(kind == "data" for _, kind, _ in stream):
+        return None
+    end = text.rfind("}}")
+    return text[3:end]
 
 
 def render_text(env: BoundedSandbox, template: JinjaTemplate, context: Mapping[str, Any]) -> str:

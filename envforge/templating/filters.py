@@ -2,59 +2,90 @@
 
 Backstage's `parseRepoUrl`, `parseEntityRef`, `pick` and `projectSlug` behave as in its
 scaffolder, and nunjucks' `dump` and `nl2br` as in nunjucks, so templates written for Backstage
-render the same; `dns_label` is envforge's. Jinja2's built-in filters cover the rest of
-nunjucks' (`default`, `join`, `replace`, `lower`, `title`, `trim`, `length`, ...).
+render the same; `dns_label` is envforge's. nunjucks' other built-ins are in
+:mod:`envforge.templating.nunjucks_filters`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Undefined
 
 from envforge.errors import TemplateError
+from envforge.templating.jsvalues import json_indent, json_stringify
 
 DNS_LABEL_MAX = 63
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
-def parse_repo_url(url: str) -> dict[str, str]:
-    """Backstage's RepoUrlPicker format: ``host?owner=o&repo=r`` (plus organization, workspace,
-    project for the providers that use them)."""
-    if not isinstance(url, str) or "?" not in url:
-        raise TemplateError(
-            f"parseRepoUrl: {url!r} is not a repository URL of the form "
-            "'github.com?owner=<owner>&repo=<repo>'"
-        )
-    host, _, query = url.partition("?")
-    params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=False).items()}
-    if not host or "repo" not in params:
-        raise TemplateError(f"parseRepoUrl: {url!r} needs a host and a 'repo' query parameter")
-    result = {"host": host, "repo": params["repo"]}
-    for key in ("owner", "organization", "workspace", "project"):
+#: Backstage's default integrations by host; any other host is read as GitHub-like (envforge
+#: has no integration list: the publishers' settings say where a host's API is)
+_INTEGRATION_TYPES = {"github.com": "github", "gitlab.com": "gitlab",
+                      "bitbucket.org": "bitbucketCloud", "dev.azure.com": "azure"}
+
+
+def parse_repo_url(url: Any) -> dict[str, str]:
+    """Backstage's RepoUrlPicker format ``host?owner=o&repo=r`` as ``{host, owner, repo,
+    organization, workspace, project}`` (absent keys left out, values trimmed of ``/``), with
+    the parameters each provider requires."""
+    if not isinstance(url, str) or not url:
+        raise TemplateError(f"parseRepoUrl: {url!r} is not a repository URL of the form "
+                            "'github.com?owner=<owner>&repo=<repo>'")
+    parsed = urlsplit(f"https://{url}")
+    host = (parsed.hostname or "") + (f":{parsed.port}" if parsed.port else "")
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(parsed.query, keep_blank_values=True):
+        params.setdefault(key, value)
+    kind = _INTEGRATION_TYPES.get(host, "github")
+    required = {"bitbucketCloud": ("workspace", "project", "repo"), "azure": ("project", "repo"),
+                "gitlab": () if params.get("project") else ("owner", "repo")}.get(
+                    kind, ("repo", "owner"))
+    for name in required:
+        if not params.get(name):
+            raise TemplateError(f"parseRepoUrl: {url!r} is missing {name} (Backstage: "
+                                f"'Invalid repo URL passed to publisher ..., missing {name}')")
+    result = {"host": host}
+    for key in ("owner", "repo", "organization", "workspace", "project"):
         if key in params:
-            result[key] = params[key]
+            result[key] = params[key].strip("/")
     return result
 
 
-def project_slug(url: str) -> str:
-    """``owner/repo`` (or ``workspace/repo``, ``organization/repo``) from a repository URL."""
+def project_slug(url: Any) -> str:
+    """``owner/repo``, as Backstage builds it (``undefined/repo`` without an owner)."""
     parts = parse_repo_url(url)
-    owner = parts.get("owner") or parts.get("workspace") or parts.get("organization") or ""
-    return f"{owner}/{parts['repo']}" if owner else parts["repo"]
+    return f"{parts.get('owner', 'undefined')}/{parts.get('repo', 'undefined')}"
 
 
-def pick(value: Mapping[str, Any], key: str) -> Any:
-    """The value of one key of an object, as Backstage's ``pick`` filter."""
-    if not isinstance(value, Mapping):
-        raise TemplateError(f"pick: expected an object, got {type(value).__name__}")
-    return value.get(key)
+_PATH_PART = re.compile(r"""\[(?:'([^']*)'|"([^"]*)"|([^\]]*))\]""")
+
+
+def pick(value: Any, key: Any) -> Any:
+    """lodash ``get(value, key)``, as Backstage's ``pick``: ``key`` may be a path
+    (``a.b``, ``a[0].b``); undefined when any part is missing."""
+    if isinstance(key, list):
+        parts = [str(k) for k in key]
+    else:
+        path = _PATH_PART.sub(lambda m: "." + "".join(g or "" for g in m.groups()), str(key))
+        parts = path.split(".")
+        if parts and parts[0] == "" and len(parts) > 1:
+            parts = parts[1:]
+    current = value
+    for part in parts:
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list | tuple) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise TemplateError(f"pick: {key!r} is not in the value (Backstage fails too: "
+                                "its filter result must be JSON)")
+    return current
 
 
 def dns_label(value: Any, max_length: int = DNS_LABEL_MAX) -> str:
@@ -82,34 +113,47 @@ def dns_label(value: Any, max_length: int = DNS_LABEL_MAX) -> str:
 
 def parse_entity_ref(ref: Any, context: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Backstage's ``[kind:][namespace/]name`` reference as ``{kind, namespace, name}``;
-    ``context`` may give ``defaultKind`` and ``defaultNamespace`` (else ``default``)."""
-    if not isinstance(ref, str) or not ref.strip():
-        raise TemplateError(f"parseEntityRef: {ref!r} is not an entity reference such as "
-                            "'group:default/team-a'")
-    context = context or {}
-    kind, sep, rest = ref.partition(":")
-    if not sep:
-        kind, rest = str(context.get("defaultKind") or ""), ref
-    namespace, sep, name = rest.partition("/")
-    if not sep:
-        namespace, name = str(context.get("defaultNamespace") or "default"), rest
-    if not kind or not name or not namespace:
-        raise TemplateError(f"parseEntityRef: {ref!r} needs a kind (or a defaultKind) and a "
-                            "name, as in 'group:default/team-a'")
-    return {"kind": kind, "namespace": namespace, "name": name}
+    ``context`` may give ``defaultKind`` and ``defaultNamespace`` (else ``default``), as
+    @backstage/catalog-model's parseEntityRef."""
+    if not ref or not isinstance(ref, str | Mapping):
+        raise TemplateError("parseEntityRef: Entity reference must not be empty")
+    context = context if isinstance(context, Mapping) else {}
+    default_kind = context.get("defaultKind")
+    default_namespace = context.get("defaultNamespace") or "default"
+    kind: Any
+    namespace: Any
+    name: Any
+    if isinstance(ref, str):
+        colon, slash = ref.find(":"), ref.find("/")
+        if slash != -1 and slash < colon:
+            colon = -1
+        kind = None if colon == -1 else ref[:colon]
+        namespace = None if slash == -1 else ref[colon + 1: slash]
+        name = ref[max(colon + 1, slash + 1):]
+        if kind == "" or namespace == "" or name == "":
+            raise TemplateError(f'parseEntityRef: Entity reference "{ref}" was not on the form '
+                                "[<kind>:][<namespace>/]<name>")
+        kind = default_kind if kind is None else kind
+        namespace = default_namespace if namespace is None else namespace
+    else:
+        kind = ref.get("kind", default_kind)
+        namespace = ref.get("namespace", default_namespace)
+        name = ref.get("name")
+    for part, value in (("kind", kind), ("namespace", namespace), ("name", name)):
+        if not value:
+            raise TemplateError(f"parseEntityRef: Entity reference {ref!r} had missing or "
+                                f"empty {part} (give a {part}, as in 'group:default/team-a')")
+    return {"kind": str(kind), "namespace": str(namespace), "name": str(name)}
 
 
-def dump(value: Any, spaces: int | str | None = None) -> str:
-    """nunjucks' ``dump``: JSON.stringify(value, null, spaces); undefined dumps as ''."""
+def dump(value: Any, spaces: Any = None) -> Any:
+    """nunjucks' ``dump``: JSON.stringify(value, null, spaces); undefined stays undefined
+    (it renders as nothing, as in nunjucks)."""
     if isinstance(value, Undefined):
-        str(value)  # records the use for `validate`; renders empty as in nunjucks
-        return ""
-    indent: int | str | None = spaces
-    if isinstance(spaces, int) and spaces > 10:
-        indent = 10  # JSON.stringify caps indentation at 10 too
-    separators = (",", ":") if not indent else (",", ": ")
-    return json.dumps(value, indent=indent or None, separators=separators,
-                      ensure_ascii=False, default=str)
+        str(value)  # records the use for `validate`
+        return value
+    text = json_stringify(value, json_indent(spaces), fallback=str)
+    return "" if text is None else text
 
 
 def nl2br(value: Any) -> str:

@@ -39,7 +39,15 @@ from jinja2.filters import (
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from envforge.templating import jsmembers, jsvalues
 from envforge.templating.budget import Budget
+from envforge.templating.nunjucks_syntax import (
+    LOOP_FILTER,
+    NunjucksCodeGenerator,
+    NunjucksLexer,
+    NunjucksParser,
+    loop_items,
+)
 
 
 class Refused(Exception):
@@ -132,15 +140,11 @@ def is_undefined(value: Any) -> bool:
 
 # --- nunjucks syntax differences ---------------------------------------------------------
 
-_STRING_OR_OP = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(!==|===)""")
-
-
 def nunjucks_to_jinja(text: str) -> str:
-    """``===``/``!==`` (nunjucks accepts them as ``==``/``!=``) outside string literals."""
-    if "==" not in text:
-        return text
-    return _STRING_OR_OP.sub(
-        lambda m: m.group(1) or ("==" if m.group(2) == "===" else "!="), text)
+    """Kept for callers that prepare text for :meth:`BoundedSandbox.parse`: the nunjucks lexer
+    (:mod:`envforge.templating.nunjucks_syntax`) reads ``===``/``!==`` itself, inside tags
+    only, so the text is no longer rewritten (plain text keeps its ``===``)."""
+    return text
 
 
 # --- size checks ----------------------------------------------------------------------
@@ -178,14 +182,23 @@ class BoundedSandbox(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
-    def __init__(self, budget: Budget, strict: bool = False, **kwargs: Any) -> None:
+    def __init__(self, budget: Budget, strict: bool = False, js: bool = False,
+                 **kwargs: Any) -> None:
         self.budget = budget
+        #: Backstage rendering: nunjucks syntax and JavaScript semantics (jsvalues)
+        self.js = js
+        if js:
+            kwargs.setdefault("optimized", False)  # no Python-semantics constant folding
         super().__init__(
             undefined=StrictUndefined if strict else NunjucksUndefined,
             finalize=self._finalize,
             **kwargs,
         )
-        self.code_generator_class = _BoundedCodeGenerator
+        self.code_generator_class = _BoundedJSCodeGenerator if js else _BoundedCodeGenerator
+        if js:
+            self.filters[LOOP_FILTER] = loop_items
+            self.intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
+            self._js_lexer: NunjucksLexer | None = None
         self.globals["range"] = self._range
         self.globals["null"] = None
         self.globals.pop("lipsum", None)  # a text generator with a size argument; not nunjucks
@@ -193,7 +206,80 @@ class BoundedSandbox(SandboxedEnvironment):
 
     # every {{ }} output and every whole-expression value passes here
     def _finalize(self, value: Any) -> Any:
-        return self.check_size(value, "the value")
+        value = self.check_size(value, "the value")
+        return jsvalues.to_output(value) if self.js else value
+
+    # --- nunjucks syntax and JavaScript semantics (js mode) ----------------------------
+
+    @property
+    def lexer(self) -> Any:
+        if not getattr(self, "js", False):
+            return super().lexer
+        if self._js_lexer is None:
+            self._js_lexer = NunjucksLexer(self)
+        return self._js_lexer
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        if self.js:
+            return NunjucksParser(self, source, name, filename).parse()
+        return super()._parse(source, name, filename)
+
+    def compile_expression(self, source: str, undefined_to_none: bool = True) -> Any:
+        if not self.js:
+            return super().compile_expression(source, undefined_to_none)
+        from jinja2.environment import TemplateExpression
+        from jinja2.exceptions import TemplateSyntaxError
+
+        parser = NunjucksParser(self, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno,
+                                      None, None)
+        expr.set_environment(self)
+        body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+        template = self.from_string(nodes.Template(body, lineno=1))
+        return TemplateExpression(template, undefined_to_none)
+
+    @staticmethod
+    def js_truthy(value: Any) -> bool:
+        return jsvalues.truthy(value)
+
+    @staticmethod
+    def js_and(left: Any, right: Callable[[], Any]) -> Any:
+        return right() if jsvalues.truthy(left) else left
+
+    @staticmethod
+    def js_or(left: Any, right: Callable[[], Any]) -> Any:
+        return left if jsvalues.truthy(left) else right()
+
+    @staticmethod
+    def js_negate(value: Any) -> Any:
+        return jsvalues.negate(value)
+
+    @staticmethod
+    def js_compare(left: Any, ops: tuple[tuple[str, Any], ...]) -> Any:
+        result = left
+        for operator, right in ops:  # chained as JavaScript does: (a < b) < c
+            result = jsvalues.compare(operator, result, right)
+        return result
+
+    def _js_member(self, obj: Any, key: Any) -> Any:
+        if isinstance(obj, Undefined):
+            return obj[key] if isinstance(obj, NunjucksUndefined) else obj
+        if obj is None:
+            return self.undefined(obj=obj, name=str(key))
+        if isinstance(obj, dict) and hasattr(type(obj), "__missing__"):
+            return obj[key]  # e.g. secrets: an unknown name is an error
+        if isinstance(obj, str | list | tuple | Mapping | int | float):
+            found = jsmembers.member(obj, key)
+            if found is not jsmembers.MISSING:
+                return found
+            if isinstance(key, str) and key.isidentifier():
+                # not JavaScript: Python's members (``.get()``, ``.items()``) stay as an
+                # envforge extension, under the sandbox's rules (``__class__`` is refused)
+                return _NOT_JS
+            return self.undefined(obj=obj, name=str(key))
+        return _NOT_JS
 
     def check_size(self, value: Any, what: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -219,7 +305,7 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def checked_concat(self, parts: tuple[Any, ...]) -> str:
         """``a ~ b``: sizes known before the join."""
-        texts = [str(p) for p in parts]
+        texts = [jsvalues.to_string(p) if self.js else str(p) for p in parts]
         if sum(len(t) for t in texts) > self.budget.max_chars:
             raise Refused(f"'~' would build more than {self.budget.max_chars:,} characters")
         return "".join(texts)
@@ -232,6 +318,8 @@ class BoundedSandbox(SandboxedEnvironment):
         return value
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if self.js:
+            return self._js_binop(operator, left, right)
         if operator == "**":
             self._check_power(left, right)
         elif operator == "*":
@@ -244,6 +332,26 @@ class BoundedSandbox(SandboxedEnvironment):
         elif operator == "%" and isinstance(left, str):
             self._check_percent_format(left)
         return super().call_binop(context, operator, left, right)
+
+    def _js_binop(self, operator: str, left: Any, right: Any) -> Any:
+        if operator == "+":
+            if isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
+                cap = self.budget.max_chars
+                if deep_size(left, cap) + deep_size(right, cap) > cap:
+                    raise Refused(f"'+' would build more than {cap:,} characters/items")
+            result = jsvalues.add(left, right)
+        else:
+            if operator == "**":
+                self._check_power(jsvalues.to_number(left), jsvalues.to_number(right))
+            elif operator == "*":
+                x, y = jsvalues.to_number(left), jsvalues.to_number(right)
+                if isinstance(x, int) and isinstance(y, int) \
+                        and x.bit_length() + y.bit_length() > self.budget.max_int_bits:
+                    raise Refused(f"a product of more than {self.budget.max_int_bits} bits")
+            result = jsvalues.arithmetic(operator, left, right)
+        if isinstance(result, int) and not isinstance(result, bool):
+            self._check_int(result)
+        return result
 
     def _check_power(self, base: Any, exp: Any) -> None:
         if isinstance(base, int) and isinstance(exp, int) and exp > 0 and abs(base) > 1:
@@ -299,7 +407,18 @@ class BoundedSandbox(SandboxedEnvironment):
             return str(self.check_size(formatter.vformat(f_self, args, kwargs), "format()"))
         return bounded
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if self.js:
+            found = self._js_member(obj, argument)
+            if found is not _NOT_JS:
+                return found
+        return super().getitem(obj, argument)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if self.js:
+            found = self._js_member(obj, attribute)
+            if found is not _NOT_JS:
+                return found
         # nunjucks: ``values.items`` is the key 'items', not the dict method
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
@@ -345,11 +464,41 @@ class BoundedSandbox(SandboxedEnvironment):
         """envforge's and Backstage's filters that serialise: size-checked before."""
         from envforge.templating.filters import dump
 
-        def bounded_dump(value: Any, spaces: int | str | None = None) -> str:
+        def bounded_dump(value: Any, spaces: int | str | None = None) -> Any:
             self.check_size(value, "dump input")
             return dump(value, spaces)
 
         return {"dump": bounded_dump}
+
+    def bounded_js_filters(self) -> dict[str, Callable[..., Any]]:
+        """nunjucks' built-in filters (js mode), the ones that build text size-checked."""
+        from envforge.templating.nunjucks_filters import NUNJUCKS_FILTERS
+
+        filters = dict(NUNJUCKS_FILTERS)
+
+        def replace(value: Any, old: Any, new: Any, max_count: Any = None) -> Any:
+            if isinstance(value, str):
+                self._check_replace(value, jsvalues.to_string(old), jsvalues.to_string(new))
+            return NUNJUCKS_FILTERS["replace"](value, old, new, max_count)
+
+        def join(value: Any, *args: Any) -> str:
+            self.check_size(value, "join")
+            return str(self.check_size(NUNJUCKS_FILTERS["join"](value, *args), "join"))
+
+        def indent(value: Any, width: Any = 4, first: Any = False) -> str:
+            size = int(jsvalues.to_number(width)) if jsvalues.is_number(width) else 4
+            self._check_width(size, "indent width")
+            if (jsvalues.to_string(value).count("\n") + 1) * size > self.budget.max_chars:
+                raise Refused(f"indent would build more than {self.budget.max_chars:,} "
+                              "characters")
+            return str(NUNJUCKS_FILTERS["indent"](value, width, first))
+
+        def center(value: Any, width: Any = 80) -> str:
+            self._check_width(int(jsvalues.to_number(width) or 0), "center width")
+            return str(NUNJUCKS_FILTERS["center"](value, width))
+
+        filters.update({"replace": replace, "join": join, "indent": indent, "center": center})
+        return filters
 
     def _bounded_filters(self) -> dict[str, Callable[..., Any]]:
         def center(value: Any, width: int = 80) -> str:
@@ -407,6 +556,10 @@ class BoundedSandbox(SandboxedEnvironment):
                 "string": string_}
 
 
+#: _js_member's answer for a value that is not a JavaScript value (a secret reference, ...)
+_NOT_JS = object()
+
+
 def _short(n: Any) -> str:
     text = str(n) if not isinstance(n, int) or n.bit_length() < 64 else f"<{n.bit_length()} bits>"
     return text if len(text) <= 20 else text[:17] + "..."
@@ -448,7 +601,7 @@ class _BoundedFormatter(string.Formatter):
         return super().format_field(value, format_spec)
 
 
-class _BoundedCodeGenerator(CodeGenerator):
+class _BoundedCodeGeneratorMixin(CodeGenerator):
     """Routes ``~`` and list/dict/tuple literals through the sandbox's size checks."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -475,3 +628,11 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.write("environment.literal(")
         super().visit_Tuple(node, frame)
         self.write(")")
+
+
+class _BoundedCodeGenerator(_BoundedCodeGeneratorMixin):
+    """Jinja2 semantics (envforge's own manifests) with the size checks."""
+
+
+class _BoundedJSCodeGenerator(_BoundedCodeGeneratorMixin, NunjucksCodeGenerator):
+    """nunjucks/JavaScript semantics (Backstage templates) with the size checks."""

@@ -46,15 +46,21 @@ def test_parse_repo_url_backstage_format() -> None:
         "host": "github.com", "owner": "acme", "repo": "shop",
     }
     assert project_slug("github.com?owner=acme&repo=shop") == "acme/shop"
-    assert project_slug("bitbucket.org?workspace=ws&project=p&repo=r") == "ws/r"
+    # Backstage's projectSlug is `${owner}/${repo}`: no owner gives "undefined"
+    assert project_slug("bitbucket.org?workspace=ws&project=p&repo=r") == "undefined/r"
+    assert parse_repo_url("bitbucket.org?workspace=ws&project=p&repo=r") == {
+        "host": "bitbucket.org", "repo": "r", "workspace": "ws", "project": "p"}
 
 
 def test_parse_repo_url_rejects_other_shapes() -> None:
-    with pytest.raises(TemplateError, match="owner=<owner>&repo=<repo>"):
+    with pytest.raises(TemplateError, match="missing repo"):
         parse_repo_url("https://github.com/acme/shop")
+    with pytest.raises(TemplateError, match="missing owner"):
+        parse_repo_url("github.com?repo=shop")
 
 
 def test_pick() -> None:
     assert pick({"a": 1, "b": 2}, "b") == 2
-    with pytest.raises(TemplateError, match="expected an object"):
-        pick([1], "a")  # type: ignore[arg-type]
+    assert pick({"a": {"b": [5, 6]}}, "a.b[1]") == 6  # lodash get: a path
+    with pytest.raises(TemplateError, match="is not in the value"):
+        pick([1], "a")
