@@ -23,34 +23,72 @@ from envforge.db import fakes
 from envforge.db.catalog import Catalog, Column, Table
 from envforge.db.connection import quote_ident
 from envforge.db.coverage import CoverageMap
+from envforge.db.names import text_names_found
 from envforge.db.rules import ColumnRule, Rules
 from envforge.db.transformers import fit_problem, type_class
 
 SAMPLE_ROWS = 200
-_NAME_HINTS: list[tuple[str, str, str]] = [  # (regex on column name, category, suggestion)
-    (r"e_?mail", "e-mail", "email"),
-    (r"phone|mobile|(^|_)tel($|_)|fax|msisdn", "phone number", "phone"),
-    (r"first_?name|given_?name|forename", "first name", "first_name"),
-    (r"last_?name|surname|family_?name", "last name", "last_name"),
-    (r"full_?name|display_?name|contact_?name|customer_?name|person_?name", "name",
-     "full_name"),
-    (r"user_?name|(^|_)login($|_)|nick_?name|screen_?name|(^|_)handle$", "username",
-     "username"),
-    (r"pass_?word|passwd|(^|_)pwd($|_)|pass_?hash|secret|token|api_?key|access_?key|"
-     r"private_?key|(^|_)salt$|(^|_)otp($|_)|session_?(id|key)", "credential (password, "
-     "hash or token)", "hash"),
-    (r"ssn|social_?sec|national_?id|passport|tax_?id|(^|_)nino?($|_)|id_?card|driver",
-     "national id", "{transform: mask, keep_end: 4}"),
-    (r"iban|account_?(no|num)|bank_?acc", "IBAN / account number", "iban"),
-    (r"card_?(no|num)|credit_?card|(^|_)pan$|(^|_)cc_?num", "card number", "credit_card"),
-    (r"(^|_)ip($|_)|ip_?addr|remote_?addr", "IP address", "ip"),
-    (r"birth|(^|_)dob$|(^|_)born($|_)", "date of birth", "date_of_birth"),
-    (r"post_?code|postal|zip_?code|(^|_)zip$", "postal code", "postal_code"),
-    (r"address|street|(^|_)addr\d*($|_)", "address", "address"),
-    (r"(^|_)city$|(^|_)town$", "city", "city"),
-    (r"picture|photo|image|avatar|thumbnail|portrait|scan|document|attachment|signature|"
-     r"(^|_)file($|_)|(^|_)blob$|(^|_)pdf$", "image or document", "null"),
+# What a column's name says, matched on its words (snake_case and camelCase split, trailing
+# digits dropped), never on substrings: `ship_address` is an address, not an IP address.
+# (phrases, category, suggestion, embedded): a phrase matches consecutive words, or one word
+# that is the phrase run together (`firstname`, `e_mail`); `embedded` phrases also match at
+# the start or end of a longer word (`homephone`, `birthdate`, `workemail`).
+_NAME_HINTS: list[tuple[tuple[str, ...], str, str, bool]] = [
+    (("password", "passwd", "pass hash", "api key", "access key", "private key"),
+     "credential (password, hash or token)", "hash", True),
+    (("pwd", "secret", "token", "salt", "otp", "session id", "session key"),
+     "credential (password, hash or token)", "hash", False),
+    (("ssn", "social security", "national id", "passport", "tax id", "nino", "nin", "id card",
+      "driver license", "drivers license", "driving licence"),
+     "national id", "{transform: mask, keep_end: 4}", False),
+    (("iban", "account no", "account number", "account num", "bank account"),
+     "IBAN / account number", "iban", False),
+    (("card no", "card number", "card num", "credit card", "pan", "cc num", "cc number"),
+     "card number", "credit_card", False),
+    (("ip", "ip address", "ip addr", "remote addr", "ipv4", "ipv6"), "IP address", "ip",
+     False),
+    (("email", "e mail"), "e-mail", "email", True),
+    (("phone",), "phone number", "phone", True),
+    (("mobile", "tel", "fax", "msisdn"), "phone number", "phone", False),
+    (("first name", "given name", "forename", "fname"), "first name", "first_name", True),
+    (("last name", "surname", "family name", "lname"), "last name", "last_name", True),
+    (("full name", "display name", "contact name", "customer name", "person name",
+      "employee name"), "name", "full_name", True),
+    (("user name", "login", "nick name", "screen name", "handle"), "username", "username",
+     False),
+    (("birth",), "date of birth", "date_of_birth", True),
+    (("dob", "born"), "date of birth", "date_of_birth", False),
+    (("post code", "postal", "zip code", "zip"), "postal code", "postal_code", True),
+    (("address", "street", "addr"), "address", "address", True),
+    (("city", "town"), "city", "city", False),
+    (("picture", "photo", "image", "avatar", "thumbnail", "portrait", "attachment",
+      "signature"), "image or document", "null", True),
+    (("scan", "document", "file", "blob", "pdf"), "image or document", "null", False),
 ]
+
+
+def name_words(column: str) -> list[str]:
+    """``shipAddress2`` / ``ship_address2`` -> ``['ship', 'address']``."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column).lower()
+    return [w.rstrip("0123456789") for w in re.split(r"[^a-z0-9]+", spaced)
+            if w.rstrip("0123456789")]
+
+
+def name_hint(column: str) -> tuple[str, str] | None:
+    """(category, suggestion) that a column's name alone indicates, else None."""
+    words = name_words(column)
+    runs = {"".join(words[i:j]) for i in range(len(words))
+            for j in range(i + 1, min(i + 4, len(words) + 1))}
+    for phrases, category, suggestion, embedded in _NAME_HINTS:
+        for phrase in phrases:
+            joined = phrase.replace(" ", "")
+            if joined in runs or (embedded and len(joined) >= 4 and any(
+                    w != joined and (w.startswith(joined) or w.endswith(joined))
+                    for w in words)):
+                return category, suggestion
+    return None
+
+
 # Binary content worth stopping for: images and documents (file signatures, as bytea hex).
 _FILE_MAGIC = {"89504e47": "PNG image", "ffd8ff": "JPEG image", "47494638": "GIF image",
                "25504446": "PDF document", "49492a00": "TIFF image", "4d4d002a": "TIFF image",
@@ -195,16 +233,16 @@ def _decide(table: str, column: Column, coverage: CoverageMap,
             return make("passthrough", "reviewed: copied as is")
         return make("rule" if cov.origin == "rule" else "propagated",
                     f"{cov.rule.transform}" + ("" if cov.origin == "rule" else f", {cov.origin}"))
-    lowered = column.name.lower()
     tclass = type_class(column)
     # Flags, enums and surrogate keys hold no personal data whatever they are called
     # (address_id, email_verified, address_type).
     names_matter = tclass not in ("bool", "enum") and not (
         tclass in ("int", "uuid") and (is_key or re.search(r"(^|_)id$|[a-z]Id$", column.name)))
-    for pattern, category, suggestion in _NAME_HINTS if names_matter else []:
-        if re.search(pattern, lowered):
-            return make("stop", f"{category} (column name)",
-                        _suggest_for_type(suggestion, column, tclass, values))
+    hint = name_hint(column.name) if names_matter else None
+    if hint is not None:
+        category, suggestion = hint
+        return make("stop", f"{category} (column name)",
+                    _suggest_for_type(suggestion, column, tclass, values))
     if tclass == "inet":
         return make("stop", "IP address (column type)", "ip")
     if column.base_type == "bytea":
@@ -314,6 +352,8 @@ def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
         if share >= 0.3:
             return category, suggestion
     embedded = sorted({c for v in values if (c := _embedded_category(v))})
+    if tclass in ("text", "json") and text_names_found(values):
+        embedded.append("person names")
     if embedded:
         kinds = ", ".join(embedded)
         if tclass == "json":

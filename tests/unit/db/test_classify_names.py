@@ -1,0 +1,106 @@
+"""Strict mode reads column names by words, not substrings, and finds person names inside
+free text (issue 26)."""
+
+from __future__ import annotations
+
+import pytest
+
+from envforge.db.catalog import Column
+from envforge.db.classify import _decide, name_hint, name_words
+from envforge.db.names import names_in, text_names_found
+
+# Northwind-like employees.notes: each names the employee by first name, some by full name.
+NOTES = [
+    "Education includes a BA in psychology from Colorado State University in 1970.  She also "
+    "completed \"The Art of the Cold Call.\"  Nancy is a member of Toastmasters International.",
+    "Andrew received his BTS commercial in 1974 and a Ph.D. in international marketing from "
+    "the University of Dallas in 1981.  He is fluent in French and Italian.",
+    "Janet has a BS degree in chemistry from Boston College (1984).  She has also completed a "
+    "certificate program in food retailing management.",
+    "Margaret holds a BA in English literature from Concordia College (1958) and an MA from "
+    "the American Institute of Culinary Arts (1966).",
+    "Steven Buchanan graduated from St. Andrews University, Scotland, with a BSC degree.",
+    "Michael is a graduate of Sussex University (MA, economics, 1983) and the University of "
+    "California at Los Angeles (MBA, marketing, 1986).",
+    "Robert King served in the Peace Corps and traveled extensively before completing his "
+    "degree in English at the University of Michigan in 1992.",
+    "Laura received a BA in psychology from the University of Washington.  She has also "
+    "completed a course in business French.  She reads and writes French.",
+    "Anne has a BA degree in English from St. Lawrence College.  She is fluent in French and "
+    "German.",
+]
+# Pagila-like film descriptions and product blurbs: capitalised words, no people.
+DESCRIPTIONS = [
+    "A Epic Drama of a Feminist And a Mad Scientist who must Battle a Teacher in The Canadian "
+    "Rockies",
+    "A Astounding Epistle of a Database Administrator And a Explorer who must Find a Car in "
+    "Ancient China",
+    "A Touching Reflection of a Crocodile And a Dog who must Chase a Hunter in Ancient China",
+    "A Thoughtful Panorama of a Database Administrator And a Mad Scientist who must Outgun a "
+    "Mad Scientist in A Jet Boat",
+    "A Brilliant Saga of a Student And a Teacher who must Sink a Secret Agent in An Abandoned "
+    "Amusement Park",
+    "A Intrepid Yarn of a Sumo Wrestler And a Forensic Psychologist who must Battle a "
+    "Lumberjack in Soviet Georgia",
+    "A Boring Epistle of a Butler And a Cat who must Fight a Pastry Chef in A MySQL Convention",
+    "A Taut Tale of a Womanizer And a Waitress who must Meet a Cow in The Gulf of Mexico",
+    "Soft drinks, coffees, teas, beers, and ales",
+    "Sweet and savory sauces, relishes, spreads, and seasonings",
+]
+
+
+def text_column(name: str) -> Column:
+    return Column(name=name, type_name="text", base_type="text", category="S", not_null=False,
+                  generated=False)
+
+
+@pytest.mark.parametrize(("name", "category"), [
+    ("ship_address", "address"), ("shipAddress", "address"), ("ship_city", "city"),
+    ("ship_postal_code", "postal code"), ("last_login_ip", "IP address"),
+    ("ip_addr", "IP address"), ("ipAddress", "IP address"), ("e_mail", "e-mail"),
+    ("WorkEmail", "e-mail"), ("homephone", "phone number"), ("FirstName", "first name"),
+    ("dateOfBirth", "date of birth"), ("zipcode", "postal code"), ("address2", "address"),
+    ("password_hash", "credential (password, hash or token)"),
+    ("photo_path", "image or document"),
+    ("shipper", None), ("hostname", None), ("tip", None), ("span", None), ("hotel", None),
+    ("ethnicity", None), ("automobile", None), ("secretary", None), ("stubborn", None),
+    ("description", None), ("title_of_courtesy", None),
+])
+def test_column_names_are_read_by_words(name: str, category: str | None) -> None:
+    hint = name_hint(name)
+    assert (hint[0] if hint else None) == category
+
+
+def test_ship_address_is_an_address_and_gets_an_address_rule() -> None:
+    decision = _decide("public.orders", text_column("ship_address"), {}, [])
+    assert decision.stops and decision.detail == "address (column name)"
+    assert decision.suggestion == "address"  # not `ip`, which would fill it with 240.x
+    assert name_words("shipAddress2") == ["ship", "address"]
+
+
+def test_person_names_in_free_text_stop_a_strict_clone() -> None:
+    decision = _decide("public.employees", text_column("notes"), {}, NOTES)
+    assert decision.stops
+    assert "person names" in decision.detail and decision.suggestion == "text"
+
+
+def test_descriptions_without_people_stay_clear() -> None:
+    assert not text_names_found(DESCRIPTIONS)
+    decision = _decide("public.film", text_column("description"), {}, DESCRIPTIONS)
+    assert not decision.stops, decision.detail
+
+
+@pytest.mark.parametrize(("text", "strong", "weak"), [
+    ("Please call Mrs. Peacock tomorrow", True, True),
+    ("Assigned to Andrew Fuller after review", True, True),
+    ("Nancy is a member of Toastmasters", False, True),
+    ("Shipped in May with the Grace period", False, False),
+    ("ANDREW FULLER", False, False),  # upper-case headings are not read as names
+])
+def test_name_evidence_in_one_text(text: str, strong: bool, weak: bool) -> None:
+    assert names_in(text) == (strong, weak)
+
+
+def test_a_single_mention_is_not_enough_for_a_column() -> None:
+    assert not text_names_found(["Hand-made by Nancy", "Red", "Blue", "Green", "Tall"])
+    assert text_names_found(["ask Andrew Fuller", "see Steven Buchanan", "x"])
