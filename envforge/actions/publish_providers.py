@@ -2,40 +2,48 @@
 publish:gitlab:merge-request, with Backstage's input names and outputs.
 
 Each creates the repository (or pull/merge request) through the provider's REST API and pushes
-the workspace with git, under the git boundary (no hooks, no repository or user config). The
-token comes from the step's ``token`` input, else ENVFORGE_GITHUB_TOKEN / ENVFORGE_GITLAB_TOKEN;
-it travels in an HTTP header (git's environment, never a command line) and never appears in a
-message. The API base is ``https://api.github.com`` for github.com, ``https://<host>/api/v3``
-for GitHub Enterprise, ``https://<host>/api/v4`` for GitLab; ENVFORGE_GITHUB_API_URL and
-ENVFORGE_GITLAB_API_URL override them (the tests point them at a local stand-in).
+the workspace with git, under the git boundary (no hooks, no repository or user config).
+
+Where the token goes is the operator's choice, never the template's: the provider is the one
+configured (ENVFORGE_GITHUB_HOST / _API_URL / _GIT_URL, likewise GITLAB; defaults github.com,
+https://api.github.com, gitlab.com, https://gitlab.com/api/v4), a ``repoUrl`` naming another
+host is refused before any request, API calls go through the egress capability with the
+token bound to the API origin, and git gets it as a header bound to the configured Git origin
+(redirects off); a clone URL the API answers outside that origin is refused. The token comes
+from the step's ``token`` input, else ENVFORGE_GITHUB_TOKEN / ENVFORGE_GITLAB_TOKEN, and
+never appears in a message. Owner and repository names are checked strictly (no ``/`` in a
+name, no ``..``). The files go into the working copy through the workspace file API: the
+target repository's own links are data (never written through), ``.git`` is never written.
 
 Inputs Backstage has that envforge does not use (collaborators, branch protection, topics…)
-are accepted and ignored, so Backstage templates validate unchanged. A created repository is
-deleted again on rollback; a pushed pull/merge-request branch is left for the reviewer.
+are accepted and ignored, so Backstage templates validate unchanged. A repository this run
+created (recorded in its output as the provider named it) is deleted again on rollback, or at
+once if the push fails; one it did not create is never deleted. A pushed pull/merge-request
+branch is left for the reviewer.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
+import re
 import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.errors import ActionError, ConfigurationError
-from envforge.git_boundary import subprocess_env
-from envforge.paths import resolve_inside, safe_relative
+from envforge.capabilities import EgressClient, ProviderEndpoint, WorkspaceFiles, check_path
+from envforge.errors import ActionError, CapabilityError, ConfigurationError, GitError
+from envforge.git_boundary import header_for, run_git
 from envforge.templating.filters import parse_repo_url
 
 Provider = Literal["github", "gitlab"]
-_TIMEOUT_S = 60.0
+_GIT_TIMEOUT_S = 300.0
+#: GitHub: owner 1-39 of [A-Za-z0-9-]; repository 1-100 of [A-Za-z0-9._-]. GitLab paths: the
+#: same characters, groups nested with '/'. Never '.' or '..' alone, never '.git' at the end.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 
 
 class _ProviderInput(ActionInput):
@@ -66,6 +74,8 @@ class PublishRepoOutput(ActionOutput):
     repoContentsUrl: str
     commitHash: str
     projectId: int | None = None
+    #: what this run created, as the provider named it (rollback deletes only this)
+    createdRepository: str | None = None
 
 
 class ChangeRequestInput(_ProviderInput):
@@ -88,64 +98,59 @@ class ChangeRequestOutput(ActionOutput):
 
 
 class ProviderClient:
-    """The few REST calls the publishers make, for one provider and host."""
+    """The few REST calls the publishers make, to the configured provider only."""
 
-    def __init__(self, provider: Provider, host: str, token: str | None, step: str) -> None:
+    def __init__(self, ctx: ActionContext, provider: Provider, token: str | None,
+                 step: str) -> None:
+        self.endpoint: ProviderEndpoint = ctx.capabilities.provider(provider)
         self.provider = provider
-        self.host = host
         self.step = step
         env = "ENVFORGE_GITHUB_TOKEN" if provider == "github" else "ENVFORGE_GITLAB_TOKEN"
-        self.token = token or os.environ.get(env) or ""
+        self.token = token or self.endpoint.token
         if not self.token:
             raise ConfigurationError(f"{step}: no {provider} token: give the step a 'token' "
                                      f"input or set {env}")
-        self.base = self._api_base()
-        auth = ({"Authorization": f"Bearer {self.token}"} if provider == "github"
-                else {"PRIVATE-TOKEN": self.token})
-        self.http = httpx.Client(base_url=self.base, headers={**auth, "User-Agent": "envforge"},
-                                 timeout=_TIMEOUT_S)
+        self.base = self.endpoint.api_base
+        policy = ctx.capabilities.egress.with_rules(*self.endpoint.rules())
+        self.http: EgressClient = policy.client(self.endpoint.credentials(self.token))
 
-    def _api_base(self) -> str:
-        if self.provider == "github":
-            return (os.environ.get("ENVFORGE_GITHUB_API_URL")
-                    or ("https://api.github.com" if self.host == "github.com"
-                        else f"https://{self.host}/api/v3")).rstrip("/")
-        return (os.environ.get("ENVFORGE_GITLAB_API_URL")
-                or f"https://{self.host}/api/v4").rstrip("/")
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, json: Any = None) -> Any:
         try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as e:
-            raise ActionError(f"{self.step}: {self.provider} API at {self.base} did not answer "
-                              f"({type(e).__name__})") from None
-        if response.status_code >= 400:
-            detail = response.text[:200].replace(self.token, "***")
+            answer = self.http.request(method, self.base + path, json=json)
+        except CapabilityError as e:
+            raise ActionError(f"{self.step}: {self.provider} API: "
+                              f"{str(e).replace(self.token, '***')}") from None
+        if answer.status >= 400:
+            detail = answer.text(200).replace(self.token, "***")
             raise ActionError(f"{self.step}: {self.provider} API {method} {path} answered "
-                              f"{response.status_code}: {detail}")
-        return response.json() if response.content else {}
+                              f"{answer.status}: {detail}")
+        return answer.json()
 
-    def git_header(self) -> tuple[str, str]:
+    def git_config(self) -> list[tuple[str, str]]:
+        """git settings sending the token to the configured Git origin only."""
         user = "x-access-token" if self.provider == "github" else "oauth2"
         basic = base64.b64encode(f"{user}:{self.token}".encode()).decode()
-        return ("http.extraHeader", f"Authorization: Basic {basic}")
+        return header_for(str(self.endpoint.git.origin), f"Authorization: Basic {basic}")
+
+    def check_clone_url(self, url: str) -> str:
+        """``url`` if it lies under the configured Git base, else refused."""
+        if not self.endpoint.git_origin_allows(url):
+            raise ActionError(f"{self.step}: the {self.provider} API answered a clone URL "
+                              f"outside the configured Git base {self.endpoint.git.url} "
+                              f"(ENVFORGE_{self.provider.upper()}_GIT_URL); not pushing there")
+        return url
 
     def close(self) -> None:
         self.http.close()
 
 
 def _git(args: list[str], cwd: Path, client: ProviderClient) -> str:
-    env = subprocess_env(extra_config=[client.git_header()])
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
-    except subprocess.TimeoutExpired:
-        raise ActionError(f"{client.step}: git {args[0]} did not finish in 300 s") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ActionError(f"{client.step}: git {args[0]} failed: "
-                          f"{last.replace(client.token, '***')[:300]}")
-    return done.stdout.strip()
+        return run_git(args, cwd=cwd, extra_config=client.git_config(),
+                       timeout=_GIT_TIMEOUT_S, secrets=[client.token],
+                       what=f"{client.step}: git {args[0]}")
+    except GitError as e:
+        raise ActionError(str(e)) from None
 
 
 def _commit_all(repo: Path, params: _ProviderInput, message: str, client: ProviderClient
@@ -157,24 +162,42 @@ def _commit_all(repo: Path, params: _ProviderInput, message: str, client: Provid
     return _git(["rev-parse", "HEAD"], repo, client)
 
 
-def _copy_tree(source: Path, target: Path) -> None:
-    for item in source.rglob("*"):
-        if ".git" in item.relative_to(source).parts:
-            continue
-        dest = target / item.relative_to(source)
-        if item.is_dir():
-            dest.mkdir(parents=True, exist_ok=True)
-        elif item.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(item, dest)
+def _copy_into(ctx: ActionContext, source_rel: str, work: Path, target_rel: str,
+               describe: str) -> None:
+    """The workspace's files under ``source_rel`` into ``work``/``target_rel`` through the
+    file API: no link of the target repository is followed, ``.git`` is never written."""
+    target = WorkspaceFiles(work, ctx.capabilities.file_budget, describe)
+    try:
+        target.copy_tree(ctx.files, source_rel, target_rel)
+    except CapabilityError as e:
+        raise ActionError(f"step {ctx.step_id!r}: {e}") from None
 
 
-def _owner_repo(params: _ProviderInput, step: str) -> tuple[str, str, str]:
+def _check_name(value: str, what: str, step: str, nested: bool = False) -> str:
+    parts = value.split("/") if nested else [value]
+    for part in parts:
+        if not _NAME.fullmatch(part) or part.lower().endswith((".git", ".atom")):
+            raise ActionError(
+                f"{step}: repoUrl {what} {value!r} is not a valid name (letters, digits, '.', "
+                "'_', '-'; no '/', '..' or '.git' ending); name the repository plainly")
+    return value
+
+
+def _owner_repo(params: _ProviderInput, step: str, endpoint: ProviderEndpoint
+                ) -> tuple[str, str]:
     parts = parse_repo_url(params.repoUrl)
     owner = parts.get("owner") or parts.get("organization") or ""
     if not owner:
         raise ActionError(f"{step}: repoUrl {params.repoUrl!r} names no owner")
-    return parts["host"], owner, parts["repo"]
+    host = parts["host"].lower().rstrip(".")
+    if host != endpoint.host:
+        raise ActionError(
+            f"{step}: repoUrl host {host!r} is not the configured {endpoint.provider} host "
+            f"{endpoint.host!r} (ENVFORGE_{endpoint.provider.upper()}_HOST); the token goes "
+            "only to the configured provider")
+    nested = endpoint.provider == "gitlab"
+    return (_check_name(owner, "owner", step, nested),
+            _check_name(parts.get("repo", ""), "repo", step))
 
 
 class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
@@ -185,40 +208,70 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
 
     def run(self, ctx: ActionContext, params: PublishRepoInput) -> PublishRepoOutput:
         step = f"step {ctx.step_id!r} ({self.id})"
-        host, owner, repo = _owner_repo(params, step)
-        source = resolve_inside(ctx.workspace, params.sourcePath, "workspace")
-        client = ProviderClient(self.provider, host, params.token, step)
+        client = ProviderClient(ctx, self.provider, params.token, step)
         try:
-            clone_url, web_url, project_id = self.create(client, owner, repo, params)
-            with tempfile.TemporaryDirectory(prefix="envforge-publish-") as tmp:
-                work = Path(tmp)
-                _copy_tree(source, work)
-                _git(["init", "--quiet", "-b", params.defaultBranch], work, client)
-                commit = _commit_all(work, params, params.gitCommitMessage, client)
-                _git(["push", "--quiet", clone_url, f"HEAD:refs/heads/{params.defaultBranch}"],
-                     work, client)
+            owner, repo = _owner_repo(params, step, client.endpoint)
+            source_rel = _source_rel(params.sourcePath, step)
+            clone_url, web_url, project_id, created = self.create(client, owner, repo, params)
+            try:
+                client.check_clone_url(clone_url)
+                with tempfile.TemporaryDirectory(prefix="envforge-publish-") as tmp:
+                    work = Path(tmp)
+                    _copy_into(ctx, source_rel, work, "", f"repository {created}")
+                    _git(["init", "--quiet", "-b", params.defaultBranch], work, client)
+                    commit = _commit_all(work, params, params.gitCommitMessage, client)
+                    _git(["push", "--quiet", clone_url,
+                          f"HEAD:refs/heads/{params.defaultBranch}"], work, client)
+            except BaseException:
+                # a failed action cleans up after itself: the repository it just created
+                self.delete(client, created, project_id, ctx)
+                raise
         finally:
             client.close()
-        ctx.logger.info("published %s/%s to %s (%s)", owner, repo, web_url, commit[:12])
+        ctx.logger.info("published %s to %s (%s)", created, web_url, commit[:12])
         blob = "blob" if self.provider == "github" else "-/blob"
         return PublishRepoOutput(remoteUrl=web_url, commitHash=commit, projectId=project_id,
-                                 repoContentsUrl=f"{web_url}/{blob}/{params.defaultBranch}")
+                                 repoContentsUrl=f"{web_url}/{blob}/{params.defaultBranch}",
+                                 createdRepository=created)
 
     def create(self, client: ProviderClient, owner: str, repo: str,
-               params: PublishRepoInput) -> tuple[str, str, int | None]:
+               params: PublishRepoInput) -> tuple[str, str, int | None, str]:
+        """(clone URL, web URL, project id, full name as the provider answered)."""
+        raise NotImplementedError
+
+    def delete(self, client: ProviderClient, created: str, project_id: int | None,
+               ctx: ActionContext) -> None:
         raise NotImplementedError
 
     def rollback(self, ctx: ActionContext, params: PublishRepoInput,
                  output: PublishRepoOutput) -> None:
-        host, owner, repo = _owner_repo(params, f"step {ctx.step_id!r} ({self.id})")
-        client = ProviderClient(self.provider, host, params.token, f"rollback {ctx.step_id!r}")
+        if not output.createdRepository:
+            return  # this run recorded creating nothing: nothing of it is deleted
+        step = f"rollback {ctx.step_id!r} ({self.id})"
+        client = ProviderClient(ctx, self.provider, params.token, step)
         try:
-            if self.provider == "github":
-                client.call("DELETE", f"/repos/{owner}/{repo}")
-            else:
-                client.call("DELETE", f"/projects/{output.projectId}")
+            self.delete(client, output.createdRepository, output.projectId, ctx)
         finally:
             client.close()
+
+
+def _source_rel(path: str, step: str) -> str:
+    try:
+        return "/".join(check_path(path, f"{step} sourcePath"))
+    except CapabilityError as e:
+        raise ActionError(str(e)) from None
+
+
+def _full_name(answer: Any, owner: str, repo: str, step: str, nested: bool = False) -> str:
+    """The created repository's ``owner/name`` as the provider answered it, checked as
+    strictly as the request's (rollback deletes exactly this, nothing a template wrote)."""
+    name = str(answer or "")
+    owner_part, _, repo_part = name.rpartition("/")
+    _check_name(owner_part, "owner", step, nested)
+    _check_name(repo_part, "repo", step)
+    if owner_part.lower() != owner.lower():
+        raise ActionError(f"{step}: the provider created {name!r}, not under {owner!r}")
+    return name
 
 
 class PublishGithub(_Publisher):
@@ -230,15 +283,32 @@ class PublishGithub(_Publisher):
         "defaultBranch": "main"}}]
 
     def create(self, client: ProviderClient, owner: str, repo: str,
-               params: PublishRepoInput) -> tuple[str, str, int | None]:
+               params: PublishRepoInput) -> tuple[str, str, int | None, str]:
         user = client.call("GET", f"/users/{owner}")
         body = {"name": repo, "description": params.description or "",
                 "private": params.repoVisibility != "public"}
         if params.repoVisibility == "internal":
             body["visibility"] = "internal"
+        if user.get("type") == "User":
+            # /user/repos creates under the token's own login, whatever the template says
+            login = str(client.call("GET", "/user").get("login", ""))
+            if login.lower() != owner.lower():
+                raise ActionError(f"{client.step}: owner {owner!r} is a user other than the "
+                                  f"token's ({login!r}); a token creates repositories only "
+                                  "for its own user or an organisation")
         path = "/user/repos" if user.get("type") == "User" else f"/orgs/{owner}/repos"
         created = client.call("POST", path, json=body)
-        return str(created["clone_url"]), str(created["html_url"]), None
+        full = str(created.get("full_name") or f"{owner}/{created.get('name', repo)}")
+        return (str(created["clone_url"]), str(created["html_url"]), None,
+                _full_name(full, owner, repo, client.step))
+
+    def delete(self, client: ProviderClient, created: str, project_id: int | None,
+               ctx: ActionContext) -> None:
+        owner, _, repo = created.rpartition("/")
+        _check_name(owner, "owner", client.step)
+        _check_name(repo, "repo", client.step)
+        client.call("DELETE", f"/repos/{owner}/{repo}")
+        ctx.logger.info("deleted repository %s, which this run created", created)
 
 
 class PublishGitlab(_Publisher):
@@ -249,12 +319,21 @@ class PublishGitlab(_Publisher):
         "repoUrl": "gitlab.com?owner=acme&repo=${{ parameters.name }}"}}]
 
     def create(self, client: ProviderClient, owner: str, repo: str,
-               params: PublishRepoInput) -> tuple[str, str, int | None]:
+               params: PublishRepoInput) -> tuple[str, str, int | None, str]:
         namespace = client.call("GET", f"/namespaces/{urllib.parse.quote(owner, safe='')}")
         created = client.call("POST", "/projects", json={
             "name": repo, "path": repo, "namespace_id": namespace["id"],
             "visibility": params.repoVisibility, "description": params.description or ""})
-        return str(created["http_url_to_repo"]), str(created["web_url"]), int(created["id"])
+        full = str(created.get("path_with_namespace") or f"{owner}/{repo}")
+        return (str(created["http_url_to_repo"]), str(created["web_url"]), int(created["id"]),
+                _full_name(full, owner, repo, client.step, nested=True))
+
+    def delete(self, client: ProviderClient, created: str, project_id: int | None,
+               ctx: ActionContext) -> None:
+        if project_id is None:
+            return
+        client.call("DELETE", f"/projects/{int(project_id)}")
+        ctx.logger.info("deleted project %s, which this run created", created)
 
 
 class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
@@ -265,18 +344,24 @@ class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
 
     def run(self, ctx: ActionContext, params: ChangeRequestInput) -> ChangeRequestOutput:
         step = f"step {ctx.step_id!r} ({self.id})"
-        host, owner, repo = _owner_repo(params, step)
-        source = resolve_inside(ctx.workspace, params.sourcePath, "workspace")
-        target_rel = safe_relative(params.targetPath, "repository")
-        client = ProviderClient(self.provider, host, params.token, step)
+        client = ProviderClient(ctx, self.provider, params.token, step)
         try:
+            owner, repo = _owner_repo(params, step, client.endpoint)
+            source_rel = _source_rel(params.sourcePath, step)
+            try:
+                target_rel = "/".join(check_path(params.targetPath, f"{step} targetPath"))
+            except CapabilityError as e:
+                raise ActionError(str(e)) from None
             clone_url, target = self.repository(client, owner, repo, params)
+            client.check_clone_url(clone_url)
             with tempfile.TemporaryDirectory(prefix="envforge-change-") as tmp:
                 work = Path(tmp) / "repo"
                 _git(["clone", "--quiet", "--depth", "1", "--branch", target, "--",
                       clone_url, str(work)], Path(tmp), client)
                 _git(["checkout", "--quiet", "-b", params.branchName], work, client)
-                _copy_tree(source, work.joinpath(*target_rel.parts))
+                # the clone's own links are data: a write never goes through one, and the
+                # clone's .git (config, hooks) is never written
+                _copy_into(ctx, source_rel, work, target_rel, f"repository {owner}/{repo}")
                 _commit_all(work, params, params.commitMessage or params.title, client)
                 _git(["push", "--quiet", "origin", f"HEAD:refs/heads/{params.branchName}"],
                      work, client)
@@ -344,6 +429,7 @@ class PublishGitlabMergeRequest(_ChangeRequest):
 
 
 def _project_path(owner: str, repo: str) -> str:
+    """GitLab's URL-encoded ``namespace/project`` (its API wants the '/' as %2F)."""
     return urllib.parse.quote(f"{owner}/{repo}", safe="")
 
 

@@ -130,10 +130,11 @@ def parse_url(text: str | httpx.URL) -> ParsedUrl:
         except UnicodeDecodeError:
             raise EgressRefusedError(f"URL {shown!r}: its path holds a percent-encoding that "
                                      "is not UTF-8") from None
-        if decoded in (".", "..") or any(c in decoded for c in "/\\\0"):
+        pieces = decoded.replace("\\", "/").split("/")
+        if "\0" in decoded or any(piece in (".", "..") for piece in pieces):
             raise EgressRefusedError(
-                f"URL {shown!r}: its path holds '.', '..' or an encoded '/', '\\' or NUL "
-                "(raw or percent-encoded); give the plain path")
+                f"URL {shown!r}: its path holds a '.' or '..' segment or a NUL (raw or "
+                "percent-encoded); give the plain path")
         segments.append(decoded)
     return ParsedUrl(url, Origin(scheme, host, port), tuple(segments))
 

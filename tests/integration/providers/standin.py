@@ -18,7 +18,9 @@ from tests.git_http import GitHttpServer
 
 class ProviderStandIn:
     def __init__(self, git_root: Path, git: GitHttpServer, token: str,
-                 organizations: tuple[str, ...] = ("acme",)) -> None:
+                 organizations: tuple[str, ...] = ("acme",), login: str = "jane") -> None:
+        #: the user the token belongs to: ``POST /user/repos`` creates under this login
+        self.login = login
         self.git_root = git_root
         self.git = git
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
@@ -89,8 +91,10 @@ class ProviderStandIn:
             return 200, {"login": m[1], "type": kind}
         if (m := re.fullmatch(r"/github/orgs/([^/]+)/repos", path)) and method == "POST":
             return self._github_create(m[1], body)
+        if path == "/github/user" and method == "GET":
+            return 200, {"login": self.login, "type": "User"}
         if path == "/github/user/repos" and method == "POST":
-            return self._github_create("me", body)
+            return self._github_create(self.login, body)
         if m := re.fullmatch(r"/github/repos/([^/]+)/([^/]+)", path):
             if method == "DELETE":
                 shutil_rmtree(self.git_root / m[1] / f"{m[2]}.git")
@@ -122,6 +126,11 @@ class ProviderStandIn:
         return 404, {"message": f"no stand-in for {method} {path}"}
 
     def _github_create(self, owner: str, body: dict[str, Any]) -> tuple[int, Any]:
+        # as GitHub: a name is letters, digits, '.', '_' and '-'; anything else is refused
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", str(body.get("name", ""))) \
+                or body["name"] in (".", ".."):
+            return 422, {"message": "Repository creation failed.",
+                         "errors": [{"field": "name", "code": "invalid"}]}
         if (self.git_root / owner / f"{body['name']}.git").exists():
             return 422, {"message": "Repository creation failed.",
                          "errors": [{"field": "name", "message": "name already exists"}]}

@@ -52,6 +52,7 @@ def github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Provider
     with GitHttpServer(root, "x-access-token", TOKEN, protect="all") as git, \
             ProviderStandIn(root, git, TOKEN) as stand_in:
         monkeypatch.setenv("ENVFORGE_GITHUB_API_URL", stand_in.base + "/github")
+        monkeypatch.setenv("ENVFORGE_GITHUB_GIT_URL", git.url(""))
         monkeypatch.setenv("ENVFORGE_GITHUB_TOKEN", TOKEN)
         yield stand_in
 
@@ -63,6 +64,7 @@ def gitlab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Provider
     with GitHttpServer(root, "oauth2", TOKEN, protect="all") as git, \
             ProviderStandIn(root, git, TOKEN) as stand_in:
         monkeypatch.setenv("ENVFORGE_GITLAB_API_URL", stand_in.base + "/gitlab")
+        monkeypatch.setenv("ENVFORGE_GITLAB_GIT_URL", git.url(""))
         monkeypatch.setenv("ENVFORGE_GITLAB_TOKEN", TOKEN)
         yield stand_in
 
