@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl chromium
-                 redis-server)  # redis-server: Argo CD's cache (scripts/services/argocd.sh)
+                 redis-server  # redis-server: Argo CD's cache (scripts/services/argocd.sh)
+                 containerd runc containernetworking-plugins iptables gcc libc6-dev)
+                 # the real node (scripts/services/node.sh); gcc/libc6-dev build its pause binary
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -2,8 +2,11 @@
 (``ENVFORGE_TEST_KUBECONFIG``), a cluster of your own given the same way, or, when neither is
 set, one started here by ``scripts/services/kubernetes.sh`` for the session.
 
-Only the kubelet is simulated (kwok marks pods Running/Ready); everything else is the real
-kube-apiserver, kube-controller-manager and kube-scheduler at the pinned version.
+The control plane is the real kube-apiserver, kube-controller-manager and kube-scheduler at the
+pinned version. Its node is kwok (a simulated kubelet: pods Running/Ready without containers)
+unless ``ENVFORGE_NODE=real`` (or ``start_control_plane(node="real")``): then a real kubelet,
+kube-proxy, containerd and runc run the pods, and Traefik routes Ingress hosts on 127.0.0.1
+(scripts/services/node.sh, ingress.sh).
 """
 
 from __future__ import annotations
@@ -59,6 +62,23 @@ class ControlPlane:
                 cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
         return ctx
 
+    @property
+    def node_kind(self) -> str:
+        """``real`` or ``kwok``: what kubernetes.sh started, else what the Node reports."""
+        recorded = self.kubeconfig.parent / "node-kind"  # beside kubernetes.sh's kubeconfig
+        if recorded.is_file():
+            return recorded.read_text().strip()
+        runtime = self.kubectl("get", "nodes", "-o",
+                               "jsonpath={.items[*].status.nodeInfo.containerRuntimeVersion}",
+                               check=False).stdout
+        return "real" if runtime and "kwok" not in runtime else "kwok"
+
+    @property
+    def ingress_port(self) -> int | None:
+        """The 127.0.0.1 port where the ingress controller routes Ingress hosts (real node)."""
+        port = self.kubeconfig.parent / "ingress" / "port"
+        return int(port.read_text()) if port.is_file() else None
+
     def version(self) -> dict[str, Any]:
         """``GET /version`` (readable without credentials on every API server)."""
         with urllib.request.urlopen(self.server + "/version", timeout=10,
@@ -89,20 +109,26 @@ def kubectl_binary() -> Path:
     return Path(out[-1]) / "kubectl"
 
 
-def start_control_plane() -> ControlPlane:
-    """The cluster to test against: external when ``ENVFORGE_TEST_KUBECONFIG`` is set,
-    otherwise a fresh one from the script (built once, cached outside the checkout)."""
+def start_control_plane(node: str | None = None) -> ControlPlane:
+    """The cluster to test against: external when ``ENVFORGE_TEST_KUBECONFIG`` is set (and no
+    ``node`` kind is asked for), otherwise a fresh one from the script (built once, cached
+    outside the checkout) whose node is ``node`` (``real`` or ``kwok``; default
+    ``$ENVFORGE_NODE``, else kwok)."""
     external = os.environ.get(EXTERNAL)
-    if external:
+    if external and node is None:
         return ControlPlane(Path(external))
     if shutil.which("go") is None and not kubectl_binary().exists():
         raise RuntimeError("no Kubernetes control plane: Go is not installed to build one and "
                            f"{EXTERNAL} is not set")
     state = Path(tempfile.mkdtemp(prefix="envforge-kube-"))
+    env = dict(os.environ)
+    if node is not None:
+        env["ENVFORGE_NODE"] = node
     started = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True,
-                             text=True, check=False, timeout=3600)
+                             text=True, check=False, timeout=3600, env=env)
     if started.returncode != 0:
         subprocess.run(["bash", str(SCRIPT), "stop", str(state)], check=False)
+        shutil.rmtree(state, ignore_errors=True)
         raise RuntimeError(f"could not start the Kubernetes control plane: {started.stderr}")
     return ControlPlane(state / "kubeconfig", state, started_here=True)
 

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1, built from pinned Go modules: etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl, plus kwok (a node and
-# pod-status simulator: no container runtime runs here, so kwok plays the kubelet with the
-# behaviour in kubelet-stages.yaml; it is the only simulated part of the cluster). The Argo CD CRDs are installed unmodified from
-# ../shared/schemas/argocd (or $ENVFORGE_ARGOCD_CRDS).
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl, and its node, one of:
+#   ENVFORGE_NODE=real  a real node (node.sh: kubelet and kube-proxy built from the same module,
+#                       containerd, runc, CNI) and a real ingress controller (ingress.sh:
+#                       Traefik, routing Ingress hosts on 127.0.0.1:DIR/ingress/port);
+#   ENVFORGE_NODE=kwok  (the default for now) kwok, a node and pod-status simulator playing
+#                       the kubelet with the behaviour in kubelet-stages.yaml: pods are Running
+#                       without any container, logs and exec are answered on this machine.
+# The Argo CD CRDs are installed unmodified from ../shared/schemas/argocd (or
+# $ENVFORGE_ARGOCD_CRDS).
 #
 #   kubernetes.sh build            build the binaries once into $ENVFORGE_CACHE (default
 #                                  ~/.cache/envforge)/kubernetes/<versions>/bin; prints that dir
+#                                  (the kubelet and kube-proxy too, for ENVFORGE_NODE=real)
 #   kubernetes.sh start DIR        start everything with state under DIR; writes DIR/kubeconfig
 #                                  (admin) and prints the API server URL
 #   kubernetes.sh env DIR          prints `export KUBECONFIG=DIR/kubeconfig`
@@ -22,6 +28,7 @@ set -euo pipefail
 K8S_VERSION="${ENVFORGE_K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${ENVFORGE_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${ENVFORGE_KWOK_VERSION:-v0.8.0}"
+NODE_KIND="${ENVFORGE_NODE:-kwok}"
 CACHE="${ENVFORGE_CACHE:-$HOME/.cache/envforge}"
 TOOLS="$CACHE/kubernetes/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$TOOLS/bin"
@@ -55,6 +62,16 @@ MOD
     local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
     local pkgs=()
     for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    ( cd "$src" && go get "${pkgs[@]/%/@$K8S_VERSION}" >/dev/null 2>&1 \
+        && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
+             -o "$BIN/" "${pkgs[@]}" )
+}
+
+# The node's kubelet and kube-proxy: the same module, flags and build cache as the control plane
+# (most of their packages are already compiled by then).
+build_node_binaries() {
+    local src="$TOOLS/src/kubernetes"
+    local pkgs=(k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
     ( cd "$src" && go get "${pkgs[@]/%/@$K8S_VERSION}" >/dev/null 2>&1 \
         && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
              -o "$BIN/" "${pkgs[@]}" )
@@ -96,6 +113,9 @@ cmd_build() {
     for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
         [ -x "$BIN/$c" ] || { log "building Kubernetes $K8S_VERSION (once; 15-30 min on 2 cores)"; build_control_plane; break; }
     done
+    for c in kubelet kube-proxy; do
+        [ -x "$BIN/$c" ] || { log "building the kubelet and kube-proxy $K8S_VERSION (once)"; build_node_binaries; break; }
+    done
     [ -x "$BIN/etcd" ] || { log "building etcd $ETCD_VERSION (once)"; build_etcd; }
     [ -x "$BIN/kwok" ] || { log "building kwok $KWOK_VERSION (once)"; build_kwok; }
     [ $((SECONDS - t0)) -gt 1 ] && log "built in $((SECONDS - t0)) s: $BIN"
@@ -125,7 +145,8 @@ make_certificates() {
         -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
         -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >"$pki/apiserver.ext"
+    # clientAuth too: the same certificate is the API server's client certificate for kubelets.
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth,clientAuth\n' >"$pki/apiserver.ext"
     openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
         -CAcreateserial -days 365 -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt" 2>/dev/null
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
@@ -199,8 +220,30 @@ DEBUG
     echo "$DIR/kubelet-debugging.yaml"
 }
 
+# kwok plays the kubelet of the Node envforge-node-1 (ENVFORGE_NODE=kwok).
+start_kwok() {  # port of kwok's kubelet server
+    start_daemon kwok "$BIN/kwok" --kubeconfig "$DIR/kwok.kubeconfig" --node-lease-duration-seconds 40 \
+        --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+        --disregard-status-with-annotation-selector kwok.x-k8s.io/status=custom \
+        --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+        --node-lease-duration-seconds 40 \
+        --server-address "127.0.0.1:$1" --node-port "$1" \
+        --tls-cert-file "$DIR/pki/apiserver.crt" --tls-private-key-file "$DIR/pki/apiserver.key" \
+        --config "$HERE/kubelet-stages.yaml" --config "$(write_kubelet_debugging)"
+    "${KUBECTL[@]}" apply -f - >/dev/null <<'NODE'
+apiVersion: v1
+kind: Node
+metadata:
+  name: envforge-node-1
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels: {kubernetes.io/hostname: envforge-node-1, kubernetes.io/os: linux, type: kwok}
+spec: {}
+NODE
+}
+
 cmd_start() {
     [ -n "${DIR:-}" ] || die "usage: $0 start DIR"
+    case "$NODE_KIND" in kwok|real) ;; *) die "ENVFORGE_NODE is '$NODE_KIND': use real or kwok" ;; esac
     cmd_build >/dev/null
     mkdir -p "$DIR/pids" "$DIR/etcd"
     if [ -f "$DIR/pids/kube-apiserver" ] && kill -0 "$(cat "$DIR/pids/kube-apiserver")" 2>/dev/null; then
@@ -248,30 +291,23 @@ cmd_start() {
         --authentication-kubeconfig "$DIR/scheduler.kubeconfig" \
         --authorization-kubeconfig "$DIR/scheduler.kubeconfig" \
         --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
-    start_daemon kwok "$BIN/kwok" --kubeconfig "$DIR/kwok.kubeconfig" --node-lease-duration-seconds 40 \
-        --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-        --disregard-status-with-annotation-selector kwok.x-k8s.io/status=custom \
-        --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
-        --node-lease-duration-seconds 40 \
-        --server-address "127.0.0.1:$kwok_port" --node-port "$kwok_port" \
-        --tls-cert-file "$DIR/pki/apiserver.crt" --tls-private-key-file "$DIR/pki/apiserver.key" \
-        --config "$HERE/kubelet-stages.yaml" --config "$(write_kubelet_debugging)"
     KUBECTL=("$BIN/kubectl" --kubeconfig "$DIR/kubeconfig")
-    "${KUBECTL[@]}" apply -f - >/dev/null <<'NODE'
-apiVersion: v1
-kind: Node
-metadata:
-  name: envforge-node-1
-  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
-  labels: {kubernetes.io/hostname: envforge-node-1, kubernetes.io/os: linux, type: kwok}
-spec: {}
-NODE
+    echo "$NODE_KIND" >"$DIR/node-kind"
+    [ "$NODE_KIND" = kwok ] && start_kwok "$kwok_port"
     [ -d "$CRDS" ] || die "the Argo CD CRDs are not at $CRDS (set ENVFORGE_ARGOCD_CRDS)"
     "${KUBECTL[@]}" apply --server-side -f "$CRDS/application-crd.yaml" \
         -f "$CRDS/applicationset-crd.yaml" -f "$CRDS/appproject-crd.yaml" >/dev/null
     "${KUBECTL[@]}" create namespace argocd >/dev/null 2>&1 || true
-    wait_for "node envforge-node-1" 60 "${KUBECTL[@]}" wait --for=condition=Ready node/envforge-node-1 --timeout=1s \
-        || { tail -20 "$DIR/kwok.log" >&2; die "kwok did not make the node Ready (log: $DIR/kwok.log)"; }
+    if [ "$NODE_KIND" = kwok ]; then
+        wait_for "node envforge-node-1" 60 "${KUBECTL[@]}" wait --for=condition=Ready node/envforge-node-1 --timeout=1s \
+            || { tail -20 "$DIR/kwok.log" >&2; die "kwok did not make the node Ready (log: $DIR/kwok.log)"; }
+    else
+        # The node's pods reach the API server and $ENVFORGE_NODE_HOST_PORTS through its gateway.
+        bash "$HERE/node.sh" start "$DIR" "$DIR/kubeconfig" \
+            || die "the node did not start (logs: $DIR/node/*.log)"
+        [ "${ENVFORGE_INGRESS:-1}" = 0 ] || bash "$HERE/ingress.sh" start "$DIR" "$DIR/kubeconfig" >/dev/null \
+            || die "the ingress controller did not start (log: $DIR/ingress/traefik.log)"
+    fi
     wait_for "default ServiceAccount" 60 "${KUBECTL[@]}" get serviceaccount default -n default \
         || die "the controller manager did not create ServiceAccounts (log: $DIR/kube-controller-manager.log)"
     log "control plane up in $((SECONDS - t0)) s; KUBECONFIG=$DIR/kubeconfig"
@@ -282,6 +318,8 @@ cmd_stop() {
     [ -n "${DIR:-}" ] || die "usage: $0 stop DIR"
     [ -d "$DIR/pids" ] || return 0
     local name pid
+    bash "$HERE/ingress.sh" stop "$DIR" || true
+    bash "$HERE/node.sh" stop "$DIR" || true
     for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
         [ -f "$DIR/pids/$name" ] || continue
         pid=$(cat "$DIR/pids/$name")
@@ -299,5 +337,6 @@ start) DIR="${2:-}"; [ -n "$DIR" ] && DIR="$(mkdir -p "$DIR" && cd "$DIR" && pwd
 stop) DIR="${2:-}"; cmd_stop ;;
 env) echo "export KUBECONFIG=${2:?env needs DIR}/kubeconfig" ;;
 version) echo "kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION"; echo "$BIN" ;;
+node) echo "$NODE_KIND" ;;
 *) echo "usage: $0 build | start DIR | stop DIR | env DIR | version" >&2; exit 2 ;;
 esac
