@@ -4,6 +4,12 @@ Argo CD fields envforge writes, used to check them before anything is committed.
 
 Every Application carries the ``resources-finalizer.argocd.argoproj.io`` finalizer, so deleting
 it (``env destroy`` removes its file; the app-of-apps prunes it) deletes what it deployed.
+
+The sync policy is chosen so that a rollback is never held back (docs/gitops.md): Argo CD does
+not start a new sync while an operation is Running, and a retrying sync stays Running through
+its backoff, so retries are few and short; no ``PruneLast`` (it waits for every other resource
+to be Healthy before pruning, which a broken release may never be); server-side apply
+(``ServerSideApply=true``), not Argo CD's default client-side apply.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ class Retry(_Strict):
 class Automated(_Strict):
     prune: Literal[True]
     selfHeal: Literal[True]
+    #: only the root app-of-apps needs it: its last Application leaving Git is a sync that
+    #: deletes everything it tracks, which Argo CD refuses unless allowEmpty is set
+    allowEmpty: bool = False
 
 
 class SyncPolicy(_Strict):
@@ -124,12 +133,41 @@ class ApplicationModel(_Strict):
 
 
 # --- building the Applications ---------------------------------------------------------
+#: How Argo CD applies an environment's objects: server-side apply (Argo CD's default is
+#: client-side, kubectl's last-applied annotation), and only what is OutOfSync.
+SYNC_OPTIONS = ("ServerSideApply=true", "ApplyOutOfSyncOnly=true")
+#: A failed sync is retried twice, 5 s then 10 s later: a transient error (a CRD not yet
+#: established, a webhook restarting) heals, and the operation holds newer commits (a
+#: rollback among them) back for 15 s at most, not the ~5 minutes of 5 retries up to 3m.
+RETRY_LIMIT = 2
+RETRY_BACKOFF: Manifest = {"duration": "5s", "factor": 2, "maxDuration": "10s"}
+
+
 def _sync_policy() -> Manifest:
     return {
         "automated": {"prune": True, "selfHeal": True},
-        "syncOptions": ["PruneLast=true", "ApplyOutOfSyncOnly=true"],
-        "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
+        "syncOptions": list(SYNC_OPTIONS),
+        "retry": {"limit": RETRY_LIMIT, "backoff": dict(RETRY_BACKOFF)},
     }
+
+
+def root_application(repo_url: str, branch: str = "main", name: str = "envforge-root",
+                     namespace: str = "argocd", project: str = "default") -> Manifest:
+    """The app-of-apps a platform team creates once per cluster (docs/gitops.md): it syncs
+    the GitOps repository's ``argocd/`` directory (one Application file per environment) with
+    prune, and ``allowEmpty``, without which Argo CD refuses to prune the last environment's
+    Application ("auto-sync will wipe out all resources")."""
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"project": project,
+                     "source": {"repoURL": repo_url, "targetRevision": branch,
+                                "path": "argocd", "directory": {"recurse": False}},
+                     "destination": {"server": IN_CLUSTER, "namespace": namespace},
+                     "syncPolicy": {"automated": {"prune": True, "selfHeal": True,
+                                                  "allowEmpty": True},
+                                    "syncOptions": list(SYNC_OPTIONS),
+                                    "retry": {"limit": RETRY_LIMIT,
+                                              "backoff": dict(RETRY_BACKOFF)}}}}
 
 
 def _metadata(name: str, record: EnvironmentRecord, settings: GitOpsSettings) -> Manifest:

@@ -1,0 +1,31 @@
+"""Whether one commit of the GitOps repository contains another (descends from it).
+
+Argo CD reports the revision it synced: the branch head when it last looked. On a busy GitOps
+repository that is often a later commit than the one envforge pushed (another environment's
+change landed meanwhile), and it still contains envforge's change; waiting for equality would
+wait until the deadline and roll a healthy environment back. The question is answered by Git
+itself, in envforge's cached working copy of the repository (``git merge-base --is-ancestor``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from envforge.git_boundary import subprocess_env
+from envforge.gitops.repository import open_store
+
+
+def is_ancestor(root: Path, earlier: str, later: str) -> bool:
+    """In the working copy at ``root``: is ``earlier`` ``later`` or one of its ancestors?
+    False when either commit is unknown there."""
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", earlier, later], cwd=root,
+                          env=subprocess_env(), capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
+
+
+def commit_contains(repo_url: str, branch: str, later: str, earlier: str) -> bool:
+    """Whether ``later`` contains ``earlier`` in the repository Argo CD reads (synced first,
+    so a commit pushed by someone else is known)."""
+    with open_store(url=repo_url, branch=branch) as store:
+        return store.publisher.read(lambda root: is_ancestor(root, earlier, later))

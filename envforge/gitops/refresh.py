@@ -1,0 +1,112 @@
+"""Asking Argo CD to look at Git now, after a commit, instead of at its next poll.
+
+Argo CD re-reads Git on its own every ``timeout.reconciliation`` (180 s by default, plus
+jitter), and an app-of-apps adds one more such interval before a new environment's Application
+even exists. The documented way to cut that short without its API server is the
+``argocd.argoproj.io/refresh`` annotation on an Application: the controller compares it with
+the branch head at once (re-resolving the branch, no cached revision) and removes the
+annotation. This is what Argo CD's own Git webhook does too: it refreshes every Application
+whose source is the pushed repository. envforge does the same after each push, for the
+Applications reading the GitOps repository (the root app-of-apps and the environments').
+
+Best effort: the commit stands whatever happens here; a failed refresh is logged and Argo CD
+picks the change up at its next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+logger = logging.getLogger("envforge.gitops.refresh")
+
+REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+ARGOCD_GROUP, ARGOCD_VERSION, APPLICATIONS = "argoproj.io", "v1alpha1", "applications"
+#: each call to the API server during a refresh gives up after this many seconds
+REQUEST_TIMEOUT_SECONDS = 5.0
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Whether two repository URLs name the same repository, as Argo CD's webhook compares
+    them: case-insensitive, without a trailing ``/`` or ``.git``."""
+    def norm(url: str) -> str:
+        url = url.strip().rstrip("/").lower()
+        return url.removesuffix(".git")
+    return bool(a) and norm(a) == norm(b)
+
+
+def application_sources(app: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = app.get("spec") or {}
+    sources = list(spec.get("sources") or [])
+    if spec.get("source"):
+        sources.append(spec["source"])
+    return [s for s in sources if isinstance(s, dict)]
+
+
+def applications_reading(apps: Iterable[dict[str, Any]], repo_url: str) -> list[str]:
+    """Names of the Applications with a source in ``repo_url`` (sorted)."""
+    return sorted(str(a["metadata"]["name"]) for a in apps
+                  if any(same_repository(str(s.get("repoURL", "")), repo_url)
+                         for s in application_sources(a)))
+
+
+def annotate_refresh(custom: Any, namespace: str, names: Iterable[str]) -> list[str]:
+    """Put ``argocd.argoproj.io/refresh: normal`` on each named Application (a merge patch of
+    its metadata only); returns those that were annotated (a missing one is skipped)."""
+    from kubernetes.client.exceptions import ApiException
+
+    done = []
+    for name in names:
+        try:
+            custom.patch_namespaced_custom_object(
+                ARGOCD_GROUP, ARGOCD_VERSION, namespace, APPLICATIONS, name,
+                {"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}},
+                _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            done.append(name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+    return done
+
+
+def refresh_repository_applications(custom: Any, namespace: str, repo_url: str) -> list[str]:
+    """Refresh every Application in ``namespace`` that reads ``repo_url``."""
+    listed = custom.list_namespaced_custom_object(
+        ARGOCD_GROUP, ARGOCD_VERSION, namespace, APPLICATIONS,
+        _request_timeout=REQUEST_TIMEOUT_SECONDS)
+    return annotate_refresh(custom, namespace,
+                            applications_reading(listed.get("items") or [], repo_url))
+
+
+def refresh_after_push(repo_url: str, namespace: str) -> Callable[[str], None]:
+    """A hook for :class:`~envforge.gitops.store.EnvironmentStore`: after each pushed commit,
+    refresh the Applications reading ``repo_url`` on the cluster of KUBECONFIG (or in-cluster
+    configuration). Without a configured cluster it does nothing; a cluster named by a
+    KubernetesCluster block is refreshed by the wait (envforge.cluster.wait) instead."""
+    def hook(commit: str) -> None:
+        try:
+            from kubernetes import client, config
+
+            try:  # KUBECONFIG as it is now (the client's default was read at its import)
+                api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=os.environ.get("KUBECONFIG") or "~/.kube/config")
+            except (config.ConfigException, OSError):
+                try:
+                    config.load_incluster_config()  # type: ignore[no-untyped-call]
+                except config.ConfigException:
+                    return  # no cluster configured here: Argo CD polls by itself
+                api = client.ApiClient()
+            try:
+                names = refresh_repository_applications(client.CustomObjectsApi(api),
+                                                        namespace, repo_url)
+            finally:
+                api.close()
+            logger.debug("asked Argo CD to refresh %s after %s", ", ".join(names) or "nothing",
+                         commit[:12])
+        except Exception as e:  # the commit stands: Argo CD's own poll will see it
+            logger.warning("could not ask Argo CD to refresh after commit %s (%s: %s); it "
+                           "will notice at its next poll", commit[:12], type(e).__name__,
+                           str(e).splitlines()[0][:200] if str(e) else "")
+    return hook

@@ -1,0 +1,105 @@
+"""Asking Argo CD to refresh after a commit (envforge/gitops/refresh.py), the app-of-apps
+envforge documents (allowEmpty) and the sync policy of an environment's Application."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from envforge.gitops.argocd import ApplicationModel, root_application
+from envforge.gitops.refresh import (
+    REFRESH_ANNOTATION,
+    applications_reading,
+    refresh_after_push,
+    refresh_repository_applications,
+    same_repository,
+)
+
+
+def app(name: str, *urls: str, multi: bool = False) -> dict[str, Any]:
+    sources = [{"repoURL": u, "path": "x", "targetRevision": "main"} for u in urls]
+    spec: dict[str, Any] = {"sources": sources} if multi else {"source": sources[0]}
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+class FakeCustomObjects:
+    """The two CustomObjectsApi calls the refresh makes; records the patches."""
+
+    def __init__(self, items: list[dict[str, Any]], missing: frozenset[str] = frozenset()
+                 ) -> None:
+        self.items, self.missing = items, missing
+        self.patched: dict[str, dict[str, Any]] = {}
+
+    def list_namespaced_custom_object(self, group: str, version: str, namespace: str,
+                                      plural: str, **_: Any) -> dict[str, Any]:
+        assert (group, version, namespace, plural) == ("argoproj.io", "v1alpha1", "argocd",
+                                                       "applications")
+        return {"items": self.items}
+
+    def patch_namespaced_custom_object(self, group: str, version: str, namespace: str,
+                                       plural: str, name: str, body: dict[str, Any],
+                                       **_: Any) -> None:
+        if name in self.missing:
+            raise ApiException(status=404, reason="Not Found")
+        self.patched[name] = body
+
+
+def test_same_repository_ignores_case_trailing_slash_and_dot_git() -> None:
+    assert same_repository("https://git.example.com/Team/GitOps.git",
+                           "https://git.example.com/team/gitops/")
+    assert same_repository("file:///srv/gitops.git", "file:///srv/gitops")
+    assert not same_repository("file:///srv/gitops.git", "file:///srv/other.git")
+    assert not same_repository("", "")
+
+
+def test_only_applications_reading_the_repository_are_refreshed() -> None:
+    repo = "file:///srv/gitops.git"
+    custom = FakeCustomObjects([app("root", repo), app("pr-1", repo),
+                                app("other", "https://charts.example.com"),
+                                app("vc", "https://charts.loft.sh", repo, multi=True),
+                                app("gone", repo)], missing=frozenset({"gone"}))
+    assert applications_reading(custom.items, repo) == ["gone", "pr-1", "root", "vc"]
+    done = refresh_repository_applications(custom, "argocd", repo)
+    assert done == ["pr-1", "root", "vc"]  # a 404 (deleted meanwhile) is skipped
+    assert custom.patched["root"] == {"metadata": {"annotations": {
+        REFRESH_ANNOTATION: "normal"}}}  # a merge patch of the annotation only
+
+
+def test_a_refusal_other_than_not_found_is_raised() -> None:
+    class Refusing(FakeCustomObjects):
+        def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> None:
+            raise ApiException(status=403, reason="Forbidden")
+
+    with pytest.raises(ApiException):
+        refresh_repository_applications(Refusing([app("root", "file:///r")]), "argocd",
+                                        "file:///r")
+
+
+def test_the_hook_never_fails_a_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    refresh_after_push("file:///r", "argocd")("0" * 40)  # no cluster: nothing to do
+    unreachable = tmp_path / "kubeconfig"
+    unreachable.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "
+        "'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n")
+    monkeypatch.setenv("KUBECONFIG", str(unreachable))
+    with caplog.at_level(logging.WARNING, logger="envforge.gitops.refresh"):
+        refresh_after_push("file:///r", "argocd")("1" * 40)  # refused connection: logged
+    assert "could not ask Argo CD to refresh after commit 111111111111" in caplog.text
+
+
+def test_root_application_allows_an_empty_sync_and_fits_the_model() -> None:
+    root = root_application("file:///srv/gitops.git", name="envforge-root")
+    policy = root["spec"]["syncPolicy"]
+    assert policy["automated"] == {"prune": True, "selfHeal": True, "allowEmpty": True}
+    assert root["spec"]["source"]["path"] == "argocd"
+    assert not root["spec"]["source"]["directory"]["recurse"]
+    root["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    ApplicationModel.model_validate(root)  # the same strict model as the environments'
