@@ -4,24 +4,119 @@ Backstage lets ``spec.parameters`` be one schema or a list of pages (one form pa
 Values are checked against every page; ``ui:*`` keys are form hints and never reach the
 validator. :func:`form_schema` folds the pages into the one object schema a Prefect run form
 shows.
+
+Bounded: a ``pattern`` (and ``patternProperties``) runs on RE2, a linear-time engine, never on
+Python's backtracking ``re`` (``^(a+)+$`` over 27 characters blocked a server for 35 s); a
+pattern RE2 cannot compile (backreferences, lookaround) is a schema problem that
+``templates validate`` reports and a run refuses. Patterns are left out of the run form's
+schema, so the Prefect server (which checks a form with ``re``) never runs one either: envforge
+checks them when the run starts. Every string value is capped at
+:data:`MAX_STRING_LENGTH` characters (ENVFORGE_MAX_STRING_LENGTH).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import functools
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import re2
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError, ValidationError
-from jsonschema.validators import validator_for
+from jsonschema.protocols import Validator
+from jsonschema.validators import extend, validator_for
 
 from envforge.errors import ParameterError, TemplateError
 from envforge.sensitive import credential_paths, is_credential_name
 from envforge.templating.model import Template
 
 _CONDITIONAL_KEYS = ("dependencies", "allOf", "anyOf", "oneOf", "if", "then", "else", "not")
+#: Longest string a parameter value may be (characters); ENVFORGE_MAX_STRING_LENGTH overrides.
+MAX_STRING_LENGTH = 10_000
+
+
+@functools.lru_cache(maxsize=512)
+def _re2(pattern: str) -> Any:
+    return re2.compile(pattern)
+
+
+def pattern_problem(pattern: Any) -> str | None:
+    """Why RE2 cannot run ``pattern`` (None when it can)."""
+    if not isinstance(pattern, str):
+        return "a pattern must be a string"
+    try:
+        _re2(pattern)
+    except re2.error as e:
+        return (f"RE2 (linear time) cannot compile pattern {pattern[:80]!r} ({e}); "
+                "backreferences and lookaround are not supported: rewrite it without them")
+    return None
+
+
+def _re2_pattern(validator: Validator, pattern: Any, instance: Any,
+                 schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "string"):
+        return
+    if pattern_problem(pattern) is not None:
+        yield ValidationError(f"pattern {str(pattern)[:80]!r} cannot run on RE2")
+    elif not _re2(pattern).search(instance):
+        yield ValidationError(f"{instance[:80]!r} does not match {pattern!r}")
+
+
+def _re2_pattern_properties(validator: Any, patterns: Any, instance: Any,
+                            schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        if pattern_problem(pattern) is not None:
+            yield ValidationError(f"patternProperties {str(pattern)[:80]!r} cannot run on RE2")
+            continue
+        for key, value in instance.items():
+            if _re2(pattern).search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _bounded_validator(schema: Mapping[str, Any]) -> Any:
+    """The draft's validator class with ``pattern``/``patternProperties`` on RE2."""
+    cls = validator_for(schema, default=Draft7Validator)
+    return extend(cls, {"pattern": _re2_pattern,  # type: ignore[no-untyped-call]
+                        "patternProperties": _re2_pattern_properties})
+
+
+def _patterns(schema: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(where, pattern) of every ``pattern`` and ``patternProperties`` key in ``schema``."""
+    if isinstance(schema, Mapping):
+        for key, value in schema.items():
+            where = f"{path}/{key}" if path else str(key)
+            if key == "pattern":
+                yield where, value
+            elif key == "patternProperties" and isinstance(value, Mapping):
+                for name in value:
+                    yield f"{where}/{name}", name
+            if key not in ("const", "enum", "default", "examples"):
+                yield from _patterns(value, where)
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            yield from _patterns(value, f"{path}/{index}")
+
+
+def _too_long(values: Any, limit: int, path: str = "") -> Iterator[tuple[str, int]]:
+    if isinstance(values, str):
+        if len(values) > limit:
+            yield path or "(value)", len(values)
+    elif isinstance(values, Mapping):
+        for key, value in values.items():
+            yield from _too_long(value, limit, f"{path}.{key}" if path else str(key))
+    elif isinstance(values, list):
+        for index, value in enumerate(values):
+            yield from _too_long(value, limit, f"{path}[{index}]")
+
+
+def max_string_length() -> int:
+    raw = os.environ.get("ENVFORGE_MAX_STRING_LENGTH", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_STRING_LENGTH
 
 
 def pages(template: Template) -> list[dict[str, Any]]:
@@ -49,6 +144,10 @@ def schema_problems(template: Template) -> list[str]:
         except SchemaError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "(page root)"
             problems.append(f"spec.parameters[{i}] at {where}: {e.message}")
+        for where, pattern in _patterns(schema):
+            problem = pattern_problem(pattern)
+            if problem:
+                problems.append(f"spec.parameters[{i}] at {where}: {problem}")
     return problems
 
 
@@ -79,10 +178,16 @@ def validate_parameters(template: Template, values: Mapping[str, Any]) -> dict[s
     for page in pages(template):
         result = apply_defaults(strip_ui(page), result)
     violations: list[tuple[str, str]] = []
+    limit = max_string_length()
+    for path, length in _too_long(result, limit):
+        violations.append((path, f"{length:,} characters, more than the {limit:,} allowed "
+                                 "(ENVFORGE_MAX_STRING_LENGTH)"))
+    if violations:  # refused before any pattern or format runs over it
+        raise ParameterError(template.name, violations)
     secret = credential_paths(pages(template))
     for page in pages(template):
         schema = strip_ui(page)
-        cls = validator_for(schema, default=Draft7Validator)
+        cls = _bounded_validator(schema)
         validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         for error in sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path)):
             violations.append((error.json_path, _message(error, secret)))
@@ -115,9 +220,11 @@ def form_schema(template: Template) -> dict[str, Any]:
     for page in pages(template):
         schema = strip_ui(page)
         for name, prop in (schema.get("properties") or {}).items():
-            properties[name] = {**prop, "position": len(properties)}
+            # no pattern: the Prefect server checks forms with Python's re (backtracking);
+            # envforge checks patterns on RE2 when the run starts
+            properties[name] = {**_without_patterns(prop), "position": len(properties)}
         required += [r for r in schema.get("required", []) if r not in required]
-        extra = {k: schema[k] for k in _CONDITIONAL_KEYS if k in schema}
+        extra = {k: _without_patterns(schema[k]) for k in _CONDITIONAL_KEYS if k in schema}
         if extra:
             conditions.append(extra)
     merged: dict[str, Any] = {
@@ -131,6 +238,16 @@ def form_schema(template: Template) -> dict[str, Any]:
     if conditions:
         merged["allOf"] = conditions
     return merged
+
+
+def _without_patterns(schema: Any) -> Any:
+    """``schema`` without ``pattern`` / ``patternProperties`` at any depth."""
+    if isinstance(schema, Mapping):
+        return {k: _without_patterns(v) for k, v in schema.items()
+                if k not in ("pattern", "patternProperties")}
+    if isinstance(schema, list):
+        return [_without_patterns(v) for v in schema]
+    return schema
 
 
 @dataclass(frozen=True)
