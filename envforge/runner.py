@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput, fake_output
 from envforge.actions.registry import ActionRegistry, default_registry
+from envforge.capabilities import default_capabilities
 from envforge.errors import (
     ActionError,
     ActionInputError,
@@ -246,6 +247,13 @@ class TemplateRun:
         else:
             raise TemplateError(f"template {self.template.name!r} {where} field each: must be "
                                 f"a list or a mapping, got {type(items).__name__}")
+        # bounded before anything is prepared: one each over 100,000 items made 100,000
+        # task runs (ENVFORGE_MAX_EACH_ITEMS, ENVFORGE_MAX_TASK_RUNS)
+        budget = default_capabilities().run_budget
+        label = f"template {self.template.name!r} {where}"
+        budget.check_each(label, len(pairs))
+        self.item_runs = getattr(self, "item_runs", 0) + len(pairs)
+        budget.check_task_runs(label, self.item_runs)
         found = [self._prepare_one(step, {"key": k, "value": v}) for k, v in pairs]
         return [p for p in found if p is not None]
 
