@@ -1,0 +1,329 @@
+"""Benchmark: the `envforge db` commands as a user times them, against the PostgreSQL tools.
+
+    .venv/bin/python bench/db_cli.py --reps 5 --golden-scale 1.0 --big-scale 1.0 --write-docs
+
+Every figure is the wall time of a whole command run as a subprocess (interpreter start,
+imports, connections and all), on a throw-away PostgreSQL 15 started with its default
+settings (fsync, synchronous_commit and full_page_writes on; only the address, port and socket
+directory are set), 127.0.0.1, free port, stopped by pid at the end. A and B alternate, so
+drift and other work on the machine hit both alike; after each timed run, outside the timers,
+the database it made gets VACUUM ANALYZE and the server a CHECKPOINT, so one run's dirty pages
+and autovacuum do not land in the next run's time.
+
+1. Pagila-sized (bench/db_branch.py's Pagila-like schema): ``envforge db clone`` (anonymised,
+   strict) against ``createdb && pg_dump -Fc | pg_restore`` (target <= 1.3).
+2. Branch: ``envforge db branch`` from a fresh golden of bench/db_clone.py's users/orders data
+   against ``createdb && pg_restore -j 2`` of a dump of the same data (target <= 0.15).
+3. 3 M rows: ``envforge db clone`` of the users/orders data against ``createdb && pg_dump -Fc
+   | pg_restore`` (target <= 1.0).
+4. ``envforge db --help`` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from db_branch import PAGILA_LIKE, PAGILA_RULES  # type: ignore[import-not-found]  # noqa: E402
+from db_clone import (  # type: ignore[import-not-found]  # noqa: E402
+    BENCH_KEY,
+    RULES,
+    SCRIPT,
+    free_port,
+    generate,
+    psql,
+)
+
+from envforge.db.connection import ServerAddress  # noqa: E402
+from envforge.db.schema import pg_tool  # noqa: E402
+
+ENVFORGE = str(ROOT / ".venv" / "bin" / "envforge")
+PGBIN = Path(pg_tool("pg_ctl")).parent
+
+
+def as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.getuid() == 0 else args
+
+
+def start_default_server(pgdir: str, port: int) -> ServerAddress:
+    """initdb through scripts/services/postgres.sh, then restart with PostgreSQL's defaults
+    (the script's start turns fsync off for tests)."""
+    subprocess.run(["bash", str(SCRIPT), "start", pgdir, str(port)], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["bash", str(SCRIPT), "stop", pgdir], check=True)
+    subprocess.run(as_postgres([str(PGBIN / "pg_ctl"), "-D", f"{pgdir}/data", "-l",
+                                f"{pgdir}/server.log", "-w", "-t", "60", "start", "-o",
+                                f"-c listen_addresses=127.0.0.1 -p {port} -k {pgdir}"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    server = ServerAddress("127.0.0.1", port)
+    settings = psql(server, "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) "
+                            "FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
+                            "'full_page_writes', 'shared_buffers', 'max_wal_size')")
+    print(f"server settings: {settings}", flush=True)
+    return server
+
+
+def timed(command: str, env: dict[str, str]) -> float:
+    """Wall time of a shell command line (a user's command, pipes included)."""
+    started = time.perf_counter()
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{command!r} failed: {done.stderr.strip()[-500:]}")
+    return seconds
+
+
+def settle(server: ServerAddress, database: str) -> None:
+    psql(server, "VACUUM (ANALYZE)", database)
+    psql(server, "CHECKPOINT")
+
+
+def drop(server: ServerAddress, database: str) -> None:
+    psql(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    psql(server, "CHECKPOINT")
+
+
+class Tools:
+    """The command lines of both sides for one server."""
+
+    def __init__(self, server: ServerAddress, workdir: Path) -> None:
+        self.server, self.workdir = server, workdir
+        self.env = dict(os.environ, ENVFORGE_ANONYMISATION_KEY=BENCH_KEY.decode(),
+                        PGHOST=server.host, PGPORT=str(server.port), PGUSER=server.user)
+        self.bin = PGBIN
+
+    def dsn(self, database: str) -> str:
+        return f"host={self.server.host} port={self.server.port} user=postgres dbname={database}"
+
+    def rules_file(self, name: str, rules: dict[str, Any]) -> Path:
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(json.dumps(rules), encoding="utf-8")  # JSON is YAML
+        return path
+
+    def dump_restore(self, source: str, target: str) -> str:
+        return (f"{self.bin}/createdb {target} && {self.bin}/pg_dump -Fc -d {source} | "
+                f"{self.bin}/pg_restore --no-owner -d {target}")
+
+    def restore_file(self, dump: Path, target: str, jobs: int) -> str:
+        return (f"{self.bin}/createdb {target} && {self.bin}/pg_restore --no-owner -j {jobs} "
+                f"-d {target} {dump}")
+
+    def clone(self, source: str, env: str, rules: Path, jobs: int) -> str:
+        return (f"{ENVFORGE} db clone --source '{self.dsn(source)}' --server "
+                f"'{self.dsn('postgres')}' -e {env} --rules {rules} --jobs {jobs}")
+
+    def branch(self, source: str, env: str, rules: Path, golden: str, jobs: int) -> str:
+        return (f"{ENVFORGE} db branch --source '{self.dsn(source)}' --server "
+                f"'{self.dsn('postgres')}' -e {env} --rules {rules} --golden {golden} "
+                f"--jobs {jobs}")
+
+
+def alternate(reps: int, label: str, a: Callable[[], float], b: Callable[[], float]
+              ) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for rep in range(reps):
+        first, second = (a, b) if rep % 2 == 0 else (b, a)  # who goes first alternates too
+        r1 = first()
+        r2 = second()
+        x, y = (r1, r2) if rep % 2 == 0 else (r2, r1)
+        xs.append(x)
+        ys.append(y)
+        print(f"{label} rep {rep + 1}: A {x:.2f} s, B {y:.2f} s, B/A {y / x:.2f}", flush=True)
+    return xs, ys
+
+
+def run_pair(server: ServerAddress, command: str, env: dict[str, str], database: str) -> float:
+    drop(server, database)
+    seconds = timed(command, env)
+    settle(server, database)
+    return seconds
+
+
+def bench(server: ServerAddress, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    tools = Tools(server, workdir)
+    out: dict[str, Any] = {"load": [os.getloadavg()[0]]}
+    helps = [timed(f"{ENVFORGE} db --help", tools.env) for _ in range(max(args.reps, 3))]
+    out["help"] = helps
+    print(f"envforge db --help: {', '.join(f'{h:.2f}' for h in helps)} s", flush=True)
+    if "pagila" in args.parts:
+        subprocess.run([pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                        f"--dbname={server.conninfo()}", "-c",
+                        "DROP DATABASE IF EXISTS pagila_like", "-c",
+                        "CREATE DATABASE pagila_like"], check=True)
+        subprocess.run([pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                        f"--dbname={server.with_database('pagila_like').conninfo()}"],
+                       input=PAGILA_LIKE, text=True, check=True, stdout=subprocess.DEVNULL)
+        settle(server, "pagila_like")
+        out["pagila"] = {
+            "rows": int(psql(server, "SELECT sum(n_live_tup) FROM pg_stat_user_tables",
+                             "pagila_like")),
+            "db_mb": int(psql(server, "SELECT pg_database_size('pagila_like')")) / 1e6}
+        rules = tools.rules_file("pagila", PAGILA_RULES)
+        out["pagila_a"], out["pagila_b"] = alternate(
+            args.reps, "pagila",
+            lambda: run_pair(server, tools.dump_restore("pagila_like", "pagila_plain"),
+                             tools.env, "pagila_plain"),
+            lambda: run_pair(server, tools.clone("pagila_like", "pagila", rules, args.jobs),
+                             tools.env, "envforge_pagila"))
+    if "branch" in args.parts and args.golden_scale > 0:
+        print(f"generating users/orders at scale {args.golden_scale} ...", flush=True)
+        out["golden_source"] = generate(server, "golden_src", args.golden_scale)
+        settle(server, "golden_src")
+        rules = tools.rules_file("users", RULES)
+        drop(server, "envforge_warm")
+        out["golden_build"] = timed(tools.branch("golden_src", "warm", rules, "bench",
+                                                 args.jobs), tools.env)
+        out["golden_mb"] = int(psql(server, "SELECT pg_database_size("
+                                            "'envforge_golden_bench')")) / 1e6
+        dump = workdir / "golden.dump"
+        timed(f"{PGBIN}/pg_dump -Fc -d envforge_warm -f {dump}", tools.env)
+        psql(server, "CHECKPOINT")
+        out["restore"], out["branch"] = alternate(
+            args.reps, "branch",
+            lambda: run_pair(server, tools.restore_file(dump, "restored", args.jobs),
+                             tools.env, "restored"),
+            lambda: run_pair(server, tools.branch("golden_src", "branched", rules, "bench",
+                                                  args.jobs), tools.env, "envforge_branched"))
+    if "big" in args.parts and args.big_scale > 0:
+        if "golden_source" not in out or args.big_scale != args.golden_scale:
+            print(f"generating users/orders at scale {args.big_scale} ...", flush=True)
+            out["big_source"] = generate(server, "golden_src", args.big_scale)
+            settle(server, "golden_src")
+        else:
+            out["big_source"] = out["golden_source"]
+        rules = tools.rules_file("users", RULES)
+        out["big_a"], out["big_b"] = alternate(
+            args.big_reps, "3M",
+            lambda: run_pair(server, tools.dump_restore("golden_src", "big_plain"), tools.env,
+                             "big_plain"),
+            lambda: run_pair(server, tools.clone("golden_src", "big", rules, args.jobs),
+                             tools.env, "envforge_big"))
+    out["load"].append(os.getloadavg()[0])
+    return out
+
+
+def _runs(xs: list[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in xs)
+
+
+def _ratios(xs: list[float], ys: list[float]) -> str:
+    return ", ".join(f"{y / x:.2f}" for x, y in zip(xs, ys, strict=True))
+
+
+def render(r: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        f"Command: `.venv/bin/python bench/db_cli.py --reps {args.reps} --big-reps "
+        f"{args.big_reps} --golden-scale {args.golden_scale} --big-scale {args.big_scale} "
+        f"--jobs {args.jobs} --parts {' '.join(args.parts)}`. Wall time of whole commands run "
+        "as subprocesses (what a user's shell sees), PostgreSQL 15 at its default settings "
+        "(fsync, synchronous_commit, full_page_writes on; shared_buffers 128MB), 2 cores; A "
+        "and B alternate (and which goes first alternates); VACUUM ANALYZE and CHECKPOINT "
+        "after every run, outside the timers.",
+        "",
+        f"- `envforge db --help`: median {statistics.median(r['help']):.2f} s "
+        f"({_runs(r['help'])})",
+    ]
+    if "pagila_a" in r:
+        a, b = statistics.median(r["pagila_a"]), statistics.median(r["pagila_b"])
+        lines += [
+            "",
+            f"Pagila-like source: {r['pagila']['rows']:,} rows, {r['pagila']['db_mb']:.0f} MB "
+            "(bench/db_branch.py's schema).",
+            "",
+            "| Pagila-sized | median s | runs |",
+            "|---|---|---|",
+            f"| A: `createdb T && pg_dump -Fc S \\| pg_restore -d T` | {a:.2f} | "
+            f"{_runs(r['pagila_a'])} |",
+            f"| B: `envforge db clone --source S --server ... -e E --rules R` | {b:.2f} | "
+            f"{_runs(r['pagila_b'])} |",
+            "",
+            f"- B/A = **{b / a:.2f}** from the medians (target <= 1.3); per-run ratios "
+            f"{_ratios(r['pagila_a'], r['pagila_b'])}",
+        ]
+    if "branch" in r:
+        rs, br = statistics.median(r["restore"]), statistics.median(r["branch"])
+        lines += [
+            "",
+            f"Golden: {r['golden_source']['rows']:,} rows (bench/db_clone.py's users/orders), "
+            f"envforge_golden_bench {r['golden_mb']:.0f} MB, built by the first `envforge db "
+            f"branch` in {r['golden_build']:.1f} s (command wall time).",
+            "",
+            "| per environment | median s | runs |",
+            "|---|---|---|",
+            f"| A: `createdb T && pg_restore -j {args.jobs} -d T golden.dump` | {rs:.2f} | "
+            f"{_runs(r['restore'])} |",
+            f"| B: `envforge db branch --source S ... --golden bench` (golden fresh) | "
+            f"{br:.2f} | {_runs(r['branch'])} |",
+            "",
+            f"- B/A = **{br / rs:.3f}** from the medians (target <= 0.15); per-run "
+            f"{_ratios(r['restore'], r['branch'])}",
+        ]
+    if "big_a" in r:
+        a, b = statistics.median(r["big_a"]), statistics.median(r["big_b"])
+        src = r["big_source"]
+        lines += [
+            "",
+            f"Users/orders source: {src['rows']:,} rows, {src['db_mb']:.0f} MB database.",
+            "",
+            "| 3 M rows | median s | runs |",
+            "|---|---|---|",
+            f"| A: `createdb T && pg_dump -Fc S \\| pg_restore -d T` | {a:.2f} | "
+            f"{_runs(r['big_a'])} |",
+            f"| B: `envforge db clone ... --jobs {args.jobs}` (anonymised) | {b:.2f} | "
+            f"{_runs(r['big_b'])} |",
+            "",
+            f"- B/A = **{b / a:.2f}** from the medians (target <= 1.0); per-run "
+            f"{_ratios(r['big_a'], r['big_b'])}",
+        ]
+    lines.append(f"- 1-minute load average {r['load'][0]:.1f} at the start and "
+                 f"{r['load'][-1]:.1f} at the end")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--big-reps", type=int, default=3)
+    parser.add_argument("--golden-scale", type=float, default=1.0,
+                        help="users/orders scale of the golden (1.0: ~630 MB)")
+    parser.add_argument("--big-scale", type=float, default=1.0,
+                        help="users/orders scale of the big clone (1.0: 3 M rows)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--parts", nargs="+", default=["pagila", "branch", "big"],
+                        choices=["pagila", "branch", "big"])
+    parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="envforge-bench-cli-"))
+    pgdir = tempfile.mkdtemp(prefix="envforge-bench-pg-")
+    port = free_port()
+    server = start_default_server(pgdir, port)
+    try:
+        results = bench(server, args, workdir)
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop", pgdir], check=False)
+        shutil.rmtree(pgdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = render(results, args)
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
