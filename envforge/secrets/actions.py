@@ -99,6 +99,13 @@ def check_delivery_namespace(ctx: ActionContext, params: VaultSecretsInput) -> N
     run_env = ctx.environment.get("name")
     own = str(ctx.environment.get("namespace") or run_env or params.environment)
     where = f"step {ctx.step_id!r} (vault:secrets)"
+    if not run_env and not ctx.dry_run:
+        # the namespace comes from the environment the run belongs to, never from a
+        # scaffold's parameters (--set name=victim-env named another environment's)
+        raise SecretDeliveryError(
+            f"{where}: this run belongs to no environment (a scaffold run), so it has no "
+            "namespace of its own to deliver secrets into; a parameter never chooses one: "
+            "deliver secrets from an environment's run (envforge env create / update)")
     if run_env and params.environment != run_env:
         raise SecretDeliveryError(
             f"{where}: input.environment {params.environment!r} is not this run's environment "

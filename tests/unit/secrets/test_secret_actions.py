@@ -81,7 +81,7 @@ def test_a_real_run_without_vault_settings_fails_before_anything(
     template_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("VAULT_ADDR", raising=False)
-    run = TemplateRun(load_template(template_dir), {"name": "pr-6"})
+    run = TemplateRun(load_template(template_dir), {"name": "pr-6"}, environment={"name": "pr-6"})
     try:
         with pytest.raises(StepFailedError, match="VAULT_ADDR and VAULT_TOKEN") as info:
             run.run()
@@ -110,7 +110,7 @@ def test_external_secrets_delivery_never_contacts_vault(template_dir: Path,
     (template_dir / "template.yaml").write_text(text)
     monkeypatch.delenv("VAULT_ADDR", raising=False)  # a real run, and no Vault to ask
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    run = TemplateRun(load_template(template_dir), {"name": "pr-7"})
+    run = TemplateRun(load_template(template_dir), {"name": "pr-7"}, environment={"name": "pr-7"})
     try:
         run.run()
         manifest = yaml.safe_load(
