@@ -42,8 +42,10 @@ def _ctx(environment: str | None) -> ActionContext:
     ("pr-1", {"environment": "pr-1", "namespace": "kube-system"}, "not the environment's own"),
     ("pr-1", {"environment": "pr-1", "namespace": "pr-2"}, "not the environment's own"),
     ("pr-1", {"environment": "pr-2"}, "not this run's environment"),
-    (None, {"environment": "kube-system"}, "system namespace"),
-    (None, {"environment": "shop", "namespace": "default"}, "not the environment's own"),
+    # a run that belongs to no environment (a scaffold) has no namespace to deliver into
+    (None, {"environment": "kube-system"}, "belongs to no environment"),
+    (None, {"environment": "shop", "namespace": "default"}, "belongs to no environment"),
+    (None, {"environment": "victim-env"}, "belongs to no environment"),
 ])
 def test_secrets_go_only_to_the_environments_own_namespace(
         run_env: str | None, given: dict[str, str], fragment: str) -> None:
