@@ -19,8 +19,9 @@
 #   - the ACME DNS-01 challenge providers (lego's providers/dns, which pulls in some forty cloud
 #     SDKs, seven of them not served here) are cut out: a DNS challenge is refused with an
 #     error naming it (nothing here can reach an ACME server anyway);
-#   - Traefik's fork of github.com/abbot/go-http-auth (basic/digest auth middlewares) is not
-#     served: the upstream v0.4.0 it forks is used instead.
+#   - the commit of Traefik's fork of github.com/abbot/go-http-auth (basic/digest auth
+#     middlewares) that Traefik pins is not served: the fork's earlier commit of 2020-03-24 is
+#     (the one Traefik pinned for years; the same API).
 # Routing, the Kubernetes Ingress provider and the Ingress status it writes are Traefik's own.
 set -euo pipefail
 
@@ -52,7 +53,7 @@ replace github.com/traefik/traefik/v3 => ./traefik
 
 replace github.com/traefik/traefik/dynamic/ext => ./ext
 
-replace github.com/abbot/go-http-auth => github.com/abbot/go-http-auth v0.4.0
+replace github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e
 MOD
     cat >"$src/ext/go.mod" <<'MOD'
 module github.com/traefik/traefik/dynamic/ext
@@ -163,7 +164,7 @@ entryPoints:
   web: {address: "127.0.0.1:$port"}
   traefik: {address: "127.0.0.1:$ping"}
 ping: {entryPoint: traefik}
-log: {level: WARN}
+log: {level: WARN, noColor: true}
 global: {checkNewVersion: false, sendAnonymousUsage: false}
 providers:
   kubernetesIngress:

@@ -22,6 +22,11 @@ import pytest
 from kubernetes import client as k8s_client
 
 from blocks.kubernetes import KubernetesCluster
+from tests.integration.cluster.real_node import (  # noqa: F401  (fixtures of the real node)
+    node_images,
+    node_namespace,
+    real_cluster,
+)
 from tests.kube import ControlPlane
 
 COMPONENT_LABEL = "app.kubernetes.io/name"

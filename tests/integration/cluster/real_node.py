@@ -1,0 +1,171 @@
+"""What the real-node tests stand on: a cluster whose node is a real kubelet + containerd
+(scripts/services/node.sh), two local registries (one open, one with htpasswd) and a busybox
+image pushed to both, and small helpers that poll pods through kubectl.
+
+The session's cluster is used when its node is already real (``ENVFORGE_NODE=real``);
+otherwise one is started for these tests beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube import ControlPlane, start_control_plane, stop_control_plane
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # bcrypt for htpasswd via the system's libxcrypt; no extra dependency
+
+ROOT = Path(__file__).resolve().parents[3]
+REGISTRY_SCRIPT = ROOT / "scripts" / "services" / "registry.sh"
+USER, PASSWORD = "puller", "node-pull-pw"
+
+
+@dataclass(frozen=True)
+class NodeImages:
+    """busybox in an open registry (``image``) and in one that needs a login
+    (``private_image``, pulled with ``USER``/``PASSWORD``)."""
+
+    image: str
+    digest: str
+    private_image: str
+    private_host: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def real_cluster(kube_control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    if kube_control_plane.node_kind == "real":
+        yield kube_control_plane
+        return
+    try:
+        plane = start_control_plane(node="real")
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield plane
+    finally:
+        stop_control_plane(plane)
+
+
+def _start_registry(directory: Path, htpasswd: Path | None = None) -> str:
+    args = ["bash", str(REGISTRY_SCRIPT), "start", str(directory), str(free_port())]
+    if htpasswd is not None:
+        args.append(str(htpasswd))
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout.split()
+    return f"127.0.0.1:{out[0]}"
+
+
+@pytest.fixture(scope="session")
+def node_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeImages]:
+    for tool in ("docker-registry", "buildah", "skopeo"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (run scripts/bootstrap.sh)")
+    base = tmp_path_factory.mktemp("node-images")
+    htpasswd = base / "htpasswd"
+    htpasswd.write_text(f"{USER}:{crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}\n")
+    open_host = _start_registry(base / "open")
+    try:
+        private_host = _start_registry(base / "private", htpasswd)
+    except subprocess.CalledProcessError:
+        subprocess.run(["bash", str(REGISTRY_SCRIPT), "stop", str(base / "open")], check=False)
+        raise
+    try:
+        context = base / "context"
+        context.mkdir()
+        shutil.copy2("/bin/busybox", context / "busybox")
+        (context / "Containerfile").write_text(
+            "FROM scratch\nCOPY busybox /bin/busybox\n"
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n')
+        buildah = ["buildah", "--root", str(base / "storage"), "--runroot", str(base / "run"),
+                   "--storage-driver", "vfs"]
+        image = f"{open_host}/base/busybox:1"
+        subprocess.run([*buildah, "bud", "-q", "--isolation", "chroot", "-t", image,
+                        "-f", str(context / "Containerfile"), str(context)],
+                       check=True, capture_output=True)
+        subprocess.run([*buildah, "push", "-q", "--tls-verify=false", image,
+                        f"docker://{image}"], check=True, capture_output=True)
+        private = f"{private_host}/team/busybox:1"
+        subprocess.run([*buildah, "push", "-q", "--tls-verify=false",
+                        "--creds", f"{USER}:{PASSWORD}", image, f"docker://{private}"],
+                       check=True, capture_output=True)
+        digest = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format",
+                                 "{{.Digest}}", f"docker://{image}"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        yield NodeImages(image, digest, private, private_host)
+    finally:
+        for name in ("open", "private"):
+            subprocess.run(["bash", str(REGISTRY_SCRIPT), "stop", str(base / name)],
+                           check=False)
+
+
+@pytest.fixture
+def node_namespace(real_cluster: ControlPlane) -> Iterator[str]:
+    """A fresh namespace on the real node's cluster, deleted (without waiting) afterwards."""
+    name = f"rn-{uuid.uuid4().hex[:8]}"
+    real_cluster.kubectl("create", "namespace", name)
+    yield name
+    real_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def apply(plane: ControlPlane, namespace: str, *objects: dict[str, Any]) -> None:
+    plane.kubectl("-n", namespace, "apply", "-f", "-",
+                  stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                    "items": list(objects)}))
+
+
+def pod(name: str, image: str, command: str, **spec: Any) -> dict[str, Any]:
+    container = {"name": "main", "image": image, "command": ["sh", "-c", command]}
+    container.update(spec.pop("container", {}))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 1, **spec}}
+
+
+def get(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    out = plane.kubectl("-n", namespace, "get", kind, name, "-o", "json").stdout
+    return dict(json.loads(out))
+
+
+def wait_until(what: str, probe: Callable[[], Any], seconds: float = 90,
+               every: float = 0.5) -> Any:
+    """``probe()``'s first truthy answer; fails naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen in {seconds:.0f} s")
+        time.sleep(every)
+
+
+def container_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    statuses = get(plane, namespace, "pod", name).get("status", {}).get("containerStatuses")
+    return dict(statuses[0]) if statuses else {}
+
+
+def docker_config_secret(host: str, username: str, password: str) -> dict[str, Any]:
+    """A kubernetes.io/dockerconfigjson Secret for ``host`` (what imagePullSecrets name)."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    config = {"auths": {host: {"username": username, "password": password, "auth": auth}}}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pull"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
