@@ -87,7 +87,7 @@ def run(prs: int) -> tuple[str, str]:
 
     demo = load_demo()
     cluster = Cluster(demo.kubeconfig)
-    parts = real_parts(cluster.core)
+    parts = real_parts(cluster.core, demo.kubeconfig)
     for part, what in parts.items():
         print(f"{part}: {what}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="envforge-fleet-"))

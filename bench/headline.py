@@ -76,7 +76,7 @@ def run(reps: int, database: str | None) -> str:
 
     demo = load_demo(database=database)
     cluster = Cluster(demo.kubeconfig)
-    parts = real_parts(cluster.core)
+    parts = real_parts(cluster.core, demo.kubeconfig)
     for part, what in parts.items():
         print(f"{part}: {what}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="envforge-headline-"))

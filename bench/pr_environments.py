@@ -103,19 +103,21 @@ def _command_lines() -> list[str]:
     return lines
 
 
-def real_parts(core: Any) -> dict[str, str]:
+def real_parts(core: Any, kubeconfig: Path) -> dict[str, str]:
     """Argo CD (stand-in or controller process), the node (kwok or a kubelet with a container
-    runtime), Vault (stand-in or OpenBao), from what runs and what the servers answer."""
+    runtime), Vault (stand-in or OpenBao), from what runs and what the servers answer. Only
+    processes pointed at this cluster's kubeconfig count (other clusters may run beside it)."""
     import httpx
 
-    commands = _command_lines()
-    if any("argocd-application-controller" in c or " application-controller" in c
-           or "argocd application-controller" in c for c in commands):
-        argocd = "real Argo CD (application controller process)"
+    paths = {str(kubeconfig), str(kubeconfig.resolve())}
+    commands = [c for c in _command_lines() if any(p in c for p in paths)]
+    if any("argocd-application-controller" in c or "application-controller" in c
+           for c in commands):
+        argocd = "real Argo CD (argocd-application-controller process)"
     elif any("tests.standins.argocd" in c for c in commands):
         argocd = "Argo CD stand-in (tests/standins/argocd)"
     else:
-        argocd = "unknown (no Argo CD controller process on this machine)"
+        argocd = "unknown (no Argo CD process with this cluster's kubeconfig)"
     nodes = core.list_node().items
     described = []
     for node in nodes:
@@ -190,7 +192,10 @@ def pull_request_payload(action: str, number: int, demo: Demo) -> dict[str, Any]
             "head": {"sha": demo.commit, "ref": f"bench/{number}",
                      "repo": {"full_name": REPOSITORY}},
             "base": {"ref": "main"}},
-        "repository": {"full_name": REPOSITORY, "clone_url": demo.app_repo.as_uri()},
+        # recorded as the environment's source; the build clones the mapping's repoUrl (the
+        # demo's local application repository), as preview-app builds parameters.repoUrl
+        "repository": {"full_name": REPOSITORY,
+                       "clone_url": f"https://github.com/{REPOSITORY}.git"},
         "sender": {"login": "bench"},
     }
 
