@@ -117,15 +117,29 @@ def create_owned_database(
                                   f"{str(e).strip().splitlines()[0]}") from e
 
 
+WAL_LOG_BELOW_BYTES = 96 * 1024 * 1024
+
+
 def copy_template(conn: psycopg.Connection[Any], template: str, name: str,
                   attempts: int = 5) -> None:
     """``CREATE DATABASE name TEMPLATE template STRATEGY FILE_COPY`` (a file-level copy: no WAL
-    for the data, about 10x faster than dump and restore). PostgreSQL refuses while another
-    session is connected to the template; goldens do not allow connections, so that only
-    happens while a golden is being changed: those sessions are ended and the copy retried,
-    at most ``attempts`` times with a growing pause."""
+    for the data, about 10x faster than dump and restore; ``WAL_LOG`` for a template under
+    96 MB, where the checkpoints FILE_COPY needs cost more than logging it). PostgreSQL
+    refuses while another session is connected to the template; goldens do not allow
+    connections, so that only happens while a golden is being changed: those sessions are
+    ended and the copy retried, at most ``attempts`` times with a growing pause."""
     version = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
-    strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""  # FILE_COPY before 15
+    try:
+        size = int(conn.execute("SELECT pg_database_size(%s)",
+                                (template,)).fetchone()[0])  # type: ignore[index]
+    except psycopg.Error:  # no CONNECT privilege on it: size unknown, copy the files
+        size = WAL_LOG_BELOW_BYTES
+    strategy = ""  # before 15: always a file copy
+    if version >= 150000:
+        # FILE_COPY costs two checkpoints (with fsync on, about 0.6-1 s whatever the size)
+        # and then the copy; WAL_LOG writes every block through the WAL (about 7 ms per MB
+        # here). Measured crossover about 100 MB (docs/benchmarks.md, db section).
+        strategy = " STRATEGY " + ("WAL_LOG" if size < WAL_LOG_BELOW_BYTES else "FILE_COPY")
     for attempt in range(1, attempts + 1):
         try:
             conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE "

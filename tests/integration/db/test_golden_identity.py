@@ -296,3 +296,16 @@ def test_rollback_of_an_action_drops_only_what_its_run_created(
     assert not drop_owned_database(pg_server, "envforge_ident_run", run_id="run-mine")
     assert database_exists(pg_server, "envforge_ident_run")
     assert drop_owned_database(pg_server, "envforge_ident_run", run_id="run-other")
+
+
+@pytest.mark.parametrize("wal_log_below", [0, 1 << 40])  # FILE_COPY, WAL_LOG
+def test_both_copy_strategies_give_the_goldens_rows(pg_server: ServerAddress,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    wal_log_below: int) -> None:
+    monkeypatch.setattr("envforge.db.safety.WAL_LOG_BELOW_BYTES", wal_log_below)
+    source = make_source(pg_server, "ident_strategy", "strategy", n=25)
+    req = request(source, pg_server, "strategy", EMAIL_KEPT)
+    branch_from_golden(req, "envforge_strategy", {}, HOUR, replace=True)
+    assert emails(pg_server.with_database("envforge_strategy")) == emails(source)
+    drop_owned_database(pg_server, "envforge_strategy")
+    cleanup_golden(pg_server, req.target.dbname)
