@@ -112,11 +112,12 @@ class AnonymisationKey(Block):
 
 
 def _read_from_vault(reference: str, vault_block: str | None) -> str:
-    from envforge.secrets.actions import load_vault_reader
+    from blocks.loading import load_block
+    from blocks.vault import VaultConnection
     from envforge.secrets.references import parse_reference
 
-    return str(load_vault_reader(vault_block).read(parse_reference(reference,
-                                                                  "anonymisation key")))
+    reader = load_block(VaultConnection, vault_block).get_reader()
+    return str(reader.read(parse_reference(reference, "anonymisation key")))
 
 
 BLOCK_TYPES = [DatabaseServer, AnonymisationKey]

@@ -1,60 +1,38 @@
-"""The one block loader: Prefect Blocks behind envforge's ``ConnectionSource``.
+"""The one block loader: Prefect Blocks behind envforge's ``ConnectionSource``, and the
+services built on them.
 
-The library asks for connections by name (``envforge.connections``); this module answers with
-saved Blocks, or, when no name is given, with the block type's ``from_environment()`` (Vault's
-VAULT_*, libpq's PG*, KUBECONFIG, ...). Loading a block and turning its failure into one
-ConfigurationError happens here and nowhere else. Registered as the ``envforge.connections``
-entry point in pyproject.toml.
+The library asks the connection source it is handed for connections by name
+(``envforge.connections``); this module answers with saved Blocks, or, when no name is given,
+with the block type's ``from_environment()`` (Vault's VAULT_*, libpq's PG*, KUBECONFIG, ...).
+Loading a block and turning its failure into one ConfigurationError happens here and nowhere
+else. :func:`services_from_blocks` is what both composition roots (``flows/services.py``,
+``envforge/cli/services.py``) build their :class:`~envforge.services.Services` with.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any
 
 from blocks import block_types
 from blocks.container_registry import ContainerRegistry
 from blocks.database import AnonymisationKey, DatabaseServer
 from blocks.git import GitCredentials
 from blocks.kubernetes import KubernetesCluster
+from blocks.loading import load_block
 from blocks.vault import VaultConnection
 from blocks.webhooks import GitProviderToken, WebhookSecrets
+from envforge.composition import build_services
 from envforge.connections import DatabaseServerSource, KubernetesConnection
 from envforge.db.connection import ServerAddress
-from envforge.errors import ConfigurationError
 from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess
 from envforge.secrets.vault import VaultSecretReader
+from envforge.services import Services, StepListener
+from envforge.settings import EnvforgeSettings, load_settings
 from envforge.summary.comments import PullRequestCommenter
 from envforge.summary.pr_status import PullRequestStatusReporter
 from envforge.webhooks.server import WebhookCredentials
-
-BlockT = TypeVar("BlockT")
-
-
-def load_block(block_cls: type[BlockT], name: str | None) -> BlockT:
-    """The saved block ``name`` of ``block_cls``, or ``block_cls.from_environment()`` for None.
-
-    Raises ConfigurationError naming the type and the name; never the block's values.
-    """
-    if name is None:
-        from_environment = getattr(block_cls, "from_environment", None)
-        if from_environment is None:
-            raise ConfigurationError(f"name a {block_cls.__name__} block: it has no default "
-                                     "from environment variables")
-        found: BlockT = from_environment()
-        return found
-    try:
-        loaded: BlockT = block_cls.load(name)  # type: ignore[attr-defined]
-    except ValueError as e:  # Prefect: no block document of that name and type
-        raise ConfigurationError(
-            f"no {block_cls.__name__} block named {name!r}: save one in the Prefect UI "
-            "(after 'envforge blocks register')") from e
-    except Exception as e:  # httpx and OS errors when the Prefect API does not answer
-        raise ConfigurationError(
-            f"no {block_cls.__name__} block named {name!r} could be loaded: the Prefect API "
-            f"did not answer ({type(e).__name__}); check PREFECT_API_URL") from e
-    return loaded
 
 
 class _DatabaseServerAddresses:
@@ -69,7 +47,7 @@ class _DatabaseServerAddresses:
 
 
 class BlockConnections:
-    """Connections from Prefect Blocks (the entry point ``envforge.connections:blocks``)."""
+    """Connections from Prefect Blocks (default: each service's own environment variables)."""
 
     def vault_reader(self, name: str | None) -> VaultSecretReader:
         return load_block(VaultConnection, name).get_reader()
@@ -103,3 +81,19 @@ class BlockConnections:
 
     def block_types(self) -> list[Any]:
         return block_types()
+
+
+def services_from_blocks(settings: EnvforgeSettings | None = None,
+                         step_listeners: tuple[StepListener, ...] = ()) -> Services:
+    """Services whose connections are Prefect Blocks (by name; unnamed: the environment's),
+    with ``settings`` (default: the process's), wired by envforge.composition."""
+    return build_services(settings or load_settings(), BlockConnections(), step_listeners)
+
+
+def send_notification(block_name: str, subject: str, body: str) -> None:
+    """Send ``body`` through the Prefect notification block ``block_name`` (``<type>/<name>``,
+    e.g. ``slack-webhook/team``); ConfigurationError when it cannot be loaded."""
+    from prefect.blocks.core import Block
+
+    block: Any = load_block(Block, block_name)  # sync here: Prefect's load is sync_compatible
+    block.notify(body=body, subject=subject)

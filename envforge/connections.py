@@ -3,16 +3,11 @@
 Templates and CLI flags name their connections (``vaultBlock: team-vault``,
 ``--cluster-block staging``); the credentials live in Prefect Blocks (``blocks/``), which sit
 *above* the library (they build on its clients: ``RegistryAccess``, ``VaultSecretReader``, ...).
-So the library never imports ``blocks``: it asks the one :class:`ConnectionSource` installed in
-the process, which resolves a name (or ``None``: the service's own environment variables) to
-the plain settings or clients defined here, in envforge. Prefect's own collections are wired the
-same way, through a packaging entry point.
-
-Which source is used, in order:
-
-1. the one installed with :func:`use_connection_source` (tests install fakes this way);
-2. the entry point of group ``envforge.connections`` (pyproject: ``blocks.loader:BlockConnections``,
-   which loads Prefect Blocks; ``pip install -e .`` registers it).
+So the library never imports ``blocks``: it is handed a :class:`ConnectionSource` (inside
+:class:`envforge.services.Services`) by the composition root (the flows, the CLI), which
+resolves a name (or ``None``: the service's own environment variables) to the plain settings or
+clients defined here, in envforge. ``blocks.loader.BlockConnections`` is the source that loads
+Prefect Blocks; tests hand in that one or a fake. There is no process-wide source to find.
 
 Errors: a name that cannot be resolved is a :class:`~envforge.errors.ConfigurationError` naming
 the block type and the name, raised by the source.
@@ -20,14 +15,9 @@ the block type and the name, raised by the source.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
-
-from envforge.errors import ConfigurationError
 
 if TYPE_CHECKING:  # types only: the areas import this module, not the other way round
     from envforge.db.connection import ServerAddress
@@ -37,8 +27,6 @@ if TYPE_CHECKING:  # types only: the areas import this module, not the other way
     from envforge.summary.comments import PullRequestCommenter
     from envforge.summary.pr_status import PullRequestStatusReporter
     from envforge.webhooks.server import WebhookCredentials
-
-ENTRY_POINT_GROUP = "envforge.connections"
 
 
 @dataclass(frozen=True)
@@ -104,43 +92,3 @@ class ConnectionSource(Protocol):
     def block_types(self) -> list[Any]:
         """Every block type, for ``envforge blocks list|register``."""
         ...
-
-
-_lock = threading.Lock()
-_installed: ConnectionSource | None = None
-
-
-def use_connection_source(source: ConnectionSource | None) -> None:
-    """Install ``source`` for this process (``None``: back to the entry point's source)."""
-    global _installed
-    with _lock:
-        _installed = source
-
-
-def connection_source() -> ConnectionSource:
-    """The installed source, else the one registered under the ``envforge.connections`` entry
-    point (loaded once)."""
-    global _installed
-    with _lock:
-        if _installed is None:
-            found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
-            if not found:
-                raise ConfigurationError(
-                    f"no connection source: no '{ENTRY_POINT_GROUP}' entry point is installed; "
-                    "reinstall envforge ('pip install -e .') so Prefect Blocks can be loaded")
-            _installed = found[0].load()()
-        assert _installed is not None
-        return _installed
-
-
-@contextmanager
-def connection_source_installed(source: ConnectionSource) -> Iterator[ConnectionSource]:
-    """Use ``source`` inside the block, then restore the previous one (for tests)."""
-    global _installed
-    with _lock:
-        previous, _installed = _installed, source
-    try:
-        yield source
-    finally:
-        with _lock:
-            _installed = previous

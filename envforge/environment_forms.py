@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from envforge.connections import connection_source
+from envforge.connections import ConnectionSource
 from envforge.errors import ParameterError, SecretReferenceError, TemplateError
 from envforge.secrets.references import FORM as REFERENCE_FORM
 from envforge.secrets.references import SecretReference, parse_reference
@@ -208,14 +208,16 @@ def submission_from_form(template: Template, fields: Mapping[str, Any]) -> FormS
     )
 
 
-def resolve_credential_references(submission: FormSubmission) -> dict[str, Any]:
-    """The template parameters with each credential field's value read from Vault (the
-    reader registers every value with the redactor, so none reaches a log)."""
+def resolve_credential_references(submission: FormSubmission, connections: ConnectionSource
+                                  ) -> dict[str, Any]:
+    """The template parameters with each credential field's value read from Vault through
+    ``connections`` (the reader registers every value with the redactor, so none reaches a
+    log)."""
     if not submission.credential_references:
         return dict(submission.parameters)
     parsed = {name: _parse_without_echo(name, text)
               for name, text in submission.credential_references.items()}
-    reader = connection_source().vault_reader(submission.vault_block)
+    reader = connections.vault_reader(submission.vault_block)
     try:
         values = {name: reader.read(ref) for name, ref in parsed.items()}
     finally:

@@ -26,10 +26,11 @@ from envforge.gitops.naming import check_environment_name, environment_host
 from envforge.gitops.record import EnvironmentRecord, Isolation, Source, utc_now
 from envforge.gitops.repository import open_store
 from envforge.gitops.runs import environment_template
-from envforge.gitops.settings import load_gitops_settings
+from envforge.gitops.settings import gitops_settings
 from envforge.gitops.ttl import checked_ttl
 from envforge.secrets.redaction import mask_credential_values
 from envforge.sensitive import credential_paths
+from envforge.services import Services
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import pages, validate_parameters
@@ -62,19 +63,17 @@ class EnvironmentRequest:
     cluster: str | None = None
 
 
-def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog,
+def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog, services: Services,
                      if_exists: Literal["update", "error"] = "update") -> EnvironmentPlan:
     """Create ``request.name``, or update it when it exists and ``if_exists`` allows.
 
     Everything that can be checked before a side effect is checked here: the name, the TTL,
-    the template and its parameters.
+    the template and its parameters. ``services`` are the composition root's (settings, the
+    GitOps repository's credentials).
     """
-    from envforge.cluster.dry_run import enable_server_dry_run
-
-    enable_server_dry_run()  # with a cluster configured, it checks the manifests before Git
-    settings = load_gitops_settings()
+    settings = gitops_settings(services.settings)
     name = check_environment_name(request.name)
-    with open_store() as store:
+    with open_store(services=services) as store:
         current = store.find(name)
     if current is not None:
         if if_exists == "error":
@@ -199,7 +198,8 @@ class Released:
     problems: list[str] = field(default_factory=list)
 
 
-def release_resources(name: str, namespace: str, database_block: str | None = None,
+def release_resources(name: str, namespace: str, services: Services,
+                      database_block: str | None = None,
                       cluster_block: str | None = None) -> Released:
     """After the destroy commit: drop the environment's database (only if envforge created it)
     and delete the Secrets labelled with it. Argo CD prunes the rest from Git. A part that is
@@ -209,7 +209,7 @@ def release_resources(name: str, namespace: str, database_block: str | None = No
         from envforge.db.actions import load_server
         from envforge.db.safety import drop_owned_database, target_database_name
 
-        server = load_server(database_block)
+        server = load_server(database_block, services.connections)
         database = target_database_name(name)
         if drop_owned_database(server.address(), database):
             released.databases.append(database)
@@ -220,7 +220,7 @@ def release_resources(name: str, namespace: str, database_block: str | None = No
     try:
         from envforge.secrets.actions import load_deliverer
 
-        deliverer = load_deliverer(cluster_block)
+        deliverer = load_deliverer(cluster_block, services.connections)
         released.secrets = deliverer.remove_environment(namespace, name)
     except ConfigurationError:
         pass

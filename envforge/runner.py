@@ -43,6 +43,7 @@ from envforge.errors import (
 )
 from envforge.secrets.redaction import scrub
 from envforge.secrets.references import refuse_references_in_git_fields
+from envforge.services import Services
 from envforge.settings import load_settings
 from envforge.step_graph import resources_of, step_dependencies
 from envforge.templating.expressions import ExpressionEngine
@@ -147,10 +148,6 @@ StepExecutor = Callable[["TemplateRun", PreparedStep], ActionOutput]
 RollbackExecutor = Callable[["TemplateRun", PreparedStep, ActionOutput], None]
 Listener = Callable[[StepReport], None]
 
-#: Listeners called in this process for every step report of a run of the run-template flow
-#: (the CLI prints its progress lines with one).
-STEP_LISTENERS: list[Listener] = []
-
 
 @dataclass
 class TemplateRun:
@@ -168,13 +165,18 @@ class TemplateRun:
     user: Mapping[str, Any] = field(default_factory=caller_identity)
     #: a dry run that only renders: every action but fetch:* is faked (validate, check)
     render_only: bool = False
-    #: steps that may run at the same time (ENVFORGE_MAX_PARALLEL_STEPS, default 4); 1 runs
-    #: them one by one in template order
-    max_parallel: int = field(
-        default_factory=lambda: load_settings().runner.max_parallel_steps)
+    #: steps that may run at the same time; 0: the settings' (ENVFORGE_MAX_PARALLEL_STEPS,
+    #: default 4); 1 runs them one by one in template order
+    max_parallel: int = 0
+    #: the composition root's services, handed to every step (``ActionContext.services``):
+    #: settings, connections, capabilities, manifest checks, step listeners
+    services: Services | None = None
     workspace: Path = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.max_parallel <= 0:
+            settings = self.services.settings if self.services else load_settings()
+            self.max_parallel = settings.runner.max_parallel_steps
         if self.validate:
             self.parameters = validate_parameters(self.template, self.parameters)
         self.engine = ExpressionEngine()
@@ -205,6 +207,9 @@ class TemplateRun:
             dry_run=self.dry_run,
             environment=dict(self.environment),
             logger=logger or logging.getLogger(f"envforge.step.{step_id}"),
+            capabilities=(self.services.capabilities if self.services
+                          else default_capabilities()),
+            services=self.services,
         )
 
     # --- one step ----------------------------------------------------------------------
@@ -320,7 +325,8 @@ class TemplateRun:
         completed, newest first, and raise StepFailedError."""
         execute_step = execute_step or (lambda run, p: run.execute(p))
         rollback_step = rollback_step or (lambda run, p, out: run.rollback(p, out))
-        notify = listener or (lambda report: None)
+        notify = listener or (self.services.notify_step if self.services
+                              else (lambda report: None))
         self.check_actions()
         steps = self.template.spec.steps
         waits_for = step_dependencies(steps, {

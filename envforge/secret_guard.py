@@ -64,18 +64,8 @@ class SecretGuard:
                 "reference them (vault:secrets / ExternalSecret); nothing was committed")
 
 
-#: Where the guard finds the scrubber of the secret values fetched in this process: the
-#: secrets area (above this module) registers it when it is imported; until then no value
-#: was fetched, so there is nothing to scrub for.
-_SCRUB_SOURCES: list[Callable[[], Callable[[str], str]]] = []
-
-
-def register_scrub_source(source: Callable[[], Callable[[str], str]]) -> None:
-    """Called once by envforge.secrets.redaction: ``source()`` gives the current scrubber."""
-    _SCRUB_SOURCES.append(source)
-
-
-def default_guard(known_secrets: Iterable[str] = ()) -> SecretGuard:
-    """The guard with the values the secrets area fetched in this process (if any)."""
-    scrub = _SCRUB_SOURCES[-1]() if _SCRUB_SOURCES else None
+def default_guard(scrub: Callable[[str], str] | None = None,
+                  known_secrets: Iterable[str] = ()) -> SecretGuard:
+    """The guard with ``scrub``, the scrubber of the secret values fetched in this process
+    (the services carry it: ``Services.scrub``), and any ``known_secrets``."""
     return SecretGuard(known_secrets, scrub)

@@ -10,25 +10,23 @@ ENVFORGE_PR_COMMENT_BLOCK set, the PR comment says what changed).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from envforge.config import load_settings
+from envforge.environments.feedback import publish_summary
 from envforge.errors import EnvforgeError
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.repository import open_store
+from envforge.services import Services
 from envforge.sleep import SleepResult, sleep_environment, wake_environment
 from envforge.sleep_schedule import decide_sleep, load_policy, parse_policy
-from envforge.summary.artifact import publish_summary_artifact
-from envforge.summary.comments import post_summary_comment
 from envforge.summary.model import EnvironmentSummary
-from envforge.summary.render import render_summary
 from envforge.templating.loader import TemplateCatalog
 from envforge.upgrade import UpgradeOutcome, UpgradeReport, choose_environments, upgrade_environment
 from flows.environments import environment_lock
+from flows.services import flow_services
 
 
 def _run_id() -> str:
@@ -50,15 +48,16 @@ def upgrade_environments(names: list[str] | None = None, template: str | None = 
         parameters: values for every chosen environment (e.g. a newly required parameter).
     """
     logger = get_run_logger()
-    catalog = TemplateCatalog(load_settings().templates_path)
-    with open_store() as store:
+    services = flow_services()
+    catalog = TemplateCatalog(services.settings.paths.templates_path)
+    with open_store(services=services) as store:
         chosen, missing = choose_environments(store.list(), names or [], template,
                                               all_environments)
     report = UpgradeReport([UpgradeOutcome(
         name, "failed", error=f"cannot upgrade environment {name!r}: it does not exist in "
         "the GitOps repository") for name in missing])
     for record in chosen:
-        with environment_lock(record.name), open_store() as store:
+        with environment_lock(record.name, services), open_store(services=services) as store:
             outcome = upgrade_environment(store, record, catalog, dry_run, _run_id(),
                                          parameters)
         report.outcomes.append(outcome)
@@ -68,13 +67,14 @@ def upgrade_environments(names: list[str] | None = None, template: str | None = 
             logger.info("%s: %s (%s -> %s) %s", outcome.name, outcome.status,
                         outcome.from_version, outcome.to_version, outcome.commit or "")
         if outcome.status in ("upgraded", "failed"):
-            _upgrade_summary(record, outcome)
+            _upgrade_summary(services, record, outcome)
     for outcome in report.outcomes[:len(missing)]:
         logger.error("%s", outcome.error)
     return report.to_dict()
 
 
-def _upgrade_summary(record: EnvironmentRecord, outcome: UpgradeOutcome) -> None:
+def _upgrade_summary(services: Services, record: EnvironmentRecord, outcome: UpgradeOutcome
+                     ) -> None:
     if outcome.status == "failed":
         message = f"Upgrade failed; nothing committed: {outcome.error}"
     else:
@@ -84,8 +84,8 @@ def _upgrade_summary(record: EnvironmentRecord, outcome: UpgradeOutcome) -> None
         if outcome.defaults:
             message += f"; new parameters took their default: {', '.join(outcome.defaults)}"
     diagnostics = [{"title": "GitOps diff", "text": outcome.diff}] if outcome.diff else []
-    _summary(record, "completed" if outcome.status != "failed" else "failed", "upgrade",
-             message, diagnostics)
+    _summary(services, record, "completed" if outcome.status != "failed" else "failed",
+             "upgrade", message, diagnostics)
 
 
 @flow(name="sleep-environment", persist_result=False)
@@ -97,9 +97,10 @@ def sleep_environment_flow(name: str, reason: str = "asked") -> dict[str, Any]:
         name: the environment.
         reason: why (recorded in the environment and shown by env list/show).
     """
-    with environment_lock(name), open_store() as store:
+    services = flow_services()
+    with environment_lock(name, services), open_store(services=services) as store:
         result = sleep_environment(store, name, reason, _run_id())
-    return _sleep_report(result)
+    return _sleep_report(services, result)
 
 
 @flow(name="wake-environment", persist_result=False)
@@ -110,15 +111,16 @@ def wake_environment_flow(name: str, reason: str = "asked") -> dict[str, Any]:
         name: the environment.
         reason: why (in the commit message).
     """
-    with environment_lock(name), open_store() as store:
+    services = flow_services()
+    with environment_lock(name, services), open_store(services=services) as store:
         result = wake_environment(store, name, reason, _run_id())
-    return _sleep_report(result)
+    return _sleep_report(services, result)
 
 
-def _sleep_report(result: SleepResult) -> dict[str, Any]:
+def _sleep_report(services: Services, result: SleepResult) -> dict[str, Any]:
     get_run_logger().info("%s", result.message)
     if result.commit:
-        _summary(result.record, "asleep" if result.action == "sleep" else "completed",
+        _summary(services, result.record, "asleep" if result.action == "sleep" else "completed",
                  result.action, result.message)
     sleeping = result.record.status.sleeping
     return {"name": result.name, "action": result.action, "commit": result.commit,
@@ -139,8 +141,10 @@ def sleep_idle_environments(policy: dict[str, Any] | None = None,
         dry_run: decide and report, change nothing.
     """
     logger = get_run_logger()
-    rules = parse_policy(policy, "policy") if policy is not None else load_policy()
-    with open_store() as store:
+    services = flow_services()
+    rules = (parse_policy(policy, "policy") if policy is not None
+             else load_policy(services.settings.lifecycle.sleep_policy))
+    with open_store(services=services) as store:
         decisions = decide_sleep(store.list(), rules)
     done: dict[str, list[str]] = {"slept": [], "woken": [], "failed": []}
     for decision in decisions:
@@ -151,7 +155,8 @@ def sleep_idle_environments(policy: dict[str, Any] | None = None,
             continue
         change = sleep_environment if decision.action == "sleep" else wake_environment
         try:
-            with environment_lock(decision.name), open_store() as store:
+            with (environment_lock(decision.name, services),
+                  open_store(services=services) as store):
                 result = change(store, decision.name, decision.reason, _run_id())
         except EnvforgeError as e:  # one environment's failure must not stop the others
             logger.error("could not %s %s: %s", decision.action, decision.name, e)
@@ -162,8 +167,8 @@ def sleep_idle_environments(policy: dict[str, Any] | None = None,
     return {"decisions": [d.__dict__ for d in decisions], **done}
 
 
-def _summary(record: EnvironmentRecord, status: str, operation: str, message: str,
-             diagnostics: list[dict[str, str]] | None = None) -> None:
+def _summary(services: Services, record: EnvironmentRecord, status: str, operation: str,
+             message: str, diagnostics: list[dict[str, str]] | None = None) -> None:
     """An artifact per environment and, for a pull request, the PR comment; failing to
     store either is logged, not fatal."""
     source = record.spec.source.model_dump(exclude_none=True)
@@ -174,9 +179,7 @@ def _summary(record: EnvironmentRecord, status: str, operation: str, message: st
             "template": record.spec.template, "url": record.status.url, "source": source,
             "message": message, "diagnostics": diagnostics or [],
             "run_url": str(url) if url else None})
-        publish_summary_artifact(summary)
-        block = os.environ.get("ENVFORGE_PR_COMMENT_BLOCK")
-        if block and source.get("pullRequest"):
-            post_summary_comment(render_summary(summary), record.name, source, block)
     except EnvforgeError as e:
         get_run_logger().warning("%s", e)
+        return
+    publish_summary(services, summary, source, get_run_logger())

@@ -1,7 +1,8 @@
 """Prefect flows of the environment lifecycle: create (or update), destroy, extend, reap.
 
-Orchestration only: the decisions are in envforge.lifecycle and envforge.gitops. Every flow
-that changes one environment holds a Prefect global concurrency limit named after it
+Orchestration only: the decisions are in envforge.lifecycle and envforge.gitops, the lock and
+the run's reports in envforge.environments. Every flow builds its services once
+(flows.services) and hands them down. Every flow that changes one environment holds its lock
 (``envforge-env-<name>``, limit 1), so one environment is worked on by one run at a time, and
 different environments run in parallel. A second run for the same environment waits for the
 first, at most ``ENVFORGE_ENV_LOCK_TIMEOUT`` seconds (default 1800), then fails saying so.
@@ -9,9 +10,8 @@ first, at most ``ENVFORGE_ENV_LOCK_TIMEOUT`` seconds (default 1800), then fails 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -19,13 +19,16 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from envforge.config import PROJECT_ROOT, load_settings
+from blocks.loader import send_notification
+from envforge.config import PROJECT_ROOT
 from envforge.environment_forms import (
     environment_signature,
     resolve_credential_references,
     submission_from_form,
 )
-from envforge.errors import ConfigurationError, EnvforgeError, EnvironmentLockTimeoutError
+from envforge.environments import locks
+from envforge.environments.feedback import made_by, report_pull_request_state, summarise_run
+from envforge.errors import ConfigurationError, EnvforgeError
 from envforge.gitops.repository import open_store
 from envforge.lifecycle import (
     EnvironmentRequest,
@@ -36,18 +39,18 @@ from envforge.lifecycle import (
     with_health_wait,
 )
 from envforge.runner import TemplateRun
-from envforge.sleep import sleep_counts_toward_expiry, wake_environment
-from envforge.summary.artifact import publish_summary_artifact
-from envforge.summary.comments import post_summary_comment
-from envforge.summary.model import EnvironmentSummary, database_from_output, image_from_output
-from envforge.summary.pr_status import EnvironmentState, report_environment_state
-from envforge.summary.render import render_summary
+from envforge.services import Services
+from envforge.settings import load_settings as load_envforge_settings
+from envforge.sleep import wake_environment
+from envforge.summary.pr_status import EnvironmentState
 from envforge.templating.loader import TemplateCatalog
 from flows.run_template import run_steps_as_tasks
+from flows.services import flow_services
 
 
-def _catalog() -> TemplateCatalog:
-    return TemplateCatalog(load_settings().templates_path)
+def _catalog(services: Services | None = None) -> TemplateCatalog:
+    settings = services.settings if services else load_envforge_settings()
+    return TemplateCatalog(settings.paths.templates_path)
 
 
 def _template_names() -> list[str]:
@@ -82,30 +85,10 @@ class SourceRef(BaseModel):
 
 
 @contextmanager
-def environment_lock(name: str) -> Iterator[None]:
-    """One run per environment name at a time (a Prefect global concurrency limit of 1)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    limit = f"envforge-env-{name}"
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(limit)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another run created it first
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=limit, limit=1))
-    timeout = float(os.environ.get("ENVFORGE_ENV_LOCK_TIMEOUT", "1800"))
-    try:
-        with concurrency(limit, occupy=1, timeout_seconds=timeout, strict=True):
-            yield
-    except TimeoutError as e:
-        raise EnvironmentLockTimeoutError(
-            f"environment {name!r} is being changed by another run and stayed locked for "
-            f"{timeout:g} s; try again when that run has finished"
-        ) from e
+def environment_lock(name: str, services: Services) -> Iterator[None]:
+    """One run per environment name at a time, waiting up to the settings' lock timeout."""
+    with locks.environment_lock(name, services.settings.lifecycle.env_lock_timeout):
+        yield
 
 
 def _run_id() -> str:
@@ -148,35 +131,38 @@ def create_environment(
         source=source.model_dump(exclude_none=True) if source else None,
         owner=owner,
     )
-    return _create_or_update(request, wait_healthy, wait_timeout_seconds, cluster_block)
+    return _create_or_update(request, wait_healthy, wait_timeout_seconds, cluster_block,
+                             flow_services())
 
 
 def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
-                      wait_timeout_seconds: float, cluster_block: str | None) -> dict[str, Any]:
+                      wait_timeout_seconds: float, cluster_block: str | None,
+                      services: Services) -> dict[str, Any]:
     """The body of both create entry points: plan, lock, run the steps, summarise."""
     logger = get_run_logger()
-    plan = plan_environment(request, _catalog())  # every check before any side effect
+    # every check before any side effect
+    plan = plan_environment(request, _catalog(services), services)
     if wait_healthy:
         plan = with_health_wait(plan, wait_timeout_seconds, cluster_block)
     logger.info("%s environment %s from template %s", plan.mode, plan.name, plan.template.name)
     source = plan.environment.get("source") or dict(request.source or {})
-    with environment_lock(plan.name):
-        _pull_request_state(plan.name, source, "in_progress")
+    with environment_lock(plan.name, services):
+        _pull_request_state(services, plan.name, source, "in_progress")
         if plan.mode == "update":  # a new deployment (a new commit on the PR) wakes it
-            with open_store() as store:
+            with open_store(services=services) as store:
                 wake_environment(store, plan.name, "new deployment", _run_id())
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
-                          run_id=_run_id())
+                          run_id=_run_id(), services=services)
         try:
             result = run_steps_as_tasks(run)
         except EnvforgeError as e:
             diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
-            _summary(plan.name, {"template": plan.template.name, "steps": [
+            _summary(services, plan.name, {"template": plan.template.name, "steps": [
                 r.__dict__ for r in run.reports]}, "rolled-back", plan.mode,
                 source=dict(request.source) if request.source else None, message=str(e),
                 diagnostics=[{"title": "Cluster diagnosis", "text": diagnosis}]
                 if diagnosis else [])
-            _pull_request_state(plan.name, source, "failure")
+            _pull_request_state(services, plan.name, source, "failure")
             raise
         finally:
             run.close()
@@ -184,10 +170,10 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
                    if any(s.id == sid and s.action == "publish:gitops"
                           for s in plan.template.spec.steps)), {})
     url = run.outputs.get("wait-healthy", {}).get("url") or gitops.get("url")
-    _summary(plan.name, result, "completed", plan.mode,
+    _summary(services, plan.name, result, "completed", plan.mode,
              source=dict(request.source) if request.source else None, url=url,
-             **_made_by(plan.template.spec.steps, run.outputs))
-    _pull_request_state(plan.name, source, "success", url=url)
+             **made_by(plan.template.spec.steps, run.outputs))
+    _pull_request_state(services, plan.name, source, "success", url=url)
     return {"name": plan.name, "mode": plan.mode, "url": url,
             "commit": gitops.get("commitHash"), "run": result}
 
@@ -196,24 +182,25 @@ def _create_environment_from_form(**fields: Any) -> dict[str, Any]:
     """``create-environment/<template>``: the deployment's form (environment fields, then the
     template's) for the template named by ENVFORGE_TEMPLATE; credential fields arrive as
     Vault references and are read here, so no value is ever a run parameter."""
-    template_ref = os.environ.get("ENVFORGE_TEMPLATE")
+    services = flow_services()
+    template_ref = services.settings.runner.template
     if not template_ref:
         raise ConfigurationError(
             "ENVFORGE_TEMPLATE is not set: run this flow through a create-environment/<template> "
             "deployment registered by 'envforge deploy', or use create-environment")
-    submission = submission_from_form(_catalog().load(template_ref), fields)
+    submission = submission_from_form(_catalog(services).load(template_ref), fields)
     request = EnvironmentRequest(
         name=submission.name, template=template_ref,
-        parameters=resolve_credential_references(submission),
+        parameters=resolve_credential_references(submission, services.connections),
         environment_type=EnvironmentType(submission.environment_type).value,
         ttl=submission.ttl, source=submission.source, owner=submission.owner)
     return _create_or_update(request, wait_healthy=False, wait_timeout_seconds=600.0,
-                             cluster_block=None)
+                             cluster_block=None, services=services)
 
 
 # As with scaffold: Prefect binds a run's parameters to the flow function's signature, so the
 # form entry point takes its signature from the form of the template its deployment names.
-_FORM_TEMPLATE = os.environ.get("ENVFORGE_TEMPLATE")
+_FORM_TEMPLATE = load_envforge_settings().runner.template
 if _FORM_TEMPLATE:
     _create_environment_from_form.__signature__ = (  # type: ignore[attr-defined]
         environment_signature(_catalog().load(_FORM_TEMPLATE)))
@@ -238,10 +225,11 @@ def destroy_environment(name: str, database_block: str | None = None,
             wait and reports the prune as pending.
     """
     logger = get_run_logger()
-    with environment_lock(name), open_store() as store:
+    services = flow_services()
+    with environment_lock(name, services), open_store(services=services) as store:
         record = store.get(name, "destroy")
         result = store.destroy(name, _run_id())
-        released = release_resources(name, record.status.namespace, database_block,
+        released = release_resources(name, record.status.namespace, services, database_block,
                                      cluster_block)
         prune = "pending"
         if wait_pruned_seconds > 0:  # under the lock: no create of this name meanwhile
@@ -251,7 +239,7 @@ def destroy_environment(name: str, database_block: str | None = None,
             try:
                 waited = wait_for_environment_pruned(
                     name, record.status.namespace, timeout_seconds=wait_pruned_seconds,
-                    cluster_block=cluster_block)
+                    cluster_block=cluster_block, connections=services.connections)
                 prune = f"done after {waited:.0f}s"
             except ClusterError as e:  # the commit stands; say what is still there
                 released.problems.append(f"prune pending: {e}")
@@ -261,9 +249,9 @@ def destroy_environment(name: str, database_block: str | None = None,
     for problem in released.problems:
         logger.error("%s: %s (remove it by hand, or run destroy again)", name, problem)
     source = record.spec.source.model_dump(exclude_none=True)  # its pull request, if any
-    _summary(name, {}, "destroyed", "destroy", source=source,
+    _summary(services, name, {}, "destroyed", "destroy", source=source,
              message="; ".join(released.problems) or None)
-    _pull_request_state(name, source, "inactive")
+    _pull_request_state(services, name, source, "inactive")
     return {"name": name, "commit": result.commit, "databases": released.databases,
             "secrets": released.secrets, "problems": released.problems, "prune": prune}
 
@@ -271,7 +259,8 @@ def destroy_environment(name: str, database_block: str | None = None,
 @flow(name="extend-environment", persist_result=False)
 def extend_environment(name: str, ttl: str = "24h") -> dict[str, Any]:
     """Push an environment's expiry to now + ttl (never shortens it)."""
-    with environment_lock(name), open_store() as store:
+    services = flow_services()
+    with environment_lock(name, services), open_store(services=services) as store:
         result = store.extend(name, ttl, _run_id())
     assert result.record is not None
     expires = result.record.status.expiresAt.isoformat()
@@ -287,7 +276,8 @@ def bind_domain(name: str, host: str) -> dict[str, Any]:
         name: the environment.
         host: the custom host, e.g. shop.example.com; refused if another environment has it.
     """
-    with environment_lock(name), open_store() as store:
+    services = flow_services()
+    with environment_lock(name, services), open_store(services=services) as store:
         result = store.bind_domain(name, host, _run_id())
     get_run_logger().info("%s now also answers at https://%s%s", name, host,
                           "" if result.commit else " (already bound; nothing committed)")
@@ -298,18 +288,19 @@ def bind_domain(name: str, host: str) -> dict[str, Any]:
 def refresh_environment_data(name: str) -> dict[str, Any]:
     """Rebuild one environment's database the way its template made it (seed, snapshot
     restore or anonymised clone), replacing the current data."""
-    with environment_lock(name):
-        with open_store() as store:
+    services = flow_services()
+    with environment_lock(name, services):
+        with open_store(services=services) as store:
             record = store.get(name, "refresh")
-        plan = refresh_plan(record, _catalog())
+        plan = refresh_plan(record, _catalog(services))
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
-                          run_id=_run_id())
+                          run_id=_run_id(), services=services)
         try:
             result = run_steps_as_tasks(run)
         finally:
             run.close()
-    _summary(name, result, "refreshed", "refresh", **_made_by(plan.template.spec.steps,
-                                                              run.outputs))
+    _summary(services, name, result, "refreshed", "refresh",
+             **made_by(plan.template.spec.steps, run.outputs))
     return {"name": name, "steps": [s["id"] for s in result["steps"]
                                     if s["status"] == "completed"]}
 
@@ -327,7 +318,7 @@ def refresh_data(names: list[str] | None = None, max_concurrent: int = 2) -> dic
     from concurrent.futures import ThreadPoolExecutor
 
     logger = get_run_logger()
-    with open_store() as store:
+    with open_store(services=flow_services()) as store:
         records = store.list()
     chosen = [r.name for r in records
               if (r.name in names if names else bool(r.spec.parameters.get("refreshData")))]
@@ -375,11 +366,12 @@ def reap_environments(
     from datetime import timedelta
 
     logger = get_run_logger()
-    with open_store() as store:
+    services = flow_services()
+    with open_store(services=services) as store:
         records = store.list()
-    decisions = decide_reaping(records, idle_days=idle_days,
-                               warn_before=timedelta(hours=warn_before_hours),
-                               sleep_counts=sleep_counts_toward_expiry())
+    decisions = decide_reaping(
+        records, idle_days=idle_days, warn_before=timedelta(hours=warn_before_hours),
+        sleep_counts=services.settings.lifecycle.sleep_counts_toward_expiry)
     owners = {r.name: r.spec.owner for r in records}
     destroyed, failed = [], []
     for decision in decisions:
@@ -388,7 +380,8 @@ def reap_environments(
                        f"{decision.reason}")
             logger.warning("%s", message)
             if notification_block:
-                _notify_owner(notification_block, message)
+                send_notification(notification_block, "envforge: environment expiring",
+                                  message)
         elif decision.action == "destroy":
             logger.info("reaping %s: %s", decision.name, decision.reason)
             if dry_run:
@@ -403,57 +396,18 @@ def reap_environments(
             "failed": failed}
 
 
-def _notify_owner(block_name: str, message: str) -> None:
-    from prefect.blocks.core import Block
-
-    block: Any = Block.load(block_name)  # sync here: Prefect's load is sync_compatible
-    block.notify(body=message, subject="envforge: environment expiring")
-
-
-def _summary(name: str, result: dict[str, Any], status: str, operation: str,
-             source: dict[str, Any] | None = None, **extra: Any) -> None:
-    """A markdown artifact per run and, for a pull request when ENVFORGE_PR_COMMENT_BLOCK
-    names a GitProviderToken block, the same summary as a PR comment. Failing to store either
-    is logged, not fatal: the environment itself is what the run was for."""
-    try:
-        summary = EnvironmentSummary.from_run_result(
-            name, result, status=status, operation=operation, source=source or {},
-            run_url=_run_url(), **extra)
-        publish_summary_artifact(summary)
-        block = os.environ.get("ENVFORGE_PR_COMMENT_BLOCK")
-        if block and source and source.get("pullRequest"):
-            post_summary_comment(render_summary(summary), name, source, block)
-    except EnvforgeError as e:
-        get_run_logger().warning("%s", e)
+def _summary(services: Services, name: str, result: dict[str, Any], status: str,
+             operation: str, source: dict[str, Any] | None = None, **extra: Any) -> None:
+    """The run's summary artifact and, for a pull request, its comment (logged, not fatal)."""
+    summarise_run(services, name, result, status, operation, get_run_logger(), source=source,
+                  run_url=_run_url(), **extra)
 
 
-def _pull_request_state(name: str, source: dict[str, Any], state: EnvironmentState,
-                        url: str | None = None) -> None:
-    """The environment's state on its pull request (commit status, GitHub Deployment or GitLab
-    environment) when ENVFORGE_PR_STATUS_BLOCK (default: ENVFORGE_PR_COMMENT_BLOCK) names a
-    GitProviderToken block. A failure is logged, not fatal, as for the summary comment."""
-    block = (os.environ.get("ENVFORGE_PR_STATUS_BLOCK")
-             or os.environ.get("ENVFORGE_PR_COMMENT_BLOCK"))
-    if not block or not source.get("pullRequest"):
-        return
-    try:
-        report_environment_state(block, name, source, state, url=url, log_url=_run_url())
-    except EnvforgeError as e:
-        get_run_logger().warning("pull request status %s of %s not set: %s", state, name, e)
-
-
-def _made_by(steps: list[Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Images (with digests) and databases (strategy, rows) the run's steps made."""
-    images, databases = [], []
-    for step in steps:
-        output = outputs.get(step.id)
-        if output is None:
-            continue  # skipped
-        if step.action == "image:build":
-            images.append(image_from_output(output))
-        elif step.action in ("db:seed", "db:restore", "db:clone"):
-            databases.append(database_from_output(output, step.action.split(":")[1]))
-    return {"images": images, "databases": databases}
+def _pull_request_state(services: Services, name: str, source: dict[str, Any],
+                        state: EnvironmentState, url: str | None = None) -> None:
+    """The environment's state on its pull request (logged, not fatal)."""
+    report_pull_request_state(services, name, source, state, get_run_logger(), url=url,
+                              log_url=_run_url())
 
 
 def _run_url() -> str | None:

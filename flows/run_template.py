@@ -8,7 +8,6 @@ from the ENVFORGE_TEMPLATE variable the deployment sets.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -20,8 +19,11 @@ from envforge.actions.base import ActionOutput
 from envforge.config import load_settings
 from envforge.deployments import template_signature
 from envforge.errors import ConfigurationError, TemporaryError
-from envforge.runner import STEP_LISTENERS, PreparedStep, TemplateRun
+from envforge.runner import PreparedStep, TemplateRun
+from envforge.services import Services
+from envforge.settings import load_settings as load_envforge_settings
 from envforge.templating.loader import TemplateCatalog
+from flows.services import flow_services
 
 
 def _retry_only_temporary(task: Any, task_run: Any, state: Any) -> bool:
@@ -74,22 +76,18 @@ def rollback_step_as_task(run: TemplateRun, prepared: PreparedStep, output: Acti
     )(quote(run), quote(prepared), quote(output))  # type: ignore[call-overload]
 
 
-def notify_step_listeners(report: Any) -> None:
-    """Pass a step report to every listener in STEP_LISTENERS (the CLI's progress lines)."""
-    for listener in list(STEP_LISTENERS):
-        listener(report)
-
-
 def run_steps_as_tasks(run: TemplateRun) -> dict[str, Any]:
-    """Run ``run``'s steps (and any rollbacks) as task runs; the run's result as a dict."""
-    return run.run(execute_step_as_task, rollback_step_as_task, notify_step_listeners).to_dict()
+    """Run ``run``'s steps (and any rollbacks) as task runs; the run's result as a dict (each
+    step report goes to the run's services' step listeners)."""
+    return run.run(execute_step_as_task, rollback_step_as_task).to_dict()
 
 
 def execute_template(
-    template: str, parameters: dict[str, Any], dry_run: bool, environment: str | None
+    template: str, parameters: dict[str, Any], dry_run: bool, environment: str | None,
+    services: Services,
 ) -> dict[str, Any]:
     """Load ``template`` from the template directories and run it, each step a task run."""
-    catalog = TemplateCatalog(load_settings().templates_path)
+    catalog = TemplateCatalog(services.settings.paths.templates_path)
     loaded = catalog.load(template)
     run = TemplateRun(
         loaded,
@@ -97,6 +95,7 @@ def execute_template(
         dry_run=dry_run,
         environment={"name": environment} if environment else {},
         run_id=str(flow_run.id or "local"),
+        services=services,
     )
     logger = get_run_logger()
     logger.info("template %s: %d step(s)%s", loaded.name, len(loaded.spec.steps),
@@ -122,23 +121,25 @@ def run_template(
         dry_run: render everything and change nothing.
         environment: name of the environment this run belongs to, if any.
     """
-    return execute_template(template, parameters or {}, dry_run, environment)
+    return execute_template(template, parameters or {}, dry_run, environment, flow_services())
 
 
 def _scaffold(**parameters: Any) -> dict[str, Any]:
     """Run the template named by the deployment (ENVFORGE_TEMPLATE) with the form's values."""
-    template = os.environ.get("ENVFORGE_TEMPLATE")
+    services = flow_services()
+    template = services.settings.runner.template
     if not template:
         raise ConfigurationError(
             "ENVFORGE_TEMPLATE is not set: run this flow through a deployment registered by "
             "'envforge deploy', or use the run-template flow"
         )
-    return execute_template(template, parameters, dry_run=False, environment=None)
+    return execute_template(template, parameters, dry_run=False, environment=None,
+                            services=services)
 
 
 # Prefect binds a run's parameters to the flow function's signature, so the scaffold flow takes
 # its signature from the template its deployment names: one keyword argument per form field.
-_SCAFFOLD_TEMPLATE = os.environ.get("ENVFORGE_TEMPLATE")
+_SCAFFOLD_TEMPLATE = load_envforge_settings().runner.template
 if _SCAFFOLD_TEMPLATE:
     _scaffold.__signature__ = template_signature(  # type: ignore[attr-defined]
         TemplateCatalog(load_settings().templates_path).load(_SCAFFOLD_TEMPLATE)

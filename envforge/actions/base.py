@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ConfigDict
 
 from envforge.capabilities import Capabilities, WorkspaceFiles, default_capabilities
+from envforge.services import Services
 
 ACTION_ID = re.compile(r"^[a-z][a-z0-9-]*(:[a-z][a-zA-Z0-9-]*)+$")
 
@@ -55,6 +56,9 @@ class ActionContext:
         default_factory=lambda: logging.getLogger("envforge.actions")
     )
     capabilities: Capabilities = field(default_factory=default_capabilities, repr=False)
+    #: the composition root's services (settings, connections, checks); None outside a run
+    #: the flows or the CLI started, and then a step that needs connections is refused
+    services: Services | None = field(default=None, repr=False)
     _files: WorkspaceFiles | None = field(default=None, init=False, repr=False)
 
     @property

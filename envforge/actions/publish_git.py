@@ -78,7 +78,7 @@ class PublishGit(Action[PublishGitInput, PublishGitOutput]):
             cache_root=settings.cache_dir,
             author=Author(params.gitAuthorName, params.gitAuthorEmail),
             # the same scan as publish:gitops: known secret values and credential patterns
-            pre_commit=default_guard(),
+            pre_commit=default_guard(ctx.services.scrub if ctx.services else None),
         )
 
     def check(self, params: PublishGitInput, template_dir: Path) -> list[str]:

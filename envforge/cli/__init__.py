@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from envforge.cli.services import cli_services
 from envforge.errors import EnvforgeError
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -48,6 +49,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Ephemeral environments from Backstage-style templates, run as Prefect flows.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    # the composition root: handlers that need connections build the services through this
+    parser.set_defaults(make_services=cli_services)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in modules:
         importlib.import_module(module_name).add_commands(subparsers)

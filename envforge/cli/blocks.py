@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-from envforge.connections import connection_source
-from envforge.errors import ConfigurationError
+from envforge.cli.common import require_prefect_api
+from envforge.cli.services import cli_services
 
 
 def add_commands(subparsers: Any) -> None:
@@ -21,19 +20,15 @@ def add_commands(subparsers: Any) -> None:
 
 
 def list_blocks(args: argparse.Namespace) -> int:
-    for block in connection_source().block_types():
+    for block in cli_services().connections.block_types():
         doc = (block.__doc__ or "").strip().splitlines()
         print(f"{block.get_block_type_slug():<24} {doc[0] if doc else ''}")
     return 0
 
 
 def register_blocks(args: argparse.Namespace) -> int:
-    if not os.environ.get("PREFECT_API_URL"):
-        raise ConfigurationError(
-            "PREFECT_API_URL is not set: block types are registered with a running Prefect "
-            "server (start one with 'make demo' or scripts/prefect-local.sh start)"
-        )
-    for block in connection_source().block_types():
+    require_prefect_api("block types are registered with a running Prefect server")
+    for block in cli_services().connections.block_types():
         block.register_type_and_schema()
         print(f"registered block type {block.get_block_type_slug()}")
     return 0

@@ -49,7 +49,7 @@ def add_day_two_commands(sub: Any) -> None:
 
 def upgrade_command(args: argparse.Namespace) -> int:
     cat = catalog()
-    with open_store() as store:
+    with open_store(services=args.make_services()) as store:
         overrides: dict[str, Any] = {}
         if args.assignments:
             template_name = args.template
@@ -97,14 +97,14 @@ def _outcome_line(outcome: UpgradeOutcome) -> str:
 
 
 def sleep_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    with open_store(services=args.make_services()) as store:
         result = sleep_environment(store, args.name, args.reason, _run_id())
     print(result.message)
     return 0
 
 
 def wake_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    with open_store(services=args.make_services()) as store:
         result = wake_environment(store, args.name, args.reason, _run_id())
     print(result.message)
     return 0

@@ -137,9 +137,10 @@ def _server(args: argparse.Namespace) -> ServerAddress:
 
 
 def _load_server(block: str | None) -> Any:
+    from envforge.cli.services import cli_services
     from envforge.db.actions import load_server
 
-    return load_server(block)
+    return load_server(block, cli_services().connections)
 
 
 _MIN_KEY_BYTES = 16  # as the AnonymisationKey block requires
@@ -158,9 +159,10 @@ def _key(args: argparse.Namespace) -> bytes:
             raise ConfigurationError(f"the anonymisation key is shorter than {_MIN_KEY_BYTES} "
                                      "bytes; use a long random value (e.g. openssl rand -hex 32)")
         return raw
+    from envforge.cli.services import cli_services
     from envforge.db.actions import load_key
 
-    return load_key(args.key_block)
+    return load_key(args.key_block, cli_services().connections)
 
 
 def _rules(args: argparse.Namespace) -> Any:

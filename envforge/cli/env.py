@@ -26,6 +26,7 @@ from envforge.lifecycle import (
     release_resources,
 )
 from envforge.runner import TemplateRun
+from envforge.services import Services
 from envforge.settings import load_settings
 from envforge.sleep import wake_environment
 
@@ -102,14 +103,16 @@ def create_command(args: argparse.Namespace) -> int:
         source={"repository": args.repository, "branch": args.branch,
                 "pullRequest": args.pull_request, "commit": args.commit},
         isolation=args.isolation, cluster=args.cluster)
-    output = _run_plan(plan_environment(request, cat, if_exists="error"))
+    services = args.make_services()
+    output = _run_plan(plan_environment(request, cat, services, if_exists="error"), services)
     print(f"created environment {args.name}: {output['url']} (commit {output['commitHash']})")
     return 0
 
 
 def update_command(args: argparse.Namespace) -> int:
     cat = catalog()
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         record = store.get(args.name, "update")
         if record.status.sleeping is not None:  # a new deployment wakes it (docs/lifecycle.md)
             print(wake_environment(store, record.name, "updated", _run_id()).message)
@@ -117,7 +120,7 @@ def update_command(args: argparse.Namespace) -> int:
     request = EnvironmentRequest(
         name=record.name, template=record.spec.template,
         parameters=parse_values(template, args.assignments, args.values))
-    output = _run_plan(plan_environment(request, cat))
+    output = _run_plan(plan_environment(request, cat, services), services)
     if output.get("commitHash"):
         print(f"updated environment {record.name} (commit {output['commitHash']})")
     else:
@@ -125,9 +128,10 @@ def update_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_plan(plan: EnvironmentPlan) -> dict[str, Any]:
+def _run_plan(plan: EnvironmentPlan, services: Services) -> dict[str, Any]:
     """Run the environment's template inline; the publish:gitops step's output."""
-    run = TemplateRun(plan.template, plan.parameters, environment=plan.environment)
+    run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
+                      services=services)
     try:
         run.run()
     finally:
@@ -140,7 +144,8 @@ def _run_plan(plan: EnvironmentPlan) -> dict[str, Any]:
 
 
 def extend_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         result = store.extend(args.name, args.ttl, _run_id())
     assert result.record is not None
     print(f"environment {args.name} now expires at {result.record.status.expiresAt.isoformat()}"
@@ -149,10 +154,11 @@ def extend_command(args: argparse.Namespace) -> int:
 
 
 def destroy_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         record = store.get(args.name, "destroy")
         result = store.destroy(args.name, _run_id())
-    released = release_resources(args.name, record.status.namespace)
+    released = release_resources(args.name, record.status.namespace, services)
     print(f"destroyed environment {args.name} (commit {result.commit}); Argo CD prunes its "
           f"objects; dropped {', '.join(released.databases) or 'no database'}; deleted "
           f"{', '.join(released.secrets) or 'no Secret'}")
@@ -162,7 +168,8 @@ def destroy_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         records = store.list()
     rows = [_summary(r) for r in records]
     if args.output == "json":
@@ -182,7 +189,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         record = store.get(args.name)
     if args.output == "json":
         print(json.dumps(record.model_dump(mode="json", exclude_none=True), indent=2))
@@ -207,7 +215,8 @@ def _summary(record: EnvironmentRecord) -> dict[str, Any]:
 
 
 def bind_domain_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         result = store.bind_domain(args.name, args.host, _run_id())
     host = args.host.strip().rstrip(".").lower()
     print(f"bound {host} to environment {args.name} (commit {result.commit})" if result.commit
@@ -216,7 +225,8 @@ def bind_domain_command(args: argparse.Namespace) -> int:
 
 
 def unbind_domain_command(args: argparse.Namespace) -> int:
-    with open_store() as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         result = store.unbind_domain(args.name, args.host, _run_id())
     host = args.host.strip().rstrip(".").lower()
     print(f"unbound {host} from environment {args.name} (commit {result.commit})"

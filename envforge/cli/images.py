@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from envforge.cli.services import cli_services
 from envforge.errors import EnvforgeError
 from envforge.images.build import (
     ImageBuildSpec,
@@ -62,12 +63,16 @@ def build_command(args: argparse.Namespace) -> int:
     spec = ImageBuildSpec(repo_url=repo, ref=args.ref, app=args.app, stack=args.stack,
                           dockerfile=args.dockerfile, context=args.context,
                           build_args=_build_args(args.build_args), base_image=args.base_image)
-    registry = resolve_registry(args.registry_block, args.registry, not args.insecure)
+    services = cli_services()
+    registry = resolve_registry(args.registry_block, args.registry, not args.insecure,
+                                services=services)
     logger = logging.getLogger("envforge.images")
     if args.output == "text" and not args.verbose:
         _show_progress(logger)
-    built = build_image(spec, registry, default_builder(), source_cache(), logger,
-                        git_auth=resolve_git_auth(args.git_credentials_block))
+    built = build_image(spec, registry, default_builder(services.settings),
+                        source_cache(services.settings), logger,
+                        git_auth=resolve_git_auth(args.git_credentials_block,
+                                                  services.connections))
     if args.output == "json":
         print(json.dumps({"image": built.image, "imageTag": built.tagged,
                           "digest": built.digest, "commit": built.commit,

@@ -13,7 +13,8 @@ from typing import Any
 
 from envforge.cli.common import catalog, parse_values
 from envforge.errors import ConfigurationError, StepFailedError
-from envforge.runner import STEP_LISTENERS, StepReport
+from envforge.runner import StepReport
+from envforge.services import services_provided
 from envforge.templating.parameters import validate_parameters
 
 MARKS = {"completed": "ok", "dry-run": "ok", "faked": "fake", "skipped": "skip",
@@ -75,14 +76,16 @@ def run_template_command(args: argparse.Namespace) -> int:
     if text:
         mode = " (dry run)" if args.dry_run else ""
         print(f"running template {template.name}{mode} from {template.directory}", flush=True)
-        STEP_LISTENERS.append(print_step)
+    # the flow runs in this process: it takes these services (and their progress listener)
+    services = args.make_services().with_listeners(*([print_step] if text else []))
     try:
-        result = run_template(
-            template=str(template.directory),
-            parameters=values,
-            dry_run=args.dry_run,
-            environment=args.environment,
-        )
+        with services_provided(services):
+            result = run_template(
+                template=str(template.directory),
+                parameters=values,
+                dry_run=args.dry_run,
+                environment=args.environment,
+            )
     except StepFailedError as e:
         if text and e.rollback_failures:
             print(f"failed at step {e.step_id!r}; some completed steps could NOT be undone: "
@@ -91,9 +94,6 @@ def run_template_command(args: argparse.Namespace) -> int:
             print(f"failed at step {e.step_id!r}; every completed step was undone",
                   file=sys.stderr)
         raise
-    finally:
-        if text:
-            STEP_LISTENERS.remove(print_step)
     if not text:
         print(json.dumps(result, indent=2, default=str))
         return 0

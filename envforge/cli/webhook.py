@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from envforge.connections import connection_source
+from envforge.cli.services import cli_services
 from envforge.errors import ConfigurationError
+from envforge.services import Services
 from envforge.webhooks.dispatch import (
     DEFAULT_CREATE_DEPLOYMENT,
     DEFAULT_DESTROY_DEPLOYMENT,
@@ -46,7 +46,6 @@ def add_commands(subparsers: Any) -> None:
     serve.add_argument("--template", metavar="NAME",
                        help="template for repositories the mapping does not list")
     serve.add_argument("--secrets-block", metavar="NAME",
-                       default=os.environ.get(SECRETS_BLOCK_ENV),
                        help=f"WebhookSecrets block (default ${SECRETS_BLOCK_ENV}; else "
                             f"${GITHUB_SECRET_ENV} / ${GITLAB_TOKEN_ENV})")
     serve.add_argument("--create-deployment", default=DEFAULT_CREATE_DEPLOYMENT,
@@ -61,12 +60,14 @@ def add_commands(subparsers: Any) -> None:
     serve.set_defaults(handler=serve_webhooks)
 
 
-def load_credentials(secrets_block: str | None) -> WebhookCredentials:
-    """From the named WebhookSecrets block, else from the environment variables."""
+def load_credentials(secrets_block: str | None, services: Services) -> WebhookCredentials:
+    """From the named WebhookSecrets block (default ENVFORGE_WEBHOOK_SECRETS_BLOCK), else
+    from the settings' webhook secrets."""
+    secrets_block = secrets_block or services.settings.webhooks.secrets_block
     if secrets_block:
-        credentials = connection_source().webhook_credentials(secrets_block)
+        credentials = services.connections.webhook_credentials(secrets_block)
     else:
-        credentials = WebhookCredentials.from_environment()
+        credentials = WebhookCredentials.from_settings(services.settings.webhooks)
     if not credentials.enabled:
         raise ConfigurationError(
             f"no webhook secret configured: set {GITHUB_SECRET_ENV} and/or {GITLAB_TOKEN_ENV}, "
@@ -90,14 +91,15 @@ def build_mapping(mapping_file: Path | None, default_template: str | None) -> Te
 def serve_webhooks(args: argparse.Namespace) -> int:
     from prefect.settings import PREFECT_API_URL
 
-    # The environment first: Prefect reads its settings once, when it is first imported.
-    if not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()):
+    services = cli_services()
+    # The settings first: Prefect reads its own once, when it is first imported.
+    if not (services.settings.prefect.api_url or PREFECT_API_URL.value()):
         raise ConfigurationError(
             "PREFECT_API_URL is not set: the webhook server starts deployments on a running "
             "Prefect server (export PREFECT_API_URL=http://127.0.0.1:4200/api)"
         )
     mapping = build_mapping(args.mapping, args.template)
-    credentials = load_credentials(args.secrets_block)
+    credentials = load_credentials(args.secrets_block, services)
     dispatcher = Dispatcher(mapping, args.create_deployment, args.destroy_deployment)
     try:
         server = WebhookServer(WebhookApp(credentials, dispatcher), args.host, args.port,

@@ -22,7 +22,8 @@ from envforge.cluster.status import EnvironmentHealth
 from envforge.cluster.wait import WaitPolicy, WaitTarget, wait_until_healthy
 from envforge.errors import ActionError
 from envforge.gitops.naming import check_environment_name
-from envforge.gitops.settings import load_gitops_settings
+from envforge.services import require_connections
+from envforge.settings import load_settings
 
 
 class ArgoCDWaitInput(ActionInput):
@@ -86,7 +87,8 @@ class ArgoCDWait(Action[ArgoCDWaitInput, ArgoCDWaitOutput]):
                         params.timeoutSeconds, target.environment, target.argocd_namespace,
                         target.environment, target.namespace)
         started = time.monotonic()
-        with open_cluster(params.clusterBlock) as reader:
+        connections = require_connections(ctx.services, f"step {ctx.step_id!r} (argocd:wait)")
+        with open_cluster(connections, params.clusterBlock) as reader:
             health = wait_until_healthy(reader, target, policy, on_change=progress)
         waited = round(time.monotonic() - started, 1)
         app = health.application
@@ -127,7 +129,8 @@ class ArgoCDWait(Action[ArgoCDWaitInput, ArgoCDWaitOutput]):
         url = params.url or ""
         if not url and ctx.environment.get("host"):
             url = f"https://{ctx.environment['host']}"
-        argocd = params.argocdNamespace or load_gitops_settings().argocd_namespace
+        settings = ctx.services.settings if ctx.services else load_settings()
+        argocd = params.argocdNamespace or settings.gitops.argocd_namespace
         return WaitTarget(environment=name, namespace=str(namespace), argocd_namespace=argocd,
                           url=url, expected_revision=params.revision or "")
 

@@ -3,7 +3,8 @@ for a person. ``add_env_commands(env_subparsers)`` adds them to the `env` group.
 
 The namespace and URL come from the environment's record in the GitOps repository (Git says
 what exists); ``--namespace`` skips that read. The cluster is a KubernetesCluster block
-(``--cluster-block``) or KUBECONFIG / in-cluster configuration.
+(``--cluster-block``) or KUBECONFIG / in-cluster configuration. The handlers get the CLI's
+services from ``args.make_services`` (set by ``envforge.cli.build_parser``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from envforge.cluster.logs import container_names, follow_logs, read_logs, selec
 from envforge.cluster.status import EnvironmentHealth, health_as_dict, read_environment_health
 from envforge.errors import WorkloadNotFoundError
 from envforge.gitops.naming import check_environment_name
-from envforge.gitops.settings import load_gitops_settings
+from envforge.services import Services
 
 #: `env status` exit code when the environment was read but is not healthy (1 is an error).
 EXIT_UNHEALTHY = 3
@@ -60,24 +61,26 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-block", help="KubernetesCluster block; default KUBECONFIG")
 
 
-def locate_environment(name: str, namespace: str | None) -> tuple[str, str]:
+def locate_environment(name: str, namespace: str | None, services: Services
+                       ) -> tuple[str, str]:
     """(namespace, url): given, or from the environment's record in the GitOps repository."""
     check_environment_name(name)
     if namespace:
         return namespace, ""
     from envforge.gitops.repository import open_store
 
-    with open_store() as store:
+    with open_store(services=services) as store:
         record = store.get(name, "show the status of")
     return record.status.namespace, record.status.url
 
 
 def status_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    namespace, url = locate_environment(args.name, args.namespace)
-    with open_cluster(args.cluster_block) as reader:
+    services: Services = args.make_services()
+    namespace, url = locate_environment(args.name, args.namespace, services)
+    with open_cluster(services.connections, args.cluster_block) as reader:
         health = read_environment_health(reader, args.name, namespace,
-                                         load_gitops_settings().argocd_namespace, url)
+                                         services.settings.gitops.argocd_namespace, url)
     if args.output == "json":
         out.write(json.dumps(health_as_dict(health), indent=2) + "\n")
     else:
@@ -114,8 +117,9 @@ def format_health(health: EnvironmentHealth) -> str:
 def logs_command(args: argparse.Namespace, out: TextIO | None = None,
                  stop: threading.Event | None = None) -> int:
     out = out or sys.stdout
-    namespace, _ = locate_environment(args.name, args.namespace)
-    with open_cluster(args.cluster_block) as reader:
+    services: Services = args.make_services()
+    namespace, _ = locate_environment(args.name, args.namespace, services)
+    with open_cluster(services.connections, args.cluster_block) as reader:
         pods = select_pods(reader, args.name, namespace, args.component)
         several = len(pods) > 1 or (args.container is None and any(
             len([c for c in p.containers if not c.init]) > 1 for p in pods))
@@ -144,9 +148,10 @@ def logs_command(args: argparse.Namespace, out: TextIO | None = None,
 def shell_command(args: argparse.Namespace) -> int:
     from envforge.cluster.shell import interactive_shell
 
-    namespace, _ = locate_environment(args.name, args.namespace)
+    services: Services = args.make_services()
+    namespace, _ = locate_environment(args.name, args.namespace, services)
     command = shlex.split(args.command) if args.command else None
-    with open_cluster(args.cluster_block) as reader:
+    with open_cluster(services.connections, args.cluster_block) as reader:
         pod, container = pick_shell_target(reader, args.name, namespace, args.component,
                                            args.container)
         print(f"connecting to {pod} ({container or 'first container'}) in {namespace}; "

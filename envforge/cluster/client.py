@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes import client as k8s_client
 
-from envforge.connections import connection_source
+from envforge.connections import ConnectionSource
 from envforge.errors import WorkloadNotFoundError
 from envforge.kubernetes_boundary import NotFound, kubernetes_errors
 from envforge.secrets.redaction import scrub
@@ -146,9 +146,9 @@ def event_time(event: dict[str, Any]) -> str:
                or (event.get("metadata") or {}).get("creationTimestamp") or "")
 
 
-def open_cluster(block_name: str | None = None) -> ClusterReader:
+def open_cluster(connections: ConnectionSource, block_name: str | None = None) -> ClusterReader:
     """A reader for the named KubernetesCluster block, or for KUBECONFIG / in-cluster
-    (resolved through envforge.connections: the library never loads blocks itself)."""
-    cluster = connection_source().kubernetes_cluster(block_name or None)
+    (resolved by the ``connections`` the caller was handed: the library never loads blocks)."""
+    cluster = connections.kubernetes_cluster(block_name or None)
     return ClusterReader(cluster.api_client, cluster.description,
                          cluster.request_timeout_seconds)

@@ -9,7 +9,9 @@ namespace's quota is not the environment's. A namespace that is still terminatin
 environment of the same name is being pruned) is an error of its own: temporary, retry later.
 
 It runs after the offline validation (envforge.gitops.validate), which cannot import this
-layer: :func:`enable_server_dry_run` registers it there when a cluster is configured.
+layer: :func:`server_dry_run_check` makes the check, the composition root puts it in the
+services' ``manifest_checks`` (envforge.composition), and publishing hands those to the
+validation.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from envforge.cluster.client import ClusterReader, cluster_errors, open_cluster
+from envforge.connections import ConnectionSource
 from envforge.errors import ClusterApiError, NamespaceTerminatingError
 from envforge.kubernetes_boundary import NotFound
+from envforge.services import ManifestCheck
 from envforge.settings import ClusterSection, load_settings
 
 log = logging.getLogger("envforge.cluster.dry_run")
@@ -105,19 +109,19 @@ def cluster_configured(settings: ClusterSection | None = None) -> bool:
     return settings.server_dry_run and settings.configured
 
 
-def server_check(objects: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """The check envforge.gitops.validate runs after its offline one."""
-    if not cluster_configured():
-        return []
-    with open_cluster() as reader:
-        problems = dry_run_objects(reader, objects)
-    log.info("server-side dry run (%s): %d object(s), %d refused", reader.description,
-             len(objects), len(problems))
-    return problems
+def server_dry_run_check(connections: ConnectionSource, settings: ClusterSection
+                         ) -> ManifestCheck:
+    """The check publishing runs after the offline validation: a server-side dry run of the
+    manifests in the cluster of ``connections`` (KUBECONFIG / in-cluster), when one is
+    configured and ENVFORGE_SERVER_DRY_RUN is not off; handed down in the services."""
 
+    def server_check(objects: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        if not cluster_configured(settings):
+            return []
+        with open_cluster(connections) as reader:
+            problems = dry_run_objects(reader, objects)
+        log.info("server-side dry run (%s): %d object(s), %d refused", reader.description,
+                 len(objects), len(problems))
+        return problems
 
-def enable_server_dry_run() -> None:
-    """Register :func:`server_check` with the offline validation (idempotent)."""
-    from envforge.gitops.validate import register_server_check
-
-    register_server_check(server_check)
+    return server_check

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.config import load_settings
-from envforge.connections import connection_source
+from envforge.connections import ConnectionSource
 from envforge.db.branch import branch_from_golden, golden_database_name, parse_age
 from envforge.db.clone import CloneRequest, clone_database, inspect_source
 from envforge.db.connection import ServerAddress
@@ -24,16 +24,22 @@ from envforge.db.safety import drop_owned_database, target_database_name
 from envforge.db.seed import SeedRequest, seed_database
 from envforge.db.snapshot import LocalDirectoryStore, restore_snapshot, take_snapshot
 from envforge.errors import PersonalDataError, RulesError
+from envforge.services import require_connections
 
 
-def load_server(block_name: str | None) -> Any:
+def load_server(block_name: str | None, connections: ConnectionSource) -> Any:
     """A DatabaseServer block by name, or one from PG* variables when no name is given."""
-    return connection_source().database_server(block_name)
+    return connections.database_server(block_name)
 
 
-def load_key(block_name: str | None) -> bytes:
+def load_key(block_name: str | None, connections: ConnectionSource) -> bytes:
     """The anonymisation key from an AnonymisationKey block, or ENVFORGE_ANONYMISATION_KEY."""
-    return connection_source().anonymisation_key(block_name)
+    return connections.anonymisation_key(block_name)
+
+
+def _connections(ctx: ActionContext) -> ConnectionSource:
+    """The connections the run was handed (the composition root's)."""
+    return require_connections(ctx.services, f"step {ctx.step_id!r}")
 
 
 def snapshot_store(directory: str | None) -> LocalDirectoryStore:
@@ -46,9 +52,10 @@ class _TargetInput(ActionInput):
     database: str | None = Field(None, description="Explicit target database name instead.")
     targetBlock: str | None = Field(None, description="DatabaseServer block; default: PG*.")
 
-    def target(self) -> ServerAddress:
+    def target(self, connections: ConnectionSource) -> ServerAddress:
         name = self.database or target_database_name(self.environment)
-        return load_server(self.targetBlock).address(name)  # type: ignore[no-any-return]
+        return load_server(self.targetBlock, connections).address(  # type: ignore[no-any-return]
+            name)
 
 
 class DatabaseOutput(ActionOutput):
@@ -66,7 +73,7 @@ def _output(target: ServerAddress, rows: int = 0, seconds: float = 0.0) -> Datab
 
 class _DropsTarget:
     def rollback(self, ctx: ActionContext, params: Any, output: Any) -> None:
-        target = params.target()
+        target = params.target(_connections(ctx))
         # Only what this run recorded creating: a database another run made under that name
         # (or a foreign one) is left alone.
         if drop_owned_database(target, output.database, run_id=ctx.run_id):
@@ -122,11 +129,12 @@ class CloneAction(_DropsTarget, Action[CloneInput, DatabaseOutput]):
         return load_rules(ctx.template_dir / params.rules if params.rules else None)
 
     def run(self, ctx: ActionContext, params: CloneInput) -> DatabaseOutput:
-        target = params.target()
-        source = load_server(params.sourceBlock).address(params.sourceDatabase)
+        target = params.target(_connections(ctx))
+        source = load_server(params.sourceBlock, _connections(ctx)).address(params.sourceDatabase)
         request = CloneRequest(
             source=source, target=target, rules=self._rules(ctx, params),
-            key=load_key(params.keyBlock), jobs=params.jobs, replace=params.replace,
+            key=load_key(params.keyBlock, _connections(ctx)), jobs=params.jobs,
+            replace=params.replace,
             marker={"environment": params.environment, "run_id": ctx.run_id},
             rules_source=params.rules or "rules")
         if params.strategy == "clone":
@@ -148,12 +156,12 @@ class CloneAction(_DropsTarget, Action[CloneInput, DatabaseOutput]):
     def dry_run(self, ctx: ActionContext, params: CloneInput) -> DatabaseOutput:
         """Checks rules and strict classification against the source; creates nothing."""
         rules = self._rules(ctx, params)
-        source = load_server(params.sourceBlock).address(params.sourceDatabase)
+        source = load_server(params.sourceBlock, _connections(ctx)).address(params.sourceDatabase)
         _, _, decisions = inspect_source(source, rules, params.rules or "rules")
         stops = [f"{d.table}.{d.column} looks like {d.detail}" for d in decisions if d.stops]
         if stops and rules.strict:
             raise PersonalDataError(stops)
-        return _output(params.target())
+        return _output(params.target(_connections(ctx)))
 
     def check(self, params: CloneInput, template_dir: Path) -> list[str]:
         if not params.rules:
@@ -185,9 +193,9 @@ class SeedAction(_DropsTarget, Action[SeedInput, DatabaseOutput]):
                            "fixtures": ["db/countries.csv"], "generate": {"public.users": 100}}}]
 
     def run(self, ctx: ActionContext, params: SeedInput) -> DatabaseOutput:
-        target = params.target()
-        schema_source = (load_server(params.schemaBlock).address(params.schemaDatabase)
-                         if params.schemaDatabase else None)
+        target = params.target(_connections(ctx))
+        schema_source = (load_server(params.schemaBlock, _connections(ctx)).address(
+            params.schemaDatabase) if params.schemaDatabase else None)
         report = seed_database(SeedRequest(
             target=target, schema_sql=ctx.template_dir / params.schema_ if params.schema_
             else None, schema_source=schema_source,
@@ -217,7 +225,7 @@ class SnapshotAction(Action[SnapshotInput, SnapshotOutput]):
                  "input": {"environment": "nightly", "name": "shop-nightly"}}]
 
     def run(self, ctx: ActionContext, params: SnapshotInput) -> SnapshotOutput:
-        target = params.target()
+        target = params.target(_connections(ctx))
         info = take_snapshot(target.with_database("postgres"), target.dbname,
                              snapshot_store(params.store), params.name)
         ctx.logger.info("snapshot %s of %s: %.1f MB", info.name, target.label,
@@ -245,7 +253,7 @@ class RestoreAction(_DropsTarget, Action[RestoreInput, DatabaseOutput]):
                  "input": {"environment": "${{ parameters.name }}", "snapshot": "shop-nightly"}}]
 
     def run(self, ctx: ActionContext, params: RestoreInput) -> DatabaseOutput:
-        target = params.target()
+        target = params.target(_connections(ctx))
         seconds = restore_snapshot(snapshot_store(params.store), params.snapshot, target,
                                    {"environment": params.environment, "run_id": ctx.run_id},
                                    replace=params.replace, jobs=params.jobs, logger=ctx.logger)
@@ -266,7 +274,7 @@ class DropAction(Action[_TargetInput, DropOutput]):
                  "input": {"environment": "${{ parameters.name }}"}}]
 
     def run(self, ctx: ActionContext, params: _TargetInput) -> DropOutput:
-        target = params.target()
+        target = params.target(_connections(ctx))
         dropped = drop_owned_database(target, target.dbname)
         ctx.logger.info("%s %s", "dropped" if dropped else "no database", target.label)
         return DropOutput(database=target.dbname, dropped=dropped)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.config import load_settings
+from envforge.config import load_settings, settings_view
 from envforge.errors import ActionError, EnvforgeError, TemplateNotFoundError
 from envforge.gitops.record import (
     EnvironmentRecord,
@@ -89,7 +89,7 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
                  output: PublishGitOpsOutput) -> None:
         if not output.commitHash:
             return
-        with open_store(params.repoUrl, params.branch) as store:
+        with open_store(params.repoUrl, params.branch, services=ctx.services) as store:
             how = store.undo(output.commitHash, ctx.run_id)
         ctx.logger.info("rolled back environment %s commit %s (%s)", output.name,
                         output.commitHash[:12], how)
@@ -108,8 +108,9 @@ class PublishGitOps(Action[PublishGitOpsInput, PublishGitOpsOutput]):
                                ", ".join(dropped))
         mode = params.mode or env.get("mode") or "upsert"
         # A dry run renders and validates only: it neither reads nor creates any repository.
-        url = params.repoUrl or (None if commit else load_settings().gitops_url)
-        with open_store(url, params.branch) as store:
+        settings = settings_view(ctx.services.settings) if ctx.services else load_settings()
+        url = params.repoUrl or (None if commit else settings.gitops_url)
+        with open_store(url, params.branch, services=ctx.services) as store:
             current = (None if not commit or mode == "create"
                        else store.get(str(name), "update") if mode == "update"
                        else store.find(str(name)))

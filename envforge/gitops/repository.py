@@ -9,24 +9,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from envforge.config import ensure_embedded_gitops_repo, load_settings
-from envforge.gitops.settings import GitOpsSettings, load_gitops_settings
+from envforge.config import ensure_embedded_gitops_repo, load_settings, settings_view
+from envforge.connections import ConnectionSource
+from envforge.gitops.settings import GitOpsSettings, gitops_settings, load_gitops_settings
 from envforge.gitops.store import EnvironmentStore
 from envforge.images.git_auth import GitAuth, git_environment
 from envforge.publishing import Author, GitPublisher
 from envforge.secret_guard import SecretGuard
+from envforge.services import Services
 
 #: Attempts at a push that lost a race; many concurrent creates need more than one file's worth.
 PUSH_ATTEMPTS = 30
 
 
-def credentials_from_block(block_name: str | None) -> GitAuth | None:
+def credentials_from_block(block_name: str | None, connections: ConnectionSource | None
+                           ) -> GitAuth | None:
     """The GitCredentials block's credentials, or None when no block is configured."""
     if not block_name:
         return None
     from envforge.images.build import resolve_git_auth
 
-    return resolve_git_auth(block_name)
+    return resolve_git_auth(block_name, connections)
 
 
 @contextmanager
@@ -37,14 +40,21 @@ def open_store(
     settings: GitOpsSettings | None = None,
     guard: SecretGuard | None = None,
     auth: GitAuth | None = None,
+    services: Services | None = None,
 ) -> Iterator[EnvironmentStore]:
     """An EnvironmentStore for the configured (or given) repository. Credential files live
-    only while the context is open."""
-    base = load_settings()
-    gitops = settings or load_gitops_settings()
+    only while the context is open. ``services`` (the composition root's) gives the settings,
+    the connections that resolve ENVFORGE_GITOPS_BLOCK, the manifest checks and the secret
+    scrubber; without them the process's settings and no server-side checks are used."""
+    base = settings_view(services.settings) if services else load_settings()
+    gitops = settings or (gitops_settings(services.settings) if services
+                          else load_gitops_settings())
     if url is None:
         ensure_embedded_gitops_repo(base)
-    auth = auth or credentials_from_block(gitops.credentials_block)
+    connections = services.connections if services else None
+    auth = auth or credentials_from_block(gitops.credentials_block, connections)
+    if guard is None and services is not None:
+        guard = SecretGuard((), services.scrub)
     with git_environment(auth) as env:
         publisher = GitPublisher(
             url=url or base.gitops_url,
@@ -54,4 +64,5 @@ def open_store(
             max_attempts=PUSH_ATTEMPTS,
             git_env=env,
         )
-        yield EnvironmentStore(publisher, gitops, guard)
+        yield EnvironmentStore(publisher, gitops, guard,
+                               services.manifest_checks if services else ())

@@ -14,7 +14,7 @@ import builtins
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +43,9 @@ from envforge.gitops.ttl import checked_ttl
 from envforge.gitops.validate import validate_objects
 from envforge.publish_scope import check_environment_paths
 from envforge.publishing import GitPublisher
-from envforge.secret_guard import SecretGuard, default_guard
+from envforge.secret_guard import SecretGuard
+from envforge.secrets.redaction import default_redactor
+from envforge.services import ManifestCheck
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
@@ -63,10 +65,13 @@ class EnvironmentStore:
     """The environments of one GitOps repository branch."""
 
     def __init__(self, publisher: GitPublisher, settings: GitOpsSettings,
-                 guard: SecretGuard | None = None) -> None:
+                 guard: SecretGuard | None = None,
+                 manifest_checks: Sequence[ManifestCheck] = ()) -> None:
         self.publisher = publisher
         self.settings = settings
-        self.publisher.pre_commit = guard or default_guard()
+        #: run on rendered manifests after the offline validation (the services' checks)
+        self.manifest_checks = tuple(manifest_checks)
+        self.publisher.pre_commit = guard or SecretGuard((), default_redactor().scrub)
         #: called with each commit this store pushed: asks Argo CD to refresh the
         #: Applications reading this repository (envforge/gitops/refresh.py) so the change
         #: reaches the cluster in seconds; None turns it off
@@ -122,7 +127,8 @@ class EnvironmentStore:
         """Render and validate; raises before anything is written when a manifest is bad."""
         rendered = render_environment(record, manifests_dir, self.repo_url,
                                       self.publisher.branch, self.settings)
-        validate_objects(rendered.objects, self.settings.kubernetes_version)
+        validate_objects(rendered.objects, self.settings.kubernetes_version,
+                         self.manifest_checks)
         return rendered
 
     # --- changing ------------------------------------------------------------------------

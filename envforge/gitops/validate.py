@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +20,7 @@ from referencing import Registry, Resource
 
 from envforge.errors import ConfigurationError, ManifestValidationError
 from envforge.gitops.argocd import ApplicationModel
+from envforge.services import ManifestCheck
 
 log = logging.getLogger("envforge.gitops.validate")
 
@@ -37,26 +38,17 @@ def _is_core_api(api_version: str) -> bool:
     return "/" not in api_version or "." not in group or group.endswith(".k8s.io")
 
 
-#: Checks against a live API server, run once the offline ones pass (envforge.cluster.dry_run
-#: registers its server-side dry run here: the layers keep gitops from importing cluster).
-ServerCheck = Callable[[list[tuple[str, dict[str, Any]]]], list[str]]
-_server_checks: list[ServerCheck] = []
-
-
-def register_server_check(check: ServerCheck) -> None:
-    if check not in _server_checks:
-        _server_checks.append(check)
-
-
-def validate_objects(objects: Iterable[tuple[str, dict[str, Any]]],
-                     kubernetes_version: str) -> None:
-    """Raise ManifestValidationError listing every problem in ``objects`` (file, object)."""
+def validate_objects(objects: Iterable[tuple[str, dict[str, Any]]], kubernetes_version: str,
+                     server_checks: Sequence[ManifestCheck] = ()) -> None:
+    """Raise ManifestValidationError listing every problem in ``objects`` (file, object);
+    ``server_checks`` (checks against a live API server, handed down in the services: the
+    cluster area's server-side dry run) run once the offline ones pass."""
     objects = list(objects)
     problems: list[str] = []
     for file, doc in objects:
         problems.extend(f"{file}: {_object_name(doc)}: {p}"
                         for p in object_problems(doc, kubernetes_version))
-    for check in [] if problems else _server_checks:
+    for check in [] if problems else server_checks:
         problems.extend(check(objects))
     if problems:
         raise ManifestValidationError(problems)

@@ -94,16 +94,20 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
     ]
 
     def run(self, ctx: ActionContext, params: ImageBuildInput) -> ImageBuildOutput:
-        registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify)
+        registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify,
+                                    services=ctx.services)
         spec = ImageBuildSpec(
             repo_url=params.repoUrl, ref=params.ref, app=params.app, stack=params.stack,
             dockerfile=params.dockerfile, context=params.context,
             build_args=params.buildArgs, stack_options=params.stackOptions,
             base_image=params.baseImage,
         )
-        builder = kaniko_builder() if params.builder == "kaniko" else default_builder()
-        built = build_image(spec, registry, builder, source_cache(), ctx.logger,
-                            git_auth=resolve_git_auth(params.gitCredentialsBlock))
+        settings = ctx.services.settings if ctx.services else load_settings()
+        builder = (kaniko_builder(settings) if params.builder == "kaniko"
+                   else default_builder(settings))
+        connections = ctx.services.connections if ctx.services else None
+        built = build_image(spec, registry, builder, source_cache(settings), ctx.logger,
+                            git_auth=resolve_git_auth(params.gitCredentialsBlock, connections))
         return ImageBuildOutput(image=built.image, imageTag=built.tagged, digest=built.digest,
                                 commit=built.commit, cached=built.cached, stack=built.stack,
                                 dockerfile=built.dockerfile)
@@ -113,7 +117,8 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
         if output.cached:
             ctx.logger.info("kept %s: it was in the registry before this run", output.imageTag)
             return
-        registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify)
+        registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify,
+                                    services=ctx.services)
         repository_and_tag = output.imageTag.split("/", 1)[1]
         repository, _, tag = repository_and_tag.rpartition(":")
         with RegistryClient(registry) as client:

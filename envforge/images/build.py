@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from envforge.connections import connection_source
+from envforge.connections import ConnectionSource
 from envforge.errors import ConfigurationError, ImageError
 from envforge.images import cache
 from envforge.images.builders import BuildahBuilder, BuildRequest, ImageBuilder, Logger
@@ -22,6 +22,7 @@ from envforge.images.registry_client import RegistryAccess, RegistryClient
 from envforge.images.source import GitSourceCache
 from envforge.paths import resolve_inside
 from envforge.publishing import redact_url
+from envforge.services import Services, require_connections
 from envforge.settings import EnvforgeSettings, load_settings
 
 APP_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
@@ -185,13 +186,15 @@ def kaniko_builder(settings: EnvforgeSettings | None = None) -> ImageBuilder:
     return KanikoJobBuilder(kaniko, submit=KanikoJobRunner(api_client))
 
 
-def resolve_registry(block_name: str | None, address: str | None,
-                     tls_verify: bool = True) -> RegistryAccess:
-    """A ContainerRegistry block by name, else an address without credentials (argument or
-    ENVFORGE_REGISTRY)."""
+def resolve_registry(block_name: str | None, address: str | None, tls_verify: bool = True,
+                     *, services: Services | None = None) -> RegistryAccess:
+    """A ContainerRegistry block by name (resolved by the services' connections), else an
+    address without credentials (argument or ENVFORGE_REGISTRY)."""
     if block_name:
-        return connection_source().image_registry(block_name)
-    address = address or load_settings().images.registry
+        return require_connections(services, f"registry block {block_name!r}").image_registry(
+            block_name)
+    settings = services.settings if services else load_settings()
+    address = address or settings.images.registry
     if not address:
         raise ConfigurationError(
             "no registry to push to: name a ContainerRegistry block (registryBlock), give "
@@ -199,8 +202,13 @@ def resolve_registry(block_name: str | None, address: str | None,
     return RegistryAccess(address=address, tls_verify=tls_verify)
 
 
-def resolve_git_auth(block_name: str | None) -> GitAuth | None:
+def resolve_git_auth(block_name: str | None, connections: ConnectionSource | None
+                     ) -> GitAuth | None:
     """Credentials from a GitCredentials block, or None for public/local repositories."""
     if not block_name:
         return None
-    return connection_source().git_auth(block_name)
+    if connections is None:
+        raise ConfigurationError(
+            f"GitCredentials block {block_name!r} is named but no connections were handed in; "
+            "run through the flows or the envforge CLI")
+    return connections.git_auth(block_name)

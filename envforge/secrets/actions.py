@@ -11,33 +11,33 @@ Kubernetes API. Outputs hold names and keys, never values. Both roll back what t
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.connections import connection_source
+from envforge.connections import ConnectionSource
 from envforge.errors import SecretDeliveryError, SecretReferenceError
 from envforge.names import RESERVED_NAMES, DnsLabel
 from envforge.paths import resolve_inside
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
 from envforge.secrets.environment import (
-    FORGET_HOOKS,
-    MAX_REMEMBERED,
     FetchedSecrets,
     deliver_secrets,
     fetch_secrets,
     forget_run,
     plan_environment_secrets,
     recall_run,
+    remember_delivery,
     remember_run,
+    take_delivery,
     write_git_manifests,
 )
 from envforge.secrets.redaction import install as install_redaction
 from envforge.secrets.references import find_references
 from envforge.secrets.variables import VariableSources, load_project_file
+from envforge.services import require_connections
 from envforge.templating.loader import load_template
 
 #: ctx.environment keys that become built-in variables.
@@ -82,15 +82,20 @@ class VaultSecretsOutput(ActionOutput):
     vaultReads: int = 0
 
 
-def load_vault_reader(block_name: str | None) -> Any:
+def load_vault_reader(block_name: str | None, connections: ConnectionSource) -> Any:
     """The per-run reader from a VaultConnection block, or from VAULT_* variables."""
-    return connection_source().vault_reader(block_name)
+    return connections.vault_reader(block_name)
 
 
-def load_deliverer(block_name: str | None) -> SecretDeliverer:
+def load_deliverer(block_name: str | None, connections: ConnectionSource) -> SecretDeliverer:
     """A deliverer into the KubernetesCluster block's cluster, or KUBECONFIG / in-cluster."""
-    cluster = connection_source().kubernetes_cluster(block_name)
+    cluster = connections.kubernetes_cluster(block_name)
     return SecretDeliverer(cluster.api_client, timeout_seconds=cluster.request_timeout_seconds)
+
+
+def _connections(ctx: ActionContext) -> ConnectionSource:
+    """The connections the run was handed (the composition root's)."""
+    return require_connections(ctx.services, f"step {ctx.step_id!r}")
 
 
 def check_delivery_namespace(ctx: ActionContext, params: VaultSecretsInput) -> None:
@@ -209,7 +214,7 @@ class VaultSecrets(Action[VaultSecretsInput, VaultSecretsOutput]):
         plan = self._prepare(ctx, params)
         reader = None
         if any(v.references for v in plan.direct_variables.values()):
-            reader = load_vault_reader(params.vaultBlock)
+            reader = load_vault_reader(params.vaultBlock, _connections(ctx))
         fetched = fetch_secrets(plan, reader)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         files = write_git_manifests(plan, target)
@@ -257,19 +262,6 @@ class KubernetesSecretOutput(ActionOutput):
     resourceVersion: str = ""
 
 
-#: Deliveries of this process, kept for rollback (they hold the replaced Secret's data).
-#: Dropped by forget_run at the end of a run, and bounded like the fetched values.
-_deliveries: OrderedDict[tuple[str, str], SecretDelivery] = OrderedDict()
-
-
-def _forget_deliveries(run_id: str, step_id: str | None) -> None:
-    for key in [k for k in _deliveries if k[0] == run_id and step_id in (None, k[1])]:
-        _deliveries.pop(key, None)
-
-
-FORGET_HOOKS.append(_forget_deliveries)
-
-
 class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
     id = "kubernetes:secret"
     description = ("Create or replace the environment's Secret (labelled with the environment) "
@@ -296,12 +288,10 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
         if not fetched.values:
             ctx.logger.info("nothing for envforge to deliver (delivery %s)", plan.delivery)
             return KubernetesSecretOutput(namespace=plan.namespace)
-        deliverer = load_deliverer(params.clusterBlock)
+        deliverer = load_deliverer(params.clusterBlock, _connections(ctx))
         delivery = deliver_secrets(fetched, deliverer, params.createNamespace, ctx.run_id)
         assert delivery is not None
-        _deliveries[(ctx.run_id, ctx.step_id)] = delivery
-        while len(_deliveries) > MAX_REMEMBERED:
-            _deliveries.popitem(last=False)
+        remember_delivery(ctx.run_id, ctx.step_id, delivery)
         fetched.values.clear()  # delivered: the values need not stay in memory
         ctx.logger.info("%s Secret %s/%s with key(s) %s",
                         "created" if delivery.created else "replaced", delivery.namespace,
@@ -326,7 +316,7 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
                  output: KubernetesSecretOutput) -> None:
         if not output.delivered or output.secretName is None:
             return
-        delivery = _deliveries.pop((ctx.run_id, ctx.step_id), None) or SecretDelivery(
+        delivery = take_delivery(ctx.run_id, ctx.step_id) or SecretDelivery(
             output.namespace, output.secretName, output.secretKeys, output.created,
             output.namespaceCreated)
         if not delivery.created and delivery.previous_data is None:
@@ -334,7 +324,7 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
                                "content cannot be restored and is left as delivered",
                                delivery.namespace, delivery.name)
             return
-        outcome = load_deliverer(params.clusterBlock).undo(delivery)
+        outcome = load_deliverer(params.clusterBlock, _connections(ctx)).undo(delivery)
         ctx.logger.info("rolled back: %s", outcome)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -234,14 +233,30 @@ def recall_run(run_id: str, step_id: str) -> FetchedSecrets | None:
         return _runs.get((run_id, step_id))
 
 
+#: Deliveries of this process (kubernetes:secret), kept for rollback (they hold the replaced
+#: Secret's data); dropped with the run's values, and bounded like them.
+_deliveries: OrderedDict[tuple[str, str], SecretDelivery] = OrderedDict()
+
+
+def remember_delivery(run_id: str, step_id: str, delivery: SecretDelivery) -> None:
+    """Keep a step's delivery for its rollback, in this process only."""
+    with _runs_lock:
+        _deliveries[(run_id, step_id)] = delivery
+        while len(_deliveries) > MAX_REMEMBERED:
+            _deliveries.popitem(last=False)
+
+
+def take_delivery(run_id: str, step_id: str) -> SecretDelivery | None:
+    """The step's delivery, forgotten as it is handed out (a rollback undoes it once)."""
+    with _runs_lock:
+        return _deliveries.pop((run_id, step_id), None)
+
+
 def forget_run(run_id: str, step_id: str | None = None) -> None:
-    """Drop the values of a run (or of one of its steps). Flows call this when a run ends."""
+    """Drop the values and delivery records of a run (or of one of its steps). The runner
+    calls this when a run ends (TemplateRun.close)."""
     with _runs_lock:
         for key in [k for k in _runs if k[0] == run_id and step_id in (None, k[1])]:
             _runs.pop(key).values.clear()
-    for hook in list(FORGET_HOOKS):
-        hook(run_id, step_id)
-
-
-#: Called by forget_run (the actions module drops its delivery records through this).
-FORGET_HOOKS: list[Callable[[str, str | None], None]] = []
+        for key in [k for k in _deliveries if k[0] == run_id and step_id in (None, k[1])]:
+            _deliveries.pop(key, None)

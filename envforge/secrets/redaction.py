@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from envforge.secret_guard import register_scrub_source
 from envforge.sensitive import without_credentials
 
 MASK = "********"
@@ -155,7 +154,3 @@ def mask_credential_values(parameters: Mapping[str, Any], marked: set[str] | Non
     if paths:
         install(redactor)
     return paths
-
-# The GitOps secret guard (below this area) scrubs with the process's redactor; it sees
-# values fetched later in the run too, because it asks at each commit.
-register_scrub_source(lambda: default_redactor().scrub)

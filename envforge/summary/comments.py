@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from envforge.connections import connection_source
 from envforge.errors import ProviderCommentError, SummaryError
 from envforge.secrets.redaction import scrub
 from envforge.summary.provider_api import (
@@ -25,6 +24,9 @@ from envforge.summary.provider_api import (
     provider_request,
 )
 from envforge.summary.render import summary_marker
+
+if TYPE_CHECKING:  # the type only: the connection source is handed in by the caller
+    from envforge.connections import ConnectionSource
 
 __all__ = ["DEFAULT_API_URLS", "CommentResult", "PullRequestCommenter", "PullRequestRef",
            "post_summary_comment", "pull_request_from_source"]
@@ -120,10 +122,9 @@ def _limit(body: str) -> str:
 
 
 def post_summary_comment(markdown: str, environment: str, source: Mapping[str, Any],
-                         token_block: str) -> CommentResult:
+                         token_block: str, *, connections: ConnectionSource) -> CommentResult:
     """Post (or update) the summary on the environment's pull request, with the token held
-    by the ``GitProviderToken`` block named ``token_block`` (resolved through
-    :func:`envforge.connections.connection_source`)."""
-    with connection_source().pull_request_commenter(token_block) as commenter:
+    by the ``GitProviderToken`` block named ``token_block`` (resolved by ``connections``)."""
+    with connections.pull_request_commenter(token_block) as commenter:
         pull_request = pull_request_from_source(commenter.provider, source)
         return commenter.upsert_summary(pull_request, environment, markdown)

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import httpx
 
-from envforge.connections import connection_source
 from envforge.errors import ProviderStatusError
 from envforge.summary.comments import PullRequestRef, pull_request_from_source
 from envforge.summary.provider_api import ProviderSession, provider_request
+
+if TYPE_CHECKING:  # the type only: the connection source is handed in by the caller
+    from envforge.connections import ConnectionSource
 
 EnvironmentState = Literal["in_progress", "success", "failure", "inactive"]
 #: A commit status per state (none on destroy: the commit's outcome does not change).
@@ -201,9 +203,10 @@ class PullRequestStatusReporter(ProviderSession):
 
 def report_environment_state(token_block: str, environment: str, source: Mapping[str, Any],
                              state: EnvironmentState, url: str | None = None,
-                             log_url: str | None = None) -> StatusReport:
+                             log_url: str | None = None, *,
+                             connections: ConnectionSource) -> StatusReport:
     """Set ``state`` on the environment's pull request, with the token of the GitProviderToken
-    block ``token_block`` (resolved through :func:`envforge.connections.connection_source`)."""
-    with connection_source().pull_request_status(token_block) as reporter:
+    block ``token_block`` (resolved by ``connections``)."""
+    with connections.pull_request_status(token_block) as reporter:
         target = StatusTarget.from_source(reporter.provider, environment, source)
         return reporter.report(target, state, url, log_url)

@@ -75,7 +75,7 @@ def test_import_contracts_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 class FakeConnections:
-    """A connection source that hands out fixed values (what a test installs)."""
+    """A connection source that hands out fixed values (what a test hands in)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str | None]] = []
@@ -88,22 +88,103 @@ class FakeConnections:
         raise AssertionError(f"unexpected call {method}")
 
 
-def test_the_library_asks_the_installed_connection_source() -> None:
+def test_an_action_asks_the_connections_its_run_was_handed(tmp_path: Path) -> None:
+    from envforge.actions.base import ActionContext
     from envforge.db.actions import load_key
+    from envforge.runner import TemplateRun
+    from envforge.services import require_connections
+    from envforge.templating.loader import load_template
+    from tests.helpers import write_template
+    from tests.services_fixtures import make_services
 
     fake = FakeConnections()
-    with connections.connection_source_installed(fake):  # type: ignore[arg-type]
-        assert load_key("team-key") == b"k" * 32
+    assert load_key("team-key", fake) == b"k" * 32  # type: ignore[arg-type]
     assert fake.asked == [("anonymisation_key", "team-key")]
-    # restored: the entry point's source, loading Prefect Blocks
-    assert type(connections.connection_source()).__name__ == "BlockConnections"
+    services = make_services({}, connections=fake)  # type: ignore[arg-type]
+    template = write_template(tmp_path / "t", """
+        apiVersion: scaffolder.backstage.io/v1beta3
+        kind: Template
+        metadata: {name: t}
+        spec:
+          type: service
+          steps:
+            - {id: log, action: debug:log, input: {message: hi}}
+        """)
+    run = TemplateRun(load_template(template), {}, services=services)
+    try:
+        ctx = run.action_context("log")
+        assert ctx.services is services and ctx.capabilities is services.capabilities
+        assert require_connections(ctx.services, "step 'log'") is fake
+    finally:
+        run.close()
+    bare = ActionContext(run_id="r", step_id="db", template_name="t", template_dir=tmp_path,
+                         workspace=tmp_path)
+    with pytest.raises(ConfigurationError, match=r"step 'db' needs connections .* no services"):
+        require_connections(bare.services, "step 'db'")
 
 
-def test_block_connections_come_from_the_entry_point() -> None:
-    from blocks.loader import BlockConnections
+def test_there_is_no_process_wide_locator_or_hook_list() -> None:
+    """Collaborators are handed down (envforge.services), never found or registered."""
+    assert not hasattr(connections, "connection_source")
+    assert not hasattr(connections, "use_connection_source")
+    from envforge import runner, secret_guard
+    from envforge.gitops import validate
+    from envforge.secrets import environment
 
-    connections.use_connection_source(None)
-    assert isinstance(connections.connection_source(), BlockConnections)
+    assert not hasattr(runner, "STEP_LISTENERS")
+    assert not hasattr(environment, "FORGET_HOOKS")
+    assert not hasattr(secret_guard, "_SCRUB_SOURCES")
+    assert not hasattr(validate, "_server_checks")
+
+
+def test_only_the_flows_composition_root_takes_the_cli_services() -> None:
+    """``provided_services`` hands the CLI's services to the flow it runs in-process; nothing
+    else may read it, or it would be a locator."""
+    readers = [str(p.relative_to(ROOT)) for package in CHECKED
+               for p in sorted((ROOT / package).rglob("*.py"))
+               if "provided_services()" in p.read_text(encoding="utf-8")
+               and p != ROOT / "envforge" / "services.py"]
+    assert readers == ["flows/services.py"]
+
+
+#: Modules that still read the process environment themselves, and why. Everything else goes
+#: through envforge/settings.py (settings handed down, or load_settings() where a deep caller
+#: has none yet). Shrink this list; never grow it.
+ENVIRONMENT_READERS = {
+    "envforge/settings.py": "the one settings module",
+    "envforge/flow_start.py": "process bootstrap: forwards its environment to the warm runner",
+    "envforge/warm_runner.py": "process bootstrap: takes the caller's environment",
+    "envforge/git_boundary.py": "the environment git subprocesses inherit (minus GIT_*)",
+    "envforge/db/connection.py": "libpq's PG* defaults and the pg tools' environment",
+    "envforge/db/copy_source.py": "ENVFORGE_DB_READER (db area, not yet moved)",
+    "envforge/db/schema.py": "ENVFORGE_PG_BIN (db area, not yet moved)",
+    "envforge/actions/catalog.py": "ENVFORGE_BACKSTAGE_* (actions area, not yet moved)",
+    "envforge/publishing.py": "ENVFORGE_GIT_LOCK_TIMEOUT (not yet moved)",
+    "envforge/templating/budget.py": "ENVFORGE_RENDER_* (templating area, not yet moved)",
+    "envforge/capabilities/__init__.py": "default_capabilities() for callers without services",
+    "envforge/cli/run.py": "sets ENVFORGE_USER / Prefect's log batch interval for the run",
+    "envforge/cli/templates.py": "sets ENVFORGE_TEMPLATES_PATH for `templates check`",
+    "envforge/cli/db.py": "ENVFORGE_ANONYMISATION_KEY without loading blocks (db CLI)",
+    "envforge/gitops/refresh.py": "KUBECONFIG for Argo CD refresh annotations (not yet moved)",
+    "envforge/templating/parameters.py": "ENVFORGE_MAX_STRING_LENGTH (not yet moved)",
+    "blocks/kubernetes.py": "a block's from_environment(): KUBECONFIG",
+    "blocks/database.py": "a block's from_environment(): PG*, ENVFORGE_ANONYMISATION_KEY",
+    "blocks/vault.py": "a block's from_environment(): VAULT_*",
+}
+
+
+def test_only_the_listed_modules_read_the_environment() -> None:
+    readers = {}
+    for package in ("envforge", "flows", "blocks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if "os.environ" in text or "getenv(" in text:
+                readers[str(path.relative_to(ROOT))] = True
+    unexpected = sorted(set(readers) - set(ENVIRONMENT_READERS))
+    assert unexpected == [], ("read the setting through envforge/settings.py (add a field "
+                              f"there) instead: {unexpected}")
+    gone = sorted(set(ENVIRONMENT_READERS) - set(readers))
+    assert gone == [], f"no longer read the environment: drop them from the list: {gone}"
 
 
 def test_no_block_name_means_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from envforge.config import PROJECT_ROOT
-from envforge.connections import connection_source_installed
 from envforge.deployments import (
     ENVIRONMENT_ENTRYPOINT,
     environment_deployment_spec,
@@ -166,8 +165,7 @@ def test_credential_references_are_read_through_the_named_vault_connection() -> 
     assert submission.credential_references == {"dbPassword": "vault:kv/shop/db#password"}
     reader = _FakeReader({"vault:kv/shop/db#password": "s3cr3t-value"})
     source = _FakeSource(reader)
-    with connection_source_installed(source):  # type: ignore[arg-type]
-        values = resolve_credential_references(submission)
+    values = resolve_credential_references(submission, source)  # type: ignore[arg-type]
     assert values == {"name": "pr-1", "dbPassword": "s3cr3t-value"}
     assert source.asked == ["team"] and reader.forgotten
 
@@ -176,7 +174,7 @@ def test_a_value_instead_of_a_reference_is_refused_without_echoing_it() -> None:
     template = _template({"dbPassword": {"type": "string", "format": "password"}})
     submission = submission_from_form(template, {"name": "pr-1", "dbPassword": "hunter2-pw"})
     with pytest.raises(SecretReferenceError, match="dbPassword") as caught:
-        resolve_credential_references(submission)
+        resolve_credential_references(submission, _FakeSource(_FakeReader({})))  # type: ignore[arg-type]
     assert "not a Vault reference" in str(caught.value)
     assert "hunter2" not in str(caught.value)
 

@@ -18,6 +18,7 @@ from envforge.secrets.actions import (
     VaultSecretsInput,
 )
 from envforge.templating.loader import load_template
+from tests.services_fixtures import make_services
 
 TEMPLATE = """\
 apiVersion: scaffolder.backstage.io/v1beta3
@@ -81,7 +82,8 @@ def test_a_real_run_without_vault_settings_fails_before_anything(
     template_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("VAULT_ADDR", raising=False)
-    run = TemplateRun(load_template(template_dir), {"name": "pr-6"}, environment={"name": "pr-6"})
+    run = TemplateRun(load_template(template_dir), {"name": "pr-6"}, environment={"name": "pr-6"},
+                      services=make_services())
     try:
         with pytest.raises(StepFailedError, match="VAULT_ADDR and VAULT_TOKEN") as info:
             run.run()

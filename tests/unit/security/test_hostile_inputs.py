@@ -129,7 +129,7 @@ def test_credential_parameter_values_are_masked_in_logs_and_refused_in_git(
 
     from envforge.errors import SecretInGitError
     from envforge.secret_guard import default_guard
-    from envforge.secrets.redaction import mask_credential_values
+    from envforge.secrets.redaction import default_redactor, mask_credential_values
 
     value = f"pw-{uuid.uuid4().hex}"
     marked_value = f"mk-{uuid.uuid4().hex}"
@@ -142,4 +142,4 @@ def test_credential_parameter_values_are_masked_in_logs_and_refused_in_git(
     assert value not in caplog.text and marked_value not in caplog.text
     (tmp_path / "deployment.yaml").write_text(f"env: {{DB: {value}}}\n")
     with pytest.raises(SecretInGitError, match=r"deployment\.yaml"):
-        default_guard()(tmp_path, ["deployment.yaml"])
+        default_guard(default_redactor().scrub)(tmp_path, ["deployment.yaml"])

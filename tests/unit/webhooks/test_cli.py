@@ -7,6 +7,7 @@ import pytest
 from envforge.cli import main
 from envforge.cli.webhook import build_mapping, load_credentials
 from envforge.errors import ConfigurationError
+from tests.services_fixtures import make_services
 
 
 def test_serve_without_any_secret_is_a_one_line_error(
@@ -32,7 +33,6 @@ def test_template_option_becomes_the_default(tmp_path: Path) -> None:
     assert mapping.template_for("x/y").template == "python-service"  # type: ignore[union-attr]
 
 
-def test_credentials_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVFORGE_GITLAB_WEBHOOK_TOKEN", "tok")
-    monkeypatch.delenv("ENVFORGE_GITHUB_WEBHOOK_SECRET", raising=False)
-    assert load_credentials(None).enabled == ["gitlab"]
+def test_credentials_from_the_settings() -> None:
+    services = make_services({"ENVFORGE_GITLAB_WEBHOOK_TOKEN": "tok"})
+    assert load_credentials(None, services).enabled == ["gitlab"]
