@@ -3,8 +3,10 @@
 catalog:write puts an entity file (``filePath``, default ``catalog-info.yaml``) in the
 workspace, published with the rest of it. catalog:register registers a catalog-info URL with
 a Backstage catalog's REST API (``POST /api/catalog/locations``) at ENVFORGE_BACKSTAGE_URL,
-with ENVFORGE_BACKSTAGE_TOKEN as its bearer token; without that setting a real run refuses
-with a one-line message (a dry run fakes its outputs).
+with ENVFORGE_BACKSTAGE_TOKEN as its bearer token, through the egress capability (the token
+bound to that origin, never sent on a redirect); without that setting a real run refuses
+with a one-line message (a dry run fakes its outputs). catalog:write writes through the
+workspace file API: a bad ``filePath`` is one line naming it, never an OSError with a path.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import httpx
 import yaml
 from pydantic import ConfigDict, Field, model_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.errors import ActionError, ConfigurationError
-from envforge.paths import resolve_inside
+from envforge.capabilities import AllowRule, Credential, token_id
+from envforge.errors import ActionError, CapabilityError, ConfigurationError
 
 
 class CatalogWriteInput(ActionInput):
@@ -43,14 +44,16 @@ class CatalogWrite(Action[CatalogWriteInput, CatalogWriteOutput]):
         "spec": {"type": "service", "lifecycle": "experimental", "owner": "team-a"}}}}]
 
     def run(self, ctx: ActionContext, params: CatalogWriteInput) -> CatalogWriteOutput:
-        dest = resolve_inside(ctx.workspace, params.filePath, "workspace")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(yaml.safe_dump(params.entity, sort_keys=False), encoding="utf-8")
+        text = yaml.safe_dump(params.entity, sort_keys=False)
+        try:
+            ctx.files.write_text(params.filePath, text)
+        except CapabilityError as e:
+            raise ActionError(f"step {ctx.step_id!r} (catalog:write): {e}") from None
         return CatalogWriteOutput(filePath=params.filePath)
 
     def rollback(self, ctx: ActionContext, params: CatalogWriteInput,
                  output: CatalogWriteOutput) -> None:
-        (ctx.workspace / output.filePath).unlink(missing_ok=True)
+        ctx.files.remove(output.filePath)
 
 
 class CatalogRegisterInput(ActionInput):
@@ -95,25 +98,30 @@ class CatalogRegister(Action[CatalogRegisterInput, CatalogRegisterOutput]):
             raise ConfigurationError(f"{step}: set ENVFORGE_BACKSTAGE_URL (and "
                                      "ENVFORGE_BACKSTAGE_TOKEN) to the Backstage to register in")
         token = os.environ.get("ENVFORGE_BACKSTAGE_TOKEN", "")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            response = httpx.post(f"{base}/api/catalog/locations", headers=headers,
-                                  json={"type": "url", "target": params.url}, timeout=60.0)
-        except httpx.HTTPError as e:
+            # the operator configured this origin: allowed (privately too), token bound to it
+            rule = AllowRule.parse(base, private=True)
+            credentials = [Credential.bearer(rule.origin, token, token_id(token))] if token else []
+            policy = ctx.capabilities.egress.with_rules(rule)
+            with policy.client(credentials) as client:
+                response = client.request("POST", f"{base}/api/catalog/locations",
+                                          json={"type": "url", "target": params.url})
+        except CapabilityError as e:
+            reason = str(e).replace(token, "***") if token else str(e)
             if params.optional:
                 ctx.logger.warning("%s: Backstage did not answer (%s); optional, skipped",
-                                   step, type(e).__name__)
+                                   step, reason)
                 return CatalogRegisterOutput(catalogInfoUrl=params.url)
-            raise ActionError(f"{step}: Backstage at {base} did not answer "
-                              f"({type(e).__name__})") from None
-        if response.status_code >= 400:
+            raise ActionError(f"{step}: Backstage at {base}: {reason}") from None
+        if response.status >= 400:
             if params.optional:
                 ctx.logger.warning("%s: Backstage answered %s; optional, skipped", step,
-                                   response.status_code)
+                                   response.status)
                 return CatalogRegisterOutput(catalogInfoUrl=params.url)
-            detail = response.text[:200].replace(token, "***") if token else response.text[:200]
-            raise ActionError(f"{step}: Backstage answered {response.status_code}: {detail}")
-        entities = response.json().get("entities") or []
+            detail = response.text(200)
+            detail = detail.replace(token, "***") if token else detail
+            raise ActionError(f"{step}: Backstage answered {response.status}: {detail}")
+        entities = (response.json() or {}).get("entities") or []
         ref = None
         if entities:
             meta = entities[0].get("metadata", {})

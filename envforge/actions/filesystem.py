@@ -1,23 +1,26 @@
 """fs:rename and fs:delete: Backstage's workspace file actions, with its input names.
 
-Both act only inside the run's workspace (``..``, absolute paths and symbolic links leading
-out are refused). fs:delete moves what it deletes to ``<workspace>.undo`` (beside the
-workspace, so nothing of it is published) and rollback moves it back.
+Both act only inside the run's workspace, through its file API (envforge.capabilities): no
+symbolic link is followed, ``.git`` is never touched, and a bad path is one line naming the
+step and the file (never a raw OSError with a temp path). fs:delete moves what it deletes to
+``<workspace>.undo`` (beside the workspace, so nothing of it is published) and rollback moves
+it back.
 """
 
 from __future__ import annotations
 
 import glob
-import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.errors import ActionError
-from envforge.paths import resolve_inside, safe_relative
+from envforge.errors import ActionError, CapabilityError, PathEscapeError
+from envforge.paths import safe_relative
 
 
 def undo_dir(workspace: Path) -> Path:
@@ -52,31 +55,29 @@ class FsRename(Action[RenameInput, RenameOutput]):
     def run(self, ctx: ActionContext, params: RenameInput) -> RenameOutput:
         done: list[list[str]] = []
         try:
-            for item in params.files:
-                source = resolve_inside(ctx.workspace, item.from_, "workspace")
-                target = resolve_inside(ctx.workspace, item.to, "workspace")
-                if not source.exists():
-                    raise ActionError(f"step {ctx.step_id!r} (fs:rename): {item.from_!r} does "
-                                      "not exist in the workspace")
-                if target.exists() and not item.overwrite:
-                    raise ActionError(f"step {ctx.step_id!r} (fs:rename): {item.to!r} already "
-                                      "exists; set overwrite: true to replace it")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.exists():
-                    _remove(target)
-                source.rename(target)
-                done.append([item.from_, item.to])
+            with _one_line(ctx, self.id):
+                for item in params.files:
+                    ctx.files.rename(item.from_, item.to, overwrite=item.overwrite)
+                    done.append([item.from_, item.to])
         except Exception:
             for source_rel, target_rel in reversed(done):
-                (ctx.workspace / target_rel).rename(ctx.workspace / source_rel)
+                ctx.files.rename(target_rel, source_rel)
             raise
         return RenameOutput(renamed=done)
 
     def rollback(self, ctx: ActionContext, params: RenameInput, output: RenameOutput) -> None:
         for source_rel, target_rel in reversed(output.renamed):
-            target = ctx.workspace / target_rel
-            if target.exists():
-                target.rename(ctx.workspace / source_rel)
+            if ctx.files.exists(target_rel):
+                ctx.files.rename(target_rel, source_rel, overwrite=True)
+
+
+@contextmanager
+def _one_line(ctx: ActionContext, action_id: str) -> Iterator[None]:
+    """The file API's refusals as the step's one-line error."""
+    try:
+        yield
+    except (CapabilityError, PathEscapeError) as e:
+        raise ActionError(f"step {ctx.step_id!r} ({action_id}): {e}") from None
 
 
 class DeleteInput(ActionInput):
@@ -97,40 +98,33 @@ class FsDelete(Action[DeleteInput, DeleteOutput]):
     examples = [{"id": "clean", "action": "fs:delete", "input": {"files": ["docs/*.tmp"]}}]
 
     def run(self, ctx: ActionContext, params: DeleteInput) -> DeleteOutput:
-        undo = undo_dir(ctx.workspace) / uuid.uuid4().hex[:8]
+        undo_root = undo_dir(ctx.workspace)
+        token = uuid.uuid4().hex[:8]
+        undo_root.joinpath(token).mkdir(parents=True, exist_ok=True)
+        undo = ctx.capabilities.files(undo_root / token, "undo folder")
         deleted: list[str] = []
-        for pattern in params.files:
-            safe_relative(pattern, "workspace")
-            for match in sorted(glob.glob(pattern, root_dir=ctx.workspace, recursive=True)):
-                path = resolve_inside(ctx.workspace, match, "workspace")
-                if not path.exists() and not path.is_symlink():
-                    continue
-                keep = undo / match
-                keep.parent.mkdir(parents=True, exist_ok=True)
-                path.rename(keep)
-                deleted.append(match)
+        with _one_line(ctx, self.id):
+            for pattern in params.files:
+                safe_relative(pattern, "workspace")
+                for match in sorted(glob.glob(pattern, root_dir=ctx.workspace,
+                                              recursive=True)):
+                    if not ctx.files.exists(match):
+                        continue  # gone with a folder matched before, or under a link
+                    ctx.files.move_to(match, undo, match)
+                    deleted.append(match)
         if not deleted:
-            shutil.rmtree(undo, ignore_errors=True)
-        return DeleteOutput(deleted=deleted, undo=undo.name if deleted else None)
+            ctx.capabilities.files(undo_root, "undo folder").remove(token)
+        return DeleteOutput(deleted=deleted, undo=token if deleted else None)
 
     def rollback(self, ctx: ActionContext, params: DeleteInput, output: DeleteOutput) -> None:
         if not output.undo:
             return
-        undo = undo_dir(ctx.workspace) / output.undo
+        undo_root = undo_dir(ctx.workspace)
+        undo = ctx.capabilities.files(undo_root / output.undo, "undo folder")
         for rel in output.deleted:
-            kept = undo / rel
-            if kept.exists():
-                target = ctx.workspace / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                kept.rename(target)
-        shutil.rmtree(undo, ignore_errors=True)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+            if undo.exists(rel):
+                undo.move_to(rel, ctx.files, rel)
+        ctx.capabilities.files(undo_root, "undo folder").remove(output.undo)
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [FsRename, FsDelete]

@@ -27,14 +27,19 @@ from __future__ import annotations
 import base64
 import re
 import tempfile
-import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.capabilities import EgressClient, ProviderEndpoint, WorkspaceFiles, check_path
+from envforge.capabilities import (
+    EgressClient,
+    ProviderEndpoint,
+    WorkspaceFiles,
+    check_path,
+    quote_segment,
+)
 from envforge.errors import ActionError, CapabilityError, ConfigurationError, GitError
 from envforge.git_boundary import header_for, run_git
 from envforge.templating.filters import parse_repo_url
@@ -320,7 +325,7 @@ class PublishGitlab(_Publisher):
 
     def create(self, client: ProviderClient, owner: str, repo: str,
                params: PublishRepoInput) -> tuple[str, str, int | None, str]:
-        namespace = client.call("GET", f"/namespaces/{urllib.parse.quote(owner, safe='')}")
+        namespace = client.call("GET", f"/namespaces/{quote_segment(owner)}")
         created = client.call("POST", "/projects", json={
             "name": repo, "path": repo, "namespace_id": namespace["id"],
             "visibility": params.repoVisibility, "description": params.description or ""})
@@ -430,7 +435,7 @@ class PublishGitlabMergeRequest(_ChangeRequest):
 
 def _project_path(owner: str, repo: str) -> str:
     """GitLab's URL-encoded ``namespace/project`` (its API wants the '/' as %2F)."""
-    return urllib.parse.quote(f"{owner}/{repo}", safe="")
+    return quote_segment(f"{owner}/{repo}")
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [PublishGithub, PublishGitlab, PublishGithubPullRequest,

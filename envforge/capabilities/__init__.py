@@ -30,6 +30,7 @@ from envforge.capabilities.egress import (
     Transfer,
     TransferBudget,
     parse_url,
+    quote_segment,
 )
 from envforge.capabilities.files import FileBudget, WorkspaceFiles, check_path, is_git_name
 from envforge.capabilities.providers import ProviderEndpoint
@@ -38,7 +39,7 @@ __all__ = [
     "AllowRule", "Answer", "CacheStore", "Capabilities", "Credential", "EgressClient",
     "EgressPolicy", "FileBudget", "Origin", "ParsedUrl", "ProviderEndpoint", "RunBudget",
     "Transfer", "TransferBudget", "WorkspaceFiles", "check_path", "credential_identity",
-    "default_capabilities", "is_git_name", "parse_url", "token_id",
+    "default_capabilities", "is_git_name", "parse_url", "quote_segment", "token_id",
 ]
 
 

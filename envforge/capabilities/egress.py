@@ -139,6 +139,11 @@ def parse_url(text: str | httpx.URL) -> ParsedUrl:
     return ParsedUrl(url, Origin(scheme, host, port), tuple(segments))
 
 
+def quote_segment(text: str) -> str:
+    """``text`` as one URL path segment (every ``/`` encoded, GitLab's project paths)."""
+    return urllib.parse.quote(text, safe="")
+
+
 def redact_userinfo(text: str) -> str:
     return re.sub(r"(://)[^/@\s]*@", r"\1***@", text)
 

@@ -268,6 +268,20 @@ class WorkspaceFiles:
                     raise self._refused(target, f"cannot be renamed to ({e.strerror})"
                                         ) from None
 
+    def move_to(self, rel: str, other: WorkspaceFiles, other_rel: str) -> None:
+        """Move ``rel`` from beneath this root to ``other_rel`` beneath ``other``'s (same
+        filesystem), no link followed on either side (fs:delete's undo folder)."""
+        with self._parent(rel, create=False) as (src_fd, src_name):
+            if not self._lexists(src_fd, src_name):
+                raise self._refused(rel, "does not exist")
+            with other._parent(other_rel, create=True) as (dst_fd, dst_name):
+                if other._lexists(dst_fd, dst_name):
+                    other._remove_at(dst_fd, dst_name, True)
+                try:
+                    os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                except OSError as e:
+                    raise self._refused(rel, f"cannot be moved ({e.strerror})") from None
+
     # --- reading -------------------------------------------------------------------------
 
     @staticmethod
