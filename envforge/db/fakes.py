@@ -10,15 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from faker.providers.address.en_US import Provider as _Address
-from faker.providers.lorem.en_US import Provider as _Lorem
-from faker.providers.person.en_US import Provider as _Person
+# Faker's en_US lists, generated into a module of literals (importing Faker costs every clone
+# process 0.1-0.15 s); tests/unit/db/test_fakes.py checks they still equal Faker's.
+from envforge.db.fake_words_data import CITY_SUFFIXES as CITY_SUFFIXES
+from envforge.db.fake_words_data import FIRST_NAMES as FIRST_NAMES
+from envforge.db.fake_words_data import LAST_NAMES as LAST_NAMES
+from envforge.db.fake_words_data import STREET_SUFFIXES as STREET_SUFFIXES
+from envforge.db.fake_words_data import WORDS as WORDS
 
-FIRST_NAMES: tuple[str, ...] = tuple(dict.fromkeys(_Person.first_names))
-LAST_NAMES: tuple[str, ...] = tuple(dict.fromkeys(_Person.last_names))
-STREET_SUFFIXES: tuple[str, ...] = tuple(_Address.street_suffixes)
-CITY_SUFFIXES: tuple[str, ...] = tuple(_Address.city_suffixes)
-WORDS: tuple[str, ...] = tuple(_Lorem.word_list)
 _STREET_WORDS: tuple[str, ...] = tuple(w.capitalize() for w in WORDS if len(w) >= 4)
 # Reserved for documentation and examples (RFC 2606): fakes never reach a real mailbox.
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")

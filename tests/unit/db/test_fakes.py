@@ -111,3 +111,13 @@ def test_fakes_fit_short_columns_and_stay_deterministic() -> None:
     other = build_transform(ColumnRule(transform="phone"), text_column(max_length=20),
                             b"another-key-0123456789abcdef")
     assert other is not None and other("+1 415 555 1234") != out
+
+
+def test_generated_word_lists_equal_fakers() -> None:
+    """fake_words_data.py is generated from Faker (python -m envforge.db.names): the fakes must
+    keep picking from exactly Faker's lists, in Faker's order."""
+    from envforge.db import fake_words_data
+    from envforge.db.names import fake_word_lists
+
+    for name, words in fake_word_lists().items():
+        assert getattr(fake_words_data, name) == tuple(words), name
