@@ -1,7 +1,9 @@
 """Publishing files to a Git repository: a cached working copy, one commit per change, push
 with bounded, jittered rebase-and-retry when another writer got there first.
 
-Every message that leaves this module has credentials stripped from URLs.
+Every message that leaves this module has credentials stripped from URLs. Files are written
+into the working copy through the workspace file API (envforge.capabilities): a link the
+repository holds is never followed, ``.git`` is never written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import logging
 import os
 import random
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from typing import IO, TypeVar
 
 import git
 
+from envforge.capabilities import WorkspaceFiles
 from envforge.errors import (
+    CapabilityError,
     ConfigurationError,
     GitError,
     GitLockTimeoutError,
@@ -132,10 +135,17 @@ class GitPublisher:
         def write(root: Path) -> None:
             if before_write is not None:
                 before_write(root)
-            dest = resolve_inside(root, str(target), "repository")
-            if replace and dest.exists():
-                shutil.rmtree(dest)
-            _copy_tree(source, dest)
+            resolve_inside(root, str(target), "repository")
+            # through the file API: a link in the repository is data, never written through
+            # (nor removed through), and .git is never written
+            files = WorkspaceFiles(root, describe=f"repository {self.safe_url}")
+            rel = str(target) if target.parts else ""
+            try:
+                if replace and rel:
+                    files.remove(rel)
+                files.copy_tree(WorkspaceFiles(source, describe="workspace"), "", rel)
+            except CapabilityError as e:
+                raise GitError(f"could not write {rel or '.'} in {self.safe_url}: {e}") from None
 
         return self.apply([str(target) if target.parts else "."], write, message, trailers)
 
@@ -383,19 +393,6 @@ def _on_branch(repo: git.Repo, branch: str) -> bool:
         return repo.head.ref.name == branch
     except TypeError:  # detached HEAD
         return False
-
-
-def _copy_tree(source: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for item in sorted(source.rglob("*")):
-        if ".git" in item.relative_to(source).parts:
-            continue
-        target = dest / item.relative_to(source)
-        if item.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(item, target)
 
 
 def _jittered_sleep(attempt: int) -> None:
