@@ -13,8 +13,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from envforge.cli.services import cli_services
 from envforge.errors import EnvforgeError
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -50,11 +50,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     # the composition root: handlers that need connections build the services through this
-    parser.set_defaults(make_services=cli_services)
+    parser.set_defaults(make_services=_cli_services)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in modules:
         importlib.import_module(module_name).add_commands(subparsers)
     return parser
+
+
+def _cli_services() -> Any:
+    """envforge.cli.services.cli_services(), imported on first use: building the services
+    pulls in settings, capabilities and httpx (~0.3 s), which `envforge db ...` with DSNs and
+    `--help` do not need."""
+    from envforge.cli.services import cli_services
+
+    return cli_services()
 
 
 _HANDLER_NAME = "envforge-cli"
