@@ -20,7 +20,9 @@ path (ENVFORGE_WARM_RUNNER_SOCKET); deployments run ``python -m envforge.flow_st
 
 The runner stays single-threaded (forking a threaded process can copy a held lock), never
 touches the Prefect API itself and holds no flow state: each engine is a fresh fork of the
-same warmed image. Its socket lives in a directory only its user can enter.
+same warmed image. Its socket is born 0600 and every caller's uid is checked; it never
+changes the mode of a folder, and removes nothing at its socket path but a stale socket of
+its own user.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import runpy
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -282,16 +285,59 @@ def socket_problem(path: Path) -> str | None:
 
 
 def listen(path: Path) -> socket.socket:
-    """A Unix socket in a directory only this user can enter."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    if path.exists() or path.is_symlink():
-        path.unlink()
+    """A Unix socket only this user may connect to (the socket is 0600 and every caller's
+    uid is checked). A folder that is missing is made 0700; one that exists is left as it
+    is (never chmod-ed: it may be shared). Only a stale socket of this user is removed from
+    the path; anything else there (a file, a folder, a link, a live runner's socket) is
+    refused in one line."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    problem = path_occupied(path)
+    if problem:
+        raise SystemExit(f"warm-runner: {problem}; flow runs start cold meanwhile")
+    remove_own_socket(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
+    old_mask = os.umask(0o177)  # the socket is born 0600: no moment another user may connect
+    try:
+        server.bind(str(path))
+    finally:
+        os.umask(old_mask)
     os.chmod(path, 0o600)
     server.listen(16)
     return server
+
+
+def path_occupied(path: Path) -> str | None:
+    """Why the runner must not take ``path`` over (one line), or None (free, or a stale
+    socket of this user)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISSOCK(info.st_mode):
+        return (f"{path} exists and is not a socket (a file, folder or link is never removed); "
+                "pass another --socket or remove it yourself")
+    if info.st_uid != os.getuid():
+        return f"{path} is another user's socket; pass a --socket of your own"
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return None  # nobody answers: a stale socket of a runner that was killed
+    finally:
+        probe.close()
+    return f"another warm runner already listens on {path}"
+
+
+def remove_own_socket(path: Path) -> None:
+    """Remove ``path`` only if it is a socket of this user (never a file, folder or link)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISSOCK(info.st_mode) and info.st_uid == os.getuid():
+        path.unlink(missing_ok=True)
 
 
 def serve(path: Path, preload: list[str]) -> NoReturn:
@@ -329,7 +375,7 @@ def serve(path: Path, preload: list[str]) -> NoReturn:
             decline(conn, "stale")
             log(f"{len(changed)} source file(s) changed (e.g. {changed[0]}); restarting")
             server.close()
-            path.unlink(missing_ok=True)
+            remove_own_socket(path)
             os.execv(sys.executable, [sys.executable, "-m", "envforge.warm_runner",
                                       "--socket", str(path),
                                       *(f"--preload={name}" for name in preload)])
@@ -338,7 +384,7 @@ def serve(path: Path, preload: list[str]) -> NoReturn:
             session(conn, preload)
         conn.close()
     server.close()
-    path.unlink(missing_ok=True)
+    remove_own_socket(path)
     log("stopped")
     sys.exit(0)
 
