@@ -15,11 +15,11 @@ running; a run refuses it before the repository is changed.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path, PurePosixPath
 
-from envforge.errors import PathEscapeError, PublishScopeError
-from envforge.git_boundary import subprocess_env
+from envforge.capabilities import is_git_name
+from envforge.errors import GitError, PathEscapeError, PublishScopeError
+from envforge.git_boundary import run_git
 from envforge.names import is_dns_label
 from envforge.paths import safe_relative
 
@@ -39,7 +39,7 @@ def path_problem(target: str) -> str | None:
         parts = safe_relative(target, "repository").parts
     except PathEscapeError as e:  # '..' or absolute
         return str(e).split(": use ")[0]
-    if any(part.lower() == ".git" for part in parts):
+    if any(is_git_name(part) for part in parts):  # .GIT, ".git ", git~1, zero-width chars
         return "'.git' is the repository's own metadata, never a template's output"
     return None
 
@@ -113,15 +113,11 @@ def service_owner(root: Path, service_dir: str) -> str | None:
     """The template that last committed under ``service_dir`` (its Envforge-Template
     trailer), or None when nothing there was committed by a template."""
     try:
-        done = subprocess.run(
-            ["git", "log", "-1", "--format=%(trailers:key=Envforge-Template,valueonly)", "--",
-             service_dir],
-            cwd=root, capture_output=True, text=True, env=subprocess_env(), timeout=60,
-            check=True)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        out = run_git(["log", "-1", "--format=%(trailers:key=Envforge-Template,valueonly)",
+                       "--", service_dir], cwd=root, timeout=60)
+    except GitError:
         return None
-    owner = done.stdout.strip()
-    return owner or None
+    return out.strip() or None
 
 
 def check_service_owner(root: Path, step_id: str, target: str, template: str) -> None:
