@@ -13,8 +13,11 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+
+from envforge.errors import ConfigurationError
 
 logger = logging.getLogger("envforge.workspaces")
 _ENTRY = re.compile(r"(?P<pid>\d+)-(?P<start>\d+)-[a-z0-9_]+-.*")
@@ -65,10 +68,26 @@ def remove_stale_workspaces(root: Path | None = None) -> list[Path]:
     return removed
 
 
+def check_root(root: Path) -> None:
+    """The workspaces folder must be this user's own private folder: in a shared temp folder
+    another user could have made it first (or put a link there) to read or change every
+    run's files."""
+    info = os.lstat(root)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ConfigurationError(f"{root} is not a folder (a link or a file is there): remove "
+                                 "it, or set TMPDIR to a folder of your own")
+    if info.st_uid != os.getuid():
+        raise ConfigurationError(f"{root} belongs to another user (uid {info.st_uid}): remove "
+                                 "it, or set TMPDIR to a folder of your own")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(root, 0o700)  # ours, made too open by hand: close it
+
+
 def new_workspace(template_name: str) -> Path:
     """A fresh private workspace for one run; stale ones of killed runs are removed first."""
     root = workspaces_root()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_root(root)
     try:
         remove_stale_workspaces(root)
     except OSError as e:  # cleaning up must never stop a run

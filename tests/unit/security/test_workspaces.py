@@ -40,3 +40,26 @@ def test_a_killed_runs_workspace_is_removed_by_the_next_run() -> None:
     assert not killed.exists()
     assert mine.is_dir() and second.is_dir()  # this process is alive: its own are kept
     assert remove_stale_workspaces() == []
+
+
+def test_a_workspaces_folder_made_by_someone_else_is_refused(tmp_path: Path) -> None:
+    """Another local user (or a link) at the shared temp path is never used."""
+    from envforge.errors import ConfigurationError
+    from envforge.workspaces import check_root
+
+    elsewhere = tmp_path / "theirs"
+    elsewhere.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(elsewhere)
+    with pytest.raises(ConfigurationError, match="not a folder"):
+        check_root(link)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    os.chown(foreign, 12345, 12345)
+    with pytest.raises(ConfigurationError, match="another user"):
+        check_root(foreign)
+    open_one = tmp_path / "open"
+    open_one.mkdir(mode=0o777)
+    open_one.chmod(0o777)
+    check_root(open_one)
+    assert (open_one.stat().st_mode & 0o777) == 0o700
