@@ -100,13 +100,14 @@ def test_one_run_per_environment_name_at_a_time(prefect_server: None, gitops: Pa
     a run for another environment is not held up."""
     from envforge.errors import EnvironmentLockTimeoutError
     from flows.environments import create_environment, environment_lock
+    from tests.services_fixtures import make_services
 
     monkeypatch.setenv("ENVFORGE_ENV_LOCK_TIMEOUT", "2")
     holding = threading.Event()
     release = threading.Event()
 
     def hold() -> None:
-        with environment_lock("pr-9"):
+        with environment_lock("pr-9", make_services()):
             holding.set()
             release.wait(timeout=60)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from blocks.loader import BlockConnections
 from envforge.errors import ProviderStatusError
 from envforge.summary.pr_status import report_environment_state
 from tests.integration.lifecycle.conftest import gitops
@@ -29,6 +30,10 @@ SHA1, SHA2 = "a" * 40, "b" * 40
 def provider(prefect_server: None) -> Iterator[FakeProviderServer]:
     with FakeProviderServer(TOKEN) as fake:
         yield fake
+
+
+#: the connection source the flows hand down: Prefect Blocks
+BLOCKS = BlockConnections()
 
 
 def _block(provider: FakeProviderServer, kind: str) -> str:
@@ -51,13 +56,13 @@ def test_github_deployment_and_commit_status_follow_the_environment(
     source = {"repository": "https://github.com/acme/shop.git", "pullRequest": 5,
               "branch": "feature", "commit": SHA1}
     run = "http://127.0.0.1:4200/runs/flow-run/1"
-    report_environment_state(block, "pr-5", source, "in_progress", log_url=run)
+    report_environment_state(block, "pr-5", source, "in_progress", log_url=run, connections=BLOCKS)
     report = report_environment_state(block, "pr-5", source, "success",
-                                      url="https://pr-5.preview.test", log_url=run)
+                                      url="https://pr-5.preview.test", log_url=run, connections=BLOCKS)
     assert report.commit_status == "success" and len(report.deployments) == 1
     # a new commit: a new deployment; a failure leaves the earlier success standing
-    report_environment_state(block, "pr-5", {**source, "commit": SHA2}, "in_progress")
-    report_environment_state(block, "pr-5", {**source, "commit": SHA2}, "failure")
+    report_environment_state(block, "pr-5", {**source, "commit": SHA2}, "in_progress", connections=BLOCKS)
+    report_environment_state(block, "pr-5", {**source, "commit": SHA2}, "failure", connections=BLOCKS)
     assert _deployment_states(provider, "acme/shop") == [
         (SHA1, ["in_progress", "success"]), (SHA2, ["in_progress", "failure"])]
     [first] = [d for d in provider.state.deployments["acme/shop"] if d["sha"] == SHA1]
@@ -72,7 +77,7 @@ def test_github_deployment_and_commit_status_follow_the_environment(
     assert {s["context"] for s in statuses[("acme/shop", SHA1)]} == {"envforge/pr-5"}
     assert statuses[("acme/shop", SHA1)][1]["target_url"] == "https://pr-5.preview.test"
 
-    destroyed = report_environment_state(block, "pr-5", source, "inactive")
+    destroyed = report_environment_state(block, "pr-5", source, "inactive", connections=BLOCKS)
     assert len(destroyed.deployments) == 2 and destroyed.commit_status is None
     assert [states[-1] for _, states in _deployment_states(provider, "acme/shop")] == [
         "inactive", "inactive"]
@@ -85,9 +90,9 @@ def test_gitlab_environment_and_commit_status_follow_the_environment(
     block = _block(provider, "gitlab")
     source = {"repository": "https://gitlab.example/acme/web/shop.git", "pullRequest": 9,
               "branch": "feature", "commit": SHA1}
-    report_environment_state(block, "pr-9", source, "in_progress")
+    report_environment_state(block, "pr-9", source, "in_progress", connections=BLOCKS)
     report = report_environment_state(block, "pr-9", source, "success",
-                                      url="https://pr-9.preview.test")
+                                      url="https://pr-9.preview.test", connections=BLOCKS)
     project = "acme%2Fweb%2Fshop"  # the URL-encoded path, as GitLab wants it
     [environment] = provider.state.environments[project]
     assert report.environment_id == environment["id"]
@@ -97,7 +102,7 @@ def test_gitlab_environment_and_commit_status_follow_the_environment(
     assert [s["status"] for s in commit] == ["running", "success"]
     assert {(s["name"], s["ref"]) for s in commit} == {("envforge/pr-9", "feature")}
 
-    report_environment_state(block, "pr-9", source, "inactive")
+    report_environment_state(block, "pr-9", source, "inactive", connections=BLOCKS)
     assert provider.state.environments[project][0]["state"] == "stopped"
     assert all(r.headers.get("PRIVATE-TOKEN") == TOKEN for r in provider.state.requests)
 
@@ -110,7 +115,7 @@ def test_a_refused_status_names_the_request_never_the_token(
                      api_url=provider.url).save("status-wrong", overwrite=True)
     source = {"repository": "acme/shop", "pullRequest": 5, "commit": SHA1}
     with pytest.raises(ProviderStatusError) as caught:
-        report_environment_state("status-wrong", "pr-5", source, "in_progress")
+        report_environment_state("status-wrong", "pr-5", source, "in_progress", connections=BLOCKS)
     message = str(caught.value)
     assert "401" in message and "/repos/acme/shop/deployments" in message
     assert TOKEN not in message

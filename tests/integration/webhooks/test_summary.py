@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 from pydantic import SecretStr
 
+from blocks.loader import BlockConnections
 from envforge.errors import ProviderCommentError
 from envforge.summary import publish_summary_artifact, render_summary, summary_marker
 from envforge.summary.comments import post_summary_comment
@@ -55,9 +56,10 @@ def test_github_comment_is_posted_then_updated_through_the_block(prefect_server:
             "test-github-comments", overwrite=True)
         source = {"repository": "https://github.com/acme/orders-api.git", "pullRequest": 42}
         first = post_summary_comment(render_summary(full_summary()), "pr-42", source,
-                                     "test-github-comments")
+                                     "test-github-comments", connections=BlockConnections())
         second = post_summary_comment(render_summary(full_summary(status="failed")), "pr-42",
-                                      source, "test-github-comments")
+                                      source, "test-github-comments",
+                                      connections=BlockConnections())
         assert first.created and not second.created and first.id == second.id
         [thread] = _comments(fake).values()
         [body] = thread.values()
