@@ -21,6 +21,9 @@ from envforge.db.connection import ServerAddress, connected, quote_ident
 from envforge.errors import CopyFailedError, UnsafeTargetError
 
 OWNER_MARK = "envforge:owned"
+# Roles of the databases behind branches (envforge.db.branch): an environment's clone, seed,
+# restore or branch never replaces one of them, whatever its name.
+_GOLDEN_ROLES = ("golden", "staging", "previous")
 _NAME_MAX = 63  # NAMEDATALEN - 1
 
 
@@ -98,6 +101,12 @@ def create_owned_database(
                     f"database {name!r} on {server.host}:{server.port} exists and was not "
                     "created by envforge (it has no envforge comment): envforge will not write "
                     "into it; choose another environment name or remove it yourself")
+            role = existing.get("role")
+            if role in _GOLDEN_ROLES and marker.get("role") != role:
+                raise UnsafeTargetError(
+                    f"database {name!r} on {server.host}:{server.port} is an envforge {role} "
+                    f"copy (of {existing.get('golden', name)!r}), not an environment's "
+                    "database: it is never replaced by one; choose another environment name")
             if not replace:
                 raise UnsafeTargetError(
                     f"database {name!r} on {server.host}:{server.port} already exists (created "

@@ -309,3 +309,22 @@ def test_both_copy_strategies_give_the_goldens_rows(pg_server: ServerAddress,
     assert emails(pg_server.with_database("envforge_strategy")) == emails(source)
     drop_owned_database(pg_server, "envforge_strategy")
     cleanup_golden(pg_server, req.target.dbname)
+
+
+def test_an_environment_named_like_a_golden_never_replaces_it(pg_server: ServerAddress) -> None:
+    """`-e golden-guard` maps to envforge_golden_guard: the golden of that name survives a
+    clone or branch with replace."""
+    source = make_source(pg_server, "ident_guard", "guard", n=15)
+    req = request(source, pg_server, "guard")
+    branch_from_golden(req, "envforge_guard_env", {}, HOUR, replace=True)
+    before = golden_info(pg_server, req.target.dbname)
+    with pytest.raises(UnsafeTargetError, match="never replaced"):
+        clone_database(CloneRequest(source, pg_server.with_database(req.target.dbname),
+                                    EMAIL_FAKED, TEST_KEY, jobs=1, replace=True,
+                                    marker={"environment": "golden-guard"}))
+    with pytest.raises(UnsafeTargetError, match="never replaced"):
+        branch_database(pg_server, req.target.dbname, req.target.dbname, {}, replace=True)
+    after = golden_info(pg_server, req.target.dbname)
+    assert before is not None and after is not None and after.marker == before.marker
+    drop_owned_database(pg_server, "envforge_guard_env")
+    cleanup_golden(pg_server, req.target.dbname)
