@@ -269,3 +269,51 @@ def test_git_never_sends_the_token_across_a_redirect(tmp_path: Path) -> None:
     basic = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     assert seen and seen[0] == basic  # the configured origin got it
     assert target.seen_urls == []     # the redirect target was never asked
+
+
+def test_a_killed_download_leaves_nothing_in_the_cache(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a download: no cache entry, and the next fetch fetches."""
+    import os
+    import signal
+    import sys
+
+    started = threading.Event()
+    release = threading.Event()
+    body = SKELETON
+
+    def stall(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.flush()
+        started.set()
+        release.wait(30)
+        raise ConnectionAbortedError
+
+    with Recorder({"/a.tgz": stall, "/b.tgz": serve(body)}) as server:
+        cache = tmp_path / "cache"
+        script = (
+            "from pathlib import Path\n"
+            "from envforge.actions.fetch_sources import fetch_remote\n"
+            "from envforge.capabilities import Capabilities\n"
+            f"caps = Capabilities.from_environ({{'ENVFORGE_FETCH_ALLOW': {server.base!r}}}, "
+            f"Path({str(cache)!r}))\n"
+            f"fetch_remote({server.base + '/a.tgz'!r}, None, caps)\n")
+        child = subprocess.Popen([sys.executable, "-c", script])
+        try:
+            assert started.wait(30)
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+        finally:
+            release.set()
+        entries = [p for p in cache.rglob("*") if p.parent.parent.name == "fetch"]
+        assert [p for p in entries if not p.name.startswith(".partial-")] == []
+        ctx = ctx_for(tmp_path, FETCH_ALLOW=f"{server.base}/")
+        ctx = ActionContext(run_id="r", step_id="fetch", template_name="t",
+                            template_dir=ctx.template_dir, workspace=ctx.workspace,
+                            capabilities=Capabilities.from_environ(
+                                {"ENVFORGE_FETCH_ALLOW": f"{server.base}/"}, cache))
+        FetchPlain().run(ctx, FetchPlainInput(url=f"{server.base}/b.tgz"))
+        assert (ctx.workspace / "README.md").read_text() == "hello\n"
+        assert not list(cache.rglob(".partial-*"))  # the killed one's leftovers are swept
