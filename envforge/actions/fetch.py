@@ -11,7 +11,7 @@ the workspace is kept unless ``replace: true``.
 
 from __future__ import annotations
 
-import fnmatch
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from envforge.paths import assert_no_symlink_out, resolve_inside, safe_relative
 from envforge.templating.budget import BudgetExceeded, deadline
 from envforge.templating.expressions import make_environment, render_text
 from envforge.templating.sandbox import RENDER_WHERE, BoundedSandbox, Refused, nunjucks_to_jinja
+from envforge.templating.skeleton_globs import compile_globs, matches
 
 
 class FetchPlainInput(ActionInput):
@@ -76,18 +77,6 @@ def _skeleton_files(root: Path) -> list[Path]:
     return files
 
 
-def _verbatim(rel: str, patterns: list[str]) -> bool:
-    """copyWithoutTemplating: a glob matching the file or one of its folders."""
-    parts = rel.split("/")
-    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-    for raw in patterns:
-        pattern = raw[2:] if raw.startswith("./") else raw
-        pattern = pattern.rstrip("/")
-        if any(fnmatch.fnmatch(p, pattern) for p in prefixes):
-            return True
-    return False
-
-
 def _skipped_name(name: str) -> bool:
     """Backstage skips a file whose rendered path is empty or has an empty segment."""
     return name.strip() == "" or name.startswith("/") or "//" in name or name.endswith("/")
@@ -104,6 +93,7 @@ class FetchPlain(Action[FetchPlainInput, FetchOutput]):
 
     def run(self, ctx: ActionContext, params: FetchPlainInput) -> FetchOutput:
         source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
+        _require_folder(params.url, source, ctx.template_dir)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         written = []
         for file in _skeleton_files(source):
@@ -146,22 +136,28 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
 
     def run(self, ctx: ActionContext, params: FetchTemplateInput) -> FetchOutput:
         source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
+        _require_folder(params.url, source, ctx.template_dir)
         target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
         env = skeleton_environment(params)
         context = skeleton_context(params)
-        verbatim = params.copyWithoutTemplating + params.copyWithoutRender
+        patterns, render_names = _copy_only_settings(params)
+        globs = compile_globs(patterns, source)
         extension = _extension(params.templateFileExtension)
         label = params.url.rstrip("/")
         written: list[str] = []
         try:
             for file in _skeleton_files(source):
                 rel = file.relative_to(source).as_posix()
+                # Backstage's file loop: with an extension only files ending in it render
+                # (and lose it); else copyWithoutTemplating keeps contents as they are but
+                # still renders the name, copyWithoutRender keeps both
                 if extension:
-                    render_content = rel.endswith(extension)
+                    render_content = posixpath.splitext(posixpath.basename(rel))[1] == extension
                     name = rel[: -len(extension)] if render_content else rel
                     render_name = True
                 else:
-                    render_content = render_name = not _verbatim(rel, verbatim)
+                    render_content = not matches(globs, rel)
+                    render_name = render_names or render_content
                     name = rel
                 if render_name:
                     name = render_skeleton_text(env, name, context, f"{label}/{rel} (file name)")
@@ -198,10 +194,10 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
             return problems
         env = skeleton_environment(params)
         source = _skeleton_dir(params.url, template_dir)
-        verbatim = params.copyWithoutTemplating + params.copyWithoutRender
+        globs = compile_globs(params.copyWithoutTemplating + params.copyWithoutRender, source)
         for file in _skeleton_files(source):
             rel = file.relative_to(source).as_posix()
-            copied_as_is = _verbatim(rel, verbatim)
+            copied_as_is = matches(globs, rel)
             content = None if copied_as_is else _read_text(file)
             for text, what in ((rel, f"{rel} (file name)"), (content, rel)):
                 if text is None or ("${{" not in text and "{%" not in text):
@@ -211,6 +207,29 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
                 except TemplateSyntaxError as e:
                     problems.append(f"{params.url}/{what}:{e.lineno}: {e.message}")
         return problems
+
+
+def _require_folder(url: str, source: Path, template_dir: Path) -> None:
+    """Backstage fails when the skeleton folder is not there (ENOENT); so does envforge."""
+    if not source.is_dir():
+        raise TemplateError(f"url {url!r}: no such folder {source} (from template folder "
+                            f"{template_dir}); fix the step's url")
+
+
+def _copy_only_settings(params: FetchTemplateInput) -> tuple[list[str], bool]:
+    """(patterns, render their names) as Backstage reads copyWithoutTemplating (names still
+    rendered) and the deprecated copyWithoutRender (names kept)."""
+    if params.copyWithoutRender and params.copyWithoutTemplating:
+        raise TemplateError("fetch:template: copyWithoutRender and copyWithoutTemplating can "
+                            "not be used at the same time; keep copyWithoutTemplating")
+    if params.templateFileExtension and (params.copyWithoutRender or
+                                         params.copyWithoutTemplating or
+                                         params.cookiecutterCompat):
+        raise TemplateError("fetch:template: templateFileExtension can not be combined with "
+                            "copyWithoutRender/copyWithoutTemplating or cookiecutterCompat")
+    if params.copyWithoutRender:
+        return params.copyWithoutRender, False
+    return params.copyWithoutTemplating, True
 
 
 def skeleton_environment(params: FetchTemplateInput) -> BoundedSandbox:
@@ -225,18 +244,16 @@ def skeleton_environment(params: FetchTemplateInput) -> BoundedSandbox:
 
 
 def skeleton_context(params: FetchTemplateInput) -> dict[str, Any]:
-    context: dict[str, Any] = {"values": params.values}
-    if params.cookiecutterCompat:
-        context["cookiecutter"] = params.values
-    return context
+    """``values`` (or, with cookiecutterCompat, only ``cookiecutter``), as in Backstage."""
+    return {"cookiecutter" if params.cookiecutterCompat else "values": params.values}
 
 
 def render_skeleton_text(env: BoundedSandbox, text: str, context: dict[str, Any],
                          where: str) -> str:
     """One skeleton file (or file name), bounded; errors name the file, line and expression."""
     start = env.variable_start_string
-    if start not in text and "{%" not in text:
-        return text
+    if start not in text and "{%" not in text and "{#" not in text:
+        return text  # nunjucks would give it back unchanged
     token = RENDER_WHERE.set(where)
     try:
         with deadline(env.budget.seconds):

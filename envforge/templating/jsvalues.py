@@ -17,7 +17,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from jinja2 import Undefined
+from jinja2 import ChainableUndefined, Undefined
+
+#: JavaScript's undefined where a filter or method (not a name lookup) gives it
+UNDEFINED: Any = ChainableUndefined()
 
 
 def is_undefined(value: Any) -> bool:

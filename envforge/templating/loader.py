@@ -3,6 +3,7 @@ by name in the template directories."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from envforge.config import load_settings
 from envforge.errors import TemplateFormatError, TemplateNotFoundError
 from envforge.templating.budget import load_budget
 from envforge.templating.model import Template
@@ -30,8 +32,9 @@ def load_template(path: Path | str) -> Template:
     budget = load_budget()
     try:
         text = read_limited(file, budget.template_max_bytes, "ENVFORGE_TEMPLATE_MAX_BYTES")
-        node = compose_limited(text, budget)
-        data = construct(node)
+        node = compose_limited(text, budget, core12=True)
+        data = construct(node, core12=True)
+        data = resolve_placeholders(data, file.parent.resolve(), str(file))
     except YamlLimitError as e:
         raise TemplateFormatError(str(file), f"refused: {e}") from None
     except UnicodeDecodeError:
@@ -45,6 +48,7 @@ def load_template(path: Path | str) -> Template:
         raise TemplateFormatError(str(file), "must be a YAML mapping with apiVersion, kind, "
                                   "metadata and spec", 1)
     lines = _line_index(node)
+    _rename_repeated_step_ids(data)
     try:
         template = Template.model_validate(data)
     except ValidationError as e:
@@ -54,6 +58,76 @@ def load_template(path: Path | str) -> Template:
         raise TemplateFormatError(str(file), "; ".join(problems), _line_of(lines, loc)) from None
     template.directory = file.parent.resolve()
     return template
+
+
+_PLACEHOLDERS = ("$text", "$json", "$yaml")
+
+
+def catalog_root(template_dir: Path) -> Path:
+    """What a template's relative paths may reach: the enclosing Git working copy, else the
+    ENVFORGE_TEMPLATES_PATH folder (``--catalog-root``) that holds it, else its own folder."""
+    here = template_dir.resolve()
+    for parent in [here, *here.parents]:
+        if (parent / ".git").exists():
+            return parent
+    roots = [p.resolve() for p in load_settings().templates_path
+             if p.is_dir() and here.is_relative_to(p.resolve())]
+    return max(roots, key=lambda p: len(p.parts), default=here)
+
+
+def resolve_placeholders(data: Any, base: Path, where: str) -> Any:
+    """Backstage's placeholders in the template entity: a mapping that is only
+    ``{$text: path}``, ``{$json: path}`` or ``{$yaml: path}`` is replaced by that file's text,
+    JSON or YAML. Paths are relative to the template file and stay inside its repository or
+    catalog root (remote URLs are not fetched here)."""
+    if isinstance(data, list):
+        return [resolve_placeholders(v, base, where) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if len(data) == 1:
+        key, value = next(iter(data.items()))
+        if key in _PLACEHOLDERS:
+            return _placeholder(key, value, base, where)
+    return {k: resolve_placeholders(v, base, where) for k, v in data.items()}
+
+
+def _placeholder(kind: str, target: Any, base: Path, where: str) -> Any:
+    if not isinstance(target, str) or not target or "://" in target:
+        raise TemplateFormatError(where, f"{kind}: {target!r} must be a path relative to the "
+                                  "template file (remote placeholders are not fetched)")
+    root = catalog_root(base)
+    path = (base / target).resolve()
+    if not path.is_relative_to(root):
+        raise TemplateFormatError(where, f"{kind}: {target!r} leads outside {root}, the "
+                                  "repository or catalog root that holds the template")
+    if not path.is_file():
+        raise TemplateFormatError(where, f"{kind}: no such file {target!r} next to the template")
+    budget = load_budget()
+    try:
+        text = read_limited(path, budget.template_max_bytes, "ENVFORGE_TEMPLATE_MAX_BYTES")
+        if kind == "$text":
+            return text
+        if kind == "$json":
+            return json.loads(text)
+        return construct(compose_limited(text, budget, core12=True), core12=True)
+    except (YamlLimitError, ValueError, yaml.YAMLError) as e:
+        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TemplateFormatError(where, f"{kind}: {target!r} could not be read: "
+                                  f"{problem}") from None
+
+
+def _rename_repeated_step_ids(data: Any) -> None:
+    """Backstage runs steps that share an id (the last one's output is ``steps.<id>``); so
+    does envforge, naming the earlier ones ``<id>#1``, ``<id>#2``... for its own reports."""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    if not isinstance(steps, list):
+        return
+    ids = [s.get("id") if isinstance(s, dict) else None for s in steps]
+    for i, sid in enumerate(ids):
+        if sid and ids[i + 1:].count(sid):
+            n = ids[:i].count(sid) + 1
+            steps[i] = {**steps[i], "id": f"{sid}#{n}"}
 
 
 def _explain(error: Any) -> str:

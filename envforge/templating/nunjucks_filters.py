@@ -58,7 +58,7 @@ def trim(value: Any) -> str:
     return value.strip()
 
 
-def default(value: Any, fallback: Any = None, boolean: Any = False) -> Any:
+def default(value: Any, fallback: Any = js.UNDEFINED, boolean: Any = False) -> Any:
     if js.truthy(boolean):
         return value if js.truthy(value) else fallback
     return fallback if js.is_undefined(value) else value
@@ -106,7 +106,7 @@ def _get(obj: Any, key: Any) -> Any:
     from envforge.templating.jsmembers import MISSING, member
 
     found = member(obj, key) if not js.is_nullish(obj) else MISSING
-    return None if found is MISSING else found
+    return js.UNDEFINED if found is MISSING else found
 
 
 def length(value: Any) -> Any:
@@ -115,21 +115,23 @@ def length(value: Any) -> Any:
         return len(value)
     if isinstance(value, str | list | tuple):
         return len(value)
-    return None  # a number has no length: nunjucks renders it empty
+    return js.UNDEFINED  # a number has no length: nunjucks renders it empty
 
 
 def first(value: Any) -> Any:
-    return value[0] if isinstance(value, str | list | tuple) and len(value) else None
+    return value[0] if isinstance(value, str | list | tuple) and len(value) else js.UNDEFINED
 
 
 def last(value: Any) -> Any:
-    return value[-1] if isinstance(value, str | list | tuple) and len(value) else None
+    return value[-1] if isinstance(value, str | list | tuple) and len(value) else js.UNDEFINED
 
 
 def reverse(value: Any) -> Any:
     if isinstance(value, str):
         return value[::-1]
-    return list(reversed(list(value)))
+    if isinstance(value, list | tuple | range):
+        return list(reversed(list(value)))
+    return []  # nunjucks maps anything else to an empty array first
 
 
 def _js_cmp(a: Any, b: Any) -> int:
@@ -160,7 +162,7 @@ def string(value: Any) -> str:
     return js.to_string(value)
 
 
-def int_(value: Any, fallback: Any = None) -> Any:
+def int_(value: Any, fallback: Any = js.UNDEFINED) -> Any:
     text = js.to_string(value).lstrip()
     match = re.match(r"[+-]?\d+", text)
     if not match:
@@ -168,7 +170,7 @@ def int_(value: Any, fallback: Any = None) -> Any:
     return int(match.group())
 
 
-def float_(value: Any, fallback: Any = None) -> Any:
+def float_(value: Any, fallback: Any = js.UNDEFINED) -> Any:
     text = js.to_string(value).lstrip()
     match = re.match(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Infinity", text)
     if not match:

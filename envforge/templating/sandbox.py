@@ -220,9 +220,29 @@ class BoundedSandbox(SandboxedEnvironment):
         return self._js_lexer
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        if self.js:
-            return NunjucksParser(self, source, name, filename).parse()
-        return super()._parse(source, name, filename)
+        try:
+            if self.js:
+                return NunjucksParser(self, source, name, filename).parse()
+            return super()._parse(source, name, filename)
+        except RecursionError:
+            raise _too_deep(name, filename) from None
+
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        try:
+            return super()._generate(source, name, filename, defer_init)
+        except RecursionError:
+            raise _too_deep(name, filename) from None
+
+    def _compile(self, source: str, filename: str) -> Any:
+        try:
+            return super()._compile(source, filename)
+        except (RecursionError, MemoryError):
+            raise _too_deep(None, filename) from None
+        except SyntaxError as e:  # Python's own nesting limits (e.g. 200 parentheses)
+            if "nested" in str(e) or "too many" in str(e):
+                raise _too_deep(None, filename) from None
+            raise
 
     def compile_expression(self, source: str, undefined_to_none: bool = True) -> Any:
         if not self.js:
@@ -231,7 +251,10 @@ class BoundedSandbox(SandboxedEnvironment):
         from jinja2.exceptions import TemplateSyntaxError
 
         parser = NunjucksParser(self, source, state="variable")
-        expr = parser.parse_expression()
+        try:
+            expr = parser.parse_expression()
+        except RecursionError:
+            raise _too_deep(None, None) from None
         if not parser.stream.eos:
             raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno,
                                       None, None)
@@ -419,6 +442,7 @@ class BoundedSandbox(SandboxedEnvironment):
             found = self._js_member(obj, attribute)
             if found is not _NOT_JS:
                 return found
+            return super().getattr(obj, attribute)
         # nunjucks: ``values.items`` is the key 'items', not the dict method
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
@@ -554,6 +578,13 @@ class BoundedSandbox(SandboxedEnvironment):
         return {"center": center, "indent": indent, "format": format_, "replace": replace,
                 "join": join, "batch": batch, "slice": slice_, "tojson": tojson,
                 "string": string_}
+
+
+def _too_deep(name: str | None, filename: str | None) -> Exception:
+    from jinja2.exceptions import TemplateSyntaxError
+
+    return TemplateSyntaxError("the expression is nested too deeply to evaluate; simplify it",
+                               1, name, filename)
 
 
 #: _js_member's answer for a value that is not a JavaScript value (a secret reference, ...)

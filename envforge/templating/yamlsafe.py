@@ -9,6 +9,7 @@ counted at each use (memoised, so measuring a bomb is cheap).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,49 @@ class _DepthLimitedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def compose_limited(text: str, budget: Budget | None = None) -> yaml.Node | None:
-    """The document's node graph, refused when it expands past the budget."""
+class _Core12Loader(_DepthLimitedLoader):
+    """YAML 1.2's core schema, as Backstage (the ``yaml`` package) reads a template: only
+    ``true``/``false`` are booleans (``no``, ``on``, ``y`` are strings), ``017`` is 17, no
+    sexagesimal numbers (``1:20`` is a string), no timestamps."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+_CORE12_RESOLVERS = [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$",
+     list("-+0123456789")),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", list("-+.0123456789")),
+]
+for _tag, _pattern, _first in _CORE12_RESOLVERS:
+    _Core12Loader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+
+
+class _Core12Constructor(yaml.SafeLoader):
+    """Numbers as YAML 1.2 writes them (``017`` decimal, ``0o17`` octal)."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        text = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+
+
+_Core12Constructor.add_constructor("tag:yaml.org,2002:int",
+                                   _Core12Constructor.construct_yaml_int)
+
+
+def compose_limited(text: str, budget: Budget | None = None,
+                    core12: bool = False) -> yaml.Node | None:
+    """The document's node graph, refused when it expands past the budget; ``core12`` reads
+    plain scalars with YAML 1.2's core schema (templates, as Backstage reads them)."""
     budget = budget or load_budget()
-    loader = _DepthLimitedLoader(text)
+    loader = (_Core12Loader if core12 else _DepthLimitedLoader)(text)
     loader.max_depth = budget.yaml_max_depth
     try:
         node = loader.get_single_node()
@@ -65,19 +105,19 @@ def compose_limited(text: str, budget: Budget | None = None) -> yaml.Node | None
     return node
 
 
-def construct(node: yaml.Node | None) -> Any:
+def construct(node: yaml.Node | None, core12: bool = False) -> Any:
     if node is None:
         return None
-    loader = yaml.SafeLoader("")
+    loader = (_Core12Constructor if core12 else yaml.SafeLoader)("")
     try:
         return loader.construct_document(node)
     finally:
         loader.dispose()
 
 
-def load_yaml(text: str, budget: Budget | None = None) -> Any:
+def load_yaml(text: str, budget: Budget | None = None, core12: bool = False) -> Any:
     """``yaml.safe_load`` within the budget's limits (raises YamlLimitError or YAMLError)."""
-    return construct(compose_limited(text, budget))
+    return construct(compose_limited(text, budget, core12), core12)
 
 
 def _measure(root: yaml.Node, budget: Budget) -> None:

@@ -142,7 +142,8 @@ def test_wrong_api_version_is_explained(tmp_path: Path) -> None:
     assert info.value.line == 1
 
 
-def test_duplicate_step_ids_are_refused(tmp_path: Path) -> None:
+def test_repeated_step_ids_run_as_in_backstage(tmp_path: Path) -> None:
+    # Backstage runs both; the last one's output is steps.a
     d = write_template(tmp_path / "dup", """
         apiVersion: scaffolder.backstage.io/v1beta3
         kind: Template
@@ -151,10 +152,73 @@ def test_duplicate_step_ids_are_refused(tmp_path: Path) -> None:
           type: service
           steps:
             - {id: a, action: debug:log}
+            - {id: b, action: debug:log}
             - {id: a, action: debug:log}
         """)
-    with pytest.raises(TemplateFormatError, match="step id 'a' is used twice"):
+    assert [s.id for s in load_template(d).spec.steps] == ["a#1", "b", "a"]
+
+
+def test_yaml_is_read_as_backstage_reads_it(tmp_path: Path) -> None:
+    # YAML 1.2 core schema: `no`/`on` are strings, 017 is seventeen
+    d = write_template(tmp_path / "yaml12", """
+        apiVersion: scaffolder.backstage.io/v1beta3
+        kind: Template
+        metadata: {name: yaml12}
+        spec:
+          type: service
+          parameters:
+            properties:
+              answer: {type: string, default: no}
+              port: {type: integer, default: 017}
+              flag: {type: boolean, default: false}
+          steps: []
+        """)
+    parameters = load_template(d).spec.parameters
+    assert isinstance(parameters, dict)
+    props = parameters["properties"]
+    assert props["answer"]["default"] == "no"
+    assert props["port"]["default"] == 17
+    assert props["flag"]["default"] is False
+
+
+def test_placeholders_read_files_next_to_the_template(tmp_path: Path) -> None:
+    d = write_template(tmp_path / "ph", """
+        apiVersion: scaffolder.backstage.io/v1beta3
+        kind: Template
+        metadata: {name: ph, description: {$text: ./description.txt}}
+        spec:
+          type: service
+          parameters: {$yaml: ./parameters.yaml}
+          steps: {$json: ./steps.json}
+        """)
+    (d / "description.txt").write_text("From a file\n")
+    (d / "parameters.yaml").write_text("- properties: {name: {type: string, default: off}}\n")
+    (d / "steps.json").write_text('[{"id": "log", "action": "debug:log"}]')
+    template = load_template(d)
+    assert template.metadata.description == "From a file\n"
+    assert isinstance(template.spec.parameters, list)
+    assert template.spec.parameters[0]["properties"]["name"]["default"] == "off"
+    assert [s.id for s in template.spec.steps] == ["log"]
+
+
+@pytest.mark.parametrize("target, problem", [
+    ("./missing.yaml", "no such file"),
+    ("../../outside.yaml", "leads outside"),
+    ("https://example.com/x.yaml", "must be a path"),
+])
+def test_bad_placeholders_are_one_line_errors(tmp_path: Path, target: str,
+                                              problem: str) -> None:
+    d = write_template(tmp_path / "a" / "ph", f"""
+        apiVersion: scaffolder.backstage.io/v1beta3
+        kind: Template
+        metadata: {{name: ph}}
+        spec:
+          type: service
+          steps: {{$yaml: "{target}"}}
+        """)
+    with pytest.raises(TemplateFormatError, match=problem) as info:
         load_template(d)
+    assert "\n" not in str(info.value)
 
 
 def test_unknown_template_lists_the_available_ones(tmp_path: Path) -> None:
