@@ -160,9 +160,10 @@ RBAC
     printf '%s' "$token" >"$state/token"; chmod 600 "$state/token"
     cat >"$state/traefik.yaml" <<YAML
 # Traefik's static configuration for one envforge cluster.
+# A stop should not wait Traefik's default 10 s for in-flight requests.
 entryPoints:
-  web: {address: "127.0.0.1:$port"}
-  traefik: {address: "127.0.0.1:$ping"}
+  web: {address: "127.0.0.1:$port", transport: {lifeCycle: {graceTimeOut: 1s}}}
+  traefik: {address: "127.0.0.1:$ping", transport: {lifeCycle: {graceTimeOut: 1s}}}
 ping: {entryPoint: traefik}
 log: {level: WARN, noColor: true}
 global: {checkNewVersion: false, sendAnonymousUsage: false}

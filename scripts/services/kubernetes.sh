@@ -314,21 +314,29 @@ cmd_start() {
     echo "https://127.0.0.1:$API_PORT"
 }
 
+stop_daemon() {  # name: SIGTERM, up to 10 s to exit, then SIGKILL
+    local pid
+    [ -f "$DIR/pids/$1" ] || return 0
+    pid=$(cat "$DIR/pids/$1")
+    if kill "$pid" 2>/dev/null; then
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    fi
+    rm -f "$DIR/pids/$1"
+}
+
 cmd_stop() {
     [ -n "${DIR:-}" ] || die "usage: $0 stop DIR"
     [ -d "$DIR/pids" ] || return 0
-    local name pid
     bash "$HERE/ingress.sh" stop "$DIR" || true
     bash "$HERE/node.sh" stop "$DIR" || true
-    for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-        [ -f "$DIR/pids/$name" ] || continue
-        pid=$(cat "$DIR/pids/$name")
-        if kill "$pid" 2>/dev/null; then
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-        fi
-        rm -f "$DIR/pids/$name"
+    # Each takes 1-3 s to shut down gracefully: all at once, etcd last.
+    local name
+    for name in kwok kube-scheduler kube-controller-manager kube-apiserver; do
+        stop_daemon "$name" &
     done
+    wait
+    stop_daemon etcd
 }
 
 case "${1:-}" in

@@ -436,10 +436,17 @@ stop_pid() {  # name
 # Every container of the node is killed and deleted through containerd (the shims outlive
 # containerd otherwise); each pod sandbox's network namespace file goes too.
 remove_containers() {
-    local ctr=(ctr --address "$NODE/containerd.sock" --namespace k8s.io) id netns
+    local ctr=(ctr --address "$NODE/containerd.sock" --namespace k8s.io) id netns left
     "${ctr[@]}" version >/dev/null 2>&1 || return 0
     for id in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
         "${ctr[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+    done
+    # containerd's CRI plugin deletes a task once it exited; delete what it has not yet.
+    for _ in $(seq 1 50); do
+        left="$("${ctr[@]}" tasks ls -q 2>/dev/null)"
+        [ -n "$left" ] || break
+        for id in $left; do "${ctr[@]}" tasks delete "$id" >/dev/null 2>&1 || true; done
+        sleep 0.1
     done
     for id in $("${ctr[@]}" containers ls -q 2>/dev/null); do
         netns="$("${ctr[@]}" containers info "$id" 2>/dev/null | python3 -c '
@@ -448,7 +455,6 @@ spec = json.load(sys.stdin).get("Spec") or {}
 for ns in (spec.get("linux") or {}).get("namespaces") or []:
     if ns.get("type") == "network" and ns.get("path", "").startswith("/var/run/netns/cni-"):
         print(ns["path"])' 2>/dev/null || true)"
-        for _ in $(seq 1 20); do "${ctr[@]}" tasks delete "$id" >/dev/null 2>&1 && break; sleep 0.1; done
         "${ctr[@]}" containers delete "$id" >/dev/null 2>&1 || true
         if [ -n "$netns" ]; then umount "$netns" 2>/dev/null || true; rm -f "$netns"; fi
     done
@@ -457,8 +463,7 @@ for ns in (spec.get("linux") or {}).get("namespaces") or []:
 cmd_stop() {
     NODE="$DIR/node"
     [ -d "$NODE" ] || return 0
-    stop_pid kube-proxy
-    stop_pid kubelet
+    stop_pid kube-proxy & stop_pid kubelet & wait
     remove_containers
     stop_pid containerd
     # Whatever is still mounted under the node (secret tmpfs, sandbox shm, rootfs), deepest first.
