@@ -209,3 +209,17 @@ def test_an_unknown_block_name_is_one_configuration_error(monkeypatch: pytest.Mo
     monkeypatch.setattr(DatabaseServer, "load", not_found)
     with pytest.raises(ConfigurationError, match="no DatabaseServer block named 'absent': save"):
         load_block(DatabaseServer, "absent")
+
+
+def test_every_library_module_is_in_a_checked_layer() -> None:
+    """A module outside the layers contract is checked by nothing (import-linter ignores it)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"]
+                if c.get("containers") == ["envforge"]]
+    layered = {name.strip() for layer in layers for name in layer.split("|")}
+    library = ROOT / "envforge"
+    modules = {p.stem for p in library.glob("*.py") if not p.name.startswith("__")}
+    packages = {p.parent.name for p in library.glob("*/__init__.py")}
+    assert sorted((modules | packages) - layered) == []

@@ -10,6 +10,7 @@ from envforge.cluster.client import cluster_errors, open_cluster
 from envforge.errors import ClusterApiError, EnvforgeError
 from envforge.gitops.naming import check_environment_name
 from tests.integration.cluster.conftest import ClusterUnderTest, seed_environment
+from tests.services_fixtures import make_services
 
 NAMES = ["a.b", "x" * 64, "Upper", "-lead", "trail-", "under_score", "pr-42", "a", "x" * 40]
 
@@ -30,7 +31,7 @@ def test_a_name_envforge_accepts_is_a_namespace_the_server_accepts(
 def test_the_event_queries_envforge_makes_are_served(cluster: ClusterUnderTest,
                                                      env_name: str) -> None:
     pod = seed_environment(cluster, env_name, healthy=False)
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         about_pod = reader.events_for(env_name, "Pod", pod)
         warnings = reader.warning_events(env_name)
         assert [e["reason"] for e in about_pod if e["reason"] == "BackOff"] == ["BackOff"]

@@ -28,10 +28,12 @@ from envforge.cluster.cli import (
 from envforge.cluster.client import open_cluster
 from envforge.errors import ClusterApiError, WorkloadNotFoundError
 from tests.integration.cluster.conftest import ClusterUnderTest, Workload, seed_environment
+from tests.services_fixtures import make_services
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
+    parser.set_defaults(make_services=make_services)  # as envforge.cli.build_parser does
     env = parser.add_subparsers(dest="command").add_parser("env").add_subparsers()
     add_env_commands(env)
     return parser.parse_args(["env", *argv])
@@ -169,7 +171,7 @@ def test_shell_through_the_exec_websocket(cluster: ClusterUnderTest,
     """kwok runs the command on this machine in DIR/exec (no container runtime here), behind
     the real API server's exec endpoint and its v5 websocket."""
     ns = web_workload.namespace
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         target = pick_shell_target(reader, ns, ns, "web", None)
         assert target == (web_workload.pod, "app")
         client = shell.open_exec(reader, ns, target[0], target[1],
@@ -190,7 +192,7 @@ def test_a_failing_remote_command_is_an_error(cluster: ClusterUnderTest,
     """A real kubelet reports a non-zero exit as an ExitCode cause (our exit code); kwok's
     local exec reports it as an internal error, which must not pass for success."""
     ns = web_workload.namespace
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         client = shell.open_exec(reader, ns, web_workload.pod, "app",
                                  ["/bin/sh", "-c", "exit 3"], False)
         read_fd, write_fd = os.pipe()
@@ -209,7 +211,7 @@ def test_a_failing_remote_command_is_an_error(cluster: ClusterUnderTest,
                   "same way); shell.pump sends the CLOSE: see tests/unit/cluster/test_cluster_logs_shell.py")
 def test_stdin_closed_at_eof_ends_a_command_reading_it(web_workload: Workload) -> None:
     ns = web_workload.namespace
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         client = shell.open_exec(reader, ns, web_workload.pod, "app", ["cat"], False)
         read_fd, write_fd = os.pipe()
         os.write(write_fd, b"to cat\n")
@@ -237,7 +239,7 @@ def test_shell_command_runs_a_command_without_a_terminal(
 def test_shell_needs_a_running_pod(cluster: ClusterUnderTest, env_name: str) -> None:
     seed_environment(cluster, env_name, wait=False)
     cluster.plane.kubectl("-n", env_name, "scale", "deployment/web", "--replicas=0")
-    with open_cluster() as reader, pytest.raises(WorkloadNotFoundError, match="no running pod"):
+    with open_cluster(make_services().connections) as reader, pytest.raises(WorkloadNotFoundError, match="no running pod"):
         pick_shell_target(reader, env_name, env_name, None, None)
 
 

@@ -3,6 +3,7 @@ refuses a manifest (named, with the server's reason) and nothing is created."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from envforge.cluster.dry_run import dry_run_objects
 from envforge.errors import ManifestValidationError, NamespaceTerminatingError
 from tests.integration.cluster.conftest import ClusterUnderTest
 from tests.kube import ControlPlane
+from tests.services_fixtures import make_services
 
 
 def deployment(namespace: str, **spec: Any) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def test_valid_objects_of_a_new_environment_pass_and_nothing_is_created(
                                  "metadata": {"name": env_name}}),
                ("envs/web.yaml", deployment(env_name)),
                ("apps/app.yaml", application(env_name))]
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         assert dry_run_objects(reader, objects) == []
         assert not reader.namespace_exists(env_name)
         assert reader.application("argocd", env_name) is None
@@ -70,7 +72,7 @@ def test_what_the_server_refuses_is_named_with_its_reason(
                ("apps/app.yaml", application(env_name, syncPolicy={"retry": {"limit": "x"}})),
                ("envs/odd.yaml", {"apiVersion": "example.com/v1", "kind": "Widget",
                                   "metadata": {"name": "w", "namespace": env_name}})]
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         problems = dry_run_objects(reader, objects)
     assert len(problems) == 3, problems
     assert problems[0].startswith(f"envs/web.yaml: Deployment {env_name}/web: the API server "
@@ -87,7 +89,7 @@ def test_a_terminating_namespace_is_a_clear_temporary_error(
     plane = cluster.plane
     terminating_namespace(plane, env_name)
     try:
-        with open_cluster() as reader, pytest.raises(NamespaceTerminatingError) as caught:
+        with open_cluster(make_services().connections) as reader, pytest.raises(NamespaceTerminatingError) as caught:
             dry_run_objects(reader, [("envs/web.yaml", deployment(env_name))])
         assert f"namespace {env_name} is still terminating" in str(caught.value)
     finally:
@@ -96,11 +98,9 @@ def test_a_terminating_namespace_is_a_clear_temporary_error(
 
 def test_the_offline_validation_runs_it_when_a_cluster_is_configured(
         cluster: ClusterUnderTest, env_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from envforge.cluster.dry_run import enable_server_dry_run
     from envforge.gitops import validate
 
-    monkeypatch.setattr(validate, "_server_checks", [])
-    enable_server_dry_run()
+    checks = make_services().manifest_checks  # the composition root's server-side dry run
     cluster.plane.kubectl("create", "namespace", env_name)
     cluster.plane.kubectl("-n", env_name, "create", "quota", "tiny",
                           "--hard=count/deployments.apps=0")
@@ -108,9 +108,9 @@ def test_the_offline_validation_runs_it_when_a_cluster_is_configured(
     with pytest.raises(ManifestValidationError,
                        match=r"nothing was committed: envs/web.yaml: Deployment "
                              rf"{env_name}/web: the API server refused it: .*exceeded quota"):
-        validate.validate_objects(fits_offline, "1.31")
-    monkeypatch.setenv("ENVFORGE_SERVER_DRY_RUN", "0")
-    validate.validate_objects(fits_offline, "1.31")  # switched off: offline only
+        validate.validate_objects(fits_offline, "1.31", checks)
+    switched_off = make_services({**os.environ, "ENVFORGE_SERVER_DRY_RUN": "0"})
+    validate.validate_objects(fits_offline, "1.31", switched_off.manifest_checks)  # offline only
 
 
 def test_recreating_an_environment_whose_namespace_still_terminates_commits_nothing(
@@ -119,23 +119,20 @@ def test_recreating_an_environment_whose_namespace_still_terminates_commits_noth
     """Destroy, then create the same name at once: the namespace is still Terminating (held
     here by a finalizer, as by a slow controller). The create stops before Git with a
     temporary error that says why; once the namespace is gone the same create goes through."""
-    from envforge.cluster.dry_run import enable_server_dry_run
-    from envforge.gitops import validate
     from envforge.gitops.repository import open_store
     from tests.unit.gitops.helpers import spec, write_manifests
 
-    monkeypatch.setattr(validate, "_server_checks", [])
-    enable_server_dry_run()
+    services = make_services()
     plane = cluster.plane
     terminating_namespace(plane, env_name)
     manifests = write_manifests(tmp_path / "manifests")
-    with open_store() as store:
+    with open_store(services=services) as store:
         record = store.new_record(env_name, spec(), "1d")
         with pytest.raises(NamespaceTerminatingError, match="still terminating"):
             store.create(record, manifests)
         assert store.find(env_name) is None  # nothing committed
     release_namespace(plane, env_name)
     plane.kubectl("wait", "--for=delete", f"namespace/{env_name}", "--timeout=60s")
-    with open_store() as store:
+    with open_store(services=services) as store:
         store.create(store.new_record(env_name, spec(), "1d"), manifests)
         assert store.find(env_name) is not None

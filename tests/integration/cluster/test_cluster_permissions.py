@@ -18,6 +18,7 @@ from envforge.cluster.actions import ArgoCDWait, ArgoCDWaitInput
 from envforge.cluster.client import open_cluster
 from envforge.errors import ClusterAccessError, TemporaryError
 from tests.integration.cluster.conftest import ClusterUnderTest, seed_environment
+from tests.services_fixtures import make_services
 
 ROLE = """
 apiVersion: rbac.authorization.k8s.io/v1
@@ -54,7 +55,7 @@ def narrow_token(cluster: ClusterUnderTest, env_name: str, tmp_path: Path,
 
 
 def ctx(tmp_path: Path, name: str) -> ActionContext:
-    return ActionContext(run_id="r1", step_id="wait", template_name="t", template_dir=tmp_path,
+    return ActionContext(services=make_services(), run_id="r1", step_id="wait", template_name="t", template_dir=tmp_path,
                          workspace=tmp_path, environment={"name": name, "namespace": name},
                          logger=logging.getLogger("test.argocd"))
 
@@ -76,7 +77,7 @@ def test_reading_what_the_role_does_not_allow_names_verb_and_resource(
 
 def test_a_refused_exec_handshake_is_a_permission_problem(narrow_token: str,
                                                           env_name: str) -> None:
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         pod = reader.pods(env_name)[0]["metadata"]["name"]  # allowed: list pods
         assert reader.pod_log(env_name, pod, "app", 1)  # allowed: pods/log
         with pytest.raises(ClusterAccessError) as caught:

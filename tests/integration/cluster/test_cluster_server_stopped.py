@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from tests.integration.cluster.conftest import (
     seed_environment,
 )
 from tests.kube import ControlPlane, start_control_plane, stop_control_plane
+from tests.services_fixtures import make_services
 
 pytestmark = pytest.mark.slow  # a control plane of its own: ~15 s
 
@@ -63,7 +65,7 @@ def test_api_server_stopped_during_a_wait_and_before_a_commit(
 
     stopper = threading.Thread(target=api_server_goes_away)
     stopper.start()
-    context = ActionContext(run_id="r1", step_id="wait", template_name="t",
+    context = ActionContext(services=make_services(), run_id="r1", step_id="wait", template_name="t",
                             template_dir=tmp_path, workspace=tmp_path,
                             environment={"name": name, "namespace": name},
                             logger=logging.getLogger("test.argocd"))
@@ -77,14 +79,12 @@ def test_api_server_stopped_during_a_wait_and_before_a_commit(
     assert f"waiting for environment {name!r}" in message and "did not answer" in message
 
     # the same server, now gone, for the check before a commit: refused, not skipped
-    from envforge.cluster.dry_run import enable_server_dry_run
     from envforge.gitops import validate
 
-    monkeypatch.setattr(validate, "_server_checks", [])
-    enable_server_dry_run()
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "stopped-2"}}
     with pytest.raises(ClusterConnectionError, match="did not answer"):
-        validate.validate_objects([("environments/stopped-2/ns.yaml", namespace)], "1.31")
+        validate.validate_objects([("environments/stopped-2/ns.yaml", namespace)], "1.31",
+                                  make_services().manifest_checks)
 
 
 def test_api_server_stopped_mid_create_rolls_the_commit_back(
@@ -103,17 +103,19 @@ def test_api_server_stopped_mid_create_rolls_the_commit_back(
     monkeypatch.setenv("KUBECONFIG", str(private_plane.kubeconfig))
     real_open_cluster = actions.open_cluster
 
-    def api_server_stops_now(block: str | None = None) -> object:
+    def api_server_stops_now(connections: Any, block: str | None = None) -> object:
         stop_api_server(private_plane)
-        return real_open_cluster(block)
+        return real_open_cluster(connections, block)
 
     monkeypatch.setattr(actions, "open_cluster", api_server_stops_now)
     monkeypatch.setattr(actions.ArgoCDWait, "retry_delay_seconds", 0.1)
     name = "midcreate-1"
+    services = make_services()
     plan = with_health_wait(plan_environment(
         EnvironmentRequest(name=name, template="python-service"),
-        TemplateCatalog(load_settings().templates_path)), 60)
-    run = TemplateRun(plan.template, plan.parameters, environment=plan.environment)
+        TemplateCatalog(load_settings().templates_path), services), 60)
+    run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
+                      services=services)
     try:
         with pytest.raises(StepFailedError) as caught:
             run.run()

@@ -20,10 +20,11 @@ from tests.integration.cluster.conftest import (
     seed_environment,
     write_application_status,
 )
+from tests.services_fixtures import make_services
 
 
 def ctx(tmp_path: Path, name: str) -> ActionContext:
-    return ActionContext(run_id="r1", step_id="wait", template_name="t", template_dir=tmp_path,
+    return ActionContext(services=make_services(), run_id="r1", step_id="wait", template_name="t", template_dir=tmp_path,
                          workspace=tmp_path, environment={"name": name, "namespace": name},
                          logger=logging.getLogger("test.argocd"))
 
@@ -111,9 +112,11 @@ def test_wait_for_environment_is_what_a_flow_calls(cluster: ClusterUnderTest,
 
     seed_environment(cluster, env_name, healthy=False)
     with pytest.raises(EnvironmentNotHealthyError, match="CrashLoopBackOff"):
-        wait_for_environment(env_name, timeout_seconds=30, fail_after_failing_seconds=0.5)
+        wait_for_environment(env_name, timeout_seconds=30, fail_after_failing_seconds=0.5,
+                             connections=make_services().connections)
     seed_environment(cluster, env_name + "-ok")
-    health = wait_for_environment(env_name + "-ok", timeout_seconds=10)
+    health = wait_for_environment(env_name + "-ok", timeout_seconds=10,
+                                  connections=make_services().connections)
     assert health.healthy and health.pods_ready == "1/1"
 
 
@@ -124,7 +127,7 @@ def test_wait_until_pruned(cluster: ClusterUnderTest, env_name: str) -> None:
 
     seed_environment(cluster, env_name)
     target = WaitTarget(env_name, env_name)
-    with open_cluster() as reader:
+    with open_cluster(make_services().connections) as reader:
         with pytest.raises(EnvironmentNotPrunedError) as caught:
             wait_until_pruned(reader, target, WaitPolicy(timeout_seconds=0.5, poll_seconds=0.2))
         assert f"namespace {env_name} still exists" in str(caught.value)
