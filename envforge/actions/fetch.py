@@ -20,7 +20,7 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.actions.fetch_sources import is_remote, resolve_source
-from envforge.capabilities import Capabilities
+from envforge.capabilities import Capabilities, check_path
 from envforge.errors import ExpressionError, PathEscapeError, TemplateError
 from envforge.paths import assert_no_symlink_out, resolve_inside, safe_relative
 from envforge.templating.budget import BudgetExceeded, deadline
@@ -63,6 +63,17 @@ class FetchOutput(ActionOutput):
     files: list[str] = Field(default_factory=list, description="Files written, workspace-relative.")
 
 
+def _checked(name: str, where: str) -> str:
+    """``name`` if the workspace file API would take it (NUL, 255-byte names, .git, ...):
+    checked before the path is resolved, so a bad name is one line, never an OSError.
+    ``..`` and absolute paths are left to resolve_inside (a PathEscapeError)."""
+    text = name.replace("\\", "/")
+    if text.startswith("/") or ".." in text.split("/"):
+        return name
+    check_path(name, where)
+    return name
+
+
 def _skeleton_dir(url: str, template_dir: Path, token: str | None = None,
                   capabilities: Capabilities | None = None) -> Path:
     return resolve_source(url, template_dir, token, capabilities)
@@ -94,7 +105,8 @@ class FetchPlain(Action[FetchPlainInput, FetchOutput]):
     def run(self, ctx: ActionContext, params: FetchPlainInput) -> FetchOutput:
         source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
         _require_folder(params.url, source, ctx.template_dir)
-        target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
+        target = resolve_inside(ctx.workspace, _checked(params.targetPath, "targetPath"),
+                                "workspace")
         written = []
         for file in _skeleton_files(source):
             dest = target / file.relative_to(source)
@@ -137,7 +149,8 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
     def run(self, ctx: ActionContext, params: FetchTemplateInput) -> FetchOutput:
         source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
         _require_folder(params.url, source, ctx.template_dir)
-        target = resolve_inside(ctx.workspace, params.targetPath, "workspace")
+        target = resolve_inside(ctx.workspace, _checked(params.targetPath, "targetPath"),
+                                "workspace")
         env = skeleton_environment(params)
         context = skeleton_context(params)
         patterns, render_names = _copy_only_settings(params)
@@ -164,7 +177,7 @@ class FetchTemplate(Action[FetchTemplateInput, FetchOutput]):
                 if _skipped_name(name):
                     ctx.logger.info("%s/%s: rendered file name is empty; skipped", label, rel)
                     continue
-                dest = resolve_inside(target, name, "workspace")
+                dest = resolve_inside(target, _checked(name, f"{label}/{rel}"), "workspace")
                 if dest.exists() and not params.replace:
                     ctx.logger.info("%s already exists; kept (replace: true overwrites it)",
                                     dest.relative_to(ctx.workspace))
@@ -389,7 +402,7 @@ class FetchPlainFile(Action[FetchPlainFileInput, FetchOutput]):
 
     def run(self, ctx: ActionContext, params: FetchPlainFileInput) -> FetchOutput:
         source = _source_file(params.url, ctx.template_dir, params.token, ctx.capabilities)
-        dest = resolve_inside(ctx.workspace, params.targetPath, "workspace")
+        dest = resolve_inside(ctx.workspace, _checked(params.targetPath, "targetPath"), "workspace")
         if dest.exists():
             return FetchOutput(targetPath=params.targetPath, files=[])
         rel = dest.relative_to(ctx.workspace).as_posix()
@@ -414,7 +427,7 @@ class FetchTemplateFile(Action[FetchTemplateFileInput, FetchOutput]):
 
     def run(self, ctx: ActionContext, params: FetchTemplateFileInput) -> FetchOutput:
         source = _source_file(params.url, ctx.template_dir, params.token, ctx.capabilities)
-        dest = resolve_inside(ctx.workspace, params.targetPath, "workspace")
+        dest = resolve_inside(ctx.workspace, _checked(params.targetPath, "targetPath"), "workspace")
         if dest.exists() and not params.replace:
             return FetchOutput(targetPath=params.targetPath, files=[])
         as_dir = FetchTemplateInput(url=params.url, values=params.values,

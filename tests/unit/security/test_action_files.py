@@ -102,3 +102,16 @@ def test_a_skeleton_over_the_file_budget_stops_in_one_line(ctx: ActionContext) -
         FetchTemplate().run(ctx, FetchTemplateInput(url="./skeleton"))
     _one_line(info.value, ctx)
     assert list(ctx.workspace.iterdir()) == []  # a failed fetch leaves nothing
+
+
+@pytest.mark.parametrize("name, why", [("x" * 300, "over 255 bytes"), ("a\0b", "NUL"),
+                                       (".GIT", ".git"), ("sub/.git ", ".git")])
+def test_a_rendered_skeleton_file_name_is_checked_in_one_line(ctx: ActionContext, name: str,
+                                                              why: str) -> None:
+    skeleton = ctx.template_dir / "skeleton"
+    (skeleton / "${{ values.name }}").mkdir(parents=True)
+    (skeleton / "${{ values.name }}" / "config").write_text("[core]\n")
+    with pytest.raises(EnvforgeError) as info:
+        FetchTemplate().run(ctx, FetchTemplateInput(url="./skeleton", values={"name": name}))
+    assert why in _one_line(info.value, ctx)
+    assert list(ctx.workspace.iterdir()) == []
