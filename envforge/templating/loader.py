@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,17 +118,37 @@ def _placeholder(kind: str, target: Any, base: Path, where: str) -> Any:
 
 
 def _rename_repeated_step_ids(data: Any) -> None:
-    """Backstage runs steps that share an id (the last one's output is ``steps.<id>``); so
-    does envforge, naming the earlier ones ``<id>#1``, ``<id>#2``... for its own reports."""
+    """Backstage runs steps that share an id, ``steps.<id>`` being the latest one's output;
+    so does envforge: the earlier ones are named ``<id>#1``, ``<id>#2``... and the steps in
+    between read them under that name."""
     spec = data.get("spec") if isinstance(data, dict) else None
     steps = spec.get("steps") if isinstance(spec, dict) else None
     if not isinstance(steps, list):
         return
     ids = [s.get("id") if isinstance(s, dict) else None for s in steps]
     for i, sid in enumerate(ids):
-        if sid and ids[i + 1:].count(sid):
-            n = ids[:i].count(sid) + 1
-            steps[i] = {**steps[i], "id": f"{sid}#{n}"}
+        if not isinstance(sid, str) or sid not in ids[i + 1:]:
+            continue
+        new_id = f"{sid}#{ids[:i].count(sid) + 1}"
+        steps[i] = {**steps[i], "id": new_id}
+        until = ids.index(sid, i + 1)
+        for j in range(i + 1, until + 1):
+            if isinstance(steps[j], dict):
+                steps[j] = {k: (_retarget(v, sid, new_id) if k in ("input", "if", "each")
+                                else v) for k, v in steps[j].items()}
+
+
+def _retarget(value: Any, old: str, new: str) -> Any:
+    """``steps.<old>`` / ``steps['<old>']`` in every string of ``value`` as ``steps['<new>']``."""
+    if isinstance(value, str):
+        pattern = (r"steps\s*(?:\.\s*" + re.escape(old) + r"\b(?![-\w])|\[\s*(['\"])"
+                   + re.escape(old) + r"\1\s*\])")
+        return re.sub(pattern, f"steps['{new}']", value)
+    if isinstance(value, list):
+        return [_retarget(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _retarget(v, old, new) for k, v in value.items()}
+    return value
 
 
 def _explain(error: Any) -> str:

@@ -152,10 +152,15 @@ def test_repeated_step_ids_run_as_in_backstage(tmp_path: Path) -> None:
           type: service
           steps:
             - {id: a, action: debug:log}
-            - {id: b, action: debug:log}
+            - {id: b, action: debug:log, input: {message: "${{ steps.a.output.x }}"}}
             - {id: a, action: debug:log}
+            - {id: c, action: debug:log, input: {message: "${{ steps['a'].output.x }}"}}
         """)
-    assert [s.id for s in load_template(d).spec.steps] == ["a#1", "b", "a"]
+    steps = load_template(d).spec.steps
+    assert [s.id for s in steps] == ["a#1", "b", "a", "c"]
+    # b runs while the first `a` is the latest: it reads that one, c the second
+    assert steps[1].input == {"message": "${{ steps['a#1'].output.x }}"}
+    assert steps[3].input == {"message": "${{ steps['a'].output.x }}"}
 
 
 def test_yaml_is_read_as_backstage_reads_it(tmp_path: Path) -> None:
