@@ -330,7 +330,8 @@ class EgressClient:
     def _send(self, method: str, url: ParsedUrl, addresses: list[str],
               headers: Mapping[str, str], content: bytes | None, deadline: float,
               first: bool) -> httpx.Response:
-        sent = {"User-Agent": self.policy.user_agent, **headers}
+        # identity: a compressed answer would be inflated before the byte budget saw it
+        sent = {"User-Agent": self.policy.user_agent, "Accept-Encoding": "identity", **headers}
         for credential in self.credentials:
             # bound to its origin, and never on a redirect (even back to the same origin)
             if first and credential.origin == url.origin:

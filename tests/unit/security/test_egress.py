@@ -217,3 +217,20 @@ def test_no_spelling_leaves_the_allowed_path(tail: str) -> None:
     if rule.matches(parsed):
         assert parsed.origin.host == "allowed.example"
         assert parsed.segments[0] == "acme" and ".." not in parsed.segments
+
+
+def test_answers_are_asked_for_uncompressed_and_counted_after_decoding() -> None:
+    import gzip
+
+    seen: list[str] = []
+
+    def bomb(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["accept-encoding"])
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"},
+                              content=gzip.compress(b"\0" * 2_000_000))
+
+    small = TransferBudget(max_bytes=100_000)
+    with policy(bomb, "https://a.example/", budget=small).client() as client, \
+            pytest.raises(BudgetExceededError):
+        client.request("GET", "https://a.example/bomb")
+    assert seen == ["identity"]
