@@ -206,7 +206,9 @@ def _download_archive(location: str, dest: Path, credential: Credential | None,
     entries = [name for name in _top_level(dest)]
     if len(entries) == 1 and (dest / entries[0]).is_dir() \
             and not (dest / entries[0]).is_symlink():  # one top folder (GitHub's archives)
-        inner = entries[0]
+        inner = ".envforge-top"  # moved aside first: a child may share the folder's name
+        if entries[0] != inner:
+            files.rename(entries[0], inner)
         for child in _top_level(dest / inner):
             files.rename(f"{inner}/{child}", child)
         files.remove(inner)

@@ -37,7 +37,12 @@ from typing import Any
 
 import httpx
 
-from envforge.errors import BudgetExceededError, EgressFailedError, EgressRefusedError
+from envforge.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    EgressFailedError,
+    EgressRefusedError,
+)
 
 #: Resolves (host, port) to the IP addresses a connection would use.
 Resolver = Callable[[str, int], list[str]]
@@ -259,7 +264,12 @@ class EgressPolicy:
         private = {h.lower().rstrip(".") for h in private_hosts}
         rules = []
         for entry in entries:
-            rule = AllowRule.parse(entry)
+            try:
+                rule = AllowRule.parse(entry)
+            except EgressRefusedError as e:
+                raise ConfigurationError(
+                    f"ENVFORGE_FETCH_ALLOW entry {entry[:200]!r} is not a URL envforge can "
+                    f"allow ({e}); write it as https://host[:port]/path") from None
             if rule.origin.host in private:
                 rule = AllowRule(rule.origin, rule.path, True)
             rules.append(rule)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from envforge.capabilities.caches import token_id
 from envforge.capabilities.egress import AllowRule, Credential, ParsedUrl, parse_url
-from envforge.errors import EgressRefusedError
+from envforge.errors import ConfigurationError, EgressRefusedError
 
 DEFAULT_HOSTS = {"github": "github.com", "gitlab": "gitlab.com"}
 
@@ -40,8 +40,17 @@ class ProviderEndpoint:
                            else f"https://{host}/api/v3")
             else:
                 api_url = f"https://{host}/api/v4"
-        return cls(provider, host, parse_url(api_url.rstrip("/")),
-                   parse_url((git_url or f"https://{host}").rstrip("/")), token or "")
+        git_url = git_url or f"https://{host}"
+        prefix = f"ENVFORGE_{provider.upper()}"
+        try:
+            api = parse_url(api_url.rstrip("/"))
+        except EgressRefusedError as e:
+            raise ConfigurationError(f"{prefix}_API_URL / _HOST: {e}") from None
+        try:
+            git = parse_url(git_url.rstrip("/"))
+        except EgressRefusedError as e:
+            raise ConfigurationError(f"{prefix}_GIT_URL / _HOST: {e}") from None
+        return cls(provider, host, api, git, token or "")
 
     @property
     def api_base(self) -> str:

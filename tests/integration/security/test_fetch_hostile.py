@@ -317,3 +317,12 @@ def test_a_killed_download_leaves_nothing_in_the_cache(tmp_path: Path) -> None:
         FetchPlain().run(ctx, FetchPlainInput(url=f"{server.base}/b.tgz"))
         assert (ctx.workspace / "README.md").read_text() == "hello\n"
         assert not list(cache.rglob(".partial-*"))  # the killed one's leftovers are swept
+
+
+def test_an_archive_whose_top_folder_holds_its_own_name_unpacks(tmp_path: Path) -> None:
+    archive = tarball({"repo/repo/inner.txt": b"i\n", "repo/top.txt": b"t\n"})
+    with Recorder({"/a.tgz": serve(archive)}) as server:
+        ctx = ctx_for(tmp_path, FETCH_ALLOW=f"{server.base}/")
+        FetchPlain().run(ctx, FetchPlainInput(url=f"{server.base}/a.tgz"))
+    assert (ctx.workspace / "repo/inner.txt").read_text() == "i\n"
+    assert (ctx.workspace / "top.txt").read_text() == "t\n"

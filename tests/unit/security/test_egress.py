@@ -234,3 +234,11 @@ def test_answers_are_asked_for_uncompressed_and_counted_after_decoding() -> None
             pytest.raises(BudgetExceededError):
         client.request("GET", "https://a.example/bomb")
     assert seen == ["identity"]
+
+
+@pytest.mark.parametrize("entry", ["github.com/acme", "ftp://x.example/", "https://a@b/"])
+def test_a_bad_allowlist_entry_is_a_configuration_error_naming_the_variable(entry: str) -> None:
+    from envforge.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="ENVFORGE_FETCH_ALLOW entry"):
+        EgressPolicy.from_entries([entry])
