@@ -69,7 +69,9 @@ def test_an_allowed_url_is_fetched_with_its_normalised_form() -> None:
 @pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "127.1", "0177.0.0.1",
                                   "0x7f000001", "017700000001"])
 def test_numeric_spellings_of_an_address_are_refused_even_in_the_allowlist(host: str) -> None:
-    with pytest.raises(EgressRefusedError, match=r"non-canonical|does not parse"):
+    from envforge.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"non-canonical|does not parse"):
         EgressPolicy.from_entries([f"http://{host}/"])
     with policy(ok, "http://127.0.0.1/").client() as client, \
             pytest.raises(EgressRefusedError, match=r"non-canonical|does not parse"):
@@ -205,6 +207,7 @@ def test_allow_rule_paths_match_whole_segments() -> None:
     assert not rule.matches(parse_url("https://github.com/"))
 
 
+@pytest.mark.fuzz
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="abc/.%2e@:\\?#", max_size=24))
 def test_no_spelling_leaves_the_allowed_path(tail: str) -> None:
@@ -242,3 +245,29 @@ def test_a_bad_allowlist_entry_is_a_configuration_error_naming_the_variable(entr
 
     with pytest.raises(ConfigurationError, match="ENVFORGE_FETCH_ALLOW entry"):
         EgressPolicy.from_entries([entry])
+
+
+@pytest.mark.parametrize("location", [
+    "file:///etc/passwd", "ftp://allowed.example/x", "//evil.example/x",
+    "https://evil.example/acme/x", "http://[fe80::1%25eth0]/x", "https://\u0430llowed.example/acme/x",
+    "/acme/%c0%ae%c0%ae/secret", "/acme/%2e%2e/secret", "https://allowed.example@evil.example/"])
+def test_every_redirect_target_is_checked_like_a_first_request(location: str) -> None:
+    seen: list[str] = []
+
+    def hop(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(302, headers=[(b"Location", location.encode())])
+
+    with policy(hop, "https://allowed.example/acme/").client() as client, \
+            pytest.raises(EgressRefusedError):
+        client.request("GET", "https://allowed.example/acme/start")
+    assert len(seen) == 1
+
+
+def test_an_announced_size_over_the_budget_is_refused_before_reading() -> None:
+    def big(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Length": str(10**12)}, content=b"")
+
+    with policy(big, "https://a.example/", budget=TransferBudget(max_bytes=1000)).client() \
+            as client, pytest.raises(BudgetExceededError, match="announced"):
+        client.request("GET", "https://a.example/x")

@@ -125,6 +125,7 @@ def test_git_names(name: str) -> None:
     assert is_git_name(name)
 
 
+@pytest.mark.fuzz
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["a", "..", ".", ".git", "b c", "\0", "x" * 260, "/", "\\",
                                  ".GIT", "ok"]), max_size=6))
