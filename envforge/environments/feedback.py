@@ -1,6 +1,7 @@
-"""What an environment run reports: a markdown summary artifact per run, the same summary as a
-comment on the environment's pull request, and the environment's state on that pull request
-(commit status, GitHub Deployment or GitLab environment).
+"""What an environment run reports: a markdown summary artifact per run (linking to the fleet
+table, envforge.summary.fleet, which every run republishes), the same summary as a comment on
+the environment's pull request, and the environment's state on that pull request (commit
+status, GitHub Deployment or GitLab environment).
 
 The pull request parts happen only when the settings name a GitProviderToken block
 (ENVFORGE_PR_COMMENT_BLOCK; ENVFORGE_PR_STATUS_BLOCK, default the comment block) and the run
@@ -18,6 +19,7 @@ from envforge.errors import EnvforgeError
 from envforge.services import Services
 from envforge.summary.artifact import publish_summary_artifact
 from envforge.summary.comments import post_summary_comment
+from envforge.summary.fleet import refresh_fleet, with_fleet_link
 from envforge.summary.model import (
     EnvironmentSummary,
     database_from_output,
@@ -34,13 +36,14 @@ def publish_summary(services: Services, summary: EnvironmentSummary, source: Map
     """Store ``summary`` as the run's artifact and, for a pull request, post it as the PR
     comment (editing the earlier one)."""
     try:
-        publish_summary_artifact(summary)
+        publish_summary_artifact(with_fleet_link(summary))
         block = services.settings.lifecycle.pr_comment_block
         if block and source.get("pullRequest"):
             post_summary_comment(render_summary(summary), summary.name, source, block,
                                  connections=services.connections)
     except EnvforgeError as e:
         logger.warning("%s", e)
+    refresh_fleet(services, logger)  # the envforge-fleet table: every environment, as of now
 
 
 def summarise_run(services: Services, name: str, result: dict[str, Any], status: str,

@@ -17,18 +17,24 @@ trailers), so past naps count, not only the current one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
-from envforge.errors import GitError, SummaryError
+from envforge.errors import EnvforgeError, GitError, SummaryError
 from envforge.git_boundary import run_git
 from envforge.gitops.record import EnvironmentRecord
+from envforge.gitops.repository import open_store
 from envforge.gitops.store import EnvironmentStore
-from envforge.summary.model import Link
+from envforge.kubernetes_boundary import kubernetes_errors
+from envforge.services import Services
+from envforge.summary.model import EnvironmentSummary, Link
+
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 FLEET_ARTIFACT_KEY = "envforge-fleet"
 EXPIRING_WITHIN = timedelta(hours=6)
@@ -177,13 +183,20 @@ def publish_fleet_artifact(rows: Sequence[FleetRow]) -> UUID:
     return UUID(str(artifact_id))
 
 
+#: how a flow run's page address ends, after the UI's base address (prefect.runtime's
+#: ``flow_run.ui_url`` and the UI's own route)
+_RUN_PAGES = ("/flow-runs/flow-run/", "/runs/flow-run/")
+
+
 def fleet_link(run_url: str | None) -> Link | None:
     """The fleet artifact's page in the Prefect UI, from a flow run's UI URL
-    (``<ui>/runs/flow-run/<id>`` -> ``<ui>/artifacts/key/envforge-fleet``)."""
-    if not run_url or "/runs/" not in run_url:
-        return None
-    base = run_url.split("/runs/", 1)[0]
-    return Link("All environments (fleet)", f"{base}/artifacts/key/{FLEET_ARTIFACT_KEY}")
+    (``<ui>/flow-runs/flow-run/<id>`` -> ``<ui>/artifacts/key/envforge-fleet``)."""
+    for marker in _RUN_PAGES:
+        if run_url and marker in run_url:
+            base = run_url.split(marker, 1)[0]
+            return Link("All environments (fleet)",
+                        f"{base}/artifacts/key/{FLEET_ARTIFACT_KEY}")
+    return None
 
 
 def argocd_health(applications: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -206,3 +219,48 @@ def refresh_fleet_artifact(store: EnvironmentStore, health: Mapping[str, str],
     records = store.list()
     changes = store.publisher.read(lambda root: sleep_changes(root, week_start(now)))
     return publish_fleet_artifact(fleet_rows(records, health, changes, now))
+
+
+def with_fleet_link(summary: EnvironmentSummary) -> EnvironmentSummary:
+    """``summary`` with a link to the fleet artifact (when it has a run's UI URL)."""
+    link = fleet_link(summary.run_url)
+    if link is None or any(existing.url == link.url for existing in summary.links):
+        return summary
+    return replace(summary, links=(*summary.links, link))
+
+
+def read_argocd_health(services: Services) -> dict[str, str]:
+    """Argo CD's health of every Application in the configured namespace, through the
+    composition root's Kubernetes connection; empty when no cluster is configured or it does
+    not answer (the table then says ``unknown``, it does not fail)."""
+    from kubernetes import client as k8s_client
+
+    namespace = services.settings.gitops.argocd_namespace
+    try:
+        connection = services.connections.kubernetes_cluster(None)
+    except EnvforgeError:
+        return {}
+    try:
+        api = k8s_client.CustomObjectsApi(connection.api_client)
+        with kubernetes_errors(f"list Argo CD Applications in {namespace}",
+                               connection.description, scrub=services.scrub or str):
+            found = api.list_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", namespace, "applications",
+                _request_timeout=min(10.0, connection.request_timeout_seconds))
+    except EnvforgeError:
+        return {}
+    finally:
+        connection.api_client.close()
+    items = found.get("items", []) if isinstance(found, Mapping) else []
+    return argocd_health(items)
+
+
+def refresh_fleet(services: Services, logger: Logger) -> None:
+    """After a lifecycle run: a new version of the fleet artifact as Git and Argo CD have it
+    now. A failure is logged, never raised: the environment is what the run was for."""
+    try:
+        health = read_argocd_health(services)
+        with open_store(services=services) as store:
+            refresh_fleet_artifact(store, health)
+    except EnvforgeError as e:
+        logger.warning("fleet artifact %s not refreshed: %s", FLEET_ARTIFACT_KEY, e)

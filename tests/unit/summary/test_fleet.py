@@ -97,9 +97,11 @@ def test_health_from_argocd_applications_and_the_link_to_the_fleet() -> None:
             {"metadata": {"name": "pr-2"}, "status": {}},
             {"metadata": {"name": "pr-3"}, "status": {"health": {"status": "Degraded"}}}]
     assert argocd_health(apps) == {"pr-1": "Healthy", "pr-3": "Degraded"}
-    link = fleet_link("http://127.0.0.1:4200/runs/flow-run/0b1c")
-    assert link is not None
-    assert link.url == f"http://127.0.0.1:4200/artifacts/key/{FLEET_ARTIFACT_KEY}"
+    for run_page in ("http://127.0.0.1:4200/flow-runs/flow-run/0b1c",
+                     "http://127.0.0.1:4200/runs/flow-run/0b1c"):
+        link = fleet_link(run_page)
+        assert link is not None
+        assert link.url == f"http://127.0.0.1:4200/artifacts/key/{FLEET_ARTIFACT_KEY}"
     assert fleet_link(None) is None and fleet_link("http://x/flow-runs") is None
 
 
@@ -131,3 +133,17 @@ def test_sleep_changes_read_from_the_commit_trailers(tmp_path: Path) -> None:
     found = sleep_changes(repo, MONDAY)
     assert found == {"pr-1": [(MONDAY + timedelta(hours=8), "wake")],
                      "pr-2": [(MONDAY + timedelta(hours=20), "sleep")]}
+
+
+def test_each_summary_links_to_the_fleet_once() -> None:
+    from envforge.summary.fleet import with_fleet_link
+    from envforge.summary.model import EnvironmentSummary, Link
+
+    summary = EnvironmentSummary(name="pr-1", status="completed",
+                                 links=(Link("Image", "reg/app@sha256:1"),),
+                                 run_url="http://127.0.0.1:4200/flow-runs/flow-run/9a")
+    linked = with_fleet_link(summary)
+    assert [link.title for link in linked.links] == ["Image", "All environments (fleet)"]
+    assert with_fleet_link(linked) == linked  # already there: not twice
+    no_run = EnvironmentSummary(name="pr-1", status="completed")
+    assert with_fleet_link(no_run) == no_run  # outside a flow run there is no UI to link
