@@ -86,7 +86,10 @@ def resolve_source(url: str, template_dir: Path, token: str | None = None,
     candidate = (template_dir / text).resolve()
     if not candidate.is_relative_to(root):
         raise PathEscapeError(url, f"repository or catalog root {root}",
-                              "it leads outside the repository/catalog that holds the template")
+                              "it leads outside the repository/catalog that holds the template; "
+                              "when it reaches a folder shared by the collection, name the "
+                              "collection's folder with --catalog-root DIR or "
+                              "ENVFORGE_TEMPLATES_PATH")
     return candidate
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
+from envforge.cli.keep_files import dry_run_keeping_files, use_catalog_roots
 from envforge.errors import ConfigurationError, StepFailedError
 from envforge.runner import StepReport
 from envforge.services import services_provided
@@ -33,6 +34,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--user", metavar="REF", help="who runs it, for ${{ user.ref }} and "
                    "${{ user.entity }} (e.g. user:default/jane; default: ENVFORGE_USER or "
                    "the operating-system user)")
+    p.add_argument("--keep-files", type=Path, metavar="DIR",
+                   help="with --dry-run: write the run's workspace, as it is at the end, to DIR "
+                   "(a new or empty folder); the dry run then runs in this process")
+    p.add_argument("--catalog-root", action="append", default=[], metavar="DIR",
+                   help="the collection folder that relative '../' fetch URLs may reach "
+                   "(default: the enclosing Git checkout, else ENVFORGE_TEMPLATES_PATH)")
     p.add_argument("--output", choices=["text", "json"], default="text")
     p.set_defaults(handler=run_template_command)
 
@@ -60,9 +67,15 @@ def load_flow(name: str) -> Any:
 
 
 def run_template_command(args: argparse.Namespace) -> int:
+    if args.catalog_root:
+        use_catalog_roots(args.catalog_root)
+    if args.keep_files is not None and not args.dry_run:
+        raise ConfigurationError("--keep-files writes a dry run's files: add --dry-run")
     template = catalog().load(args.template)
     values = parse_values(template, args.assignments, args.values)
     validate_parameters(template, values)  # fail fast, before any Prefect machinery starts
+    if args.keep_files is not None:
+        return _dry_run_keeping_files(args, template, values)
 
     if args.user:
         os.environ["ENVFORGE_USER"] = args.user  # read by the run's caller_identity()
@@ -99,6 +112,27 @@ def run_template_command(args: argparse.Namespace) -> int:
         return 0
     _print_unknown_actions(result)
     _print_output(result)
+    return 0
+
+
+def _dry_run_keeping_files(args: argparse.Namespace, template: Any,
+                           values: dict[str, Any]) -> int:
+    """``--dry-run --keep-files DIR``: the dry run in this process, its workspace kept."""
+    if args.user:
+        os.environ["ENVFORGE_USER"] = args.user
+    text = args.output == "text"
+    if text:
+        print(f"running template {template.name} (dry run, files kept in {args.keep_files}) "
+              f"from {template.directory}", flush=True)
+    result, files = dry_run_keeping_files(
+        template, values, args.keep_files, services=args.make_services(),
+        environment={"name": args.environment} if args.environment else {},
+        listener=print_step if text else None)
+    if not text:
+        print(json.dumps({**result, "kept_files": files}, indent=2, default=str))
+        return 0
+    _print_unknown_actions(result)
+    print(f"{len(files)} file(s) written to {args.keep_files}")
     return 0
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog
+from envforge.cli.keep_files import dry_run_keeping_files, empty_target
 from envforge.errors import EnvforgeError, TemplateError
-from envforge.templating.loader import TEMPLATE_FILE
-from envforge.templating.parameters import describe_parameters
+from envforge.templating.loader import TEMPLATE_FILE, load_template
+from envforge.templating.parameters import apply_defaults, describe_parameters, pages, strip_ui
+from envforge.templating.samples import sample_values
 from envforge.validation import ValidationReport, validate_template_dir
 
 
@@ -38,6 +40,9 @@ def add_commands(subparsers: Any) -> None:
                        "found under the given folders (e.g. a Backstage collection)")
     p.add_argument("paths", nargs="+", metavar="DIR")
     p.add_argument("--output", choices=["text", "markdown", "json"], default="text")
+    p.add_argument("--keep-files", type=Path, metavar="DIR",
+                   help="write each template's dry-run workspace (every field filled) to "
+                   "DIR/<template> (a new or empty folder)")
     p.set_defaults(handler=check_templates)
 
 
@@ -126,6 +131,8 @@ def check_templates(args: argparse.Namespace) -> int:
         targets = sorted({p.parent if p.is_file() else p for p in _targets(
             args.paths, recursive=True)})
         rows = [_check_row(path) for path in targets]
+        if args.keep_files is not None:
+            _keep_files(targets, empty_target(args.keep_files))
     finally:
         if current is None:
             os.environ.pop("ENVFORGE_TEMPLATES_PATH", None)
@@ -152,6 +159,23 @@ def check_templates(args: argparse.Namespace) -> int:
           f"{valid} valid (no errors), "
           f"{sum(r['validate'] == 'ok' and not r['warnings'] for r in rows)} valid with --strict")
     return 0 if ok == len(rows) else 1
+
+
+def _keep_files(targets: Sequence[Path], into: Path) -> None:
+    """Each template's render-only dry run (every field filled), its files in into/<name>."""
+    for path in targets:
+        try:
+            template = load_template(path)
+            values = sample_values(template, "all")
+            for page in pages(template):
+                values = apply_defaults(strip_ui(page), values)
+            _, files = dry_run_keeping_files(
+                template, values, into / template.name, render_only=True, validate=False,
+                environment={"name": "example", "type": "preview"})
+            print(f"kept {len(files)} file(s) of {template.name} in {into / template.name}")
+        except EnvforgeError as e:
+            print(f"{path.name}: dry run failed ({str(e).splitlines()[0][:160]}); the files "
+                  "it wrote before are kept")
 
 
 def _check_row(path: Path) -> dict[str, Any]:

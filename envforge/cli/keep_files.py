@@ -1,0 +1,70 @@
+"""``--keep-files DIR``: a dry run's workspace, as it is when the run ends, written to DIR (what
+Backstage's dry run returns as its directory contents), and ``--catalog-root DIR``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from envforge.errors import ConfigurationError, StepFailedError
+from envforge.runner import StepReport, TemplateRun
+from envforge.services import Services
+from envforge.templating.model import Template
+
+
+def use_catalog_roots(roots: Sequence[str]) -> None:
+    """Make ``roots`` the catalog roots that relative ``../`` fetch URLs may reach (in front
+    of ENVFORGE_TEMPLATES_PATH), for this process."""
+    paths = [Path(r) for r in roots]
+    for path in paths:
+        if not path.is_dir():
+            raise ConfigurationError(f"--catalog-root {path}: no such folder; name the folder "
+                                     "that holds the collection (its template folders and "
+                                     "shared skeletons)")
+    current = os.environ.get("ENVFORGE_TEMPLATES_PATH")
+    os.environ["ENVFORGE_TEMPLATES_PATH"] = os.pathsep.join(
+        [str(p.resolve()) for p in paths] + ([current] if current else []))
+
+
+def empty_target(target: Path) -> Path:
+    """``target`` ready to receive files: created, or an existing empty folder."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigurationError(f"--keep-files {target}: exists and is not an empty folder; "
+                                 "name a new or empty folder")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def copy_workspace(workspace: Path, target: Path) -> list[str]:
+    """Every file and folder of the workspace into ``target`` (links kept as links)."""
+    shutil.copytree(workspace, target, symlinks=True, dirs_exist_ok=True)
+    return sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+
+
+def dry_run_keeping_files(template: Template, parameters: Mapping[str, Any], target: Path,
+                          services: Services | None = None, render_only: bool = False,
+                          environment: Mapping[str, Any] | None = None,
+                          listener: Callable[[StepReport], None] | None = None,
+                          validate: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """Dry-run ``template`` in this process and write its final workspace to ``target``;
+    the files are written even when a step fails (then StepFailedError is raised after)."""
+    empty_target(target)
+    run = TemplateRun(template, dict(parameters), dry_run=True, render_only=render_only,
+                      environment=dict(environment or {}), services=services,
+                      validate=validate)
+    failure: StepFailedError | None = None
+    result: dict[str, Any] = {}
+    try:
+        try:
+            result = run.run(listener=listener).to_dict()
+        except StepFailedError as e:
+            failure = e
+        files = copy_workspace(run.workspace, target)
+    finally:
+        run.close()
+    if failure is not None:
+        raise failure
+    return result, files
