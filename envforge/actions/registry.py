@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
 from typing import Any
 
 from envforge.actions.base import ACTION_ID, Action
@@ -58,11 +59,39 @@ class ActionRegistry:
         return sorted(self._actions)
 
 
+#: The packaging entry-point group of action plugins (docs/backstage.md, "Adding an action"):
+#: each entry names a module exposing ``ACTIONS``, a list of Action classes, or one class.
+PLUGIN_ENTRY_POINT_GROUP = "envforge.actions"
+
+
+def plugin_actions() -> list[type[Action[Any, Any]]]:
+    """The actions of every installed plugin (``envforge.actions`` entry points)."""
+    found: list[type[Action[Any, Any]]] = []
+    for ep in entry_points(group=PLUGIN_ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as e:  # a broken plugin is named, not a stack trace
+            raise ActionError(f"action plugin {ep.name!r} ({ep.value}) failed to load: "
+                              f"{type(e).__name__}: {e}") from None
+        if isinstance(loaded, type) and issubclass(loaded, Action):
+            found.append(loaded)
+        elif isinstance(loaded, list | tuple):
+            found += list(loaded)
+        elif hasattr(loaded, "ACTIONS"):
+            found += list(loaded.ACTIONS)
+        else:
+            raise ActionError(f"action plugin {ep.name!r} ({ep.value}) is not an Action class, "
+                              "a list of them, or a module with ACTIONS")
+    return found
+
+
 def default_registry() -> ActionRegistry:
-    """Every built-in action, from the modules listed in BUILTIN_ACTION_MODULES."""
+    """Every built-in action (BUILTIN_ACTION_MODULES) and every plugin's."""
     registry = ActionRegistry()
     for module_name in BUILTIN_ACTION_MODULES:
         module = importlib.import_module(module_name)
         for action_cls in module.ACTIONS:
             registry.register(action_cls)
+    for action_cls in plugin_actions():
+        registry.register(action_cls)
     return registry
