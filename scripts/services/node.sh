@@ -9,6 +9,8 @@
 #                                  certificates); waits until the Node is Ready
 #   node.sh stop DIR               kill the pods' containers, stop what start started, remove
 #                                  the node's network namespace, cgroups and mounts
+#   node.sh expose DIR PORT...     let the node's pods reach 127.0.0.1:PORT of this machine at
+#                                  the node's gateway, GATEWAY:PORT (prints GATEWAY)
 #
 # Why a network namespace: kube-proxy owns the KUBE-* iptables chains of the namespace it runs
 # in, so two nodes on one machine (two test runs side by side) must not share one. Each node
@@ -18,9 +20,10 @@
 #     machine's side, the node's InternalIP) / eth0 (10.250.K.2, the namespace's side);
 #   - a route 10.244.K.0/24 via 10.250.K.2, so the kubelet's probes and the ingress controller
 #     (on this machine) reach pod IPs;
-#   - DNAT, on efhK only, from 10.250.K.1:PORT to 127.0.0.1:PORT for the API server's port and
-#     the ports in $ENVFORGE_NODE_HOST_PORTS (e.g. PostgreSQL): how pods and kube-proxy reach
-#     this machine's loopback services without any of them listening elsewhere.
+#   - DNAT, on efhK only, from 10.250.K.1:PORT to 127.0.0.1:PORT for the API server's port, the
+#     ports in $ENVFORGE_NODE_HOST_PORTS and those of `expose` (e.g. PostgreSQL): how pods and
+#     kube-proxy reach this machine's loopback services without any of them listening
+#     elsewhere.
 # containerd and the kubelet run in this machine's namespace (they pull from the registry on
 # 127.0.0.1 and talk to the API server there); containerd calls the bridge and portmap plugins
 # through two-line wrappers that enter efnode-K. The kubelet's cgroups live under /envforge-K.
@@ -94,10 +97,24 @@ setup_network() {  # K
     sysctl -qw "net.ipv4.conf.$hif.route_localnet=1"
     iptables -w -t nat -N "$chain"
     iptables -w -t nat -A PREROUTING -i "$hif" -j "$chain"
-    local port
-    for port in $API_PORT ${ENVFORGE_NODE_HOST_PORTS:-}; do
+    iptables -w -t nat -N "$chain-IN"
+    iptables -w -t nat -A INPUT -i "$hif" -j "$chain-IN"
+    expose_ports "$k" "$API_PORT" ${ENVFORGE_NODE_HOST_PORTS:-}
+}
+
+# 10.250.K.1:PORT -> 127.0.0.1:PORT for the node (pods, kube-proxy), with the source rewritten
+# to 127.0.0.1 too: the service sees a local client, as it does for anything on this machine
+# (PostgreSQL's trust for 127.0.0.1, say), and nothing listens anywhere but on loopback.
+expose_ports() {  # K PORT...
+    local k=$1 chain port
+    chain="$(nat_chain "$k")"; shift
+    for port in "$@"; do
+        iptables -w -t nat -C "$chain" -d "10.250.$k.1" -p tcp --dport "$port" \
+            -j DNAT --to-destination "127.0.0.1:$port" 2>/dev/null && continue
         iptables -w -t nat -A "$chain" -d "10.250.$k.1" -p tcp --dport "$port" \
             -j DNAT --to-destination "127.0.0.1:$port"
+        iptables -w -t nat -A "$chain-IN" -d 127.0.0.1 -p tcp --dport "$port" \
+            -j SNAT --to-source 127.0.0.1
     done
 }
 
@@ -105,8 +122,12 @@ teardown_network() {  # K
     local k=$1 chain
     chain="$(nat_chain "$k")"
     iptables -w -t nat -D PREROUTING -i "efh$k" -j "$chain" 2>/dev/null || true
-    iptables -w -t nat -F "$chain" 2>/dev/null || true
-    iptables -w -t nat -X "$chain" 2>/dev/null || true
+    iptables -w -t nat -D INPUT -i "efh$k" -j "$chain-IN" 2>/dev/null || true
+    local c
+    for c in "$chain" "$chain-IN"; do
+        iptables -w -t nat -F "$c" 2>/dev/null || true
+        iptables -w -t nat -X "$c" 2>/dev/null || true
+    done
     ip link del "efh$k" 2>/dev/null || true   # its peer eth0 and the route go with it
     ip netns del "efnode-$k" 2>/dev/null || true
 }
@@ -490,5 +511,14 @@ stop)
     [ -d "$DIR" ] || exit 0
     DIR="$(cd "$DIR" && pwd)"
     cmd_stop ;;
-*) echo "usage: $0 start DIR KUBECONFIG | stop DIR" >&2; exit 2 ;;
+expose)
+    [ -n "$DIR" ] && [ -n "${3:-}" ] || { echo "usage: $0 expose DIR PORT..." >&2; exit 2; }
+    [ -f "$DIR/node/slot" ] || die "no node is running with state in $DIR"
+    k="$(cat "$DIR/node/slot")"; shift 2
+    for port in "$@"; do
+        [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -le 65535 ] || die "not a TCP port: $port"
+    done
+    expose_ports "$k" "$@"
+    echo "10.250.$k.1" ;;
+*) echo "usage: $0 start DIR KUBECONFIG | stop DIR | expose DIR PORT..." >&2; exit 2 ;;
 esac

@@ -23,6 +23,8 @@ from kubernetes import client as k8s_client
 
 from blocks.kubernetes import KubernetesCluster
 from tests.integration.cluster.real_node import (  # noqa: F401  (fixtures of the real node)
+    app_image,
+    node_database,
     node_images,
     node_namespace,
     real_cluster,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 import warnings
@@ -169,3 +171,59 @@ def docker_config_secret(host: str, username: str, password: str) -> dict[str, A
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pull"},
             "type": "kubernetes.io/dockerconfigjson",
             "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
+
+
+APP_SOURCE = ROOT / "templates" / "preview-app" / "app"
+POSTGRES_SCRIPT = ROOT / "scripts" / "services" / "postgres.sh"
+NODE_SCRIPT = ROOT / "scripts" / "services" / "node.sh"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL server on 127.0.0.1 and where the node's pods reach it."""
+
+    port: int
+    gateway: str  # this machine as the node's pods see it
+
+
+@pytest.fixture(scope="session")
+def node_database(real_cluster: ControlPlane) -> Iterator[Database]:
+    """A throw-away PostgreSQL (scripts/services/postgres.sh) exposed to the node's pods."""
+    directory = Path(tempfile.mkdtemp(prefix="envforge-node-pg-"))  # postgres must enter it
+    started = subprocess.run(["bash", str(POSTGRES_SCRIPT), "start", str(directory),
+                              str(free_port())], capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.fail(f"could not start the test PostgreSQL: {started.stderr}")
+    try:
+        gateway = subprocess.run(["bash", str(NODE_SCRIPT), "expose",
+                                  str(real_cluster.kubeconfig.parent),
+                                  started.stdout.split()[0]],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        yield Database(int(started.stdout.split()[0]), gateway)
+    finally:
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", str(directory)], check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_image(node_images: NodeImages, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """templates/preview-app/app built (static Go) into a one-layer image in the open
+    registry."""
+    if shutil.which("go") is None:
+        pytest.fail("Go is not installed: the demo application is built from Go")
+    base = tmp_path_factory.mktemp("app-image")
+    subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o",
+                    str(base / "shop"), "."], cwd=APP_SOURCE, check=True, capture_output=True,
+                   env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"})
+    (base / "Containerfile").write_text(
+        'FROM scratch\nCOPY shop /shop\nUSER 10001\nENTRYPOINT ["/shop"]\n')
+    image = node_images.image.rsplit("/", 2)[0] + "/demo/shop:1"
+    buildah = ["buildah", "--root", str(base / "storage"), "--runroot", str(base / "run"),
+               "--storage-driver", "vfs"]
+    subprocess.run([*buildah, "bud", "-q", "--isolation", "chroot", "-t", image,
+                    "-f", str(base / "Containerfile"), str(base)], check=True,
+                   capture_output=True)
+    subprocess.run([*buildah, "push", "-q", "--tls-verify=false", image, f"docker://{image}"],
+                   check=True, capture_output=True)
+    return image

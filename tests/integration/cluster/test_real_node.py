@@ -29,6 +29,7 @@ from tests.integration.cluster.real_node import (
     pod,
     wait_until,
 )
+from tests.kube import ROOT as ROOT_DIR
 from tests.kube import ControlPlane
 
 
@@ -199,3 +200,76 @@ def test_a_service_and_an_ingress_route_to_the_pods(
     other = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": "other.test"})
     with pytest.raises(urllib.error.HTTPError, match="404"):
         urllib.request.urlopen(other, timeout=5)
+
+
+def shop(name: str, image: str, config: dict[str, str], host: str) -> list[dict[str, Any]]:
+    """The demo application as preview-app deploys it: its settings from a Secret, probed on
+    /healthz as user 10001, behind a Service and an Ingress for ``host``."""
+    labels = {"app.kubernetes.io/name": name}
+    container = {"name": "app", "image": image, "ports": [{"containerPort": 8080,
+                                                           "name": "http"}],
+                 "envFrom": [{"secretRef": {"name": f"{name}-secrets"}}],
+                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"},
+                                    "periodSeconds": 1}}
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-secrets"},
+         "stringData": config},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"securityContext": {"runAsNonRoot": True,
+                                                            "runAsUser": 10001},
+                                        "containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http"}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+         "spec": {"rules": [{"host": host, "http": {"paths": [{
+             "path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": name, "port": {"number": 80}}}}]}}]}}]
+
+
+def http_get(port: int, host: str) -> tuple[int, str]:
+    call = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(call, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_the_demo_app_reads_its_secret_and_database_through_the_ingress(
+        real_cluster: ControlPlane, node_database: Any, app_image: str,
+        node_namespace: str) -> None:
+    import psycopg
+
+    namespace, port = node_namespace, real_cluster.ingress_port
+    assert port is not None, "the real node's cluster runs an ingress controller"
+    database = f"envforge_{namespace.replace('-', '_')}"
+    with psycopg.connect(host="127.0.0.1", port=node_database.port, user="postgres",
+                         dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    schema = (ROOT_DIR / "templates" / "preview-app" / "db" / "schema.sql").read_text()
+    with psycopg.connect(host="127.0.0.1", port=node_database.port, user="postgres",
+                         dbname=database, autocommit=True) as conn:
+        conn.execute(schema)
+        conn.execute("INSERT INTO public.customers (email, full_name) VALUES "
+                     "('c1@anon.invalid', 'Anon One'), ('c2@anon.invalid', 'Anon Two')")
+    settings = {"PGHOST": node_database.gateway, "PGPORT": str(node_database.port),
+                "PGUSER": "postgres", "DATABASE_NAME": database}
+    unreachable = {**settings, "PGPORT": "1"}  # nothing is exposed to the node there
+    apply(real_cluster, namespace,
+          *shop("shop", app_image, settings, f"shop.{namespace}.test"),
+          *shop("lost", app_image, unreachable, f"lost.{namespace}.test"))
+
+    answer = wait_until("the app answering 200 through the ingress",
+                        lambda: (lambda r: r if r[0] == 200 else None)(
+                            http_get(port, f"shop.{namespace}.test")))
+    assert answer[1].splitlines() == [
+        f"customers of {database} (2 in all, first 5):",
+        "1\tc1@anon.invalid\tAnon One", "2\tc2@anon.invalid\tAnon Two"]
+    _, text = wait_until("the app without its database answering",
+                         lambda: (lambda r: r if r[0] == 503 else None)(
+                             http_get(port, f"lost.{namespace}.test")))
+    assert f"database {node_database.gateway}:1/{database} cannot be read" in text
