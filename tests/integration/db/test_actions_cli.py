@@ -13,6 +13,7 @@ from envforge.cli import main
 from envforge.db.actions import CloneAction, CloneInput, DropAction, RestoreAction, SnapshotAction
 from envforge.db.connection import ServerAddress
 from envforge.errors import PersonalDataError, UnsafeTargetError
+from tests.services_fixtures import make_services
 
 from .conftest import HERE, TEST_KEY, database_exists
 from .test_clone import rows
@@ -32,7 +33,7 @@ def server_env(pg_server: ServerAddress, monkeypatch: pytest.MonkeyPatch) -> Ser
 
 def context(tmp_path: Path) -> ActionContext:
     shutil.copy(HERE / "realistic_rules.yaml", tmp_path / "rules.yaml")
-    return ActionContext(run_id="run-1", step_id="database", template_name="t",
+    return ActionContext(services=make_services(), run_id="run-1", step_id="database", template_name="t",
                          template_dir=tmp_path, workspace=tmp_path,
                          logger=logging.getLogger("test.db"))
 

@@ -27,6 +27,7 @@ from envforge.db.connection import ServerAddress
 from envforge.db.safety import drop_owned_database
 from envforge.db.snapshot import LocalDirectoryStore, prune_snapshots, take_snapshot
 from envforge.errors import UnsafeTargetError
+from tests.services_fixtures import make_services
 
 from .conftest import HERE, TEST_KEY, create_database, database_exists
 from .test_clone import RULES, rows, table_digest
@@ -148,7 +149,7 @@ def test_clone_action_branch_strategy_and_refresh(pg_server: ServerAddress,
     monkeypatch.setenv("PGUSER", pg_server.user)
     monkeypatch.setenv("ENVFORGE_ANONYMISATION_KEY", TEST_KEY.decode())
     shutil.copy(HERE / "realistic_rules.yaml", tmp_path / "rules.yaml")
-    ctx = ActionContext(run_id="run-b", step_id="database", template_name="t",
+    ctx = ActionContext(services=make_services(), run_id="run-b", step_id="database", template_name="t",
                         template_dir=tmp_path, workspace=tmp_path,
                         logger=logging.getLogger("test.db"))
     params = CloneInput(environment="pr-9", sourceDatabase="prod", rules="rules.yaml",

@@ -17,6 +17,7 @@ from envforge.cli import main
 from envforge.images.actions import ImageBuild, ImageBuildInput
 from envforge.images.builders import BuildahBuilder
 from tests.integration.images.conftest import Registry
+from tests.services_fixtures import make_services
 
 pytestmark = [pytest.mark.buildah, pytest.mark.slow]
 
@@ -29,7 +30,7 @@ def buildah_env(builder: BuildahBuilder, buildah_storage: Path,
 
 
 def _ctx(tmp_path: Path) -> ActionContext:
-    return ActionContext(run_id="run-1", step_id="image", template_name="preview",
+    return ActionContext(services=make_services(), run_id="run-1", step_id="image", template_name="preview",
                          template_dir=tmp_path, workspace=tmp_path,
                          logger=logging.getLogger("test.images.action"))
 

@@ -13,6 +13,7 @@ from blocks.container_registry import ContainerRegistry
 from envforge.actions.base import ActionContext
 from envforge.images.actions import ImageBuild, ImageBuildInput
 from tests.integration.images.conftest import PASSWORD, Registry
+from tests.services_fixtures import make_services
 
 pytestmark = [pytest.mark.prefect, pytest.mark.buildah, pytest.mark.slow]
 
@@ -31,7 +32,7 @@ def test_action_pushes_with_a_container_registry_block(
     params = ImageBuildInput(repoUrl=bare.as_uri(), ref="main", app="blocked",
                              registryBlock="images-test-registry", baseImage=base_image)
     assert PASSWORD not in params.model_dump_json()
-    ctx = ActionContext(run_id="r", step_id="image", template_name="t", template_dir=tmp_path,
+    ctx = ActionContext(services=make_services(), run_id="r", step_id="image", template_name="t", template_dir=tmp_path,
                         workspace=tmp_path, logger=logging.getLogger("test.images.blocks"))
     with caplog.at_level(logging.DEBUG):
         built = ImageBuild().run(ctx, params)

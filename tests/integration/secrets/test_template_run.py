@@ -24,6 +24,7 @@ from envforge.secrets.redaction import default_redactor
 from envforge.templating.loader import load_template
 from tests.integration.secrets.conftest import ClusterTarget, VaultTarget
 from tests.openbao import OpenBao
+from tests.services_fixtures import make_services
 
 DB_PASSWORD = f"db-pw-{uuid.uuid4().hex[:10]}"
 API_TOKEN = f"api-tok-{uuid.uuid4().hex[:10]}"
@@ -42,7 +43,8 @@ class World:
         return TemplateRun(
             load_template(self.template_dir), {"name": name, "fail": fail},
             environment={"name": name,
-                         "databaseUrl": f"postgres://app:{BUILTIN_DB_PASSWORD}@db/{name}"})
+                         "databaseUrl": f"postgres://app:{BUILTIN_DB_PASSWORD}@db/{name}"},
+            services=make_services())
 
     def git_objects(self) -> str:
         """Every object in the repository, reachable or not (dropped commits included)."""
@@ -315,6 +317,7 @@ def test_blocks_saved_in_prefect_are_used_by_name(world: World, prefect_server: 
     from pydantic import SecretStr
 
     from blocks.kubernetes import KubernetesCluster
+    from blocks.loader import BlockConnections
     from blocks.vault import VaultConnection
     from envforge.errors import ConfigurationError
     from envforge.secrets.actions import load_deliverer, load_vault_reader
@@ -327,10 +330,11 @@ def test_blocks_saved_in_prefect_are_used_by_name(world: World, prefect_server: 
         f"cluster-{suffix}")
     monkeypatch.delenv("VAULT_ADDR")
     monkeypatch.delenv("KUBECONFIG")
-    reader = load_vault_reader(f"vault-{suffix}")
+    blocks = BlockConnections()
+    reader = load_vault_reader(f"vault-{suffix}", blocks)
     assert reader.read(parse_reference(f"vault:kv/{world.vault.prefix}/db#password")) == (
         DB_PASSWORD)
-    deliverer = load_deliverer(f"cluster-{suffix}")
+    deliverer = load_deliverer(f"cluster-{suffix}", blocks)
     assert deliverer.core.read_namespace("default").metadata.name == "default"
     with pytest.raises(ConfigurationError, match="no VaultConnection block named 'absent'"):
-        load_vault_reader("absent")
+        load_vault_reader("absent", blocks)
