@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The cluster's ingress controller: Traefik v3 (the real one, built from its pinned Go module),
-# running on this machine beside the node of node.sh, watching the API server's Ingresses
-# (ingressClassName "traefik", also the cluster's default IngressClass), routing their hosts
-# on 127.0.0.1:PORT to the pods' IPs, and writing each Ingress's status address.
+# running on this machine beside the node of node.sh, watching the API server's Ingresses,
+# routing their hosts on 127.0.0.1:PORT to the pods' IPs, and writing each Ingress's status
+# address. It implements the IngressClass named by $ENVFORGE_INGRESS_CLASS, the same setting
+# envforge renders Ingresses with (default nginx: a class name is the cluster's choice, its
+# controller field says traefik.io/ingress-controller), made the cluster's default class too.
 #
 #   ingress.sh build                 build traefik once into the tools cache; prints its path
 #   ingress.sh start DIR KUBECONFIG  start it with state under DIR/ingress; the HTTP port is
@@ -29,6 +31,7 @@ TRAEFIK_VERSION="${ENVFORGE_TRAEFIK_VERSION:-v3.7.13}"
 CACHE="${ENVFORGE_CACHE:-$HOME/.cache/envforge}"
 TOOLS="$CACHE/ingress/traefik-$TRAEFIK_VERSION"
 TRAEFIK="$TOOLS/bin/traefik"
+INGRESS_CLASS="${ENVFORGE_INGRESS_CLASS:-nginx}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export GOFLAGS="${GOFLAGS:--mod=mod}" CGO_ENABLED=0
 
@@ -116,7 +119,7 @@ cmd_start() {
     ca="$(awk '$1 == "certificate-authority:" {print $2; exit}' "$kubeconfig")"
     kubectl="$(bash "$HERE/kubernetes.sh" version | tail -1)/kubectl"
     # Traefik reads the API as its own ServiceAccount, with the ClusterRole its docs give.
-    "$kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null <<'RBAC'
+    "$kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null <<RBAC
 apiVersion: v1
 kind: Namespace
 metadata: {name: ingress-traefik}
@@ -152,7 +155,7 @@ subjects:
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata:
-  name: traefik
+  name: $INGRESS_CLASS
   annotations: {ingressclass.kubernetes.io/is-default-class: "true"}
 spec: {controller: traefik.io/ingress-controller}
 RBAC
@@ -172,7 +175,7 @@ providers:
     endpoint: "$server"
     token: "$token"
     certAuthFilePath: "$ca"
-    ingressClass: traefik
+    ingressClass: "$INGRESS_CLASS"
     # The status address every Ingress gets: where its hosts answer on this machine.
     ingressEndpoint: {ip: 127.0.0.1}
 YAML
