@@ -100,3 +100,20 @@ Look around (first, in your shell, from this folder):
                         (or .venv/bin/envforge env destroy pr-1)
   Stop everything (server, warm runner, worker, PostgreSQL, registry, control plane, stand-ins):   make stop
 TXT
+
+step "pr-1's URL, through the ingress controller"
+# Only a real node runs containers (ENVFORGE_NODE=real make demo: scripts/services/node.sh and
+# ingress.sh); with kwok nothing listens behind the URL. pr-1 reaches its database at the node's
+# gateway: node.sh expose lets the node's pods reach PostgreSQL's port there.
+KUBE_STATE="$ENVFORGE_HOME/kube"
+if [ "$(cat "$KUBE_STATE/node-kind" 2>/dev/null)" = real ] && [ -f "$KUBE_STATE/ingress/port" ]; then
+  bash scripts/services/node.sh expose "$KUBE_STATE" "$PGPORT" >/dev/null
+  PR1_HOST="$("$KUBECTL" --kubeconfig "$KUBECONFIG" get ingress -n pr-1 -o jsonpath='{.items[0].spec.rules[0].host}')"
+  PR1_CURL=(curl -sS --max-time 20 -H "Host: $PR1_HOST" -w '\nHTTP %{http_code}\n'
+            "http://127.0.0.1:$(cat "$KUBE_STATE/ingress/port")/")
+  printf '$'; printf ' %q' "${PR1_CURL[@]}"; echo
+  "${PR1_CURL[@]}" || echo "pr-1 did not answer (see: envforge env status pr-1)"
+else
+  echo "The cluster's node is kwok (pods are marked Running, no container runs): pr-1's URL"
+  echo "answers with a real node: ENVFORGE_NODE=real make demo"
+fi
