@@ -97,8 +97,8 @@ def test_image_pull_failures_wrong_tag_and_missing_credentials(
               imagePullSecrets=[{"name": "pull"}]))
     wait_until("pod pulled with its secret ready",
                lambda: running(real_cluster, namespace, "with-secret"))
-    assert PASSWORD not in real_cluster.kubectl("-n", namespace, "describe", "pod",
-                                                "no-credentials").stdout
+    events = real_cluster.kubectl("-n", namespace, "get", "events", "-o", "json").stdout
+    assert "with-secret" in events and PASSWORD not in events
 
 
 def test_a_crashing_container_cycles_through_crash_loop_back_off(
