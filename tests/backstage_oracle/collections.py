@@ -148,14 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         print("| TEMPLATE | ENVFORGE DRY RUN | FILES | BACKSTAGE (NUNJUCKS) | FIRST DIFFERENCE |")
         print("|---|---|---|---|---|")
         for r in rows:
-            detail = (r.difference or (r.envforge if r.envforge != "ok" else r.oracle)
+            detail = (r.difference or (r.envforge if r.envforge != "ok" else
+                                       ("" if r.oracle == "ok" else f"Backstage: {r.oracle}"))
                       ).replace("|", "\\|")
             print(f"| {r.template} | {r.envforge if r.envforge == 'ok' else 'FAIL'} | "
                   f"{r.files} | {r.verdict} | {detail[:150] or '-'} |")
     else:
         for r in rows:
-            print(f"{r.template:40} {r.verdict:13} files={r.files:<4} "
-                  f"{r.difference or ('' if r.envforge == 'ok' else r.envforge)}")
+            detail = r.difference or (r.envforge if r.envforge != "ok" else
+                                      ("" if r.oracle == "ok" else f"Backstage: {r.oracle}"))
+            print(f"{r.template:40} {r.verdict:13} files={r.files:<4} {detail}")
     compared = [r for r in rows if r.verdict != "not compared"]
     same = sum(r.identical for r in compared)
     print(f"{len(rows)} template(s): {len(compared)} dry-run by both, {same} identical, "

@@ -277,6 +277,9 @@ function runTemplate(req) {
       continue;
     }
     const resolvedEach = step.each && renderValue(step.each, context);
+    if (step.each && !resolvedEach) {
+      throw new Error(`Invalid value on action ${step.action}.each parameter, "${step.each}" cannot be resolved to a value`);
+    }
     const iterations = (resolvedEach
       ? Object.entries(resolvedEach).map(([key, value]) => ({ each: { key, value } }))
       : [{}]).map(i => {
