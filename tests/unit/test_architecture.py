@@ -164,6 +164,8 @@ ENVIRONMENT_READERS = {
     "envforge/capabilities/__init__.py": "default_capabilities() for callers without services",
     "envforge/cli/run.py": "sets ENVFORGE_USER / Prefect's log batch interval for the run",
     "envforge/cli/templates.py": "sets ENVFORGE_TEMPLATES_PATH for `templates check`",
+    "envforge/cli/keep_files.py": "sets ENVFORGE_TEMPLATES_PATH for --catalog-root (could use "
+                                  "envforge.settings.environ_overrides)",
     "envforge/cli/db.py": "ENVFORGE_ANONYMISATION_KEY without loading blocks (db CLI)",
     "envforge/gitops/refresh.py": "KUBECONFIG for Argo CD refresh annotations (not yet moved)",
     "envforge/templating/parameters.py": "ENVFORGE_MAX_STRING_LENGTH (not yet moved)",
