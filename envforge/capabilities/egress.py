@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -232,13 +233,30 @@ class TransferBudget:
     max_entries: int = 20_000
 
 
+#: Seconds a name lookup may take (getaddrinfo has no timeout of its own).
+RESOLVE_TIMEOUT_S = 10.0
+
+
 def system_resolver(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (what a connection could use)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise EgressFailedError(f"host {host!r} does not resolve ({e})") from None
-    return sorted({str(info[4][0]) for info in infos})
+    """Every address ``host`` resolves to (what a connection could use), within
+    :data:`RESOLVE_TIMEOUT_S` (a lookup left hanging runs out in a daemon thread)."""
+    answer: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as e:
+            answer.append(e)
+
+    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(RESOLVE_TIMEOUT_S)
+    if not answer:
+        raise EgressFailedError(f"host {host!r} did not resolve within "
+                                f"{RESOLVE_TIMEOUT_S:g} s")
+    if isinstance(answer[0], BaseException):
+        raise EgressFailedError(f"host {host!r} does not resolve ({answer[0]})")
+    return sorted({str(info[4][0]) for info in answer[0]})
 
 
 @dataclass(frozen=True)
