@@ -410,6 +410,7 @@ cmd_start() {
     pause="$(pause_image)"
     k="$(take_slot)"
     echo "$k" >"$NODE/slot"
+    trap 'log "start failed: removing what it made"; cmd_stop' EXIT   # nothing half-made stays
     setup_network "$k"
     sign_client_cert kubelet "system:node:$NODE_NAME" system:nodes
     sign_client_cert kube-proxy system:kube-proxy system:node-proxier
@@ -441,6 +442,7 @@ cmd_start() {
         --for=condition=Ready "node/$NODE_NAME" --timeout=1s \
         || { tail -30 "$NODE/kubelet.log" >&2; die "the kubelet did not make the node Ready (log: $NODE/kubelet.log)"; }
     log "node $NODE_NAME up in $((SECONDS - t0)) s (slot $k, pods 10.244.$k.0/24, services $SERVICE_CIDR)"
+    trap - EXIT
 }
 
 stop_pid() {  # name
@@ -488,7 +490,7 @@ cmd_stop() {
     remove_containers
     stop_pid containerd
     # Whatever is still mounted under the node (secret tmpfs, sandbox shm, rootfs), deepest first.
-    awk '{print $2}' /proc/mounts | grep "^$NODE/" | sort -r | while read -r m; do
+    awk -v under="$NODE/" 'index($2, under) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
     if [ -f "$NODE/slot" ]; then
