@@ -254,7 +254,8 @@ class TemplateRun:
                                 f"a list or a mapping, got {type(items).__name__}")
         # bounded before anything is prepared: one each over 100,000 items made 100,000
         # task runs (ENVFORGE_MAX_EACH_ITEMS, ENVFORGE_MAX_TASK_RUNS)
-        budget = default_capabilities().run_budget
+        budget = (self.services.capabilities if self.services
+                  else default_capabilities()).run_budget
         label = f"template {self.template.name!r} {where}"
         budget.check_each(label, len(pairs))
         self.item_runs = getattr(self, "item_runs", 0) + len(pairs)
