@@ -12,7 +12,9 @@
 #
 #   kubernetes.sh build            build the binaries once into $ENVFORGE_CACHE (default
 #                                  ~/.cache/envforge)/kubernetes/<versions>/bin; prints that dir
-#                                  (the kubelet and kube-proxy too, for ENVFORGE_NODE=real)
+#                                  (the kubelet and kube-proxy too, and Traefik through
+#                                  ingress.sh build unless ENVFORGE_BUILD_INGRESS=0: the
+#                                  real node's parts)
 #   kubernetes.sh start DIR        start everything with state under DIR; writes DIR/kubeconfig
 #                                  (admin) and prints the API server URL
 #   kubernetes.sh env DIR          prints `export KUBECONFIG=DIR/kubeconfig`
@@ -118,6 +120,8 @@ cmd_build() {
     done
     [ -x "$BIN/etcd" ] || { log "building etcd $ETCD_VERSION (once)"; build_etcd; }
     [ -x "$BIN/kwok" ] || { log "building kwok $KWOK_VERSION (once)"; build_kwok; }
+    # The real node's ingress controller (Traefik), so that no test has to wait for its build.
+    [ "${ENVFORGE_BUILD_INGRESS:-1}" = 0 ] || bash "$HERE/ingress.sh" build >/dev/null
     [ $((SECONDS - t0)) -gt 1 ] && log "built in $((SECONDS - t0)) s: $BIN"
     echo "$BIN"
 }
