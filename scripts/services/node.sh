@@ -64,6 +64,7 @@ kubeconfig_field() {  # KUBECONFIG key -> value of the first "key:" line
 # --- slot and network ---------------------------------------------------------------------
 
 take_slot() {  # prints a free K, marking it used by creating its namespace (under a lock)
+    mkdir -p /run/lock
     exec 9>/run/lock/envforge-node.lock
     flock 9
     local k
