@@ -179,9 +179,19 @@ def float_(value: Any, fallback: Any = js.UNDEFINED) -> Any:
     return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
+def whole_number(value: Any, default: int = 0) -> int:
+    """A JavaScript number used as a count: NaN and infinities give ``default``."""
+    number = js.to_number(value)
+    if isinstance(number, float) and (math.isnan(number) or math.isinf(number)):
+        return default
+    return int(number)
+
+
 def round_(value: Any, precision: Any = 0, method: Any = "common") -> Any:
-    factor = 10 ** int(js.to_number(precision) or 0)
+    factor = 10 ** whole_number(precision)
     x = js.to_number(value) * factor
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return x
     if method == "ceil":
         result: float = math.ceil(x)
     elif method == "floor":
@@ -195,9 +205,12 @@ def abs_(value: Any) -> Any:
     return abs(js.to_number(value))
 
 
-def truncate(value: Any, length_: Any = 255, killwords: Any = False, end: Any = None) -> str:
+def truncate(value: Any, length_: Any = 255, killwords: Any = False, end: Any = None) -> Any:
+    limit = whole_number(length_, 255) if js.truthy(length_) else 255
+    normalized = _normalize(value, "")
+    if isinstance(normalized, list | tuple) and len(normalized) <= limit:
+        return normalized  # nunjucks compares .length first: a short array comes back as is
     text = _text(value)
-    limit = int(js.to_number(length_)) if js.truthy(length_) else 255
     if len(text) <= limit:
         return text
     if js.truthy(killwords):
@@ -217,7 +230,7 @@ def indent(value: Any, width: Any = 4, indent_first: Any = False) -> str:
     text = _text(value)
     if text == "":
         return ""
-    spaces = " " * int(js.to_number(width) if not js.is_undefined(width) else 4)
+    spaces = " " * (whole_number(width) if not js.is_undefined(width) else 4)
     lines = text.split("\n")
     return "\n".join(line if i == 0 and not js.truthy(indent_first) else spaces + line
                      for i, line in enumerate(lines))
@@ -225,7 +238,7 @@ def indent(value: Any, width: Any = 4, indent_first: Any = False) -> str:
 
 def center(value: Any, width: Any = 80) -> str:
     text = _text(value)
-    size = int(js.to_number(width)) if js.truthy(width) else 80
+    size = whole_number(width, 80) if js.truthy(width) else 80
     if len(text) >= size:
         return text
     spaces = size - len(text)

@@ -496,7 +496,7 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def bounded_js_filters(self) -> dict[str, Callable[..., Any]]:
         """nunjucks' built-in filters (js mode), the ones that build text size-checked."""
-        from envforge.templating.nunjucks_filters import NUNJUCKS_FILTERS
+        from envforge.templating.nunjucks_filters import NUNJUCKS_FILTERS, whole_number
 
         filters = dict(NUNJUCKS_FILTERS)
 
@@ -510,7 +510,7 @@ class BoundedSandbox(SandboxedEnvironment):
             return str(self.check_size(NUNJUCKS_FILTERS["join"](value, *args), "join"))
 
         def indent(value: Any, width: Any = 4, first: Any = False) -> str:
-            size = int(jsvalues.to_number(width)) if jsvalues.is_number(width) else 4
+            size = whole_number(width, 4)
             self._check_width(size, "indent width")
             if (jsvalues.to_string(value).count("\n") + 1) * size > self.budget.max_chars:
                 raise Refused(f"indent would build more than {self.budget.max_chars:,} "
@@ -518,7 +518,7 @@ class BoundedSandbox(SandboxedEnvironment):
             return str(NUNJUCKS_FILTERS["indent"](value, width, first))
 
         def center(value: Any, width: Any = 80) -> str:
-            self._check_width(int(jsvalues.to_number(width) or 0), "center width")
+            self._check_width(whole_number(width, 80), "center width")
             return str(NUNJUCKS_FILTERS["center"](value, width))
 
         filters.update({"replace": replace, "join": join, "indent": indent, "center": center})
