@@ -296,6 +296,21 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def write_docs(report: str, notes: str) -> None:
+    """Replace the db-cli section of docs/benchmarks.md (added before the db section)."""
+    path = ROOT / "docs" / "benchmarks.md"
+    start, end = "<!-- db-cli:start -->", "<!-- db-cli:end -->"
+    section = (f"{start}\n## Databases as a user times them (`bench/db_cli.py`)\n\n{report}\n"
+               f"{notes}{end}")
+    text = path.read_text(encoding="utf-8")
+    if start in text and end in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        anchor = "<!-- db:start -->"
+        text = text.replace(anchor, section + "\n\n" + anchor, 1)
+    path.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -308,6 +323,9 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["pagila", "branch", "big"],
                         choices=["pagila", "branch", "big"])
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    parser.add_argument("--write-docs", type=Path, metavar="NOTES",
+                        help="write the report into docs/benchmarks.md, followed by the "
+                             "markdown in NOTES (conditions, what is met)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="envforge-bench-cli-"))
     pgdir = tempfile.mkdtemp(prefix="envforge-bench-pg-")
@@ -323,6 +341,8 @@ def main() -> None:
     print(report)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")
+    if args.write_docs:
+        write_docs(report, args.write_docs.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":
