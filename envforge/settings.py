@@ -410,15 +410,15 @@ class EnvforgeSettings(BaseSettings):
 
 
     def as_environ(self) -> dict[str, str]:
-        """The settings as the ``ENVFORGE_*`` variables that would give them (set values
-        only; secret values included: for in-process builders such as
-        ``Capabilities.from_environ``, never for logs or subprocesses)."""
+        """The settings as the variables that would give them, defaults included (secret
+        values included: for in-process builders such as ``Capabilities.from_environ``, never
+        for logs or subprocesses)."""
         found: dict[str, str] = {}
         for section_name in type(self).model_fields:
             values = getattr(self, section_name)
             for name, field in type(values).model_fields.items():
                 value = getattr(values, name)
-                if value is None or value == () or value == field.default:
+                if value is None or value == ():
                     continue
                 if isinstance(value, SecretStr):
                     value = value.get_secret_value()

@@ -124,4 +124,7 @@ def test_as_environ_gives_back_the_variables_that_were_set() -> None:
     environ = {"ENVFORGE_HOME": "/h", "ENVFORGE_TEMPLATES_PATH": "/a:/b",
                "ENVFORGE_FETCH_ALLOW": "https://a.example/ https://b.example/",
                "ENVFORGE_GITHUB_TOKEN": "tok-123", "ENVFORGE_SERVER_DRY_RUN": "false"}
-    assert EnvforgeSettings.from_environ(environ).as_environ() == environ
+    given = EnvforgeSettings.from_environ(environ).as_environ()
+    assert given.items() >= environ.items()
+    assert given["ENVFORGE_GITOPS_BRANCH"] == "main"  # defaults too: the reader's may differ
+    assert EnvforgeSettings.from_environ(given) == EnvforgeSettings.from_environ(environ)
