@@ -4,9 +4,9 @@
     .venv/bin/python bench/headline.py --reps 5 [--write-docs]
 
 Against the services `make demo` started: envforge's webhook server (`envforge webhook serve`,
-started here, mapping the repository to preview-app with pr-1's parameters: the image is
-already built for the commit, the database is cloned or branched as the template's `database`
-says, the secret comes from Vault) receives a signed GitHub `pull_request` `opened` delivery
+started here, mapping the repository to preview-app with pr-1's parameters: the demo's
+application at the commit pr-1 built, the database cloned or seeded as pr-1's `database` says,
+the secret from Vault) receives a signed GitHub `pull_request` `opened` delivery
 for a new pull request; the demo's worker runs create-environment; the clock stops when the
 environment's Argo CD Application is Synced at the commit that added it and Healthy. Phases:
 webhook answered, run start (poll, fork of the warm runner), steps to the commit on the GitOps
@@ -122,8 +122,10 @@ def render(timelines: list[Timeline], parts: dict[str, str], reps: int,
         f"    .venv/bin/python bench/headline.py --reps {reps} --write-docs",
         "",
         "A signed GitHub `pull_request` `opened` delivery to `envforge webhook serve` -> the "
-        "preview-app environment Healthy on the demo's cluster: image already built for the "
-        f"commit, database `{database}`, secret from Vault; the demo's warm runner and "
+        "preview-app environment Healthy on the demo's cluster: the demo application's commit "
+        "that pr-1 built (preview-app names the image after the environment, so each pull "
+        "request builds and pushes its own: the registry's cache is per image name), database "
+        f"`{database}`, secret from Vault; the demo's warm runner and "
         "process worker (1 s poll) run create-environment; Argo CD syncs the commit. Each "
         "environment is destroyed (a `closed` delivery) and gone before the next. On this "
         f"machine ({os.cpu_count()} cores, shared). Parts in this run:",
