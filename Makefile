@@ -21,7 +21,7 @@ lint: install  ## ruff, strict mypy (envforge, flows, blocks, bench) and the imp
 	$(VENV)/mypy
 	$(VENV)/lint-imports --no-cache
 
-stop:  ## stop everything `make demo` started (Prefect server and worker, services, stand-ins)
+stop:  ## stop everything `make demo` started (Prefect server and worker, services, Argo CD, OpenBao)
 	bash scripts/prefect-local.sh stop
 	bash scripts/demo-services.sh stop
 

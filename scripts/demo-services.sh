@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The local parts of a full environment for `make demo`: PostgreSQL, the image registry, the
 # real Kubernetes control plane (scripts/services/kubernetes.sh: kube-apiserver, controller
-# manager, scheduler, etcd; kwok plays the kubelet) with the Argo CD stand-in syncing the demo's
-# GitOps repository into it (tests/standins/argocd/: Argo CD cannot be built here), OpenBao
+# manager, scheduler, etcd; kwok plays the kubelet unless ENVFORGE_NODE=real) with the real Argo
+# CD (scripts/services/argocd.sh: application controller, repo server, Redis) syncing the demo's
+# GitOps repository into it through the app-of-apps envforge documents, OpenBao
 # (scripts/services/openbao.sh: a real Vault-compatible server), and a busybox base image
-# built FROM scratch. All on
-# 127.0.0.1, state under .envforge/demo/, pids kept there; `stop` ends only those processes.
+# built FROM scratch. All on 127.0.0.1, state under .envforge/demo/, pids kept there; `stop`
+# ends only those processes.
 #   scripts/demo-services.sh start|stop
 # `start` prints the shell variables that point envforge at them (eval its output).
 set -euo pipefail
@@ -16,21 +17,6 @@ VAULT_PORT="${DEMO_VAULT_PORT:-8209}"
 KUBE="$PWD/.envforge/demo/kube"            # the control plane's state (pids, certificates)
 KUBECONFIG_LINK="$PWD/.envforge/demo/kubeconfig"
 GITOPS="$PWD/.envforge/demo/gitops.git"
-
-running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
-
-start_standin() {  # name module [args]
-  local name=$1 module=$2; shift 2
-  if ! running "$name"; then
-    nohup .venv/bin/python -m "$module" "$@" >"$STATE/$name.log" 2>&1 &
-    echo $! >"$STATE/$name.pid"
-  fi
-  for _ in $(seq 1 50); do
-    grep -q "stand-in on" "$STATE/$name.log" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "the $name stand-in did not start; see $STATE/$name.log" >&2; exit 1
-}
 
 case "${1:-start}" in
 start)
@@ -48,7 +34,7 @@ start)
            --request-timeout=5s get --raw /readyz >/dev/null 2>&1; }; then
     [ -d "$KUBE/pids" ] && bash scripts/services/kubernetes.sh stop "$KUBE" >/dev/null 2>&1
     rm -rf "$KUBE"   # a fresh cluster: certificates, etcd and all
-    if running argocd; then kill "$(cat "$STATE/argocd.pid")"; rm -f "$STATE/argocd.pid"; fi
+    bash scripts/services/argocd.sh stop "$STATE/argocd"  # it belonged to the old cluster
     bash scripts/services/kubernetes.sh start "$KUBE" >"$STATE/kubernetes-start.log" 2>&1 \
       || { tail -5 "$STATE/kubernetes-start.log" >&2; exit 1; }
   fi
@@ -56,8 +42,13 @@ start)
   # the demo's GitOps repository as the platform sets it up, then the app-of-apps syncing it
   ENVFORGE_HOME="$PWD/.envforge/demo" ENVFORGE_GITOPS_URL="" .venv/bin/python -c \
     'from envforge.config import load_settings, ensure_embedded_gitops_repo; ensure_embedded_gitops_repo(load_settings())'
-  start_standin argocd tests.standins.argocd --kubeconfig "$KUBECONFIG_LINK" \
-    --root-repo "file://$GITOPS"
+  bash scripts/services/argocd.sh start "$STATE/argocd" "$KUBECONFIG_LINK" "file://$GITOPS" \
+    >"$STATE/argocd-start.log" 2>&1 || { tail -20 "$STATE/argocd-start.log" >&2; exit 1; }
+  # the app-of-apps, as the platform team creates it once per cluster (docs/gitops.md)
+  .venv/bin/python -c 'import json, sys; from envforge.gitops.argocd import root_application
+print(json.dumps(root_application(sys.argv[1])))' "file://$GITOPS" \
+    | "$KUBECTL" --kubeconfig "$KUBECONFIG_LINK" apply --server-side --field-manager envforge-demo \
+        --force-conflicts -f - >/dev/null
   BASE="127.0.0.1:$REGISTRY_PORT/base/busybox:1"
   BUILDAH=(buildah --storage-driver vfs --root "$PWD/.envforge/demo/cache/buildah/root"
            --runroot "$PWD/.envforge/demo/cache/buildah/run")
@@ -76,10 +67,9 @@ export DEMO_REGISTRY=127.0.0.1:$REGISTRY_PORT DEMO_BASE_IMAGE=$BASE
 VARS
   ;;
 stop)
-  for name in argocd; do
-    if running "$name"; then kill "$(cat "$STATE/$name.pid")"; echo "stopped the $name stand-in"; fi
-    rm -f "$STATE/$name.pid"
-  done
+  if [ -d "$STATE/argocd/pids" ]; then
+    bash scripts/services/argocd.sh stop "$STATE/argocd" && echo "stopped Argo CD (controller, repo server, Redis)"
+  fi
   if [ -f "$STATE/openbao/pids/openbao" ]; then
     bash scripts/services/openbao.sh stop "$STATE/openbao" && echo "stopped OpenBao"
   fi

@@ -2,9 +2,10 @@
 # `make demo`: the main job on embedded defaults. A local Prefect server (SQLite) and process
 # worker, the templates registered as run buttons, and two services scaffolded into a local bare
 # GitOps repository: one from the CLI, one through its deployment's run button (as the Prefect
-# UI's "Run" does), executed by the worker. Then the preview environment pr-1, which the Argo CD
-# stand-in applies from that repository to a real Kubernetes API server
-# (scripts/services/kubernetes.sh). .envforge/demo/env.sh points a shell at all of it.
+# UI's "Run" does), executed by the worker. Then the preview environment pr-1, which the real
+# Argo CD (scripts/services/argocd.sh) applies from that repository to a real Kubernetes API
+# server (scripts/services/kubernetes.sh), its secret read from OpenBao; then pr-1 is put to
+# sleep and woken through Git, timed. .envforge/demo/env.sh points a shell at all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ GITOPS="$ENVFORGE_HOME/gitops.git"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Starting PostgreSQL, the image registry, the Kubernetes control plane with the Argo CD stand-in, OpenBao"
+step "Starting PostgreSQL, the image registry, the Kubernetes control plane with Argo CD, OpenBao"
 eval "$(bash scripts/demo-services.sh start)"
 KUBECTL="$(bash scripts/services/kubernetes.sh version | tail -1)/kubectl"
 echo "PostgreSQL on $PGPORT, registry $DEMO_REGISTRY, OpenBao (Vault API) $VAULT_ADDR"
@@ -60,14 +61,15 @@ prefect deployment ls 2>/dev/null | grep -E "environment|reap|refresh|bind|templ
 
 step "A preview environment with everything: image build, anonymised clone of production, Vault secret"
 if envforge env destroy pr-1 >/dev/null 2>&1; then   # a second `make demo` starts afresh:
-  # Argo CD prunes the old pr-1; its namespace is Terminating until emptied, then gone
+  # the app-of-apps (allowEmpty: pr-1 was the last environment) prunes the old pr-1, whose
+  # finalizer deletes its namespace: Terminating until emptied, then gone
   "$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=delete application/pr-1 -n argocd --timeout=180s >/dev/null 2>&1 || true
   "$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=delete namespace/pr-1 --timeout=180s >/dev/null 2>&1 || true
 fi
 python scripts/demo_environment.py
 envforge env list
 
-step "pr-1 in the cluster: applied by the Argo CD stand-in to the real API server"
+step "pr-1 in the cluster: applied by Argo CD to the real API server"
 "$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.sync.status}'=Synced application/pr-1 -n argocd --timeout=180s >/dev/null
 "$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.health.status}'=Healthy application/pr-1 -n argocd --timeout=180s >/dev/null
 "$KUBECTL" --kubeconfig "$KUBECONFIG" get application -n argocd pr-1 \
@@ -75,6 +77,24 @@ step "pr-1 in the cluster: applied by the Argo CD stand-in to the real API serve
 "$KUBECTL" --kubeconfig "$KUBECONFIG" get namespace pr-1
 "$KUBECTL" --kubeconfig "$KUBECONFIG" get deployment,service,ingress,secret -n pr-1
 envforge env status pr-1
+
+step "A change through Git reaching the cluster: pr-1 to sleep and awake again (envforge asks Argo CD to refresh after each commit)"
+DEPLOYMENT=$("$KUBECTL" --kubeconfig "$KUBECONFIG" get deployment -n pr-1 -o jsonpath='{.items[0].metadata.name}')
+replicas() { "$KUBECTL" --kubeconfig "$KUBECONFIG" get deployment -n pr-1 "$DEPLOYMENT" -o jsonpath='{.spec.replicas}'; }
+t0=$(date +%s.%N)
+envforge env sleep pr-1 >/dev/null
+for _ in $(seq 1 600); do [ "$(replicas)" = 0 ] && break; sleep 0.1; done
+t1=$(date +%s.%N)
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+printf 'sleep: committed, and deployment %s scaled to %s replicas by Argo CD %s s after the command started\n' \
+  "$DEPLOYMENT" "$(replicas)" "$(seconds "$t1" "$t0")"
+envforge env wake pr-1 >/dev/null
+"$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.health.status}'=Healthy application/pr-1 -n argocd --timeout=120s >/dev/null
+"$KUBECTL" --kubeconfig "$KUBECONFIG" rollout status deployment -n pr-1 "$DEPLOYMENT" --timeout=120s >/dev/null
+printf 'wake: %s replicas again, Synced/Healthy %s s after the sleep was done\n' "$(replicas)" \
+  "$(seconds "$(date +%s.%N)" "$t1")"
+"$KUBECTL" --kubeconfig "$KUBECONFIG" get application -n argocd pr-1 \
+  -o custom-columns='APPLICATION:.metadata.name,SYNC:.status.sync.status,HEALTH:.status.health.status,REVISION:.status.sync.revision'
 
 step "Result"
 echo "GitOps repository (a local bare repository): $GITOPS"
@@ -98,7 +118,7 @@ Look around (first, in your shell, from this folder):
                         $KUBECTL --kubeconfig .envforge/demo/kubeconfig get application -n argocd
   Destroy it:           .venv/bin/prefect deployment run destroy-environment/destroy-environment --param name=pr-1
                         (or .venv/bin/envforge env destroy pr-1)
-  Stop everything (server, warm runner, worker, PostgreSQL, registry, control plane, stand-ins):   make stop
+  Stop everything (server, warm runner, worker, PostgreSQL, registry, control plane, Argo CD, OpenBao):   make stop
 TXT
 
 step "pr-1's URL, through the ingress controller"

@@ -2,7 +2,7 @@
 
 Expects (set by scripts/demo.sh): PREFECT_API_URL, ENVFORGE_HOME, PGHOST/PGPORT/PGUSER (the
 local PostgreSQL), VAULT_ADDR/VAULT_TOKEN (OpenBao), KUBECONFIG (the real
-Kubernetes API server the Argo CD stand-in applies pr-1 to), DEMO_REGISTRY (host:port) and
+Kubernetes API server Argo CD applies pr-1 to), DEMO_REGISTRY (host:port) and
 DEMO_BASE_IMAGE. Creates a "production" database full of personal data, the blocks the
 template names, a secret in Vault and an application repository, then starts the
 create-environment deployment (run by the worker) for pr-1 with an anonymised clone of

@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# `make test` / `make test-fast`: the pinned Kubernetes control plane (built once into
-# ~/.cache/envforge, started here, stopped on exit by its pids), then pytest against it.
+# `make test` / `make test-fast`: the pinned Kubernetes control plane and the real Argo CD
+# (application controller, repo server, Redis) beside it (built once into ~/.cache/envforge,
+# started here, stopped on exit by their pids), then pytest against them. The tests share that
+# one Argo CD (ENVFORGE_TEST_ARGOCD, see tests/argocd.py).
 #   scripts/run-tests.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
+state=""
+cleanup() {
+    [ -n "$state" ] || return 0
+    [ -d "$state/argocd" ] && bash scripts/services/argocd.sh stop "$state/argocd"
+    bash scripts/services/kubernetes.sh stop "$state"
+    rm -rf "$state"
+}
+trap cleanup EXIT
 if [ -z "${ENVFORGE_TEST_KUBECONFIG:-}" ]; then
     bash scripts/services/kubernetes.sh build >/dev/null
+    bash scripts/services/argocd.sh build >/dev/null
     # A folder of this run's own: two runs side by side never share (or delete) a cluster.
     mkdir -p "$PWD/.envforge"
     state="$(mktemp -d "$PWD/.envforge/test-cluster.XXXXXX")"
-    trap 'bash scripts/services/kubernetes.sh stop "$state"; rm -rf "$state"' EXIT
     bash scripts/services/kubernetes.sh start "$state" >/dev/null
     export ENVFORGE_TEST_KUBECONFIG="$state/kubeconfig"
+    # Argo CD's own Ingress health check: the cluster's ingress controller part (kwok's stage,
+    # or Traefik on a real node) writes the load-balancer address it waits for.
+    bash scripts/services/argocd.sh start "$state/argocd" "$state/kubeconfig" >/dev/null
+    export ENVFORGE_TEST_ARGOCD="$state/argocd"
 fi
 .venv/bin/pytest "$@"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.argocd import ArgoCD, start_argocd, stop_argocd
 from tests.helpers import git
 from tests.kube import EXTERNAL, ControlPlane, start_control_plane, stop_control_plane
 
@@ -47,6 +48,20 @@ def kube_control_plane() -> Iterator[ControlPlane]:
         yield plane
     finally:
         stop_control_plane(plane)
+
+
+@pytest.fixture(scope="session")
+def argocd_service(kube_control_plane: ControlPlane) -> Iterator[ArgoCD]:
+    """The real Argo CD (application controller, repo server, Redis) for the session, on the
+    session's API server (see tests/argocd.py): one for every test, as one per cluster."""
+    try:
+        argocd = start_argocd(kube_control_plane)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield argocd
+    finally:
+        stop_argocd(argocd)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

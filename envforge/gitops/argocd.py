@@ -9,7 +9,8 @@ The sync policy is chosen so that a rollback is never held back (docs/gitops.md)
 not start a new sync while an operation is Running, and a retrying sync stays Running through
 its backoff, so retries are few and short; no ``PruneLast`` (it waits for every other resource
 to be Healthy before pruning, which a broken release may never be); server-side apply
-(``ServerSideApply=true``), not Argo CD's default client-side apply.
+(``ServerSideApply=true``), not Argo CD's default client-side apply, with Argo CD's
+server-side diff (``compare-options: ServerSideDiff=true``) to compare.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ class ApplicationModel(_Strict):
 #: How Argo CD applies an environment's objects: server-side apply (Argo CD's default is
 #: client-side, kubectl's last-applied annotation), and only what is OutOfSync.
 SYNC_OPTIONS = ("ServerSideApply=true", "ApplyOutOfSyncOnly=true")
+#: Diffs by a server-side apply dry run on the API server (Argo CD's Server-Side Diff, since
+#: 2.10). Without it, ServerSideApply=true makes Argo CD diff with its own built-in schema,
+#: which fails on fields newer than its Kubernetes libraries (Argo CD 2.14 on Kubernetes 1.37:
+#: "status.terminatingReplicas: field not declared in schema" for every Deployment).
+COMPARE_OPTIONS = {"argocd.argoproj.io/compare-options": "ServerSideDiff=true"}
 #: A failed sync is retried twice, 5 s then 10 s later: a transient error (a CRD not yet
 #: established, a webhook restarting) heals, and the operation holds newer commits (a
 #: rollback among them) back for 15 s at most, not the ~5 minutes of 5 retries up to 3m.
@@ -158,7 +164,8 @@ def root_application(repo_url: str, branch: str = "main", name: str = "envforge-
     prune, and ``allowEmpty``, without which Argo CD refuses to prune the last environment's
     Application ("auto-sync will wipe out all resources")."""
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace,
+                         "annotations": dict(COMPARE_OPTIONS)},
             "spec": {"project": project,
                      "source": {"repoURL": repo_url, "targetRevision": branch,
                                 "path": "argocd", "directory": {"recurse": False}},
@@ -176,7 +183,7 @@ def _metadata(name: str, record: EnvironmentRecord, settings: GitOpsSettings) ->
         "namespace": settings.argocd_namespace,
         "labels": environment_labels(record),
         "annotations": {"envforge.dev/owner": record.spec.owner,
-                        "envforge.dev/url": record.status.url},
+                        "envforge.dev/url": record.status.url, **COMPARE_OPTIONS},
         "finalizers": [FINALIZER],
     }
 

@@ -1,6 +1,6 @@
-"""Everything at once, for the end-to-end tests: PostgreSQL, the registry and buildah, the Vault
-stand-in (or a real Vault from VAULT_ADDR/VAULT_TOKEN), the session's real Kubernetes API
-server with the Argo CD stand-in syncing a GitOps remote into it (an app-of-apps per test,
+"""Everything at once, for the end-to-end tests: PostgreSQL, the registry and buildah, OpenBao
+(or a Vault of your own from VAULT_ADDR/VAULT_TOKEN), the session's real Kubernetes API
+server with the session's real Argo CD syncing a GitOps remote into it (an app-of-apps per test,
 its Applications deleted afterwards), and an application repository whose Dockerfile builds on
 the local base image. The services are the other areas' session fixtures, shared rather than
 started twice."""
@@ -30,7 +30,7 @@ from tests.integration.images.conftest import (
     make_repo,
     registry,
 )
-from tests.integration.lifecycle.conftest import argocd, argocd_standin, gitops, kubeconfig
+from tests.integration.lifecycle.conftest import argocd, gitops, kubeconfig
 from tests.integration.secrets.conftest import (
     ClusterTarget,
     VaultTarget,
@@ -38,7 +38,7 @@ from tests.integration.secrets.conftest import (
     vault_service,
 )
 
-__all__ = ["argocd", "argocd_standin", "base_image", "buildah_storage", "builder",
+__all__ = ["argocd", "base_image", "buildah_storage", "builder",
            "cluster_target", "gitops", "kubeconfig", "make_repo", "pg_server", "registry",
            "vault_service"]
 
@@ -89,7 +89,7 @@ def cluster_secret(world: World, namespace: str, name: str) -> dict[str, str] | 
 
 
 def wait_synced_and_healthy(world: World, name: str, seconds: float = 180) -> dict[str, Any]:
-    """The environment's Application once Argo CD (the stand-in) synced the head of main and
+    """The environment's Application once Argo CD synced the head of main and
     its resources are Healthy on the real API server."""
     head = subprocess.run(["git", "--git-dir", str(world.gitops), "rev-parse", "main"],
                           capture_output=True, text=True, check=True).stdout.strip()

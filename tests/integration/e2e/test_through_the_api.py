@@ -162,7 +162,7 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert tags_before
     secret = cluster_secret(world, "pr-31", "pr-31-secrets")  # on the real API server
     assert secret is not None and base64.b64decode(secret["API_KEY"]).decode() == API_KEY
-    wait_synced_and_healthy(world, "pr-31")  # Argo CD (the stand-in) deployed it
+    wait_synced_and_healthy(world, "pr-31")  # Argo CD deployed it
 
     # the run's summary artifact: URL, image by digest, database with strategy and rows
     from prefect.client.orchestration import get_client

@@ -1,5 +1,5 @@
 """Fixtures for the lifecycle flows: a GitOps remote with a first commit, the session's real
-Kubernetes API server (tests/kube.py) and the Argo CD stand-in (tests/standins/argocd/)
+Kubernetes API server (tests/kube.py) and the session's real Argo CD (tests/argocd.py)
 syncing the remote into it through an app-of-apps, as a platform team sets Argo CD up."""
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from envforge.gitops.argocd import root_application
+from tests.argocd import NAMESPACE, TRACKING_ANNOTATION, ArgoCD
 from tests.helpers import git
 from tests.kube import ControlPlane
-from tests.standins.argocd import (
-    NAMESPACE,
-    TRACKING_ANNOTATION,
-    ArgoCDStandin,
-    root_application,
-    start_argocd_standin,
-)
 
 
 @pytest.fixture
@@ -48,19 +43,11 @@ def kubeconfig(kube_control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
     return kube_control_plane.kubeconfig
 
 
-@pytest.fixture(scope="session")
-def argocd_standin(kube_control_plane: ControlPlane) -> Iterator[ArgoCDStandin]:
-    standin = start_argocd_standin(kube_control_plane.kubeconfig, interval=1.0)
-    try:
-        yield standin
-    finally:
-        standin.stop()
-
-
 @pytest.fixture
-def argocd(gitops: Path, kubeconfig: Path, argocd_standin: ArgoCDStandin,
+def argocd(gitops: Path, kubeconfig: Path, argocd_service: ArgoCD,
            kube_control_plane: ControlPlane) -> Iterator[str]:
-    """An app-of-apps for this test's GitOps remote (the name is returned). Afterwards its
+    """An app-of-apps for this test's GitOps remote (the name is returned), as envforge
+    documents it (envforge.gitops.argocd.root_application: prune, allowEmpty). Afterwards its
     Applications are deleted (their finalizer deletes what they deployed) before it is."""
     root = f"root-{uuid.uuid4().hex[:8]}"
     body = root_application(gitops.as_uri(), name=root)

@@ -1,5 +1,5 @@
 """The lifecycle flows on a real temporary Prefect server and a real Git remote (and, where a
-test asks for ``argocd``, the real API server that the Argo CD stand-in syncs it into)."""
+test asks for ``argocd``, the real API server that the real Argo CD syncs it into)."""
 
 import threading
 import time
@@ -23,7 +23,7 @@ def _env_files(remote: Path, name: str) -> list[str]:
 
 def test_create_update_extend_destroy(prefect_server: None, gitops: Path, argocd: str,
                                       kube_control_plane: ControlPlane) -> None:
-    """Through Git, and what Argo CD (the stand-in) makes of each commit on the real API
+    """Through Git, and what Argo CD makes of each commit on the real API
     server: the update's replicas, then the destroy's prune."""
     from flows.environments import (
         create_environment,

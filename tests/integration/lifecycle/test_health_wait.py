@@ -1,5 +1,5 @@
 """create-environment waits for Argo CD: healthy is success; never healthy is a rollback with
-the pods' events in the summary. The real API server is the cluster, the Argo CD stand-in
+the pods' events in the summary. The real API server is the cluster, the real Argo CD
 syncs the GitOps remote into it (app-of-apps), and kwok plays the kubelet: pods of a template
 annotated ``envforge.dev/simulate: CrashLoopBackOff`` crash-loop (scripts/services)."""
 

@@ -1,9 +1,8 @@
-"""The end-to-end world (PostgreSQL, registry and buildah, Vault, the real Kubernetes API server
-with the Argo CD stand-in), shared with tests/integration/e2e rather than set up again."""
+"""The end-to-end world (PostgreSQL, registry and buildah, OpenBao, the real Kubernetes API server
+with the real Argo CD), shared with tests/integration/e2e rather than set up again."""
 
 from tests.integration.e2e.conftest import (
     argocd,
-    argocd_standin,
     base_image,
     buildah_storage,
     builder,
@@ -17,6 +16,6 @@ from tests.integration.e2e.conftest import (
     world,
 )
 
-__all__ = ["argocd", "argocd_standin", "base_image", "buildah_storage", "builder",
+__all__ = ["argocd", "base_image", "buildah_storage", "builder",
            "cluster_target", "gitops", "kubeconfig", "make_repo", "pg_server", "registry",
            "vault_service", "world"]

@@ -1,5 +1,6 @@
-"""The Argo CD stand-in (tests/standins/argocd/) against Argo CD's documentation, on the real
-API server. Each test names the page it follows:
+"""The behaviours of Argo CD that envforge relies on, checked on the real Argo CD (v2.14, the
+session's: tests/argocd.py, scripts/services/argocd.sh) and the real API server. Each test names
+the page it follows:
 
 - tracking: https://argo-cd.readthedocs.io/en/release-3.3/user-guide/resource_tracking/
   ("annotation (default)", ``argocd.argoproj.io/tracking-id: <app>:<group>/<Kind>:<ns>/<name>``)
@@ -11,13 +12,18 @@ API server. Each test names the page it follows:
 - deletion: https://argo-cd.readthedocs.io/en/stable/user-guide/app_deletion/
   (``resources-finalizer.argocd.argoproj.io``: the app's resources are deleted first)
 - the Application CRD (no status subresource): ../shared/schemas/argocd/application-crd.yaml
+- refresh: https://argo-cd.readthedocs.io/en/stable/user-guide/commands/argocd_app_get/ and the
+  ``argocd.argoproj.io/refresh`` annotation (operator-manual/reconcile: "refresh" on demand)
+- allowEmpty: https://argo-cd.readthedocs.io/en/stable/user-guide/auto_sync/ ("Automatic
+  pruning with allow-empty")
+
+Argo CD re-reads Git every 180 s by itself here; every test asks for a refresh after each
+commit, as envforge does, so a change is seen in seconds.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,26 +33,14 @@ from typing import Any
 import pytest
 import yaml
 
+from envforge.gitops.argocd import COMPARE_OPTIONS, root_application
+from tests.argocd import FINALIZER, REFRESH_ANNOTATION, TRACKING_ANNOTATION, ArgoCD, refresh
 from tests.helpers import git
-from tests.kube import ROOT, ControlPlane
-from tests.standins.argocd import (
-    FIELD_MANAGER,
-    FINALIZER,
-    TRACKING_ANNOTATION,
-    ArgoCDStandin,
-    start_argocd_standin,
-)
+from tests.kube import ControlPlane
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def standin(kube_control_plane: ControlPlane) -> Iterator[ArgoCDStandin]:
-    handle = start_argocd_standin(kube_control_plane.kubeconfig, interval=0.5)
-    try:
-        yield handle
-    finally:
-        handle.stop()
+#: the field manager of Argo CD's server-side apply
+FIELD_MANAGER = "argocd-controller"
 
 
 class Repo:
@@ -106,7 +100,7 @@ def app_name(kube_control_plane: ControlPlane) -> Iterator[str]:
     name = f"conf-{uuid.uuid4().hex[:8]}"
     try:
         yield name
-    finally:  # the finalizer makes the stand-in delete what the app deployed
+    finally:  # the finalizer makes Argo CD delete what the app deployed
         kube_control_plane.kubectl("delete", "application", "-n", "argocd", name,
                                    "--ignore-not-found", "--wait=true", "--timeout=120s",
                                    check=False)
@@ -124,9 +118,11 @@ def application(name: str, repo: Repo, path: str, *, prune: bool = True, recurse
         "syncPolicy": {"syncOptions": options or []}}
     if automated:
         spec["syncPolicy"]["automated"] = {"prune": prune, "selfHeal": True}
+    metadata: dict[str, Any] = {"name": name, "namespace": "argocd", "finalizers": [FINALIZER]}
+    if "ServerSideApply=true" in (options or []):  # as envforge's Applications (COMPARE_OPTIONS)
+        metadata["annotations"] = dict(COMPARE_OPTIONS)
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": name, "namespace": "argocd", "finalizers": [FINALIZER]},
-            "spec": spec}
+            "metadata": metadata, "spec": spec}
 
 
 def create(plane: ControlPlane, obj: dict[str, Any]) -> None:
@@ -183,14 +179,15 @@ def test_the_application_crd_has_no_status_subresource(kube_control_plane: Contr
     assert all(not v.get("subresources") for v in crd["spec"]["versions"])
 
 
-def test_auto_sync_applies_tracks_and_reports(standin: ArgoCDStandin, repo: Repo,
+def test_auto_sync_applies_tracks_and_reports(argocd_service: ArgoCD, repo: Repo,
                                               app_name: str,
                                               kube_control_plane: ControlPlane) -> None:
     plane = kube_control_plane
     head = repo.commit({"app/ns.yaml": namespace(app_name),
                         "app/web.yaml": [deployment("web"), config_map("settings")],
                         "app/ingress.yaml": ingress("web")})
-    create(plane, application(app_name, repo, "app"))
+    # ServerSideApply=true, as envforge's Applications (Argo CD's default is client-side)
+    create(plane, application(app_name, repo, "app", options=["ServerSideApply=true"]))
     status = wait_for("Synced/Healthy", synced_to(plane, app_name, head))
 
     live = kget(plane, "deployment", "-n", app_name, "web", "--show-managed-fields")
@@ -202,8 +199,9 @@ def test_auto_sync_applies_tracks_and_reports(standin: ArgoCDStandin, repo: Repo
     assert managers[FIELD_MANAGER] == "Apply"  # server-side apply
     ns = kget(plane, "namespace", app_name)
     assert ns is not None
+    # Argo CD 2.14 puts the destination namespace into a cluster-scoped object's id too
     assert ns["metadata"]["annotations"][TRACKING_ANNOTATION] == \
-        f"{app_name}:/Namespace:/{app_name}"
+        f"{app_name}:/Namespace:{app_name}/{app_name}"
 
     assert status["sourceType"] == "Directory"
     assert status["sync"]["comparedTo"]["source"]["path"] == "app"
@@ -223,9 +221,10 @@ def test_auto_sync_applies_tracks_and_reports(standin: ArgoCDStandin, repo: Repo
     assert "health" not in resources["ConfigMap"]  # no health check for ConfigMaps
     assert status["history"][-1]["revision"] == head
 
-    # a change in Git is synced to the new revision
+    # a change in Git is synced to the new revision once a refresh is asked for
     head = repo.commit({"app/web.yaml": [deployment("web"), config_map("settings", "2")]})
-    wait_for("the new revision", synced_to(plane, app_name, head))
+    refresh(plane, app_name)
+    wait_for("the new revision", synced_to(plane, app_name, head), 30)
     cm = kget(plane, "configmap", "-n", app_name, "settings")
     assert cm is not None and cm["data"] == {"value": "2"}
 
@@ -236,7 +235,7 @@ def test_auto_sync_applies_tracks_and_reports(standin: ArgoCDStandin, repo: Repo
                                    or {}).get("data") == {"value": "2"})
 
 
-def test_prune_removes_what_left_git_and_only_with_prune(standin: ArgoCDStandin, repo: Repo,
+def test_prune_removes_what_left_git_and_only_with_prune(argocd_service: ArgoCD, repo: Repo,
                                                          app_name: str,
                                                          kube_control_plane: ControlPlane
                                                          ) -> None:
@@ -246,6 +245,7 @@ def test_prune_removes_what_left_git_and_only_with_prune(standin: ArgoCDStandin,
     create(plane, application(app_name, repo, "app"))
     wait_for("Synced", synced_to(plane, app_name, head))
     head = repo.commit({"app/b.yaml": None})
+    refresh(plane, app_name)
     status = wait_for("b pruned", synced_to(plane, app_name, head))
     assert kget(plane, "configmap", "-n", app_name, "b") is None
     assert kget(plane, "configmap", "-n", app_name, "a") is not None
@@ -257,6 +257,7 @@ def test_prune_removes_what_left_git_and_only_with_prune(standin: ArgoCDStandin,
     plane.kubectl("patch", "application", "-n", "argocd", app_name, "--type=merge", "-p",
                   json.dumps({"spec": {"syncPolicy": {"automated": {"prune": False}}}}))
     head = repo.commit({"app/a.yaml": None})
+    refresh(plane, app_name)
     status = wait_for("a left Git", lambda: (
         s := app_status(plane, app_name)).get("sync", {}).get("revision") == head and
         s["sync"]["status"] == "OutOfSync" and s)
@@ -265,7 +266,7 @@ def test_prune_removes_what_left_git_and_only_with_prune(standin: ArgoCDStandin,
     assert left and left[0].get("requiresPruning") is True
 
 
-def test_directory_recurse_and_create_namespace(standin: ArgoCDStandin, repo: Repo,
+def test_directory_recurse_and_create_namespace(argocd_service: ArgoCD, repo: Repo,
                                                 app_name: str,
                                                 kube_control_plane: ControlPlane) -> None:
     plane = kube_control_plane
@@ -283,7 +284,7 @@ def test_directory_recurse_and_create_namespace(standin: ArgoCDStandin, repo: Re
              lambda: kget(plane, "configmap", "-n", app_name, "deep") is not None)
 
 
-def test_health_degraded_from_the_real_objects(standin: ArgoCDStandin, repo: Repo,
+def test_health_degraded_from_the_real_objects(argocd_service: ArgoCD, repo: Repo,
                                                app_name: str,
                                                kube_control_plane: ControlPlane) -> None:
     """A crash-looping bare Pod is Degraded at once; a Deployment whose pods crash is
@@ -306,8 +307,7 @@ def test_health_degraded_from_the_real_objects(standin: ArgoCDStandin, repo: Rep
         == "Degraded" and h, 90)
 
 
-def test_finalizer_deletes_resources_before_the_application(standin: ArgoCDStandin,
-                                                            repo: Repo, app_name: str,
+def test_finalizer_deletes_resources_before_the_application(argocd_service: ArgoCD, repo: Repo, app_name: str,
                                                             kube_control_plane: ControlPlane
                                                             ) -> None:
     plane = kube_control_plane
@@ -332,7 +332,7 @@ def test_finalizer_deletes_resources_before_the_application(standin: ArgoCDStand
     assert kget(plane, "namespace", app_name) is None  # deleted before the finalizer went
 
 
-def test_a_missing_path_is_a_comparison_error(standin: ArgoCDStandin, repo: Repo,
+def test_a_missing_path_is_a_comparison_error(argocd_service: ArgoCD, repo: Repo,
                                               app_name: str,
                                               kube_control_plane: ControlPlane) -> None:
     repo.commit({"other/x.yaml": config_map("x")})
@@ -344,7 +344,7 @@ def test_a_missing_path_is_a_comparison_error(standin: ArgoCDStandin, repo: Repo
     assert app_status(kube_control_plane, app_name)["sync"]["status"] == "Unknown"
 
 
-def test_manual_sync_through_the_operation_field(standin: ArgoCDStandin, repo: Repo,
+def test_manual_sync_through_the_operation_field(argocd_service: ArgoCD, repo: Repo,
                                                  app_name: str,
                                                  kube_control_plane: ControlPlane) -> None:
     """Without automated sync nothing is applied until an operation asks (as `argocd app
@@ -357,7 +357,10 @@ def test_manual_sync_through_the_operation_field(standin: ArgoCDStandin, repo: R
              == "OutOfSync")
     assert kget(plane, "configmap", "-n", app_name, "a") is None
     plane.kubectl("patch", "application", "-n", "argocd", app_name, "--type=merge", "-p",
-                  json.dumps({"operation": {"sync": {"revision": head},
+                  # the operation carries its own sync options (the CLI copies the app's in):
+                  # Argo CD does not read spec.syncPolicy.syncOptions for it
+                  json.dumps({"operation": {"sync": {"revision": head,
+                                                     "syncOptions": ["CreateNamespace=true"]},
                                             "initiatedBy": {"username": "admin"}}}))
     status = wait_for("Synced", synced_to(plane, app_name, head))
     assert status["operationState"]["operation"]["initiatedBy"] == {"username": "admin"}
@@ -365,13 +368,94 @@ def test_manual_sync_through_the_operation_field(standin: ArgoCDStandin, repo: R
     assert app is not None and "operation" not in app
 
 
-def test_runs_as_a_process(kube_control_plane: ControlPlane) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.argocd", "--kubeconfig",
-         str(kube_control_plane.kubeconfig)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+def test_a_refresh_annotation_is_seen_at_once_and_removed(argocd_service: ArgoCD, repo: Repo,
+                                                          app_name: str,
+                                                          kube_control_plane: ControlPlane
+                                                          ) -> None:
+    """Without a refresh Argo CD sees a commit at its next poll (180 s here); with the
+    annotation envforge writes after each commit it compares with the branch head at once and
+    removes the annotation."""
+    plane = kube_control_plane
+    head = repo.commit({"app/ns.yaml": namespace(app_name), "app/a.yaml": config_map("a")})
+    create(plane, application(app_name, repo, "app"))
+    wait_for("Synced", synced_to(plane, app_name, head))
+    head = repo.commit({"app/a.yaml": config_map("a", "2")})
+    time.sleep(3)  # no refresh asked: still at the old revision
+    assert app_status(plane, app_name)["sync"]["revision"] != head
+    asked = time.monotonic()
+    refresh(plane, app_name)
+    wait_for("the new revision", synced_to(plane, app_name, head), 20)
+    assert time.monotonic() - asked < 20
+    app = kget(plane, "application", "-n", "argocd", app_name)
+    assert app is not None
+    assert REFRESH_ANNOTATION not in (app["metadata"].get("annotations") or {})
+
+
+def test_the_last_application_leaving_git_is_pruned_only_with_allow_empty(
+        argocd_service: ArgoCD, repo: Repo, app_name: str,
+        kube_control_plane: ControlPlane) -> None:
+    """An app-of-apps whose last Application leaves Git: Argo CD's automated sync refuses to
+    delete every resource it tracks ("auto-sync will wipe out all resources") unless
+    ``allowEmpty`` is set, which envforge's root_application does."""
+    plane = kube_control_plane
+    child = f"{app_name}-child"
+    child_app = application(child, repo, "child", options=["CreateNamespace=true"])
+    repo.commit({"apps/README.md": "one Application per file\n",
+                        "apps/child.yaml": child_app,
+                        "child/cm.yaml": config_map("c")})
+    root = root_application(repo.remote.as_uri(), name=app_name)
+    root["spec"]["source"]["path"] = "apps"
+    root["spec"]["syncPolicy"]["automated"]["allowEmpty"] = False
+    create(plane, root)
     try:
-        assert process.stdout is not None
-        assert "argocd stand-in on" in process.stdout.readline()
+        wait_for("the child Application", lambda: kget(plane, "application", "-n", "argocd",
+                                                        child), 90)
+        wait_for("the child synced", lambda: kget(plane, "configmap", "-n", child, "c"), 90)
+        head = repo.commit({"apps/child.yaml": None})
+        refresh(plane, app_name)
+        status = wait_for("the refusal", lambda: (
+            s := app_status(plane, app_name)).get("sync", {}).get("revision") == head and s)
+        assert status["sync"]["status"] == "OutOfSync"
+        time.sleep(3)
+        assert kget(plane, "application", "-n", "argocd", child) is not None  # not pruned
+        conditions = " ".join(c.get("message", "") for c in
+                              app_status(plane, app_name).get("conditions") or [])
+        assert "allow-empty" in conditions or "wipe out all resources" in conditions, conditions
+        plane.kubectl("patch", "application", "-n", "argocd", app_name, "--type=merge", "-p",
+                      json.dumps({"spec": {"syncPolicy": {"automated": {"allowEmpty": True}}}}))
+        # the refused revision counts as attempted; the next commit is synced, and pruned
+        repo.commit({"apps/README.md": "one Application per file, none left\n"})
+        refresh(plane, app_name)
+        wait_for("the child pruned", lambda: kget(plane, "application", "-n", "argocd",
+                                                  child) is None, 90)
+        wait_for("its ConfigMap deleted by its finalizer",
+                 lambda: kget(plane, "configmap", "-n", child, "c") is None, 90)
     finally:
-        process.terminate()
-        assert process.wait(timeout=60) == 0
+        plane.kubectl("delete", "application", "-n", "argocd", child, "--ignore-not-found",
+                      "--wait=true", "--timeout=60s", check=False)
+        plane.kubectl("delete", "namespace", child, "--ignore-not-found", "--wait=false",
+                      check=False)
+
+
+def test_server_side_apply_diffs_only_with_server_side_diff(argocd_service: ArgoCD, repo: Repo,
+                                                            app_name: str,
+                                                            kube_control_plane: ControlPlane
+                                                            ) -> None:
+    """Why envforge's Applications carry ``compare-options: ServerSideDiff=true``: with
+    ServerSideApply=true Argo CD 2.14 otherwise diffs with its built-in schema, which lacks
+    fields of this Kubernetes (docs: user-guide/diff-strategies)."""
+    plane = kube_control_plane
+    head = repo.commit({"app/ns.yaml": namespace(app_name), "app/web.yaml": deployment("web")})
+    app = application(app_name, repo, "app", options=["ServerSideApply=true"])
+    del app["metadata"]["annotations"]
+    create(plane, app)
+    wait_for("Synced once", lambda: kget(plane, "deployment", "-n", app_name, "web"))
+    refresh(plane, app_name)  # the live Deployment now has status fields the schema lacks
+    conditions = wait_for("the comparison error", lambda: [
+        c for c in app_status(plane, app_name).get("conditions") or []
+        if c.get("type") == "ComparisonError"])
+    assert "field not declared in schema" in conditions[0]["message"]
+    plane.kubectl("annotate", "application", "-n", "argocd", app_name,
+                  *(f"{k}={v}" for k, v in COMPARE_OPTIONS.items()))
+    refresh(plane, app_name)
+    wait_for("Synced with server-side diff", synced_to(plane, app_name, head))
