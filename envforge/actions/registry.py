@@ -13,6 +13,7 @@ from envforge.errors import ActionError, DuplicateActionError, UnknownActionErro
 #: Modules that define built-in actions; each exposes ``ACTIONS: list[type[Action]]``.
 BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.actions.fetch",
+    "envforge.actions.fetch_cookiecutter",
     "envforge.actions.debug",
     "envforge.actions.filesystem",
     "envforge.actions.catalog",

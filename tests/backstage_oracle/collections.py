@@ -28,6 +28,8 @@ from envforge.templating.samples import Mode, sample_values
 from tests.backstage_oracle.client import Oracle, OracleError
 
 _SECRET = re.compile(r"secrets\.([A-Za-z_]\w*)")
+#: actions that write files without nunjucks: the oracle cannot say what Backstage writes
+NOT_NUNJUCKS = {"fetch:cookiecutter", "fetch:rails"}
 FETCH_ACTIONS = {"fetch:template", "fetch:plain", "fetch:template:file", "fetch:plain:file"}
 
 
@@ -81,6 +83,10 @@ def compare_template(oracle: Oracle, template_dir: Path, mode: Mode = "all") -> 
         values = apply_defaults(strip_ui(page), values)
     secret_names = sorted(set(_SECRET.findall(json.dumps(template.model_dump()))))
     row = Comparison(template.name, "ok", "ok")
+    other = sorted({s.action for s in template.spec.steps} & NOT_NUNJUCKS)
+    if other:
+        row.oracle = f"{', '.join(other)} renders with cookiecutter/rails, not nunjucks"
+        return row
     run: TemplateRun | None = None
     with tempfile.TemporaryDirectory(prefix="envforge-diff-") as tmp:
         mine_dir, theirs_dir = Path(tmp) / "envforge", Path(tmp) / "backstage"
