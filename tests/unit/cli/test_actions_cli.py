@@ -43,9 +43,9 @@ def test_show_as_json_is_the_models_schema(capsys: pytest.CaptureFixture[str]) -
 
 def test_an_unknown_action_is_one_line_listing_the_known_ones(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["actions", "show", "fetch:cookiecutter"]) == 1
+    assert main(["actions", "show", "fetch:nonexistent"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown action 'fetch:cookiecutter'" in err
+    assert err.count("\n") == 1 and "unknown action 'fetch:nonexistent'" in err
     assert "fetch:template" in err
 
 
