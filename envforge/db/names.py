@@ -71,19 +71,24 @@ def names_in(text: str) -> tuple[bool, bool]:
     return False, weak
 
 
+_PROSE_WORDS = 4  # shorter values (titles, artist or company names) are whole values, judged
+# by classify's whole-value check as they were before
+
+
 def text_names_found(values: list[str]) -> bool:
-    """Whether a column's sampled texts hold person names: strong evidence in two values (or
-    a tenth of them), or a first name in a third of them (as every note about an employee
-    names the employee)."""
-    if not values:
+    """Whether a column's sampled texts (those of four words or more) hold person names:
+    strong evidence in two of them (or a tenth), or a first name in a third of them (as every
+    note about an employee names the employee)."""
+    prose = [v for v in values if len(v.split()) >= _PROSE_WORDS]
+    if not prose:
         return False
     strong = weak = 0
-    for value in values:
+    for value in prose:
         s, w = names_in(value)
         strong += s
         weak += w
-    return strong >= min(2, len(values)) or strong >= 0.1 * len(values) > 1 or (
-        weak >= max(2, 0.3 * len(values)))
+    return strong >= min(2, len(prose)) or strong >= 0.1 * len(prose) > 1 or (
+        weak >= max(2, 0.3 * len(prose)))
 
 
 _DICTIONARY = Path("/usr/share/dict/words")  # Debian's wamerican, when installed

@@ -61,7 +61,9 @@ def text_column(name: str) -> Column:
     ("WorkEmail", "e-mail"), ("homephone", "phone number"), ("FirstName", "first name"),
     ("dateOfBirth", "date of birth"), ("zipcode", "postal code"), ("address2", "address"),
     ("password_hash", "credential (password, hash or token)"),
-    ("photo_path", "image or document"),
+    ("photo_path", "image or document"), ("middleName", "first name"),
+    ("mother_maiden_name", "last name"), ("social_security_number", "national id"),
+    ("taxid", "national id"), ("creditcard", "card number"), ("contactname", "name"),
     ("shipper", None), ("hostname", None), ("tip", None), ("span", None), ("hotel", None),
     ("ethnicity", None), ("automobile", None), ("secretary", None), ("stubborn", None),
     ("description", None), ("title_of_courtesy", None),
@@ -102,5 +104,15 @@ def test_name_evidence_in_one_text(text: str, strong: bool, weak: bool) -> None:
 
 
 def test_a_single_mention_is_not_enough_for_a_column() -> None:
-    assert not text_names_found(["Hand-made by Nancy", "Red", "Blue", "Green", "Tall"])
-    assert text_names_found(["ask Andrew Fuller", "see Steven Buchanan", "x"])
+    assert not text_names_found(["Hand-made in Leeds by Nancy", "Red and blue stripes",
+                                 "Blue and green dots", "Green with a yellow band"])
+    assert text_names_found(["please ask Andrew Fuller first", "then see Steven Buchanan",
+                             "x"])
+
+
+def test_short_values_are_left_to_the_whole_value_check() -> None:
+    """Artist, company or product names of a few words are not prose: a first name in them
+    says nothing about notes (classify's whole-value check judges them, as before)."""
+    artists = ["Eric Clapton", "Frank Zappa & Captain Beefheart", "Billy Cobham", "Aerosmith",
+               "Antonio Moreno Taqueria", "Alanis Morissette"]
+    assert not text_names_found(artists)
