@@ -223,8 +223,6 @@ def clone_command(args: argparse.Namespace) -> int:
 
 
 def branch_command(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
     from envforge.db.branch import branch_from_golden, golden_database_name, parse_age
     from envforge.db.clone import CloneRequest
 
@@ -241,8 +239,7 @@ def branch_command(args: argparse.Namespace) -> int:
         CloneRequest(source=source, target=golden, rules=_rules(args), key=_key(args),
                      jobs=args.jobs, rules_source=str(args.rules or "rules")),
         target.dbname, {"environment": args.environment},
-        timedelta(0) if args.rebuild else max_age, keep=args.keep, replace=args.replace,
-        rebuild=args.rebuild, logger=log)
+        max_age, keep=args.keep, replace=args.replace, rebuild=args.rebuild, logger=log)
     built = result.built
     print(f"{target.label}: branched from {result.golden.database} in {result.seconds:.2f} s"
           + (f" (golden rebuilt: {built.rows:,} rows in {built.seconds:.1f} s)" if built else ""))
