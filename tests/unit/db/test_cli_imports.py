@@ -1,0 +1,38 @@
+"""`envforge db` starts fast: the parser of `envforge db ...` and the clone path import none
+of the heavy libraries other commands need (issue 26: `envforge db --help` alone took as long
+as a whole Pagila dump and restore). Checked in a fresh interpreter, where sys.modules is
+what the command really loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("prefect", "kubernetes", "httpx", "faker", "blocks", "envforge.settings")
+
+
+def loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport json, sys\n"
+                          "print(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY)
+
+
+def test_the_db_parser_loads_no_database_code_and_no_heavy_library() -> None:
+    modules = loaded_after("from envforge.cli import build_parser\n"
+                           "build_parser(['db', 'clone', '--help'])")
+    assert "envforge.cli.db" in modules
+    assert not heavy(modules)
+    assert "psycopg" not in modules and "envforge.cli.templates" not in modules
+
+
+def test_the_clone_and_branch_paths_load_no_heavy_library() -> None:
+    modules = loaded_after("import envforge.cli.db, envforge.db.clone, envforge.db.branch, "
+                           "envforge.db.rules")
+    assert "psycopg" in modules
+    assert not heavy(modules)
