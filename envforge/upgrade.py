@@ -181,7 +181,7 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
         input_changes: dict[str, tuple[str, list[str]]] = {}
         if overrides:  # --set may change what a skipped step would be given
             now = _skipped_inputs(run)
-            before = _recorded_inputs(derived, template, record, environment)
+            before = _recorded_inputs(derived, template, record, environment, overrides)
             input_changes = {sid: (action, changed) for sid, (action, given_now) in now.items()
                              if (changed := changed_inputs(before.get(sid, ("", {}))[1],
                                                            given_now))}
@@ -206,9 +206,14 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
 
 
 def _recorded_inputs(derived: Template, template: Template, record: EnvironmentRecord,
-                     environment: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The skipped steps' inputs as the recorded parameters render them (no overrides)."""
-    values = validate_parameters(template, dict(record.spec.parameters))
+                     environment: Mapping[str, Any], overrides: Mapping[str, Any] | None
+                     ) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The skipped steps' inputs as the recorded parameters render them: ``overrides`` count
+    only for parameters the record lacks (new ones the template requires), so what differs
+    from the upgrade's inputs is what ``--set`` changed."""
+    recorded = dict(record.spec.parameters)
+    values = validate_parameters(template, {
+        **{k: v for k, v in (overrides or {}).items() if k not in recorded}, **recorded})
     mask_credential_values(values, credential_paths(pages(template)))
     run = TemplateRun(derived, values, dry_run=True, render_only=True, environment=environment,
                       validate=False)
