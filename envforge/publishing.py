@@ -42,6 +42,8 @@ LOCK_TIMEOUT_ENV = "ENVFORGE_GIT_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 600.0
 #: Called with the working copy root and the staged paths before each commit; raises to refuse.
 PreCommitHook = Callable[[Path, list[str]], None]
+#: Called with a commit after it was pushed (or, for undo, taken back), outside the lock.
+AfterPushHook = Callable[[str], None]
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
@@ -101,6 +103,8 @@ class GitPublisher:
         self.max_attempts = max_attempts
         self.git_env = dict(git_env or {})
         self.pre_commit = pre_commit
+        #: e.g. the GitOps store's request that Argo CD refresh (envforge/gitops/refresh.py)
+        self.after_push: AfterPushHook | None = None
         self.lock_timeout = lock_timeout if lock_timeout is not None else default_lock_timeout()
         key = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.workdir = cache_root / "git" / key
@@ -150,6 +154,19 @@ class GitPublisher:
         return self.apply([str(target) if target.parts else "."], write, message, trailers)
 
     def apply(
+        self,
+        paths: Sequence[str],
+        write: Callable[[Path], None],
+        message: str | Callable[[], tuple[str, Mapping[str, str]]],
+        trailers: Mapping[str, str] | None = None,
+    ) -> PublishResult:
+        """See :meth:`_apply`; then ``after_push`` with the new commit, if one was pushed."""
+        result = self._apply(paths, write, message, trailers)
+        if result.commit and self.after_push is not None:
+            self.after_push(result.commit)
+        return result
+
+    def _apply(
         self,
         paths: Sequence[str],
         write: Callable[[Path], None],
@@ -208,7 +225,13 @@ class GitPublisher:
 
     def undo(self, commit: str, message: str) -> str:
         """Take back a published commit: drop it if it is still the branch head (no-one built
-        on it), otherwise push a revert. Returns how it was undone."""
+        on it), otherwise push a revert. Returns how it was undone; then ``after_push``."""
+        how = self._undo(commit, message)
+        if self.after_push is not None:
+            self.after_push(commit)
+        return how
+
+    def _undo(self, commit: str, message: str) -> str:
         with self._locked_copy() as repo:
             for attempt in range(1, self.max_attempts + 1):
                 self._sync(repo, full=True)

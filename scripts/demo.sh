@@ -88,11 +88,13 @@ t1=$(date +%s.%N)
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 printf 'sleep: committed, and deployment %s scaled to %s replicas by Argo CD %s s after the command started\n' \
   "$DEPLOYMENT" "$(replicas)" "$(seconds "$t1" "$t0")"
+t1=$(date +%s.%N)
 envforge env wake pr-1 >/dev/null
-"$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.health.status}'=Healthy application/pr-1 -n argocd --timeout=120s >/dev/null
+for _ in $(seq 1 600); do [ "$(replicas)" != 0 ] && break; sleep 0.1; done
 "$KUBECTL" --kubeconfig "$KUBECONFIG" rollout status deployment -n pr-1 "$DEPLOYMENT" --timeout=120s >/dev/null
-printf 'wake: %s replicas again, Synced/Healthy %s s after the sleep was done\n' "$(replicas)" \
-  "$(seconds "$(date +%s.%N)" "$t1")"
+"$KUBECTL" --kubeconfig "$KUBECONFIG" wait --for=jsonpath='{.status.health.status}'=Healthy application/pr-1 -n argocd --timeout=120s >/dev/null
+printf 'wake: committed, and %s replica(s) rolled out, the Application Healthy, %s s after the command started\n' \
+  "$(replicas)" "$(seconds "$(date +%s.%N)" "$t1")"
 "$KUBECTL" --kubeconfig "$KUBECONFIG" get application -n argocd pr-1 \
   -o custom-columns='APPLICATION:.metadata.name,SYNC:.status.sync.status,HEALTH:.status.health.status,REVISION:.status.sync.revision'
 

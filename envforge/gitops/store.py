@@ -72,15 +72,10 @@ class EnvironmentStore:
         #: run on rendered manifests after the offline validation (the services' checks)
         self.manifest_checks = tuple(manifest_checks)
         self.publisher.pre_commit = guard or SecretGuard((), default_redactor().scrub)
-        #: called with each commit this store pushed: asks Argo CD to refresh the
-        #: Applications reading this repository (envforge/gitops/refresh.py) so the change
-        #: reaches the cluster in seconds; None turns it off
-        self.after_push: Callable[[str], None] | None = refresh_after_push(
-            self.repo_url, settings.argocd_namespace)
-
-    def _pushed(self, commit: str | None) -> None:
-        if commit and self.after_push is not None:
-            self.after_push(commit)
+        # After every push through this store's publisher (its own changes, sleep, upgrade,
+        # rollbacks) ask Argo CD to refresh the Applications reading this repository
+        # (envforge/gitops/refresh.py), so the change reaches the cluster in seconds.
+        self.publisher.after_push = refresh_after_push(self.repo_url, settings.argocd_namespace)
 
     @property
     def repo_url(self) -> str:
@@ -217,7 +212,6 @@ class EnvironmentStore:
         paths = [environment_dir(name), application_file(name)]
         result = self.publisher.apply(paths, write,
                                       _message(action, name, holder, run_id, detail))
-        self._pushed(result.commit)
         return ChangeResult(name, action, result.commit, result.files_changed,
                             holder.get("record"))
 
@@ -243,22 +237,17 @@ class EnvironmentStore:
 
         paths = [environment_dir(name), application_file(name)]
         result = self.publisher.apply(paths, write, _message("destroy", name, holder, run_id))
-        self._pushed(result.commit)
         return ChangeResult(name, "destroy", result.commit, result.files_changed,
                             holder.get("record"))
 
     def undo(self, commit: str, run_id: str) -> str:
         """Take back one change (rollback of a completed step)."""
-        outcome = self.publisher.undo(commit,
-                                      f"envforge: roll back {commit[:12]} of run {run_id}")
-        self._pushed(commit)  # a rollback reaches the cluster as fast as the change did
-        return outcome
+        return self.publisher.undo(commit, f"envforge: roll back {commit[:12]} of run {run_id}")
 
     def _commit(self, action: str, record: EnvironmentRecord, paths: builtins.list[str],
                 write: Callable[[Path], None], run_id: str) -> ChangeResult:
         holder: dict[str, EnvironmentRecord] = {"record": record}
         result = self.publisher.apply(paths, write, _message(action, record.name, holder, run_id))
-        self._pushed(result.commit)
         return ChangeResult(record.name, action, result.commit, result.files_changed, record)
 
 

@@ -103,3 +103,40 @@ def test_root_application_allows_an_empty_sync_and_fits_the_model() -> None:
     assert not root["spec"]["source"]["directory"]["recurse"]
     root["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
     ApplicationModel.model_validate(root)  # the same strict model as the environments'
+
+
+def test_every_push_through_the_store_asks_for_a_refresh(tmp_path: Path) -> None:
+    """The store hangs the refresh on its publisher, so commits made through the publisher
+    directly (sleep, upgrade) and rollbacks are refreshed too; nothing when nothing changed."""
+    import subprocess
+
+    from envforge.gitops.settings import GitOpsSettings
+    from envforge.gitops.store import EnvironmentStore
+    from envforge.publishing import GitPublisher
+
+    remote = tmp_path / "gitops.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(remote)],
+                   check=True)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "clone", "--quiet", str(remote), str(seed)], check=True)
+    (seed / "README.md").write_text("gitops\n")
+    for args in (["add", "README.md"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit",
+                                        "--quiet", "-m", "first"],
+                 ["push", "--quiet", "origin", "HEAD:main"]):
+        subprocess.run(["git", *args], cwd=seed, check=True)
+    store = EnvironmentStore(GitPublisher(remote.as_uri(), "main", tmp_path / "cache"),
+                             GitOpsSettings())
+    assert store.publisher.after_push is not None  # the refresh of envforge/gitops/refresh.py
+    pushed: list[str] = []
+    store.publisher.after_push = pushed.append
+
+    def write(root: Path) -> None:
+        (root / "argocd").mkdir(exist_ok=True)
+        (root / "argocd" / "x.yaml").write_text("a: 1\n")
+
+    result = store.publisher.apply(["argocd"], write, "change")
+    assert result.commit and pushed == [result.commit]
+    assert store.publisher.apply(["argocd"], write, "again").commit is None  # nothing new
+    assert pushed == [result.commit]
+    store.undo(result.commit, "run-1")
+    assert pushed == [result.commit, result.commit]  # the rollback is refreshed too
