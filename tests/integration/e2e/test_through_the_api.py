@@ -211,14 +211,15 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert "environments/pr-31/environment.yaml" in remote_files(world.gitops)  # not expired
 
     # day two: an upgrade re-renders only; preview-app's manifests take the image build's
-    # output, so the upgrade is refused (reported in the run) and nothing is committed rather
-    # than a never-built image deployed. Sleep scales the workloads to zero through Git (Argo
-    # CD applies it), wake restores them.
+    # output, which the upgrade carries forward from pr-31's files (envforge.upgrade_outputs),
+    # so with the template unchanged the re-rendered files are pr-31's own: unchanged, nothing
+    # committed (never a placeholder image). Sleep scales the workloads to zero through Git
+    # (Argo CD applies it), wake restores them.
     commits = commit_count(world.gitops)
     upgraded = _run("upgrade-environments/upgrade-environments", {"names": ["pr-31"]})
     assert commit_count(world.gitops) == commits
     lines = _log_lines(upgraded.id)
-    assert any("use 'envforge env update pr-31'" in line for line in lines), lines
+    assert any("pr-31: unchanged" in line for line in lines), lines
     _run("sleep-environment/sleep-environment", {"name": "pr-31", "reason": "e2e"})
     listed = {e["name"]: e for e in _cli_json("env", "list", "--output", "json")}
     assert listed["pr-31"]["state"] == "asleep"
