@@ -30,7 +30,7 @@ spec:
 
 CASES = {
     "expression-bomb": (
-        HEAD + "    - {id: announce, action: debug:log, input: {message: \"${{ 'x' * 10 ** 9 }}\"}}\n",
+        HEAD + "    - {id: announce, action: debug:log, input: {message: \"${{ range(10 ** 9) | list }}\"}}\n",
         {"skeleton/a.txt": "x"},
         ["step 'announce' field input.message", "refused by the sandbox"],
     ),
