@@ -365,6 +365,13 @@ def _remove_files(workspace: Path, files: list[str]) -> None:
             parent = parent.parent
 
 
+# The skeleton helpers other fetch actions share (fetch:cookiecutter): where a url leads, the
+# files under it (links that lead out refused), removing what an action wrote on rollback.
+skeleton_dir = _skeleton_dir
+skeleton_files = _skeleton_files
+remove_files = _remove_files
+
+
 class FetchPlainFileInput(ActionInput):
     url: str = Field(description="File to copy: relative to the template, or allowlisted remote.")
     targetPath: str = Field(description="Workspace-relative path of the copy.")

@@ -29,7 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput
-from envforge.actions.fetch import FetchOutput, _remove_files, _skeleton_dir, _skeleton_files
+from envforge.actions.fetch import FetchOutput, remove_files, skeleton_dir, skeleton_files
 from envforge.errors import ExpressionError, TemplateError
 from envforge.paths import resolve_inside
 from envforge.templating.budget import BudgetExceeded, deadline, load_budget
@@ -73,7 +73,7 @@ class FetchCookiecutter(Action[FetchCookiecutterInput, FetchOutput]):
 
     def run(self, ctx: ActionContext, params: FetchCookiecutterInput) -> FetchOutput:
         _refuse_code(params)
-        source = _skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
+        source = skeleton_dir(params.url, ctx.template_dir, params.token, ctx.capabilities)
         if not source.is_dir():
             raise TemplateError(f"url {params.url!r}: no such folder {source}; fix the step's "
                                 "url")
@@ -90,7 +90,7 @@ class FetchCookiecutter(Action[FetchCookiecutterInput, FetchOutput]):
                                           executable=bool(file.stat().st_mode & 0o111))
                     written.append(rel)
             except Exception:
-                _remove_files(ctx.workspace, written)
+                remove_files(ctx.workspace, written)
                 raise
         ctx.logger.info("cookiecutter rendered %d file(s) from %s into %s (hooks not run)",
                         len(written), params.url, params.targetPath)
@@ -98,7 +98,7 @@ class FetchCookiecutter(Action[FetchCookiecutterInput, FetchOutput]):
 
     def rollback(self, ctx: ActionContext, params: FetchCookiecutterInput,
                  output: FetchOutput) -> None:
-        _remove_files(ctx.workspace, output.files)
+        remove_files(ctx.workspace, output.files)
 
 
 def _refuse_code(params: FetchCookiecutterInput) -> None:
@@ -149,7 +149,7 @@ def render_cookiecutter(source: Path, params: FetchCookiecutterInput, work: Path
 
     template_dir = work / "template"
     contents = template_dir / _CONTENTS
-    for file in _skeleton_files(source):  # links that lead out are refused here
+    for file in skeleton_files(source):  # links that lead out are refused here
         dest = contents / file.relative_to(source)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(file.read_bytes())
