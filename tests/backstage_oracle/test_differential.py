@@ -81,6 +81,8 @@ FILE_CASES = [
     "{% for k, v in values.meta %}${{ k }}=${{ v }};{% endfor %}",
     "{% set x = values.count + 1 %}${{ x }}{# a comment #}",
     "{% for t in values.missing %}x{% else %}none{% endfor %}",
+    "{% for k in values.meta %}[${{ k }}]{% endfor %}|{% for c in values.name %}${{ c }}.{% endfor %}",
+    "${{ 'a' * 3 }} ${{ '3' * '2' }} ${{ values.tags * 2 }} ${{ '%d' % 1 }}",
 ]
 
 
