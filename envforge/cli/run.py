@@ -7,12 +7,12 @@ import json
 import logging
 import os
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
 from envforge.cli.keep_files import dry_run_keeping_files, use_catalog_roots
+from envforge.cli.services import run_template_flow
 from envforge.errors import ConfigurationError, StepFailedError
 from envforge.runner import StepReport
 from envforge.services import services_provided
@@ -52,20 +52,6 @@ def print_step(report: StepReport) -> None:
     print(line, flush=True)
 
 
-#: Where the CLI finds the Prefect flows it runs in-process: flows/ sits above the library, so
-#: the library reaches them through this packaging entry point (pyproject), never an import.
-FLOWS_ENTRY_POINT_GROUP = "envforge.flows"
-
-
-def load_flow(name: str) -> Any:
-    """The flow registered as ``name`` under the ``envforge.flows`` entry point."""
-    for ep in entry_points(group=FLOWS_ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return ep.load()
-    raise ConfigurationError(f"no flow {name!r} in the '{FLOWS_ENTRY_POINT_GROUP}' entry points: "
-                             "reinstall envforge ('pip install -e .')")
-
-
 def run_template_command(args: argparse.Namespace) -> int:
     if args.catalog_root:
         use_catalog_roots(args.catalog_root)
@@ -81,7 +67,7 @@ def run_template_command(args: argparse.Namespace) -> int:
         os.environ["ENVFORGE_USER"] = args.user  # read by the run's caller_identity()
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-    run_template = load_flow("run-template")
+    run_template = run_template_flow()
 
     if not args.verbose:
         _quiet_prefect_console()

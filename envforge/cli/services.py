@@ -4,8 +4,9 @@ A command that needs services gets them from ``args.make_services()`` (set by
 ``envforge.cli.build_parser``): the settings and Prefect Blocks (unnamed: each service's own
 variables), wired by :func:`envforge.composition.build_services` the same way the flows do.
 The console script is the top of the program, so this is the one module of the library that
-imports ``blocks`` (the contract's listed exception in pyproject.toml); it does so on the first
-connection a command asks for, so commands that need none do not pay for importing Prefect.
+imports ``blocks`` and ``flows`` (the contract's listed exceptions in pyproject.toml): blocks on
+the first connection a command asks for, so commands that need none do not pay for importing
+Prefect, and the run-template flow that ``envforge run`` runs in-process.
 """
 
 from __future__ import annotations
@@ -76,3 +77,11 @@ def cli_services(settings: EnvforgeSettings | None = None,
                  step_listeners: tuple[StepListener, ...] = ()) -> Services:
     """Services for one command: ``settings`` (default: the process's), Prefect Blocks."""
     return build_services(settings or load_settings(), BlocksOnFirstUse(), step_listeners)
+
+
+def run_template_flow() -> Any:
+    """The ``run-template`` Prefect flow, which ``envforge run`` runs in this process (handing
+    it these services with :func:`envforge.services.services_provided`)."""
+    from flows.run_template import run_template  # the composition root: see the docstring
+
+    return run_template
