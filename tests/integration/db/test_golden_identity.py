@@ -64,7 +64,7 @@ def emails(address: ServerAddress) -> set[str]:
 def drop_all(server: ServerAddress, *names: str) -> None:
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def cleanup_golden(server: ServerAddress, golden: str) -> None:
@@ -328,3 +328,33 @@ def test_an_environment_named_like_a_golden_never_replaces_it(pg_server: ServerA
     assert before is not None and after is not None and after.marker == before.marker
     drop_owned_database(pg_server, "envforge_guard_env")
     cleanup_golden(pg_server, req.target.dbname)
+
+
+def test_a_golden_swapped_between_check_and_copy_is_checked_again(
+        pg_server: ServerAddress, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh with other rules swaps the golden right after this branch checked it: the
+    copy (under the shared swap lock) sees another identity and the branch checks again, so
+    it never copies a golden its own rules did not make."""
+    import envforge.db.branch as branch_module
+
+    source = make_source(pg_server, "ident_race", "race", n=30)
+    mine = request(source, pg_server, "race", EMAIL_KEPT)
+    theirs = request(source, pg_server, "race", EMAIL_FAKED)
+    branch_from_golden(mine, "envforge_race_first", {}, HOUR, replace=True)
+    real_ensure = branch_module.ensure_golden
+    swapped: list[bool] = []
+
+    def ensure_then_swap(req: CloneRequest, *args: object, **kwargs: object) -> object:
+        result = real_ensure(req, *args, **kwargs)  # type: ignore[arg-type]
+        if not swapped:
+            swapped.append(True)
+            build_golden(theirs)  # another template's refresh, other rules
+        return result
+
+    monkeypatch.setattr(branch_module, "ensure_golden", ensure_then_swap)
+    result = branch_from_golden(mine, "envforge_race", {}, HOUR, replace=True)
+    assert swapped and result.built is not None  # rebuilt with this request's rules
+    assert emails(pg_server.with_database("envforge_race")) == emails(source)  # passthrough
+    for name in ("envforge_race_first", "envforge_race"):
+        drop_owned_database(pg_server, name)
+    cleanup_golden(pg_server, mine.target.dbname)
