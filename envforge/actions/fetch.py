@@ -265,7 +265,7 @@ def render_skeleton_text(env: BoundedSandbox, text: str, context: dict[str, Any]
                          where: str) -> str:
     """One skeleton file (or file name), bounded; errors name the file, line and expression."""
     start = env.variable_start_string
-    if start not in text and "{%" not in text and "{#" not in text:
+    if start not in text and "{%" not in text and "{#" not in text and "#}" not in text:
         return text  # nunjucks would give it back unchanged
     token = RENDER_WHERE.set(where)
     try:

@@ -21,7 +21,8 @@ from typing import Any
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.lexer import TOKEN_OPERATOR, Lexer, Token, _Rule, operator_re
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.lexer import TOKEN_OPERATOR, Lexer, Token, TokenStream, _Rule, operator_re
 from jinja2.parser import Parser
 
 _JS_OPERATORS = re.compile(r"(===|!==)|" + operator_re.pattern)
@@ -41,6 +42,35 @@ def loop_items(value: Any, names: int) -> Any:
     return value
 
 
+def _restore_line_ends(stream: Iterable[tuple[int, str, str]], source: str
+                       ) -> Iterator[tuple[int, str, str]]:
+    """Jinja2's lexer reads every line end as "\n" before it starts; nunjucks keeps "\r\n"
+    and "\r". Each text (data) token is found again, in order, in the "\n"-only text and
+    given back its original line ends."""
+    normalized: list[str] = []
+    original: list[str] = []  # what each character of the normalized text was
+    i = 0
+    while i < len(source):
+        if source.startswith("\r\n", i):
+            normalized.append("\n")
+            original.append("\r\n")
+            i += 2
+            continue
+        ch = source[i]
+        normalized.append("\n" if ch == "\r" else ch)
+        original.append(ch)
+        i += 1
+    text = "".join(normalized)
+    cursor = 0
+    for lineno, token, value in stream:
+        if token == "data" and "\n" in value:
+            at = text.find(value, cursor)
+            if at >= 0:
+                cursor = at + len(value)
+                value = "".join(original[at:cursor])
+        yield lineno, token, value
+
+
 class NunjucksLexer(Lexer):
     """Jinja2's lexer with ``===`` and ``!==`` operators inside tags."""
 
@@ -53,10 +83,28 @@ class NunjucksLexer(Lexer):
                 for rule in rules
             ]
 
+    def tokenize(self, source: str, name: str | None = None, filename: str | None = None,
+                 state: str | None = None) -> TokenStream:
+        stream: Iterable[tuple[int, str, str]] = self.tokeniter(source, name, filename, state)
+        if "\r" in source:
+            stream = _restore_line_ends(stream, source)
+        return TokenStream(self.wrap(stream, name, filename), name, filename)
+
+    def _normalize_newlines(self, value: str) -> str:
+        return value  # nunjucks writes "\r\n" and "\r" as they are
+
     def wrap(self, stream: Iterable[tuple[int, str, str]], name: str | None = None,
              filename: str | None = None) -> Iterator[Token]:
         pending: list[tuple[int, str, str]] = []
+        in_raw = False
         for lineno, token, value in stream:
+            if token in ("raw_begin", "raw_end"):
+                in_raw = token == "raw_begin"
+            elif token == "data" and not in_raw and "#}" in value:
+                # nunjucks' lexer fails on a comment end outside a comment (Backstage too)
+                raise TemplateSyntaxError(
+                    "unexpected end of comment: nunjucks (and so Backstage) refuses '#}' "
+                    "outside a {# comment #}; write it as ${{ '#}' }}", lineno, name, filename)
             if token == TOKEN_OPERATOR and value in _STRICT_TOKENS:
                 yield from super().wrap(pending, name, filename)
                 pending = []

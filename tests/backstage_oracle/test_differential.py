@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from envforge.errors import ExpressionError
 from tests.backstage_oracle import engines
-from tests.backstage_oracle.client import Oracle
+from tests.backstage_oracle.client import Oracle, OracleError
 
 VALUES: dict[str, Any] = {
     "name": "demo-service", "owner": "group:default/team-a", "lombok": False, "java": True,
@@ -83,6 +84,9 @@ FILE_CASES = [
     "{% for t in values.missing %}x{% else %}none{% endfor %}",
     "{% for k in values.meta %}[${{ k }}]{% endfor %}|{% for c in values.name %}${{ c }}.{% endfor %}",
     "${{ 'a' * 3 }} ${{ '3' * '2' }} ${{ values.tags * 2 }} ${{ '%d' % 1 }}",
+    # line ends as written (Windows files keep \r\n), around tags and in trimmed blocks
+    "kind: Component\r\nname: ${{ values.name }}\r\n{% if values.java %}\r\njava\r\n"
+    "{% endif %}\r\nmixed\rold-mac\nunix\r\n",
 ]
 
 
@@ -90,6 +94,29 @@ FILE_CASES = [
 def test_skeleton_text_renders_as_nunjucks_does(oracle: Oracle, text: str) -> None:
     expected = oracle.render(text, {"values": VALUES})
     assert engines.render_file(text, VALUES) == expected
+
+
+@pytest.mark.parametrize("text", ["a #} b", "#}", "x\n  #}\n", "{% raw %}#}{% endraw %}"])
+def test_a_stray_comment_end_fails_where_nunjucks_fails(oracle: Oracle, text: str) -> None:
+    try:
+        expected: str | None = oracle.render(text, {"values": VALUES})
+    except OracleError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ExpressionError, match="unexpected end of comment"):
+            engines.render_file(text, VALUES)
+    else:
+        assert engines.render_file(text, VALUES) == expected
+
+
+@pytest.mark.parametrize("options", [{"trimBlocks": True}, {"lstripBlocks": True},
+                                     {"trimBlocks": True, "lstripBlocks": True}])
+def test_block_whitespace_options_with_windows_line_ends(oracle: Oracle,
+                                                          options: dict[str, Any]) -> None:
+    text = ("a:\r\n  {% if values.java %}\r\n  b: ${{ values.name }}\r\n  {% endif %}\r\n"
+            "{%- for t in values.tags %}\r\n- ${{ t }}\r\n{% endfor %}\r\nend\r\n")
+    expected = oracle.render(text, {"values": VALUES}, **options)
+    assert engines.render_file(text, VALUES, **options) == expected
 
 
 COMPAT_CASES = [
