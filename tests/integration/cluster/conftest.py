@@ -1,5 +1,7 @@
 """The cluster-feedback tests run against the real control plane (``kube_control_plane``: the
-pinned kube-apiserver, controller manager and scheduler, with kwok as the kubelet).
+pinned kube-apiserver, controller manager and scheduler, with kwok as the kubelet, or a real
+node with ``ENVFORGE_NODE=real``: then ``seed_environment`` deploys a busybox image the node
+really runs, which really crash-loops when unhealthy, and the kubelet writes the events).
 
 Where a test needs Argo CD's part (an Application with a status), it writes it as Argo CD's
 application controller does: the Application CRD has no status subresource, so the status is
@@ -37,6 +39,8 @@ COMPONENT_LABEL = "app.kubernetes.io/name"
 @dataclass
 class ClusterUnderTest:
     plane: ControlPlane
+    #: On a real node, a busybox image its pods really run (None with kwok).
+    image: str | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -53,7 +57,11 @@ class ClusterUnderTest:
 
 
 @pytest.fixture(scope="session")
-def cluster_under_test(kube_control_plane: ControlPlane) -> ClusterUnderTest:
+def cluster_under_test(kube_control_plane: ControlPlane,
+                       request: pytest.FixtureRequest) -> ClusterUnderTest:
+    if kube_control_plane.node_kind == "real":
+        return ClusterUnderTest(kube_control_plane,
+                                request.getfixturevalue("node_images").image)
     return ClusterUnderTest(kube_control_plane)
 
 
@@ -108,6 +116,13 @@ def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = Tr
     kubelet's BackOff event), optional Ingress. Returns the pod's name ("" without wait)."""
     labels = {COMPONENT_LABEL: "web"}
     annotations = {} if healthy else {"envforge.dev/simulate": "CrashLoopBackOff"}
+    container: dict[str, Any] = {"name": "app", "image": "app:1"}
+    if cluster.image:  # a real node: the container runs, and really crashes when unhealthy
+        annotations = {}
+        container = {"name": "app", "image": cluster.image, "command": [
+            "sh", "-c", "echo started; exec sleep 3600" if healthy else "echo boom; exit 1"]}
+        if not healthy:  # never Ready, not even in the instant between a restart and its exit
+            container["readinessProbe"] = {"exec": {"command": ["false"]}}
     with cluster.api() as api:
         core, apps = k8s_client.CoreV1Api(api), k8s_client.AppsV1Api(api)
         core.create_namespace({"metadata": {"name": name}})
@@ -126,8 +141,8 @@ def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = Tr
             "metadata": {"name": "web", "labels": labels},
             "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                      "template": {"metadata": {"labels": labels, "annotations": annotations},
-                                  "spec": {"containers": [{"name": "app",
-                                                           "image": "app:1"}]}}}})
+                                  "spec": {"containers": [container],
+                                           "terminationGracePeriodSeconds": 1}}}})
         if host:
             k8s_client.NetworkingV1Api(api).create_namespaced_ingress(name, {
                 "metadata": {"name": "web"},
@@ -138,7 +153,7 @@ def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = Tr
         if not wait:
             return ""
         pod = wait_for_pod(core, name, healthy)
-        if not healthy:
+        if not healthy and not cluster.image:  # kwok writes no events; a kubelet does
             core.create_namespaced_event(name, {
                 "metadata": {"name": f"{pod}.backoff"},
                 "involvedObject": {"kind": "Pod", "name": pod, "namespace": name,
