@@ -129,7 +129,10 @@ def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = Tr
         k8s_client.CustomObjectsApi(api).create_namespaced_custom_object(
             "argoproj.io", "v1alpha1", "argocd", "applications", {
                 "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                "metadata": {"name": name, "namespace": "argocd"},
+                # the session's real Argo CD (tests/argocd.py) leaves it alone: its status is
+                # written by the test (Argo CD's documented skip-reconcile annotation)
+                "metadata": {"name": name, "namespace": "argocd",
+                             "annotations": {"argocd.argoproj.io/skip-reconcile": "true"}},
                 "spec": {"project": "default",
                          "source": {"repoURL": "file:///gitops.git", "path": f"envs/{name}",
                                     "targetRevision": "main"},
