@@ -67,7 +67,9 @@ def seed(plane: ControlPlane, pods: int) -> int:
              "path": "/", "pathType": "Prefix", "backend": {"service": {
                  "name": NAME, "port": {"number": 80}}}}]}}]}},
         {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-         "metadata": {"name": NAME, "namespace": "argocd"},
+         # its status is written here; a real Argo CD on the cluster leaves it alone
+         "metadata": {"name": NAME, "namespace": "argocd",
+                      "annotations": {"argocd.argoproj.io/skip-reconcile": "true"}},
          "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc",
                                                         "namespace": NAME},
                   "source": {"repoURL": "file:///bench", "path": ".", "targetRevision": "main"}}}]

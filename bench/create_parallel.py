@@ -5,7 +5,7 @@
         --write-docs
 
 preview-app with a real image build (buildah, vfs, pushed to a docker-registry), an anonymised
-clone of a production database of >= 100 MB (--rows) and a secret from Vault (the stand-in)
+clone of a production database of >= 100 MB (--rows) and a secret from Vault (OpenBao)
 delivered as a Secret on the real API server (KUBECONFIG), published to a local GitOps repo,
 each step a task run of the run-template flow on a temporary Prefect server. Runs alternate
 (ENVFORGE_MAX_PARALLEL_STEPS=1, then the default) so both see the same machine; the figure is

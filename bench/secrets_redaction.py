@@ -9,7 +9,7 @@
 3. Variable resolution: resolving 1,000 variables (chains of ${{ vars.X }} references, 100
    secret references) for one environment.
 
-Every loop is bounded; the stand-in listens on 127.0.0.1 and stops at the end.
+Every loop is bounded; OpenBao listens on 127.0.0.1 and stops at the end.
 """
 
 from __future__ import annotations
