@@ -79,8 +79,7 @@ def test_a_refusal_other_than_not_found_is_raised() -> None:
                                         "file:///r")
 
 
-def test_the_hook_never_fails_a_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_the_hook_never_fails_a_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     refresh_after_push("file:///r", "argocd")("0" * 40)  # no cluster: nothing to do
@@ -90,9 +89,24 @@ def test_the_hook_never_fails_a_commit(tmp_path: Path, monkeypatch: pytest.Monke
         "'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n")
     monkeypatch.setenv("KUBECONFIG", str(unreachable))
-    with caplog.at_level(logging.WARNING, logger="envforge.gitops.refresh"):
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("envforge.gitops.refresh")
+    # whatever another test did to the envforge loggers' levels, propagation or logging.disable
+    level, disabled, off = logger.level, logging.root.manager.disable, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logging.disable(logging.NOTSET)
+    logger.disabled = False  # logging.config.dictConfig (Prefect's) disables existing loggers
+    try:
         refresh_after_push("file:///r", "argocd")("1" * 40)  # refused connection: logged
-    assert "could not ask Argo CD to refresh after commit 111111111111" in caplog.text
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logging.disable(disabled)
+        logger.disabled = off
+    assert any("could not ask Argo CD to refresh after commit 111111111111" in m for m in seen)
 
 
 def test_root_application_allows_an_empty_sync_and_fits_the_model() -> None:
