@@ -24,7 +24,8 @@ set -euo pipefail
 ARGOCD_VERSION="${ENVFORGE_ARGOCD_VERSION:-v2.14.21}"
 ARGOCD_MODULE="github.com/argoproj/argo-cd/v2"
 CACHE="${ENVFORGE_CACHE:-$HOME/.cache/envforge}"
-TOOLS="$CACHE/argocd/$ARGOCD_VERSION"
+# "-lo": built with the controller's metrics listener on 127.0.0.1 (see loopback_copy).
+TOOLS="$CACHE/argocd/$ARGOCD_VERSION-lo"
 BIN="$TOOLS/bin"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CRDS="${ENVFORGE_ARGOCD_CRDS:-$HERE/../../../shared/schemas/argocd}"
@@ -102,6 +103,24 @@ func main() {
 GO
 }
 
+# Argo CD 2.14's application controller binds its metrics listener to 0.0.0.0 with no flag to
+# choose the address (controller/appcontroller.go). Everything here listens on 127.0.0.1 only,
+# so the build uses a copy of the published module with that one line changed (a `replace` to
+# the copy: Go refuses overlays of files in the module cache). The build fails if the line is
+# not found, so a release that moves it is noticed rather than listening on every interface.
+loopback_copy() {  # SRC_DIR: copies the module to SRC_DIR/argo-cd, edits it, replaces to it
+    local src=$1 dir file
+    dir="$(cd "$src" && go list -m -f '{{.Dir}}' "$ARGOCD_MODULE")"
+    rm -rf "$src/argo-cd"
+    cp -r "$dir" "$src/argo-cd"
+    chmod -R u+w "$src/argo-cd"
+    file="$src/argo-cd/controller/appcontroller.go"
+    grep -q '"0.0.0.0:%d", metricsPort' "$file" \
+        || die "Argo CD $ARGOCD_VERSION: the controller's metrics address line was not found in $file"
+    sed -i 's/"0.0.0.0:%d", metricsPort/"127.0.0.1:%d", metricsPort/' "$file"
+    ( cd "$src" && go mod edit -replace="$ARGOCD_MODULE=./argo-cd" )
+}
+
 cmd_build() {
     if [ -x "$BIN/argocd" ]; then echo "$BIN"; return 0; fi
     command -v go >/dev/null 2>&1 || die "Go is not installed: install Go 1.26 (Argo CD is built from Go modules)"
@@ -109,8 +128,10 @@ cmd_build() {
     mkdir -p "$BIN"
     log "building Argo CD $ARGOCD_VERSION (once; long on 2 cores)"
     write_wrapper_module "$src"
-    ( cd "$src" && go get "$ARGOCD_MODULE@$ARGOCD_VERSION" >/dev/null 2>&1 && go mod tidy >/dev/null \
-        && go build -trimpath \
+    ( cd "$src" && go get "$ARGOCD_MODULE@$ARGOCD_VERSION" >/dev/null 2>&1 && go mod tidy >/dev/null ) \
+        || die "the Argo CD module did not download (module in $src)"
+    loopback_copy "$src"
+    ( cd "$src" && go build -trimpath \
             -ldflags "-s -w -X $ARGOCD_MODULE/common.version=${ARGOCD_VERSION#v}" \
             -o "$BIN/argocd.new" . ) || die "the Argo CD build failed (module in $src)"
     mv "$BIN/argocd.new" "$BIN/argocd"
@@ -281,8 +302,8 @@ cmd_start() {
         --redis "127.0.0.1:$REDIS_PORT" --loglevel "${ENVFORGE_ARGOCD_LOGLEVEL:-info}"
     # The application controller, out of cluster: its own client from --kubeconfig, and the
     # in-cluster destination (https://kubernetes.default.svc) from KUBECONFIG, which Argo CD
-    # uses for it when ARGOCD_FAKE_IN_CLUSTER is true. (Its metrics listener binds 0.0.0.0 in
-    # this release: no flag chooses the address.)
+    # uses for it when ARGOCD_FAKE_IN_CLUSTER is true. (Its metrics listener is on 127.0.0.1:
+    # the build's loopback_copy.)
     TMPDIR="$DIR/tmp" ARGOCD_FAKE_IN_CLUSTER=true KUBECONFIG="$KUBECONFIG_FILE" \
         start_daemon argocd-application-controller "$BIN/argocd-application-controller" \
         --kubeconfig "$KUBECONFIG_FILE" --namespace "$NAMESPACE" \
