@@ -17,6 +17,7 @@ VAULT_PORT="${DEMO_VAULT_PORT:-8209}"
 KUBE="$PWD/.envforge/demo/kube"            # the control plane's state (pids, certificates)
 KUBECONFIG_LINK="$PWD/.envforge/demo/kubeconfig"
 GITOPS="$PWD/.envforge/demo/gitops.git"
+NODE_KIND="${ENVFORGE_NODE:-kwok}"        # real: kubelet + containerd run pr-1 (node.sh)
 
 case "${1:-start}" in
 start)
@@ -31,14 +32,18 @@ start)
   bash scripts/services/openbao.sh start "$STATE/openbao" "$VAULT_PORT" >/dev/null
   KUBECTL="$(bash scripts/services/kubernetes.sh version | tail -1)/kubectl"
   if ! { [ -f "$KUBE/kubeconfig" ] && "$KUBECTL" --kubeconfig "$KUBE/kubeconfig" \
-           --request-timeout=5s get --raw /readyz >/dev/null 2>&1; }; then
+           --request-timeout=5s get --raw /readyz >/dev/null 2>&1 \
+         && [ "$(cat "$KUBE/node-kind" 2>/dev/null)" = "$NODE_KIND" ]; }; then
     [ -d "$KUBE/pids" ] && bash scripts/services/kubernetes.sh stop "$KUBE" >/dev/null 2>&1
     rm -rf "$KUBE"   # a fresh cluster: certificates, etcd and all
     bash scripts/services/argocd.sh stop "$STATE/argocd"  # it belonged to the old cluster
-    bash scripts/services/kubernetes.sh start "$KUBE" >"$STATE/kubernetes-start.log" 2>&1 \
+    ENVFORGE_NODE="$NODE_KIND" ENVFORGE_NODE_REGISTRIES="127.0.0.1:$REGISTRY_PORT" \
+      bash scripts/services/kubernetes.sh start "$KUBE" >"$STATE/kubernetes-start.log" 2>&1 \
       || { tail -5 "$STATE/kubernetes-start.log" >&2; exit 1; }
   fi
   ln -sfn kube/kubeconfig "$KUBECONFIG_LINK"
+  POD_PGHOST=""   # a real node's pods reach PostgreSQL at the node's gateway (DNAT to 127.0.0.1)
+  if [ "$NODE_KIND" = real ]; then POD_PGHOST="$(bash scripts/services/node.sh expose "$KUBE" "$PG_PORT")"; fi
   # the demo's GitOps repository as the platform sets it up, then the app-of-apps syncing it
   ENVFORGE_HOME="$PWD/.envforge/demo" ENVFORGE_GITOPS_URL="" .venv/bin/python -c \
     'from envforge.config import load_settings, ensure_embedded_gitops_repo; ensure_embedded_gitops_repo(load_settings())'
@@ -63,7 +68,7 @@ print(json.dumps(root_application(sys.argv[1])))' "file://$GITOPS" \
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres
 export VAULT_ADDR=http://127.0.0.1:$VAULT_PORT VAULT_TOKEN=$(cat "$STATE/openbao/root-token")
 export KUBECONFIG=$KUBECONFIG_LINK
-export DEMO_REGISTRY=127.0.0.1:$REGISTRY_PORT DEMO_BASE_IMAGE=$BASE
+export DEMO_REGISTRY=127.0.0.1:$REGISTRY_PORT DEMO_BASE_IMAGE=$BASE DEMO_POD_PGHOST=$POD_PGHOST
 VARS
   ;;
 stop)

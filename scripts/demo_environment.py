@@ -2,16 +2,19 @@
 
 Expects (set by scripts/demo.sh): PREFECT_API_URL, ENVFORGE_HOME, PGHOST/PGPORT/PGUSER (the
 local PostgreSQL), VAULT_ADDR/VAULT_TOKEN (OpenBao), KUBECONFIG (the real
-Kubernetes API server Argo CD applies pr-1 to), DEMO_REGISTRY (host:port) and
-DEMO_BASE_IMAGE. Creates a "production" database full of personal data, the blocks the
-template names, a secret in Vault and an application repository, then starts the
+Kubernetes API server Argo CD applies pr-1 to), DEMO_REGISTRY (host:port),
+DEMO_BASE_IMAGE and, with a real node, DEMO_POD_PGHOST (where pods reach PostgreSQL). Creates
+a "production" database full of personal data, the blocks the template names, a secret in
+Vault and an application repository (the Go app of templates/preview-app/app), then starts the
 create-environment deployment (run by the worker) for pr-1 with an anonymised clone of
 production, and prints what came of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +37,48 @@ FROM generate_series(1, 5000) AS g;
 INSERT INTO public.orders (customer_id, total_cents)
 SELECT 1 + (g % 5000), (g * 37) % 100000 FROM generate_series(1, 20000) AS g;
 """
+#: The demo's application (a static Go web server listing the environment's customers).
+APP_SOURCE = Path(__file__).resolve().parents[1] / "templates" / "preview-app" / "app"
+
+
+def app_binary() -> Path:
+    """templates/preview-app/app built once per source version (static, no cgo) with the Go
+    toolchain on this machine, cached under ~/.cache/envforge (never in the checkout)."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((APP_SOURCE / name).read_bytes())
+    cache = Path(os.environ.get("ENVFORGE_CACHE", Path.home() / ".cache" / "envforge"))
+    binary = cache / "demo-app" / f"shop-{digest.hexdigest()[:16]}"
+    if not binary.exists():
+        if shutil.which("go") is None:
+            raise SystemExit("Go is not installed: the demo's application is built from "
+                             "templates/preview-app/app with Go 1.26")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".tmp")
+        subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."],
+                       cwd=APP_SOURCE, check=True,
+                       env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"})
+        partial.rename(binary)
+    return binary
+
+
+def app_repository(app: Path) -> None:
+    """The application's Git repository: the app binary in an image FROM the demo's busybox
+    base, running as the non-root user preview-app's Deployment asks for. Committed again
+    when the app changed since an earlier demo."""
+    app.mkdir(parents=True, exist_ok=True)
+    if not (app / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=app, check=True)
+    (app / "index.html").unlink(missing_ok=True)  # the busybox httpd app of earlier demos
+    (app / "Dockerfile").write_text(
+        f"FROM {os.environ['DEMO_BASE_IMAGE']}\nCOPY shop /shop\nUSER 10001\n"
+        'ENTRYPOINT ["/shop"]\n')
+    shutil.copyfile(app_binary(), app / "shop")
+    (app / "shop").chmod(0o755)
+    subprocess.run(["git", "add", "-A"], cwd=app, check=True)
+    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=app).returncode != 0:
+        subprocess.run(["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost",
+                        "commit", "-q", "-m", "shop"], cwd=app, check=True)
 
 
 def main() -> int:
@@ -59,17 +104,8 @@ def main() -> int:
                                                secret={"key": "demo-api-key-123"},
                                                mount_point="kv")
     app = home / "apps" / "shop"
-    if not (app / ".git").exists():
-        app.mkdir(parents=True, exist_ok=True)
-        (app / "Dockerfile").write_text(
-            f"FROM {os.environ['DEMO_BASE_IMAGE']}\nCOPY index.html /www/index.html\n"
-            'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
-        (app / "index.html").write_text("<h1>shop</h1>\n")
-        for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                     ["-c", "user.name=demo", "-c", "user.email=demo@localhost", "commit", "-q",
-                      "-m", "shop"]):
-            subprocess.run(["git", *args], cwd=app, check=True)
-    print(f"application repository: {app}")
+    app_repository(app)
+    print(f"application repository: {app} (templates/preview-app/app, built with Go)")
 
     from prefect.deployments import run_deployment
 
@@ -79,7 +115,12 @@ def main() -> int:
         parameters={"name": "pr-1", "template": "preview-app", "ttl": "48h",
                     "parameters": {"repoUrl": app.as_uri(), "database": "clone",
                                    "imageRegistry": os.environ["DEMO_REGISTRY"],
-                                   "registryTls": False},
+                                   "registryTls": False,
+                                   # the database server as the pods see it: the node's
+                                   # gateway with a real node (node.sh expose)
+                                   "databaseHost": os.environ.get("DEMO_POD_PGHOST", ""),
+                                   "databasePort": server["port"],
+                                   "databaseUser": server["user"]},
                     "source": {"repository": app.as_uri(), "branch": "main",
                                "pullRequest": 1}},
         timeout=600,

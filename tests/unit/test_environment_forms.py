@@ -58,8 +58,9 @@ def test_preview_app_form_is_environment_fields_then_template_pages() -> None:
     names = list(props)
     assert names[:5] == ENV_FIELDS
     assert names[5:] == ["repoUrl", "ref", "stack", "imageRegistry", "registryTls", "port",
-                         "database", "snapshot", "sourceDatabase", "vaultSecrets",
-                         "refreshData", "replicas"]
+                         "database", "snapshot", "sourceDatabase", "databaseHost",
+                         "databasePort", "databaseUser", "vaultSecrets", "refreshData",
+                         "replicas"]
     assert [p["position"] for p in props.values()] == list(range(len(props)))
     assert schema["required"] == ["name", "repoUrl"]
     assert props["environment_type"]["enum"] == list(ENVIRONMENT_TYPES)

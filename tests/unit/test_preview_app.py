@@ -44,3 +44,21 @@ def test_preview_app_dry_run_renders_manifests_wired_to_image_and_secrets(
         assert "API_KEY" not in configmap  # a secret never lands in the ConfigMap
     finally:
         run.close()
+
+
+def test_preview_app_delivers_where_the_pods_reach_the_database(tmp_path: Path) -> None:
+    """The app's libpq settings: the host and port as the pods see the server (a real node's
+    gateway), the user, and the environment's own database; no password among them."""
+    run = TemplateRun(load_template(TEMPLATE),
+                      {"name": "pr-7", "repoUrl": "https://git.example/shop.git",
+                       "database": "seed", "databaseHost": "10.250.3.1",
+                       "databasePort": 54400, "databaseUser": "shop"}, dry_run=True)
+    try:
+        run.run()
+        configmap = yaml.safe_load((run.workspace / "manifests" / "configmap.yaml").read_text())
+        data = configmap["data"]
+        assert (data["PGHOST"], data["PGPORT"], data["PGUSER"]) == ("10.250.3.1", "54400", "shop")
+        assert data["DATABASE_NAME"] == "envforge_pr_7"
+        assert not {"PGPASSWORD", "DATABASE_URL"} & set(data)
+    finally:
+        run.close()
