@@ -28,6 +28,8 @@ CACHE="${ENVFORGE_CACHE:-$HOME/.cache/envforge}"
 TOOLS="$CACHE/argocd/$ARGOCD_VERSION-lo"
 BIN="$TOOLS/bin"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 CRDS="${ENVFORGE_ARGOCD_CRDS:-$HERE/../../../shared/schemas/argocd}"
 NAMESPACE="${ENVFORGE_ARGOCD_NAMESPACE:-argocd}"
 # How often Argo CD re-reads Git by itself (Argo CD's default: 180 s). envforge does not wait
@@ -36,12 +38,6 @@ RESYNC="${ENVFORGE_ARGOCD_RESYNC_SECONDS:-180}"
 # The Go module and build caches stay outside the checkout (Go's defaults are under $HOME).
 export GOFLAGS="${GOFLAGS:--mod=mod}" CGO_ENABLED=0
 
-log() { echo "argocd.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 write_wrapper_module() {
     local src=$1
@@ -144,22 +140,6 @@ cmd_build() {
 }
 
 # --- running it ----------------------------------------------------------------------------
-wait_for() {  # description seconds command...
-    local what=$1 secs=$2; shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.2
-    done
-}
-
-start_daemon() {  # name command...  (logs to DIR/name.log, pid to DIR/pids/name)
-    local name=$1; shift
-    nohup "$@" >"$DIR/$name.log" 2>&1 &
-    echo $! >"$DIR/pids/$name"
-}
-
-running() { [ -f "$DIR/pids/$1" ] && kill -0 "$(cat "$DIR/pids/$1")" 2>/dev/null; }
 
 # Health of an Ingress (argocd-cm resource.customizations.health.networking.k8s.io_Ingress).
 # Argo CD's built-in check keeps an Ingress Progressing until an ingress controller writes a
@@ -324,15 +304,9 @@ ENV
 
 cmd_stop() {
     [ -d "$DIR/pids" ] || return 0
-    local name pid
+    local name
     for name in argocd-application-controller argocd-repo-server redis; do
-        [ -f "$DIR/pids/$name" ] || continue
-        pid=$(cat "$DIR/pids/$name")
-        if kill "$pid" 2>/dev/null; then
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-        fi
-        rm -f "$DIR/pids/$name"
+        stop_daemon "$name"
     done
 }
 

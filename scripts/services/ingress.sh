@@ -33,14 +33,10 @@ TOOLS="$CACHE/ingress/traefik-$TRAEFIK_VERSION"
 TRAEFIK="$TOOLS/bin/traefik"
 INGRESS_CLASS="${ENVFORGE_INGRESS_CLASS:-nginx}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 export GOFLAGS="${GOFLAGS:--mod=mod}" CGO_ENABLED=0
 
-log() { echo "ingress.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 build_traefik() {
     local src="$TOOLS/src" orig
@@ -193,16 +189,7 @@ YAML
     echo "$port"
 }
 
-cmd_stop() {
-    local pid
-    [ -f "$DIR/pids/traefik" ] || return 0
-    pid="$(cat "$DIR/pids/traefik")"
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$DIR/pids/traefik"
-}
+cmd_stop() { stop_daemon traefik; }
 
 DIR="${2:-}"
 case "${1:-}" in

@@ -35,16 +35,12 @@ CACHE="${ENVFORGE_CACHE:-$HOME/.cache/envforge}"
 TOOLS="$CACHE/kubernetes/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$TOOLS/bin"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 CRDS="${ENVFORGE_ARGOCD_CRDS:-$HERE/../../../shared/schemas/argocd}"
 # The Go module and build caches stay outside the checkout (Go's defaults are under $HOME).
 export GOFLAGS="${GOFLAGS:--mod=mod}" CGO_ENABLED=0
 
-log() { echo "kubernetes.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 build_control_plane() {  # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
     local src="$TOOLS/src/kubernetes" staging="v0.${K8S_VERSION#v1.}"
@@ -124,22 +120,6 @@ cmd_build() {
     [ "${ENVFORGE_BUILD_INGRESS:-1}" = 0 ] || bash "$HERE/ingress.sh" build >/dev/null
     [ $((SECONDS - t0)) -gt 1 ] && log "built in $((SECONDS - t0)) s: $BIN"
     echo "$BIN"
-}
-
-wait_for() {  # description seconds command...
-    local what=$1 secs=$2; shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.2
-    done
-    log "$what ready"
-}
-
-start_daemon() {  # name command...  (logs to DIR/name.log, pid to DIR/pids/name)
-    local name=$1; shift
-    nohup "$@" >"$DIR/$name.log" 2>&1 &
-    echo $! >"$DIR/pids/$name"
 }
 
 make_certificates() {
@@ -316,17 +296,6 @@ cmd_start() {
         || die "the controller manager did not create ServiceAccounts (log: $DIR/kube-controller-manager.log)"
     log "control plane up in $((SECONDS - t0)) s; KUBECONFIG=$DIR/kubeconfig"
     echo "https://127.0.0.1:$API_PORT"
-}
-
-stop_daemon() {  # name: SIGTERM, up to 10 s to exit, then SIGKILL
-    local pid
-    [ -f "$DIR/pids/$1" ] || return 0
-    pid=$(cat "$DIR/pids/$1")
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-    fi
-    rm -f "$DIR/pids/$1"
 }
 
 cmd_stop() {

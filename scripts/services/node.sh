@@ -30,32 +30,16 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 NODE_NAME="${ENVFORGE_NODE_NAME:-envforge-node-1}"
 SERVICE_CIDR="10.0.0.0/24"   # kube-apiserver --service-cluster-ip-range in kubernetes.sh
 PAUSE_VERSION="3.10.2"       # k8s.io/kubernetes build/pause at the pinned version
 SANDBOX_IMAGE="registry.k8s.io/pause:$PAUSE_VERSION"
 CNI_PLUGINS="${ENVFORGE_CNI_PLUGINS:-/usr/lib/cni}"
 
-log() { echo "node.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 bin_dir() { bash "$HERE/kubernetes.sh" version | tail -1; }
-
-wait_for() {  # description seconds command...
-    local what=$1 secs=$2; shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.3
-    done
-    log "$what ready"
-}
-
-start_daemon() {  # name command...  (logs to NODE/name.log, pid to DIR/pids/name)
-    local name=$1; shift
-    nohup "$@" >"$NODE/$name.log" 2>&1 &
-    echo $! >"$DIR/pids/$name"
-}
 
 kubeconfig_field() {  # KUBECONFIG key -> value of the first "key:" line
     awk -v k="$2:" '$1 == k {print $2; exit}' "$1"
@@ -395,7 +379,7 @@ cmd_start() {
     BIN="$(bin_dir)"
     [ -x "$BIN/kubelet" ] && [ -x "$BIN/kube-proxy" ] \
         || die "kubelet/kube-proxy are not built: run scripts/services/kubernetes.sh build"
-    NODE="$DIR/node"
+    NODE="$DIR/node"; DAEMON_LOGS="$NODE"
     if [ -f "$DIR/pids/kubelet" ] && kill -0 "$(cat "$DIR/pids/kubelet")" 2>/dev/null; then
         log "already running (state in $NODE)"; return 0
     fi
@@ -446,17 +430,6 @@ cmd_start() {
     trap - EXIT
 }
 
-stop_pid() {  # name
-    local pid
-    [ -f "$DIR/pids/$1" ] || return 0
-    pid=$(cat "$DIR/pids/$1")
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-    fi
-    rm -f "$DIR/pids/$1"
-}
-
 # Every container of the node is killed and deleted through containerd (the shims outlive
 # containerd otherwise); each pod sandbox's network namespace file goes too.
 remove_containers() {
@@ -485,11 +458,11 @@ for ns in (spec.get("linux") or {}).get("namespaces") or []:
 }
 
 cmd_stop() {
-    NODE="$DIR/node"
+    NODE="$DIR/node"; DAEMON_LOGS="$NODE"
     [ -d "$NODE" ] || return 0
-    stop_pid kube-proxy & stop_pid kubelet & wait
+    stop_daemon kube-proxy & stop_daemon kubelet & wait
     remove_containers
-    stop_pid containerd
+    stop_daemon containerd
     # Whatever is still mounted under the node (secret tmpfs, sandbox shm, rootfs), deepest first.
     awk -v under="$NODE/" 'index($2, under) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true

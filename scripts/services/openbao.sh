@@ -20,14 +20,10 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 BAO="${ENVFORGE_BAO:-$HERE/../../.venv/bin/bao}"
 
-log() { echo "openbao.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 running() { [ -f "$DIR/pids/openbao" ] && kill -0 "$(cat "$DIR/pids/openbao")" 2>/dev/null; }
 
@@ -76,16 +72,7 @@ cmd_start() {
     echo "$address"
 }
 
-cmd_stop() {
-    [ -f "$DIR/pids/openbao" ] || return 0
-    local pid
-    pid=$(cat "$DIR/pids/openbao")
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-    fi
-    rm -f "$DIR/pids/openbao"
-}
+cmd_stop() { stop_daemon openbao; }
 
 case "${1:-}" in
 start) DIR="${2:?start needs DIR}"; PORT="${3:-}"; DIR="$(mkdir -p "$DIR" && cd "$DIR" && pwd)"; cmd_start ;;
