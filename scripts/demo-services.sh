@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local parts of a full environment for `make demo`: PostgreSQL, the image registry, the
 # real Kubernetes control plane (scripts/services/kubernetes.sh: kube-apiserver, controller
-# manager, scheduler, etcd; kwok plays the kubelet unless ENVFORGE_NODE=real) with the real Argo
+# manager, scheduler, etcd, and a real node: kubelet, containerd, Traefik; ENVFORGE_NODE=kwok, or
+# not root, has kwok play the kubelet instead) with the real Argo
 # CD (scripts/services/argocd.sh: application controller, repo server, Redis) syncing the demo's
 # GitOps repository into it through the app-of-apps envforge documents, OpenBao
 # (scripts/services/openbao.sh: a real Vault-compatible server), and a busybox base image
@@ -17,7 +18,8 @@ VAULT_PORT="${DEMO_VAULT_PORT:-8209}"
 KUBE="$PWD/.envforge/demo/kube"            # the control plane's state (pids, certificates)
 KUBECONFIG_LINK="$PWD/.envforge/demo/kubeconfig"
 GITOPS="$PWD/.envforge/demo/gitops.git"
-NODE_KIND="${ENVFORGE_NODE:-kwok}"        # real: kubelet + containerd run pr-1 (node.sh)
+# real: kubelet + containerd run pr-1 (node.sh, which needs root); kwok only marks pods Running
+NODE_KIND="${ENVFORGE_NODE:-$([ "$(id -u)" -eq 0 ] && echo real || echo kwok)}"
 
 case "${1:-start}" in
 start)

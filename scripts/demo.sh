@@ -133,9 +133,15 @@ if [ "$(cat "$KUBE_STATE/node-kind" 2>/dev/null)" = real ] && [ -f "$KUBE_STATE/
   PR1_HOST="$("$KUBECTL" --kubeconfig "$KUBECONFIG" get ingress -n pr-1 -o jsonpath='{.items[0].spec.rules[0].host}')"
   PR1_CURL=(curl -sS --max-time 20 -H "Host: $PR1_HOST" -w '\nHTTP %{http_code}\n'
             "http://127.0.0.1:$(cat "$KUBE_STATE/ingress/port")/")
+  # Traefik routes the host once it has seen the woken pod's endpoints (a second or two after
+  # the rollout): wait for that, bounded, before the curl shown
+  for _ in $(seq 1 30); do
+    [ "$("${PR1_CURL[@]}" -o /dev/null 2>/dev/null | tail -1)" = "HTTP 404" ] || break
+    sleep 1
+  done
   printf '$'; printf ' %q' "${PR1_CURL[@]}"; echo
   "${PR1_CURL[@]}" || echo "pr-1 did not answer (see: envforge env status pr-1)"
 else
   echo "The cluster's node is kwok (pods are marked Running, no container runs): pr-1's URL"
-  echo "answers with a real node: ENVFORGE_NODE=real make demo"
+  echo "answers with a real node: ENVFORGE_NODE=real make demo (the default when run as root)"
 fi
