@@ -36,11 +36,12 @@ class LogLine:
 def select_pods(reader: ClusterReader, environment: str, namespace: str,
                 component: str | None = None, running_only: bool = False) -> list[PodState]:
     """The environment's pods of ``component`` (all when None); names the components that
-    exist when none match."""
+    exist when none match. ``running_only``: Running and not being deleted (a pod scaled away
+    stays Running until its grace period ends; a shell there would be cut off)."""
     rollouts = tuple(parse_deployment(d) for d in reader.deployments(namespace))
     pods = [parse_pod(p, rollouts) for p in reader.pods(namespace)]
     chosen = [p for p in pods if component in (None, p.component)
-              and (not running_only or p.phase == "Running")]
+              and (not running_only or (p.phase == "Running" and not p.terminating))]
     if chosen:
         return chosen
     components = sorted({p.component for p in pods if p.component})

@@ -239,6 +239,16 @@ def test_shell_command_runs_a_command_without_a_terminal(
 def test_shell_needs_a_running_pod(cluster: ClusterUnderTest, env_name: str) -> None:
     seed_environment(cluster, env_name, wait=False)
     cluster.plane.kubectl("-n", env_name, "scale", "deployment/web", "--replicas=0")
+    # the ReplicaSet controller deletes the pod after the scale returns: wait until every pod
+    # is being deleted or gone (a deleted pod stays Running through its grace period)
+    deadline = time.monotonic() + 60
+    while True:
+        listed = cluster.plane.kubectl("-n", env_name, "get", "pods", "-o", "json")
+        pods = json.loads(listed.stdout)
+        if all(p["metadata"].get("deletionTimestamp") for p in pods["items"]):
+            break
+        assert time.monotonic() < deadline, "the scaled-away pod was never deleted"
+        time.sleep(0.2)
     with open_cluster(make_services().connections) as reader, pytest.raises(WorkloadNotFoundError, match="no running pod"):
         pick_shell_target(reader, env_name, env_name, None, None)
 

@@ -35,6 +35,11 @@ def test_image_database_and_secrets_overlap_in_the_prefect_timeline(
         prefect_server: None, world: World) -> None:
     from flows.environments import create_environment
 
+    # The seed of preview-app's small schema can be over in a tenth of a second, before a
+    # sibling task run has even started, so nothing would show whether they ran side by side:
+    # the test's private copy of the template makes the seed last two seconds.
+    schema = world.templates / "preview-app" / "db" / "schema.sql"
+    schema.write_text(schema.read_text() + "\nSELECT pg_sleep(2);\n")
     name = f"par-{uuid.uuid4().hex[:6]}"
     state = create_environment(
         name, template="preview-app", return_state=True,

@@ -42,13 +42,13 @@ def test_a_pod_waiting_to_start_is_reported_and_the_others_are_read() -> None:
             parse_pod(pod("web-2", "ns", "web", ready=False, waiting="ContainerCreating",
                           phase="Pending"), ())]
     problems: list[str] = []
-    lines = list(read_logs(reader, "ns", pods, on_error=problems.append))  # type: ignore[arg-type]
+    lines = list(read_logs(reader, "ns", pods, on_error=problems.append))
     assert [line.text for line in lines] == ["a", "b"]
     assert len(problems) == 1 and problems[0].startswith("web-2/app: ")
     assert "400 Bad Request" in problems[0] and "is waiting to start: ContainerCreating" in (
         problems[0])
     with pytest.raises(ClusterApiError, match="waiting to start"):  # no callback: raised
-        list(read_logs(reader, "ns", pods))  # type: ignore[arg-type]
+        list(read_logs(reader, "ns", pods))
 
 
 class FakeExec:
@@ -87,3 +87,16 @@ def test_stdin_is_closed_on_v5_at_eof() -> None:
     with os.fdopen(read_fd, "rb") as stdin:
         assert shell.pump(client, stdin, io.BytesIO(), io.BytesIO(), poll_seconds=0) == 0
     assert client.sent == [("stdin", "to cat\n"), ("close", 0)]
+
+
+def test_a_shell_never_picks_a_pod_being_deleted() -> None:
+    from envforge.cluster.cli import pick_shell_target
+    from envforge.errors import WorkloadNotFoundError
+
+    leaving = pod("web-old", "env", "web")
+    leaving["metadata"]["deletionTimestamp"] = "2026-11-24T02:00:00Z"  # scaled away, still Running
+    reader = FakeReader(pods=[leaving])
+    with pytest.raises(WorkloadNotFoundError, match="no running pod"):
+        pick_shell_target(reader, "env", "env", None, None)
+    reader.pods_.append(pod("web-new", "env", "web", ready=False))
+    assert pick_shell_target(reader, "env", "env", None, None)[0] == "web-new"
