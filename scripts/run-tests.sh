@@ -7,6 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
+# The suite runs against services of its own. A shell that sourced .envforge/demo/env.sh, or
+# points at a real deployment, carries variables that would send tests to those: the demo's
+# Prefect server, your Vault, database or cluster. They are cleared; a cluster or a Vault of your
+# own for the tests is named explicitly (ENVFORGE_TEST_KUBECONFIG, ENVFORGE_TEST_VAULT_ADDR and
+# ENVFORGE_TEST_VAULT_TOKEN).
+unset ENVFORGE_HOME ENVFORGE_GITOPS_URL ENVFORGE_TEMPLATES_PATH PREFECT_API_URL PREFECT_HOME \
+      KUBECONFIG PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE VAULT_ADDR VAULT_TOKEN
 state=""
 cleanup() {
     [ -n "$state" ] || return 0

@@ -1,5 +1,5 @@
 """Everything at once, for the end-to-end tests: PostgreSQL, the registry and buildah, OpenBao
-(or a Vault of your own from VAULT_ADDR/VAULT_TOKEN), the session's real Kubernetes API
+(or a Vault of your own from ENVFORGE_TEST_VAULT_ADDR/_TOKEN), the session's real Kubernetes API
 server with the session's real Argo CD syncing a GitOps remote into it (an app-of-apps per test,
 its Applications deleted afterwards), and an application repository whose Dockerfile builds on
 the local base image. The services are the other areas' session fixtures, shared rather than

@@ -1,5 +1,5 @@
-"""Vault and Kubernetes for the secrets integration tests: a Vault of your own when VAULT_ADDR
-and VAULT_TOKEN are set, otherwise a real OpenBao dev server (tests/openbao.py, started once per
+"""Vault and Kubernetes for the secrets integration tests: a Vault of your own when
+ENVFORGE_TEST_VAULT_ADDR and ENVFORGE_TEST_VAULT_TOKEN are set, otherwise a real OpenBao dev server (tests/openbao.py, started once per
 session on a free port); Kubernetes is always a real API server, the session's (tests/kube.py).
 The summary at the end of the run says which were used."""
 
@@ -60,9 +60,13 @@ class VaultTarget:
 
 @pytest.fixture(scope="session")
 def vault_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultTarget]:
-    address, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
+    # A Vault of your own is named for the tests explicitly (as ENVFORGE_TEST_KUBECONFIG names a
+    # cluster): a VAULT_ADDR left in the shell (the demo's env.sh, a real deployment) is never
+    # written to by the suite.
+    address = os.environ.get("ENVFORGE_TEST_VAULT_ADDR")
+    token = os.environ.get("ENVFORGE_TEST_VAULT_TOKEN")
     if address and token:
-        USED["Vault"] = f"real Vault at {address} (VAULT_ADDR)"
+        USED["Vault"] = f"real Vault at {address} (ENVFORGE_TEST_VAULT_ADDR)"
         target = VaultTarget(address, token, None)
         client = target.admin()
         mounts = client.sys.list_mounted_secrets_engines()["data"]
@@ -77,7 +81,7 @@ def vault_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultTar
     except RuntimeError as e:
         pytest.fail(str(e))
     USED["Vault"] = (f"OpenBao dev server at {bao.address} (scripts/services/openbao.sh; set "
-                     "VAULT_ADDR and VAULT_TOKEN for a Vault of your own)")
+                     "ENVFORGE_TEST_VAULT_ADDR and ENVFORGE_TEST_VAULT_TOKEN for a Vault of your own)")
     try:
         yield VaultTarget(bao.address, bao.root_token, bao)
     finally:
@@ -96,7 +100,7 @@ def openbao(vault_target: VaultTarget) -> OpenBao:
     (sealing it, adding login roles, reading its audit log)."""
     if vault_target.bao is None:
         pytest.skip("seals Vault, adds login roles or reads its audit log: only done to the "
-                    "session's OpenBao, not to a Vault given through VAULT_ADDR")
+                    "session's OpenBao, not to a Vault given through ENVFORGE_TEST_VAULT_ADDR")
     return vault_target.bao
 
 
