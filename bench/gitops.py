@@ -32,7 +32,7 @@ from envforge.gitops.render import render_environment  # noqa: E402
 from envforge.gitops.repository import open_store  # noqa: E402
 from envforge.gitops.settings import GitOpsSettings  # noqa: E402
 from envforge.gitops.store import EnvironmentStore  # noqa: E402
-from envforge.runner import TemplateRun  # noqa: E402
+from envforge.run.runner import TemplateRun  # noqa: E402
 from envforge.templating.loader import load_template  # noqa: E402
 
 GIT_ENV = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]

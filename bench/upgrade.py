@@ -43,10 +43,10 @@ def main() -> int:
         os.environ.setdefault("ENVFORGE_GIT_LOCK_TIMEOUT", "600")
 
         from envforge.cli import main as cli
-        from envforge.config import load_settings
+        from envforge.core.config import load_settings
+        from envforge.environments.upgrade import UpgradeReport, upgrade_environments
         from envforge.gitops.repository import open_store
         from envforge.templating.loader import TemplateCatalog
-        from envforge.upgrade import UpgradeReport, upgrade_environments
 
         names = [f"pr-{i}" for i in range(1, args.environments + 1)]
         with contextlib.redirect_stdout(io.StringIO()):

@@ -8,8 +8,8 @@ the create-environment deployment from prefect.yaml on a process work pool, a pr
 repository. Each delivery opens a new pull request of a repository mapped to python-service (no
 image build); the clock stops when `environments/pr-<n>/` is on the remote's main branch. Four
 setups side by side: Prefect's defaults (10 s poll; a workspace supervisor process, then
-`python -m prefect.engine`), a 1 s poll, envforge's flow-run command (envforge.flow_start)
-starting cold, and that command handing the run to a warm runner (envforge.warm_runner), as
+`python -m prefect.engine`), a 1 s poll, envforge's flow-run command (envforge.launch.flow_start)
+starting cold, and that command handing the run to a warm runner (envforge.launch.warm_runner), as
 scripts/prefect-local.sh runs it. Split per delivery: answer (202), flow run created -> running
 (worker poll, process start, imports), running -> committed (the flow). Processes are stopped
 by pid.
@@ -251,7 +251,7 @@ def main() -> int:
     return 0
 
 
-FLOW_START = f"{sys.executable} -m envforge.flow_start"
+FLOW_START = f"{sys.executable} -m envforge.launch.flow_start"
 #: setups side by side: (worker environment, the deployment's command, warm runner)
 SETUPS: dict[str, tuple[dict[str, str], str | None, bool]] = {
     "Prefect defaults (10 s poll, supervisor + engine)": ({}, None, False),
@@ -330,9 +330,10 @@ def render(rows: dict[str, list[dict[str, float]]], reps: int, imports: float) -
         "Where the time goes with Prefect's default start, after the worker's poll: the "
         "supervisor interpreter imports Prefect and runs the pull steps, then replaces itself "
         "with the engine, which imports Prefect again and then the flow (and, on first use, "
-        "the clients it imports lazily). `envforge.flow_start` drops the supervisor (the engine "
-        "runs the pull steps itself); the warm runner (envforge.warm_runner) drops the "
-        "imports: each engine is forked from a process that already has them. What remains "
+        "the clients it imports lazily). `envforge.launch.flow_start` drops the supervisor "
+        "(the engine runs the pull steps itself); the warm runner "
+        "(envforge.launch.warm_runner) drops the imports: each engine is forked from a "
+        "process that already has them. What remains "
         "is the poll (at most 1 s), the worker's submission and the flow itself.",
     ]
     return "\n".join(lines)

@@ -321,7 +321,8 @@ class ProviderSection(Section):
 
 
 class WarmRunnerSection(Section):
-    """The warm runner flow runs start in (envforge.flow_start, envforge.warm_runner)."""
+    """The warm runner flow runs start in (envforge.launch.flow_start,
+    envforge.launch.warm_runner)."""
 
     socket: Path | None = setting(env="WARM_RUNNER_SOCKET", description=(
         "Unix socket of the warm runner; unset: every flow run starts cold."))

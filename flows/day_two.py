@@ -1,11 +1,12 @@
 """Prefect flows for day two: upgrade environments to their template's current version, put
 environments to sleep and wake them, and the scheduled sleep/wake by environment type.
 
-Orchestration only (envforge.upgrade, envforge.sleep, envforge.sleep_schedule decide and
-commit). Each environment is changed under its lock (flows.environments.environment_lock),
-one at a time; one environment's failure is logged and reported, and the others go on. Every
-upgraded, slept or woken environment gets a summary artifact (and, for a pull request with
-ENVFORGE_PR_COMMENT_BLOCK set, the PR comment says what changed).
+Orchestration only (envforge.environments.upgrade, envforge.environments.sleep,
+envforge.environments.sleep_schedule decide and commit). Each environment is changed under
+its lock (flows.environments.environment_lock), one at a time; one environment's failure is
+logged and reported, and the others go on. Every upgraded, slept or woken environment gets a
+summary artifact (and, for a pull request with ENVFORGE_PR_COMMENT_BLOCK set, the PR comment
+says what changed).
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from envforge.environments.feedback import publish_summary
+from envforge.environments.sleep import SleepResult, sleep_environment, wake_environment
+from envforge.environments.sleep_schedule import decide_sleep, load_policy, parse_policy
+from envforge.environments.upgrade import (
+    UpgradeOutcome,
+    UpgradeReport,
+    choose_environments,
+    upgrade_environment,
+)
 from envforge.errors import EnvforgeError
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.repository import open_store
 from envforge.services import Services
-from envforge.sleep import SleepResult, sleep_environment, wake_environment
-from envforge.sleep_schedule import decide_sleep, load_policy, parse_policy
 from envforge.summary.model import EnvironmentSummary
 from envforge.templating.loader import TemplateCatalog
-from envforge.upgrade import UpgradeOutcome, UpgradeReport, choose_environments, upgrade_environment
 from flows.environments import environment_lock
 from flows.services import flow_services
 

@@ -1,7 +1,7 @@
 """Prefect flows of the environment lifecycle: create (or update), destroy, extend, reap.
 
-Orchestration only: the decisions are in envforge.lifecycle and envforge.gitops, the lock and
-the run's reports in envforge.environments. Every flow builds its services once
+Orchestration only: the decisions are in envforge.environments.lifecycle and envforge.gitops,
+the lock and the run's reports in envforge.environments. Every flow builds its services once
 (flows.services) and hands them down. Every flow that changes one environment holds its lock
 (``envforge-env-<name>``, limit 1), so one environment is worked on by one run at a time, and
 different environments run in parallel. A second run for the same environment waits for the
@@ -20,17 +20,15 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from blocks.loader import send_notification
-from envforge.config import PROJECT_ROOT
-from envforge.environment_forms import (
+from envforge.core.config import PROJECT_ROOT
+from envforge.environments import locks
+from envforge.environments.feedback import made_by, report_pull_request_state, summarise_run
+from envforge.environments.forms import (
     environment_signature,
     resolve_credential_references,
     submission_from_form,
 )
-from envforge.environments import locks
-from envforge.environments.feedback import made_by, report_pull_request_state, summarise_run
-from envforge.errors import ConfigurationError, EnvforgeError
-from envforge.gitops.repository import open_store
-from envforge.lifecycle import (
+from envforge.environments.lifecycle import (
     EnvironmentRequest,
     decide_reaping,
     plan_environment,
@@ -38,10 +36,12 @@ from envforge.lifecycle import (
     release_resources,
     with_health_wait,
 )
-from envforge.runner import TemplateRun
+from envforge.environments.sleep import wake_environment
+from envforge.errors import ConfigurationError, EnvforgeError
+from envforge.gitops.repository import open_store
+from envforge.run.runner import TemplateRun
 from envforge.services import Services
 from envforge.settings import load_settings as load_envforge_settings
-from envforge.sleep import wake_environment
 from envforge.summary.pr_status import EnvironmentState
 from envforge.templating.loader import TemplateCatalog
 from flows.run_template import run_steps_as_tasks

@@ -1,6 +1,6 @@
 """Prefect flows that run templates: each step is its own task run named after the step.
 
-Orchestration only; the work is in envforge.runner. `run_template` takes a template name (or
+Orchestration only; the work is in envforge.run.runner. `run_template` takes a template name (or
 path) and its parameters; `scaffold` is what the per-template deployments registered by
 `envforge deploy` run: its parameters are exactly the template's form, and the template comes
 from the ENVFORGE_TEMPLATE variable the deployment sets.
@@ -16,10 +16,10 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from envforge.actions.base import ActionOutput
-from envforge.config import load_settings
-from envforge.deployments import template_signature
+from envforge.core.config import load_settings
+from envforge.environments.deployments import template_signature
 from envforge.errors import ConfigurationError, TemporaryError
-from envforge.runner import PreparedStep, TemplateRun
+from envforge.run.runner import PreparedStep, TemplateRun
 from envforge.services import Services
 from envforge.settings import load_settings as load_envforge_settings
 from envforge.templating.loader import TemplateCatalog

@@ -48,7 +48,7 @@ start)
   if [ "$NODE_KIND" = real ]; then POD_PGHOST="$(bash scripts/services/node.sh expose "$KUBE" "$PG_PORT")"; fi
   # the demo's GitOps repository as the platform sets it up, then the app-of-apps syncing it
   ENVFORGE_HOME="$PWD/.envforge/demo" ENVFORGE_GITOPS_URL="" .venv/bin/python -c \
-    'from envforge.config import load_settings, ensure_embedded_gitops_repo; ensure_embedded_gitops_repo(load_settings())'
+    'from envforge.core.config import load_settings, ensure_embedded_gitops_repo; ensure_embedded_gitops_repo(load_settings())'
   bash scripts/services/argocd.sh start "$STATE/argocd" "$KUBECONFIG_LINK" "file://$GITOPS" \
     >"$STATE/argocd-start.log" 2>&1 || { tail -20 "$STATE/argocd-start.log" >&2; exit 1; }
   # the app-of-apps, as the platform team creates it once per cluster (docs/gitops.md)

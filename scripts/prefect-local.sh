@@ -120,14 +120,14 @@ start_server() {
 }
 
 start_warm_runner() {
-  # Flow runs start as `python -m envforge.flow_start` (prefect.yaml, envforge deploy), which
+  # Flow runs start as `python -m envforge.launch.flow_start` (prefect.yaml, envforge deploy), which
   # hands them to this warm runner: an engine forked with Prefect and envforge imported, about
   # 4 s sooner than a cold interpreter. Without it flow runs start cold; nothing else changes.
   if running warm-runner; then
     echo "warm runner already running (pid $(cat "$STATE/warm-runner.pid"))"
     return
   fi
-  nohup .venv/bin/python -m envforge.warm_runner --socket "$WARM_SOCKET" --preload flows \
+  nohup .venv/bin/python -m envforge.launch.warm_runner --socket "$WARM_SOCKET" --preload flows \
     >"$STATE/warm-runner.log" 2>&1 &
   echo $! >"$STATE/warm-runner.pid"
   for _ in $(seq 1 60); do

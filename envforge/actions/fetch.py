@@ -21,8 +21,8 @@ from pydantic import Field
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.actions.fetch_sources import is_remote, resolve_source
 from envforge.capabilities import Capabilities, check_path
+from envforge.core.paths import assert_no_symlink_out, resolve_inside, safe_relative
 from envforge.errors import ExpressionError, PathEscapeError, TemplateError
-from envforge.paths import assert_no_symlink_out, resolve_inside, safe_relative
 from envforge.templating.budget import BudgetExceeded, deadline
 from envforge.templating.expressions import make_environment, render_text
 from envforge.templating.sandbox import RENDER_WHERE, BoundedSandbox, Refused, nunjucks_to_jinja

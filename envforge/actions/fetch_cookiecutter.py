@@ -30,8 +30,8 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput
 from envforge.actions.fetch import FetchOutput, remove_files, skeleton_dir, skeleton_files
+from envforge.core.paths import resolve_inside
 from envforge.errors import ExpressionError, TemplateError
-from envforge.paths import resolve_inside
 from envforge.templating.budget import BudgetExceeded, deadline, load_budget
 
 #: cookiecutter's own extensions (always loaded by it); nothing else may be named

@@ -42,7 +42,9 @@ from envforge.capabilities import (
     parse_url,
     token_id,
 )
-from envforge.config import load_settings
+from envforge.core.config import load_settings
+from envforge.core.git_boundary import export_tree, header_for
+from envforge.core.paths import resolve_inside
 from envforge.errors import (
     BudgetExceededError,
     CapabilityError,
@@ -50,8 +52,6 @@ from envforge.errors import (
     PathEscapeError,
     TemplateError,
 )
-from envforge.git_boundary import export_tree, header_for
-from envforge.paths import resolve_inside
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 

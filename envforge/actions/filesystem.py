@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.core.paths import safe_relative
 from envforge.errors import ActionError, CapabilityError, PathEscapeError
-from envforge.paths import safe_relative
 
 
 def undo_dir(workspace: Path) -> Path:

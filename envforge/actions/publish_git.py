@@ -13,17 +13,17 @@ from typing import Any
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.config import ensure_embedded_gitops_repo, load_settings
-from envforge.paths import resolve_inside, safe_relative
-from envforge.publish_scope import (
+from envforge.core.config import ensure_embedded_gitops_repo, load_settings
+from envforge.core.paths import resolve_inside, safe_relative
+from envforge.core.secret_guard import default_guard
+from envforge.git.publish_scope import (
     check_gitops_target,
     check_service_owner,
     check_target,
     gitops_scope_problem,
     path_problem,
 )
-from envforge.publishing import Author, GitPublisher, redact_url
-from envforge.secret_guard import default_guard
+from envforge.git.publishing import Author, GitPublisher, redact_url
 
 
 class PublishGitInput(ActionInput):

@@ -40,8 +40,8 @@ from envforge.capabilities import (
     check_path,
     quote_segment,
 )
+from envforge.core.git_boundary import header_for, run_git
 from envforge.errors import ActionError, CapabilityError, ConfigurationError, GitError
-from envforge.git_boundary import header_for, run_git
 from envforge.templating.filters import parse_repo_url
 
 Provider = Literal["github", "gitlab"]

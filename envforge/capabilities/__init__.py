@@ -98,6 +98,6 @@ class Capabilities:
 def default_capabilities() -> Capabilities:
     """What an ActionContext gets when its caller handed none (until every caller builds
     one in the composition root): the process's configuration, deny-by-default."""
-    from envforge.config import load_settings
+    from envforge.core.config import load_settings
 
     return Capabilities.from_environ(os.environ, load_settings().cache_dir)

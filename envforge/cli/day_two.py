@@ -3,7 +3,7 @@
 upgrade re-renders environments with the current version of their template (a diff per
 environment, one commit each, unchanged ones skipped, failures reported and the rest done);
 sleep scales an environment's workloads to zero through Git and wake restores them
-(envforge.upgrade, envforge.sleep; docs/lifecycle.md).
+(envforge.environments.upgrade, envforge.environments.sleep; docs/lifecycle.md).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import sys
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
+from envforge.environments.sleep import sleep_environment, wake_environment
+from envforge.environments.upgrade import UpgradeOutcome, upgrade_environments
 from envforge.errors import EnvforgeError
 from envforge.gitops.repository import open_store
 from envforge.settings import load_settings
-from envforge.sleep import sleep_environment, wake_environment
-from envforge.upgrade import UpgradeOutcome, upgrade_environments
 
 
 def add_day_two_commands(sub: Any) -> None:

@@ -8,7 +8,7 @@ import argparse
 from typing import Any
 
 from envforge.cli.common import catalog, require_prefect_api
-from envforge.deployments import DEFAULT_WORK_POOL, register_template_deployments
+from envforge.environments.deployments import DEFAULT_WORK_POOL, register_template_deployments
 
 
 def add_commands(subparsers: Any) -> None:

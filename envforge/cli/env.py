@@ -15,20 +15,20 @@ from typing import Any
 from envforge.cli.common import catalog, parse_values
 from envforge.cli.day_two import add_day_two_commands
 from envforge.cluster.cli import add_env_commands
-from envforge.errors import TemplateError
-from envforge.gitops.record import EnvironmentRecord, utc_now
-from envforge.gitops.repository import open_store
-from envforge.gitops.ttl import format_duration
-from envforge.lifecycle import (
+from envforge.environments.lifecycle import (
     EnvironmentPlan,
     EnvironmentRequest,
     plan_environment,
     release_resources,
 )
-from envforge.runner import TemplateRun
+from envforge.environments.sleep import wake_environment
+from envforge.errors import TemplateError
+from envforge.gitops.record import EnvironmentRecord, utc_now
+from envforge.gitops.repository import open_store
+from envforge.gitops.ttl import format_duration
+from envforge.run.runner import TemplateRun
 from envforge.services import Services
 from envforge.settings import load_settings
-from envforge.sleep import wake_environment
 
 
 def add_commands(subparsers: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from envforge.errors import ConfigurationError, StepFailedError
-from envforge.runner import StepReport, TemplateRun
+from envforge.run.runner import StepReport, TemplateRun
 from envforge.services import Services
 from envforge.templating.model import Template
 

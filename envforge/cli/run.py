@@ -14,7 +14,7 @@ from envforge.cli.common import catalog, parse_values
 from envforge.cli.keep_files import dry_run_keeping_files, use_catalog_roots
 from envforge.cli.services import run_template_flow
 from envforge.errors import ConfigurationError, StepFailedError
-from envforge.runner import StepReport
+from envforge.run.runner import StepReport
 from envforge.services import services_provided
 from envforge.templating.parameters import validate_parameters
 

@@ -11,10 +11,10 @@ from typing import Any
 from envforge.cli.common import catalog
 from envforge.cli.keep_files import dry_run_keeping_files, empty_target
 from envforge.errors import EnvforgeError, TemplateError
+from envforge.run.validation import ValidationReport, validate_template_dir
 from envforge.templating.loader import TEMPLATE_FILE, load_template
 from envforge.templating.parameters import apply_defaults, describe_parameters, pages, strip_ui
 from envforge.templating.samples import sample_values
-from envforge.validation import ValidationReport, validate_template_dir
 
 
 def add_commands(subparsers: Any) -> None:

@@ -2,7 +2,7 @@
 
 Reads come back as plain JSON dicts (``_preload_content=False``): the status code reads fields
 by name and is unit-tested on dicts, with no generated-model round trip. Every call has a
-request timeout; errors are mapped by envforge.kubernetes_boundary (the one place).
+request timeout; errors are mapped by envforge.core.kubernetes_boundary (the one place).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from kubernetes import client as k8s_client
 
 from envforge.connections import ConnectionSource
+from envforge.core.kubernetes_boundary import NotFound, kubernetes_errors
 from envforge.errors import WorkloadNotFoundError
-from envforge.kubernetes_boundary import NotFound, kubernetes_errors
 from envforge.secrets.redaction import scrub
 
 ARGOCD_GROUP = "argoproj.io"
@@ -23,7 +23,7 @@ ARGOCD_VERSION = "v1alpha1"
 
 
 def cluster_errors(doing: str, where: str = "") -> AbstractContextManager[None]:
-    """Errors while ``doing`` mapped by envforge.kubernetes_boundary, scrubbed of secrets."""
+    """Errors while ``doing`` mapped by envforge.core.kubernetes_boundary, scrubbed of secrets."""
     return kubernetes_errors(doing, where, scrub=scrub)
 
 

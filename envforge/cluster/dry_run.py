@@ -25,8 +25,8 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from envforge.cluster.client import ClusterReader, cluster_errors, open_cluster
 from envforge.connections import ConnectionSource
+from envforge.core.kubernetes_boundary import NotFound
 from envforge.errors import ClusterApiError, NamespaceTerminatingError
-from envforge.kubernetes_boundary import NotFound
 from envforge.services import ManifestCheck
 from envforge.settings import ClusterSection, load_settings
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.config import load_settings
 from envforge.connections import ConnectionSource
+from envforge.core.config import load_settings
 from envforge.db.branch import branch_from_golden, golden_database_name, parse_age
 from envforge.db.clone import CloneRequest, clone_database, inspect_source
 from envforge.db.connection import ServerAddress

@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.config import load_settings, settings_view
+from envforge.core.config import load_settings, settings_view
+from envforge.core.paths import resolve_inside
+from envforge.core.sensitive import credential_paths
 from envforge.errors import ActionError, EnvforgeError, TemplateNotFoundError
 from envforge.gitops.record import (
     EnvironmentRecord,
@@ -28,8 +30,6 @@ from envforge.gitops.record import (
 from envforge.gitops.repository import open_store
 from envforge.gitops.store import ChangeResult, EnvironmentStore
 from envforge.gitops.versions import template_version
-from envforge.paths import resolve_inside
-from envforge.sensitive import credential_paths
 from envforge.templating.loader import TemplateCatalog, load_template
 from envforge.templating.parameters import pages
 

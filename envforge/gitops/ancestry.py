@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from envforge.git_boundary import subprocess_env
+from envforge.core.git_boundary import subprocess_env
 from envforge.gitops.repository import open_store
 
 

@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from envforge.core.names import is_dns_subdomain
 from envforge.errors import ConfigurationError, DomainConflictError, DomainError
 from envforge.gitops.naming import HOST_SUFFIX_LENGTH
 from envforge.gitops.platform import environment_labels
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.settings import GitOpsSettings
-from envforge.names import is_dns_subdomain
 
 Manifest = dict[str, Any]
 #: The first label of a generated host: ``<environment name>-<random suffix>``.

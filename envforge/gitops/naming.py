@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import secrets
 
+from envforge.core.names import MAX_LABEL, RESERVED_NAMES, is_dns_label
 from envforge.errors import DomainError, EnvironmentNameError
-from envforge.names import MAX_LABEL, RESERVED_NAMES, is_dns_label
 
 #: Length of the random host suffix: 10 base-36 characters, about 51 bits.
 HOST_SUFFIX_LENGTH = 10

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from envforge.core.names import to_label_value
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.settings import GitOpsSettings
-from envforge.names import to_label_value
 
 Manifest = dict[str, Any]
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from envforge.core.sensitive import without_credentials
 from envforge.errors import DomainError, GitOpsError
 from envforge.gitops.naming import check_custom_host
-from envforge.sensitive import without_credentials
 
 API_VERSION: Literal["envforge.dev/v1alpha1"] = "envforge.dev/v1alpha1"
 KIND: Literal["Environment"] = "Environment"
@@ -81,7 +81,8 @@ class TemplateVersion(_Strict):
 
 
 class SleepState(_Strict):
-    """An environment put to sleep: its workloads scaled to zero in Git (see envforge.sleep)."""
+    """An environment put to sleep: its workloads scaled to zero in Git
+    (see envforge.environments.sleep)."""
 
     since: datetime
     reason: str

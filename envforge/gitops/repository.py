@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from envforge.config import ensure_embedded_gitops_repo, load_settings, settings_view
 from envforge.connections import ConnectionSource
+from envforge.core.config import ensure_embedded_gitops_repo, load_settings, settings_view
+from envforge.core.secret_guard import SecretGuard
+from envforge.git.publishing import Author, GitPublisher
 from envforge.gitops.settings import GitOpsSettings, gitops_settings, load_gitops_settings
 from envforge.gitops.store import EnvironmentStore
 from envforge.images.git_auth import GitAuth, git_environment
-from envforge.publishing import Author, GitPublisher
-from envforge.secret_guard import SecretGuard
 from envforge.services import Services
 
 #: Attempts at a push that lost a race; many concurrent creates need more than one file's worth.

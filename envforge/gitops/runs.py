@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envforge.errors import TemplateError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.templating.model import Template, TemplateStep
 
 GITOPS_STEP_ID = "environment"

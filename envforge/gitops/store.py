@@ -2,7 +2,7 @@
 binding custom hosts (bind_domain, unbind_domain).
 
 Every change is one commit (trailers Envforge-Environment, Envforge-Template, Envforge-Run)
-made through :class:`~envforge.publishing.GitPublisher`, which syncs a cached working copy,
+made through :class:`~envforge.git.publishing.GitPublisher`, which syncs a cached working copy,
 lets the store write, stages only this environment's paths, runs the secret guard, commits and
 pushes, retrying lost races. Existence is checked against the freshly synced copy inside that
 loop, so two machines creating the same name cannot both succeed. No change, no commit.
@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from envforge.core.secret_guard import SecretGuard
 from envforge.errors import EnvironmentExistsError, EnvironmentNotFoundError, TTLError
+from envforge.git.publish_scope import check_environment_paths
+from envforge.git.publishing import GitPublisher
 from envforge.gitops.domains import check_bindable
 from envforge.gitops.naming import check_custom_host, check_environment_name, environment_host
 from envforge.gitops.record import (
@@ -41,9 +44,6 @@ from envforge.gitops.render import (
 from envforge.gitops.settings import GitOpsSettings
 from envforge.gitops.ttl import checked_ttl
 from envforge.gitops.validate import validate_objects
-from envforge.publish_scope import check_environment_paths
-from envforge.publishing import GitPublisher
-from envforge.secret_guard import SecretGuard
 from envforge.secrets.redaction import default_redactor
 from envforge.services import ManifestCheck
 

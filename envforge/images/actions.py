@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.core.paths import safe_relative
 from envforge.errors import EnvforgeError
 from envforge.images import cache
 from envforge.images.build import (
@@ -27,7 +28,6 @@ from envforge.images.build import (
 )
 from envforge.images.dockerfile import check_stack_name
 from envforge.images.registry_client import RegistryClient
-from envforge.paths import safe_relative
 from envforge.settings import load_settings
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from envforge.connections import ConnectionSource
+from envforge.core.paths import resolve_inside
 from envforge.errors import ConfigurationError, ImageError
+from envforge.git.publishing import redact_url
 from envforge.images import cache
 from envforge.images.builders import BuildahBuilder, BuildRequest, ImageBuilder, Logger
 from envforge.images.dockerfile import STACKS_DIR, plan_dockerfile
 from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess, RegistryClient
 from envforge.images.source import GitSourceCache
-from envforge.paths import resolve_inside
-from envforge.publishing import redact_url
 from envforge.services import Services, require_connections
 from envforge.settings import EnvforgeSettings, load_settings
 

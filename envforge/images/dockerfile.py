@@ -19,9 +19,9 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
+from envforge.core.paths import safe_relative
 from envforge.errors import DockerfileError, UnknownStackError
-from envforge.paths import safe_relative
 
 STACKS_DIR = PROJECT_ROOT / "templates" / "stacks"
 OWN_DOCKERFILES = ("Dockerfile", "Containerfile")

@@ -17,9 +17,9 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from envforge.core.kubernetes_boundary import map_api_exception
 from envforge.errors import ImageBuildFailedError, ImageError
 from envforge.images.builders import Logger
-from envforge.kubernetes_boundary import map_api_exception
 
 #: Kaniko logs each Dockerfile instruction as e.g. ``INFO[0003] RUN make``.
 _KANIKO_STEP = re.compile(

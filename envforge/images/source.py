@@ -21,10 +21,10 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from envforge.core.git_boundary import clone, open_repo, safe_git_env
 from envforge.errors import ImageSourceError, RefNotFoundError, SourceUnreachableError
-from envforge.git_boundary import clone, open_repo, safe_git_env
+from envforge.git.publishing import redact_url
 from envforge.images.git_auth import GitAuth, git_environment
-from envforge.publishing import redact_url
 
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]*@", re.IGNORECASE)
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")

@@ -18,9 +18,9 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.connections import ConnectionSource
+from envforge.core.names import RESERVED_NAMES, DnsLabel
+from envforge.core.paths import resolve_inside
 from envforge.errors import SecretDeliveryError, SecretReferenceError
-from envforge.names import RESERVED_NAMES, DnsLabel
-from envforge.paths import resolve_inside
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
 from envforge.secrets.environment import (
     FetchedSecrets,

@@ -4,7 +4,7 @@ The Secret is created, or replaced in one PUT carrying the resourceVersion read 
 (optimistic concurrency: a concurrent writer makes it retry, never half-apply), labelled with
 the environment so destroy can find and remove it. A Secret of the same name that envforge
 does not manage for this environment is never overwritten. Kubernetes errors are mapped by
-envforge.kubernetes_boundary; messages are scrubbed of every registered value.
+envforge.core.kubernetes_boundary; messages are scrubbed of every registered value.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from envforge.core.kubernetes_boundary import kubernetes_errors as cluster_kubernetes_errors
 from envforge.errors import ClusterUnreachableError, SecretDeliveryError
-from envforge.kubernetes_boundary import kubernetes_errors as cluster_kubernetes_errors
 from envforge.secrets.redaction import SecretRedactor, default_redactor
 
 log = logging.getLogger("envforge.secrets.delivery")
@@ -50,7 +50,7 @@ def environment_labels(environment: str) -> dict[str, str]:
 
 @contextmanager
 def kubernetes_errors(doing: str, redactor: SecretRedactor | None = None) -> Iterator[None]:
-    """Errors mapped by envforge.kubernetes_boundary (the one place), in this module's family:
+    """Errors mapped by envforge.core.kubernetes_boundary (the one place), in this module's family:
     SecretDeliveryError when refused, ClusterUnreachableError (temporary) when no answer."""
     with cluster_kubernetes_errors(
             doing, refused=SecretDeliveryError, denied=SecretDeliveryError,

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from envforge.sensitive import without_credentials
+from envforge.core.sensitive import without_credentials
 
 MASK = "********"
 #: Loggers whose handlers get the filter when installed (Prefect's run loggers included).

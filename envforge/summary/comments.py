@@ -10,8 +10,9 @@ request carries one summary that follows its latest run. HTTP, headers and error
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -24,9 +25,6 @@ from envforge.summary.provider_api import (
     provider_request,
 )
 from envforge.summary.render import summary_marker
-
-if TYPE_CHECKING:  # the type only: the connection source is handed in by the caller
-    from envforge.connections import ConnectionSource
 
 __all__ = ["DEFAULT_API_URLS", "CommentResult", "PullRequestCommenter", "PullRequestRef",
            "post_summary_comment", "pull_request_from_source"]
@@ -121,8 +119,17 @@ def _limit(body: str) -> str:
     return body[: MAX_COMMENT_CHARS - len(note)] + note
 
 
+class CommenterSource(Protocol):
+    """What this module needs of the connection source it is handed (structurally
+    :class:`envforge.connections.ConnectionSource`): a commenter for a token block."""
+
+    def pull_request_commenter(self, name: str) -> AbstractContextManager[PullRequestCommenter]:
+        """A commenter using the ``GitProviderToken`` block ``name``, closed on exit."""
+        ...
+
+
 def post_summary_comment(markdown: str, environment: str, source: Mapping[str, Any],
-                         token_block: str, *, connections: ConnectionSource) -> CommentResult:
+                         token_block: str, *, connections: CommenterSource) -> CommentResult:
     """Post (or update) the summary on the environment's pull request, with the token held
     by the ``GitProviderToken`` block named ``token_block`` (resolved by ``connections``)."""
     with connections.pull_request_commenter(token_block) as commenter:

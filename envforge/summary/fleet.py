@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
+from envforge.core.git_boundary import run_git
+from envforge.core.kubernetes_boundary import kubernetes_errors
 from envforge.errors import EnvforgeError, GitError, SummaryError
-from envforge.git_boundary import run_git
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.repository import open_store
 from envforge.gitops.store import EnvironmentStore
-from envforge.kubernetes_boundary import kubernetes_errors
 from envforge.services import Services
 from envforge.summary.model import EnvironmentSummary, Link
 

@@ -18,8 +18,9 @@ The token comes from a GitProviderToken block, resolved through envforge.connect
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -27,9 +28,6 @@ import httpx
 from envforge.errors import ProviderStatusError
 from envforge.summary.comments import PullRequestRef, pull_request_from_source
 from envforge.summary.provider_api import ProviderSession, provider_request
-
-if TYPE_CHECKING:  # the type only: the connection source is handed in by the caller
-    from envforge.connections import ConnectionSource
 
 EnvironmentState = Literal["in_progress", "success", "failure", "inactive"]
 #: A commit status per state (none on destroy: the commit's outcome does not change).
@@ -201,10 +199,19 @@ class PullRequestStatusReporter(ProviderSession):
                                 ProviderStatusError, **kwargs)
 
 
+class StatusReporterSource(Protocol):
+    """What this module needs of the connection source it is handed (structurally
+    :class:`envforge.connections.ConnectionSource`): a status reporter for a token block."""
+
+    def pull_request_status(self, name: str) -> AbstractContextManager[PullRequestStatusReporter]:
+        """A status reporter using the ``GitProviderToken`` block ``name``, closed on exit."""
+        ...
+
+
 def report_environment_state(token_block: str, environment: str, source: Mapping[str, Any],
                              state: EnvironmentState, url: str | None = None,
                              log_url: str | None = None, *,
-                             connections: ConnectionSource) -> StatusReport:
+                             connections: StatusReporterSource) -> StatusReport:
     """Set ``state`` on the environment's pull request, with the token of the GitProviderToken
     block ``token_block`` (resolved by ``connections``)."""
     with connections.pull_request_status(token_block) as reporter:

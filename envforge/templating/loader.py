@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from envforge.config import load_settings
+from envforge.core.config import load_settings
 from envforge.errors import TemplateFormatError, TemplateNotFoundError
 from envforge.templating.budget import load_budget
 from envforge.templating.model import Template

@@ -29,8 +29,8 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import extend, validator_for
 
+from envforge.core.sensitive import credential_paths, is_credential_name
 from envforge.errors import ParameterError, TemplateError
-from envforge.sensitive import credential_paths, is_credential_name
 from envforge.templating.model import Template
 
 _CONDITIONAL_KEYS = ("dependencies", "allOf", "anyOf", "oneOf", "if", "then", "else", "not")

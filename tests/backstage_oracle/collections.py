@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from envforge.errors import EnvforgeError, StepFailedError
-from envforge.runner import SecretRef, TemplateRun
+from envforge.run.runner import SecretRef, TemplateRun
 from envforge.templating.loader import load_template
 from envforge.templating.parameters import apply_defaults, pages, strip_ui
 from envforge.templating.samples import Mode, sample_values

@@ -91,7 +91,7 @@ class FakeConnections:
 def test_an_action_asks_the_connections_its_run_was_handed(tmp_path: Path) -> None:
     from envforge.actions.base import ActionContext
     from envforge.db.actions import load_key
-    from envforge.runner import TemplateRun
+    from envforge.run.runner import TemplateRun
     from envforge.services import require_connections
     from envforge.templating.loader import load_template
     from tests.helpers import write_template
@@ -127,8 +127,9 @@ def test_there_is_no_process_wide_locator_or_hook_list() -> None:
     """Collaborators are handed down (envforge.services), never found or registered."""
     assert not hasattr(connections, "connection_source")
     assert not hasattr(connections, "use_connection_source")
-    from envforge import runner, secret_guard
+    from envforge.core import secret_guard
     from envforge.gitops import validate
+    from envforge.run import runner
     from envforge.secrets import environment
 
     assert not hasattr(runner, "STEP_LISTENERS")
@@ -152,14 +153,14 @@ def test_only_the_flows_composition_root_takes_the_cli_services() -> None:
 #: has none yet). Shrink this list; never grow it.
 ENVIRONMENT_READERS = {
     "envforge/settings.py": "the one settings module",
-    "envforge/flow_start.py": "process bootstrap: forwards its environment to the warm runner",
-    "envforge/warm_runner.py": "process bootstrap: takes the caller's environment",
-    "envforge/git_boundary.py": "the environment git subprocesses inherit (minus GIT_*)",
+    "envforge/launch/flow_start.py": "process bootstrap: forwards its environment to the warm runner",
+    "envforge/launch/warm_runner.py": "process bootstrap: takes the caller's environment",
+    "envforge/core/git_boundary.py": "the environment git subprocesses inherit (minus GIT_*)",
     "envforge/db/connection.py": "libpq's PG* defaults and the pg tools' environment",
     "envforge/db/copy_source.py": "ENVFORGE_DB_READER (db area, not yet moved)",
     "envforge/db/schema.py": "ENVFORGE_PG_BIN (db area, not yet moved)",
     "envforge/actions/catalog.py": "ENVFORGE_BACKSTAGE_* (actions area, not yet moved)",
-    "envforge/publishing.py": "ENVFORGE_GIT_LOCK_TIMEOUT (not yet moved)",
+    "envforge/git/publishing.py": "ENVFORGE_GIT_LOCK_TIMEOUT (not yet moved)",
     "envforge/templating/budget.py": "ENVFORGE_RENDER_* (templating area, not yet moved)",
     "envforge/capabilities/__init__.py": "default_capabilities() for callers without services",
     "envforge/cli/run.py": "sets ENVFORGE_USER / Prefect's log batch interval for the run",

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
-from envforge.deployments import (
+from envforge.core.config import PROJECT_ROOT
+from envforge.environments.deployments import (
     ENVIRONMENT_ENTRYPOINT,
     environment_deployment_spec,
     flow_run_command,
 )
-from envforge.environment_forms import (
+from envforge.environments.forms import (
     ENVIRONMENT_TYPES,
     credential_fields,
     environment_form_schema,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import yaml
 
-from envforge.config import PROJECT_ROOT
-from envforge.runner import TemplateRun
+from envforge.core.config import PROJECT_ROOT
+from envforge.run.runner import TemplateRun
+from envforge.run.validation import validate_template
 from envforge.templating.loader import load_template
-from envforge.validation import validate_template
 
 TEMPLATE = PROJECT_ROOT / "templates" / "preview-app"
 

@@ -14,7 +14,7 @@ from envforge.errors import (
     StepFailedError,
     UnknownActionError,
 )
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.templating.loader import load_template
 from envforge.templating.model import Template
 from tests.helpers import write_template

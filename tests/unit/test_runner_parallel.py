@@ -12,8 +12,8 @@ import pytest
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.actions.registry import ActionRegistry
 from envforge.errors import StepFailedError, TemplateError
-from envforge.runner import TemplateRun
-from envforge.step_graph import referenced_steps, step_dependencies
+from envforge.run.runner import TemplateRun
+from envforge.run.step_graph import referenced_steps, step_dependencies
 from envforge.templating.loader import load_template
 from envforge.templating.model import Template, TemplateStep
 from tests.helpers import write_template

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from envforge.config import PROJECT_ROOT, load_settings, settings_view
+from envforge.core.config import PROJECT_ROOT, load_settings, settings_view
 from envforge.errors import ConfigurationError
 from envforge.gitops.settings import gitops_settings
 from envforge.settings import (

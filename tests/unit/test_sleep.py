@@ -8,6 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
+from envforge.environments.lifecycle import decide_reaping
+from envforge.environments.sleep import effective_expiry, restore_replicas, scale_to_zero
+from envforge.environments.sleep_schedule import (
+    DEFAULT_POLICY,
+    decide_sleep,
+    load_policy,
+    parse_policy,
+)
 from envforge.errors import ConfigurationError
 from envforge.gitops.record import (
     EnvironmentRecord,
@@ -16,9 +24,6 @@ from envforge.gitops.record import (
     Metadata,
     SleepState,
 )
-from envforge.lifecycle import decide_reaping
-from envforge.sleep import effective_expiry, restore_replicas, scale_to_zero
-from envforge.sleep_schedule import DEFAULT_POLICY, decide_sleep, load_policy, parse_policy
 
 WORKLOADS = """\
 apiVersion: apps/v1

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from envforge.environments.upgrade import choose_environments, missing_required, unified_diff
 from envforge.errors import EnvforgeError
 from envforge.gitops.record import TemplateVersion
 from envforge.gitops.versions import describe_version, template_digest, template_version
 from envforge.templating.loader import load_template
-from envforge.upgrade import choose_environments, missing_required, unified_diff
 from tests.helpers import write_template
 from tests.unit.test_sleep import record
 
@@ -91,7 +91,7 @@ def test_unified_diff_names_added_removed_and_changed_files() -> None:
 
 
 def test_files_that_would_take_faked_outputs_are_named() -> None:
-    from envforge.upgrade import faked_outputs
+    from envforge.environments.upgrade import faked_outputs
 
     old = {"m/deploy.yaml": "image: reg/app@sha256:abc\n"}
     new = {"m/deploy.yaml": "image: dry-run:image:build.image\n",
@@ -112,7 +112,7 @@ spec:
 
 
 def test_recorded_outputs_are_read_back_from_the_line_in_their_place() -> None:
-    from envforge.upgrade_outputs import carry_forward
+    from envforge.environments.upgrade_outputs import carry_forward
 
     prefix = "environments/pr-1/manifests/"
     old = {prefix + "deployment.yaml": DEPLOYMENT_OLD,
@@ -134,7 +134,7 @@ def test_recorded_outputs_are_read_back_from_the_line_in_their_place() -> None:
 
 
 def test_an_output_with_no_value_or_two_values_in_place_is_unresolved() -> None:
-    from envforge.upgrade_outputs import carry_forward
+    from envforge.environments.upgrade_outputs import carry_forward
 
     old = {"m/a.yaml": "image: reg/app@sha256:1\nsidecar: reg/app@sha256:2\n"}
     # a new line where there was none: nothing to read back
@@ -154,7 +154,7 @@ def test_an_output_with_no_value_or_two_values_in_place_is_unresolved() -> None:
 
 
 def test_changed_inputs_names_fields_not_values() -> None:
-    from envforge.upgrade_outputs import changed_inputs
+    from envforge.environments.upgrade_outputs import changed_inputs
 
     assert changed_inputs({"ref": "main", "app": "shop"}, {"ref": "v2", "app": "shop",
                                                             "stack": "python"}) == [

@@ -93,11 +93,15 @@ def test_api_server_stopped_mid_create_rolls_the_commit_back(
     passes while the server is up), then the API server stops as the health wait starts. The
     wait fails (temporary, retried once), the run rolls back, and Git holds nothing of it."""
     from envforge.cluster import actions
-    from envforge.config import load_settings
+    from envforge.core.config import load_settings
+    from envforge.environments.lifecycle import (
+        EnvironmentRequest,
+        plan_environment,
+        with_health_wait,
+    )
     from envforge.errors import StepFailedError
     from envforge.gitops.repository import open_store
-    from envforge.lifecycle import EnvironmentRequest, plan_environment, with_health_wait
-    from envforge.runner import TemplateRun
+    from envforge.run.runner import TemplateRun
     from envforge.templating.loader import TemplateCatalog
 
     monkeypatch.setenv("KUBECONFIG", str(private_plane.kubeconfig))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from envforge.db.connection import ServerAddress
 from tests.integration.db.conftest import pg_server
 from tests.integration.images.conftest import (

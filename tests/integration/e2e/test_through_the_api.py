@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from envforge.db.connection import ServerAddress
 from tests.helpers import commit_count, remote_files, start_warm_runner
 from tests.integration.e2e.conftest import (
@@ -211,7 +211,7 @@ def test_the_lifecycle_through_the_prefect_api(world: World, production: ServerA
     assert "environments/pr-31/environment.yaml" in remote_files(world.gitops)  # not expired
 
     # day two: an upgrade re-renders only; preview-app's manifests take the image build's
-    # output, which the upgrade carries forward from pr-31's files (envforge.upgrade_outputs),
+    # output, which the upgrade carries forward from pr-31's files (envforge.environments.upgrade_outputs),
     # so with the template unchanged the re-rendered files are pr-31's own: unchanged, nothing
     # committed (never a placeholder image). Sleep scales the workloads to zero through Git
     # (Argo CD applies it), wake restores them.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from envforge.cli import main
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from envforge.gitops.repository import open_store
 from envforge.summary.fleet import FLEET_ARTIFACT_KEY, refresh_fleet_artifact
 from tests.helpers import write_template

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from tests.helpers import git, remote_files
 from tests.integration.images.conftest import (
     Registry,
@@ -152,7 +152,7 @@ def test_environment_from_the_prefect_ui_form(
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from envforge.deployments import register_template_deployments
+    from envforge.environments.deployments import register_template_deployments
     from envforge.templating.loader import TemplateCatalog
 
     app = make_repo({"Dockerfile": f"FROM {base_image}\nCOPY index.html /www/index.html\n",

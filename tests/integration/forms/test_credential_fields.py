@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from tests.helpers import git
 from tests.integration.lifecycle.conftest import gitops
 from tests.integration.secrets.conftest import VaultTarget, vault_service
@@ -66,7 +66,7 @@ def test_credential_field_is_a_reference_and_the_flow_reads_the_value(
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.settings import PREFECT_API_URL
 
-    from envforge.deployments import register_template_deployments
+    from envforge.environments.deployments import register_template_deployments
     from envforge.templating.loader import TemplateCatalog
 
     directory = tmp_path / "templates" / "with-secret"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
-from envforge.deployments import register_template_deployments
-from envforge.environment_forms import environment_form_schema
+from envforge.core.config import PROJECT_ROOT
+from envforge.environments.deployments import register_template_deployments
+from envforge.environments.forms import environment_form_schema
 from envforge.templating.loader import TemplateCatalog
 
 pytestmark = pytest.mark.prefect

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
-from envforge.deployments import flow_run_command, register_template_deployments
+from envforge.core.config import PROJECT_ROOT
+from envforge.environments.deployments import flow_run_command, register_template_deployments
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.parameters import form_schema
 
@@ -99,10 +99,10 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
         "template", "parameters", "dry_run", "environment"}
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
         "directory": str(PROJECT_ROOT)}}]
-    # every run starts with envforge's flow-run command (envforge.flow_start), resolved at deploy
+    # every run starts with envforge's flow-run command (envforge.launch.flow_start), resolved at deploy
     for each in (deployment, create, reaper, refresher):
         assert each.job_variables == {
-            "command": f"{PROJECT_ROOT}/.venv/bin/python -m envforge.flow_start"}
+            "command": f"{PROJECT_ROOT}/.venv/bin/python -m envforge.launch.flow_start"}
 
 
 def test_block_types_register_with_the_server(prefect_server: None) -> None:

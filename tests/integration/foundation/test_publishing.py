@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from envforge.errors import GitError, PathEscapeError, PushRejectedError
-from envforge.publishing import GitPublisher, redact_url
+from envforge.git.publishing import GitPublisher, redact_url
 from tests.helpers import commit_count, git, reject_pushes, remote_files
 
 

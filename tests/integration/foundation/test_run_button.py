@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
-from envforge.deployments import register_template_deployments
+from envforge.core.config import PROJECT_ROOT
+from envforge.environments.deployments import register_template_deployments
 from envforge.templating.loader import load_template
 from tests.helpers import remote_files, start_warm_runner
 
@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 def test_a_form_submission_runs_on_a_process_worker(prefect_server: None, bare_repo: Path,
                                                     envforge_home: Path, tmp_path: Path,
                                                     start: str) -> None:
-    """Started cold (envforge.flow_start without a warm runner) and warm (an engine forked from
-    envforge.warm_runner): either way the scaffold flow takes the signature of the template its
+    """Started cold (envforge.launch.flow_start without a warm runner) and warm (an engine forked from
+    envforge.launch.warm_runner): either way the scaffold flow takes the signature of the template its
     deployment names (ENVFORGE_TEMPLATE, read when the flow module is imported)."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL

@@ -1,4 +1,4 @@
-"""envforge.flow_start and envforge.warm_runner: the flow-run command the process worker runs.
+"""envforge.launch.flow_start and envforge.launch.warm_runner: the flow-run command the process worker runs.
 
 Real processes, real Unix sockets and signals; Prefect's real engine module runs in the forked
 process. The flow run ids here are made up, so the engine either refuses them at once (an id
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from tests.helpers import start_warm_runner, wait_warm_runner_ready
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def flow_start(*args: str, socket_path: Path | None, api: str = "http://127.0.0.
                 "PREFECT_HOME": str(Path(tempfile.gettempdir()) / "envforge-test-flow-start")})
     if socket_path is not None:
         env["ENVFORGE_WARM_RUNNER_SOCKET"] = str(socket_path)
-    return subprocess.Popen([sys.executable, "-m", "envforge.flow_start", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "envforge.launch.flow_start", *args], env=env,
                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -184,7 +184,7 @@ def test_the_socket_is_private_to_its_user(runner: Runner) -> None:
 
 def test_a_socket_path_too_long_for_unix_sockets_is_refused_in_one_line(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120) / "socket"
-    done = subprocess.run([sys.executable, "-m", "envforge.warm_runner", "--socket", str(deep)],
+    done = subprocess.run([sys.executable, "-m", "envforge.launch.warm_runner", "--socket", str(deep)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from envforge.cli import main
-from envforge.config import load_settings
+from envforge.core.config import load_settings
 from envforge.errors import StepFailedError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.templating.loader import load_template
 from tests.helpers import commit_count, git, remote_files, write_template
 from tests.unit.gitops.helpers import DEPLOYMENT, SERVICE

@@ -10,9 +10,9 @@ import yaml
 
 from envforge.cli import main
 from envforge.errors import DomainConflictError, DomainError, EnvironmentNotFoundError
+from envforge.git.publishing import PreCommitHook
 from envforge.gitops.repository import open_store
 from envforge.gitops.store import EnvironmentStore
-from envforge.publishing import PreCommitHook
 from tests.helpers import commit_count, git, remote_files
 from tests.integration.gitops.conftest import StoreFactory
 from tests.unit.gitops.helpers import spec, write_manifests

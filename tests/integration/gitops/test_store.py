@@ -168,7 +168,7 @@ def test_the_secret_guard_refuses_and_names_the_file(store: EnvironmentStore, ba
 
 def test_the_guard_knows_the_runs_secret_values(stores: StoreFactory, bare_repo: Path,
                                                 tmp_path: Path) -> None:
-    from envforge.secret_guard import SecretGuard
+    from envforge.core.secret_guard import SecretGuard
 
     store = stores("guarded")
     store.publisher.pre_commit = SecretGuard(known_secrets=["s3cr3t-from-vault"])

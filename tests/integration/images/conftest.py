@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from envforge.images.builders import BuildahBuilder
 from envforge.images.registry_client import RegistryAccess, RegistryClient
 from tests.helpers import git

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from envforge.errors import EnvironmentNotHealthyError, StepFailedError
 from tests.helpers import git, remote_files
 from tests.kube import ControlPlane

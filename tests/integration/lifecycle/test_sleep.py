@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from envforge.cli import main
-from envforge.config import load_settings
+from envforge.core.config import load_settings
 from tests.helpers import commit_count, git, write_template
 from tests.integration.lifecycle.test_upgrade import DEPLOYMENT, SERVICE, template_yaml
 
@@ -133,9 +133,9 @@ def test_wake_pushes_expiry_out_when_sleep_does_not_count(
         templates: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
+    from envforge.environments.sleep import sleep_environment, wake_environment
     from envforge.gitops.record import utc_now
     from envforge.gitops.repository import open_store
-    from envforge.sleep import sleep_environment, wake_environment
 
     monkeypatch.setenv("ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY", "false")
     assert main(["env", "create", "pr-1", "--template", "web"]) == 0

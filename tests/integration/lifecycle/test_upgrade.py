@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from envforge.cli import main
-from envforge.config import load_settings
+from envforge.core.config import load_settings
 from tests.helpers import commit_count, git, write_template
 
 DEPLOYMENT = """\

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from envforge.cli import main
-from envforge.config import load_settings
+from envforge.core.config import load_settings
 from envforge.errors import EnvironmentNotFoundError
 from tests.helpers import commit_count, git, write_template
 from tests.integration.lifecycle.test_upgrade import DEPLOYMENT, SERVICE, template_yaml

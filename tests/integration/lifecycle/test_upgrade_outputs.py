@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from envforge.cli import main
-from envforge.config import load_settings
+from envforge.core.config import load_settings
 from envforge.db.connection import ServerAddress
 from tests.helpers import commit_count, git, write_template
 from tests.integration.db.conftest import pg_server  # noqa: F401  (the session's PostgreSQL)

@@ -12,7 +12,7 @@ import pytest
 
 from envforge.actions.registry import default_registry
 from envforge.errors import StepFailedError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.templating.loader import load_template
 from tests.git_http import GitHttpServer
 from tests.integration.providers.standin import ProviderStandIn

@@ -30,7 +30,7 @@ import yaml
 from pydantic import SecretStr
 
 from blocks.vault import VaultConnection
-from envforge.config import PROJECT_ROOT
+from envforge.core.config import PROJECT_ROOT
 from tests.helpers import git
 from tests.integration.images.conftest import Registry
 from tests.kube import ControlPlane

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from envforge.errors import StepFailedError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.secrets.actions import VaultSecrets, VaultSecretsInput
 from envforge.secrets.redaction import default_redactor
 from envforge.templating.loader import load_template

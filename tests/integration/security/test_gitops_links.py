@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from envforge.errors import EnvforgeError
-from envforge.publishing import GitPublisher
+from envforge.git.publishing import GitPublisher
 from tests.helpers import git
 
 

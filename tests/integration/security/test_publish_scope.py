@@ -12,10 +12,10 @@ import pytest
 
 from envforge.actions.base import ActionContext
 from envforge.actions.publish_git import PublishGit, PublishGitInput
-from envforge.config import ensure_embedded_gitops_repo, load_settings
+from envforge.core.config import ensure_embedded_gitops_repo, load_settings
 from envforge.errors import PublishScopeError
-from envforge.publish_scope import check_environment_paths, gitops_scope_problem
-from envforge.publishing import Author, GitPublisher
+from envforge.git.publish_scope import check_environment_paths, gitops_scope_problem
+from envforge.git.publishing import Author, GitPublisher
 from tests.helpers import git, remote_files
 
 
@@ -178,7 +178,7 @@ def test_the_lock_wait_is_bounded_and_says_what_it_waits_for(
         tmp_path: Path, remote: Path, caplog: pytest.LogCaptureFixture) -> None:
     import fcntl
 
-    from envforge.publishing import GitLockTimeoutError
+    from envforge.git.publishing import GitLockTimeoutError
 
     publisher = _publisher(tmp_path, remote, lock_timeout=0.3)
     publisher._lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +215,7 @@ def test_templates_validate_reports_the_target(tmp_path: Path, target: str, frag
 
 
 def test_the_boundary_settings_cannot_be_loosened_by_a_caller() -> None:
-    from envforge.git_boundary import safe_git_env
+    from envforge.core.git_boundary import safe_git_env
 
     env = safe_git_env({"GIT_CONFIG_COUNT": "0", "GIT_ASKPASS": "/x"},
                        [("core.hooksPath", "/evil"), ("protocol.file.allow", "never"),
@@ -233,7 +233,7 @@ def test_d1_a_hostile_scaffold_run_changes_nothing_and_plants_no_hook(tmp_path: 
     .git/hooks. The run fails at that step, the remote is unchanged, and the next publish runs
     no hook."""
     from envforge.errors import StepFailedError
-    from envforge.runner import TemplateRun
+    from envforge.run.runner import TemplateRun
     from envforge.templating.loader import load_template
 
     marker = tmp_path / "HOOK-RAN"

@@ -13,9 +13,9 @@ import yaml
 
 from envforge.actions.registry import default_registry
 from envforge.errors import EnvforgeError, PathEscapeError, StepFailedError, TemplateFormatError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
+from envforge.run.validation import validate_template_dir
 from envforge.templating.loader import load_template
-from envforge.validation import validate_template_dir
 
 HEAD = """\
 apiVersion: scaffolder.backstage.io/v1beta3

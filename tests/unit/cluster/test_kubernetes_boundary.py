@@ -1,4 +1,4 @@
-"""envforge.kubernetes_boundary: the one mapping of kubernetes client errors (the real
+"""envforge.core.kubernetes_boundary: the one mapping of kubernetes client errors (the real
 server's answers are exercised in tests/integration/cluster; these pin the table)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from envforge.core.kubernetes_boundary import NotFound, kubernetes_errors
 from envforge.errors import (
     ClusterAccessError,
     ClusterApiError,
@@ -19,7 +20,6 @@ from envforge.errors import (
     SecretDeliveryError,
     TemporaryError,
 )
-from envforge.kubernetes_boundary import NotFound, kubernetes_errors
 
 
 def _api(status: int, reason: str, message: str) -> ApiException:

@@ -71,6 +71,6 @@ def spec(isolation: Isolation | None = None, **parameters: object) -> Environmen
 
 def offline_store() -> EnvironmentStore:
     """A store used only to build and render records (no repository is touched)."""
-    from envforge.publishing import GitPublisher
+    from envforge.git.publishing import GitPublisher
     return EnvironmentStore(GitPublisher("file:///nonexistent.git", "main", Path("/nonexistent")),
                             GitOpsSettings())

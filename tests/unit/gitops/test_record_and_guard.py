@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from envforge.core.secret_guard import SecretGuard, scan_text
 from envforge.errors import GitOpsError, SecretInGitError
 from envforge.gitops.record import EnvironmentRecord, public_parameters
-from envforge.secret_guard import SecretGuard, scan_text
 from tests.unit.gitops.helpers import NOW, offline_store, spec
 
 

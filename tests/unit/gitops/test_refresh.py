@@ -124,9 +124,9 @@ def test_every_push_through_the_store_asks_for_a_refresh(tmp_path: Path) -> None
     directly (sleep, upgrade) and rollbacks are refreshed too; nothing when nothing changed."""
     import subprocess
 
+    from envforge.git.publishing import GitPublisher
     from envforge.gitops.settings import GitOpsSettings
     from envforge.gitops.store import EnvironmentStore
-    from envforge.publishing import GitPublisher
 
     remote = tmp_path / "gitops.git"
     subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(remote)],

@@ -10,7 +10,7 @@ import yaml
 
 from envforge.actions.base import ActionContext
 from envforge.errors import SecretDeliveryError, StepFailedError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.secrets.actions import (
     KubernetesSecret,
     KubernetesSecretInput,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from envforge.actions.base import ActionContext
+from envforge.core.names import is_dns_label, is_dns_subdomain, is_label_value
+from envforge.core.sensitive import credential_paths, is_credential_name
 from envforge.errors import EnvironmentNameError, SecretDeliveryError, TemplateError, TTLError
 from envforge.gitops.naming import check_custom_host, check_environment_name
 from envforge.gitops.record import public_parameters
-from envforge.names import is_dns_label, is_dns_subdomain, is_label_value
 from envforge.secrets.actions import VaultSecretsInput, check_delivery_namespace
-from envforge.sensitive import credential_paths, is_credential_name
 
 
 @pytest.mark.parametrize("name", ["nl1\n", "nl1\r", "a\nb", " a", "a ", "A", "-a", "a-", "",
@@ -92,10 +92,10 @@ def test_credentials_never_reach_the_record() -> None:
 
 
 def test_an_empty_ttl_is_refused(tmp_path: Path) -> None:
+    from envforge.git.publishing import GitPublisher
     from envforge.gitops.record import EnvironmentSpec
     from envforge.gitops.settings import load_gitops_settings
     from envforge.gitops.store import EnvironmentStore
-    from envforge.publishing import GitPublisher
 
     store = EnvironmentStore(GitPublisher("file:///nowhere", "main", tmp_path),
                              load_gitops_settings())
@@ -127,8 +127,8 @@ def test_credential_parameter_values_are_masked_in_logs_and_refused_in_git(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import uuid
 
+    from envforge.core.secret_guard import default_guard
     from envforge.errors import SecretInGitError
-    from envforge.secret_guard import default_guard
     from envforge.secrets.redaction import default_redactor, mask_credential_values
 
     value = f"pw-{uuid.uuid4().hex}"

@@ -10,7 +10,7 @@ import pytest
 
 from envforge.actions.registry import default_registry
 from envforge.errors import BudgetExceededError, ParameterError, TemplateError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.templating.loader import load_template
 from envforge.templating.model import Template
 from envforge.templating.parameters import form_schema, schema_problems, validate_parameters

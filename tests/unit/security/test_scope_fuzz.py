@@ -12,9 +12,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from envforge.actions.base import ActionContext
+from envforge.core.names import is_dns_label
+from envforge.git.publish_scope import gitops_scope_problem
 from envforge.gitops.actions import recorded_template
-from envforge.names import is_dns_label
-from envforge.publish_scope import gitops_scope_problem
 
 pytestmark = pytest.mark.fuzz
 parts = st.sampled_from(["services", "environments", "argocd", ".git", ".GIT", "..", ".", "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from envforge.publish_scope import gitops_scope_problem, path_problem
+from envforge.git.publish_scope import gitops_scope_problem, path_problem
 
 
 @pytest.mark.parametrize("target", [".git/hooks", ".GIT/config", ".git /config", ".git./x",

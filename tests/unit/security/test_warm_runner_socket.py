@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envforge.warm_runner import listen
+from envforge.launch.warm_runner import listen
 
 
 def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from envforge.names import is_dns_label
+from envforge.core.names import is_dns_label
 from envforge.webhooks.dispatch import Dispatcher
 from envforge.webhooks.events import MAX_PR_NUMBER
 from envforge.webhooks.mapping import TemplateMapping

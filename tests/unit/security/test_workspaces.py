@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envforge.workspaces import new_workspace, remove_stale_workspaces
+from envforge.run.workspaces import new_workspace, remove_stale_workspaces
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_killed_runs_workspace_is_removed_by_the_next_run() -> None:
-    code = ("import sys, time; from envforge.workspaces import new_workspace; "
+    code = ("import sys, time; from envforge.run.workspaces import new_workspace; "
             "p = new_workspace('killed'); (p / 'f').write_text('x'); print(p, flush=True); "
             "time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
@@ -45,7 +45,7 @@ def test_a_killed_runs_workspace_is_removed_by_the_next_run() -> None:
 def test_a_workspaces_folder_made_by_someone_else_is_refused(tmp_path: Path) -> None:
     """Another local user (or a link) at the shared temp path is never used."""
     from envforge.errors import ConfigurationError
-    from envforge.workspaces import check_root
+    from envforge.run.workspaces import check_root
 
     elsewhere = tmp_path / "theirs"
     elsewhere.mkdir()

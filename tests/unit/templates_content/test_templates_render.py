@@ -19,10 +19,10 @@ import yaml
 from jsonschema import Draft7Validator
 
 from envforge.errors import ParameterError
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
+from envforge.run.validation import validate_template_dir
 from envforge.templating.loader import load_template
 from envforge.templating.parameters import pages, strip_ui, validate_parameters
-from envforge.validation import validate_template_dir
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 K8S_VERSION = "1.30"

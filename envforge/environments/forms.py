@@ -11,7 +11,7 @@ fields are plain typed properties without a default of null, so the UI shows no 
 Credentials: Prefect keeps a flow run's parameters as plain JSON in its database and shows
 them on the run page, whatever the schema says (``format: password`` only masks the input box;
 a ``SecretStr`` parameter is stored as the typed text). So a template field marked as a
-credential (:mod:`envforge.sensitive`) becomes a *Vault reference* field
+credential (:mod:`envforge.core.sensitive`) becomes a *Vault reference* field
 (``vault:kv/app/db#password``): the run's parameters name where the value lives, and
 :func:`resolve_credential_references` reads the values at run time through the named Vault
 connection (``vault_block``), registering each with the log redactor.
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envforge.connections import ConnectionSource
+from envforge.core.sensitive import credential_paths, is_credential_name
 from envforge.errors import ParameterError, SecretReferenceError, TemplateError
 from envforge.secrets.references import FORM as REFERENCE_FORM
 from envforge.secrets.references import SecretReference, parse_reference
-from envforge.sensitive import credential_paths, is_credential_name
 from envforge.templating.model import Template
 from envforge.templating.parameters import form_schema, pages
 

@@ -1,10 +1,11 @@
 """A warm runner: Prefect and envforge imported once, a flow-run engine forked per request.
 
-    .venv/bin/python -m envforge.warm_runner --socket .envforge/warm-runner/socket --preload flows
+    .venv/bin/python -m envforge.launch.warm_runner \
+        --socket .envforge/warm-runner/socket --preload flows
 
 scripts/prefect-local.sh starts one beside the process worker and gives both the socket's
-path (ENVFORGE_WARM_RUNNER_SOCKET); deployments run ``python -m envforge.flow_start``
-(envforge.flow_start), which hands the flow run here. Per request:
+path (ENVFORGE_WARM_RUNNER_SOCKET); deployments run ``python -m envforge.launch.flow_start``
+(envforge.launch.flow_start), which hands the flow run here. Per request:
 
 1. the runner checks the caller (same user, SO_PEERCRED) and that no envforge or flows source
    file changed since it imported them. If one did, it answers ``stale`` (the caller starts
@@ -47,7 +48,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from envforge.flow_start import PROTOCOL
+from envforge.launch.flow_start import PROTOCOL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: packages whose modules are imported up front (and watched for changes); `--preload` adds
@@ -376,7 +377,7 @@ def serve(path: Path, preload: list[str]) -> NoReturn:
             log(f"{len(changed)} source file(s) changed (e.g. {changed[0]}); restarting")
             server.close()
             remove_own_socket(path)
-            os.execv(sys.executable, [sys.executable, "-m", "envforge.warm_runner",
+            os.execv(sys.executable, [sys.executable, "-m", "envforge.launch.warm_runner",
                                       "--socket", str(path),
                                       *(f"--preload={name}" for name in preload)])
         if os.fork() == 0:

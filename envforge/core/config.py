@@ -73,7 +73,7 @@ def ensure_embedded_gitops_repo(settings: Settings) -> None:
     repo.parent.mkdir(parents=True, exist_ok=True)
     branch = settings.gitops_branch
 
-    from envforge.git_boundary import subprocess_env  # git runs without hooks or repo config
+    from envforge.core.git_boundary import subprocess_env  # git runs without hooks or repo config
 
     def git(*args: str, stdin: str | None = None) -> str:
         """Run git on the embedded repository as envforge; its stdout."""

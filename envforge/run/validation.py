@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from envforge.actions.base import fake_output
 from envforge.actions.registry import ActionRegistry, default_registry
 from envforge.errors import EnvforgeError, StepFailedError, TemplateFormatError
-from envforge.runner import PlaceholderOutput, SecretRef, TemplateRun
+from envforge.run.runner import PlaceholderOutput, SecretRef, TemplateRun
 from envforge.templating.expressions import EXPRESSION, ExpressionEngine
 from envforge.templating.loader import load_template
 from envforge.templating.model import Template

@@ -18,10 +18,10 @@ import re
 from pathlib import Path, PurePosixPath
 
 from envforge.capabilities import is_git_name
+from envforge.core.git_boundary import run_git
+from envforge.core.names import is_dns_label
+from envforge.core.paths import safe_relative
 from envforge.errors import GitError, PathEscapeError, PublishScopeError
-from envforge.git_boundary import run_git
-from envforge.names import is_dns_label
-from envforge.paths import safe_relative
 
 SERVICES = "services"
 ENVIRONMENTS = "environments"

@@ -24,6 +24,8 @@ from typing import IO, TypeVar
 import git
 
 from envforge.capabilities import WorkspaceFiles
+from envforge.core.git_boundary import open_working_copy
+from envforge.core.paths import resolve_inside, safe_relative
 from envforge.errors import (
     CapabilityError,
     ConfigurationError,
@@ -32,8 +34,6 @@ from envforge.errors import (
     PushConflictError,
     PushRejectedError,
 )
-from envforge.git_boundary import open_working_copy
-from envforge.paths import resolve_inside, safe_relative
 
 T = TypeVar("T")
 logger = logging.getLogger("envforge.git")

@@ -11,8 +11,8 @@ reads the repository and commits nothing.
 
 What the skipped steps made (an image digest, a database, Secret and ConfigMap names) is
 carried forward from the environment's current files when those steps' inputs did not change
-(envforge.upgrade_outputs); a step whose inputs changed needs ``env update``, and the upgrade
-of that environment says so.
+(envforge.environments.upgrade_outputs); a step whose inputs changed needs ``env update``,
+and the upgrade of that environment says so.
 """
 
 from __future__ import annotations
@@ -24,27 +24,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from envforge.core.sensitive import credential_paths
+from envforge.environments.sleep import scale_to_zero
+from envforge.environments.upgrade_outputs import FAKED, Carried, carry_forward, changed_inputs
 from envforge.errors import (
     EnvforgeError,
     EnvironmentNotFoundError,
     ParameterError,
     TemplateError,
 )
+from envforge.git.publish_scope import check_environment_paths
 from envforge.gitops.actions import find_manifests
 from envforge.gitops.record import EnvironmentRecord, public_parameters, utc_now
 from envforge.gitops.render import application_file, environment_dir, record_file
 from envforge.gitops.runs import environment_template
 from envforge.gitops.store import EnvironmentStore
 from envforge.gitops.versions import describe_version, template_version
-from envforge.publish_scope import check_environment_paths
-from envforge.runner import TemplateRun
+from envforge.run.runner import TemplateRun
 from envforge.secrets.redaction import mask_credential_values
-from envforge.sensitive import credential_paths
-from envforge.sleep import scale_to_zero
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template
 from envforge.templating.parameters import pages, validate_parameters
-from envforge.upgrade_outputs import FAKED, Carried, carry_forward, changed_inputs
 
 Status = Literal["upgraded", "would-upgrade", "unchanged", "failed"]
 

@@ -6,7 +6,7 @@ inline, which is what the unit tests and `templates validate` use.
 
 Order of work for one step: evaluate ``if`` -> render ``input`` -> validate it against the
 action's input model -> run (or dry-run, or fake the output in a dry run) -> record the output
-for ``steps.<id>.output``. Steps that do not wait for each other (envforge.step_graph) run at
+for ``steps.<id>.output``. Steps that do not wait for each other (envforge.run.step_graph) run at
 the same time, each in a pool thread; rendering stays on the calling thread. On a failure no
 new step starts, running ones finish, and completed steps are rolled back newest first (by
 completion).
@@ -41,19 +41,19 @@ from envforge.errors import (
     TemplateError,
     UnknownActionError,
 )
+from envforge.run.step_graph import resources_of, step_dependencies
+from envforge.run.workspaces import new_workspace
 from envforge.secrets.redaction import scrub
 from envforge.secrets.references import refuse_references_in_git_fields
 from envforge.services import Services
 from envforge.settings import load_settings
-from envforge.step_graph import resources_of, step_dependencies
 from envforge.templating.expressions import ExpressionEngine
 from envforge.templating.model import Template, TemplateStep
 from envforge.templating.parameters import validate_parameters
-from envforge.workspaces import new_workspace
 
 StepStatus = Literal["completed", "skipped", "dry-run", "faked", "failed", "rolled-back"]
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
-log = logging.getLogger("envforge.runner")
+log = logging.getLogger("envforge.run.runner")
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ class TemplateRun:
         rollback_step: RollbackExecutor | None = None,
         listener: Listener | None = None,
     ) -> RunResult:
-        """Every step, independent ones at the same time (envforge.step_graph says which wait
+        """Every step, independent ones at the same time (envforge.run.step_graph says which wait
         for which); on failure start nothing new, let running steps finish, roll back what
         completed, newest first, and raise StepFailedError."""
         execute_step = execute_step or (lambda run, p: run.execute(p))

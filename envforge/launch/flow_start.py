@@ -1,7 +1,7 @@
 """The command the process worker runs for each flow run: hand it to a warm runner, or start
 Prefect's engine cold.
 
-    <project>/.venv/bin/python -m envforge.flow_start
+    <project>/.venv/bin/python -m envforge.launch.flow_start
 
 Prefect's process worker starts every flow run as a new interpreter (``python -m
 prefect.runner._workspace_supervisor``, which then starts ``python -m prefect.engine``): two
@@ -9,7 +9,7 @@ imports of Prefect (about 1.6 s each here) and then the flow's own modules, befo
 first line runs. That is most of the time from a pull request's webhook to its environment in
 Git (bench/webhook_latency.py). A deployment whose ``command`` job variable is this module
 skips the supervisor (the engine runs the deployment's pull steps itself) and, when a warm
-runner is listening (envforge.warm_runner, started by scripts/prefect-local.sh beside the
+runner is listening (envforge.launch.warm_runner, started by scripts/prefect-local.sh beside the
 worker), runs the engine in a process forked from it, where Prefect and envforge are already
 imported.
 

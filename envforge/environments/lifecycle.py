@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from envforge.core.sensitive import credential_paths
 from envforge.errors import (
     ConfigurationError,
     EnvforgeError,
@@ -29,7 +30,6 @@ from envforge.gitops.runs import environment_template
 from envforge.gitops.settings import gitops_settings
 from envforge.gitops.ttl import checked_ttl
 from envforge.secrets.redaction import mask_credential_values
-from envforge.sensitive import credential_paths
 from envforge.services import Services
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template, TemplateStep

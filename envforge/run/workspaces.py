@@ -19,7 +19,7 @@ from pathlib import Path
 
 from envforge.errors import ConfigurationError
 
-logger = logging.getLogger("envforge.workspaces")
+logger = logging.getLogger("envforge.run.workspaces")
 _ENTRY = re.compile(r"(?P<pid>\d+)-(?P<start>\d+)-[a-z0-9_]+-.*")
 
 

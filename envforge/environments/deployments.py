@@ -8,7 +8,7 @@ on: the Prefect UI shows the same form Backstage would, and the server rejects a
 parameters break the schema before anything starts.
 
 Every template also gets a ``create-environment/<template>`` deployment: the same form behind
-the environment's own fields (envforge.environment_forms), run by the ``create-environment``
+the environment's own fields (envforge.environments.forms), run by the ``create-environment``
 flow's form entry point, so an environment is made from a form rather than raw JSON.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envforge.config import PROJECT_ROOT
-from envforge.environment_forms import environment_form_schema, environment_signature
+from envforge.core.config import PROJECT_ROOT
+from envforge.environments.forms import environment_form_schema, environment_signature
 from envforge.errors import TemplateError
 from envforge.templating.model import Template
 from envforge.templating.parameters import form_schema
@@ -36,9 +36,9 @@ ENVIRONMENT_ENTRYPOINT = "flows/environments.py:create_environment_from_form"
 
 
 def flow_run_command(python: str | None = None) -> str:
-    """The process worker's command for envforge's flow runs (envforge.flow_start): no
+    """The process worker's command for envforge's flow runs (envforge.launch.flow_start): no
     supervisor process, and an engine forked from the warm runner when one is listening."""
-    return f"{shlex.quote(python or sys.executable)} -m envforge.flow_start"
+    return f"{shlex.quote(python or sys.executable)} -m envforge.launch.flow_start"
 
 
 def job_variables(template_ref: str) -> dict[str, Any]:
