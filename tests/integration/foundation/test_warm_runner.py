@@ -159,7 +159,7 @@ def test_a_killed_caller_takes_its_engine_process_group_with_it(runner: Runner,
 
 def test_edited_code_is_never_run_from_a_stale_import(tmp_path: Path) -> None:
     runner = Runner(tmp_path)
-    source = PROJECT_ROOT / "envforge" / "flow_start.py"
+    source = PROJECT_ROOT / "envforge" / "launch" / "flow_start.py"
     before = source.stat()
     try:
         os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
