@@ -2,7 +2,8 @@
 
 ``WebhookSecrets`` holds what GitHub signs with (HMAC secret) and what GitLab sends back
 (secret token); `envforge webhook serve --secrets-block NAME` loads it. ``GitProviderToken``
-holds an API token for posting the environment summary as a pull-request comment. Secret
+holds a provider's API token and where its API and Git are (the summary comment and the
+pull request's status use it). Secret
 fields are ``SecretStr``: they never reach a log, a flow parameter or an error message.
 """
 
@@ -15,7 +16,9 @@ from typing import Any, Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from envforge.summary.comments import DEFAULT_API_URLS, PullRequestCommenter
+from envforge.capabilities import EgressPolicy, ProviderEndpoint
+from envforge.capabilities.providers import ProviderClient, provider_client
+from envforge.summary.comments import PullRequestCommenter
 from envforge.summary.pr_status import PullRequestStatusReporter
 from envforge.webhooks.server import WebhookCredentials
 
@@ -45,46 +48,55 @@ class WebhookSecrets(Block):
 
 
 class GitProviderToken(Block):
-    """An API token for commenting on pull/merge requests with the environment summary."""
+    """A Git provider's API token and where that provider is: the pull-request comment and
+    status, and any step that names this block, reach exactly the API and Git origins
+    configured here (never a host a template writes), through the one provider client."""
 
     _block_type_name = "envforge Git Provider Token"
     _block_type_slug = "envforge-git-provider-token"
-    _description = "GitHub or GitLab REST API token (and base URL) for pull-request comments."
+    _description = ("GitHub, GitLab or Azure DevOps REST API token, and where that provider's "
+                    "API and Git live.")
 
-    provider: Literal["github", "gitlab"] = Field(description="Which provider's API this is.")
+    provider: Literal["github", "gitlab", "azure"] = Field(
+        description="Which provider's API this is.")
     token: SecretStr = Field(description="GitHub token with pull-requests:write (or issues), "
                              "plus deployments:write and statuses:write for the pull "
-                             "request's status / GitLab token with the 'api' scope.")
+                             "request's status / GitLab token with the 'api' scope / Azure "
+                             "DevOps personal access token with Code (read, write & manage).")
     api_url: str | None = Field(
-        default=None, description="REST API base URL; default https://api.github.com or "
-        "https://gitlab.com/api/v4 (set it for GitHub Enterprise or self-hosted GitLab).")
-    timeout_seconds: float = Field(default=10.0, description="Per-request timeout.")
+        default=None, description="REST API base URL; default https://api.github.com, "
+        "https://gitlab.com/api/v4 or https://dev.azure.com (set it for GitHub Enterprise, "
+        "self-hosted GitLab or Azure DevOps Server).")
+    host: str | None = Field(
+        default=None, description="The repository host a step's repoUrl must name; default "
+        "github.com, gitlab.com or dev.azure.com.")
+    git_url: str | None = Field(
+        default=None, description="Base URL git clones and pushes use; default https://<host>.")
+    timeout_seconds: float = Field(default=10.0, gt=0, description=(
+        "Time budget of one API call (its answer included)."))
+
+    def endpoint(self) -> ProviderEndpoint:
+        """The configured provider (API and Git origins, token bound to them)."""
+        return ProviderEndpoint.configure(self.provider, self.host, self.api_url, self.git_url,
+                                          self.token.get_secret_value())
+
+    def client(self, what: str, policy: EgressPolicy | None = None) -> ProviderClient:
+        """A provider client to this block's origins only (the egress capability of the
+        caller, or one allowing nothing else)."""
+        return provider_client(self.endpoint(), policy or EgressPolicy.deny_all(), None, what,
+                               timeout_seconds=self.timeout_seconds)
 
     @contextmanager
     def get_client(self) -> Iterator[PullRequestCommenter]:
         """A commenter for this provider, its HTTP client closed on exit."""
-        commenter = PullRequestCommenter(
-            provider=self.provider, token=self.token,
-            api_url=self.api_url or DEFAULT_API_URLS[self.provider],
-            timeout_seconds=self.timeout_seconds,
-        )
-        try:
+        with PullRequestCommenter(self.client("pull-request comment")) as commenter:
             yield commenter
-        finally:
-            commenter.close()
 
     @contextmanager
     def status_client(self) -> Iterator[PullRequestStatusReporter]:
         """A reporter of environment states (commit status, Deployment / environment)."""
-        reporter = PullRequestStatusReporter(
-            provider=self.provider, token=self.token,
-            api_url=self.api_url or DEFAULT_API_URLS[self.provider],
-            timeout_seconds=self.timeout_seconds,
-        )
-        try:
+        with PullRequestStatusReporter(self.client("pull-request status")) as reporter:
             yield reporter
-        finally:
-            reporter.close()
 
 
 BLOCK_TYPES: list[type[Any]] = [WebhookSecrets, GitProviderToken]

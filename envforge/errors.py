@@ -102,7 +102,10 @@ class EnvforgeError(Exception):
 
 
 class TemporaryError(EnvforgeError):
-    """Marker: the operation may succeed if retried unchanged (Prefect retries only these)."""
+    """Marker: the operation may succeed if retried unchanged (Prefect retries only these).
+    ``retry_after``: the seconds the service asked to wait (Retry-After), when it said."""
+
+    retry_after: float | None = None
 
 
 class ConfigurationError(EnvforgeError):
@@ -565,7 +568,8 @@ class ProviderStatusError(SummaryError):
 
 
 class ProviderUnreachableError(SummaryError, TemporaryError):
-    """The Git provider's API did not answer."""
+    """The Git provider's API did not answer, or answered 429/5xx (``retry_after`` set from
+    its Retry-After); raised by envforge.capabilities.providers for every provider call."""
 
 
 # --- capabilities (envforge.capabilities) ---
@@ -579,7 +583,10 @@ class EgressRefusedError(CapabilityError):
 
 
 class EgressFailedError(CapabilityError, TemporaryError):
-    """An allowed request did not get a usable answer (network error, status >= 400)."""
+    """An allowed request did not get a usable answer (network error, status >= 400).
+    ``unsent``: the connection never opened, so nothing reached the other side."""
+
+    unsent: bool = False
 
 
 class FileRefusedError(CapabilityError):

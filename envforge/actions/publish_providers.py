@@ -7,9 +7,11 @@ the workspace with git, under the git boundary (no hooks, no repository or user 
 Where the token goes is the operator's choice, never the template's: the provider is the one
 configured (ENVFORGE_GITHUB_HOST / _API_URL / _GIT_URL, likewise GITLAB; defaults github.com,
 https://api.github.com, gitlab.com, https://gitlab.com/api/v4), a ``repoUrl`` naming another
-host is refused before any request, API calls go through the egress capability with the
-token bound to the API origin, and git gets it as a header bound to the configured Git origin
-(redirects off); a clone URL the API answers outside that origin is refused. The token comes
+host is refused before any request, API calls go through the one provider client
+(envforge.capabilities.providers: the egress capability, the token bound to the API origin,
+temporary answers retried there and only there), and git gets the token as a header bound to
+the configured Git origin (redirects off); a clone URL the API answers outside that origin is
+refused. The token comes
 from the step's ``token`` input, else ENVFORGE_GITHUB_TOKEN / ENVFORGE_GITLAB_TOKEN, and
 never appears in a message. Owner and repository names are checked strictly (no ``/`` in a
 name, no ``..``). The files go into the working copy through the workspace file API: the
@@ -24,7 +26,6 @@ branch is left for the reviewer.
 
 from __future__ import annotations
 
-import base64
 import re
 import tempfile
 from pathlib import Path
@@ -34,14 +35,14 @@ from pydantic import ConfigDict, Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.capabilities import (
-    EgressClient,
     ProviderEndpoint,
     WorkspaceFiles,
     check_path,
     quote_segment,
 )
-from envforge.core.git_boundary import header_for, run_git
-from envforge.errors import ActionError, CapabilityError, ConfigurationError, GitError
+from envforge.capabilities.providers import ProviderClient, provider_client
+from envforge.core.git_boundary import run_git
+from envforge.errors import ActionError, CapabilityError, GitError
 from envforge.templating.filters import parse_repo_url
 
 Provider = Literal["github", "gitlab"]
@@ -102,58 +103,19 @@ class ChangeRequestOutput(ActionOutput):
     mergeRequestUrl: str | None = None
 
 
-class ProviderClient:
-    """The few REST calls the publishers make, to the configured provider only."""
-
-    def __init__(self, ctx: ActionContext, provider: Provider, token: str | None,
-                 step: str) -> None:
-        self.endpoint: ProviderEndpoint = ctx.capabilities.provider(provider)
-        self.provider = provider
-        self.step = step
-        env = "ENVFORGE_GITHUB_TOKEN" if provider == "github" else "ENVFORGE_GITLAB_TOKEN"
-        self.token = token or self.endpoint.token
-        if not self.token:
-            raise ConfigurationError(f"{step}: no {provider} token: give the step a 'token' "
-                                     f"input or set {env}")
-        self.base = self.endpoint.api_base
-        policy = ctx.capabilities.egress.with_rules(*self.endpoint.rules())
-        self.http: EgressClient = policy.client(self.endpoint.credentials(self.token))
-
-    def call(self, method: str, path: str, json: Any = None) -> Any:
-        try:
-            answer = self.http.request(method, self.base + path, json=json)
-        except CapabilityError as e:
-            raise ActionError(f"{self.step}: {self.provider} API: "
-                              f"{str(e).replace(self.token, '***')}") from None
-        if answer.status >= 400:
-            detail = answer.text(200).replace(self.token, "***")
-            raise ActionError(f"{self.step}: {self.provider} API {method} {path} answered "
-                              f"{answer.status}: {detail}")
-        return answer.json()
-
-    def git_config(self) -> list[tuple[str, str]]:
-        """git settings sending the token to the configured Git origin only."""
-        user = "x-access-token" if self.provider == "github" else "oauth2"
-        basic = base64.b64encode(f"{user}:{self.token}".encode()).decode()
-        return header_for(str(self.endpoint.git.origin), f"Authorization: Basic {basic}")
-
-    def check_clone_url(self, url: str) -> str:
-        """``url`` if it lies under the configured Git base, else refused."""
-        if not self.endpoint.git_origin_allows(url):
-            raise ActionError(f"{self.step}: the {self.provider} API answered a clone URL "
-                              f"outside the configured Git base {self.endpoint.git.url} "
-                              f"(ENVFORGE_{self.provider.upper()}_GIT_URL); not pushing there")
-        return url
-
-    def close(self) -> None:
-        self.http.close()
+def open_client(ctx: ActionContext, provider: str, token: str | None, step: str
+                ) -> ProviderClient:
+    """The provider client of one step: the configured endpoint (never the template's
+    host), the step's token or the operator's, through the run's egress capability."""
+    endpoint = ctx.capabilities.provider(provider)
+    return provider_client(endpoint, ctx.capabilities.egress, token, step)
 
 
 def _git(args: list[str], cwd: Path, client: ProviderClient) -> str:
     try:
         return run_git(args, cwd=cwd, extra_config=client.git_config(),
                        timeout=_GIT_TIMEOUT_S, secrets=[client.token],
-                       what=f"{client.step}: git {args[0]}")
+                       what=f"{client.what}: git {args[0]}")
     except GitError as e:
         raise ActionError(str(e)) from None
 
@@ -213,7 +175,7 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
 
     def run(self, ctx: ActionContext, params: PublishRepoInput) -> PublishRepoOutput:
         step = f"step {ctx.step_id!r} ({self.id})"
-        client = ProviderClient(ctx, self.provider, params.token, step)
+        client = open_client(ctx, self.provider, params.token, step)
         try:
             owner, repo = _owner_repo(params, step, client.endpoint)
             source_rel = _source_rel(params.sourcePath, step)
@@ -253,7 +215,7 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
         if not output.createdRepository:
             return  # this run recorded creating nothing: nothing of it is deleted
         step = f"rollback {ctx.step_id!r} ({self.id})"
-        client = ProviderClient(ctx, self.provider, params.token, step)
+        client = open_client(ctx, self.provider, params.token, step)
         try:
             self.delete(client, output.createdRepository, output.projectId, ctx)
         finally:
@@ -298,20 +260,20 @@ class PublishGithub(_Publisher):
             # /user/repos creates under the token's own login, whatever the template says
             login = str(client.call("GET", "/user").get("login", ""))
             if login.lower() != owner.lower():
-                raise ActionError(f"{client.step}: owner {owner!r} is a user other than the "
+                raise ActionError(f"{client.what}: owner {owner!r} is a user other than the "
                                   f"token's ({login!r}); a token creates repositories only "
                                   "for its own user or an organisation")
         path = "/user/repos" if user.get("type") == "User" else f"/orgs/{owner}/repos"
         created = client.call("POST", path, json=body)
         full = str(created.get("full_name") or f"{owner}/{created.get('name', repo)}")
         return (str(created["clone_url"]), str(created["html_url"]), None,
-                _full_name(full, owner, repo, client.step))
+                _full_name(full, owner, repo, client.what))
 
     def delete(self, client: ProviderClient, created: str, project_id: int | None,
                ctx: ActionContext) -> None:
         owner, _, repo = created.rpartition("/")
-        _check_name(owner, "owner", client.step)
-        _check_name(repo, "repo", client.step)
+        _check_name(owner, "owner", client.what)
+        _check_name(repo, "repo", client.what)
         client.call("DELETE", f"/repos/{owner}/{repo}")
         ctx.logger.info("deleted repository %s, which this run created", created)
 
@@ -331,7 +293,7 @@ class PublishGitlab(_Publisher):
             "visibility": params.repoVisibility, "description": params.description or ""})
         full = str(created.get("path_with_namespace") or f"{owner}/{repo}")
         return (str(created["http_url_to_repo"]), str(created["web_url"]), int(created["id"]),
-                _full_name(full, owner, repo, client.step, nested=True))
+                _full_name(full, owner, repo, client.what, nested=True))
 
     def delete(self, client: ProviderClient, created: str, project_id: int | None,
                ctx: ActionContext) -> None:
@@ -349,7 +311,7 @@ class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
 
     def run(self, ctx: ActionContext, params: ChangeRequestInput) -> ChangeRequestOutput:
         step = f"step {ctx.step_id!r} ({self.id})"
-        client = ProviderClient(ctx, self.provider, params.token, step)
+        client = open_client(ctx, self.provider, params.token, step)
         try:
             owner, repo = _owner_repo(params, step, client.endpoint)
             source_rel = _source_rel(params.sourcePath, step)

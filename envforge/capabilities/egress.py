@@ -387,9 +387,11 @@ class EgressClient:
             raise BudgetExceededError(f"URL {str(url)[:200]!r}: no answer within the "
                                       f"{self.budget.deadline_seconds:g} s budget") from None
         except httpx.HTTPError as e:
-            raise EgressFailedError(f"URL {str(url)[:200]!r} did not answer "
-                                    f"({type(e).__name__}: {self._scrub(str(e))[:160]})"
-                                    ) from None
+            error = EgressFailedError(f"URL {str(url)[:200]!r} did not answer "
+                                      f"({type(e).__name__}: {self._scrub(str(e))[:160]})")
+            # a connection that never opened sent nothing: safe to retry even a POST
+            error.unsent = isinstance(e, httpx.ConnectError)
+            raise error from None
 
     @contextmanager
     def stream(self, method: str, url: str, headers: Mapping[str, str] | None = None,

@@ -3,8 +3,8 @@
 GitHub: ``POST /repos/{owner}/{repo}/issues/{number}/comments``; GitLab:
 ``POST /projects/{id}/merge_requests/{iid}/notes``. An earlier envforge comment for the same
 environment (found by the marker line :func:`summary_marker`) is edited instead, so a pull
-request carries one summary that follows its latest run. HTTP, headers and errors:
-:mod:`envforge.summary.provider_api`.
+request carries one summary that follows its latest run. HTTP, headers, retries and errors:
+the one provider client, :mod:`envforge.capabilities.providers`.
 """
 
 from __future__ import annotations
@@ -12,21 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import quote, urlsplit
 
-import httpx
-
+from envforge.capabilities.providers import ProviderClient
 from envforge.errors import ProviderCommentError, SummaryError
 from envforge.secrets.redaction import scrub
-from envforge.summary.provider_api import (
-    DEFAULT_API_URLS,
-    ProviderSession,
-    provider_request,
-)
 from envforge.summary.render import summary_marker
 
-__all__ = ["DEFAULT_API_URLS", "CommentResult", "PullRequestCommenter", "PullRequestRef",
+__all__ = ["CommentResult", "ProviderSession", "PullRequestCommenter", "PullRequestRef",
            "post_summary_comment", "pull_request_from_source"]
 #: GitHub refuses comments over 65,536 characters; stay under it on both providers.
 MAX_COMMENT_CHARS = 60_000
@@ -65,8 +59,39 @@ def pull_request_from_source(provider: str, source: Mapping[str, Any]) -> PullRe
     return PullRequestRef(provider, project, number)
 
 
+class ProviderSession:
+    """One open provider client (GitHub or GitLab) for the summary's calls, closed on exit:
+    the base of the comment and the status clients, which differ only in the calls they
+    make. Refusals are ``refused`` errors; no answer is a ProviderUnreachableError."""
+
+    refused: type[SummaryError] = SummaryError
+
+    def __init__(self, client: ProviderClient) -> None:
+        if client.provider not in ("github", "gitlab"):
+            raise SummaryError(f"git provider {client.provider!r} has no pull-request "
+                               "summary or status: use github or gitlab")
+        client.refused = self.refused
+        self.client = client
+        self.provider = client.provider
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.client.call(method, path, **kwargs)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class PullRequestCommenter(ProviderSession):
     """Creates or updates the envforge summary comment on one provider."""
+
+    refused = ProviderCommentError
 
     def upsert_summary(self, pull_request: PullRequestRef, environment: str,
                        markdown: str) -> CommentResult:
@@ -81,10 +106,10 @@ class PullRequestCommenter(ProviderSession):
             if str(comment.get("body") or "").startswith(marker):
                 edit = (f"{self._repo_path(pull_request)}/issues/comments/{comment['id']}"
                         if self.provider == "github" else f"{base}/{comment['id']}")
-                self._request("PATCH" if self.provider == "github" else "PUT", edit,
-                              json={"body": body})
+                self._call("PATCH" if self.provider == "github" else "PUT", edit,
+                           json={"body": body})
                 return CommentResult(int(comment["id"]), created=False)
-        created = self._request("POST", base, json={"body": body}).json()
+        created = self._call("POST", base, json={"body": body})
         return CommentResult(int(created["id"]), created=True)
 
     def _repo_path(self, pr: PullRequestRef) -> str:
@@ -100,16 +125,12 @@ class PullRequestCommenter(ProviderSession):
             params: dict[str, Any] = {"per_page": 100, "page": page}
             if self.provider == "gitlab":
                 params |= {"sort": "asc", "order_by": "created_at"}
-            batch = self._request("GET", path, params=params).json()
+            batch = self._call("GET", path, params=params)
             if not isinstance(batch, list):
                 return
             yield from (c for c in batch if isinstance(c, dict))
             if len(batch) < 100:
                 return
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return provider_request(self._client, self.provider, method, path,
-                                ProviderCommentError, **kwargs)
 
 
 def _limit(body: str) -> str:

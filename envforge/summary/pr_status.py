@@ -12,7 +12,8 @@ GitLab: the project's environment of that name (``/projects/:id/environments``: 
 ``external_url`` set on success, stopped on destroy) plus a commit status named
 ``envforge/<environment>`` (``POST /projects/:id/statuses/:sha``: running, success, failed).
 
-The token comes from a GitProviderToken block, resolved through envforge.connections.
+The token comes from a GitProviderToken block, resolved through envforge.connections; every
+call goes through the one provider client (envforge.capabilities.providers).
 """
 
 from __future__ import annotations
@@ -23,11 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-import httpx
-
 from envforge.errors import ProviderStatusError
-from envforge.summary.comments import PullRequestRef, pull_request_from_source
-from envforge.summary.provider_api import ProviderSession, provider_request
+from envforge.summary.comments import ProviderSession, PullRequestRef, pull_request_from_source
 
 EnvironmentState = Literal["in_progress", "success", "failure", "inactive"]
 #: A commit status per state (none on destroy: the commit's outcome does not change).
@@ -75,6 +73,8 @@ class StatusReport:
 class PullRequestStatusReporter(ProviderSession):
     """Sets an environment's state on one provider (GitHub or GitLab)."""
 
+    refused = ProviderStatusError
+
     def report(self, target: StatusTarget, state: EnvironmentState, url: str | None = None,
                log_url: str | None = None) -> StatusReport:
         """Set ``state`` (with the environment's ``url`` and the run's ``log_url``)."""
@@ -121,7 +121,7 @@ class PullRequestStatusReporter(ProviderSession):
             if deployment_id == skip:
                 continue
             path = f"{repo}/deployments/{deployment_id}/statuses"
-            latest = self._send("GET", path, params={"per_page": 1}).json()
+            latest = self._send("GET", path, params={"per_page": 1})
             current = latest[0].get("state") if isinstance(latest, list) and latest else None
             if current == "inactive" or (only_state and current != only_state):
                 continue
@@ -134,7 +134,7 @@ class PullRequestStatusReporter(ProviderSession):
         params: dict[str, Any] = {"environment": environment, "per_page": MAX_DEPLOYMENTS}
         if sha:
             params["sha"] = sha
-        found = self._send("GET", f"{repo}/deployments", params=params).json()
+        found = self._send("GET", f"{repo}/deployments", params=params)
         return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
 
     def _github_create(self, repo: str, target: StatusTarget, ref: str) -> int:
@@ -143,7 +143,7 @@ class PullRequestStatusReporter(ProviderSession):
             "required_contexts": [], "transient_environment": True,
             "production_environment": False,
             "description": f"envforge environment {target.environment}",
-        }).json()
+        })
         return int(created["id"])
 
     def _github_deployment_status(self, repo: str, deployment_id: int,
@@ -164,7 +164,7 @@ class PullRequestStatusReporter(ProviderSession):
         project = f"/projects/{quote(target.pull_request.project, safe='')}"
         report = StatusReport(state)
         existing = self._send("GET", f"{project}/environments",
-                              params={"name": target.environment}).json()
+                              params={"name": target.environment})
         current = next((e for e in existing if isinstance(e, dict)
                         and e.get("name") == target.environment), None) \
             if isinstance(existing, list) else None
@@ -177,7 +177,7 @@ class PullRequestStatusReporter(ProviderSession):
             body: dict[str, Any] = {"name": target.environment, "tier": "development"}
             if url:
                 body["external_url"] = url
-            current = self._send("POST", f"{project}/environments", json=body).json()
+            current = self._send("POST", f"{project}/environments", json=body)
         elif url and current.get("external_url") != url:
             self._send("PUT", f"{project}/environments/{current['id']}",
                        json={"external_url": url})
@@ -194,9 +194,8 @@ class PullRequestStatusReporter(ProviderSession):
             report.commit_status = status["state"]
         return report
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return provider_request(self._client, self.provider, method, path,
-                                ProviderStatusError, **kwargs)
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, path, **kwargs)
 
 
 class StatusReporterSource(Protocol):

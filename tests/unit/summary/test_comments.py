@@ -7,9 +7,14 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from envforge.errors import ProviderCommentError, ProviderUnreachableError, SummaryError
+from envforge.capabilities import ProviderEndpoint
+from envforge.errors import (
+    ConfigurationError,
+    ProviderCommentError,
+    ProviderUnreachableError,
+    SummaryError,
+)
 from envforge.summary.comments import (
     MAX_COMMENT_CHARS,
     PullRequestCommenter,
@@ -17,6 +22,7 @@ from envforge.summary.comments import (
     pull_request_from_source,
 )
 from envforge.summary.render import summary_marker
+from tests.unit.summary.provider_client import mock_client
 
 TOKEN = "ghp_unitTestToken0123456789"
 
@@ -29,8 +35,8 @@ def _commenter(provider: str, handler: Callable[[httpx.Request], httpx.Response]
         seen.append(request)
         return handler(request)
 
-    commenter = PullRequestCommenter(provider, SecretStr(TOKEN), "https://api.test/base",
-                                     transport=httpx.MockTransport(record))
+    commenter = PullRequestCommenter(mock_client(provider, TOKEN, "https://api.test/base",
+                                                 record))
     return commenter, seen
 
 
@@ -146,5 +152,8 @@ def test_source_without_pull_request_is_refused() -> None:
 
 
 def test_unknown_provider() -> None:
-    with pytest.raises(SummaryError, match="unknown git provider 'bitbucket'"):
-        PullRequestCommenter("bitbucket", SecretStr("x"))
+    with pytest.raises(ConfigurationError, match="unknown git provider 'bitbucket'"):
+        ProviderEndpoint.configure("bitbucket", token="x")
+    with pytest.raises(SummaryError, match="'azure' has no pull-request summary"):
+        PullRequestCommenter(mock_client("azure", "x", "https://dev.azure.test",
+                                         lambda r: httpx.Response(200)))

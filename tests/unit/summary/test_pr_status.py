@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from envforge.errors import ProviderUnreachableError, SummaryError
 from envforge.summary.pr_status import PullRequestStatusReporter, StatusTarget
+from tests.unit.summary.provider_client import mock_client
 
 TOKEN = SecretStr("glpat-unit-token-123")
 
@@ -24,8 +25,8 @@ def _reporter(provider: str, answer: Any) -> tuple[PullRequestStatusReporter, li
         response: httpx.Response = answer(request) if callable(answer) else answer
         return response
 
-    reporter = PullRequestStatusReporter(provider, TOKEN, "https://api.test",
-                                         transport=httpx.MockTransport(handle))
+    reporter = PullRequestStatusReporter(mock_client(provider, TOKEN.get_secret_value(),
+                                                     "https://api.test", handle))
     return reporter, seen
 
 
