@@ -28,6 +28,12 @@ from envforge.environments.forms import (
     resolve_credential_references,
     submission_from_form,
 )
+from envforge.environments.intents import (
+    CreateIntent,
+    begin_create,
+    end_create,
+    recover_killed_create,
+)
 from envforge.environments.lifecycle import (
     EnvironmentRequest,
     decide_reaping,
@@ -37,7 +43,7 @@ from envforge.environments.lifecycle import (
     with_health_wait,
 )
 from envforge.environments.sleep import wake_environment
-from envforge.errors import ConfigurationError, EnvforgeError
+from envforge.errors import ConfigurationError, EnvforgeError, StepFailedError
 from envforge.gitops.repository import open_store
 from envforge.run.runner import TemplateRun
 from envforge.services import Services
@@ -153,9 +159,19 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
                 wake_environment(store, plan.name, "new deployment", _run_id())
         run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
                           run_id=_run_id(), services=services)
+        intent: CreateIntent | None = None
+        if plan.mode == "create":  # recorded before anything is made (a kill -9 is cleanable)
+            cleaned = recover_killed_create(services, plan.name, committed=False)
+            if cleaned is not None:
+                logger.warning("%s", cleaned.summary())
+            intent = begin_create(services, plan.name, plan.template, run.run_id,
+                                  str(plan.environment.get("namespace") or plan.name),
+                                  plan.environment.get("owner"))
         try:
             result = run_steps_as_tasks(run)
         except EnvforgeError as e:
+            if isinstance(e, StepFailedError) and e.rollback_failures:
+                intent = None  # left behind: the intent stays so a later run cleans it up
             diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
             _summary(services, plan.name, {"template": plan.template.name, "steps": [
                 r.__dict__ for r in run.reports]}, "rolled-back", plan.mode,
@@ -166,6 +182,8 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
             raise
         finally:
             run.close()
+            if intent is not None:
+                end_create(services, intent)
     gitops = next((out for sid, out in run.outputs.items()
                    if any(s.id == sid and s.action == "publish:gitops"
                           for s in plan.template.spec.steps)), {})
@@ -227,8 +245,15 @@ def destroy_environment(name: str, database_block: str | None = None,
     logger = get_run_logger()
     services = flow_services()
     with environment_lock(name, services), open_store(services=services) as store:
+        if store.find(name) is None:  # nothing committed: maybe a killed create left resources
+            cleaned = recover_killed_create(services, name, committed=False)
+            if cleaned is not None:
+                logger.info("%s", cleaned.summary())
+                return {"name": name, "commit": None, "databases": cleaned.databases,
+                        "secrets": cleaned.secrets, "problems": [], "prune": "none"}
         record = store.get(name, "destroy")
         result = store.destroy(name, _run_id())
+        recover_killed_create(services, name, committed=True)  # a stale intent, if any
         released = release_resources(name, record.status.namespace, services, database_block,
                                      cluster_block)
         prune = "pending"

@@ -15,6 +15,13 @@ from typing import Any
 from envforge.cli.common import catalog, parse_values
 from envforge.cli.day_two import add_day_two_commands
 from envforge.cluster.cli import add_env_commands
+from envforge.environments.intents import (
+    CreateIntent,
+    begin_create,
+    end_create,
+    list_intents,
+    recover_killed_create,
+)
 from envforge.environments.lifecycle import (
     EnvironmentPlan,
     EnvironmentRequest,
@@ -22,7 +29,7 @@ from envforge.environments.lifecycle import (
     release_resources,
 )
 from envforge.environments.sleep import wake_environment
-from envforge.errors import TemplateError
+from envforge.errors import EnvironmentNotFoundError, StepFailedError, TemplateError
 from envforge.gitops.record import EnvironmentRecord, utc_now
 from envforge.gitops.repository import open_store
 from envforge.gitops.ttl import format_duration
@@ -129,13 +136,29 @@ def update_command(args: argparse.Namespace) -> int:
 
 
 def _run_plan(plan: EnvironmentPlan, services: Services) -> dict[str, Any]:
-    """Run the environment's template inline; the publish:gitops step's output."""
+    """Run the environment's template inline; the publish:gitops step's output. A create is
+    recorded (envforge.environments.intents) before its first step, after cleaning up what a
+    killed create of the same name left."""
+    intent: CreateIntent | None = None
     run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
                       services=services)
     try:
+        if plan.mode == "create":
+            cleaned = recover_killed_create(services, plan.name, committed=False)
+            if cleaned is not None:
+                print(cleaned.summary(), file=sys.stderr)
+            intent = begin_create(services, plan.name, plan.template, run.run_id,
+                                  str(plan.environment.get("namespace") or plan.name),
+                                  plan.environment.get("owner"))
         run.run()
+    except StepFailedError as e:
+        if e.rollback_failures:  # left behind: the intent stays, so it can be cleaned up
+            intent = None
+        raise
     finally:
         run.close()
+        if intent is not None:
+            end_create(services, intent)
     for step in plan.template.spec.steps:
         if step.action == "publish:gitops" and step.id in run.outputs:
             return run.outputs[step.id]
@@ -156,8 +179,16 @@ def extend_command(args: argparse.Namespace) -> int:
 def destroy_command(args: argparse.Namespace) -> int:
     services = args.make_services()
     with open_store(services=services) as store:
-        record = store.get(args.name, "destroy")
+        record = store.find(args.name)
+        if record is None:  # nothing committed: maybe a killed create left resources
+            cleaned = recover_killed_create(services, args.name, committed=False)
+            if cleaned is None:
+                store.get(args.name, "destroy")  # raises: no such environment
+                raise EnvironmentNotFoundError(args.name)  # pragma: no cover
+            print(cleaned.summary())
+            return 0
         result = store.destroy(args.name, _run_id())
+    recover_killed_create(services, args.name, committed=True)  # a stale intent, if any
     released = release_resources(args.name, record.status.namespace, services)
     print(f"destroyed environment {args.name} (commit {result.commit}); Argo CD prunes its "
           f"objects; dropped {', '.join(released.databases) or 'no database'}; deleted "
@@ -171,7 +202,10 @@ def list_command(args: argparse.Namespace) -> int:
     services = args.make_services()
     with open_store(services=services) as store:
         records = store.list()
-    rows = [_summary(r) for r in records]
+    committed = {r.name for r in records}
+    rows = [_summary(r) for r in records] + [
+        _intent_summary(i) for i in list_intents(services) if i.name not in committed]
+    rows.sort(key=lambda row: str(row["name"]))
     if args.output == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -212,6 +246,15 @@ def _summary(record: EnvironmentRecord) -> dict[str, Any]:
         "sleepingSince": (record.status.sleeping.since.isoformat()
                           if record.status.sleeping else None),
     }
+
+
+def _intent_summary(intent: CreateIntent) -> dict[str, Any]:
+    """A row for an environment whose create has not committed (running, or killed)."""
+    age = format_duration((utc_now() - intent.startedAt).total_seconds())
+    return {"name": intent.name, "template": intent.template, "type": "-",
+            "owner": intent.owner or "-", "age": age, "expires": "-", "expiresAt": None,
+            "url": "-", "state": intent.describe(), "sleepingSince": None,
+            "run": intent.runId}
 
 
 def bind_domain_command(args: argparse.Namespace) -> int:

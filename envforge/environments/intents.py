@@ -1,0 +1,310 @@
+"""Create intents: what an environment's create may make outside Git, recorded before it makes
+anything, so a create killed before its GitOps commit can be cleaned up and its name reused.
+
+A create makes its database (db:seed, db:clone, db:restore) and its Secrets (vault:secrets,
+kubernetes:secret) before publish:gitops commits the environment; a kill -9 in between used
+to leave them orphaned, and the database blocked the name (``already exists``). Now, before
+the first step, ``$ENVFORGE_HOME/state/create-intents/<name>.json`` records the environment,
+the run id that marks what the run makes (every envforge database carries it in its owner
+comment; Secrets carry the environment's label), the servers it may touch and the process
+doing it (pid + start time + boot id: see envforge.environments.process_ids). The file is
+written atomically (a hard link to a complete temporary file, which also refuses a second
+writer) and removed when the run ends with nothing left behind.
+
+An intent whose process is gone and whose environment has no record is a killed create:
+``envforge env list`` shows it as incomplete, the next create of the name cleans up first
+(dropping only databases marked with the killed run's id, deleting the environment's
+Secrets) and then creates it, and ``envforge env destroy`` cleans it up. An intent whose
+environment has a record is a create killed after its commit: it is just removed. Images
+pushed by a killed create are left in the registry (the next create pushes the same tags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from envforge.environments.process_ids import ProcessIdentity, current_process
+from envforge.errors import EnvforgeError, EnvironmentExistsError, GitOpsError
+from envforge.gitops.naming import check_environment_name
+from envforge.gitops.record import utc_now
+from envforge.services import Services
+from envforge.templating.model import Template
+
+#: Steps that make an environment's database before the commit.
+DATABASE_ACTIONS = frozenset({"db:seed", "db:restore", "db:clone"})
+#: Steps that deliver Secrets into the environment's namespace before the commit.
+SECRET_ACTIONS = frozenset({"vault:secrets", "kubernetes:secret"})
+#: Owner-comment roles of shared databases a clean-up never drops (envforge.db.branch).
+_SHARED_ROLES = frozenset({"golden", "staging", "previous"})
+
+IntentState = Literal["creating", "killed", "committed"]
+
+
+class CreateIntent(BaseModel):
+    """What one create of one environment may leave behind if it is killed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apiVersion: Literal["envforge.dev/v1alpha1"] = "envforge.dev/v1alpha1"
+    kind: Literal["CreateIntent"] = "CreateIntent"
+    name: str
+    template: str
+    owner: str | None = None
+    runId: str
+    namespace: str
+    startedAt: datetime
+    process: ProcessIdentity
+    #: DatabaseServer blocks the template's data steps name (None: the PG* variables); an
+    #: expression that only the run can render is recorded as None too (the default server)
+    databaseServers: list[str | None] = Field(default_factory=list)
+    secrets: bool = False
+
+    def state(self, committed: bool) -> IntentState:
+        if committed:
+            return "committed"
+        return "creating" if self.process.alive() else "killed"
+
+    def describe(self) -> str:
+        """The one-line state ``env list`` shows for an environment with no record yet."""
+        if self.process.alive():
+            return (f"creating (run {self.runId} in {self.process.describe()} since "
+                    f"{self.startedAt.isoformat()})")
+        return ("incomplete (killed during create; the next create finishes it, "
+                "env destroy cleans it)")
+
+
+@dataclass
+class CleanUp:
+    """What cleaning up after a killed create removed, and what it could not."""
+
+    intent: CreateIntent
+    databases: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"cleaned up the create of {self.intent.name!r} killed in run "
+                f"{self.intent.runId}: dropped {', '.join(self.databases) or 'no database'}, "
+                f"deleted {', '.join(self.secrets) or 'no Secret'}")
+
+
+def intents_dir(services: Services) -> Path:
+    return services.settings.paths.home / "state" / "create-intents"
+
+
+def intent_file(services: Services, name: str) -> Path:
+    return intents_dir(services) / f"{check_environment_name(name)}.json"
+
+
+def read_intent(services: Services, name: str) -> CreateIntent | None:
+    """The intent recorded for ``name``, if any."""
+    return _load(intent_file(services, name))
+
+
+def list_intents(services: Services) -> list[CreateIntent]:
+    """Every recorded intent, by name (unreadable files are named in the error)."""
+    folder = intents_dir(services)
+    if not folder.is_dir():
+        return []
+    found = [_load(path) for path in sorted(folder.glob("*.json"))]
+    return [intent for intent in found if intent is not None]
+
+
+def begin_create(services: Services, name: str, template: Template, run_id: str,
+                 namespace: str, owner: str | None = None) -> CreateIntent:
+    """Record the intent before the create's first step; refused while another live process
+    creates the same environment (a killed one must be cleaned up first:
+    :func:`recover_killed_create`)."""
+    intent = CreateIntent(
+        name=check_environment_name(name), template=template.name, owner=owner, runId=run_id,
+        namespace=namespace, startedAt=utc_now(), process=current_process(),
+        databaseServers=_database_servers(template.spec.steps),
+        secrets=any(step.action in SECRET_ACTIONS for step in template.spec.steps))
+    path = intent_file(services, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not _write_new(path, intent.model_dump_json(indent=2)):
+        other = _load(path)
+        if other is not None and other.process.alive():
+            raise _busy(other)
+        raise EnvironmentExistsError(
+            f"environment {name!r}: an earlier create was killed before its commit "
+            f"(run {other.runId if other else '?'}); run the create again (it cleans up "
+            "first) or 'envforge env destroy' it")
+    return intent
+
+
+def end_create(services: Services, intent: CreateIntent) -> None:
+    """The run ended with nothing left behind (committed, or rolled back cleanly)."""
+    path = intent_file(services, intent.name)
+    current = _load(path)
+    if current is not None and current.runId == intent.runId:
+        path.unlink(missing_ok=True)
+        _sync_dir(path.parent)
+
+
+def recover_killed_create(services: Services, name: str,
+                          committed: bool | None = None) -> CleanUp | None:
+    """Before a create or a destroy of ``name``: deal with the intent a killed create left.
+
+    None when there is none. A live one is refused (another process is creating it now). One
+    whose environment was committed is removed. Otherwise the killed create's databases and
+    Secrets are removed and so is the intent; what could not be removed is reported and the
+    intent kept (so the next attempt tries again) by raising."""
+    intent = read_intent(services, name)
+    if intent is None:
+        return None
+    if intent.process.alive():
+        raise _busy(intent)
+    if committed is None:
+        from envforge.gitops.repository import open_store
+
+        with open_store(services=services) as store:
+            committed = store.find(name) is not None
+    if committed:
+        end_create(services, intent)
+        return CleanUp(intent)
+    cleanup = clean_up(services, intent)
+    if cleanup.problems:
+        raise EnvforgeError(
+            f"environment {name!r}: the create killed in run {intent.runId} left resources "
+            f"that could not be removed ({'; '.join(cleanup.problems)}); fix that and run the "
+            "create or 'envforge env destroy' again")
+    end_create(services, intent)
+    return cleanup
+
+
+def clean_up(services: Services, intent: CreateIntent) -> CleanUp:
+    """Drop the databases the killed run marked as its own for this environment and delete
+    the environment's Secrets; each part that fails is reported, the others still run."""
+    databases: list[str] = []
+    secrets: list[str] = []
+    problems: list[str] = []
+    for block in dict.fromkeys(intent.databaseServers):  # each server once, in order
+        try:
+            databases += _drop_databases_of_run(services, block, intent)
+        except EnvforgeError as e:
+            problems.append(f"database: {e}")
+    if intent.secrets:
+        from envforge.errors import ConfigurationError
+        from envforge.secrets.actions import load_deliverer
+
+        try:
+            deliverer = load_deliverer(None, services.connections)
+            secrets = deliverer.remove_environment(intent.namespace, intent.name)
+        except ConfigurationError:
+            pass  # no cluster configured: the run could not have delivered any
+        except EnvforgeError as e:
+            problems.append(f"secrets: {e}")
+    return CleanUp(intent=intent, databases=databases, secrets=secrets, problems=problems)
+
+
+def _drop_databases_of_run(services: Services, block: str | None,
+                           intent: CreateIntent) -> list[str]:
+    """Databases on ``block``'s server whose envforge owner comment names this environment
+    and the killed run (shared goldens and branches' bases are never touched)."""
+    import psycopg
+
+    from envforge.db.actions import load_server
+    from envforge.db.connection import connected
+    from envforge.db.safety import OWNER_MARK, drop_owned_database
+    from envforge.errors import ConfigurationError, DatabaseError
+
+    try:
+        server = load_server(block, services.connections).address()
+    except ConfigurationError:
+        return []  # no database server configured: the run made no database
+    try:
+        with connected(server.with_database("postgres"), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE shobj_description(oid, 'pg_database') LIKE %s",
+                (OWNER_MARK + "%",)).fetchall()
+    except psycopg.Error as e:
+        raise DatabaseError(f"cannot list databases on {server.label}: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from e
+    dropped = []
+    for name, comment in rows:
+        marker = _marker(str(comment))
+        mine = (marker.get("run_id") == intent.runId and marker.get("environment") == intent.name
+                and marker.get("role") not in _SHARED_ROLES)
+        if mine and drop_owned_database(server, str(name), run_id=intent.runId):
+            dropped.append(str(name))
+    return dropped
+
+
+def _marker(comment: str) -> dict[str, Any]:
+    from envforge.db.safety import OWNER_MARK
+
+    try:
+        value = json.loads(comment[len(OWNER_MARK):] or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _database_servers(steps: Iterable[Any]) -> list[str | None]:
+    servers: list[str | None] = []
+    for step in steps:
+        if step.action not in DATABASE_ACTIONS:
+            continue
+        block = (step.input or {}).get("targetBlock")
+        servers.append(block if isinstance(block, str) and "${{" not in block else None)
+    return list(dict.fromkeys(servers))
+
+
+def _busy(intent: CreateIntent) -> EnvironmentExistsError:
+    return EnvironmentExistsError(
+        f"environment {intent.name!r} is being created by run {intent.runId} "
+        f"({intent.process.describe()}, since {intent.startedAt.isoformat()}); wait for it to "
+        "finish, or stop that process")
+
+
+def _load(path: Path) -> CreateIntent | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise GitOpsError(f"cannot read the create intent {path}: {e.strerror}") from None
+    try:
+        return CreateIntent.model_validate_json(text)
+    except ValidationError:
+        raise GitOpsError(f"{path} is not a create intent envforge wrote; remove it if no "
+                          "create of that environment is running") from None
+
+
+def _write_new(path: Path, text: str) -> bool:
+    """Write ``path`` only if it does not exist, all at once and durably: a temporary file in
+    the same folder, flushed to disk, then hard-linked to the name (link refuses an existing
+    name, so two writers cannot both win). False when ``path`` exists."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        _sync_dir(path.parent)
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
