@@ -9,16 +9,17 @@ The key never lives in a rules file, a template or flow parameters.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.loading import settings_of
 from envforge.db.connection import ServerAddress, open_connection
 from envforge.errors import ConfigurationError
+from envforge.settings import EnvforgeSettings
 
 MIN_KEY_BYTES = 16
 
@@ -39,17 +40,20 @@ class DatabaseServer(Block):
         default="postgres", description="Database used to create and drop others.")
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> DatabaseServer:
-        env = dict(os.environ if environ is None else environ)
-        if not env.get("PGHOST"):
+    def from_settings(cls, settings: EnvforgeSettings) -> DatabaseServer:
+        """The server of libpq's PG* variables, as the settings read them."""
+        pg = settings.libpq
+        if not pg.host:
             raise ConfigurationError(
                 "no database server configured: name a DatabaseServer block or set PGHOST "
                 "(and PGPORT, PGUSER, PGPASSWORD)")
-        password = env.get("PGPASSWORD")
-        return cls(host=env["PGHOST"], port=int(env.get("PGPORT") or 5432),
-                   user=env.get("PGUSER") or "postgres",
-                   password=SecretStr(password) if password else None,
-                   sslmode=env.get("PGSSLMODE") or "prefer")
+        return cls(host=pg.host, port=pg.port or 5432, user=pg.user or "postgres",
+                   password=pg.password, sslmode=pg.sslmode or "prefer")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> DatabaseServer:
+        """:meth:`from_settings` of ``environ`` (default: the process's settings)."""
+        return cls.from_settings(settings_of(environ))
 
     def address(self, database: str | None = None) -> ServerAddress:
         """The server with ``database`` (default: the maintenance database)."""
@@ -85,15 +89,21 @@ class AnonymisationKey(Block):
         default=None, description="VaultConnection block for the reference; default VAULT_*.")
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> AnonymisationKey:
-        env = dict(os.environ if environ is None else environ)
-        if env.get("ENVFORGE_ANONYMISATION_KEY"):
-            return cls(key=SecretStr(env["ENVFORGE_ANONYMISATION_KEY"]))
-        if env.get("ENVFORGE_ANONYMISATION_KEY_REF"):
-            return cls(vault_reference=env["ENVFORGE_ANONYMISATION_KEY_REF"])
+    def from_settings(cls, settings: EnvforgeSettings) -> AnonymisationKey:
+        """The key of ENVFORGE_ANONYMISATION_KEY, else the Vault reference of
+        ENVFORGE_ANONYMISATION_KEY_REF, as the settings read them."""
+        if settings.db.anonymisation_key is not None:
+            return cls(key=settings.db.anonymisation_key)
+        if settings.db.anonymisation_key_ref:
+            return cls(vault_reference=settings.db.anonymisation_key_ref)
         raise ConfigurationError(
             "no anonymisation key: name an AnonymisationKey block (keyBlock) or set "
             "ENVFORGE_ANONYMISATION_KEY (or ENVFORGE_ANONYMISATION_KEY_REF=vault:path#field)")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> AnonymisationKey:
+        """:meth:`from_settings` of ``environ`` (default: the process's settings)."""
+        return cls.from_settings(settings_of(environ))
 
     def get_key(self) -> bytes:
         """The key bytes; ConfigurationError (without the value) when missing or too short."""

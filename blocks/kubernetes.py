@@ -9,6 +9,7 @@ Without a saved block, :meth:`KubernetesCluster.from_environment` uses ``KUBECON
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from kubernetes.config.config_exception import ConfigException
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.loading import settings_of
 from envforge.errors import ConfigurationError
+from envforge.settings import EnvforgeSettings
 
 
 class KubernetesCluster(Block):
@@ -40,12 +43,12 @@ class KubernetesCluster(Block):
     request_timeout_seconds: float = Field(default=15.0, description="Timeout of each request.")
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> KubernetesCluster:
+    def from_settings(cls, settings: EnvforgeSettings) -> KubernetesCluster:
         """KUBECONFIG (first file), else in-cluster when in a pod, else ~/.kube/config."""
-        env = dict(os.environ if environ is None else environ)
-        if env.get("KUBECONFIG"):
-            return cls(kubeconfig_path=env["KUBECONFIG"].split(os.pathsep)[0])
-        if env.get("KUBERNETES_SERVICE_HOST"):
+        cluster = settings.cluster
+        if cluster.kubeconfig:
+            return cls(kubeconfig_path=cluster.kubeconfig.split(os.pathsep)[0])
+        if cluster.service_host:
             return cls(in_cluster=True)
         default = Path("~/.kube/config").expanduser()
         if default.is_file():
@@ -54,6 +57,11 @@ class KubernetesCluster(Block):
             "no Kubernetes cluster configured: name a KubernetesCluster block (clusterBlock), "
             "or set KUBECONFIG"
         )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> KubernetesCluster:
+        """:meth:`from_settings` of ``environ`` (default: the process's settings)."""
+        return cls.from_settings(settings_of(environ))
 
     def describe(self) -> str:
         """Where it points, without credentials (for messages)."""

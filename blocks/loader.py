@@ -3,7 +3,8 @@ services built on them.
 
 The library asks the connection source it is handed for connections by name
 (``envforge.connections``); this module answers with saved Blocks, or, when no name is given,
-with the block type's ``from_environment()`` (Vault's VAULT_*, libpq's PG*, KUBECONFIG, ...).
+with the block type's ``from_settings()`` (Vault's VAULT_*, libpq's PG*, KUBECONFIG, ... as the
+settings read them).
 Loading a block and turning its failure into one ConfigurationError happens here and nowhere
 else. :func:`services_from_blocks` is what both composition roots (``flows/services.py``,
 ``envforge/cli/services.py``) build their :class:`~envforge.services.Services` with.
@@ -47,21 +48,25 @@ class _DatabaseServerAddresses:
 
 
 class BlockConnections:
-    """Connections from Prefect Blocks (default: each service's own environment variables)."""
+    """Connections from Prefect Blocks (unnamed: each service's own environment variables, as
+    ``settings`` read them; default: the process's settings when a connection is asked for)."""
+
+    def __init__(self, settings: EnvforgeSettings | None = None) -> None:
+        self._settings = settings
 
     def vault_reader(self, name: str | None) -> VaultSecretReader:
-        return load_block(VaultConnection, name).get_reader()
+        return load_block(VaultConnection, name, self._settings).get_reader()
 
     def kubernetes_cluster(self, name: str | None) -> KubernetesConnection:
-        cluster = load_block(KubernetesCluster, name)
+        cluster = load_block(KubernetesCluster, name, self._settings)
         return KubernetesConnection(cluster.get_client(), cluster.describe(),
                                     cluster.request_timeout_seconds)
 
     def database_server(self, name: str | None) -> DatabaseServerSource:
-        return _DatabaseServerAddresses(load_block(DatabaseServer, name))
+        return _DatabaseServerAddresses(load_block(DatabaseServer, name, self._settings))
 
     def anonymisation_key(self, name: str | None) -> bytes:
-        return load_block(AnonymisationKey, name).get_key()
+        return load_block(AnonymisationKey, name, self._settings).get_key()
 
     def image_registry(self, name: str) -> RegistryAccess:
         return load_block(ContainerRegistry, name).access()
@@ -87,7 +92,8 @@ def services_from_blocks(settings: EnvforgeSettings | None = None,
                          step_listeners: tuple[StepListener, ...] = ()) -> Services:
     """Services whose connections are Prefect Blocks (by name; unnamed: the environment's),
     with ``settings`` (default: the process's), wired by envforge.composition."""
-    return build_services(settings or load_settings(), BlockConnections(), step_listeners)
+    settings = settings or load_settings()
+    return build_services(settings, BlockConnections(settings), step_listeners)
 
 
 def send_notification(block_name: str, subject: str, body: str) -> None:

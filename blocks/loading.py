@@ -5,24 +5,34 @@ Vault)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 from envforge.errors import ConfigurationError
+from envforge.settings import EnvforgeSettings, load_settings
 
 BlockT = TypeVar("BlockT")
 
 
-def load_block(block_cls: type[BlockT], name: str | None) -> BlockT:
-    """The saved block ``name`` of ``block_cls``, or ``block_cls.from_environment()`` for None.
+def settings_of(environ: Mapping[str, str] | None) -> EnvforgeSettings:
+    """The settings a block's ``from_environment(environ)`` reads: from ``environ`` when given
+    (tests), else the process's (through envforge.settings, the one reader)."""
+    return load_settings() if environ is None else EnvforgeSettings.from_environ(environ)
+
+
+def load_block(block_cls: type[BlockT], name: str | None,
+               settings: EnvforgeSettings | None = None) -> BlockT:
+    """The saved block ``name`` of ``block_cls``, or ``block_cls.from_settings(settings)`` for
+    None (the service's own variables, as the settings read them; default: the process's).
 
     Raises ConfigurationError naming the type and the name; never the block's values.
     """
     if name is None:
-        from_environment = getattr(block_cls, "from_environment", None)
-        if from_environment is None:
+        from_settings = getattr(block_cls, "from_settings", None)
+        if from_settings is None:
             raise ConfigurationError(f"name a {block_cls.__name__} block: it has no default "
                                      "from environment variables")
-        found: BlockT = from_environment()
+        found: BlockT = from_settings(settings or load_settings())
         return found
     try:
         loaded: BlockT = block_cls.load(name)  # type: ignore[attr-defined]

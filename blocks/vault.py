@@ -9,8 +9,8 @@ Follows the prefect-kubernetes block shape: described fields, ``SecretStr`` for 
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,8 +18,10 @@ import hvac
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.loading import settings_of
 from envforge.errors import ConfigurationError
 from envforge.secrets.vault import VaultSecretReader, login
+from envforge.settings import EnvforgeSettings
 
 DEFAULT_SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -61,22 +63,21 @@ class VaultConnection(Block):
     timeout_seconds: float = Field(default=10.0, description="Timeout of each request.")
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> VaultConnection:
-        """A connection from VAULT_* environment variables (token auth)."""
-        env = dict(os.environ if environ is None else environ)
-        if not env.get("VAULT_ADDR"):
+    def from_settings(cls, settings: EnvforgeSettings) -> VaultConnection:
+        """A connection from Vault's own variables as the settings read them (token auth)."""
+        vault = settings.vault
+        if not vault.address:
             raise ConfigurationError(
                 "no Vault configured: name a VaultConnection block (vaultBlock) or set "
                 "VAULT_ADDR and VAULT_TOKEN"
             )
-        token = env.get("VAULT_TOKEN")
-        return cls(
-            address=env["VAULT_ADDR"],
-            namespace=env.get("VAULT_NAMESPACE") or None,
-            token=SecretStr(token) if token else None,
-            ca_bundle=env.get("VAULT_CACERT") or None,
-            tls_verify=env.get("VAULT_SKIP_VERIFY", "").lower() not in ("1", "true", "yes"),
-        )
+        return cls(address=vault.address, namespace=vault.namespace, token=vault.token,
+                   ca_bundle=vault.ca_cert, tls_verify=not vault.skip_verify)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> VaultConnection:
+        """:meth:`from_settings` of ``environ`` (default: the process's settings)."""
+        return cls.from_settings(settings_of(environ))
 
     def _verify(self) -> bool | str:
         if not self.tls_verify:

@@ -24,7 +24,7 @@ def build_services(settings: EnvforgeSettings, connections: ConnectionSource,
     return Services(
         settings=settings,
         connections=connections,
-        capabilities=Capabilities.from_environ(settings.as_environ(), settings.cache_dir),
+        capabilities=Capabilities.from_settings(settings),
         step_listeners=step_listeners,
         manifest_checks=(_server_dry_run(connections, settings.cluster),),
         scrub=default_redactor().scrub,

@@ -7,6 +7,7 @@ boundary with ``raise ... from e``.
 
     EnvforgeError
     ├── ConfigurationError           settings or blocks are missing or inconsistent
+    ├── RetriesExhaustedError        a temporary error outlasted its attempts or time budget
     ├── TemplateError
     │   ├── TemplateNotFoundError    no template by that name or path
     │   ├── TemplateFormatError      malformed template.yaml (file and line)
@@ -89,7 +90,10 @@ boundary with ``raise ... from e``.
     └── EnvironmentNotPrunedError    after destroy, the Application or namespace remains
 
 ``TemporaryError`` is a marker mixed into errors that are safe to retry (a network hiccup, a
-non-fast-forward race); everything else is permanent and is never retried.
+non-fast-forward race), with the wait its raiser asks for when it knows one (``retry_after``);
+everything else is permanent and is never retried. Each temporary error is retried at one
+layer: in-process by ``envforge.core.retry`` (git push races), or by Prefect's task retries (the
+rest); when the in-process budget runs out it becomes a permanent ``RetriesExhaustedError``.
 """
 
 from __future__ import annotations
@@ -106,6 +110,12 @@ class TemporaryError(EnvforgeError):
     ``retry_after``: the seconds the service asked to wait (Retry-After), when it said."""
 
     retry_after: float | None = None
+
+
+class RetriesExhaustedError(EnvforgeError):
+    """A temporary error outlasted its retry budget (attempts or time). Permanent: the budget
+    was the retry, so no other layer retries it again (the last temporary error is its
+    ``__cause__``)."""
 
 
 class ConfigurationError(EnvforgeError):

@@ -105,6 +105,12 @@ class GitOpsSection(Section):
     git_lock_timeout: float = setting(600.0, env="GIT_LOCK_TIMEOUT", ge=0, le=86400,
                                       description=(
         "Seconds a publish waits for the lock of its cached working copy."))
+    push_attempts: int = setting(30, env="GIT_PUSH_ATTEMPTS", ge=1, le=1000, description=(
+        "Most attempts of one publish whose push keeps losing races with other writers "
+        "(each attempt syncs and re-applies the change); the one retry of a push race."))
+    push_retry_seconds: float = setting(120.0, env="GIT_PUSH_RETRY_SECONDS", ge=0, le=3600,
+                                        description=(
+        "Most seconds one publish spends retrying lost push races, from its first attempt."))
     wildcard_domain: str = setting("preview.example.test", env="WILDCARD_DOMAIN", description=(
         "Environment hosts are <name>-<random>.<domain>."))
     tls_secret: str = setting("wildcard-tls", env="TLS_SECRET", description=(
@@ -320,6 +326,42 @@ class ProviderSection(Section):
         "Bearer token for that Backstage."))
 
 
+class VaultSection(Section):
+    """Vault's (and OpenBao's) own variables: the server a VaultConnection without a saved block
+    talks to (token auth)."""
+
+    address: str | None = setting(env="VAULT_ADDR", prefixed=False, description=(
+        "Vault's variable: the server's address, used when no VaultConnection block is "
+        "named."))
+    token: SecretStr | None = setting(env="VAULT_TOKEN", prefixed=False, description=(
+        "Vault's variable: the token to log in with."))
+    namespace: str | None = setting(env="VAULT_NAMESPACE", prefixed=False, description=(
+        "Vault's variable: the namespace (Vault Enterprise)."))
+    ca_cert: str | None = setting(env="VAULT_CACERT", prefixed=False, description=(
+        "Vault's variable: a CA bundle file to trust."))
+    skip_verify: bool = setting(False, env="VAULT_SKIP_VERIFY", prefixed=False, description=(
+        "Vault's variable: do not verify the server's TLS certificate."))
+
+
+class LibpqSection(Section):
+    """libpq's own variables: the PostgreSQL server a DatabaseServer without a saved block
+    points at, and the defaults of a connection string that leaves a part out."""
+
+    host: str | None = setting(env="PGHOST", prefixed=False, description=(
+        "libpq's variable: the server's host, used when no DatabaseServer block is named."))
+    port: int | None = setting(env="PGPORT", prefixed=False, gt=0, lt=65536, description=(
+        "libpq's variable: its port (default 5432)."))
+    user: str | None = setting(env="PGUSER", prefixed=False, description=(
+        "libpq's variable: the role to log in as (default postgres)."))
+    password: SecretStr | None = setting(env="PGPASSWORD", prefixed=False, description=(
+        "libpq's variable: that role's password."))
+    database: str | None = setting(env="PGDATABASE", prefixed=False, description=(
+        "libpq's variable: the database a connection string without one names (default "
+        "postgres)."))
+    sslmode: str | None = setting(env="PGSSLMODE", prefixed=False, description=(
+        "libpq's variable: sslmode (default prefer)."))
+
+
 class WarmRunnerSection(Section):
     """The warm runner flow runs start in (envforge.launch.flow_start,
     envforge.launch.warm_runner)."""
@@ -370,6 +412,8 @@ class EnvforgeSettings(BaseSettings):
     providers: ProviderSection = Field(default_factory=ProviderSection)
     warm_runner: WarmRunnerSection = Field(default_factory=WarmRunnerSection)
     prefect: PrefectSection = Field(default_factory=PrefectSection)
+    vault: VaultSection = Field(default_factory=VaultSection)
+    libpq: LibpqSection = Field(default_factory=LibpqSection)
 
     @classmethod
     def settings_customise_sources(

@@ -12,10 +12,10 @@ processes any other way. docs/security.md states the trust model per capability.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envforge.capabilities.budgets import RunBudget, int_setting
 from envforge.capabilities.caches import CacheStore, credential_identity, token_id
@@ -34,6 +34,9 @@ from envforge.capabilities.egress import (
 )
 from envforge.capabilities.files import FileBudget, WorkspaceFiles, check_path, is_git_name
 from envforge.capabilities.providers import ProviderEndpoint
+
+if TYPE_CHECKING:
+    from envforge.settings import EnvforgeSettings
 
 __all__ = [
     "AllowRule", "Answer", "CacheStore", "Capabilities", "Credential", "EgressClient",
@@ -94,10 +97,35 @@ class Capabilities:
             max_string_length=int_setting(environ, "ENVFORGE_MAX_STRING_LENGTH", 10_000))
         return cls(egress, CacheStore(cache_dir), files, providers, budget)
 
+    @classmethod
+    def from_settings(cls, settings: EnvforgeSettings) -> Capabilities:
+        """Built from the typed settings (what the composition root does): deny-by-default
+        egress unless ``fetch.allow`` lists prefixes, the budgets of ``fetch`` and
+        ``budgets``, the providers' endpoints, caches under the envforge home."""
+        fetch, budgets, found = settings.fetch, settings.budgets, settings.providers
+        transfer = TransferBudget(max_bytes=fetch.max_bytes,
+                                  deadline_seconds=float(fetch.timeout_seconds),
+                                  max_entries=fetch.max_entries)
+        egress = EgressPolicy.from_entries(fetch.allow, fetch.private_hosts, transfer)
+        github, gitlab = found.github_token, found.gitlab_token
+        providers = {
+            "github": ProviderEndpoint.configure(
+                "github", found.github_host, found.github_api_url, found.github_git_url,
+                github.get_secret_value() if github else None),
+            "gitlab": ProviderEndpoint.configure(
+                "gitlab", found.gitlab_host, found.gitlab_api_url, found.gitlab_git_url,
+                gitlab.get_secret_value() if gitlab else None)}
+        files = FileBudget(max_files=budgets.max_files, max_bytes=budgets.max_write_bytes,
+                           max_depth=budgets.max_depth)
+        budget = RunBudget(max_each_items=budgets.max_each_items,
+                           max_task_runs=budgets.max_task_runs,
+                           max_string_length=budgets.max_string_length)
+        return cls(egress, CacheStore(settings.cache_dir), files, providers, budget)
+
 
 def default_capabilities() -> Capabilities:
-    """What an ActionContext gets when its caller handed none (until every caller builds
-    one in the composition root): the process's configuration, deny-by-default."""
-    from envforge.core.config import load_settings
+    """What an ActionContext gets when its caller handed none (a library call outside the
+    composition roots): the process's settings, deny-by-default."""
+    from envforge.settings import load_settings
 
-    return Capabilities.from_environ(os.environ, load_settings().cache_dir)
+    return Capabilities.from_settings(load_settings())

@@ -31,14 +31,15 @@ if TYPE_CHECKING:
 class BlocksOnFirstUse:
     """``blocks.loader.BlockConnections``, imported when a command first asks for one."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: EnvforgeSettings | None = None) -> None:
+        self._settings = settings
         self._source: ConnectionSource | None = None
 
     def _blocks(self) -> ConnectionSource:
         if self._source is None:
             from blocks.loader import BlockConnections  # the composition root: see above
 
-            self._source = BlockConnections()
+            self._source = BlockConnections(self._settings)
         return self._source
 
     def vault_reader(self, name: str | None) -> VaultSecretReader:
@@ -76,7 +77,8 @@ class BlocksOnFirstUse:
 def cli_services(settings: EnvforgeSettings | None = None,
                  step_listeners: tuple[StepListener, ...] = ()) -> Services:
     """Services for one command: ``settings`` (default: the process's), Prefect Blocks."""
-    return build_services(settings or load_settings(), BlocksOnFirstUse(), step_listeners)
+    settings = settings or load_settings()
+    return build_services(settings, BlocksOnFirstUse(settings), step_listeners)
 
 
 def run_template_flow() -> Any:

@@ -1,5 +1,11 @@
 """Publishing files to a Git repository: a cached working copy, one commit per change, push
-with bounded, jittered rebase-and-retry when another writer got there first.
+with bounded, jittered sync-and-retry when another writer got there first.
+
+A lost push race (:class:`~envforge.errors.PushConflictError`, temporary) is retried here and
+nowhere else, by the one retry layer (:mod:`envforge.core.retry`) within the budget of the
+settings (``ENVFORGE_GIT_PUSH_ATTEMPTS`` attempts, ``ENVFORGE_GIT_PUSH_RETRY_SECONDS``); past
+it the publish fails with a permanent ``RetriesExhaustedError``, which Prefect's task retries
+leave alone.
 
 Every message that leaves this module has credentials stripped from URLs. Files are written
 into the working copy through the workspace file API (envforge.capabilities): a link the
@@ -11,8 +17,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import os
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,20 +30,23 @@ import git
 from envforge.capabilities import WorkspaceFiles
 from envforge.core.git_boundary import open_working_copy
 from envforge.core.paths import resolve_inside, safe_relative
+from envforge.core.retry import RetryPolicy, retry_temporary
 from envforge.errors import (
     CapabilityError,
-    ConfigurationError,
     GitError,
     GitLockTimeoutError,
     PushConflictError,
     PushRejectedError,
+    RetriesExhaustedError,
 )
+from envforge.settings import GitOpsSection, load_settings
 
 T = TypeVar("T")
 logger = logging.getLogger("envforge.git")
 LOCK_TIMEOUT_ENV = "ENVFORGE_GIT_LOCK_TIMEOUT"
-#: A publish holds the lock for seconds; ten minutes means something is stuck.
-DEFAULT_LOCK_TIMEOUT = 600.0
+#: What a RetriesExhaustedError of a push race suggests.
+PUSH_RETRY_HINT = ("retry when the other writers are done, or raise ENVFORGE_GIT_PUSH_ATTEMPTS "
+                   "/ ENVFORGE_GIT_PUSH_RETRY_SECONDS")
 #: Called with the working copy root and the staged paths before each commit; raises to refuse.
 PreCommitHook = Callable[[Path, list[str]], None]
 #: Called with a commit after it was pushed (or, for undo, taken back), outside the lock.
@@ -53,16 +60,10 @@ def redact_url(text: str) -> str:
     return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
-def default_lock_timeout() -> float:
-    """Seconds to wait for the git cache lock: ENVFORGE_GIT_LOCK_TIMEOUT, default 600."""
-    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
-    except ValueError:
-        raise ConfigurationError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if not 0 <= value <= 86400:
-        raise ConfigurationError(f"{LOCK_TIMEOUT_ENV}={raw!r} must be between 0 and 86400")
-    return value
+def push_retry_policy(settings: GitOpsSection) -> RetryPolicy:
+    """The retry budget of lost push races, from the GitOps settings."""
+    return RetryPolicy(max_attempts=settings.push_attempts,
+                       max_seconds=settings.push_retry_seconds)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ class GitPublisher:
     """Publishes into one branch of one remote through a working copy cached on disk.
 
     A file lock serialises writers sharing the cache; writers on other machines are handled
-    by the non-fast-forward retry.
+    by the non-fast-forward retry. ``settings`` (the GitOps section the caller was handed;
+    default: the process's) give the lock timeout and the push retry budget unless
+    ``lock_timeout`` / ``retry`` (or ``max_attempts``) are given.
     """
 
     def __init__(
@@ -92,20 +95,30 @@ class GitPublisher:
         branch: str,
         cache_root: Path,
         author: Author = Author(),
-        max_attempts: int = 6,
+        max_attempts: int | None = None,
         git_env: Mapping[str, str] | None = None,
         pre_commit: PreCommitHook | None = None,
         lock_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        settings: GitOpsSection | None = None,
     ) -> None:
         self.url = url
         self.branch = branch
         self.author = author
-        self.max_attempts = max_attempts
+        if retry is None or lock_timeout is None:
+            gitops = settings or load_settings().gitops
+            if retry is None:
+                retry = RetryPolicy(max_attempts or gitops.push_attempts,
+                                    gitops.push_retry_seconds)
+            if lock_timeout is None:
+                lock_timeout = gitops.git_lock_timeout
+        #: the one retry of lost push races (envforge.core.retry)
+        self.retry: RetryPolicy = retry
+        self.lock_timeout: float = lock_timeout
         self.git_env = dict(git_env or {})
         self.pre_commit = pre_commit
         #: e.g. the GitOps store's request that Argo CD refresh (envforge/gitops/refresh.py)
         self.after_push: AfterPushHook | None = None
-        self.lock_timeout = lock_timeout if lock_timeout is not None else default_lock_timeout()
         key = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.workdir = cache_root / "git" / key
         self._lock_file = cache_root / "git" / f"{key}.lock"
@@ -182,7 +195,8 @@ class GitPublisher:
         be a callable returning (message, trailers), asked after ``write``.
         """
         with self._locked_copy() as repo:
-            for attempt in range(1, self.max_attempts + 1):
+
+            def attempt(_: int) -> PublishResult:
                 self._sync(repo)
                 parent = _head(repo)
                 root = Path(repo.working_dir)
@@ -205,17 +219,24 @@ class GitPublisher:
                 try:
                     self._push(repo, f"HEAD:refs/heads/{self.branch}")
                 except PushConflictError:
-                    if attempt == self.max_attempts:
-                        self._sync(repo, full=True)
-                        raise
-                    _jittered_sleep(attempt)
-                    continue
+                    raise  # the next attempt syncs (the copy is marked dirty) and re-applies
                 except GitError:
                     self._sync(repo, full=True)  # leave the cached copy as the remote is
                     raise
                 self._mark_clean(repo)
                 return PublishResult(commit, parent, len(changed), self.branch)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+            return self._retrying(repo, attempt)
+
+    def _retrying(self, repo: git.Repo, attempt: Callable[[int], T]) -> T:
+        """``attempt`` under the push retry policy; when it runs out, the cached copy is put
+        back as the remote is before the RetriesExhaustedError propagates."""
+        try:
+            return retry_temporary(attempt, self.retry,
+                                   f"push to {self.safe_url} ({self.branch})", PUSH_RETRY_HINT)
+        except RetriesExhaustedError:
+            self._sync(repo, full=True)
+            raise
 
     def read(self, reader: Callable[[Path], T]) -> T:
         """Sync the working copy and let ``reader`` look at it (read-only) under the lock."""
@@ -233,7 +254,8 @@ class GitPublisher:
 
     def _undo(self, commit: str, message: str) -> str:
         with self._locked_copy() as repo:
-            for attempt in range(1, self.max_attempts + 1):
+
+            def attempt(_: int) -> str:
                 self._sync(repo, full=True)
                 head = _head(repo)
                 self._mark_dirty(repo)
@@ -254,13 +276,10 @@ class GitPublisher:
                     self._push(repo, f"HEAD:refs/heads/{self.branch}")
                     self._mark_clean(repo)
                     return "reverted"
-                except PushConflictError:
-                    if attempt == self.max_attempts:
-                        raise
-                    _jittered_sleep(attempt)
                 except git.GitCommandError as e:
                     raise GitError(f"could not undo commit {commit[:12]}: {_stderr(e)}") from e
-        raise AssertionError("unreachable")  # pragma: no cover
+
+            return self._retrying(repo, attempt)
 
     # --- internals -------------------------------------------------------------------
 
@@ -416,11 +435,6 @@ def _on_branch(repo: git.Repo, branch: str) -> bool:
         return repo.head.ref.name == branch
     except TypeError:  # detached HEAD
         return False
-
-
-def _jittered_sleep(attempt: int) -> None:
-    """Full jitter over a capped exponential window, so many racing writers spread out."""
-    time.sleep(random.uniform(0.02, min(1.0, 0.05 * 2 ** attempt)))
 
 
 def _stderr(e: git.GitCommandError) -> str:

@@ -18,9 +18,6 @@ from envforge.gitops.store import EnvironmentStore
 from envforge.images.git_auth import GitAuth, git_environment
 from envforge.services import Services
 
-#: Attempts at a push that lost a race; many concurrent creates need more than one file's worth.
-PUSH_ATTEMPTS = 30
-
 
 def credentials_from_block(block_name: str | None, connections: ConnectionSource | None
                            ) -> GitAuth | None:
@@ -61,8 +58,9 @@ def open_store(
             branch=branch or base.gitops_branch,
             cache_root=cache_root or base.cache_dir,
             author=Author("envforge", "envforge@localhost"),
-            max_attempts=PUSH_ATTEMPTS,
             git_env=env,
+            # lock timeout and push retry budget (ENVFORGE_GIT_PUSH_ATTEMPTS, ...)
+            settings=services.settings.gitops if services else None,
         )
         yield EnvironmentStore(publisher, gitops, guard,
                                services.manifest_checks if services else ())

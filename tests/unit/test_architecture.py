@@ -160,9 +160,7 @@ ENVIRONMENT_READERS = {
     "envforge/db/copy_source.py": "ENVFORGE_DB_READER (db area, not yet moved)",
     "envforge/db/schema.py": "ENVFORGE_PG_BIN (db area, not yet moved)",
     "envforge/actions/catalog.py": "ENVFORGE_BACKSTAGE_* (actions area, not yet moved)",
-    "envforge/git/publishing.py": "ENVFORGE_GIT_LOCK_TIMEOUT (not yet moved)",
     "envforge/templating/budget.py": "ENVFORGE_RENDER_* (templating area, not yet moved)",
-    "envforge/capabilities/__init__.py": "default_capabilities() for callers without services",
     "envforge/cli/run.py": "sets ENVFORGE_USER / Prefect's log batch interval for the run",
     "envforge/cli/templates.py": "sets ENVFORGE_TEMPLATES_PATH for `templates check`",
     "envforge/cli/keep_files.py": "sets ENVFORGE_TEMPLATES_PATH for --catalog-root (could use "
@@ -170,9 +168,6 @@ ENVIRONMENT_READERS = {
     "envforge/cli/db.py": "ENVFORGE_ANONYMISATION_KEY without loading blocks (db CLI)",
     "envforge/gitops/refresh.py": "KUBECONFIG for Argo CD refresh annotations (not yet moved)",
     "envforge/templating/parameters.py": "ENVFORGE_MAX_STRING_LENGTH (not yet moved)",
-    "blocks/kubernetes.py": "a block's from_environment(): KUBECONFIG",
-    "blocks/database.py": "a block's from_environment(): PG*, ENVFORGE_ANONYMISATION_KEY",
-    "blocks/vault.py": "a block's from_environment(): VAULT_*",
 }
 
 
