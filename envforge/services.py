@@ -22,7 +22,7 @@ When the CLI runs a flow in-process (``envforge run``), it hands its services to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -57,6 +57,9 @@ class Services:
     manifest_checks: tuple[ManifestCheck, ...] = ()
     #: replaces secret values fetched in this process with a mask (commit guard, errors)
     scrub: Callable[[str], str] | None = field(default=None, repr=False)
+    #: values for ``${{ secrets.NAME }}`` the CLI was given (``envforge run --secret``); a run
+    #: takes them (envforge.run.run_secrets); never a flow parameter
+    run_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def with_listeners(self, *listeners: StepListener) -> Services:
         """The same services, with ``listeners`` added to the step listeners."""

@@ -8,6 +8,8 @@ from the ENVFORGE_TEMPLATE variable the deployment sets.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -15,10 +17,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
+from blocks.loading import load_block
 from envforge.actions.base import ActionOutput
 from envforge.core.config import load_settings
 from envforge.environments.deployments import template_signature
 from envforge.errors import ConfigurationError, TemporaryError
+from envforge.run.run_secrets import parse_block_specs
 from envforge.run.runner import PreparedStep, TemplateRun
 from envforge.services import Services
 from envforge.settings import load_settings as load_envforge_settings
@@ -82,11 +86,31 @@ def run_steps_as_tasks(run: TemplateRun) -> dict[str, Any]:
     return run.run(execute_step_as_task, rollback_step_as_task).to_dict()
 
 
+def load_secret_blocks(specs: Sequence[str]) -> dict[str, str]:
+    """The values of the Prefect Secret blocks the ``secrets`` parameter names (``NAME`` or
+    ``NAME=BLOCK``), as {secret name: value}; a missing block is a one-line error."""
+    from prefect.blocks.system import Secret
+
+    values: dict[str, str] = {}
+    for name, block in parse_block_specs(specs).items():
+        try:
+            secret = load_block(Secret, block)
+        except ConfigurationError as e:
+            raise ConfigurationError(
+                f"secrets parameter, secrets.{name}: {e} (a Secret block: UI Blocks > Secret, "
+                f"or Secret(value=...).save({block!r})); or name another with '{name}=BLOCK'"
+            ) from e
+        value = secret.get()
+        values[name] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
 def execute_template(
     template: str, parameters: dict[str, Any], dry_run: bool, environment: str | None,
-    services: Services,
+    services: Services, secrets: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Load ``template`` from the template directories and run it, each step a task run."""
+    """Load ``template`` from the template directories and run it, each step a task run;
+    ``secrets`` (values) join the ones the services carry (the CLI's ``--secret``)."""
     catalog = TemplateCatalog(services.settings.paths.templates_path)
     loaded = catalog.load(template)
     run = TemplateRun(
@@ -96,6 +120,7 @@ def execute_template(
         environment={"name": environment} if environment else {},
         run_id=str(flow_run.id or "local"),
         services=services,
+        secrets={**services.run_secrets, **(secrets or {})},
     )
     logger = get_run_logger()
     logger.info("template %s: %d step(s)%s", loaded.name, len(loaded.spec.steps),
@@ -112,6 +137,7 @@ def run_template(
     parameters: dict[str, Any] | None = None,
     dry_run: bool = False,
     environment: str | None = None,
+    secrets: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run a template by name (from the template directories) or by path.
 
@@ -120,8 +146,14 @@ def run_template(
         parameters: values for the template's parameters (checked against its schema).
         dry_run: render everything and change nothing.
         environment: name of the environment this run belongs to, if any.
+        secrets: Prefect Secret blocks for ``${{ secrets.NAME }}``: ``NAME`` reads the block
+            named like it (lowercase, dashed), ``NAME=BLOCK`` the block BLOCK. Block names
+            only: a value never is a parameter.
     """
-    return execute_template(template, parameters or {}, dry_run, environment, flow_services())
+    services = flow_services()
+    values = load_secret_blocks(secrets or [])
+    return execute_template(template, parameters or {}, dry_run, environment, services,
+                            secrets=values)
 
 
 def _scaffold(**parameters: Any) -> dict[str, Any]:

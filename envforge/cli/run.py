@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from envforge.cli.common import catalog, parse_values
 from envforge.cli.keep_files import dry_run_keeping_files, use_catalog_roots
 from envforge.cli.services import run_template_flow
 from envforge.errors import ConfigurationError, StepFailedError
+from envforge.run.run_secrets import parse_secret_assignments
 from envforge.run.runner import StepReport
 from envforge.services import services_provided
 from envforge.templating.parameters import validate_parameters
@@ -40,6 +42,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--catalog-root", action="append", default=[], metavar="DIR",
                    help="the collection folder that relative '../' fetch URLs may reach "
                    "(default: the enclosing Git checkout, else ENVFORGE_TEMPLATES_PATH)")
+    p.add_argument("--secret", dest="secrets", action="append", default=[],
+                   metavar="NAME=VALUE|NAME=@FILE",
+                   help="a value for ${{ secrets.NAME }} (repeatable; @FILE reads it from a "
+                   "file); never a flow parameter, masked in logs and output")
     p.add_argument("--output", choices=["text", "json"], default="text")
     p.set_defaults(handler=run_template_command)
 
@@ -57,9 +63,13 @@ def run_template_command(args: argparse.Namespace) -> int:
         use_catalog_roots(args.catalog_root)
     if args.keep_files is not None and not args.dry_run:
         raise ConfigurationError("--keep-files writes a dry run's files: add --dry-run")
+    secrets = parse_secret_assignments(args.secrets)  # before anything is loaded or started
     template = catalog().load(args.template)
     values = parse_values(template, args.assignments, args.values)
     validate_parameters(template, values)  # fail fast, before any Prefect machinery starts
+    if secrets:  # handed to the run with the services, never as a flow parameter
+        make_services = args.make_services
+        args.make_services = lambda: replace(make_services(), run_secrets=secrets)
     if args.keep_files is not None:
         return _dry_run_keeping_files(args, template, values)
 

@@ -37,13 +37,20 @@ from envforge.errors import (
     ActionError,
     ActionInputError,
     EnvforgeError,
+    SecretInGitError,
     StepFailedError,
     TemplateError,
     UnknownActionError,
 )
+from envforge.run.run_secrets import (
+    RunSecrets,
+    SecretRef,
+    files_holding_secrets,
+    refuse_secret_values,
+)
 from envforge.run.step_graph import resources_of, step_dependencies
 from envforge.run.workspaces import new_workspace
-from envforge.secrets.redaction import scrub
+from envforge.secrets.redaction import default_redactor, install, scrub
 from envforge.secrets.references import refuse_references_in_git_fields
 from envforge.services import Services
 from envforge.settings import load_settings
@@ -54,26 +61,6 @@ from envforge.templating.parameters import validate_parameters
 StepStatus = Literal["completed", "skipped", "dry-run", "faked", "failed", "rolled-back"]
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 log = logging.getLogger("envforge.run.runner")
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """What ``${{ secrets.NAME }}`` evaluates to: a name, never a value."""
-
-    name: str
-
-    def __str__(self) -> str:
-        return f"secret:{self.name}"
-
-
-class SecretNames(dict[str, SecretRef]):
-    """``secrets`` in expressions: a name the run was not given is an error, not empty, so a
-    typo never silently renders a blank credential reference."""
-
-    def __missing__(self, key: str) -> SecretRef:
-        known = ", ".join(sorted(self)) or "none"
-        raise TemplateError(f"secrets.{key} is not a secret of this run (known: {known}); "
-                            "pass it with the run's secret names")
 
 
 def caller_identity(name: str | None = None) -> dict[str, Any]:
@@ -158,6 +145,9 @@ class TemplateRun:
     dry_run: bool = False
     environment: Mapping[str, Any] = field(default_factory=dict)
     secret_names: Sequence[str] = ()
+    #: values for ``${{ secrets.NAME }}`` (run_secrets: ``--secret``, Secret blocks); never
+    #: a parameter, masked in logs, errors and the result; default: the services' run_secrets
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     registry: ActionRegistry = field(default_factory=default_registry)
     validate: bool = True
@@ -179,6 +169,11 @@ class TemplateRun:
             self.max_parallel = settings.runner.max_parallel_steps
         if self.validate:
             self.parameters = validate_parameters(self.template, self.parameters)
+        if not self.secrets and self.services is not None:
+            self.secrets = dict(self.services.run_secrets)
+        if self.secrets:
+            default_redactor().register_all(v for v in self.secrets.values() if v)
+            install()  # every log record (Prefect's API handler's too) is masked at birth
         self.engine = ExpressionEngine()
         self.outputs: dict[str, dict[str, Any]] = {}
         self.unknown_actions: list[str] = []
@@ -193,7 +188,7 @@ class TemplateRun:
             "parameters": self.parameters,
             "steps": {sid: {"output": out} for sid, out in self.outputs.items()},
             "environment": dict(self.environment),
-            "secrets": SecretNames({name: SecretRef(name) for name in self.secret_names}),
+            "secrets": RunSecrets(self.secrets, self.secret_names),
             "user": dict(self.user),
         }
 
@@ -282,6 +277,9 @@ class TemplateRun:
             # ``token`` (fetch:*, publish:*) authenticates the request and never reaches Git
             committed = {k: v for k, v in rendered.items() if k != "token"}
             refuse_references_in_git_fields(committed, f"{where} field input")
+            if not action.id.startswith("fetch:"):  # fetch:* values render into the
+                # workspace, which is scanned before anything is published
+                refuse_secret_values(committed, self.secrets, f"{where} field input")
         try:
             params = action.input_model.model_validate(rendered)
         except ValidationError as e:
@@ -295,8 +293,21 @@ class TemplateRun:
         return PreparedStep(step, action, params, fake=fake, each=each)
 
     def execute(self, prepared: PreparedStep, logger: Logger | None = None) -> ActionOutput:
-        """Run one prepared step (this is the body of the step's Prefect task)."""
+        """Run one prepared step (this is the body of the step's Prefect task). An error that
+        would carry a secret value out (into the task run's state in Prefect) is masked."""
+        try:
+            return self._execute(prepared, logger)
+        except Exception as e:
+            text = str(e)
+            if scrub(text) == text:
+                raise
+            raise ActionError(f"step {prepared.step.id!r} ({prepared.step.action}): "
+                              f"{type(e).__name__}: {scrub(text)}") from None
+
+    def _execute(self, prepared: PreparedStep, logger: Logger | None) -> ActionOutput:
         ctx = self.action_context(prepared.step.id, logger)
+        if prepared.step.action.startswith("publish:"):
+            self.refuse_secrets_in_workspace(prepared.step.id)
         if prepared.fake:
             if isinstance(prepared.action, _UnknownAction):
                 ctx.logger.warning("dry run: unknown action %r skipped", prepared.step.action)
@@ -307,6 +318,17 @@ class TemplateRun:
         if self.dry_run:
             return prepared.action.dry_run(ctx, prepared.params)  # type: ignore[no-any-return]
         return prepared.action.run(ctx, prepared.params)  # type: ignore[no-any-return]
+
+    def refuse_secrets_in_workspace(self, step_id: str) -> None:
+        """Before a publish (faked in a dry run too, so a dry run predicts the refusal): no
+        workspace file may hold a value of this run's secrets, since it would go to Git."""
+        hits = files_holding_secrets(self.workspace, self.secrets)
+        if hits:
+            listed = ", ".join(f"{f} (secrets.{n})" for f, n in hits[:5])
+            raise SecretInGitError(
+                f"step {step_id!r}: refusing to publish: {len(hits)} workspace file(s) hold a "
+                f"secret's value: {listed}; keep secrets out of fetch:template values (use "
+                "them in 'token' inputs), or deliver them with vault:secrets")
 
     def rollback(self, prepared: PreparedStep, output: ActionOutput,
                  logger: Logger | None = None) -> None:
@@ -387,7 +409,7 @@ class TemplateRun:
             rolled, failures = self._roll_back(rollback_step, notify)
             raise StepFailedError(step.id, step.action, reason, rolled, failures) from error
         return RunResult(self.template.name, self.run_id, self.dry_run, self.reports,
-                         self.render_output())
+                         _scrubbed(self.render_output()))
 
     def _report(self, report: StepReport, notify: Listener) -> None:
         self.reports.append(report)
@@ -485,6 +507,19 @@ class TemplateRun:
         from envforge.secrets.environment import forget_run  # lazy: it loads the k8s client
 
         forget_run(self.run_id)
+        self.secrets = {}  # the redactor keeps masking them for the rest of the process
+
+
+def _scrubbed(value: Any) -> Any:
+    """``value`` (a run's rendered output) with every secret value masked: the result goes
+    to Prefect and to the caller's screen."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 @dataclass

@@ -73,11 +73,13 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def compare_template(oracle: Oracle, template_dir: Path, mode: Mode = "all") -> Comparison:
+def compare_template(oracle: Oracle, template_path: Path, mode: Mode = "all") -> Comparison:
+    """``template_path``: a template's folder (its template.yaml) or its file of any name."""
+    template_file = template_path / "template.yaml" if template_path.is_dir() else template_path
     try:
-        template = load_template(template_dir)
+        template = load_template(template_file)
     except EnvforgeError as e:
-        return Comparison(template_dir.name, f"load: {e}", "-")
+        return Comparison(template_file.parent.name, f"load: {e}", "-")
     values = sample_values(template, mode)
     for page in pages(template):
         values = apply_defaults(strip_ui(page), values)
@@ -116,8 +118,7 @@ def compare_template(oracle: Oracle, template_dir: Path, mode: Mode = "all") -> 
         if row.envforge != "ok":
             return row
         try:
-            oracle.ask({"op": "runTemplate", "template": str(template.directory /
-                                                            "template.yaml"),
+            oracle.ask({"op": "runTemplate", "template": str(template_file.resolve()),
                         "workspace": str(theirs_dir), "parameters": _jsonable(values),
                         "user": user, "outputs": outputs,
                         "secrets": {n: str(SecretRef(n)) for n in secret_names}})
@@ -131,11 +132,28 @@ def compare_template(oracle: Oracle, template_dir: Path, mode: Mode = "all") -> 
     return row
 
 
+_API_VERSION = re.compile(r"^apiVersion:\s*['\"]?scaffolder\.backstage\.io/v1beta3\b", re.M)
+_KIND = re.compile(r"^kind:\s*['\"]?Template\b", re.M)
+
+
 def template_dirs(roots: list[Path]) -> list[Path]:
+    """Every v1beta3 Template file under the roots: ``template.yaml`` or any other ``.yaml`` /
+    ``.yml`` file whose document is one (collections name them ``microservice-template.yaml``,
+    ``bs-tf-s3-config.yaml``, ...); a folder's ``template.yaml`` is given as its folder."""
     found: list[Path] = []
     for root in roots:
-        found += sorted(p.parent for p in root.rglob("template.yaml")
-                        if "node_modules" not in p.parts)
+        for path in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
+            if "node_modules" in path.parts or ".git" in path.parts or not path.is_file():
+                continue
+            if path.name == "template.yaml":
+                found.append(path.parent)
+                continue
+            try:
+                head = path.read_text(encoding="utf-8", errors="replace")[:4000]
+            except OSError:
+                continue
+            if _API_VERSION.search(head) and _KIND.search(head):
+                found.append(path)
     return found
 
 

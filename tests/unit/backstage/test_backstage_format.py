@@ -153,7 +153,8 @@ def test_secrets_are_names_never_values(tmp_path: Path) -> None:
     """)
     run_, _ = run(directory, secret_names=["GITHUB_TOKEN"])
     assert run_.reports[0].status == "completed"
-    with pytest.raises(StepFailedError, match=r"secrets\.GITHUB_TOKEN is not a secret"):
+    with pytest.raises(StepFailedError, match=r"secrets\.GITHUB_TOKEN was not given to this "
+                       r"run .*--secret GITHUB_TOKEN=VALUE"):
         run(directory)
 
 

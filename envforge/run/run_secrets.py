@@ -1,0 +1,168 @@
+"""Secret values passed to one run, for ``${{ secrets.NAME }}`` as Backstage renders it.
+
+A value reaches a run in one of two ways, never as a flow parameter: ``envforge run --secret
+NAME=VALUE`` / ``--secret NAME=@FILE`` (the CLI hands the values to the in-process flow run
+through its services), or the run-template flow's ``secrets`` parameter, which names Prefect
+Secret blocks (``NAME`` reads the block ``name``, ``NAME=BLOCK`` the block ``BLOCK``). Every
+value is registered with the process's redactor (envforge.secrets.redaction) as the run
+starts, so logs, errors and the run's result show a mask instead; before a ``publish:*`` step
+the workspace is scanned, so a value a skeleton rendered never reaches Git.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envforge.errors import ConfigurationError, SecretReferenceError, TemplateError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_BLOCK = re.compile(r"[a-z0-9][a-z0-9-]*")
+#: at most this much of a ``--secret NAME=@FILE`` file is read
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """What ``${{ secrets.NAME }}`` evaluates to when the run knows the name but holds no value
+    (``templates validate``/``check``): a name, never a value."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"secret:{self.name}"
+
+
+def how_to_pass(name: str) -> str:
+    """The one sentence every 'secret not given' message ends with."""
+    return (f"pass it with 'envforge run ... --secret {name}=VALUE' (or "
+            f"'--secret {name}=@FILE'), or name a Prefect Secret block in the run-template "
+            f"flow's 'secrets' parameter (['{name}'] reads the block "
+            f"'{default_block_name(name)}', ['{name}=BLOCK'] the block BLOCK)")
+
+
+class RunSecrets(dict[str, Any]):
+    """``secrets`` in expressions: each name the run was given reads as its value (a
+    :class:`SecretRef` for a name given without one); any other name is an error that says how
+    to pass it, never an empty string, so a typo never renders a blank credential."""
+
+    def __init__(self, values: Mapping[str, str], names: Iterable[str] = ()) -> None:
+        super().__init__({name: SecretRef(name) for name in names})
+        self.update(values)
+
+    def __missing__(self, key: str) -> Any:
+        known = ", ".join(sorted(self)) or "none"
+        raise TemplateError(f"secrets.{key} was not given to this run (given: {known}); "
+                            + how_to_pass(key))
+
+    def __repr__(self) -> str:  # a value never shows in a debugger, a log or a traceback
+        return f"RunSecrets({sorted(self)})"
+
+
+def default_block_name(name: str) -> str:
+    """The Prefect Secret block a bare ``NAME`` reads: block names are lowercase and dashed."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "secret"
+
+
+def parse_secret_assignments(items: Sequence[str]) -> dict[str, str]:
+    """``--secret NAME=VALUE`` / ``--secret NAME=@FILE`` options as {name: value}. A file is
+    read as text, one trailing line end dropped. Errors name the option, never the value."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name):
+            # without '=' the whole option may be the value: never echo it
+            shown = name if sep and _NAME.fullmatch(name) else "NAME"
+            raise ConfigurationError(
+                f"--secret {shown}=...: expected NAME=VALUE or NAME=@FILE, with NAME made of "
+                "letters, digits, '_' and '-' (as in ${{ secrets.NAME }})")
+        if name in values:
+            raise ConfigurationError(f"--secret {name} is given twice; give it once")
+        if value.startswith("@"):
+            value = _read_secret_file(name, Path(value[1:]).expanduser())
+        if not value:
+            raise ConfigurationError(f"--secret {name}: the value is empty; give a value, "
+                                     "or leave the option out")
+        values[name] = value
+    return values
+
+
+def _read_secret_file(name: str, path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as e:
+        raise ConfigurationError(f"--secret {name}=@{path}: cannot read the file "
+                                 f"({e.strerror or type(e).__name__}); give a readable file"
+                                 ) from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ConfigurationError(f"--secret {name}=@{path}: the file is over "
+                                 f"{MAX_SECRET_FILE_BYTES // 1024} KiB; a secret is smaller")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"--secret {name}=@{path}: the file is not UTF-8 text"
+                                 ) from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def parse_block_specs(specs: Sequence[str]) -> dict[str, str]:
+    """The run-template flow's ``secrets`` parameter (``NAME`` or ``NAME=BLOCK``) as
+    {secret name: Prefect Secret block name}."""
+    blocks: dict[str, str] = {}
+    for spec in specs:
+        name, sep, block = str(spec).partition("=")
+        name, block = name.strip(), block.strip()
+        block = block if sep else default_block_name(name)
+        if not _NAME.fullmatch(name) or not _BLOCK.fullmatch(block):
+            raise ConfigurationError(
+                f"secrets parameter item {spec!r}: expected NAME or NAME=BLOCK, NAME as in "
+                "${{ secrets.NAME }} and BLOCK a Prefect Secret block's name (lowercase "
+                "letters, digits, '-'); the parameter names blocks, never values")
+        if name in blocks:
+            raise ConfigurationError(f"secrets parameter: {name} is named twice; name it once")
+        blocks[name] = block
+    return blocks
+
+
+def secret_fields(value: Any, secrets: Mapping[str, str], where: str) -> list[tuple[str, str]]:
+    """(field path, secret name) for every string in ``value`` holding a secret's value."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        found += [(where, n) for n, v in secrets.items() if isinstance(v, str) and v and v in value]
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            found += secret_fields(v, secrets, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found += secret_fields(v, secrets, f"{where}[{i}]")
+    return found
+
+
+def refuse_secret_values(value: Any, secrets: Mapping[str, str], where: str) -> None:
+    """Raise when an input bound for Git (not its ``token``) holds a secret's value."""
+    found = secret_fields(value, secrets, where)
+    if found:
+        listed = ", ".join(f"{path} (secrets.{name})" for path, name in found)
+        raise SecretReferenceError(
+            f"{listed}: holds a secret's value, and this field ends up in Git; use the secret "
+            "only in a 'token' input or a non-Git action, or deliver it with vault:secrets")
+
+
+def files_holding_secrets(root: Path, secrets: Mapping[str, str],
+                          max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
+    """(file, secret name) for each workspace file (no link followed) holding a value."""
+    wanted = {n: v.encode() for n, v in secrets.items() if isinstance(v, str) and v}
+    hits: list[tuple[str, str]] = []
+    if not wanted or not root.is_dir():
+        return hits
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file() or ".git" in path.relative_to(root).parts:
+            continue
+        data = path.read_bytes()[:max_bytes]
+        hits += [(path.relative_to(root).as_posix(), n) for n, v in wanted.items() if v in data]
+    return hits
