@@ -276,6 +276,17 @@ class BudgetSection(Section):
         "Longest string a template parameter may hold."))
 
 
+class CloneSection(Section):
+    """git clones of a pull/merge request's target repository, bounded while git runs."""
+
+    max_bytes: int = setting(100 * 1024 * 1024, env="CLONE_MAX_BYTES", gt=0, description=(
+        "Most bytes one clone may transfer, and its checked-out files may add up to."))
+    max_entries: int = setting(20_000, env="CLONE_MAX_ENTRIES", gt=0, description=(
+        "Most files one cloned commit may hold (checked before anything is checked out)."))
+    timeout_seconds: int = setting(120, env="CLONE_TIMEOUT_S", gt=0, description=(
+        "Seconds one clone (transfer and checkout) may take."))
+
+
 class ClusterSection(Section):
     """Talking to the target cluster."""
 
@@ -408,6 +419,7 @@ class EnvforgeSettings(BaseSettings):
     images: ImageSection = Field(default_factory=ImageSection)
     fetch: FetchSection = Field(default_factory=FetchSection)
     budgets: BudgetSection = Field(default_factory=BudgetSection)
+    clone: CloneSection = Field(default_factory=CloneSection)
     cluster: ClusterSection = Field(default_factory=ClusterSection)
     providers: ProviderSection = Field(default_factory=ProviderSection)
     warm_runner: WarmRunnerSection = Field(default_factory=WarmRunnerSection)

@@ -42,8 +42,10 @@ from envforge.capabilities import (
     parse_url,
     token_id,
 )
+from envforge.capabilities.budgets import CloneBudget
+from envforge.capabilities.clone import clone_within_budget
 from envforge.core.config import load_settings
-from envforge.core.git_boundary import export_tree, header_for
+from envforge.core.git_boundary import header_for
 from envforge.core.paths import resolve_inside
 from envforge.errors import (
     BudgetExceededError,
@@ -157,11 +159,16 @@ def _git_clone(location: str, ref: str, dest: Path, token: str | None,
     host, port = _host_port(location)
     if host and addresses and not _is_literal(host):
         extra.append(("http.curloptResolve", f"{host}:{port}:{addresses[0]}"))
+    # the fetch budget, enforced while git runs: the pack's bytes, then the tree's entries and
+    # bytes before anything is checked out (envforge.capabilities.clone)
+    clone_budget = CloneBudget(budget.max_bytes, budget.max_entries, budget.deadline_seconds,
+                               ("ENVFORGE_FETCH_MAX_BYTES", "ENVFORGE_FETCH_MAX_ENTRIES",
+                                "ENVFORGE_FETCH_TIMEOUT_S"))
     try:
-        export_tree(location, dest, ref, extra_config=extra, timeout=budget.deadline_seconds,
-                    secrets=[token] if token else [], what=f"url {location!r}: git clone")
+        clone_within_budget(location, dest, ref, budget=clone_budget, extra_config=extra,
+                            secrets=[token] if token else [], what="git clone")
     except GitError as e:
-        raise TemplateError(str(e)) from None
+        raise TemplateError(f"url {location!r}: {e}") from None
     _check_tree(dest, location, budget)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envforge.capabilities.budgets import RunBudget, int_setting
+from envforge.capabilities.budgets import CloneBudget, RunBudget, int_setting
 from envforge.capabilities.caches import CacheStore, credential_identity, token_id
 from envforge.capabilities.egress import (
     AllowRule,
@@ -94,7 +94,11 @@ class Capabilities:
         budget = RunBudget(
             max_each_items=int_setting(environ, "ENVFORGE_MAX_EACH_ITEMS", 1_000),
             max_task_runs=int_setting(environ, "ENVFORGE_MAX_TASK_RUNS", 2_000),
-            max_string_length=int_setting(environ, "ENVFORGE_MAX_STRING_LENGTH", 10_000))
+            max_string_length=int_setting(environ, "ENVFORGE_MAX_STRING_LENGTH", 10_000),
+            clone=CloneBudget(
+                int_setting(environ, "ENVFORGE_CLONE_MAX_BYTES", 100 * 1024 * 1024),
+                int_setting(environ, "ENVFORGE_CLONE_MAX_ENTRIES", 20_000),
+                float(int_setting(environ, "ENVFORGE_CLONE_TIMEOUT_S", 120))))
         return cls(egress, CacheStore(cache_dir), files, providers, budget)
 
     @classmethod
@@ -119,7 +123,9 @@ class Capabilities:
                            max_depth=budgets.max_depth)
         budget = RunBudget(max_each_items=budgets.max_each_items,
                            max_task_runs=budgets.max_task_runs,
-                           max_string_length=budgets.max_string_length)
+                           max_string_length=budgets.max_string_length,
+                           clone=CloneBudget(settings.clone.max_bytes, settings.clone.max_entries,
+                                             float(settings.clone.timeout_seconds)))
         return cls(egress, CacheStore(settings.cache_dir), files, providers, budget)
 
 

@@ -8,9 +8,22 @@ archive entries; every limit has a sane default and a setting, and going over is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envforge.errors import BudgetExceededError, ConfigurationError
+
+
+@dataclass(frozen=True)
+class CloneBudget:
+    """How much one git clone of a repository a template names may transfer and check out,
+    enforced while git runs (envforge.capabilities.clone); ``settings`` name the variables
+    that raise each limit, for the error message."""
+
+    max_bytes: int = 100 * 1024 * 1024
+    max_entries: int = 20_000
+    seconds: float = 120.0
+    settings: tuple[str, str, str] = ("ENVFORGE_CLONE_MAX_BYTES", "ENVFORGE_CLONE_MAX_ENTRIES",
+                                      "ENVFORGE_CLONE_TIMEOUT_S")
 
 
 @dataclass(frozen=True)
@@ -18,6 +31,8 @@ class RunBudget:
     max_each_items: int = 1_000
     max_task_runs: int = 2_000
     max_string_length: int = 10_000
+    #: clones of repositories a template names (publish:*:pull-request's target)
+    clone: CloneBudget = field(default_factory=CloneBudget)
 
     def check_each(self, where: str, count: int) -> None:
         if count > self.max_each_items:
@@ -44,3 +59,4 @@ def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be greater than 0")
     return value
+
