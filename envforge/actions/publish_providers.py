@@ -52,7 +52,7 @@ _GIT_TIMEOUT_S = 300.0
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 
 
-class _ProviderInput(ActionInput):
+class ProviderInput(ActionInput):
     # Backstage's publishers take many provider options envforge does not use: accepted, ignored
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     repoUrl: str = Field(description="host?owner=<owner>&repo=<repo> (RepoUrlPicker).")
@@ -68,7 +68,7 @@ class _ProviderInput(ActionInput):
         return value if isinstance(value, str) and not value.startswith("secret:") else None
 
 
-class PublishRepoInput(_ProviderInput):
+class PublishRepoInput(ProviderInput):
     description: str | None = None
     defaultBranch: str = "master"
     gitCommitMessage: str = "initial commit"
@@ -84,7 +84,7 @@ class PublishRepoOutput(ActionOutput):
     createdRepository: str | None = None
 
 
-class ChangeRequestInput(_ProviderInput):
+class ChangeRequestInput(ProviderInput):
     title: str
     description: str = ""
     branchName: str
@@ -111,7 +111,7 @@ def open_client(ctx: ActionContext, provider: str, token: str | None, step: str
     return provider_client(endpoint, ctx.capabilities.egress, token, step)
 
 
-def _git(args: list[str], cwd: Path, client: ProviderClient) -> str:
+def provider_git(args: list[str], cwd: Path, client: ProviderClient) -> str:
     try:
         return run_git(args, cwd=cwd, extra_config=client.git_config(),
                        timeout=_GIT_TIMEOUT_S, secrets=[client.token],
@@ -120,16 +120,16 @@ def _git(args: list[str], cwd: Path, client: ProviderClient) -> str:
         raise ActionError(str(e)) from None
 
 
-def _commit_all(repo: Path, params: _ProviderInput, message: str, client: ProviderClient
+def commit_all(repo: Path, params: ProviderInput, message: str, client: ProviderClient
                 ) -> str:
     ident = ["-c", f"user.name={params.gitAuthorName}", "-c",
              f"user.email={params.gitAuthorEmail}"]
-    _git(["add", "--all"], repo, client)
-    _git([*ident, "commit", "--quiet", "--allow-empty", "-m", message], repo, client)
-    return _git(["rev-parse", "HEAD"], repo, client)
+    provider_git(["add", "--all"], repo, client)
+    provider_git([*ident, "commit", "--quiet", "--allow-empty", "-m", message], repo, client)
+    return provider_git(["rev-parse", "HEAD"], repo, client)
 
 
-def _copy_into(ctx: ActionContext, source_rel: str, work: Path, target_rel: str,
+def copy_into(ctx: ActionContext, source_rel: str, work: Path, target_rel: str,
                describe: str) -> None:
     """The workspace's files under ``source_rel`` into ``work``/``target_rel`` through the
     file API: no link of the target repository is followed, ``.git`` is never written."""
@@ -140,7 +140,7 @@ def _copy_into(ctx: ActionContext, source_rel: str, work: Path, target_rel: str,
         raise ActionError(f"step {ctx.step_id!r}: {e}") from None
 
 
-def _check_name(value: str, what: str, step: str, nested: bool = False) -> str:
+def check_name(value: str, what: str, step: str, nested: bool = False) -> str:
     parts = value.split("/") if nested else [value]
     for part in parts:
         if not _NAME.fullmatch(part) or part.lower().endswith((".git", ".atom")):
@@ -150,7 +150,7 @@ def _check_name(value: str, what: str, step: str, nested: bool = False) -> str:
     return value
 
 
-def _owner_repo(params: _ProviderInput, step: str, endpoint: ProviderEndpoint
+def _owner_repo(params: ProviderInput, step: str, endpoint: ProviderEndpoint
                 ) -> tuple[str, str]:
     parts = parse_repo_url(params.repoUrl)
     owner = parts.get("owner") or parts.get("organization") or ""
@@ -163,8 +163,8 @@ def _owner_repo(params: _ProviderInput, step: str, endpoint: ProviderEndpoint
             f"{endpoint.host!r} (ENVFORGE_{endpoint.provider.upper()}_HOST); the token goes "
             "only to the configured provider")
     nested = endpoint.provider == "gitlab"
-    return (_check_name(owner, "owner", step, nested),
-            _check_name(parts.get("repo", ""), "repo", step))
+    return (check_name(owner, "owner", step, nested),
+            check_name(parts.get("repo", ""), "repo", step))
 
 
 class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
@@ -178,16 +178,16 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
         client = open_client(ctx, self.provider, params.token, step)
         try:
             owner, repo = _owner_repo(params, step, client.endpoint)
-            source_rel = _source_rel(params.sourcePath, step)
+            source_rel = source_rel_path(params.sourcePath, step)
             clone_url, web_url, project_id, created = self.create(client, owner, repo, params)
             try:
                 client.check_clone_url(clone_url)
                 with tempfile.TemporaryDirectory(prefix="envforge-publish-") as tmp:
                     work = Path(tmp)
-                    _copy_into(ctx, source_rel, work, "", f"repository {created}")
-                    _git(["init", "--quiet", "-b", params.defaultBranch], work, client)
-                    commit = _commit_all(work, params, params.gitCommitMessage, client)
-                    _git(["push", "--quiet", clone_url,
+                    copy_into(ctx, source_rel, work, "", f"repository {created}")
+                    provider_git(["init", "--quiet", "-b", params.defaultBranch], work, client)
+                    commit = commit_all(work, params, params.gitCommitMessage, client)
+                    provider_git(["push", "--quiet", clone_url,
                           f"HEAD:refs/heads/{params.defaultBranch}"], work, client)
             except BaseException:
                 # a failed action cleans up after itself: the repository it just created
@@ -222,7 +222,7 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
             client.close()
 
 
-def _source_rel(path: str, step: str) -> str:
+def source_rel_path(path: str, step: str) -> str:
     try:
         return "/".join(check_path(path, f"{step} sourcePath"))
     except CapabilityError as e:
@@ -234,8 +234,8 @@ def _full_name(answer: Any, owner: str, repo: str, step: str, nested: bool = Fal
     strictly as the request's (rollback deletes exactly this, nothing a template wrote)."""
     name = str(answer or "")
     owner_part, _, repo_part = name.rpartition("/")
-    _check_name(owner_part, "owner", step, nested)
-    _check_name(repo_part, "repo", step)
+    check_name(owner_part, "owner", step, nested)
+    check_name(repo_part, "repo", step)
     if owner_part.lower() != owner.lower():
         raise ActionError(f"{step}: the provider created {name!r}, not under {owner!r}")
     return name
@@ -272,8 +272,8 @@ class PublishGithub(_Publisher):
     def delete(self, client: ProviderClient, created: str, project_id: int | None,
                ctx: ActionContext) -> None:
         owner, _, repo = created.rpartition("/")
-        _check_name(owner, "owner", client.what)
-        _check_name(repo, "repo", client.what)
+        check_name(owner, "owner", client.what)
+        check_name(repo, "repo", client.what)
         client.call("DELETE", f"/repos/{owner}/{repo}")
         ctx.logger.info("deleted repository %s, which this run created", created)
 
@@ -314,7 +314,7 @@ class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
         client = open_client(ctx, self.provider, params.token, step)
         try:
             owner, repo = _owner_repo(params, step, client.endpoint)
-            source_rel = _source_rel(params.sourcePath, step)
+            source_rel = source_rel_path(params.sourcePath, step)
             try:
                 target_rel = "/".join(check_path(params.targetPath, f"{step} targetPath"))
             except CapabilityError as e:
@@ -323,14 +323,14 @@ class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
             client.check_clone_url(clone_url)
             with tempfile.TemporaryDirectory(prefix="envforge-change-") as tmp:
                 work = Path(tmp) / "repo"
-                _git(["clone", "--quiet", "--depth", "1", "--branch", target, "--",
+                provider_git(["clone", "--quiet", "--depth", "1", "--branch", target, "--",
                       clone_url, str(work)], Path(tmp), client)
-                _git(["checkout", "--quiet", "-b", params.branchName], work, client)
+                provider_git(["checkout", "--quiet", "-b", params.branchName], work, client)
                 # the clone's own links are data: a write never goes through one, and the
                 # clone's .git (config, hooks) is never written
-                _copy_into(ctx, source_rel, work, target_rel, f"repository {owner}/{repo}")
-                _commit_all(work, params, params.commitMessage or params.title, client)
-                _git(["push", "--quiet", "origin", f"HEAD:refs/heads/{params.branchName}"],
+                copy_into(ctx, source_rel, work, target_rel, f"repository {owner}/{repo}")
+                commit_all(work, params, params.commitMessage or params.title, client)
+                provider_git(["push", "--quiet", "origin", f"HEAD:refs/heads/{params.branchName}"],
                      work, client)
             output = self.open(client, owner, repo, target, params)
         finally:

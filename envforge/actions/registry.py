@@ -18,6 +18,8 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.actions.filesystem",
     "envforge.actions.catalog",
     "envforge.actions.publish_providers",
+    "envforge.actions.publish_azure",
+    "envforge.actions.github_webhook",
     "envforge.actions.publish_git",
     "envforge.images.actions",
     "envforge.secrets.actions",

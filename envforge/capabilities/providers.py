@@ -65,8 +65,8 @@ from envforge.errors import (
 
 ProviderName = Literal["github", "gitlab", "azure"]
 DEFAULT_HOSTS = {"github": "github.com", "gitlab": "gitlab.com", "azure": "dev.azure.com"}
-#: the user name git sends with the token (Azure DevOps takes any, Basic ":<PAT>" documented)
-GIT_USERS = {"github": "x-access-token", "gitlab": "oauth2", "azure": ""}
+#: the user name git sends with the token (Azure DevOps takes any non-empty one with a PAT)
+GIT_USERS = {"github": "x-access-token", "gitlab": "oauth2", "azure": "envforge"}
 #: what a provider API call may use unless the caller says otherwise
 DEFAULT_BUDGET = TransferBudget(max_bytes=10 * 1024 * 1024, deadline_seconds=30.0,
                                 max_redirects=3)
@@ -321,7 +321,15 @@ class ProviderClient:
         message = data.get("message") or data.get("error")
         if isinstance(message, dict):  # GitLab's {"message": {"name": ["has already ..."]}}
             message = json.dumps(message)[:200]
-        return str(message)[:200] if message else ""
+        details = []  # GitHub's 422: {"message": "Validation Failed", "errors": [{...}]}
+        for item in data.get("errors") or []:
+            if isinstance(item, dict):
+                details.append(str(item.get("message") or " ".join(
+                    str(item.get(k, "")) for k in ("field", "code")).strip()))
+            elif isinstance(item, str):
+                details.append(item)
+        text = "; ".join([str(message)] * bool(message) + [d for d in details if d])
+        return text[:300]
 
     # --- git, under the configured Git origin ------------------------------------------------
 

@@ -15,7 +15,7 @@ from envforge.errors import StepFailedError
 from envforge.run.runner import TemplateRun
 from envforge.templating.loader import load_template
 from tests.git_http import GitHttpServer
-from tests.integration.providers.standin import ProviderStandIn
+from tests.standins.git_provider import ProviderStandIn
 
 TOKEN = "prov-token-0042"
 

@@ -16,8 +16,8 @@ from envforge.errors import StepFailedError
 from envforge.run.runner import TemplateRun
 from envforge.templating.loader import load_template
 from tests.git_http import GitHttpServer
-from tests.integration.providers.standin import ProviderStandIn
 from tests.integration.providers.test_publishers import TOKEN, _files, _template
+from tests.standins.git_provider import ProviderStandIn
 
 
 @pytest.fixture

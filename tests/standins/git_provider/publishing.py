@@ -1,6 +1,12 @@
-"""A stand-in of just the GitHub, GitLab and Backstage catalog REST endpoints envforge calls, with the
-providers' documented response shapes (the fields envforge reads), on 127.0.0.1. Creating a
-repository makes a bare Git repository that a GitHttpServer serves, so pushes are real."""
+"""The publishing side of the provider stand-in: the GitHub, GitLab, Azure DevOps and
+Backstage catalog REST endpoints envforge's actions call, with the providers' documented
+response shapes, status codes and error bodies, on 127.0.0.1. Creating a repository makes a
+bare Git repository that a GitHttpServer serves, so pushes are real. GitHub's repository
+webhooks are :mod:`.hooks`, Azure DevOps' repositories :mod:`.azure`.
+
+Authentication as each provider takes it: GitHub (and this Backstage) ``Authorization: Bearer``,
+GitLab ``PRIVATE-TOKEN``, Azure DevOps a personal access token as HTTP Basic. ``trap``, when
+set, answers a request itself (a test's misbehaving provider: slow, huge, redirecting)."""
 
 from __future__ import annotations
 
@@ -9,11 +15,17 @@ import re
 import subprocess
 import threading
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tests.git_http import GitHttpServer
+from tests.standins.git_provider.azure import SIGN_IN_PAGE, AzureDevOps, basic_token
+from tests.standins.git_provider.hooks import RepositoryHooks
+
+#: answers a request itself when it returns True (given the handler, method and raw path)
+Trap = Callable[[BaseHTTPRequestHandler, str, str], bool]
 
 
 class ProviderStandIn:
@@ -24,17 +36,26 @@ class ProviderStandIn:
         self.git_root = git_root
         self.git = git
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        #: every request's headers, in order (what a token-leak test reads)
+        self.headers: list[dict[str, str]] = []
         self.projects: dict[int, str] = {}
+        self.trap: Trap | None = None
+        self.azure = AzureDevOps(git_root, git.url("").rstrip("/"))
+        self.hooks = RepositoryHooks(
+            lambda owner, repo: (git_root / owner / f"{repo}.git").exists(), "")
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def _reply(self, status: int, body: Any = None) -> None:
+            def _reply(self, status: int, body: Any = None,
+                       headers: dict[str, str] | None = None) -> None:
                 data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -44,20 +65,47 @@ class ProviderStandIn:
                 body = json.loads(self.rfile.read(length) or b"{}") if length else {}
                 path = urllib.parse.unquote(self.path)
                 stand_in.calls.append((self.command, path, body))
+                stand_in.headers.append(dict(self.headers.items()))
+                if stand_in.trap is not None and stand_in.trap(self, self.command, self.path):
+                    return
+                if path.startswith("/azure/"):
+                    self._azure(body)
+                    return
                 github = path.startswith(("/github", "/backstage"))
                 expected = (f"Bearer {token}" if github else token)
                 got = self.headers.get("Authorization" if github else "PRIVATE-TOKEN")
                 if got != expected:
-                    self._reply(401, {"message": "Bad credentials"})
+                    self._reply(401, {"message": "Bad credentials",
+                                      "documentation_url": "https://docs.github.com/rest"}
+                                if github else {"message": "401 Unauthorized"})
+                    return
+                hooks = stand_in.hooks.handle(self.command, path, body)
+                if hooks is not None:
+                    self._reply(*hooks)
                     return
                 status, answer = stand_in.route(self.command, path, body)
                 self._reply(status, answer)
 
-            do_GET = do_POST = do_DELETE = _handle
+            def _azure(self, body: Any) -> None:
+                if basic_token(self.headers.get("Authorization")) != token:
+                    if self.headers.get("X-TFS-FedAuthRedirect") == "Suppress":
+                        self._reply(401, None, {"WWW-Authenticate": "Basic realm=\"\""})
+                        return
+                    self.send_response(203)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(SIGN_IN_PAGE)))
+                    self.end_headers()
+                    self.wfile.write(SIGN_IN_PAGE)
+                    return
+                answer = stand_in.azure.handle(self.command, self.path, body)
+                self._reply(*(answer or (404, {"message": f"no route {self.path}"})))
+
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.organizations = organizations
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.hooks.base = self.base
 
     @property
     def base(self) -> str:
