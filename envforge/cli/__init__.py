@@ -101,7 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at /dev/null so the interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    if argv is None and getattr(args, "exit_at_once", False):
+        _exit_at_once(code)
     return code
+
+
+def _exit_at_once(code: int) -> None:
+    """End the process now, skipping the interpreter's teardown of every module (0.15-0.3 s
+    after a database command, as long as a Pagila-sized dump and restore takes in parts). Only
+    for a group that asks for it (``exit_at_once``), and only when main() is the process's
+    entry (no argv given): its work is done and closed by then; stdio is flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,9 @@ log = logging.getLogger("envforge.db")
 
 def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser("db", help="clone, seed, snapshot and drop databases")
+    # Connections, workers and temporary files are closed when a handler returns: the
+    # process then ends without the interpreter's teardown (envforge.cli._exit_at_once).
+    parser.set_defaults(exit_at_once=True)
     sub = parser.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
 
     p = sub.add_parser("plan", help="decision for every column, with before/after samples")

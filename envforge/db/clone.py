@@ -12,17 +12,17 @@ Order of work, so that nothing unsafe is ever written:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import queue
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -49,10 +49,13 @@ from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
 from envforge.db.rules import Rules
 from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
-from envforge.db.schema import BackgroundSchemaDump, restore_section
+from envforge.db.schema import BackgroundSchemaDump, apply_section_sql, restore_section
 from envforge.db.subset import select_subset
 from envforge.db.tasks import CHUNK_BYTES, SMALL_TASK_BYTES, plan_tasks
 from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("envforge.db")
 
@@ -182,32 +185,64 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
     them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
     ``resolve`` True, which resolves them before any index exists (collisions.py)."""
     schema_file = schema.path()
-    restore_section(request.target, schema_file, "pre-data")
-    large = sum(t.size_bytes for t in tasks) >= request.parallel_min_bytes
-    paused = pause_autovacuum(request.target) if large else []
-    results = list(_run_tasks(request, snapshot_id, tasks, logger, snap,
-                              workers.take() if workers else None))
-    if resolve and keys:
-        results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
-                                      logger)
-    with connected(request.target, autocommit=True) as conn:
-        for seq, value, called in sequences:
-            conn.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
-    logger.info("data copied; building indexes, constraints and triggers")
-    small = sum(r.bytes for r in results) < request.parallel_min_bytes
-    try:  # parallel index builds only pay off on more data than a worker costs to start
-        restore_section(request.target, schema_file, "post-data",
-                        jobs=1 if small else request.jobs)
-    except CopyFailedError:
-        if not resolve and keys and _any_duplicates(request.target, keys):
-            raise _CollisionsFound from None
-        raise
-    with connected(request.target, autocommit=True) as conn:
-        refresh_matviews(conn, matviews, logger)
-    if not small:  # small databases: autovacuum's analyze comes soon enough
-        analyze(request.target, request.jobs)
-    resume_autovacuum(request.target, paused)
+    # One session to the target does the schema, the small tables, the sequences and (small
+    # clones) the indexes: each new session to a new database costs a backend start and a
+    # relation cache built from scratch, each pg_restore a process too.
+    with connected(request.target, autocommit=True) as dst:
+        dst.execute(_SESSION_SETTINGS)
+        _apply_section(dst, request.target, schema, schema_file, "pre-data")
+        large = sum(t.size_bytes for t in tasks) >= request.parallel_min_bytes
+        paused = pause_autovacuum(request.target) if large else []
+        results = list(_run_tasks(request, snapshot_id, tasks, logger, snap,
+                                  workers.take() if workers else None, dst))
+        if resolve and keys:
+            results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
+                                          logger)
+        with dst.transaction():
+            for seq, value, called in sequences:
+                dst.execute("SELECT setval(%s::regclass, %s, %s)", (seq, value, called))
+        logger.info("data copied; building indexes, constraints and triggers")
+        small = sum(r.bytes for r in results) < request.parallel_min_bytes
+        try:  # parallel index builds only pay off on more data than a worker costs to start
+            _apply_section(dst, request.target, schema, schema_file, "post-data",
+                           jobs=1 if small else request.jobs)
+        except CopyFailedError:
+            if not resolve and keys and _any_duplicates(request.target, keys):
+                raise _CollisionsFound from None
+            raise
+        refresh_matviews(dst, matviews, logger)
+        if not small:  # small databases: autovacuum's analyze comes soon enough
+            analyze(request.target, request.jobs)
+        resume_autovacuum(request.target, paused)
+        _make_durable(dst)
     return results
+
+
+# Index builds sort in memory more often; commits of the new, not yet used database need
+# not wait for the WAL flush (_make_durable waits once for all of them at the end).
+_SESSION_SETTINGS = ("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'; "
+                     "SET client_encoding = 'UTF8'")
+
+
+def _apply_section(dst: psycopg.Connection[Any], target: ServerAddress,
+                   schema: BackgroundSchemaDump, schema_file: Path, section: str,
+                   jobs: int = 1) -> None:
+    """A schema section on ``dst`` as SQL (one transaction), or through pg_restore when it
+    runs on several sessions (``jobs``) or its SQL could not be taken out of the dump."""
+    sql_text = schema.sql(section) if jobs == 1 else None
+    if sql_text is None:
+        restore_section(target, schema_file, section, jobs=jobs)
+    else:
+        apply_section_sql(dst, target, sql_text, section)
+
+
+def _make_durable(dst: psycopg.Connection[Any]) -> None:
+    """Wait until everything the clone committed is on disk: one commit with
+    synchronous_commit on flushes the WAL up to it, the earlier asynchronous commits with it,
+    so a clone reported done survives a server crash."""
+    dst.execute("SET synchronous_commit = on")
+    with dst.transaction():
+        dst.execute("SELECT pg_current_xact_id()")  # a transaction id: its commit is flushed
 
 
 MAX_RESOLUTION_ROUNDS = 5
@@ -272,8 +307,7 @@ class _Workers:
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self, jobs: int) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=jobs - 1,
-                                         mp_context=multiprocessing.get_context("spawn"))
+        self._pool = _process_pool(jobs - 1)
         for _ in range(jobs - 1):
             self._pool.submit(warm_up)
 
@@ -290,6 +324,16 @@ class _Workers:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """Copy worker processes (spawned: no forked copy of this process's connections).
+    Imported here: multiprocessing costs a small clone's start 30 ms for nothing."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
 def _large(tasks: list[CopyTask], snap: bool = True) -> list[CopyTask]:
     """The tasks the lanes share; the others (small) run first in this process."""
     return [t for t in tasks if not (snap and t.size_bytes < SMALL_TASK_BYTES)]
@@ -302,7 +346,8 @@ def _parallel(request: CloneRequest, tasks: list[CopyTask]) -> bool:
 
 def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
                logger: Any, snap: psycopg.Connection[Any] | None = None,
-               pool: ProcessPoolExecutor | None = None) -> Iterator[CopyResult]:
+               pool: ProcessPoolExecutor | None = None,
+               dst: psycopg.Connection[Any] | None = None) -> Iterator[CopyResult]:
     """Run the tasks on ``jobs`` lanes: this process is one of them, ``jobs - 1`` spawned
     worker processes (``pool`` if already started) are the others (one interpreter fewer in
     memory than a full pool). Small tasks run first in this process over ``snap`` (the
@@ -313,7 +358,8 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
 
     def run_small() -> Iterator[CopyResult]:
         if snap is not None and small:
-            for result in run_copy_tasks_shared(snap, request.target, request.key, small):
+            for result in run_copy_tasks_shared(snap, request.target, request.key, small,
+                                                dst):
                 _log_result(logger, result)
                 yield result
 
@@ -330,8 +376,7 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
     lock = threading.Lock()
     finished: queue.Queue[Future[CopyResult]] = queue.Queue()
     if pool is None:
-        pool = ProcessPoolExecutor(max_workers=request.jobs - 1,
-                                   mp_context=multiprocessing.get_context("spawn"))
+        pool = _process_pool(request.jobs - 1)
 
     active: dict[int, str] = {}  # lane -> the table it copies
 

@@ -97,31 +97,42 @@ def warm_up() -> None:
 
 
 def run_copy_tasks_shared(src: psycopg.Connection[Any], target: ServerAddress, key: bytes,
-                          tasks: list[CopyTask]) -> Iterator[CopyResult]:
+                          tasks: list[CopyTask], dst: psycopg.Connection[Any] | None = None
+                          ) -> Iterator[CopyResult]:
     """Copy small tasks one after another over two connections shared by all of them: ``src``
     already reads the clone's snapshot (the clone's own snapshot connection), and one target
-    connection commits once at the end. A task of a few rows then costs a COPY round trip
-    instead of a psql process and two new sessions (Pagila has 70 tasks, most tiny)."""
+    connection (``dst``, an autocommit session of the caller's, else one opened here) commits
+    once at the end. A task of a few rows then costs a COPY round trip instead of a psql
+    process and two new sessions (Pagila has 70 tasks, most tiny)."""
     if not tasks:
         return
-    dst = open_connection(target)
+    if dst is not None:
+        with dst.transaction():
+            yield from _copy_tasks_over(src, dst, key, tasks)
+        return
+    own = open_connection(target)
     try:
-        dst.execute("SET synchronous_commit = off")
-        dst.execute("SET client_encoding = 'UTF8'")
-        for task in tasks:
-            started = time.perf_counter()
-            try:
-                with _blocks_from(src, _read_sql(task), task.label) as blocks:
-                    rows, size = _pump(blocks, dst, key, task, queued=False)
-            except CopyFailedError:
-                raise
-            except (EnvforgeError, psycopg.Error, OSError) as e:
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise CopyFailedError(f"copying {task.label} failed: {reason}") from None
-            yield CopyResult(task.table, task.label, rows, size, time.perf_counter() - started)
-        dst.commit()
+        own.execute("SET synchronous_commit = off")
+        own.execute("SET client_encoding = 'UTF8'")
+        yield from _copy_tasks_over(src, own, key, tasks)
+        own.commit()
     finally:
-        dst.close()
+        own.close()
+
+
+def _copy_tasks_over(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], key: bytes,
+                     tasks: list[CopyTask]) -> Iterator[CopyResult]:
+    for task in tasks:
+        started = time.perf_counter()
+        try:
+            with _blocks_from(src, _read_sql(task), task.label) as blocks:
+                rows, size = _pump(blocks, dst, key, task, queued=False)
+        except CopyFailedError:
+            raise
+        except (EnvforgeError, psycopg.Error, OSError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CopyFailedError(f"copying {task.label} failed: {reason}") from None
+        yield CopyResult(task.table, task.label, rows, size, time.perf_counter() - started)
 
 
 @contextmanager

@@ -14,6 +14,9 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from envforge.db.connection import ServerAddress
 from envforge.errors import ConfigurationError, CopyFailedError, DatabaseUnreachableError
@@ -72,15 +75,20 @@ def dump_schema(source: ServerAddress, snapshot_id: str | None, path: Path) -> N
     run_pg_tool(args, source, "reading the schema (pg_dump --schema-only)")
 
 
+SECTIONS = ("pre-data", "post-data")
+
+
 class BackgroundSchemaDump:
     """``pg_dump --schema-only`` of the snapshot, started at once in a thread (it only reads
-    the source) so that it overlaps the rule checks and classification; :meth:`path` waits
-    for it. Use as a context manager: the dump file is removed on exit."""
+    the source) so that it overlaps the rule checks and classification, followed by each
+    section as SQL text (:func:`section_sql`); :meth:`path` and :meth:`sql` wait for it. Use
+    as a context manager: the dump file is removed on exit."""
 
     def __init__(self, source: ServerAddress, snapshot_id: str) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="envforge-schema-")
         self._path = Path(self._dir.name) / "schema.dump"
         self._error: BaseException | None = None
+        self._sql: dict[str, str | None] = {}
         self._thread = threading.Thread(target=self._run, args=(source, snapshot_id),
                                         name="envforge-schema-dump", daemon=True)
         self._thread.start()
@@ -88,6 +96,8 @@ class BackgroundSchemaDump:
     def _run(self, source: ServerAddress, snapshot_id: str) -> None:
         try:
             dump_schema(source, snapshot_id, self._path)
+            for section in SECTIONS:
+                self._sql[section] = section_sql(self._path, section)
         except BaseException as e:  # handed to the caller of path()
             self._error = e
 
@@ -96,6 +106,12 @@ class BackgroundSchemaDump:
         if self._error is not None:
             raise self._error
         return self._path
+
+    def sql(self, section: str) -> str | None:
+        """The section as SQL to run on a connection, or None when it must go through
+        pg_restore (:func:`section_sql`)."""
+        self.path()
+        return self._sql.get(section)
 
     def __enter__(self) -> BackgroundSchemaDump:
         return self
@@ -113,6 +129,47 @@ def restore_section(target: ServerAddress, path: Path, section: str, jobs: int =
             f"--dbname={target.conninfo()}", str(path)]
     args.insert(1, f"--jobs={jobs}" if jobs > 1 else "--single-transaction")
     run_pg_tool(args, target, f"restoring the {section} section", _BUILD_OPTIONS)
+
+
+def section_sql(path: Path, section: str) -> str | None:
+    """One section of a schema dump as SQL text (``pg_restore --file=-``, no connection), to
+    be run on a session the clone already has (:func:`apply_section_sql`): a small clone then
+    pays neither a pg_restore connection to the new database nor its start. Newer pg_restore
+    brackets its output with psql's ``\\restrict KEY`` / ``\\unrestrict KEY`` (they only guard
+    psql itself); those two lines are dropped. Any other line that starts with a backslash
+    might be a psql command, so the section is then left to pg_restore (None)."""
+    args = [pg_tool("pg_restore"), f"--section={section}", *_RESTORE_FLAGS, "--file=-",
+            str(path)]
+    proc = subprocess.run(args, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise CopyFailedError(f"reading the {section} section of the schema dump failed: "
+                              f"{failure_reason(proc.stderr.decode('utf-8', 'replace'))}")
+    lines = proc.stdout.decode("utf-8").split("\n")
+    meta = [i for i, line in enumerate(lines) if line.startswith("\\")]
+    if meta:
+        first, last = lines[meta[0]].split(" "), lines[meta[-1]].split(" ")
+        if (len(meta) != 2 or len(first) != 2 or first[0] != "\\restrict"
+                or last != ["\\unrestrict", first[1]]):
+            return None
+        lines[meta[0]] = lines[meta[-1]] = ""
+    return "\n".join(lines)
+
+
+def apply_section_sql(conn: psycopg.Connection[Any], target: ServerAddress, sql_text: str,
+                      section: str) -> None:
+    """Run a section's SQL (from :func:`section_sql`) in one transaction on ``conn`` (an
+    autocommit session to the target); a failure is reported as pg_restore's would be. The
+    dump's own session settings (search_path emptied, ...) are put back afterwards."""
+    try:
+        with conn.transaction():
+            conn.execute(sql_text.encode("utf-8"))
+    except psycopg.Error as e:
+        reason = failure_reason("ERROR: " + str(e).strip())
+        raise CopyFailedError(f"restoring the {section} section on {target.label} failed: "
+                              f"{reason}") from None
+    finally:
+        if not conn.closed and not conn.broken:
+            conn.execute("RESET search_path")
 
 
 def dump_database(address: ServerAddress, path: Path) -> None:
