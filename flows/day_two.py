@@ -65,7 +65,7 @@ def upgrade_environments(names: list[str] | None = None, template: str | None = 
     for record in chosen:
         with environment_lock(record.name, services), open_store(services=services) as store:
             outcome = upgrade_environment(store, record, catalog, dry_run, _run_id(),
-                                         parameters)
+                                         parameters, services)
         report.outcomes.append(outcome)
         if outcome.status == "failed":
             logger.error("%s: %s", outcome.name, outcome.error)
@@ -89,6 +89,8 @@ def _upgrade_summary(services: Services, record: EnvironmentRecord, outcome: Upg
                    f"{', '.join(outcome.files)}")
         if outcome.defaults:
             message += f"; new parameters took their default: {', '.join(outcome.defaults)}"
+        if outcome.rebuilt:
+            message += f"; built again: {'; '.join(outcome.rebuilt)}"
     diagnostics = [{"title": "GitOps diff", "text": outcome.diff}] if outcome.diff else []
     _summary(services, record, "completed" if outcome.status != "failed" else "failed",
              "upgrade", message, diagnostics)

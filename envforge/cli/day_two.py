@@ -49,7 +49,8 @@ def add_day_two_commands(sub: Any) -> None:
 
 def upgrade_command(args: argparse.Namespace) -> int:
     cat = catalog()
-    with open_store(services=args.make_services()) as store:
+    services = args.make_services()
+    with open_store(services=services) as store:
         overrides: dict[str, Any] = {}
         if args.assignments:
             template_name = args.template
@@ -68,7 +69,7 @@ def upgrade_command(args: argparse.Namespace) -> int:
 
         report = upgrade_environments(store, cat, args.names, args.template,
                                       args.all_environments, args.dry_run, _run_id(),
-                                      overrides, on_outcome=show)
+                                      overrides, on_outcome=show, services=services)
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -85,6 +86,9 @@ def _outcome_line(outcome: UpgradeOutcome) -> str:
     versions = f"{outcome.template} {outcome.from_version} -> {outcome.to_version}"
     defaults = (f"; new parameter(s) took their default: {', '.join(outcome.defaults)}"
                 if outcome.defaults else "")
+    if outcome.rebuilt:
+        defaults += ("; built again: " if outcome.status == "upgraded" else
+                     "; would build again: ") + "; ".join(outcome.rebuilt)
     if outcome.status == "upgraded":
         return (f"{outcome.name}: upgraded ({versions}; {len(outcome.files)} file(s), commit "
                 f"{(outcome.commit or '')[:12]}){defaults}")

@@ -11,8 +11,10 @@ reads the repository and commits nothing.
 
 What the skipped steps made (an image digest, a database, Secret and ConfigMap names) is
 carried forward from the environment's current files when those steps' inputs did not change
-(envforge.environments.upgrade_outputs); a step whose inputs changed needs ``env update``,
-and the upgrade of that environment says so.
+(envforge.environments.upgrade_outputs). An image whose build inputs the upgrade changes (a
+``--set ref=...``) is built again, that image only (``image:build`` runs for real, and is
+rolled back if the upgrade then commits nothing); any other skipped step whose inputs changed
+needs ``env update``, and the upgrade of that environment says so.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Literal
 from envforge.core.sensitive import credential_paths
 from envforge.environments.sleep import scale_to_zero
 from envforge.environments.upgrade_outputs import FAKED, Carried, carry_forward, changed_inputs
+from envforge.environments.upgrade_rebuild import Rebuild, RebuiltStep, undo_rebuilds
 from envforge.errors import (
     EnvforgeError,
     EnvironmentNotFoundError,
@@ -42,6 +45,7 @@ from envforge.gitops.store import EnvironmentStore
 from envforge.gitops.versions import describe_version, template_version
 from envforge.run.runner import TemplateRun
 from envforge.secrets.redaction import mask_credential_values
+from envforge.services import Services
 from envforge.templating.loader import TemplateCatalog
 from envforge.templating.model import Template
 from envforge.templating.parameters import pages, validate_parameters
@@ -64,6 +68,8 @@ class UpgradeOutcome:
     defaults: list[str] = field(default_factory=list)  # new parameters that took defaults
     #: recorded outputs carried forward: "<action> <placeholder>" and "kept <file>"
     carried: list[str] = field(default_factory=list)
+    #: images built again because their build inputs changed: "step <id> (<fields>)"
+    rebuilt: list[str] = field(default_factory=list)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +139,8 @@ class RenderedUpgrade:
     input_changes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     #: a skipped step writes files of its own (its output lists ``files``): keep them
     writers_skipped: bool = False
+    #: image steps built again (their build inputs changed), or that would be in a dry run
+    rebuilt: list[RebuiltStep] = field(default_factory=list)
 
 
 def _skipped_inputs(run: TemplateRun) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -153,9 +161,13 @@ def _writes_files(run: TemplateRun) -> bool:
 
 
 def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
-                   overrides: Mapping[str, Any] | None = None) -> RenderedUpgrade:
+                   overrides: Mapping[str, Any] | None = None, build: bool = False,
+                   services: Services | None = None) -> RenderedUpgrade:
     """Run the environment's current template render-only and build its new record; raises
-    (TemplateNotFoundError, TemplateError, ParameterError, ...) before anything is written."""
+    (TemplateNotFoundError, TemplateError, ParameterError, ...) before anything is written.
+
+    An image step whose inputs ``overrides`` change is built again when ``build`` (else its
+    outputs say it would be); nothing else runs."""
     template = catalog.load(record.spec.template)
     given = {**record.spec.parameters, **(overrides or {})}
     missing = missing_required(template, given)
@@ -174,17 +186,23 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
         "owner": record.spec.owner, "source": record.spec.source.model_dump(exclude_none=True),
         "isolation": record.spec.isolation.model_dump(),
     }
+    # --set may change what a skipped step would be given: the inputs as recorded, to compare
+    before = (_recorded_inputs(derived, template, record, environment, overrides, services)
+              if overrides else None)
+    rebuild = Rebuild(before, build)
     run = TemplateRun(derived, values, dry_run=True, render_only=True, environment=environment,
-                      validate=False)
+                      validate=False, services=services)
     try:
-        run.run()
+        run.run(execute_step=rebuild.execute)
         input_changes: dict[str, tuple[str, list[str]]] = {}
-        if overrides:  # --set may change what a skipped step would be given
+        if before is not None:
+            again = {r.step_id for r in rebuild.steps}
             now = _skipped_inputs(run)
-            before = _recorded_inputs(derived, template, record, environment, overrides)
             input_changes = {sid: (action, changed) for sid, (action, given_now) in now.items()
-                             if (changed := changed_inputs(before.get(sid, ("", {}))[1],
-                                                           given_now))}
+                             if sid not in again and action != "publish:gitops"  # it is
+                             # the upgrade's own commit, which takes the new parameters
+                             and (changed := changed_inputs(before.get(sid, ("", {}))[1],
+                                                            given_now))}
         writers_skipped = _writes_files(run)
         step = next(s for s in derived.spec.steps if s.action == "publish:gitops")
         prepared = run.prepare(step)
@@ -196,17 +214,19 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
         manifests = find_manifests(run.action_context(step.id), params.manifestsPath)
         recorded, _ = public_parameters(params.parameters, credential_paths(pages(template)))
     except BaseException:
+        undo_rebuilds(rebuild.steps)  # a failed render leaves no image of its own behind
         run.close()
         raise
     spec = record.spec.model_copy(update={"parameters": recorded})
     status = record.status.model_copy(update={"templateVersion": template_version(template)})
     upgraded = record.model_copy(update={"spec": spec, "status": status})
     return RenderedUpgrade(upgraded, manifests, defaults, run.close, input_changes,
-                           writers_skipped)
+                           writers_skipped, rebuild.steps)
 
 
 def _recorded_inputs(derived: Template, template: Template, record: EnvironmentRecord,
-                     environment: Mapping[str, Any], overrides: Mapping[str, Any] | None
+                     environment: Mapping[str, Any], overrides: Mapping[str, Any] | None,
+                     services: Services | None = None
                      ) -> dict[str, tuple[str, dict[str, Any]]]:
     """The skipped steps' inputs as the recorded parameters render them: ``overrides`` count
     only for parameters the record lacks (new ones the template requires), so what differs
@@ -216,7 +236,7 @@ def _recorded_inputs(derived: Template, template: Template, record: EnvironmentR
         **{k: v for k, v in (overrides or {}).items() if k not in recorded}, **recorded})
     mask_credential_values(values, credential_paths(pages(template)))
     run = TemplateRun(derived, values, dry_run=True, render_only=True, environment=environment,
-                      validate=False)
+                      validate=False, services=services)
     try:
         run.run()
         return _skipped_inputs(run)
@@ -286,13 +306,16 @@ def _files_for(store: EnvironmentStore, record: EnvironmentRecord, manifests: Pa
 def upgrade_environment(store: EnvironmentStore, record: EnvironmentRecord,
                         catalog: TemplateCatalog, dry_run: bool = False,
                         run_id: str = "local",
-                        overrides: Mapping[str, Any] | None = None) -> UpgradeOutcome:
+                        overrides: Mapping[str, Any] | None = None,
+                        services: Services | None = None) -> UpgradeOutcome:
     """Upgrade one environment (one commit, or none when unchanged or in a dry run); an
-    expected failure is returned as a ``failed`` outcome, never raised."""
+    expected failure is returned as a ``failed`` outcome, never raised. An image built again
+    for an upgrade that then commits nothing is rolled back."""
     outcome = UpgradeOutcome(record.name, "failed", record.spec.template,
                              describe_version(record.status.templateVersion))
     try:
-        prepared = render_upgrade(record, catalog, overrides)
+        prepared = render_upgrade(record, catalog, overrides, build=not dry_run,
+                                  services=services)
     except EnvforgeError as e:
         outcome.error = str(e)
         return outcome
@@ -302,6 +325,7 @@ def upgrade_environment(store: EnvironmentStore, record: EnvironmentRecord,
     try:
         outcome.defaults = prepared.defaults
         outcome.to_version = describe_version(prepared.record.status.templateVersion)
+        outcome.rebuilt = [r.describe() for r in prepared.rebuilt]
         _publish(store, prepared, outcome, dry_run, run_id)
     except EnvforgeError as e:
         outcome.status, outcome.error = "failed", str(e)
@@ -309,6 +333,11 @@ def upgrade_environment(store: EnvironmentStore, record: EnvironmentRecord,
         outcome.status = "failed"
         outcome.error = f"environment {record.name!r}: {type(e).__name__}: {e}"
     finally:
+        if outcome.commit is None:  # nothing committed: no image of this upgrade stays
+            problems = undo_rebuilds(prepared.rebuilt)
+            if problems and outcome.error:
+                outcome.error += "; rolling back the rebuilt image(s) failed: " + "; ".join(
+                    problems)
         prepared.close()
     return outcome
 
@@ -405,8 +434,8 @@ def upgrade_environments(store: EnvironmentStore, catalog: TemplateCatalog,
                          names: Iterable[str] = (), template: str | None = None,
                          all_environments: bool = False, dry_run: bool = False,
                          run_id: str = "local", overrides: Mapping[str, Any] | None = None,
-                         on_outcome: Callable[[UpgradeOutcome], None] | None = None
-                         ) -> UpgradeReport:
+                         on_outcome: Callable[[UpgradeOutcome], None] | None = None,
+                         services: Services | None = None) -> UpgradeReport:
     """Upgrade the chosen environments one after the other; a missing name or a failing
     environment is a ``failed`` outcome and the others still run."""
     chosen, missing = choose_environments(store.list(), names, template, all_environments)
@@ -419,7 +448,8 @@ def upgrade_environments(store: EnvironmentStore, catalog: TemplateCatalog,
         if on_outcome:
             on_outcome(outcome)
     for record in chosen:
-        outcome = upgrade_environment(store, record, catalog, dry_run, run_id, overrides)
+        outcome = upgrade_environment(store, record, catalog, dry_run, run_id, overrides,
+                                      services)
         report.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
