@@ -12,6 +12,7 @@ the workspace is kept unless ``replace: true``.
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
@@ -283,8 +284,11 @@ def render_skeleton_text(env: BoundedSandbox, text: str, context: dict[str, Any]
         reason = str(e) if isinstance(e, Refused) else f"{type(e).__name__}: {e}"
         if isinstance(e, Refused):
             reason = f"refused by the sandbox: {reason}"
+        named = re.search(r"'([^']+)' is (?:undefined|not a function)|Unable to call `([^`]+)`",
+                          str(e))
+        hint = next((g for g in named.groups() if g), None) if named else None
         raise ExpressionError(f"{where}:{line}" if line else where,
-                              _expression_at(text, line, start), reason) from None
+                              _expression_at(text, line, start, hint), reason) from None
     finally:
         RENDER_WHERE.reset(token)
 
@@ -300,13 +304,18 @@ def _template_line(error: BaseException) -> int | None:
     return line
 
 
-def _expression_at(text: str, line: int | None, start: str) -> str:
-    """The first expression on the failing line (or in the file), for the message."""
+def _expression_at(text: str, line: int | None, start: str, hint: str | None = None) -> str:
+    """The expression on the failing line (or in the file) for the message: the one naming
+    ``hint`` (the undefined name the error gives) when there is one, else the first."""
     lines = text.splitlines()
     candidates = [lines[line - 1]] if line and 0 < line <= len(lines) else []
     candidates.append(text)
     for chunk in candidates:
         begin = chunk.find(start)
+        if hint:
+            named = chunk.find(hint)
+            if named >= 0 and chunk.rfind(start, 0, named) >= 0:
+                begin = chunk.rfind(start, 0, named)
         if begin >= 0:
             end = chunk.find("}}", begin + len(start))
             found = chunk[begin + len(start): end if end >= 0 else None].strip()
