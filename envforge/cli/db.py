@@ -227,7 +227,7 @@ def clone_command(args: argparse.Namespace) -> int:
 
 def branch_command(args: argparse.Namespace) -> int:
     from envforge.db.branch import branch_from_golden, golden_database_name, parse_age
-    from envforge.db.clone import CloneRequest
+    from envforge.db.request import CloneRequest
 
     _progress_to_stderr()
     target, source = _target(args), _source(args)

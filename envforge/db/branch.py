@@ -37,7 +37,6 @@ from typing import Any
 
 import psycopg
 
-from envforge.db.clone import CloneReport, CloneRequest, clone_database, log
 from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
 from envforge.db.identity import (
     GoldenIdentity,
@@ -46,8 +45,9 @@ from envforge.db.identity import (
     schema_fingerprint,
     source_server_key,
 )
+from envforge.db.request import CloneReport, CloneRequest, log
 from envforge.db.safety import (
-    create_owned_database,
+    create_owned_database_on,
     drop_owned_database,
     owned_databases,
     ownership_marker,
@@ -196,15 +196,17 @@ def golden_lock(server: ServerAddress, golden: str) -> Iterator[psycopg.Connecti
 
 
 def ensure_golden(request: CloneRequest, max_age: timedelta | None, *, keep: int = 1,
-                  rebuild: bool = False, logger: Any = log
+                  rebuild: bool = False, logger: Any = log,
+                  admin: psycopg.Connection[Any] | None = None
                   ) -> tuple[GoldenInfo, CloneReport | None]:
     """The golden named by ``request.target``, rebuilt when missing, of another identity
     (rules, key, source schema) or older than ``max_age`` (None: no age limit); refused when
-    it belongs to another source. A fresh golden is returned without waiting for any lock."""
+    it belongs to another source. A fresh golden is returned without waiting for any lock.
+    ``admin``: an autocommit session to the server's maintenance database to check on."""
     server, golden = request.target, request.target.dbname
     expected = expected_identity(request)
     if not rebuild:
-        info = golden_info(server, golden)
+        info = _golden_info(admin, golden) if admin is not None else golden_info(server, golden)
         if _stale_reason(info, expected, max_age, server) is None:
             assert info is not None
             logger.info("golden %s is %s old and matches the source, rules and key: "
@@ -241,6 +243,8 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
                                 f"{golden!r}")
     staging = staging_database_name(golden)
     recipe = {"rules": rules_digest(request.rules), "key": key_fingerprint(request.key)}
+    from envforge.db.clone import clone_database  # the rebuild alone needs the clone code
+
     report = clone_database(replace(
         request, target=request.target.with_database(staging), replace=True,
         marker=dict(request.marker, role="staging", golden=golden, **recipe)), logger)
@@ -343,9 +347,18 @@ def branch_database(server: ServerAddress, golden: str, target: str, marker: dic
                     logger: Any = log) -> float:
     """Create ``target`` as a file copy of the envforge golden ``golden``; returns seconds.
     With ``expected``, the golden must still have that identity when it is copied."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn:
+        return branch_database_on(conn, server, golden, target, marker, replace=replace,
+                                  expected=expected, logger=logger)
+
+
+def branch_database_on(conn: psycopg.Connection[Any], server: ServerAddress, golden: str,
+                       target: str, marker: dict[str, Any], *, replace: bool = False,
+                       expected: GoldenIdentity | None = None, logger: Any = log) -> float:
+    """:func:`branch_database` over ``conn`` (an autocommit session to the maintenance
+    database): checking the golden and copying it costs no new session."""
     started = time.perf_counter()
-    with connected(server.with_database("postgres"), autocommit=True) as conn, \
-            _advisory(conn, f"envforge-golden-swap:{golden}", shared=True):
+    with _advisory(conn, f"envforge-golden-swap:{golden}", shared=True):
         info = _golden_info(conn, golden)
         if info is None:
             raise CopyFailedError(f"golden {golden!r} does not exist on {server.label}: build "
@@ -353,7 +366,7 @@ def branch_database(server: ServerAddress, golden: str, target: str, marker: dic
                                   "missing)")
         if expected is not None and info.identity != expected:
             raise _GoldenChanged(golden)
-        create_owned_database(server, target, dict(
+        create_owned_database_on(conn, server, target, dict(
             marker, strategy="branch", golden=golden,
             golden_built=info.built.isoformat(timespec="seconds"),
             **({"identity": info.identity.as_marker()} if info.identity else {})),
@@ -371,16 +384,20 @@ def branch_from_golden(request: CloneRequest, target: str, marker: dict[str, Any
     first when it is missing, stale or ``rebuild`` is asked (see :func:`ensure_golden`). A
     golden swapped for one of another identity between the check and the copy is checked
     again (at most three times)."""
-    for attempt in range(3):
-        info, built = ensure_golden(request, max_age, keep=keep, logger=logger,
-                                    rebuild=rebuild and attempt == 0)
-        try:
-            seconds = branch_database(request.target, info.database, target, marker,
-                                      replace=replace, expected=info.identity, logger=logger)
-        except _GoldenChanged:
-            logger.info("golden %s changed while branching; checking it again", info.database)
-            continue
-        return BranchResult(info, built, seconds)
+    server = request.target
+    with connected(server.with_database("postgres"), autocommit=True) as admin:
+        for attempt in range(3):
+            info, built = ensure_golden(request, max_age, keep=keep, logger=logger,
+                                        rebuild=rebuild and attempt == 0, admin=admin)
+            try:
+                seconds = branch_database_on(admin, server, info.database, target, marker,
+                                             replace=replace, expected=info.identity,
+                                             logger=logger)
+            except _GoldenChanged:
+                logger.info("golden %s changed while branching; checking it again",
+                            info.database)
+                continue
+            return BranchResult(info, built, seconds)
     raise CopyFailedError(f"golden {request.target.dbname} kept changing while {target} was "
                           "branched from it (concurrent rebuilds with other rules?); try again")
 

@@ -11,7 +11,6 @@ Order of work, so that nothing unsafe is ever written:
 
 from __future__ import annotations
 
-import logging
 import queue
 import signal
 import threading
@@ -20,7 +19,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,44 +46,18 @@ from envforge.db.coverage import CoverageMap, resolve_coverage
 from envforge.db.identity import schema_fingerprint, source_server_key
 from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
+from envforge.db.request import CloneReport, CloneRequest, log
 from envforge.db.rules import Rules
 from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
 from envforge.db.schema import BackgroundSchemaDump, apply_section_sql, restore_section
 from envforge.db.subset import select_subset
-from envforge.db.tasks import CHUNK_BYTES, SMALL_TASK_BYTES, plan_tasks
+from envforge.db.tasks import SMALL_TASK_BYTES, plan_tasks
 from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-log = logging.getLogger("envforge.db")
-
-
-
-@dataclass
-class CloneRequest:
-    source: ServerAddress
-    target: ServerAddress  # server and the target database name
-    rules: Rules
-    key: bytes = field(repr=False)
-    jobs: int = 2
-    replace: bool = False
-    marker: dict[str, Any] = field(default_factory=dict)  # written into the ownership comment
-    rules_source: str = "rules"
-    # Below this much data one lane is faster than starting worker interpreters.
-    parallel_min_bytes: int = 2 * CHUNK_BYTES
-
-
-@dataclass
-class CloneReport:
-    database: str
-    rows: int
-    bytes: int
-    seconds: float
-    tables: dict[str, int]  # logical table -> rows copied
-    subset: bool
-    # What a clone does not carry over, said once (owners, grants): see docs/databases.md.
-    not_copied: list[str] = field(default_factory=list)
+__all__ = ["CloneReport", "CloneRequest", "clone_database", "inspect_source", "log"]
 
 
 def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:

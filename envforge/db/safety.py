@@ -91,39 +91,50 @@ def create_owned_database(
     """Create ``name`` with envforge's marker; refuse one envforge does not own. With
     ``template`` (an envforge golden database) the new database is a file copy of it."""
     with connected(server.with_database("postgres"), autocommit=True) as conn:
-        try:
-            existing, exists = ownership_marker(conn, name), True
-        except LookupError:
-            existing, exists = None, False
-        if exists:
-            if existing is None:
-                raise UnsafeTargetError(
-                    f"database {name!r} on {server.host}:{server.port} exists and was not "
-                    "created by envforge (it has no envforge comment): envforge will not write "
-                    "into it; choose another environment name or remove it yourself")
-            role = existing.get("role")
-            if role in _GOLDEN_ROLES and marker.get("role") != role:
-                raise UnsafeTargetError(
-                    f"database {name!r} on {server.host}:{server.port} is an envforge {role} "
-                    f"copy (of {existing.get('golden', name)!r}), not an environment's "
-                    "database: it is never replaced by one; choose another environment name")
-            if not replace:
-                raise UnsafeTargetError(
-                    f"database {name!r} on {server.host}:{server.port} already exists (created "
-                    f"by envforge for {existing.get('environment', '?')!r}); drop it first "
-                    "('envforge db drop') or replace it (--replace, or replace: true)")
-            _drop(conn, name)
-        stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
-        try:
-            if template is None:
-                conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0 "
-                             f"ENCODING {_literal(encoding)}")
-            else:
-                copy_template(conn, template, name, attempts)
-            write_marker(conn, name, stamp)
-        except psycopg.Error as e:
-            raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
-                                  f"{str(e).strip().splitlines()[0]}") from e
+        create_owned_database_on(conn, server, name, marker, replace=replace,
+                                 encoding=encoding, template=template, attempts=attempts)
+
+
+def create_owned_database_on(
+    conn: psycopg.Connection[Any], server: ServerAddress, name: str, marker: dict[str, Any],
+    *, replace: bool = False, encoding: str = "UTF8", template: str | None = None,
+    attempts: int = 5,
+) -> None:
+    """:func:`create_owned_database` over ``conn``, an autocommit session of the caller's to
+    ``server``'s maintenance database (a branch checks its golden and copies it on one)."""
+    try:
+        existing, exists = ownership_marker(conn, name), True
+    except LookupError:
+        existing, exists = None, False
+    if exists:
+        if existing is None:
+            raise UnsafeTargetError(
+                f"database {name!r} on {server.host}:{server.port} exists and was not "
+                "created by envforge (it has no envforge comment): envforge will not write "
+                "into it; choose another environment name or remove it yourself")
+        role = existing.get("role")
+        if role in _GOLDEN_ROLES and marker.get("role") != role:
+            raise UnsafeTargetError(
+                f"database {name!r} on {server.host}:{server.port} is an envforge {role} "
+                f"copy (of {existing.get('golden', name)!r}), not an environment's "
+                "database: it is never replaced by one; choose another environment name")
+        if not replace:
+            raise UnsafeTargetError(
+                f"database {name!r} on {server.host}:{server.port} already exists (created "
+                f"by envforge for {existing.get('environment', '?')!r}); drop it first "
+                "('envforge db drop') or replace it (--replace, or replace: true)")
+        _drop(conn, name)
+    stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
+    try:
+        if template is None:
+            conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0 "
+                         f"ENCODING {_literal(encoding)}")
+        else:
+            copy_template(conn, template, name, attempts)
+        write_marker(conn, name, stamp)
+    except psycopg.Error as e:
+        raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
+                              f"{str(e).strip().splitlines()[0]}") from e
 
 
 WAL_LOG_BELOW_BYTES = 96 * 1024 * 1024

@@ -10,10 +10,10 @@ from __future__ import annotations
 from envforge.db.catalog import Catalog, Table
 from envforge.db.copy import CopyTask, FieldRule
 from envforge.db.coverage import CoverageMap
+from envforge.db.request import CHUNK_BYTES  # tables larger are copied in ctid slices
 from envforge.db.rules import Rules
 from envforge.db.subset import RowSelection
 
-CHUNK_BYTES = 24 * 1024 * 1024  # tables larger than this are copied in ctid slices
 # Tasks smaller than this run in the calling process over shared connections (the snapshot's
 # own and one target session): starting psql and two sessions costs more than their rows.
 SMALL_TASK_BYTES = 2 * 1024 * 1024
