@@ -504,8 +504,10 @@ def _configuration_error(error: ValidationError) -> ConfigurationError:
 
 def load_settings() -> EnvforgeSettings:
     """The settings from the process environment (read on every call: cheap, and a test or a
-    warm runner that changes the environment sees the change)."""
-    return EnvforgeSettings.from_environ(os.environ)
+    warm runner that changes the environment sees the change), with the overrides of an
+    enclosing :func:`environ_overrides` block."""
+    overridden = _ENVIRON.get()
+    return EnvforgeSettings.from_environ(os.environ if overridden is None else overridden)
 
 
 @contextmanager

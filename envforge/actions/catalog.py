@@ -11,7 +11,6 @@ workspace file API: a bad ``filePath`` is one line naming it, never an OSError w
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import yaml
@@ -20,6 +19,7 @@ from pydantic import ConfigDict, Field, model_validator
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.capabilities import AllowRule, Credential, token_id
 from envforge.errors import ActionError, CapabilityError, ConfigurationError
+from envforge.settings import load_settings
 
 
 class CatalogWriteInput(ActionInput):
@@ -93,11 +93,14 @@ class CatalogRegister(Action[CatalogRegisterInput, CatalogRegisterOutput]):
 
     def run(self, ctx: ActionContext, params: CatalogRegisterInput) -> CatalogRegisterOutput:
         step = f"step {ctx.step_id!r} (catalog:register)"
-        base = os.environ.get("ENVFORGE_BACKSTAGE_URL", "").rstrip("/")
+        # the settings the run was handed (the process's for a bare library call)
+        providers = (ctx.services.settings if ctx.services else load_settings()).providers
+        base = (providers.backstage_url or "").rstrip("/")
         if not base:
             raise ConfigurationError(f"{step}: set ENVFORGE_BACKSTAGE_URL (and "
                                      "ENVFORGE_BACKSTAGE_TOKEN) to the Backstage to register in")
-        token = os.environ.get("ENVFORGE_BACKSTAGE_TOKEN", "")
+        secret = providers.backstage_token
+        token = secret.get_secret_value() if secret else ""
         try:
             # the operator configured this origin: allowed (privately too), token bound to it
             rule = AllowRule.parse(base, private=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,14 +149,15 @@ _MIN_KEY_BYTES = 16  # as the AnonymisationKey block requires
 
 
 def _key(args: argparse.Namespace) -> bytes:
-    """The anonymisation key: ENVFORGE_ANONYMISATION_KEY read here when no block is named
+    """The anonymisation key: the settings' ENVFORGE_ANONYMISATION_KEY when no block is named
     (the CLI is a composition root; loading the block machinery costs Prefect's import),
     otherwise the AnonymisationKey block or the Vault reference, through the blocks."""
     from envforge.errors import ConfigurationError
+    from envforge.settings import load_settings
 
-    value = os.environ.get("ENVFORGE_ANONYMISATION_KEY")
-    if args.key_block is None and value:
-        raw = value.encode("utf-8")
+    secret = load_settings().db.anonymisation_key
+    if args.key_block is None and secret is not None:
+        raw = secret.get_secret_value().encode("utf-8")
         if len(raw) < _MIN_KEY_BYTES:
             raise ConfigurationError(f"the anonymisation key is shorter than {_MIN_KEY_BYTES} "
                                      "bytes; use a long random value (e.g. openssl rand -hex 32)")

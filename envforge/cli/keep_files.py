@@ -6,27 +6,39 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from envforge.errors import ConfigurationError, StepFailedError
 from envforge.run.runner import StepReport, TemplateRun
 from envforge.services import Services
+from envforge.settings import environ_overrides, load_settings
 from envforge.templating.model import Template
 
 
-def use_catalog_roots(roots: Sequence[str]) -> None:
-    """Make ``roots`` the catalog roots that relative ``../`` fetch URLs may reach (in front
-    of ENVFORGE_TEMPLATES_PATH), for this process."""
+def catalog_roots(roots: Sequence[str]) -> AbstractContextManager[None]:
+    """Within the block, ``roots`` are catalog roots that relative ``../`` fetch URLs may reach
+    (in front of ENVFORGE_TEMPLATES_PATH); ConfigurationError when one is not a folder."""
     paths = [Path(r) for r in roots]
     for path in paths:
         if not path.is_dir():
             raise ConfigurationError(f"--catalog-root {path}: no such folder; name the folder "
                                      "that holds the collection (its template folders and "
                                      "shared skeletons)")
-    current = os.environ.get("ENVFORGE_TEMPLATES_PATH")
-    os.environ["ENVFORGE_TEMPLATES_PATH"] = os.pathsep.join(
-        [str(p.resolve()) for p in paths] + ([current] if current else []))
+    return templates_path_in_front([str(p.resolve()) for p in paths])
+
+
+def templates_path_in_front(roots: Sequence[str]) -> AbstractContextManager[None]:
+    """Within the block, the settings (``load_settings()``, and the services built there) see
+    ``roots`` in front of the ENVFORGE_TEMPLATES_PATH that was set: for this command only,
+    passed as a settings override, the process environment untouched."""
+    if not roots:
+        return nullcontext()
+    current = load_settings().paths
+    rest = ([str(p) for p in current.templates_path]
+            if "templates_path" in current.model_fields_set else [])
+    return environ_overrides({"ENVFORGE_TEMPLATES_PATH": os.pathsep.join([*roots, *rest])})
 
 
 def empty_target(target: Path) -> Path:

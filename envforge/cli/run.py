@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog, parse_values
-from envforge.cli.keep_files import dry_run_keeping_files, use_catalog_roots
+from envforge.cli.keep_files import catalog_roots, dry_run_keeping_files
 from envforge.cli.services import run_template_flow
 from envforge.errors import ConfigurationError, StepFailedError
 from envforge.run.run_secrets import parse_secret_assignments
 from envforge.run.runner import StepReport
-from envforge.services import services_provided
+from envforge.services import Services, services_provided
 from envforge.templating.parameters import validate_parameters
 
 MARKS = {"completed": "ok", "dry-run": "ok", "faked": "fake", "skipped": "skip",
@@ -59,8 +59,11 @@ def print_step(report: StepReport) -> None:
 
 
 def run_template_command(args: argparse.Namespace) -> int:
-    if args.catalog_root:
-        use_catalog_roots(args.catalog_root)
+    with catalog_roots(args.catalog_root):  # a settings override for this command only
+        return _run_template(args)
+
+
+def _run_template(args: argparse.Namespace) -> int:
     if args.keep_files is not None and not args.dry_run:
         raise ConfigurationError("--keep-files writes a dry run's files: add --dry-run")
     secrets = parse_secret_assignments(args.secrets)  # before anything is loaded or started
@@ -70,12 +73,15 @@ def run_template_command(args: argparse.Namespace) -> int:
     if secrets:  # handed to the run with the services, never as a flow parameter
         make_services = args.make_services
         args.make_services = lambda: replace(make_services(), run_secrets=secrets)
+    if args.user:  # the run's ${{ user }}: the services' settings carry it down
+        with_secrets = args.make_services
+        args.make_services = lambda: _for_user(with_secrets(), args.user)
     if args.keep_files is not None:
         return _dry_run_keeping_files(args, template, values)
 
-    if args.user:
-        os.environ["ENVFORGE_USER"] = args.user  # read by the run's caller_identity()
     if not args.verbose:
+        # Prefect's own setting, read by its log worker thread when the flow starts (a
+        # temporary_settings context would not reach that thread): logs reach the UI sooner
         os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
     run_template = run_template_flow()
 
@@ -107,15 +113,20 @@ def run_template_command(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, default=str))
         return 0
     _print_unknown_actions(result)
-    _print_output(result)
+    _print_output(result, services.settings.prefect.api_url)
     return 0
+
+
+def _for_user(services: Services, user: str) -> Services:
+    """``services`` whose settings name ``user`` as the caller (ENVFORGE_USER's field)."""
+    settings = services.settings
+    runner = settings.runner.model_copy(update={"user": user})
+    return replace(services, settings=settings.model_copy(update={"runner": runner}))
 
 
 def _dry_run_keeping_files(args: argparse.Namespace, template: Any,
                            values: dict[str, Any]) -> int:
     """``--dry-run --keep-files DIR``: the dry run in this process, its workspace kept."""
-    if args.user:
-        os.environ["ENVFORGE_USER"] = args.user
     text = args.output == "text"
     if text:
         print(f"running template {template.name} (dry run, files kept in {args.keep_files}) "
@@ -142,7 +153,9 @@ def _print_unknown_actions(result: dict[str, Any]) -> None:
               "to start until they exist")
 
 
-def _print_output(result: dict[str, Any]) -> None:
+def _print_output(result: dict[str, Any], api: str | None) -> None:
+    """The run's links and texts, and where its flow run can be seen (``api``: the settings'
+    PREFECT_API_URL)."""
     output = result.get("output") or {}
     links = output.get("links") or []
     if links:
@@ -151,7 +164,6 @@ def _print_output(result: dict[str, Any]) -> None:
             print(f"  {link.get('title') or '-'}: {link.get('url', '')}")
     for text in output.get("text") or []:
         print(f"{text.get('title') or 'note'}:\n  {text.get('content', '')}")
-    api = os.environ.get("PREFECT_API_URL")
     where = (f"Prefect UI: {api.removesuffix('/api')}/runs/flow-run/{result['run_id']}"
              if api else "ran on a temporary Prefect server (set PREFECT_API_URL to keep runs)")
     print(where)

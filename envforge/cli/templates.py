@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from envforge.cli.common import catalog
-from envforge.cli.keep_files import dry_run_keeping_files, empty_target
+from envforge.cli.keep_files import (
+    dry_run_keeping_files,
+    empty_target,
+    templates_path_in_front,
+)
 from envforge.errors import EnvforgeError, TemplateError
 from envforge.run.validation import ValidationReport, validate_template_dir
 from envforge.templating.loader import TEMPLATE_FILE, load_template
@@ -120,24 +124,15 @@ def check_templates(args: argparse.Namespace) -> int:
     """Every template under the folders: validate verdict, dry-run verdicts, first problem.
     Relative fetch URLs may reach anywhere inside the folders given (their catalog root)."""
     import logging
-    import os
 
     logging.getLogger("envforge").setLevel(logging.ERROR)  # the table reports what matters
     roots = [str(Path(p).resolve()) for p in args.paths]
-    current = os.environ.get("ENVFORGE_TEMPLATES_PATH")
-    os.environ["ENVFORGE_TEMPLATES_PATH"] = os.pathsep.join(
-        roots + ([current] if current else []))
-    try:
+    with templates_path_in_front(roots):
         targets = sorted({p.parent if p.is_file() else p for p in _targets(
             args.paths, recursive=True)})
         rows = [_check_row(path) for path in targets]
         if args.keep_files is not None:
             _keep_files(targets, empty_target(args.keep_files))
-    finally:
-        if current is None:
-            os.environ.pop("ENVFORGE_TEMPLATES_PATH", None)
-        else:
-            os.environ["ENVFORGE_TEMPLATES_PATH"] = current
     if args.output == "json":
         print(json.dumps(rows, indent=2))
     else:

@@ -10,13 +10,16 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from envforge.errors import DatabaseUnreachableError
+
+if TYPE_CHECKING:  # envforge.settings loads pydantic-settings: only when a default is needed
+    from envforge.settings import LibpqSection
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -33,19 +36,26 @@ class ServerAddress:
     sslmode: str = "prefer"
 
     @classmethod
-    def from_dsn(cls, dsn: str) -> ServerAddress:
-        """Parse a libpq DSN or URL; a password in it is kept as a SecretStr."""
+    def from_dsn(cls, dsn: str, defaults: LibpqSection | None = None) -> ServerAddress:
+        """Parse a libpq DSN or URL; a password in it is kept as a SecretStr. A part it leaves
+        out comes from ``defaults`` (libpq's PG* variables as the settings read them; default:
+        the process's settings), then libpq's own default."""
         try:
             parts = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as e:
             raise DatabaseUnreachableError(f"cannot parse the connection string: {e}") from None
-        password = parts.get("password") or os.environ.get("PGPASSWORD")
+        if defaults is None:
+            from envforge.settings import load_settings
+
+            defaults = load_settings().libpq
+        pg = defaults
+        password = parts.get("password")
         return cls(
-            host=str(parts.get("host") or os.environ.get("PGHOST") or "localhost"),
-            port=int(parts.get("port") or os.environ.get("PGPORT") or 5432),
-            user=str(parts.get("user") or os.environ.get("PGUSER") or "postgres"),
-            dbname=str(parts.get("dbname") or os.environ.get("PGDATABASE") or "postgres"),
-            password=SecretStr(str(password)) if password else None,
+            host=str(parts.get("host") or pg.host or "localhost"),
+            port=int(parts.get("port") or pg.port or 5432),
+            user=str(parts.get("user") or pg.user or "postgres"),
+            dbname=str(parts.get("dbname") or pg.database or "postgres"),
+            password=SecretStr(str(password)) if password else pg.password,
             sslmode=str(parts.get("sslmode") or "prefer"),
         )
 

@@ -11,7 +11,6 @@ blocks in Python.
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -31,7 +30,9 @@ def copy_blocks(source: ServerAddress, snapshot_id: str, copy_sql: str,
     """``with copy_blocks(...) as blocks: for block in blocks: ...``; raises CopyFailedError
     naming ``label`` if the source side fails (also when it fails mid-stream)."""
     psql: str | None = None
-    if os.environ.get("ENVFORGE_DB_READER", "psql") == "psql":
+    from envforge.settings import load_settings  # not at import: `envforge db` starts fast
+
+    if load_settings().db.reader == "psql":  # ENVFORGE_DB_READER
         try:
             psql = pg_tool("psql")
         except ConfigurationError:

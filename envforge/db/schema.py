@@ -30,7 +30,10 @@ _RESTORE_FLAGS = ["--no-owner", "--no-privileges", "--no-publications", "--no-su
 
 def pg_tool(name: str) -> str:
     """Path of pg_dump/pg_restore: $ENVFORGE_PG_BIN, then PostgreSQL 15's bin dir, then PATH."""
-    for folder in (os.environ.get("ENVFORGE_PG_BIN"), "/usr/lib/postgresql/15/bin"):
+    from envforge.settings import load_settings  # not at import: `envforge db` starts fast
+
+    configured = load_settings().db.pg_bin  # ENVFORGE_PG_BIN
+    for folder in (str(configured) if configured else None, "/usr/lib/postgresql/15/bin"):
         if folder and os.access(os.path.join(folder, name), os.X_OK):
             return os.path.join(folder, name)
     found = shutil.which(name)

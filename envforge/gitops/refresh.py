@@ -16,9 +16,16 @@ picks the change up at its next poll.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from envforge.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from envforge.connections import KubernetesConnection
+
+#: Opens the connection to the cluster Argo CD runs on (the services' default cluster).
+ClusterOpener = Callable[[], "KubernetesConnection"]
 
 logger = logging.getLogger("envforge.gitops.refresh")
 
@@ -80,24 +87,24 @@ def refresh_repository_applications(custom: Any, namespace: str, repo_url: str) 
                             applications_reading(listed.get("items") or [], repo_url))
 
 
-def refresh_after_push(repo_url: str, namespace: str) -> Callable[[str], None]:
+def refresh_after_push(repo_url: str, namespace: str, cluster: ClusterOpener | None
+                       ) -> Callable[[str], None]:
     """A hook for :class:`~envforge.gitops.store.EnvironmentStore`: after each pushed commit,
-    refresh the Applications reading ``repo_url`` on the cluster of KUBECONFIG (or in-cluster
-    configuration). Without a configured cluster it does nothing; a cluster named by a
+    refresh the Applications reading ``repo_url`` on the cluster ``cluster`` opens (the
+    services' default cluster: KUBECONFIG, in-cluster configuration or ~/.kube/config, see
+    ``connections.kubernetes_cluster(None)``). Without one (None, or it raises
+    ConfigurationError: none configured) it does nothing; a cluster named by a
     KubernetesCluster block is refreshed by the wait (envforge.cluster.wait) instead."""
     def hook(commit: str) -> None:
+        if cluster is None:
+            return  # no services, no cluster: Argo CD polls by itself
         try:
-            from kubernetes import client, config
+            from kubernetes import client
 
-            try:  # KUBECONFIG as it is now (the client's default was read at its import)
-                api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=os.environ.get("KUBECONFIG") or "~/.kube/config")
-            except (config.ConfigException, OSError):
-                try:
-                    config.load_incluster_config()  # type: ignore[no-untyped-call]
-                except config.ConfigException:
-                    return  # no cluster configured here: Argo CD polls by itself
-                api = client.ApiClient()
+            try:
+                api = cluster().api_client
+            except ConfigurationError:
+                return  # no cluster configured here: Argo CD polls by itself
             try:
                 names = refresh_repository_applications(client.CustomObjectsApi(api),
                                                         namespace, repo_url)

@@ -13,6 +13,7 @@ from envforge.connections import ConnectionSource
 from envforge.core.config import ensure_embedded_gitops_repo, load_settings, settings_view
 from envforge.core.secret_guard import SecretGuard
 from envforge.git.publishing import Author, GitPublisher
+from envforge.gitops.refresh import ClusterOpener
 from envforge.gitops.settings import GitOpsSettings, gitops_settings, load_gitops_settings
 from envforge.gitops.store import EnvironmentStore
 from envforge.images.git_auth import GitAuth, git_environment
@@ -63,4 +64,14 @@ def open_store(
             settings=services.settings.gitops if services else None,
         )
         yield EnvironmentStore(publisher, gitops, guard,
-                               services.manifest_checks if services else ())
+                               services.manifest_checks if services else (),
+                               _default_cluster(services))
+
+
+def _default_cluster(services: Services | None) -> ClusterOpener | None:
+    """Opens the services' default cluster (unnamed KubernetesCluster: KUBECONFIG, in-cluster,
+    ~/.kube/config) for the store's Argo CD refresh; None without services."""
+    if services is None:
+        return None
+    connections = services.connections
+    return lambda: connections.kubernetes_cluster(None)

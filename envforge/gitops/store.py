@@ -33,7 +33,7 @@ from envforge.gitops.record import (
     Metadata,
     utc_now,
 )
-from envforge.gitops.refresh import refresh_after_push
+from envforge.gitops.refresh import ClusterOpener, refresh_after_push
 from envforge.gitops.render import (
     RenderedEnvironment,
     application_file,
@@ -66,7 +66,8 @@ class EnvironmentStore:
 
     def __init__(self, publisher: GitPublisher, settings: GitOpsSettings,
                  guard: SecretGuard | None = None,
-                 manifest_checks: Sequence[ManifestCheck] = ()) -> None:
+                 manifest_checks: Sequence[ManifestCheck] = (),
+                 cluster: ClusterOpener | None = None) -> None:
         self.publisher = publisher
         self.settings = settings
         #: run on rendered manifests after the offline validation (the services' checks)
@@ -74,8 +75,10 @@ class EnvironmentStore:
         self.publisher.pre_commit = guard or SecretGuard((), default_redactor().scrub)
         # After every push through this store's publisher (its own changes, sleep, upgrade,
         # rollbacks) ask Argo CD to refresh the Applications reading this repository
-        # (envforge/gitops/refresh.py), so the change reaches the cluster in seconds.
-        self.publisher.after_push = refresh_after_push(self.repo_url, settings.argocd_namespace)
+        # (envforge/gitops/refresh.py), so the change reaches the cluster in seconds; on the
+        # cluster ``cluster`` opens (the services' default one), none without it.
+        self.publisher.after_push = refresh_after_push(self.repo_url, settings.argocd_namespace,
+                                                       cluster)
 
     @property
     def repo_url(self) -> str:

@@ -151,8 +151,9 @@ class TemplateRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     registry: ActionRegistry = field(default_factory=default_registry)
     validate: bool = True
-    #: the caller (``${{ user.ref }}``, ``${{ user.entity }}``); see caller_identity()
-    user: Mapping[str, Any] = field(default_factory=caller_identity)
+    #: the caller (``${{ user.ref }}``, ``${{ user.entity }}``); default: caller_identity()
+    #: of the settings' user (the services', else the process's)
+    user: Mapping[str, Any] = field(default_factory=dict)
     #: a dry run that only renders: every action but fetch:* is faked (validate, check)
     render_only: bool = False
     #: steps that may run at the same time; 0: the settings' (ENVFORGE_MAX_PARALLEL_STEPS,
@@ -164,9 +165,11 @@ class TemplateRun:
     workspace: Path = field(init=False)
 
     def __post_init__(self) -> None:
+        settings = self.services.settings if self.services else load_settings()
         if self.max_parallel <= 0:
-            settings = self.services.settings if self.services else load_settings()
             self.max_parallel = settings.runner.max_parallel_steps
+        if not self.user:
+            self.user = caller_identity(settings.runner.user)
         if self.validate:
             self.parameters = validate_parameters(self.template, self.parameters)
         if not self.secrets and self.services is not None:

@@ -11,7 +11,7 @@ Two layers, because neither alone is enough:
   injects the exception with ``PyThreadState_SetAsyncExc``, which Python delivers at the next
   bytecode boundary of the rendering thread.
 
-Settings (environment variables, read when an engine is made):
+Settings (environment variables, read through envforge.settings when an engine is made):
 
     ENVFORGE_RENDER_TIMEOUT_S      seconds per expression or skeleton file (default 5)
     ENVFORGE_RENDER_MAX_CHARS      largest text one render may produce (default 5,000,000)
@@ -23,13 +23,12 @@ Settings (environment variables, read when an engine is made):
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from envforge.errors import ConfigurationError
+from envforge.settings import load_settings
 
 
 class BudgetExceeded(Exception):
@@ -54,31 +53,13 @@ class Budget:
     yaml_max_depth: int = 100
 
 
-def _number(name: str, default: float, kind: type[int] | type[float]) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number; unset it or give e.g. "
-                                 f"{default}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be greater than 0")
-    return value
-
-
 def load_budget() -> Budget:
-    """The budget from the environment, defaults for what is not set."""
-    base = Budget()
-    return Budget(
-        seconds=float(_number("ENVFORGE_RENDER_TIMEOUT_S", base.seconds, float)),
-        max_chars=int(_number("ENVFORGE_RENDER_MAX_CHARS", base.max_chars, int)),
-        max_items=int(_number("ENVFORGE_RENDER_MAX_ITEMS", base.max_items, int)),
-        template_max_bytes=int(_number("ENVFORGE_TEMPLATE_MAX_BYTES",
-                                       base.template_max_bytes, int)),
-        values_max_bytes=int(_number("ENVFORGE_VALUES_MAX_BYTES", base.values_max_bytes, int)),
-    )
+    """The budget from the settings' render section (envforge.settings reads the variables
+    above), defaults for what is not set."""
+    render = load_settings().render
+    return Budget(seconds=render.timeout_seconds, max_chars=render.max_chars,
+                  max_items=render.max_items, template_max_bytes=render.template_max_bytes,
+                  values_max_bytes=render.values_max_bytes)
 
 
 # Prototypes of their own (not ctypes.pythonapi's shared attribute): one passes the exception

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from jsonschema.validators import extend, validator_for
 
 from envforge.core.sensitive import credential_paths, is_credential_name
 from envforge.errors import ParameterError, TemplateError
+from envforge.settings import load_settings
 from envforge.templating.model import Template
 
 _CONDITIONAL_KEYS = ("dependencies", "allOf", "anyOf", "oneOf", "if", "then", "else", "not")
@@ -115,8 +115,9 @@ def _too_long(values: Any, limit: int, path: str = "") -> Iterator[tuple[str, in
 
 
 def max_string_length() -> int:
-    raw = os.environ.get("ENVFORGE_MAX_STRING_LENGTH", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_STRING_LENGTH
+    """The longest string a parameter may hold (ENVFORGE_MAX_STRING_LENGTH, from the
+    settings)."""
+    return load_settings().budgets.max_string_length
 
 
 def pages(template: Template) -> list[dict[str, Any]]:

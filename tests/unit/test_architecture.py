@@ -148,26 +148,21 @@ def test_only_the_flows_composition_root_takes_the_cli_services() -> None:
     assert readers == ["flows/services.py"]
 
 
-#: Modules that still read the process environment themselves, and why. Everything else goes
-#: through envforge/settings.py (settings handed down, or load_settings() where a deep caller
-#: has none yet). Shrink this list; never grow it.
+#: Modules that read the process environment themselves, and why: the settings module and the
+#: process bootstrap, plus the two subprocess boundaries that hand it on. Everything else gets
+#: its settings handed down (Services.settings, a section passed in) or, in a deep call made
+#: outside the composition roots, from envforge.settings.load_settings(). Never grow this list.
 ENVIRONMENT_READERS = {
     "envforge/settings.py": "the one settings module",
     "envforge/launch/flow_start.py": "process bootstrap: forwards its environment to the warm runner",
     "envforge/launch/warm_runner.py": "process bootstrap: takes the caller's environment",
-    "envforge/core/git_boundary.py": "the environment git subprocesses inherit (minus GIT_*)",
-    "envforge/db/connection.py": "libpq's PG* defaults and the pg tools' environment",
-    "envforge/db/copy_source.py": "ENVFORGE_DB_READER (db area, not yet moved)",
-    "envforge/db/schema.py": "ENVFORGE_PG_BIN (db area, not yet moved)",
-    "envforge/actions/catalog.py": "ENVFORGE_BACKSTAGE_* (actions area, not yet moved)",
-    "envforge/templating/budget.py": "ENVFORGE_RENDER_* (templating area, not yet moved)",
-    "envforge/cli/run.py": "sets ENVFORGE_USER / Prefect's log batch interval for the run",
-    "envforge/cli/templates.py": "sets ENVFORGE_TEMPLATES_PATH for `templates check`",
-    "envforge/cli/keep_files.py": "sets ENVFORGE_TEMPLATES_PATH for --catalog-root (could use "
-                                  "envforge.settings.environ_overrides)",
-    "envforge/cli/db.py": "ENVFORGE_ANONYMISATION_KEY without loading blocks (db CLI)",
-    "envforge/gitops/refresh.py": "KUBECONFIG for Argo CD refresh annotations (not yet moved)",
-    "envforge/templating/parameters.py": "ENVFORGE_MAX_STRING_LENGTH (not yet moved)",
+    "envforge/core/git_boundary.py": "the git boundary: the environment git subprocesses "
+                                     "inherit (PATH, HOME, locale), minus every GIT_*",
+    "envforge/db/connection.py": "the libpq boundary: the environment pg_dump/pg_restore/psql "
+                                 "inherit (PATH, locale), PGPASSWORD replaced by the address's",
+    "envforge/cli/run.py": "sets Prefect's own PREFECT_LOGGING_TO_API_BATCH_INTERVAL before the "
+                           "in-process flow starts Prefect's log worker thread (which a "
+                           "temporary_settings context does not reach)",
 }
 
 

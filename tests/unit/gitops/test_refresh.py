@@ -79,16 +79,24 @@ def test_a_refusal_other_than_not_found_is_raised() -> None:
                                         "file:///r")
 
 
-def test_the_hook_never_fails_a_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
-    refresh_after_push("file:///r", "argocd")("0" * 40)  # no cluster: nothing to do
+def test_the_hook_never_fails_a_commit(tmp_path: Path) -> None:
+    """The hook opens the services' default cluster (here the real block loader on settings
+    naming a kubeconfig); none configured is nothing to do, an unreachable one is logged."""
+    from blocks.loader import BlockConnections
+    from envforge.errors import ConfigurationError
+    from envforge.settings import EnvforgeSettings
+
+    def no_cluster() -> Any:
+        raise ConfigurationError("no Kubernetes cluster configured")
+
+    refresh_after_push("file:///r", "argocd", no_cluster)("0" * 40)  # nothing to do
+    refresh_after_push("file:///r", "argocd", None)("0" * 40)  # no services: nothing to do
     unreachable = tmp_path / "kubeconfig"
     unreachable.write_text(
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "
         "'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n")
-    monkeypatch.setenv("KUBECONFIG", str(unreachable))
+    connections = BlockConnections(EnvforgeSettings.from_environ({"KUBECONFIG": str(unreachable)}))
     seen: list[str] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
@@ -100,7 +108,8 @@ def test_the_hook_never_fails_a_commit(tmp_path: Path, monkeypatch: pytest.Monke
     logging.disable(logging.NOTSET)
     logger.disabled = False  # logging.config.dictConfig (Prefect's) disables existing loggers
     try:
-        refresh_after_push("file:///r", "argocd")("1" * 40)  # refused connection: logged
+        refresh_after_push("file:///r", "argocd", lambda: connections.kubernetes_cluster(None)
+                           )("1" * 40)  # refused connection: logged
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
