@@ -42,7 +42,7 @@ def _services(endpoint: ProviderEndpoint) -> Services:
 def azure(tmp_path: Path) -> Iterator[Provider]:
     """Azure DevOps' API and Git (a user name, the PAT as password), configured with the
     stand-in's origins for host dev.azure.com."""
-    root = tmp_path / "git"
+    root = tmp_path / "azure-git"
     root.mkdir()
     with GitHttpServer(root, "envforge", TOKEN, protect="all") as git, \
             ProviderStandIn(root, git, TOKEN) as stand_in:
@@ -53,7 +53,7 @@ def azure(tmp_path: Path) -> Iterator[Provider]:
 
 @pytest.fixture
 def github(tmp_path: Path) -> Iterator[Provider]:
-    root = tmp_path / "git"
+    root = tmp_path / "github-git"
     root.mkdir()
     with GitHttpServer(root, "x-access-token", TOKEN, protect="all") as git, \
             ProviderStandIn(root, git, TOKEN) as stand_in:

@@ -17,13 +17,15 @@ body). Answers carry the documented fields envforge reads, in the documented sha
   .../environments/:environment_id`` 200; ``POST .../environments/:environment_id/stop`` 200
   (state ``stopped``); ``POST /projects/:id/statuses/:sha`` 201 ``{id, sha, ref, status,
   name, target_url, description}`` (state pending, running, success, failed, canceled).
-Unknown states are refused with 422 (GitHub) / 400 (GitLab), as the providers do."""
+Unknown states are refused with 422 (GitHub) / 400 (GitLab), as the providers do. ``trap``,
+when set, answers a request itself (a test's slow, huge or redirecting provider)."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -179,6 +181,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(urlsplit(self.path).query)
         with state.lock:
             state.requests.append(Recorded(self.command, path, dict(self.headers.items()), body))
+        if self.server.trap is not None and self.server.trap(self, self.command, self.path):
+            return  # a test's misbehaving provider answered itself
         github_ok = self.headers.get("Authorization") == f"Bearer {state.token}"
         gitlab_ok = self.headers.get("PRIVATE-TOKEN") == state.token
         if not (github_ok or gitlab_ok):
@@ -231,6 +235,8 @@ class FakeProviderServer(ThreadingHTTPServer):
 
     def __init__(self, token: str) -> None:
         self.state = FakeProviderState(token)
+        #: answers a request itself when it returns True (handler, method, raw path)
+        self.trap: Callable[[BaseHTTPRequestHandler, str, str], bool] | None = None
         super().__init__(("127.0.0.1", 0), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
