@@ -28,6 +28,7 @@ from envforge.environments.lifecycle import (
     plan_environment,
     release_resources,
 )
+from envforge.environments.run_records import crash_orphaned_runs
 from envforge.environments.sleep import wake_environment
 from envforge.errors import EnvironmentNotFoundError, StepFailedError, TemplateError
 from envforge.gitops.record import EnvironmentRecord, utc_now
@@ -200,6 +201,10 @@ def destroy_command(args: argparse.Namespace) -> int:
 
 def list_command(args: argparse.Namespace) -> int:
     services = args.make_services()
+    crashed = crash_orphaned_runs(services.settings.paths.home)
+    if crashed:  # left RUNNING by a killed envforge run
+        print(f"marked {len(crashed)} flow run(s) of killed envforge commands crashed: "
+              + ", ".join(crashed), file=sys.stderr)
     with open_store(services=services) as store:
         records = store.list()
     committed = {r.name for r in records}

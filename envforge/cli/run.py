@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,13 @@ from typing import Any
 from envforge.cli.common import catalog, parse_values
 from envforge.cli.keep_files import catalog_roots, dry_run_keeping_files
 from envforge.cli.services import run_template_flow
+from envforge.environments.run_records import (
+    crash_orphaned_runs,
+    forget_flow_run,
+    prefect_api_url,
+    record_flow_run,
+    stop_reporting_handler,
+)
 from envforge.errors import ConfigurationError, StepFailedError
 from envforge.run.run_secrets import parse_secret_assignments
 from envforge.run.runner import StepReport
@@ -93,6 +102,14 @@ def _run_template(args: argparse.Namespace) -> int:
         print(f"running template {template.name}{mode} from {template.directory}", flush=True)
     # the flow runs in this process: it takes these services (and their progress listener)
     services = args.make_services().with_listeners(*([print_step] if text else []))
+    home = services.settings.paths.home
+    crashed = crash_orphaned_runs(home)  # left RUNNING by a killed envforge run
+    if crashed:
+        print(f"marked {len(crashed)} flow run(s) of killed envforge commands crashed: "
+              + ", ".join(crashed), file=sys.stderr)
+    started: list[str] = []
+    interrupt = signal.getsignal(signal.SIGINT)
+    run_template = run_template.with_options(on_running=[_recording_hook(home, started)])
     try:
         with services_provided(services):
             result = run_template(
@@ -109,6 +126,10 @@ def _run_template(args: argparse.Namespace) -> int:
             print(f"failed at step {e.step_id!r}; every completed step was undone",
                   file=sys.stderr)
         raise
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+        for flow_run_id in started:
+            forget_flow_run(home, flow_run_id)
     if not text:
         print(json.dumps(result, indent=2, default=str))
         return 0
@@ -122,6 +143,25 @@ def _for_user(services: Services, user: str) -> Services:
     settings = services.settings
     runner = settings.runner.model_copy(update={"user": user})
     return replace(services, settings=settings.model_copy(update={"runner": runner}))
+
+
+def _recording_hook(home: Path, started: list[str]) -> Any:
+    """Prefect's on_running hook for the in-process run: record the flow run with this
+    process's identity (so a kill -9 is found later), and report SIGTERM/SIGINT to Prefect
+    as the run's end (envforge.environments.run_records)."""
+
+    def on_running(flow: Any, flow_run: Any, state: Any) -> None:
+        flow_run_id = str(flow_run.id)
+        started.append(flow_run_id)
+        api_url = prefect_api_url()
+        if api_url:
+            record_flow_run(home, flow_run_id, api_url)
+        if threading.current_thread() is threading.main_thread():
+            handler = stop_reporting_handler(flow_run_id)
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, handler)
+
+    return on_running
 
 
 def _dry_run_keeping_files(args: argparse.Namespace, template: Any,
