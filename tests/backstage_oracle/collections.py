@@ -5,8 +5,10 @@ parameter values and the same outputs for the steps that were faked; the two wor
 compared file by file, byte for byte.
 
     python -m tests.backstage_oracle.collections DIR... [--mode all|required] [--markdown]
+    python -m tests.backstage_oracle.collections DIR... --table   # one row per collection
 
-Each DIR is a catalog root (ENVFORGE_TEMPLATES_PATH), searched for */template.yaml at any depth.
+Each DIR is a catalog root (ENVFORGE_TEMPLATES_PATH), searched at any depth for template.yaml
+and for other YAML files holding a v1beta3 Template.
 """
 
 from __future__ import annotations
@@ -145,14 +147,14 @@ def template_dirs(roots: list[Path]) -> list[Path]:
         for path in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
             if "node_modules" in path.parts or ".git" in path.parts or not path.is_file():
                 continue
-            if path.name == "template.yaml":
-                found.append(path.parent)
-                continue
             try:
                 head = path.read_text(encoding="utf-8", errors="replace")[:4000]
             except OSError:
                 continue
-            if _API_VERSION.search(head) and _KIND.search(head):
+            if path.name == "template.yaml":
+                if _KIND.search(head) or not head.strip():  # not a catalog Location, say
+                    found.append(path.parent)
+            elif _API_VERSION.search(head) and _KIND.search(head):
                 found.append(path)
     return found
 
@@ -162,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("roots", nargs="+", type=Path)
     parser.add_argument("--mode", choices=["all", "required"], default="all")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--table", action="store_true",
+                        help="with --mode both value sets: one docs/backstage.md row per DIR")
     args = parser.parse_args(argv)
+    if args.table:
+        return print_table(args.roots)
     os.environ["ENVFORGE_TEMPLATES_PATH"] = os.pathsep.join(str(r.resolve())
                                                             for r in args.roots)
     oracle = Oracle()
@@ -187,6 +193,53 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rows)} template(s): {len(compared)} dry-run by both, {same} identical, "
           f"{len(compared) - same} different, {len(rows) - len(compared)} not compared")
     return 0 if same == len(compared) else 1
+
+
+def compare_collection(oracle: Oracle, root: Path, mode: Mode) -> list[Comparison]:
+    """Every template of one collection, with ``root`` as its catalog root."""
+    previous = os.environ.get("ENVFORGE_TEMPLATES_PATH")
+    os.environ["ENVFORGE_TEMPLATES_PATH"] = str(root.resolve())
+    try:
+        return [compare_template(oracle, d, mode) for d in template_dirs([root])]
+    finally:
+        if previous is None:
+            os.environ.pop("ENVFORGE_TEMPLATES_PATH", None)
+        else:
+            os.environ["ENVFORGE_TEMPLATES_PATH"] = previous
+
+
+def print_table(roots: list[Path]) -> int:
+    """docs/backstage.md's table: per collection, both value sets (required in brackets when
+    they differ), then every template not identical with its reason."""
+    oracle = Oracle()
+    notes: list[str] = []
+    different = 0
+    print("| Collection | Templates | Dry-run by both | Identical | Different | Not compared |")
+    print("|---|---|---|---|---|---|")
+    for root in roots:
+        counts = []
+        for mode in ("all", "required"):
+            rows = compare_collection(oracle, root, mode)
+            compared = [r for r in rows if r.verdict != "not compared"]
+            same = sum(r.identical for r in compared)
+            counts.append((len(rows), len(compared), same, len(compared) - same,
+                           len(rows) - len(compared)))
+            different += len(compared) - same
+            notes += [f"{root.name} ({mode}) {r.template}: {r.verdict}: "
+                      f"{r.difference or (r.envforge if r.envforge != 'ok' else r.oracle)}"[:220]
+                      for r in rows if not r.identical]
+        (total, both, same, diff, skipped), req = counts[0], counts[1]
+
+        def cell(i: int, value: int, req: tuple[int, ...] = req) -> str:
+            return f"{value} ({req[i]})" if req[i] != value else str(value)
+
+        print(f"| {root.name.replace('+', '/')} | {total} | {cell(1, both)} | {cell(2, same)} | "
+              f"{cell(3, diff)} | {cell(4, skipped)} |")
+    oracle.close()
+    print()
+    for note in notes:
+        print(f"- {note}")
+    return 0 if different == 0 else 1
 
 
 if __name__ == "__main__":
