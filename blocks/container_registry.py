@@ -36,12 +36,17 @@ class ContainerRegistry(Block):
     ca_cert: str | None = Field(
         default=None, description="PEM text of an extra certificate authority to trust."
     )
+    auth_url: str | None = Field(
+        default=None, description="Base URL of the registry's token service when it is not "
+        "the registry itself (Docker Hub: https://auth.docker.io); the password goes nowhere "
+        "else the registry names."
+    )
 
     def access(self) -> RegistryAccess:
         """The plain settings envforge.images works with (no Prefect types)."""
         return RegistryAccess(address=self.address, username=self.username,
                               password=self.password, tls_verify=self.tls_verify,
-                              ca_cert=self.ca_cert)
+                              ca_cert=self.ca_cert, auth_url=self.auth_url)
 
     @contextmanager
     def get_client(self) -> Iterator[RegistryClient]:

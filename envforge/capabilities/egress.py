@@ -15,7 +15,9 @@ Every request, and every redirect it is answered with, is checked before it is s
   ``private``). The connection then goes to the address that was checked (no second lookup
   for a rebinding name to change);
 - a :class:`Credential` is bound to one origin: its header goes on a request to exactly that
-  origin and never on a redirect, whatever the redirect's target;
+  origin and never on a redirect, whatever the redirect's target; a credential header the
+  caller passes itself (``Authorization``, ``Cookie``, ``PRIVATE-TOKEN``...) is dropped on
+  every redirect too;
 - every transfer has a :class:`TransferBudget`: bytes read, an overall deadline (not only a
   per-read timeout) and a number of redirects.
 
@@ -52,6 +54,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: a host made of hex/octal/decimal number parts: an IPv4 address in a non-canonical spelling
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$")
 _REDIRECTS = {301, 302, 303, 307, 308}
+#: request headers that carry a credential (dropped on every redirect, like Credential's)
+_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie", "private-token",
+                       "x-api-key", "x-auth-token"}
 
 
 @dataclass(frozen=True, order=True)
@@ -418,6 +423,9 @@ class EgressClient:
                 raise EgressRefusedError(f"URL {url[:200]!r} redirects to a location that "
                                          "does not parse") from None
             current, _rule, addresses = self.policy.check(joined)
+            # a header the caller set to authenticate is a credential too: never redirected
+            headers = {k: v for k, v in (headers or {}).items()
+                       if k.lower() not in _CREDENTIAL_HEADERS}
             if response.status_code == 303 or (response.status_code in (301, 302)
                                                and method == "POST"):
                 method, content = "GET", None

@@ -1,9 +1,12 @@
 """Talking to a container registry over its HTTP API (/v2/): manifest digests, tags, deletes.
 
-This is the one place registry HTTP errors become envforge errors. Authentication follows the
-registry's ``WWW-Authenticate`` challenge: Basic (htpasswd registries) or a Bearer token fetched
-from the realm it names (Docker Hub, GHCR, Harbor). Credentials live in :class:`RegistryAccess`
-as ``SecretStr`` and never appear in a message.
+This is the one place registry HTTP errors become envforge errors. Every request goes through
+the egress capability (envforge.capabilities.egress), scoped to the registry's configured
+origin. Authentication follows the registry's ``WWW-Authenticate`` challenge: Basic (htpasswd
+registries) or a Bearer token fetched from the realm it names (GHCR and Harbor: the registry
+itself; Docker Hub: the block's ``auth_url``), a realm anywhere else refused before the
+password is sent. Credentials live in :class:`RegistryAccess` as ``SecretStr`` and never
+appear in a message.
 """
 
 from __future__ import annotations
@@ -21,7 +24,25 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from envforge.errors import RegistryAuthError, RegistryError, RegistryUnreachableError
+from envforge.capabilities.egress import (
+    AllowRule,
+    Answer,
+    EgressClient,
+    EgressPolicy,
+    Resolver,
+    TransferBudget,
+    parse_url,
+    system_resolver,
+)
+from envforge.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    EgressFailedError,
+    EgressRefusedError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachableError,
+)
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -31,6 +52,9 @@ MANIFEST_TYPES = ", ".join([
 ])
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 MAX_TAGS = 1000
+#: what one registry API answer may use (manifests and tag lists are small)
+REGISTRY_BUDGET = TransferBudget(max_bytes=16 * 1024 * 1024, deadline_seconds=30.0,
+                                 max_redirects=3)
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,9 @@ class RegistryAccess:
     password: SecretStr | None = None
     tls_verify: bool = True
     ca_cert: str | None = None  # PEM text of an extra CA to trust
+    #: the token service's base URL when it is not the registry itself (Docker Hub's
+    #: https://auth.docker.io); the only other place the password may go
+    auth_url: str | None = None
 
     @property
     def host(self) -> str:
@@ -68,10 +95,17 @@ class RegistryAccess:
 
 
 class RegistryClient:
-    """A small synchronous client for the parts of the registry API envforge needs."""
+    """A small synchronous client for the parts of the registry API envforge needs.
+
+    Every request goes through the egress capability, scoped to the registry's own origin
+    (the block's address: configured by the operator, so a private address is allowed) and
+    the token service's origin when the block names one (``auth_url``): a realm the registry
+    names elsewhere is refused, so the block's password never goes to a host the registry
+    chose. Byte and time budgets bound every answer; credentials never follow a redirect."""
 
     def __init__(self, access: RegistryAccess, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 resolver: Resolver | None = None) -> None:
         self.access = access
         self._ca_file: Path | None = None
         verify: ssl.SSLContext | bool = access.tls_verify
@@ -80,10 +114,23 @@ class RegistryClient:
                 f.write(access.ca_cert)
             self._ca_file = Path(f.name)
             verify = ssl.create_default_context(cafile=str(self._ca_file))
-        self._http = httpx.Client(timeout=timeout, verify=verify, transport=transport)
         explicit = access.address.split("://", 1)[0] if "://" in access.address else None
         self._schemes = [explicit] if explicit else (
             ["https"] if access.tls_verify else ["https", "http"])
+        rules = []
+        try:
+            for scheme in self._schemes:
+                rules.append(AllowRule(parse_url(f"{scheme}://{access.host}").origin, (), True))
+            if access.auth_url:
+                auth = parse_url(access.auth_url.rstrip("/"))
+                rules.append(AllowRule(auth.origin, tuple(p for p in auth.segments if p), True))
+        except EgressRefusedError as e:
+            raise ConfigurationError(f"ContainerRegistry address/auth_url: {e}") from None
+        policy = EgressPolicy(tuple(rules), REGISTRY_BUDGET, resolver or system_resolver,
+                              transport or httpx.HTTPTransport(verify=verify))
+        budget = TransferBudget(REGISTRY_BUDGET.max_bytes, max(timeout, 1.0) * 3,
+                                REGISTRY_BUDGET.max_redirects)
+        self._http: EgressClient = policy.client((), budget)
         self._authorization: str | None = None
 
     def close(self) -> None:
@@ -108,9 +155,9 @@ class RegistryClient:
         response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}",
                                  scope=f"repository:{repository}:pull",
                                  headers={"Accept": MANIFEST_TYPES}, missing_ok=True)
-        if response.status_code == 404:
+        if response.status == 404:
             return None
-        digest: str | None = response.headers.get("Docker-Content-Digest")
+        digest = _header(response, "Docker-Content-Digest")
         if not digest:
             raise RegistryError(f"registry {self.access.host} answered a manifest HEAD for "
                                 f"{repository}:{reference} without a Docker-Content-Digest")
@@ -120,7 +167,7 @@ class RegistryClient:
         """Tags of ``repository`` (at most MAX_TAGS); [] when the repository does not exist."""
         response = self._request("GET", f"/v2/{repository}/tags/list?n={MAX_TAGS}",
                                  scope=f"repository:{repository}:pull", missing_ok=True)
-        if response.status_code == 404:
+        if response.status == 404:
             return []
         return list(response.json().get("tags") or [])
 
@@ -128,58 +175,59 @@ class RegistryClient:
         """Delete a manifest by digest (with every tag on it); False if it was already gone."""
         response = self._request("DELETE", f"/v2/{repository}/manifests/{digest}",
                                  scope=f"repository:{repository}:delete", missing_ok=True)
-        if response.status_code == 405:
+        if response.status == 405:
             raise RegistryError(
                 f"registry {self.access.host} does not allow deleting {repository}@{digest}: "
                 "enable deletes (storage.delete.enabled) or remove the tag by hand")
-        return response.status_code != 404
+        return response.status != 404
 
     # --- plumbing ----------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, scope: str | None,
                  headers: dict[str, str] | None = None,
-                 missing_ok: bool = False) -> httpx.Response:
+                 missing_ok: bool = False) -> Answer:
         response = self._send(method, path, headers)
-        if response.status_code == 401:
+        if response.status == 401:
             self._authorization = self._answer_challenge(
-                response.headers.get("WWW-Authenticate", ""), scope)
+                _header(response, "WWW-Authenticate") or "", scope)
             response = self._send(method, path, headers)
         host = self.access.host
-        if response.status_code in (401, 403):
+        if response.status in (401, 403):
             who = f"user {self.access.username!r}" if self.access.username else "anonymous access"
             raise RegistryAuthError(
                 f"registry {host} refused {who} for {method} {path.split('?')[0]} "
-                f"(HTTP {response.status_code}); check the ContainerRegistry block's username "
+                f"(HTTP {response.status}); check the ContainerRegistry block's username "
                 "and password")
-        if response.status_code == 404 and missing_ok:
+        if response.status == 404 and missing_ok:
             return response
-        if response.status_code >= 500:
+        if response.status >= 500:
             raise RegistryUnreachableError(
-                f"registry {host} failed {method} {path} with HTTP {response.status_code}; "
+                f"registry {host} failed {method} {path} with HTTP {response.status}; "
                 "retry later")
-        if response.status_code >= 400 and not (missing_ok and response.status_code == 405):
+        if response.status >= 400 and not (missing_ok and response.status == 405):
             raise RegistryError(f"registry {host} answered {method} {path} with HTTP "
-                                f"{response.status_code}: {response.text[:200]}")
+                                f"{response.status}: {response.text(200)}")
         return response
 
-    def _send(self, method: str, path: str, headers: dict[str, str] | None) -> httpx.Response:
+    def _send(self, method: str, path: str, headers: dict[str, str] | None) -> Answer:
         sent = dict(headers or {})
         if self._authorization:
             sent["Authorization"] = self._authorization
         last_error: Exception | None = None
         for scheme in list(self._schemes):
             try:
-                response = self._http.request(method, f"{scheme}://{self.access.host}{path}",
-                                              headers=sent)
-            except httpx.HTTPError as e:
+                answer = self._http.request(method, f"{scheme}://{self.access.host}{path}",
+                                            headers=sent)
+            except EgressFailedError as e:
                 last_error = e
                 continue
+            except (EgressRefusedError, BudgetExceededError) as e:
+                raise RegistryError(f"registry {self.access.host}: {e}") from None
             self._schemes = [scheme]  # remember what worked
-            return response
+            return answer
         raise RegistryUnreachableError(
-            f"registry {self.access.host} did not answer ({type(last_error).__name__}: "
-            f"{last_error}); check the address, that it is running, and its TLS settings"
-        ) from last_error
+            f"registry {self.access.host} did not answer ({last_error}); check the address, "
+            "that it is running, and its TLS settings") from last_error
 
     def _answer_challenge(self, challenge: str, scope: str | None) -> str:
         kind, _, params_text = challenge.partition(" ")
@@ -198,17 +246,46 @@ class RegistryClient:
         if scope:
             query["scope"] = scope
         token_headers = {"Authorization": f"Basic {basic}"} if basic else {}
+        realm = params.get("realm", "")
         try:
-            answer = self._http.get(params["realm"], params=query, headers=token_headers)
-        except (KeyError, httpx.HTTPError) as e:
+            url = str(httpx.URL(realm).copy_merge_params(query))
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise RegistryAuthError(f"registry {self.access.host} names a token service "
+                                    f"{realm[:100]!r} that is not a URL") from None
+        try:
+            # the policy allows the registry's origin and the block's auth_url only
+            self._http.policy.check(url)
+        except EgressRefusedError:
+            raise RegistryAuthError(
+                f"registry {self.access.host} sends its logins to {realm[:100]!r}, which is "
+                "not this registry: set the ContainerRegistry block's auth_url to that token "
+                "service if you trust it (the password is not sent there until then)") from None
+        try:
+            answer = self._http.request("GET", url, headers=token_headers)
+        except (EgressFailedError, BudgetExceededError) as e:
             raise RegistryUnreachableError(
                 f"registry {self.access.host}: cannot get a token from its auth service "
-                f"({type(e).__name__})") from e
-        if answer.status_code in (401, 403):
+                f"({e})") from e
+        except EgressRefusedError as e:
+            raise RegistryAuthError(f"registry {self.access.host}: {e}") from None
+        if answer.status in (401, 403):
             raise RegistryAuthError(f"registry {self.access.host}: its auth service refused "
                                     f"the credentials of user {self.access.username!r}")
-        token = answer.json().get("token") or answer.json().get("access_token")
+        try:
+            data = answer.json()
+        except ValueError:
+            data = {}
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        if not token:
+            raise RegistryAuthError(f"registry {self.access.host}: its auth service answered "
+                                    "no token")
         return f"Bearer {token}"
+
+
+def _header(answer: Answer, name: str) -> str | None:
+    """A header of ``answer``, whatever case the registry wrote it in."""
+    wanted = name.lower()
+    return next((v for k, v in answer.headers.items() if k.lower() == wanted), None)
 
 
 @contextmanager

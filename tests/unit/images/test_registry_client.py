@@ -8,7 +8,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from envforge.errors import RegistryAuthError, RegistryError, RegistryUnreachableError
+from envforge.errors import (
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachableError,
+    TemporaryError,
+)
 from envforge.images import cache
 from envforge.images.registry_client import RegistryAccess, RegistryClient
 
@@ -24,7 +29,8 @@ def fake_registry(auth: str | None = None, bearer: bool = False) -> httpx.MockTr
     tags = {"v1": DIGEST, "other": DIGEST, "solo": "sha256:" + "cd" * 32}
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "auth.example":
+        # egress connects to the checked address and names the host in the Host header
+        if request.headers["host"] == "auth.example":
             if request.headers.get("Authorization") != auth:
                 return httpx.Response(401)
             assert request.url.params["scope"].startswith("repository:app:")
@@ -54,11 +60,17 @@ def fake_registry(auth: str | None = None, bearer: bool = False) -> httpx.MockTr
     return httpx.MockTransport(handler)
 
 
+def _public(host: str, port: int) -> list[str]:
+    return ["203.0.113.5"]
+
+
 def _client(transport: httpx.MockTransport, user: str | None = None,
-            password: str | None = None) -> RegistryClient:
+            password: str | None = None, auth_url: str | None = "https://auth.example"
+            ) -> RegistryClient:
     access = RegistryAccess("reg.example:5000", username=user,
-                            password=SecretStr(password) if password else None)
-    return RegistryClient(access, transport=transport)
+                            password=SecretStr(password) if password else None,
+                            auth_url=auth_url)
+    return RegistryClient(access, transport=transport, resolver=_public)
 
 
 def test_manifest_digest_tags_and_delete() -> None:
@@ -92,6 +104,40 @@ def test_bearer_token_flow() -> None:
     with _client(transport, "bob", "nope") as client, \
             pytest.raises(RegistryAuthError, match="auth service refused"):
         client.manifest_digest("app", "v1")
+
+
+def test_a_realm_the_block_does_not_name_never_gets_the_password() -> None:
+    seen: list[httpx.Request] = []
+    inner = fake_registry(auth=_basic("bob", "pw"), bearer=True)
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return inner.handle_request(request)
+
+    with _client(httpx.MockTransport(record), "bob", "pw", auth_url=None) as client, \
+            pytest.raises(RegistryAuthError, match="auth_url") as caught:
+        client.manifest_digest("app", "v1")
+    assert [r.headers["host"] for r in seen] == ["reg.example:5000"]
+    assert "Authorization" not in seen[0].headers and "pw" not in str(caught.value)
+
+
+def test_a_redirect_elsewhere_is_refused_and_a_huge_answer_hits_the_budget() -> None:
+    def redirect(request: httpx.Request) -> httpx.Response:
+        if request.headers["host"] == "reg.example:5000":
+            return httpx.Response(307, headers={"Location": "https://elsewhere.example/v2/"})
+        raise AssertionError("the redirect was followed")
+
+    with _client(httpx.MockTransport(redirect)) as client, \
+            pytest.raises(RegistryError, match="is not allowed"):
+        client.ping()
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"x" * (17 * 1024 * 1024))
+
+    with _client(httpx.MockTransport(huge)) as client, \
+            pytest.raises(RegistryError, match="byte budget") as caught:
+        client.tags("app")
+    assert not isinstance(caught.value, TemporaryError)  # a huge answer is not retried
 
 
 def test_unreachable_and_server_errors() -> None:
