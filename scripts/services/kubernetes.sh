@@ -109,13 +109,14 @@ cmd_build() {
     mkdir -p "$BIN"
     local t0=$SECONDS
     for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-        [ -x "$BIN/$c" ] || { log "building Kubernetes $K8S_VERSION (once; 15-30 min on 2 cores)"; build_control_plane; break; }
+        [ -x "$BIN/$c" ] || { timed_build "Kubernetes $K8S_VERSION (once; 15-30 min on 2 cores)" build_control_plane; break; }
     done
     for c in kubelet kube-proxy; do
-        [ -x "$BIN/$c" ] || { log "building the kubelet and kube-proxy $K8S_VERSION (once)"; build_node_binaries; break; }
+        [ -x "$BIN/$c" ] || { timed_build "the kubelet and kube-proxy $K8S_VERSION (once)" build_node_binaries; break; }
     done
-    [ -x "$BIN/etcd" ] || { log "building etcd $ETCD_VERSION (once)"; build_etcd; }
-    [ -x "$BIN/kwok" ] || { log "building kwok $KWOK_VERSION (once)"; build_kwok; }
+    [ -x "$BIN/etcd" ] || timed_build "etcd $ETCD_VERSION (once)" build_etcd
+    # kwok only where it runs (a real node, as root, never uses it)
+    [ "$NODE_KIND" = real ] || [ -x "$BIN/kwok" ] || timed_build "kwok $KWOK_VERSION (once)" build_kwok
     # The real node's ingress controller (Traefik), so that no test has to wait for its build.
     [ "${ENVFORGE_BUILD_INGRESS:-1}" = 0 ] || bash "$HERE/ingress.sh" build >/dev/null
     [ $((SECONDS - t0)) -gt 1 ] && log "built in $((SECONDS - t0)) s: $BIN"
