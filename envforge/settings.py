@@ -331,6 +331,14 @@ class ProviderSection(Section):
         "Token of publish:github when its step gives none."))
     gitlab_token: SecretStr | None = setting(env="GITLAB_TOKEN", description=(
         "Token of publish:gitlab when its step gives none."))
+    azure_host: str | None = setting(env="AZURE_HOST", description=(
+        "Azure DevOps host a publish:azure repoUrl must name; default dev.azure.com."))
+    azure_api_url: str | None = setting(env="AZURE_API_URL", description=(
+        "Azure DevOps REST API base; default https://<host>."))
+    azure_git_url: str | None = setting(env="AZURE_GIT_URL", description=(
+        "Base URL Azure DevOps Git pushes use; default https://<host>."))
+    azure_token: SecretStr | None = setting(env="AZURE_TOKEN", description=(
+        "Personal access token of publish:azure when its step gives none."))
     backstage_url: str | None = setting(env="BACKSTAGE_URL", description=(
         "Backstage the catalog:register action registers in."))
     backstage_token: SecretStr | None = setting(env="BACKSTAGE_TOKEN", description=(

@@ -86,7 +86,7 @@ class Capabilities:
                 environ.get(f"ENVFORGE_{name.upper()}_API_URL") or None,
                 environ.get(f"ENVFORGE_{name.upper()}_GIT_URL") or None,
                 environ.get(f"ENVFORGE_{name.upper()}_TOKEN") or None)
-            for name in ("github", "gitlab")}
+            for name in ("github", "gitlab", "azure")}
         files = FileBudget(
             max_files=int_setting(environ, "ENVFORGE_MAX_FILES", 20_000),
             max_bytes=int_setting(environ, "ENVFORGE_MAX_WRITE_BYTES", 512 * 1024 * 1024),
@@ -111,8 +111,11 @@ class Capabilities:
                                   deadline_seconds=float(fetch.timeout_seconds),
                                   max_entries=fetch.max_entries)
         egress = EgressPolicy.from_entries(fetch.allow, fetch.private_hosts, transfer)
-        github, gitlab = found.github_token, found.gitlab_token
+        github, gitlab, azure = found.github_token, found.gitlab_token, found.azure_token
         providers = {
+            "azure": ProviderEndpoint.configure(
+                "azure", found.azure_host, found.azure_api_url, found.azure_git_url,
+                azure.get_secret_value() if azure else None),
             "github": ProviderEndpoint.configure(
                 "github", found.github_host, found.github_api_url, found.github_git_url,
                 github.get_secret_value() if github else None),
