@@ -60,3 +60,27 @@ def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}={raw!r} must be greater than 0")
     return value
 
+
+
+#: Deepest nesting a parameter value may have (the YAML loader's bound, for values that came
+#: as JSON through the API, a form or a webhook): deeper ones made validation recurse until
+#: Python's RecursionError.
+MAX_VALUE_DEPTH = 100
+
+
+def check_value_depth(where: str, value: object, max_depth: int = MAX_VALUE_DEPTH) -> None:
+    """Refuse ``value`` if lists/mappings nest deeper than ``max_depth`` (walked without
+    recursion, so the check itself cannot overflow)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            continue
+        if depth >= max_depth:
+            raise BudgetExceededError(f"{where}: nested deeper than {max_depth} levels; give a "
+                                      "flatter value")
+        stack.extend((child, depth + 1) for child in children)

@@ -72,7 +72,7 @@ def parse_values(
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise TemplateError(f"--set {assignment!r}: {part} is not an object")
-        target[path[-1]] = _typed(raw, _property_at(properties, path))
+        target[path[-1]] = _typed(raw, _property_at(properties, path), key)
     return values
 
 
@@ -83,11 +83,15 @@ def _property_at(properties: Mapping[str, Any], path: Sequence[str]) -> Mapping[
     return prop
 
 
-def _typed(raw: str, prop: Mapping[str, Any]) -> Any:
+def _typed(raw: str, prop: Mapping[str, Any], key: str = "value") -> Any:
     type_ = prop.get("type")
     if type_ == "string" or (isinstance(type_, list) and "string" in type_):
         return raw
     try:
-        return yaml.safe_load(raw) if raw else raw
+        # within the YAML budget: a 5000-deep value is refused, not a RecursionError
+        return load_yaml(raw) if raw else raw
+    except YamlLimitError as e:
+        raise TemplateError(f"--set {key}=...: the value is {e}; give a flatter value") \
+            from None
     except yaml.YAMLError:
         return raw

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from envforge.capabilities.budgets import check_value_depth
 from envforge.core.sensitive import credential_paths
 from envforge.errors import (
     ConfigurationError,
@@ -89,6 +90,7 @@ def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog, serv
     ttl = request.ttl or settings.default_ttl
     checked_ttl(ttl, settings.max_ttl_seconds)
     template = catalog.load(request.template)
+    check_value_depth(f"environment {name!r} parameters", request.parameters)
     values = _with_name(template, dict(request.parameters), name)
     values = validate_parameters(template, values)
     mask_credential_values(values, credential_paths(pages(template)))  # never in logs or Git
@@ -107,6 +109,7 @@ def plan_environment(request: EnvironmentRequest, catalog: TemplateCatalog, serv
 def _plan_update(record: EnvironmentRecord, request: EnvironmentRequest,
                  catalog: TemplateCatalog) -> EnvironmentPlan:
     template = catalog.load(request.template or record.spec.template)
+    check_value_depth(f"environment {record.name!r} parameters", request.parameters)
     values = validate_parameters(template, {**record.spec.parameters, **request.parameters})
     mask_credential_values(values, credential_paths(pages(template)))  # never in logs or Git
     environment: dict[str, Any] = {
