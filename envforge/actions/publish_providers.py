@@ -40,6 +40,7 @@ from envforge.capabilities import (
     check_path,
     quote_segment,
 )
+from envforge.capabilities.clone import clone_within_budget
 from envforge.capabilities.providers import ProviderClient, provider_client
 from envforge.core.git_boundary import run_git
 from envforge.errors import ActionError, CapabilityError, GitError
@@ -323,8 +324,15 @@ class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
             client.check_clone_url(clone_url)
             with tempfile.TemporaryDirectory(prefix="envforge-change-") as tmp:
                 work = Path(tmp) / "repo"
-                provider_git(["clone", "--quiet", "--depth", "1", "--branch", target, "--",
-                      clone_url, str(work)], Path(tmp), client)
+                # bounded while git runs: bytes, files, time (ENVFORGE_CLONE_*)
+                try:
+                    clone_within_budget(
+                        clone_url, work, target, budget=ctx.capabilities.run_budget.clone,
+                        what=f"{client.what}: git clone of {owner}/{repo}",
+                        extra_config=client.git_config(), secrets=[client.token],
+                        keep_git=True)
+                except (GitError, CapabilityError) as e:
+                    raise ActionError(str(e)) from None
                 provider_git(["checkout", "--quiet", "-b", params.branchName], work, client)
                 # the clone's own links are data: a write never goes through one, and the
                 # clone's .git (config, hooks) is never written
