@@ -244,7 +244,10 @@ class PublishScopeError(EnvforgeError):
 
 
 class GitError(EnvforgeError):
-    """A git operation failed; the message never contains credentials."""
+    """A git operation failed; the message never contains credentials. ``output``: what git
+    printed (credentials in URLs masked), for a caller that tells failures apart (the push)."""
+
+    output: str = ""
 
 
 class PushRejectedError(GitError):

@@ -9,7 +9,6 @@ embedded GitOps repository the default URL points at.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,19 +72,16 @@ def ensure_embedded_gitops_repo(settings: Settings) -> None:
     repo.parent.mkdir(parents=True, exist_ok=True)
     branch = settings.gitops_branch
 
-    from envforge.core.git_boundary import subprocess_env  # git runs without hooks or repo config
+    from envforge.core.git_boundary import run_git  # git runs without hooks or repo config
+
+    author = {"GIT_AUTHOR_NAME": "envforge", "GIT_AUTHOR_EMAIL": "envforge@localhost",
+              "GIT_COMMITTER_NAME": "envforge", "GIT_COMMITTER_EMAIL": "envforge@localhost"}
 
     def git(*args: str, stdin: str | None = None) -> str:
         """Run git on the embedded repository as envforge; its stdout."""
-        env = {**subprocess_env(), "GIT_AUTHOR_NAME": "envforge", "GIT_AUTHOR_EMAIL":
-               "envforge@localhost", "GIT_COMMITTER_NAME": "envforge",
-               "GIT_COMMITTER_EMAIL": "envforge@localhost"}
-        done = subprocess.run(["git", "--git-dir", str(repo), *args], input=stdin, env=env,
-                              check=True, capture_output=True, text=True)
-        return done.stdout.strip()
+        return run_git(["--git-dir", str(repo), *args], stdin=stdin, extra_env=author)
 
-    subprocess.run(["git", "init", "--quiet", "--bare", f"--initial-branch={branch}",
-                    str(repo)], check=True, env=subprocess_env())
+    run_git(["init", "--quiet", "--bare", f"--initial-branch={branch}", str(repo)])
     blob = git("hash-object", "-w", "--stdin", stdin=README)
     # argocd/ exists from the start and outlives the last environment: the app-of-apps syncs
     # it, and Argo CD refuses a Directory app whose path is gone ("app path does not exist"),

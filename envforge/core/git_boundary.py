@@ -11,6 +11,12 @@ How (every git process, GitPython's included, gets :func:`safe_git_env`):
   attributes file, and only the file, http(s) and ssh transports (``ext::`` runs a command).
 - ``GIT_TERMINAL_PROMPT=0``, ``GIT_ASKPASS``/``GIT_SSH_COMMAND`` only as envforge sets them.
 
+Every git process envforge starts is :func:`run_git` (a subprocess: the environment above, a
+timeout, one GitError with git's last line, credentials masked); a cached working copy is a
+:class:`WorkingCopy` whose commands go through it. The one exception is the image area's
+read of a mirror's tree objects (envforge.images.source), which still uses GitPython through
+:func:`open_repo` / :func:`clone` here, with the same environment and a timeout per command.
+
 A working copy's own ``.git/config`` cannot be overridden key by key (``include.path``, a
 ``filter.<x>.clean`` or ``core.worktree`` there would still apply), so :func:`check_working_copy`
 reads it without includes and refuses anything envforge did not put there;
@@ -21,16 +27,29 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import git
 
 from envforge.errors import GitError
 
 logger = logging.getLogger("envforge.git")
+
+#: Seconds one git command may take before it is killed (a hung remote, a stuck lock).
+GIT_TIMEOUT_SECONDS = 300.0
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_url(text: str) -> str:
+    """Replace ``user:token@`` in every URL inside ``text`` with ``***@``."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
 
 #: Settings forced on every git command (the environment form of ``git -c``).
 SAFE_CONFIG: tuple[tuple[str, str], ...] = (
@@ -101,25 +120,81 @@ def subprocess_env(extra: Mapping[str, str] | None = None,
 
 def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = None,
             extra_env: Mapping[str, str] | None = None,
-            extra_config: Sequence[tuple[str, str]] = (), timeout: float = 300,
-            secrets: Sequence[str] = (), what: str = "") -> str:
-    """Run one git command under the boundary; its stdout, stripped. GitError on failure,
-    naming ``what`` (or the command) with ``secrets`` masked in git's last line."""
+            extra_config: Sequence[tuple[str, str]] = (),
+            timeout: float = GIT_TIMEOUT_SECONDS, secrets: Sequence[str] = (),
+            what: str = "", check: bool = True) -> str:
+    """Run one git command under the boundary; its stdout, stripped (``strip=False``: as is).
+
+    GitError on failure (unless ``check`` is False: then the stdout of a failed command too),
+    naming ``what`` (or the command) with git's last line, ``secrets`` and URL credentials
+    masked; its ``output`` holds all git printed, masked the same way."""
     label = what or f"git {args[0]}"
+    done = _run(args, cwd, stdin, extra_env, extra_config, timeout, label)
+    if done.returncode != 0 and check:
+
+        def masked(text: str) -> str:
+            for secret in secrets:
+                if secret:
+                    text = text.replace(secret, "***")
+            return redact_url(text)
+
+        last = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        error = GitError(f"{label} failed: {masked(last[0])[:300]}")
+        error.output = masked(f"{done.stderr or ''}\n{done.stdout or ''}")
+        raise error
+    stdout: str = done.stdout or ""
+    return stdout.strip()
+
+
+def git_succeeds(args: list[str], *, cwd: Path | None = None,
+                 timeout: float = GIT_TIMEOUT_SECONDS) -> bool:
+    """Whether a git command that answers with its exit status (``merge-base --is-ancestor``,
+    ``rev-parse --verify``) says yes; GitError only when it does not finish in time."""
+    return _run(args, cwd, None, None, (), timeout, f"git {args[0]}").returncode == 0
+
+
+def _run(args: list[str], cwd: Path | None, stdin: str | None,
+         extra_env: Mapping[str, str] | None, extra_config: Sequence[tuple[str, str]],
+         timeout: float, label: str) -> subprocess.CompletedProcess[str]:
+    """The one place a git process starts: the boundary's environment, no stdin unless given
+    (git never waits on the caller's terminal), killed after ``timeout``."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
-                              text=True, env=subprocess_env(extra_env, extra_config),
-                              check=True, timeout=timeout)
-    except subprocess.CalledProcessError as e:
-        last = (e.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        text = last[0]
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        raise GitError(f"{label} failed: {text[:300]}") from e
+        done: subprocess.CompletedProcess[str] = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True,
+            env=subprocess_env(extra_env, extra_config), check=False, timeout=timeout, **feed)
     except subprocess.TimeoutExpired as e:
         raise GitError(f"{label} did not finish in {timeout:g} s") from e
-    return done.stdout.strip()
+    return done
+
+
+@dataclass(frozen=True)
+class WorkingCopy:
+    """A working copy (a cached clone) whose every git command runs under the boundary:
+    :meth:`git` is :func:`run_git` in ``root`` with ``extra_env`` (credential helpers)."""
+
+    root: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: how messages name the remote (no credentials)
+    describe: str = "the repository"
+
+    @property
+    def git_dir(self) -> Path:
+        return self.root / ".git"
+
+    def git(self, *args: str, env: Mapping[str, str] | None = None, check: bool = True,
+            what: str = "") -> str:
+        """One git command in the working copy; its stdout (see :func:`run_git`)."""
+        return run_git(list(args), cwd=self.root, extra_env={**self.extra_env, **(env or {})},
+                       check=check, what=what)
+
+    def head(self) -> str | None:
+        """The commit HEAD points at, or None on an unborn branch."""
+        return self.git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False) or None
+
+    def branch(self) -> str | None:
+        """The checked-out branch, or None when HEAD is detached."""
+        return self.git("symbolic-ref", "--quiet", "--short", "HEAD", check=False) or None
 
 
 def header_for(origin: str, header: str) -> list[tuple[str, str]]:
@@ -143,9 +218,25 @@ def export_tree(url: str, dest: Path, ref: str = "", *,
     _remove(dest / ".git")
 
 
+class _BoundedGit(git.cmd.Git):
+    """GitPython's command runner with the boundary's timeout on every command."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("kill_after_timeout", GIT_TIMEOUT_SECONDS)
+        return super().execute(*args, **kwargs)
+
+
+class _BoundedRepo(git.Repo):
+    """A GitPython Repo whose git commands are :class:`_BoundedGit` (GitPython's documented
+    hook for its command wrapper)."""
+
+    GitCommandWrapperType = _BoundedGit
+
+
 def open_repo(path: Path, extra_env: Mapping[str, str] | None = None) -> git.Repo:
-    """A GitPython Repo whose every git process runs under the boundary."""
-    repo = git.Repo(path)
+    """A GitPython Repo whose every git process runs under the boundary (environment and
+    timeout); for reading a mirror's objects (envforge.images.source)."""
+    repo = _BoundedRepo(path)
     _apply(repo, extra_env)
     return repo
 
@@ -154,7 +245,7 @@ def clone(url: str, path: Path, extra_env: Mapping[str, str] | None = None,
           **options: object) -> git.Repo:
     """``git clone`` under the boundary (``options`` as for ``Repo.clone_from``)."""
     env = safe_git_env(extra_env)
-    repo = git.Repo.clone_from(url, path, env=env, **options)  # type: ignore[arg-type]
+    repo = _BoundedRepo.clone_from(url, path, env=env, **options)  # type: ignore[arg-type]
     _apply(repo, extra_env)
     return repo
 
@@ -201,27 +292,26 @@ def check_working_copy(path: Path, url: str) -> str | None:
 
 
 def open_working_copy(path: Path, url: str, extra_env: Mapping[str, str] | None = None,
-                      describe: str | None = None) -> git.Repo:
+                      describe: str | None = None) -> WorkingCopy:
     """The cached working copy of ``url`` at ``path``; cloned afresh when missing, and
     rebuilt (logged, with the reason) when it is not a plain copy of ``url``."""
     shown = describe or "the repository"
+    copy = WorkingCopy(path, dict(extra_env or {}), shown)
     if path.exists() or path.is_symlink():
         problem = check_working_copy(path, url)
         if problem is None:
-            try:
-                return open_repo(path, extra_env)
-            except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
-                problem = f"git cannot open it ({type(e).__name__})"
+            return copy
         logger.warning("git cache %s of %s is not a clean working copy (%s): rebuilding it",
                        path, shown, problem)
         _remove(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return clone(url, path, extra_env)
-    except git.GitCommandError as e:
+        run_git(["clone", "--quiet", "--", url, str(path)], extra_env=extra_env)
+    except GitError as e:
         _remove(path)
-        text = " ".join(str(e.stderr or "").replace("'", "").split())
-        raise GitError(f"could not clone {shown}: {text[:300]}") from e
+        last = e.output.strip().splitlines()[-1:] or ["no output"]
+        raise GitError(f"could not clone {shown}: {last[0][:300]}") from e
+    return copy
 
 
 def _remove(path: Path) -> None:

@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-import git
-
 from envforge.capabilities import WorkspaceFiles
-from envforge.core.git_boundary import open_working_copy
+from envforge.core.git_boundary import WorkingCopy, open_working_copy, redact_url
 from envforge.core.paths import resolve_inside, safe_relative
 from envforge.core.retry import RetryPolicy, retry_temporary
 from envforge.errors import (
@@ -52,12 +50,8 @@ PreCommitHook = Callable[[Path, list[str]], None]
 #: Called with a commit after it was pushed (or, for undo, taken back), outside the lock.
 AfterPushHook = Callable[[str], None]
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def redact_url(text: str) -> str:
-    """Replace ``user:token@`` in every URL inside ``text`` with ``***@``."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
+__all__ = ["AfterPushHook", "Author", "GitPublisher", "PreCommitHook", "PublishResult",
+           "push_retry_policy", "redact_url"]
 
 
 def push_retry_policy(settings: GitOpsSection) -> RetryPolicy:
@@ -194,55 +188,54 @@ class GitPublisher:
         back as the remote is and the error propagates: nothing is committed. ``message`` may
         be a callable returning (message, trailers), asked after ``write``.
         """
-        with self._locked_copy() as repo:
+        with self._locked_copy() as copy:
 
             def attempt(_: int) -> PublishResult:
-                self._sync(repo)
-                parent = _head(repo)
-                root = Path(repo.working_dir)
-                self._mark_dirty(repo)
+                self._sync(copy)
+                parent = copy.head()
+                root = copy.root
+                self._mark_dirty(copy)
                 try:
                     write(root)
-                    changed = self._stage(repo, parent, paths)
+                    changed = self._stage(copy, parent, paths)
                     if not changed:
-                        self._mark_clean(repo)
+                        self._mark_clean(copy)
                         return PublishResult(None, parent, 0, self.branch)
                     if self.pre_commit is not None:
                         self.pre_commit(root, changed)
                     text, extra = message() if callable(message) else (message, {})
                     full_message = _with_trailers(text, {**(trailers or {}), **extra})
-                    self._commit_index(repo, parent, full_message)
+                    commit = self._commit_index(copy, parent, full_message)
                 except BaseException:
-                    self._sync(repo, full=True)  # leave nothing half-done in the cached copy
+                    self._sync(copy, full=True)  # leave nothing half-done in the cached copy
                     raise
-                commit = repo.head.commit.hexsha
                 try:
-                    self._push(repo, f"HEAD:refs/heads/{self.branch}")
+                    self._push(copy, f"HEAD:refs/heads/{self.branch}")
                 except PushConflictError:
                     raise  # the next attempt syncs (the copy is marked dirty) and re-applies
                 except GitError:
-                    self._sync(repo, full=True)  # leave the cached copy as the remote is
+                    self._sync(copy, full=True)  # leave the cached copy as the remote is
                     raise
-                self._mark_clean(repo)
+                self._mark_clean(copy)
                 return PublishResult(commit, parent, len(changed), self.branch)
 
-            return self._retrying(repo, attempt)
+            return self._retrying(copy, attempt)
 
-    def _retrying(self, repo: git.Repo, attempt: Callable[[int], T]) -> T:
+    def _retrying(self, copy: WorkingCopy, attempt: Callable[[int], T]) -> T:
         """``attempt`` under the push retry policy; when it runs out, the cached copy is put
         back as the remote is before the RetriesExhaustedError propagates."""
         try:
             return retry_temporary(attempt, self.retry,
                                    f"push to {self.safe_url} ({self.branch})", PUSH_RETRY_HINT)
         except RetriesExhaustedError:
-            self._sync(repo, full=True)
+            self._sync(copy, full=True)
             raise
 
     def read(self, reader: Callable[[Path], T]) -> T:
         """Sync the working copy and let ``reader`` look at it (read-only) under the lock."""
-        with self._locked_copy() as repo:
-            self._sync(repo)
-            return reader(Path(repo.working_dir))
+        with self._locked_copy() as copy:
+            self._sync(copy)
+            return reader(copy.root)
 
     def undo(self, commit: str, message: str) -> str:
         """Take back a published commit: drop it if it is still the branch head (no-one built
@@ -253,38 +246,42 @@ class GitPublisher:
         return how
 
     def _undo(self, commit: str, message: str) -> str:
-        with self._locked_copy() as repo:
+        with self._locked_copy() as copy:
 
             def attempt(_: int) -> str:
-                self._sync(repo, full=True)
-                head = _head(repo)
-                self._mark_dirty(repo)
+                self._sync(copy, full=True)
+                head = copy.head()
+                self._mark_dirty(copy)
                 try:
-                    parents = repo.commit(commit).parents
-                    # Drop the commit if nobody built on it. A branch's first commit cannot be
-                    # dropped (remotes refuse to delete their default branch): revert it.
-                    if head == commit and parents:
-                        self._push(
-                            repo,
-                            f"{parents[0].hexsha}:refs/heads/{self.branch}",
-                            f"--force-with-lease=refs/heads/{self.branch}:{commit}",
-                        )
-                        self._sync(repo)
-                        return "removed"
-                    repo.git.revert("--no-edit", commit, env=self._author_env())
-                    repo.git.commit("--amend", "--quiet", "-m", message, env=self._author_env())
-                    self._push(repo, f"HEAD:refs/heads/{self.branch}")
-                    self._mark_clean(repo)
-                    return "reverted"
-                except git.GitCommandError as e:
-                    raise GitError(f"could not undo commit {commit[:12]}: {_stderr(e)}") from e
+                    parents = copy.git("log", "-1", "--format=%P", commit).split()
+                except GitError as e:
+                    raise GitError(f"could not undo commit {commit[:12]}: {_reason(e)}") from e
+                # Drop the commit if nobody built on it. A branch's first commit cannot be
+                # dropped (remotes refuse to delete their default branch): revert it.
+                if head == commit and parents:
+                    self._push(
+                        copy,
+                        f"{parents[0]}:refs/heads/{self.branch}",
+                        f"--force-with-lease=refs/heads/{self.branch}:{commit}",
+                    )
+                    self._sync(copy)
+                    return "removed"
+                try:
+                    copy.git("revert", "--no-edit", commit, env=self._author_env())
+                    copy.git("commit", "--amend", "--quiet", "-m", message,
+                             env=self._author_env())
+                except GitError as e:
+                    raise GitError(f"could not undo commit {commit[:12]}: {_reason(e)}") from e
+                self._push(copy, f"HEAD:refs/heads/{self.branch}")
+                self._mark_clean(copy)
+                return "reverted"
 
-            return self._retrying(repo, attempt)
+            return self._retrying(copy, attempt)
 
     # --- internals -------------------------------------------------------------------
 
     @contextmanager
-    def _locked_copy(self) -> Iterator[git.Repo]:
+    def _locked_copy(self) -> Iterator[WorkingCopy]:
         self._lock_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_file, "w") as lock:
             self._wait_for_lock(lock)
@@ -317,83 +314,83 @@ class GitPublisher:
                     announced = True
                 time.sleep(min(0.05, max(0.0, self.lock_timeout - waited)))
 
-    def _open_copy(self) -> git.Repo:
+    def _open_copy(self) -> WorkingCopy:
         """The cached copy, checked by the git boundary (rebuilt when it is not a plain
         working copy of the remote, e.g. a replaced .git); every git process it starts runs
         without hooks or repository-supplied programs."""
-        repo = open_working_copy(self.workdir, self.url, self.git_env, self.safe_url)
-        if repo.config_reader("repository").has_option("core", "splitIndex"):
-            return repo
+        copy = open_working_copy(self.workdir, self.url, self.git_env, self.safe_url)
+        if copy.git("config", "--local", "--get", "core.splitIndex", check=False):
+            return copy
         # A split index writes only what changed instead of the whole index on every add and
         # commit, so a change costs about the same in a repository of thousands of files.
-        with repo.config_writer() as config:
-            config.set_value("core", "splitIndex", "true")
-            config.set_value("index", "version", "4")
-        return repo
+        copy.git("config", "--local", "core.splitIndex", "true")
+        copy.git("config", "--local", "index.version", "4")
+        return copy
 
-    def _sync(self, repo: git.Repo, full: bool = False) -> None:
+    def _sync(self, copy: WorkingCopy, full: bool = False) -> None:
         """Make the working copy exactly the remote branch (or empty if it has none yet).
 
         The expensive part (reset and clean over the whole tree) is skipped when the copy is
         already at the remote head and was left clean by the last operation (no dirty marker).
         """
         try:
-            repo.git.fetch("--quiet", "--prune", "origin")
+            copy.git("fetch", "--quiet", "--prune", "origin")
             remote_ref = f"refs/remotes/origin/{self.branch}"
-            remote = repo.git.rev_parse("--verify", "--quiet", remote_ref, with_exceptions=False)
-            dirty = full or self._dirty_marker(repo).exists()
+            remote = copy.git("rev-parse", "--verify", "--quiet", remote_ref, check=False)
+            dirty = full or self._dirty_marker(copy).exists()
             if remote:
-                if not dirty and _head(repo) == remote and _on_branch(repo, self.branch):
+                if not dirty and copy.head() == remote and copy.branch() == self.branch:
                     return
                 # --force -B: branch, index and tracked files become the remote's (= reset --hard)
-                repo.git.checkout("--quiet", "--force", "-B", self.branch, remote_ref)
+                copy.git("checkout", "--quiet", "--force", "-B", self.branch, remote_ref)
             else:  # the remote has no such branch yet: start from an empty, unborn branch
-                repo.git.symbolic_ref("HEAD", f"refs/heads/{self.branch}")
-                repo.git.update_ref("-d", f"refs/heads/{self.branch}", with_exceptions=False)
-                repo.git.read_tree("--empty")
+                copy.git("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+                copy.git("update-ref", "-d", f"refs/heads/{self.branch}", check=False)
+                copy.git("read-tree", "--empty")
             if dirty or not remote:
-                repo.git.clean("-q", "-f", "-d", "-x")
-            self._mark_clean(repo)
-        except git.GitCommandError as e:
-            raise GitError(f"could not fetch {self.safe_url}: {_stderr(e)}") from e
+                copy.git("clean", "-q", "-f", "-d", "-x")
+            self._mark_clean(copy)
+        except GitError as e:
+            raise GitError(f"could not fetch {self.safe_url}: {_reason(e)}") from e
 
-    def _stage(self, repo: git.Repo, parent: str | None, paths: Sequence[str]) -> list[str]:
+    def _stage(self, copy: WorkingCopy, parent: str | None, paths: Sequence[str]) -> list[str]:
         """Stage additions, changes and removals under ``paths`` only; return what changed."""
-        root = Path(repo.working_dir)
+        root = copy.root
         present = [p for p in paths if (root / p).exists()]
         missing = [p for p in paths if not (root / p).exists()]
         if present:
-            repo.git.add("--all", "--", *present)
+            copy.git("add", "--all", "--", *present)
         if missing:
-            repo.git.rm("-r", "-q", "--cached", "--ignore-unmatch", "--", *missing)
+            copy.git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *missing)
         if parent is None:  # first commit of the branch: everything in the index is new
-            return [f for f in repo.git.ls_files().splitlines() if f]
-        out = repo.git.diff("--cached", "--name-only", parent, "--", *paths)
+            return [f for f in copy.git("ls-files").splitlines() if f]
+        out = copy.git("diff", "--cached", "--name-only", parent, "--", *paths)
         return [f for f in out.splitlines() if f]
 
-    def _commit_index(self, repo: git.Repo, parent: str | None, message: str) -> None:
+    def _commit_index(self, copy: WorkingCopy, parent: str | None, message: str) -> str:
         """Commit the index with plumbing (write-tree, commit-tree, update-ref): the same
         commit as ``git commit``, without refreshing the whole index (which grows with the
-        repository) or running hooks."""
-        tree = repo.git.write_tree()
+        repository) or running hooks. Returns the commit."""
+        tree = copy.git("write-tree")
         parents = ["-p", parent] if parent else []
-        commit = repo.git.commit_tree(tree, *parents, "-m", message, env=self._author_env())
-        repo.git.update_ref(f"refs/heads/{self.branch}", commit)
+        commit = copy.git("commit-tree", tree, *parents, "-m", message, env=self._author_env())
+        copy.git("update-ref", f"refs/heads/{self.branch}", commit)
+        return commit
 
-    def _dirty_marker(self, repo: git.Repo) -> Path:
-        return Path(repo.git_dir) / "envforge-dirty"
+    def _dirty_marker(self, copy: WorkingCopy) -> Path:
+        return copy.git_dir / "envforge-dirty"
 
-    def _mark_dirty(self, repo: git.Repo) -> None:
-        self._dirty_marker(repo).touch()
+    def _mark_dirty(self, copy: WorkingCopy) -> None:
+        self._dirty_marker(copy).touch()
 
-    def _mark_clean(self, repo: git.Repo) -> None:
-        self._dirty_marker(repo).unlink(missing_ok=True)
+    def _mark_clean(self, copy: WorkingCopy) -> None:
+        self._dirty_marker(copy).unlink(missing_ok=True)
 
-    def _push(self, repo: git.Repo, refspec: str, *options: str) -> None:
+    def _push(self, copy: WorkingCopy, refspec: str, *options: str) -> None:
         try:
-            repo.git.push("--porcelain", *options, "origin", refspec)
-        except git.GitCommandError as e:
-            text = _stderr(e) + "\n" + redact_url(str(e.stdout or ""))
+            copy.git("push", "--porcelain", *options, "origin", refspec)
+        except GitError as e:
+            text = e.output
             # Lost races: the branch moved (non-fast-forward), or another push held the
             # remote's ref lock at the same moment ("failed to update ref", "cannot lock ref").
             if re.search(r"\[rejected\].*(fetch first|non-fast-forward)|stale info|"
@@ -423,24 +420,9 @@ def _with_trailers(message: str, trailers: Mapping[str, str]) -> str:
     return f"{message.rstrip()}\n\n{lines}\n"
 
 
-def _head(repo: git.Repo) -> str | None:
-    try:
-        return repo.head.commit.hexsha
-    except ValueError:  # an unborn branch: the remote has no commits yet
-        return None
-
-
-def _on_branch(repo: git.Repo, branch: str) -> bool:
-    try:
-        return repo.head.ref.name == branch
-    except TypeError:  # detached HEAD
-        return False
-
-
-def _stderr(e: git.GitCommandError) -> str:
-    text = str(e.stderr or e).strip()
-    text = re.sub(r"^stderr: ", "", text)
-    return redact_url(" ".join(text.replace("'", "").split()))[:500]
+def _reason(e: GitError) -> str:
+    """What git printed, on one line (credentials in URLs already masked by the boundary)."""
+    return " ".join((e.output or str(e)).replace("'", "").split())[:500]
 
 
 def _rejection_reason(text: str) -> str:

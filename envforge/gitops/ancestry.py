@@ -9,19 +9,16 @@ itself, in envforge's cached working copy of the repository (``git merge-base --
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from envforge.core.git_boundary import subprocess_env
+from envforge.core.git_boundary import git_succeeds
 from envforge.gitops.repository import open_store
 
 
 def is_ancestor(root: Path, earlier: str, later: str) -> bool:
     """In the working copy at ``root``: is ``earlier`` ``later`` or one of its ancestors?
     False when either commit is unknown there."""
-    done = subprocess.run(["git", "merge-base", "--is-ancestor", earlier, later], cwd=root,
-                          env=subprocess_env(), capture_output=True, timeout=60, check=False)
-    return done.returncode == 0
+    return git_succeeds(["merge-base", "--is-ancestor", earlier, later], cwd=root, timeout=60)
 
 
 def commit_contains(repo_url: str, branch: str, later: str, earlier: str) -> bool:

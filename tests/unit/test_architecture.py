@@ -8,6 +8,7 @@ module's private (``_underscore``) names.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,29 @@ def test_only_the_listed_modules_read_the_environment() -> None:
                               f"there) instead: {unexpected}")
     gone = sorted(set(ENVIRONMENT_READERS) - set(readers))
     assert gone == [], f"no longer read the environment: drop them from the list: {gone}"
+
+
+#: Modules that start git (a ``["git", ...]`` process or GitPython) other than the git boundary,
+#: and why. Everything else runs git through envforge/core/git_boundary.py (run_git,
+#: git_succeeds, WorkingCopy), where the environment is scrubbed (GIT_* dropped, no hooks, no
+#: user config), stdin closed, a timeout set and failures become one GitError. Never grow it.
+GIT_OUTSIDE_THE_BOUNDARY = {
+    "envforge/core/git_boundary.py": "the boundary itself",
+    "envforge/capabilities/clone.py": "the budgeted clone: watches a transfer's bytes and "
+                                      "streams ls-tree (environment from the boundary)",
+    "envforge/images/source.py": "GitPython reads a mirror's tree objects (Repo objects made "
+                                 "by the boundary's open_repo/clone: environment, timeout)",
+}
+
+
+def test_git_runs_only_through_the_boundary() -> None:
+    pattern = re.compile(r'\[\s*"git"|^import git$|^from git[ .]', re.MULTILINE)
+    starters = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "envforge").rglob("*.py")
+                      if pattern.search(p.read_text(encoding="utf-8")))
+    assert sorted(set(starters) - set(GIT_OUTSIDE_THE_BOUNDARY)) == [], (
+        "run git through envforge.core.git_boundary (run_git, git_succeeds, WorkingCopy)")
+    assert sorted(set(GIT_OUTSIDE_THE_BOUNDARY) - set(starters)) == [], \
+        "no longer starts git itself: drop it from GIT_OUTSIDE_THE_BOUNDARY"
 
 
 def test_no_block_name_means_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
