@@ -15,14 +15,17 @@ to the API origin and never sent on a redirect, byte and time budgets). Errors, 
 - 2xx: the answer; a 2xx that is not JSON where JSON was expected is a refusal (Azure DevOps
   answers a sign-in page with 203 when it does not take the token);
 - 429, 500/502/503/504, GitHub's rate-limit 403 (``Retry-After`` or
-  ``x-ratelimit-remaining: 0``) and no answer at all: temporary. Retried *here*, the one retry
-  layer (the actions calling this declare no retries of their own), waiting what the provider
-  asked (``Retry-After``, in seconds or as a date; ``x-ratelimit-reset``) or 1, 2, 4 s; a POST
-  is retried only when the provider said it did not process it (429, rate-limit 403) or the
-  connection never opened. Still failing, or asked to wait longer than ``max_wait_seconds``:
-  :class:`~envforge.errors.ProviderUnreachableError` (a TemporaryError) whose ``retry_after``
-  says how long the provider asked to wait. A network error is never turned into a permanent
-  one;
+  ``x-ratelimit-remaining: 0``) and no answer at all: a temporary
+  :class:`~envforge.errors.ProviderUnreachableError` whose ``retry_after`` is the wait the
+  provider asked for (``Retry-After``, in seconds or as a date; ``x-ratelimit-reset``).
+  Retried *here*, by envforge.core.retry (the one retry layer: the actions calling this
+  declare no retries of their own), within 3 attempts and 30 s; then a permanent
+  :class:`~envforge.errors.RetriesExhaustedError` whose cause carries ``retry_after``, so no
+  other layer retries it again. A dropped connection on a call that can be repeated is never
+  turned into a refusal;
+- a POST (not idempotent) is tried again only when the provider said it did not process it
+  (429, rate-limit 403) or the connection never opened; a POST answered 5xx or cut off is
+  not sent again (it may have been done) and is the caller's ``refused`` error, saying so;
 - any other 4xx: the caller's ``refused`` error, naming provider, method, path, status and
   the provider's message, never the token;
 - a refused URL or an exhausted budget (bytes, time): the caller's ``refused`` error with the
@@ -53,6 +56,7 @@ from envforge.capabilities.egress import (
     parse_url,
 )
 from envforge.core.git_boundary import header_for
+from envforge.core.retry import RetryPolicy, retry_temporary
 from envforge.errors import (
     ActionError,
     CapabilityError,
@@ -214,8 +218,9 @@ class ProviderClient:
         self.token = token or endpoint.token
         self.what = what or f"{endpoint.provider} API"
         self.refused = refused
-        self.attempts = max(1, attempts)
-        self.max_wait_seconds = max_wait_seconds
+        #: a 429/5xx answer or a dropped connection is tried again within this budget
+        self.retry = RetryPolicy(max_attempts=max(1, attempts), max_seconds=max_wait_seconds,
+                                 base_delay=0.5, max_delay=4.0)
         self._sleep = sleep
         self.base = endpoint.api_base
         # the provider's origins, nothing else (a template's allowlist does not widen it)
@@ -250,45 +255,44 @@ class ProviderClient:
     def request(self, method: str, path: str, *, json: Any = None,
                 params: Mapping[str, Any] | None = None,
                 missing_ok: bool = False) -> Answer:
-        """``method path`` with the retry policy of this module; the answer (a 404 too when
-        ``missing_ok``), or an error that says what failed."""
+        """``method path`` under this module's retry policy (envforge.core.retry, the one
+        retry layer); the answer (a 404 too when ``missing_ok``), or an error that says what
+        failed."""
         url = self.url(path, params)
         shown = f"{method} {path}"
-        wait: float | None = None
-        for attempt in range(1, self.attempts + 1):
-            try:
-                answer = self.http.request(method, url, headers=self.endpoint.headers(),
-                                           json=json)
-            except EgressFailedError as e:
-                retry = method in _IDEMPOTENT or e.unsent
-                wait = None
-                reason = f"did not answer {shown} ({self._hide(str(e))})"
-                if not retry:
-                    raise self._unreachable(f"{reason}; not retried: the request may have "
-                                            "been processed", None) from None
-            except CapabilityError as e:
-                raise self.refused(f"{self.what}: {self._hide(str(e))}") from None
-            else:
-                if answer.status < 400 or (missing_ok and answer.status == 404):
-                    return answer
-                if not is_temporary(answer):
-                    reason = self._hide(self._reason(answer))
-                    raise self.refused(
-                        f"{self.what}: {self.provider} API answered {answer.status} to {shown}"
-                        + (f": {reason}" if reason else "")
-                        + " (check the token, its scopes and the names in repoUrl)")
-                wait = retry_delay(answer)
-                reason = f"answered {answer.status} to {shown}"
-                if method not in _IDEMPOTENT and _processed_maybe(answer):
-                    raise self._unreachable(f"{reason}; not retried: the request may have "
-                                            "been processed", wait)
-            if attempt == self.attempts:
-                break
-            delay = wait if wait is not None else float(2 ** (attempt - 1))
-            if delay > self.max_wait_seconds:
-                raise self._unreachable(f"{reason}; it asks to wait {delay:g} s", delay)
-            self._sleep(delay)
-        raise self._unreachable(f"{reason} ({self.attempts} attempts)", wait)
+        return retry_temporary(
+            lambda attempt: self._once(method, url, shown, json, missing_ok), self.retry,
+            f"{self.what}: {self.provider} API {shown}",
+            "the provider is busy or unreachable; run again later", sleep=self._sleep)
+
+    def _once(self, method: str, url: str, shown: str, json: Any, missing_ok: bool
+              ) -> Answer:
+        """One attempt: the answer, a temporary ProviderUnreachableError (with the wait the
+        provider asked for) to retry, or a permanent error."""
+        try:
+            answer = self.http.request(method, url, headers=self.endpoint.headers(), json=json)
+        except EgressFailedError as e:
+            reason = f"did not answer {shown} ({self._hide(str(e))})"
+            if method in _IDEMPOTENT or e.unsent:
+                raise self._unreachable(reason, None) from None
+            raise self.refused(f"{self.what}: {self.provider} API {reason}; not sent again: it "
+                               "may have been processed (check the provider, then run "
+                               "again)") from None
+        except CapabilityError as e:
+            raise self.refused(f"{self.what}: {self._hide(str(e))}") from None
+        if answer.status < 400 or (missing_ok and answer.status == 404):
+            return answer
+        if not is_temporary(answer):
+            reason = self._hide(self._reason(answer))
+            raise self.refused(
+                f"{self.what}: {self.provider} API answered {answer.status} to {shown}"
+                + (f": {reason}" if reason else "")
+                + " (check the token, its scopes and the names in repoUrl)")
+        if method not in _IDEMPOTENT and _processed_maybe(answer):
+            raise self.refused(f"{self.what}: {self.provider} API answered {answer.status} to "
+                               f"{shown}; not sent again: it may have been processed (check "
+                               "the provider, then run again)")
+        raise self._unreachable(f"answered {answer.status} to {shown}", retry_delay(answer))
 
     def call(self, method: str, path: str, *, json: Any = None,
              params: Mapping[str, Any] | None = None) -> Any:
@@ -305,8 +309,7 @@ class ProviderClient:
                 "and a body that is not JSON (a sign-in page? check the token)") from None
 
     def _unreachable(self, text: str, delay: float | None) -> ProviderUnreachableError:
-        error = ProviderUnreachableError(f"{self.what}: {self.provider} API at {self.base} "
-                                         f"{text}; try again later")
+        error = ProviderUnreachableError(f"{self.provider} API at {self.base} {text}")
         error.retry_after = delay
         return error
 

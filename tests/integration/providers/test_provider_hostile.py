@@ -19,7 +19,11 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.webhooks import GitProviderToken
-from envforge.errors import ProviderCommentError, ProviderUnreachableError
+from envforge.errors import (
+    ProviderCommentError,
+    ProviderUnreachableError,
+    RetriesExhaustedError,
+)
 from envforge.summary.comments import PullRequestRef
 from tests.integration.providers.test_azure_and_webhook import (
     AZURE_REPO,
@@ -301,7 +305,7 @@ def test_an_announced_huge_answer_is_refused_before_reading(
 
 def test_a_busy_provider_is_retried_at_the_client_with_its_retry_after(tmp_path: Path, github: Provider) -> None:
     """A provider that keeps answering 503 with Retry-After: retried at the client (three
-    attempts, the asked wait), then one temporary error that says how long to wait."""
+    attempts, the asked wait), then one permanent error whose cause says how long to wait."""
     github.stand_in.make_repo("acme", "shop")
     answered: list[float] = []
 
@@ -322,7 +326,9 @@ def test_a_busy_provider_is_retried_at_the_client_with_its_retry_after(tmp_path:
           input: {repoUrl: 'github.com?owner=acme&repo=new'}
         """)
     error = _fails(directory, github)
-    assert "503" in str(error) and "3 attempts" in str(error)
+    assert "503" in str(error) and "3 attempt(s)" in str(error)
     assert len(answered) == 3 and answered[2] - answered[0] >= 1.9  # waited 1 s twice
-    cause = error.__cause__
+    exhausted = error.__cause__  # permanent: Prefect's task retries do not multiply it
+    assert isinstance(exhausted, RetriesExhaustedError)
+    cause = exhausted.__cause__
     assert isinstance(cause, ProviderUnreachableError) and cause.retry_after == 1.0

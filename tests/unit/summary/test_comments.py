@@ -13,6 +13,7 @@ from envforge.errors import (
     ConfigurationError,
     ProviderCommentError,
     ProviderUnreachableError,
+    RetriesExhaustedError,
     SummaryError,
 )
 from envforge.summary.comments import (
@@ -99,7 +100,7 @@ def test_pages_are_followed_until_a_short_page() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(401, ProviderCommentError), (404, ProviderCommentError), (502, ProviderUnreachableError)],
+    [(401, ProviderCommentError), (404, ProviderCommentError), (502, RetriesExhaustedError)],
 )
 def test_refusals_name_status_never_token(status: int, kind: type[Exception]) -> None:
     commenter, _ = _commenter("github", lambda r: httpx.Response(
@@ -114,8 +115,10 @@ def test_unreachable_provider_is_temporary() -> None:
         raise httpx.ConnectError("refused")
 
     commenter, _ = _commenter("gitlab", handler)
-    with pytest.raises(ProviderUnreachableError, match="did not answer"):
+    with pytest.raises(RetriesExhaustedError, match="did not answer") as caught:
         commenter.upsert_summary(PullRequestRef("gitlab", "a/b", 1), "pr-1", "x")
+    # retried at the client (the one layer), then permanent; the cause says it was temporary
+    assert isinstance(caught.value.__cause__, ProviderUnreachableError)
 
 
 def test_long_summaries_are_truncated_under_the_provider_limit() -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from envforge.errors import ProviderUnreachableError, SummaryError
+from envforge.errors import ProviderUnreachableError, RetriesExhaustedError, SummaryError
 from envforge.summary.pr_status import PullRequestStatusReporter, StatusTarget
 from tests.unit.summary.provider_client import mock_client
 
@@ -88,6 +88,7 @@ def test_a_server_error_is_temporary_and_never_shows_the_token() -> None:
     reporter, _ = _reporter("gitlab", httpx.Response(502, text=TOKEN.get_secret_value()))
     target = StatusTarget.from_source("gitlab", "pr-4", {"repository": "acme/shop",
                                                          "pullRequest": 4})
-    with reporter, pytest.raises(ProviderUnreachableError) as caught:
+    with reporter, pytest.raises(RetriesExhaustedError) as caught:
         reporter.report(target, "success", url="https://pr-4.test")
     assert "502" in str(caught.value) and TOKEN.get_secret_value() not in str(caught.value)
+    assert isinstance(caught.value.__cause__, ProviderUnreachableError)
