@@ -98,3 +98,32 @@ def push_busybox_base(buildah: list[str], registry_host: str, tmp: Path) -> str:
     subprocess.run([*buildah, "push", "--tls-verify=false", image, f"docker://{image}"],
                    check=True, capture_output=True)
     return image
+
+
+# Side-by-side comparisons (A: the PostgreSQL tools, B: envforge), shared by the database
+# benchmarks so their tables read alike.
+
+def runs_text(values: Iterable[float], digits: int = 2) -> str:
+    """``1.23, 1.31, 1.18``: every run, in the order they ran."""
+    return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+def per_run_ratios(a: list[float], b: list[float]) -> list[float]:
+    """B/A of each pair of alternating runs (run i of B against run i of A)."""
+    return [y / x for x, y in zip(a, b, strict=True)]
+
+
+def comparison_table(heading: str, rows: list[tuple[str, list[float]]]) -> list[str]:
+    """A markdown table of ``(what ran, seconds of each run)``: the median and every run."""
+    lines = [f"| {heading} | median s | runs |", "|---|---|---|"]
+    lines += [f"| {label} | {median(runs):.2f} | {runs_text(runs)} |" for label, runs in rows]
+    return lines
+
+
+def ratio_summary(a: list[float], b: list[float], target: str, digits: int = 2) -> str:
+    """B/A as the median of the per-run ratios (each B against the A beside it, so load that
+    hits both alike cancels), the ratio of the medians, and every per-run ratio."""
+    ratios = per_run_ratios(a, b)
+    return (f"B/A = **{median(ratios):.{digits}f}** as the median of the per-run ratios "
+            f"({median(b) / median(a):.{digits}f} from the medians; target {target}); per-run "
+            f"ratios {runs_text(ratios, digits)}")

@@ -48,6 +48,7 @@ from db_clone import (  # type: ignore[import-not-found]  # noqa: E402
     psql,
 )
 
+from bench.common import comparison_table, ratio_summary, runs_text  # noqa: E402
 from envforge.db.connection import ServerAddress  # noqa: E402
 from envforge.db.schema import pg_tool  # noqa: E402
 
@@ -134,6 +135,9 @@ class Tools:
                 f"--jobs {jobs}")
 
 
+LOADS: list[float] = []  # 1-minute load average after each pair of runs
+
+
 def alternate(reps: int, label: str, a: Callable[[], float], b: Callable[[], float]
               ) -> tuple[list[float], list[float]]:
     xs, ys = [], []
@@ -144,7 +148,9 @@ def alternate(reps: int, label: str, a: Callable[[], float], b: Callable[[], flo
         x, y = (r1, r2) if rep % 2 == 0 else (r2, r1)
         xs.append(x)
         ys.append(y)
-        print(f"{label} rep {rep + 1}: A {x:.2f} s, B {y:.2f} s, B/A {y / x:.2f}", flush=True)
+        LOADS.append(os.getloadavg()[0])
+        print(f"{label} rep {rep + 1}: A {x:.2f} s, B {y:.2f} s, B/A {y / x:.2f}, load "
+              f"{LOADS[-1]:.1f}", flush=True)
     return xs, ys
 
 
@@ -218,14 +224,6 @@ def bench(server: ServerAddress, args: argparse.Namespace, workdir: Path) -> dic
     return out
 
 
-def _runs(xs: list[float]) -> str:
-    return ", ".join(f"{x:.2f}" for x in xs)
-
-
-def _ratios(xs: list[float], ys: list[float]) -> str:
-    return ", ".join(f"{y / x:.2f}" for x, y in zip(xs, ys, strict=True))
-
-
 def render(r: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         f"Command: `.venv/bin/python bench/db_cli.py --reps {args.reps} --big-reps "
@@ -237,62 +235,51 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
         "after every run, outside the timers.",
         "",
         f"- `envforge db --help`: median {statistics.median(r['help']):.2f} s "
-        f"({_runs(r['help'])})",
+        f"({runs_text(r['help'])})",
     ]
     if "pagila_a" in r:
-        a, b = statistics.median(r["pagila_a"]), statistics.median(r["pagila_b"])
         lines += [
             "",
             f"Pagila-like source: {r['pagila']['rows']:,} rows, {r['pagila']['db_mb']:.0f} MB "
             "(bench/db_branch.py's schema).",
             "",
-            "| Pagila-sized | median s | runs |",
-            "|---|---|---|",
-            f"| A: `createdb T && pg_dump -Fc S \\| pg_restore -d T` | {a:.2f} | "
-            f"{_runs(r['pagila_a'])} |",
-            f"| B: `envforge db clone --source S --server ... -e E --rules R` | {b:.2f} | "
-            f"{_runs(r['pagila_b'])} |",
+            *comparison_table("Pagila-sized", [
+                ("A: `createdb T && pg_dump -Fc S \\| pg_restore -d T`", r["pagila_a"]),
+                ("B: `envforge db clone --source S --server ... -e E --rules R`",
+                 r["pagila_b"])]),
             "",
-            f"- B/A = **{b / a:.2f}** from the medians (target <= 1.3); per-run ratios "
-            f"{_ratios(r['pagila_a'], r['pagila_b'])}",
+            f"- {ratio_summary(r['pagila_a'], r['pagila_b'], '<= 1.3')}",
         ]
     if "branch" in r:
-        rs, br = statistics.median(r["restore"]), statistics.median(r["branch"])
         lines += [
             "",
             f"Golden: {r['golden_source']['rows']:,} rows (bench/db_clone.py's users/orders), "
             f"envforge_golden_bench {r['golden_mb']:.0f} MB, built by the first `envforge db "
             f"branch` in {r['golden_build']:.1f} s (command wall time).",
             "",
-            "| per environment | median s | runs |",
-            "|---|---|---|",
-            f"| A: `createdb T && pg_restore -j {args.jobs} -d T golden.dump` | {rs:.2f} | "
-            f"{_runs(r['restore'])} |",
-            f"| B: `envforge db branch --source S ... --golden bench` (golden fresh) | "
-            f"{br:.2f} | {_runs(r['branch'])} |",
+            *comparison_table("per environment", [
+                (f"A: `createdb T && pg_restore -j {args.jobs} -d T golden.dump`", r["restore"]),
+                ("B: `envforge db branch --source S ... --golden bench` (golden fresh)",
+                 r["branch"])]),
             "",
-            f"- B/A = **{br / rs:.3f}** from the medians (target <= 0.15); per-run "
-            f"{_ratios(r['restore'], r['branch'])}",
+            f"- {ratio_summary(r['restore'], r['branch'], '<= 0.15', 3)}",
         ]
     if "big_a" in r:
-        a, b = statistics.median(r["big_a"]), statistics.median(r["big_b"])
         src = r["big_source"]
         lines += [
             "",
             f"Users/orders source: {src['rows']:,} rows, {src['db_mb']:.0f} MB database.",
             "",
-            "| 3 M rows | median s | runs |",
-            "|---|---|---|",
-            f"| A: `createdb T && pg_dump -Fc S \\| pg_restore -d T` | {a:.2f} | "
-            f"{_runs(r['big_a'])} |",
-            f"| B: `envforge db clone ... --jobs {args.jobs}` (anonymised) | {b:.2f} | "
-            f"{_runs(r['big_b'])} |",
+            *comparison_table("3 M rows", [
+                ("A: `createdb T && pg_dump -Fc S \\| pg_restore -d T`", r["big_a"]),
+                (f"B: `envforge db clone ... --jobs {args.jobs}` (anonymised)", r["big_b"])]),
             "",
-            f"- B/A = **{b / a:.2f}** from the medians (target <= 1.0); per-run "
-            f"{_ratios(r['big_a'], r['big_b'])}",
+            f"- {ratio_summary(r['big_a'], r['big_b'], '<= 1.0')}",
         ]
     lines.append(f"- 1-minute load average {r['load'][0]:.1f} at the start and "
-                 f"{r['load'][-1]:.1f} at the end")
+                 f"{r['load'][-1]:.1f} at the end" + (
+                     f"; after each pair of runs: median {statistics.median(LOADS):.1f}, "
+                     f"{min(LOADS):.1f} to {max(LOADS):.1f}" if LOADS else ""))
     return "\n".join(lines)
 
 

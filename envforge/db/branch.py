@@ -36,8 +36,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
+from envforge.db.connection import ServerAddress, connected, read_only_snapshot
+from envforge.db.identifiers import identifier
 from envforge.db.identity import (
     GoldenIdentity,
     key_fingerprint,
@@ -179,12 +181,14 @@ def _foreign_golden(info: GoldenInfo, server: ServerAddress,
 @contextmanager
 def _advisory(conn: psycopg.Connection[Any], key: str, *, shared: bool = False
               ) -> Iterator[None]:
-    kind = "_shared" if shared else ""
-    conn.execute(f"SELECT pg_advisory_lock{kind}(hashtextextended(%s, 0))", (key,))
+    lock, unlock = (("pg_advisory_lock_shared", "pg_advisory_unlock_shared") if shared
+                    else ("pg_advisory_lock", "pg_advisory_unlock"))
+    call = sql.SQL("SELECT {}(hashtextextended(%s, 0))")
+    conn.execute(call.format(sql.Identifier(lock)), (key,))
     try:
         yield
     finally:
-        conn.execute(f"SELECT pg_advisory_unlock{kind}(hashtextextended(%s, 0))", (key,))
+        conn.execute(call.format(sql.Identifier(unlock)), (key,))
 
 
 @contextmanager
@@ -253,7 +257,8 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
         identity = GoldenIdentity(source=str(marker["source_id"]),
                                   database=str(marker["source_database"]),
                                   schema=str(marker["schema"]), **recipe)
-        conn.execute(f"ALTER DATABASE {quote_ident(staging)} WITH ALLOW_CONNECTIONS false")
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
+            identifier(staging)))
         _swap(conn, golden, staging, dict(marker, role="golden",
                                           identity=identity.as_marker()))
     except BaseException:
@@ -263,6 +268,9 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
                 f"{report.rows:,}", report.seconds)
     prune_goldens(request.target, golden, keep, logger)
     return report
+
+
+_RENAME = sql.SQL("ALTER DATABASE {} RENAME TO {}")
 
 
 def _swap(conn: psycopg.Connection[Any], golden: str, staging: str, marker: dict[str, Any],
@@ -277,13 +285,11 @@ def _swap(conn: psycopg.Connection[Any], golden: str, staging: str, marker: dict
                     old = _owned_marker(conn, golden)
                     if old is not None:
                         previous = _previous_database_name(golden)
-                        conn.execute(f"ALTER DATABASE {quote_ident(golden)} RENAME TO "
-                                     f"{quote_ident(previous)}")
+                        conn.execute(_RENAME.format(identifier(golden), identifier(previous)))
                         write_marker(conn, previous, dict(
                             old, role="previous", golden=golden,
                             retired=datetime.now(UTC).isoformat(timespec="microseconds")))
-                    conn.execute(f"ALTER DATABASE {quote_ident(staging)} RENAME TO "
-                                 f"{quote_ident(golden)}")
+                    conn.execute(_RENAME.format(identifier(staging), identifier(golden)))
                     write_marker(conn, golden, marker)
                 return
             except psycopg.errors.ObjectInUse as e:

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.sql import Identifier
 
-from envforge.db.connection import quote_ident
+from envforge.db.identifiers import identifier, identifier_text
+from envforge.errors import CopyFailedError
 
 _SKIPPED_SCHEMAS = "('pg_catalog', 'information_schema')"
 
@@ -45,7 +47,11 @@ class PhysicalTable:
 
     @property
     def sql(self) -> str:
-        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+        return identifier_text(self.schema, self.name)
+
+    @property
+    def ident(self) -> Identifier:
+        return identifier(self.schema, self.name)
 
 
 @dataclass
@@ -65,7 +71,11 @@ class Table:
 
     @property
     def sql(self) -> str:
-        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+        return identifier_text(self.schema, self.name)
+
+    @property
+    def ident(self) -> Identifier:
+        return identifier(self.schema, self.name)
 
     @property
     def copy_columns(self) -> list[Column]:
@@ -113,6 +123,12 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             ORDER BY 2, 3"""
     ):
         table = Table(schema=schema, name=name, partitioned=kind == "p", columns=[])
+        other = tables.get(table.qualified)
+        if other is not None:  # "a.b"."c" and "a"."b.c": rules could not tell them apart
+            raise CopyFailedError(
+                f"tables {other.sql} and {table.sql} are both {table.qualified!r} as rules name "
+                "tables (schema.table): envforge cannot tell them apart; rename one of them "
+                "(a dot in a schema or table name) before cloning")
         tables[table.qualified] = table
         oid_to_name[oid] = table.qualified
     if not tables:

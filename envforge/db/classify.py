@@ -18,12 +18,13 @@ from typing import Any
 
 import psycopg
 import yaml
+from psycopg import sql
 
 from envforge.db import fakes
 from envforge.db.catalog import Catalog, Column, Table
-from envforge.db.connection import quote_ident
 from envforge.db.coverage import CoverageMap
-from envforge.db.names import text_names_found
+from envforge.db.identifiers import identifier
+from envforge.db.names import names_in, text_names_found
 from envforge.db.rules import ColumnRule, Rules
 from envforge.db.transformers import fit_problem, type_class
 
@@ -386,6 +387,12 @@ def _whole_value_category(value: str) -> tuple[str, str] | None:
         if any(t in _FIRST_NAMES for t in lowered) or (len(tokens) > 1 and any(
                 t in _LAST_NAMES for t in lowered)):
             return "person name", "full_name"
+    # Longer names, as registers write them: "Braund, Mr. Owen Harris", "Cumings, Mrs. John
+    # Bradley (Florence Briggs Thayer)": every word capitalised, and a title or a first and
+    # last name among them.
+    if 4 <= len(tokens) <= 8 and all(t.lstrip("(")[:1].isupper() for t in tokens) \
+            and names_in(v)[0]:
+        return "person name", "full_name"
     return None
 
 
@@ -441,12 +448,13 @@ def _sample(conn: psycopg.Connection[Any], table: Table, columns: list[Column],
     if not sampled:
         return {}
     # Only the first bytes of binary columns: enough for a file signature, cheap on images.
-    select = ", ".join(f"substring({quote_ident(c.name)} from 1 for 8)::text"
-                       if c.base_type == "bytea" else f"{quote_ident(c.name)}::text"
-                       for c in sampled)
-    method = " TABLESAMPLE SYSTEM (5)" if table.size_bytes > 50 * 1024 * 1024 else ""
+    select = sql.SQL(", ").join(
+        sql.SQL("substring({} from 1 for 8)::text" if c.base_type == "bytea" else "{}::text")
+        .format(identifier(c.name)) for c in sampled)
+    method = sql.SQL(" TABLESAMPLE SYSTEM (5)" if table.size_bytes > 50 * 1024 * 1024 else "")
     with conn.transaction():  # a savepoint, so a failure leaves the snapshot usable
-        result = conn.execute(f"SELECT {select} FROM {table.sql}{method} LIMIT {int(rows)}")
+        result = conn.execute(sql.SQL("SELECT {} FROM {}{} LIMIT {}").format(
+            select, table.ident, method, sql.Literal(int(rows))))
         data = result.fetchall()
     return {c.name: [row[i] for row in data if row[i] is not None]
             for i, c in enumerate(sampled)}

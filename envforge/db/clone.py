@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 
 from envforge.db.catalog import Catalog, read_catalog
 from envforge.db.classify import ColumnDecision, classify_columns, stop_findings
@@ -34,7 +35,7 @@ from envforge.db.collisions import (
     resolve_round,
     unique_keys,
 )
-from envforge.db.connection import ServerAddress, connected, quote_ident, read_only_snapshot
+from envforge.db.connection import ServerAddress, connected, read_only_snapshot
 from envforge.db.copy import (
     CopyResult,
     CopyTask,
@@ -43,6 +44,7 @@ from envforge.db.copy import (
     warm_up,
 )
 from envforge.db.coverage import CoverageMap, resolve_coverage
+from envforge.db.identifiers import identifier, identifier_text
 from envforge.db.identity import schema_fingerprint, source_server_key
 from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
@@ -151,7 +153,8 @@ def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rul
 
 def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
                   schema: BackgroundSchemaDump, tasks: list[CopyTask], keys: list[UniqueKey],
-                  sequences: list[tuple[str, int, bool]], matviews: list[str], logger: Any, *,
+                  sequences: list[tuple[str, int, bool]], matviews: list[tuple[str, str]],
+                  logger: Any, *,
                   resolve: bool, workers: _Workers | None = None) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
@@ -265,7 +268,8 @@ def _resolve_collisions(request: CloneRequest, snap: psycopg.Connection[Any], sn
             physical = sorted({t.physical_sql for t in redo})
             logger.info("copying %s again with %d resolved value(s)",
                         ", ".join(sorted(redo_tables)), len(flat))
-            conn.execute("TRUNCATE " + ", ".join(physical))
+            conn.execute(sql.SQL("TRUNCATE {}").format(
+                sql.SQL(", ").join(map(sql.SQL, physical))))  # psycopg-quoted names
             results = [r for r in results if r.table not in redo_tables]
             results += _run_tasks(request, snapshot_id, redo, logger, snap)
     return results
@@ -456,10 +460,10 @@ def _log_result(logger: Any, r: CopyResult) -> None:
 def _read_sequences(conn: psycopg.Connection[Any], catalog: Catalog) -> list[tuple[str, int, bool]]:
     values = []
     for schema, name in catalog.sequences:
-        sql_name = f"{quote_ident(schema)}.{quote_ident(name)}"
-        row = conn.execute(f"SELECT last_value, is_called FROM {sql_name}").fetchone()
+        row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
+            identifier(schema, name))).fetchone()
         if row is not None:
-            values.append((sql_name, int(row[0]), bool(row[1])))
+            values.append((identifier_text(schema, name), int(row[0]), bool(row[1])))
     return values
 
 

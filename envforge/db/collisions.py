@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from envforge.db.catalog import Catalog, Column
-from envforge.db.connection import quote_ident
 from envforge.db.coverage import CoverageMap
+from envforge.db.identifiers import identifier
 from envforge.db.rules import ColumnRule
 from envforge.db.transformers import (
     RESOLVABLE,
@@ -88,10 +89,13 @@ def unique_keys(conn: psycopg.Connection[Any], catalog: Catalog,
 
 def duplicate_outputs(conn: psycopg.Connection[Any], key: UniqueKey) -> set[tuple[str, ...]]:
     """Key values (text form) held by more than one target row (NULLs never collide)."""
-    cols = ", ".join(f"{quote_ident(c.name)}::text" for c in key.columns)
-    not_null = " AND ".join(f"{quote_ident(c.name)} IS NOT NULL" for c in key.columns)
-    rows = conn.execute(f"SELECT {cols} FROM {key.table_sql} WHERE {not_null} "
-                        f"GROUP BY {cols} HAVING count(*) > 1 LIMIT {_GROUP_LIMIT}").fetchall()
+    cols = _text_columns(key)
+    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(identifier(c.name))
+                                     for c in key.columns)
+    rows = conn.execute(sql.SQL("SELECT {cols} FROM {table} WHERE {not_null} GROUP BY {cols} "
+                                "HAVING count(*) > 1 LIMIT {limit}").format(
+        cols=cols, table=sql.SQL(key.table_sql), not_null=not_null,
+        limit=sql.Literal(_GROUP_LIMIT))).fetchall()
     return {tuple(r) for r in rows}
 
 
@@ -167,10 +171,10 @@ def _column_to_move(key: UniqueKey, winner: tuple[str | None, ...],
 def _source_rows(conn: psycopg.Connection[Any], key: UniqueKey
                  ) -> Iterator[tuple[str | None, ...]]:
     """The key columns of every source row (text form), streamed with a server-side cursor."""
-    cols = ", ".join(f"{quote_ident(c.name)}::text" for c in key.columns)
     with conn.cursor(name="envforge_unique_keys") as cur:
         cur.itersize = 5000
-        cur.execute(f"SELECT {cols} FROM {key.table_sql}")
+        cur.execute(sql.SQL("SELECT {} FROM {}").format(_text_columns(key),
+                                                        sql.SQL(key.table_sql)))
         for row in cur:
             yield tuple(row)
 
@@ -180,7 +184,13 @@ def _held(conn: psycopg.Connection[Any], key: UniqueKey,
     """Whether a target row already holds this key value."""
     if any(v is None for v in candidate):
         return False
-    where = " AND ".join(f"{quote_ident(c.name)}::text = %s" for c in key.columns)
-    row = conn.execute(f"SELECT 1 FROM {key.table_sql} WHERE {where} LIMIT 1",
-                       candidate).fetchone()
+    where = sql.SQL(" AND ").join(sql.SQL("{}::text = %s").format(identifier(c.name))
+                                  for c in key.columns)
+    row = conn.execute(sql.SQL("SELECT 1 FROM {} WHERE {} LIMIT 1").format(
+        sql.SQL(key.table_sql), where), candidate).fetchone()
     return row is not None
+
+
+def _text_columns(key: UniqueKey) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("{}::text").format(identifier(c.name))
+                              for c in key.columns)

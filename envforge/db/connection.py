@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
@@ -136,7 +137,7 @@ def read_only_snapshot(
         conn.execute("SET client_encoding = 'UTF8'")
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         if snapshot_id is not None:
-            conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")  # id from pg_export_snapshot
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
         yield conn
     finally:
         try:
@@ -146,11 +147,6 @@ def read_only_snapshot(
             pass  # the connection is gone; closing is all that is left to do
         finally:
             conn.close()
-
-
-def quote_ident(name: str) -> str:
-    """Quote one SQL identifier (our own helper so SQL text can be built outside psycopg)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _first_line(error: BaseException) -> str:

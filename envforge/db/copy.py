@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.copy import QueuedLibpqWriter
 
 from envforge.db.catalog import Column
-from envforge.db.connection import ServerAddress, open_connection, quote_ident
+from envforge.db.connection import ServerAddress, open_connection
 from envforge.db.copy_source import copy_blocks
+from envforge.db.identifiers import identifier, identifier_text
 from envforge.db.rules import ColumnRule
 from envforge.db.transformers import (
     ColumnTransform,
@@ -195,7 +196,8 @@ def _drain(pgconn: Any) -> None:
 
 
 def _read_sql(task: CopyTask) -> str:
-    columns = ", ".join(quote_ident(c) for c in task.columns)
+    # Text (it may go to psql), quoted by psycopg.
+    columns = ", ".join(identifier_text(c) for c in task.columns)
     if task.where:
         return f"COPY (SELECT {columns} FROM {task.physical_sql} WHERE {task.where}) TO STDOUT"
     return f"COPY {task.physical_sql} ({columns}) TO STDOUT"
@@ -212,8 +214,8 @@ def _pump(blocks: Iterator[bytes], dst: psycopg.Connection[Any], key: bytes,
     """Blocks into ``COPY ... FROM STDIN``; ``queued``: through a writer thread (large tasks:
     the target is fed while the next block is transformed; small ones would pay more for
     starting the thread than they gain)."""
-    columns = ", ".join(quote_ident(c) for c in task.columns)
-    write_sql = f"COPY {task.physical_sql} ({columns}) FROM STDIN"
+    write_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.SQL(task.physical_sql), sql.SQL(", ").join(map(identifier, task.columns)))
     memos = _memos(key, task)
     rows = size = 0
     dst_cur = dst.cursor()

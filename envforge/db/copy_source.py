@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import cast
 
 from envforge.db.connection import ServerAddress, read_only_snapshot
+from envforge.db.identifiers import literal_text
 from envforge.db.schema import pg_tool
 from envforge.errors import ConfigurationError, CopyFailedError
 
@@ -49,7 +50,7 @@ def copy_blocks(source: ServerAddress, snapshot_id: str, copy_sql: str,
 def _psql_blocks(psql: str, source: ServerAddress, snapshot_id: str, copy_sql: str,
                  label: str) -> Iterator[Iterator[bytes]]:
     script = (f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
-              f"SET TRANSACTION SNAPSHOT '{snapshot_id}';\n{copy_sql};\nROLLBACK;\n")
+              f"SET TRANSACTION SNAPSHOT {literal_text(snapshot_id)};\n{copy_sql};\nROLLBACK;\n")
     env = source.subprocess_env()
     env["PGCLIENTENCODING"] = "UTF8"  # not the locale's: the transforms and the target use UTF-8
     proc = subprocess.Popen(

@@ -10,33 +10,36 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from envforge.errors import CopyFailedError
 
 
-def populated_matviews(conn: psycopg.Connection[Any]) -> list[str]:
+def populated_matviews(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     """Materialized views the source has populated, oldest first (a view built on another
     comes after it, except when redefined later: refresh_matviews retries those)."""
     rows = conn.execute(
-        """SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
+        """SELECT n.nspname, c.relname FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE c.relkind = 'm' AND c.relispopulated
              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                              AND d.objid = c.oid AND d.deptype = 'e')
            ORDER BY c.oid""").fetchall()
-    return [str(r[0]) for r in rows]
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def refresh_matviews(conn: psycopg.Connection[Any], matviews: list[str], logger: Any) -> None:
+def refresh_matviews(conn: psycopg.Connection[Any], matviews: list[tuple[str, str]],
+                     logger: Any) -> None:
     """Populate the target's materialized views from its own (anonymised) rows: the schema
     dump creates them empty, and selecting from an unpopulated view is an error."""
     pending = list(matviews)
     for _ in range(len(pending) + 1):  # bounded: each round populates at least one, or stops
-        failed: list[tuple[str, str]] = []
+        failed: list[tuple[tuple[str, str], str]] = []
         for view in pending:
             try:
                 with conn.transaction():
-                    conn.execute(f"REFRESH MATERIALIZED VIEW {view}")
+                    conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(
+                        sql.Identifier(*view)))
             except psycopg.Error as e:
                 failed.append((view, str(e).strip().splitlines()[0]))
         if not failed:
@@ -45,7 +48,8 @@ def refresh_matviews(conn: psycopg.Connection[Any], matviews: list[str], logger:
             return
         if len(failed) == len(pending):
             view, reason = failed[0]
-            raise CopyFailedError(f"refreshing materialized view {view} failed: {reason}")
+            raise CopyFailedError(f"refreshing materialized view {'.'.join(view)} failed: "
+                                  f"{reason}")
         pending = [view for view, _ in failed]
 
 

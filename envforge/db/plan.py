@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from envforge.db.catalog import Catalog, read_catalog
 from envforge.db.classify import ColumnDecision, classify_columns
-from envforge.db.connection import ServerAddress, quote_ident, read_only_snapshot
+from envforge.db.connection import ServerAddress, read_only_snapshot
 from envforge.db.coverage import resolve_coverage
+from envforge.db.identifiers import identifier
 from envforge.db.rules import Rules
 from envforge.db.transformers import build_transform
 
@@ -41,10 +44,10 @@ def make_plan(source: ServerAddress, rules: Rules, key: bytes, rules_source: str
                 fn = build_transform(cov.rule, column, key) if column else None
                 if fn is None:
                     continue
-                col = quote_ident(column_name)
-                values = conn.execute(
-                    f"SELECT {col}::text FROM {table.sql} WHERE {col} IS NOT NULL "
-                    f"LIMIT {int(samples_per_column)}").fetchall()
+                values = conn.execute(sql.SQL(
+                    "SELECT {col}::text FROM {table} WHERE {col} IS NOT NULL LIMIT {n}").format(
+                    col=identifier(column_name), table=table.ident,
+                    n=sql.Literal(int(samples_per_column)))).fetchall()
                 samples[(table_name, column_name)] = [(v[0], fn(v[0])) for v in values]
     return Plan(catalog, decisions, samples)
 

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from envforge.db.connection import ServerAddress, connected, quote_ident
+from envforge.db.connection import ServerAddress, connected
+from envforge.db.identifiers import identifier
 from envforge.errors import CopyFailedError, UnsafeTargetError
 
 OWNER_MARK = "envforge:owned"
@@ -127,8 +129,8 @@ def create_owned_database_on(
     stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
     try:
         if template is None:
-            conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0 "
-                         f"ENCODING {_literal(encoding)}")
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
+                identifier(name), sql.Literal(encoding)))
         else:
             copy_template(conn, template, name, attempts)
         write_marker(conn, name, stamp)
@@ -154,16 +156,17 @@ def copy_template(conn: psycopg.Connection[Any], template: str, name: str,
                                 (template,)).fetchone()[0])  # type: ignore[index]
     except psycopg.Error:  # no CONNECT privilege on it: size unknown, copy the files
         size = WAL_LOG_BELOW_BYTES
-    strategy = ""  # before 15: always a file copy
+    strategy = sql.SQL("")  # before 15: always a file copy
     if version >= 150000:
         # FILE_COPY costs two checkpoints (with fsync on, about 0.6-1 s whatever the size)
         # and then the copy; WAL_LOG writes every block through the WAL (about 7 ms per MB
         # here). Measured crossover about 100 MB (docs/benchmarks.md, db section).
-        strategy = " STRATEGY " + ("WAL_LOG" if size < WAL_LOG_BELOW_BYTES else "FILE_COPY")
+        strategy = sql.SQL(" STRATEGY WAL_LOG" if size < WAL_LOG_BELOW_BYTES
+                           else " STRATEGY FILE_COPY")
     for attempt in range(1, attempts + 1):
         try:
-            conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE "
-                         f"{quote_ident(template)}{strategy}")
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+                identifier(name), identifier(template), strategy))
             return
         except psycopg.errors.ObjectInUse:
             if attempt == attempts:
@@ -212,8 +215,8 @@ def assert_owned(server: ServerAddress, name: str) -> dict[str, Any]:
 def write_marker(conn: psycopg.Connection[Any], name: str, marker: dict[str, Any]) -> None:
     """Record ``marker`` as database ``name``'s envforge comment (inside the caller's
     transaction when there is one: a golden's swap renames and re-marks at once)."""
-    conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS "
-                 f"{_literal(OWNER_MARK + ' ' + json.dumps(marker, sort_keys=True))}")
+    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+        identifier(name), sql.Literal(OWNER_MARK + " " + json.dumps(marker, sort_keys=True))))
 
 
 def owned_databases(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
@@ -234,8 +237,4 @@ def owned_databases(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
 
 def _drop(conn: psycopg.Connection[Any], name: str) -> None:
     # FORCE ends leftover sessions (e.g. copy workers interrupted mid-table).
-    conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier(name)))

@@ -14,6 +14,7 @@ import csv
 import random
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -22,10 +23,12 @@ from typing import Any
 import psycopg
 import yaml
 from faker import Faker
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from envforge.db.catalog import Catalog, Column, Table, read_catalog
-from envforge.db.connection import ServerAddress, connected, quote_ident
+from envforge.db.connection import ServerAddress, connected
+from envforge.db.identifiers import identifier
 from envforge.db.rules import qualify
 from envforge.db.safety import create_owned_database, drop_owned_database
 from envforge.db.schema import dump_schema, pg_tool, restore_section, run_pg_tool
@@ -131,9 +134,17 @@ def _load_fixtures(target: ServerAddress, fixtures: list[Path], logger: Any) -> 
     return counts
 
 
-def _sql_name(table: str) -> str:
+def _sql_name(table: str) -> sql.Identifier:
     schema, _, name = table.partition(".")
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+    return identifier(schema, name)
+
+
+def _column_list(names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(map(identifier, names))
+
+
+def _marks(count: int) -> sql.Composed:
+    return sql.SQL(", ").join([sql.Placeholder()] * count)
 
 
 def _load_csv(conn: psycopg.Connection[Any], table: str, path: Path) -> int:
@@ -142,9 +153,9 @@ def _load_csv(conn: psycopg.Connection[Any], table: str, path: Path) -> int:
         header = next(reader, None)
         if not header:
             return 0
-        cols = ", ".join(quote_ident(c) for c in header)
         cur = conn.cursor()
-        with cur.copy(f"COPY {_sql_name(table)} ({cols}) FROM STDIN") as copy:
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                _sql_name(table), _column_list(header))) as copy:
             for row in reader:
                 copy.write_row([None if v == "" else v for v in row])
         return cur.rowcount
@@ -153,9 +164,8 @@ def _load_csv(conn: psycopg.Connection[Any], table: str, path: Path) -> int:
 def _insert_rows(conn: psycopg.Connection[Any], table: str, rows: list[dict[str, Any]]) -> int:
     inserted = 0
     for row in rows:
-        cols = ", ".join(quote_ident(c) for c in row)
-        marks = ", ".join(["%s"] * len(row))
-        cur = conn.execute(f"INSERT INTO {_sql_name(table)} ({cols}) VALUES ({marks})",
+        cur = conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            _sql_name(table), _column_list(row), _marks(len(row))),
                            [Jsonb(v) if isinstance(v, dict | list) else v
                             for v in row.values()])
         inserted += cur.rowcount
@@ -206,9 +216,10 @@ def _generate_table(conn: psycopg.Connection[Any], catalog: Catalog, table: Tabl
     for fk in catalog.foreign_keys:
         if fk.child == table.qualified:
             parent = catalog.tables[fk.parent]
-            key_sql = ", ".join(quote_ident(c) for c in fk.parent_columns)
-            keys = conn.execute(f"SELECT DISTINCT {key_sql} FROM {parent.sql} ORDER BY {key_sql} "
-                                "LIMIT 10000").fetchall()
+            key_sql = _column_list(fk.parent_columns)
+            keys = conn.execute(sql.SQL("SELECT DISTINCT {keys} FROM {table} ORDER BY {keys} "
+                                        "LIMIT 10000").format(keys=key_sql, table=parent.ident)
+                                ).fetchall()
             nullable = all(not (col := table.column(n)) or not col.not_null
                            for n in fk.child_columns)
             if keys or not nullable:
@@ -231,16 +242,16 @@ def _generate_table(conn: psycopg.Connection[Any], catalog: Catalog, table: Tabl
             if column.name not in row:
                 row[column.name] = _fake_value(column, i, faker, rng, enum_labels)
         rows.append([row[c.name] for c in columns])
-    names = ", ".join(quote_ident(c.name) for c in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    before = conn.execute(f"SELECT count(*) FROM {table.sql}").fetchone()
+    count_rows = sql.SQL("SELECT count(*) FROM {}").format(table.ident)
+    before = conn.execute(count_rows).fetchone()
     with conn.cursor() as cur:
         try:
-            cur.executemany(f"INSERT INTO {table.sql} ({names}) VALUES ({marks}) "
-                            "ON CONFLICT DO NOTHING", rows)
+            cur.executemany(sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING")
+                            .format(table.ident, _column_list(c.name for c in columns),
+                                    _marks(len(columns))), rows)
         except psycopg.Error as e:
             raise CopyFailedError(f"seed {table.qualified}: {str(e).splitlines()[0]}") from e
-    after = conn.execute(f"SELECT count(*) FROM {table.sql}").fetchone()
+    after = conn.execute(count_rows).fetchone()
     return int(after[0]) - int(before[0]) if after and before else 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from envforge.db.catalog import Catalog, ForeignKey
-from envforge.db.connection import quote_ident
+from envforge.db.identifiers import identifier_text
 from envforge.db.rules import Rules, qualify
 from envforge.errors import RulesError
 
@@ -127,7 +127,7 @@ def _selected_keys(conn: psycopg.Connection[Any], catalog: Catalog, selection: R
                    table_name: str, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Key values of the rows already selected from ``table_name`` (read back by ctid)."""
     keys: set[tuple[str, ...]] = set()
-    cols = ", ".join(f"{quote_ident(c)}::text" for c in columns)
+    cols = ", ".join(f"{identifier_text(c)}::text" for c in columns)
     for leaf in catalog.tables[table_name].leaves:
         tids = sorted(selection.rows.get(leaf.qualified, ()))
         for i in range(0, len(tids), _BATCH):
@@ -147,7 +147,7 @@ def _key_columns(catalog: Catalog) -> dict[str, list[str]]:
 
 
 def _select_list(columns: list[str]) -> str:
-    return ", ".join([f"{quote_ident(c)}::text" for c in columns] or ["NULL::text"])
+    return ", ".join([f"{identifier_text(c)}::text" for c in columns] or ["NULL::text"])
 
 
 def _fetch(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...],
@@ -184,7 +184,7 @@ def _lookup(conn: psycopg.Connection[Any], catalog: Catalog, table_name: str,
     table = catalog.tables[table_name]
     types = [next(c.type_name for c in table.columns if c.name == name) for name in columns]
     cols = _select_list(key_columns[table_name])
-    match = ", ".join(quote_ident(c) for c in columns)
+    match = ", ".join(identifier_text(c) for c in columns)
     arrays = ", ".join(f"%s::text[]::{t}[]" for t in types)
     found: list[tuple[str, str, Row]] = []
     for i in range(0, len(keys), _BATCH):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from envforge.db.catalog import Catalog, Table
 from envforge.db.copy import CopyTask, FieldRule
 from envforge.db.coverage import CoverageMap
+from envforge.db.identifiers import literal_text
 from envforge.db.request import CHUNK_BYTES  # tables larger are copied in ctid slices
 from envforge.db.rules import Rules
 from envforge.db.subset import RowSelection
@@ -45,7 +46,8 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
                 if tids is None and not (rules.subset and rules.subset.others == "empty"):
                     tasks.append((leaf.size_bytes, task(leaf.qualified)))
                 elif tids:
-                    tids_literal = "'{" + ",".join(f'"{t}"' for t in tids) + "}'"
+                    # ctids as the server printed them, (page,item): an array literal
+                    tids_literal = literal_text("{" + ",".join(f'"{t}"' for t in tids) + "}")
                     tasks.append((len(tids), task(f"{leaf.qualified} (subset)",
                                                   f"ctid = ANY({tids_literal}::tid[])")))
                 continue

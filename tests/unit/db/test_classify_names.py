@@ -116,3 +116,17 @@ def test_short_values_are_left_to_the_whole_value_check() -> None:
     artists = ["Eric Clapton", "Frank Zappa & Captain Beefheart", "Billy Cobham", "Aerosmith",
                "Antonio Moreno Taqueria", "Alanis Morissette"]
     assert not text_names_found(artists)
+
+
+def test_names_as_registers_write_them_are_person_names_not_prose() -> None:
+    """Titanic's passenger.name (neondatabase/postgres-sample-dbs): "Last, Title First ...".
+    Before: "free text containing person names" with the rule `text`, which scrubs words but
+    keeps the shape of a name; a name column wants `full_name`."""
+    names = ["Braund, Mr. Owen Harris", "Cumings, Mrs. John Bradley (Florence Briggs Thayer)",
+             "Heikkinen, Miss. Laina", "Allen, Mr. William Henry", "Moran, Mr. James"] * 4
+    decision = _decide("public.passenger", text_column("name"), {}, names)
+    assert decision.stops
+    assert decision.detail.startswith("person name") and decision.suggestion == "full_name"
+    titles = ["The Great British Baking Show", "Blood And Water Season Two",
+              "Midnight Mass At The Old Church"] * 7
+    assert not _decide("public.shows", text_column("title"), {}, titles).stops
