@@ -55,6 +55,12 @@ class GithubWebhookInput(ActionInput):
         "Skip verifying the delivery URL's certificate (default false)."))
     token: str | None = Field(None, description="GitHub token (else the setting).")
 
+    @field_validator("token", mode="before")
+    @classmethod
+    def _names_are_not_tokens(cls, value: Any) -> Any:
+        # ${{ secrets.X }} without a value given to the run renders a name: use the setting
+        return value if isinstance(value, str) and not value.startswith("secret:") else None
+
     @field_validator("events")
     @classmethod
     def _known_events(cls, value: list[str]) -> list[str]:

@@ -288,3 +288,27 @@ def test_a_failed_later_step_deletes_the_webhook(tmp_path: Path, github: Provide
     error = _fails(directory, github)
     assert "hook" in error.rolled_back
     assert github.stand_in.hooks.hooks["acme/shop"] == []
+
+
+def test_github_webhook_takes_its_token_from_the_runs_secrets(tmp_path: Path,
+                                                              github: Provider) -> None:
+    import dataclasses
+
+    github.stand_in.make_repo("acme", "shop")
+    endpoint = ProviderEndpoint.configure("github", None, github.stand_in.base + "/github",
+                                          github.git.url(""))  # no operator token
+    services = dataclasses.replace(_services(endpoint), run_secrets={"GH_TOKEN": TOKEN})
+    directory = _template(tmp_path, """\
+        - id: hook
+          action: github:webhook
+          input: {repoUrl: 'github.com?owner=acme&repo=shop',
+                  webhookUrl: 'https://ci.example.com/h', token: '${{ secrets.GH_TOKEN }}'}
+        """)
+    run = TemplateRun(load_template(directory), {}, registry=default_registry(),
+                      services=services, secret_names=["GH_TOKEN"])
+    try:
+        run.run()
+    finally:
+        run.close()
+    assert len(github.stand_in.hooks.hooks["acme/shop"]) == 1
+    assert github.stand_in.headers[0]["Authorization"] == f"Bearer {TOKEN}"
