@@ -1,5 +1,5 @@
 """The environment's state on its pull request, through a GitProviderToken block, against the
-local stand-in of GitHub's and GitLab's status endpoints (tests/standins/git_provider.py): the
+local stand-in of GitHub's and GitLab's status endpoints (tests/standins/git_provider): the
 reporter's transitions on each provider, then the real create and destroy flows setting them
 (with the summary still one comment, edited in place)."""
 
