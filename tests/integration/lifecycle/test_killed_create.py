@@ -191,3 +191,28 @@ def test_a_database_of_another_run_is_never_dropped_by_the_clean_up(
     assert _database_exists(pg_server, database)
     with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{database}"')
+
+
+@pytest.mark.prefect
+def test_the_create_environment_flow_cleans_up_a_killed_create_too(
+        prefect_server: None, killed_create: tuple[str, str],
+        pg_server: ServerAddress,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The flow entry point (run button, API, webhook) goes through the same intent: it
+    cleans up after the killed CLI create, creates the environment, and leaves no intent."""
+    from flows.environments import create_environment, destroy_environment
+
+    name, database = killed_create
+    killed_run = _owner_run(pg_server, database)
+    # the template is one of this test's: skip the form's enum of the project's templates
+    flow = create_environment.with_options(validate_parameters=False)
+    created = flow(name, template="slow-db")
+    assert created["mode"] == "create" and created["commit"]
+    new_run = _owner_run(pg_server, database)
+    assert new_run and new_run != killed_run
+    rows = _env_rows(capsys)
+    assert rows[name]["state"] == "awake" and "run" not in rows[name]
+
+    destroyed = destroy_environment(name)
+    assert destroyed["databases"] == [database]
+    assert name not in _env_rows(capsys)
