@@ -80,8 +80,11 @@ def pick(value: Any, key: Any) -> Any:
     for part in parts:
         if isinstance(current, Mapping) and part in current:
             current = current[part]
-        elif isinstance(current, list | tuple) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
+        elif isinstance(current, list | tuple | str) and part.isdigit() and int(part) < len(
+                current) and (part == "0" or not part.startswith("0")):
+            current = current[int(part)]  # a string's index is its character, as in JavaScript
+        elif isinstance(current, list | tuple | str) and part == "length":
+            current = len(current)
         else:
             raise TemplateError(f"pick: {key!r} is not in the value (Backstage fails too: "
                                 "its filter result must be JSON)")

@@ -25,6 +25,8 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.lexer import TOKEN_OPERATOR, Lexer, Token, TokenStream, _Rule, operator_re
 from jinja2.parser import Parser
 
+from envforge.templating.jsvalues import UNDEFINED, truthy
+
 _JS_OPERATORS = re.compile(r"(===|!==)|" + operator_re.pattern)
 _STRICT_TOKENS = {"===": "seq", "!==": "sne"}
 _COMPARE = frozenset({"eq", "ne", "lt", "lteq", "gt", "gteq"})
@@ -35,10 +37,22 @@ LOOP_FILTER = "_nunjucks_loop_items"
 
 
 def loop_items(value: Any, names: int) -> Any:
-    """What nunjucks' ``for`` walks: an object's entries for ``for k, v in obj`` (nothing for
-    a single name), an array's or string's items otherwise."""
+    """What nunjucks' ``for`` walks: nothing for a falsy value (null, undefined, ``""``, 0);
+    an object's entries for ``for k, v in obj`` (nothing for a single name); a string's
+    characters (with ``"0"``, ``"1"``... as keys for two names); an array's items; nothing for
+    a number or ``true`` (nunjucks walks ``.length``, or ``for in`` for two names)."""
+    if not truthy(value):
+        return []
     if isinstance(value, Mapping):
         return list(value.items()) if names >= 2 else []
+    if isinstance(value, str):
+        return [(str(i), c) for i, c in enumerate(value)] if names >= 2 else list(value)
+    if isinstance(value, bool | int | float):
+        return []
+    if names >= 2 and isinstance(value, list | tuple):
+        # nunjucks destructures by index: item[0], item[1]... (undefined past the end)
+        return [tuple(item[j] if isinstance(item, list | tuple | str) and j < len(item)
+                      else UNDEFINED for j in range(names)) for item in value]
     return value
 
 

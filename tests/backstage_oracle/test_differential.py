@@ -83,6 +83,17 @@ FILE_CASES = [
     "{% set x = values.count + 1 %}${{ x }}{# a comment #}",
     "{% for t in values.missing %}x{% else %}none{% endfor %}",
     "{% for k in values.meta %}[${{ k }}]{% endfor %}|{% for c in values.name %}${{ c }}.{% endfor %}",
+    # for over null, 0, a number, true: nothing (the else branch); two names over a string or
+    # an array of arrays destructure by index (found by test_property_statements)
+    "{% for x in values.nothing %}x{% else %}null{% endfor %}|{% for x in values.zero %}x"
+    "{% else %}zero{% endfor %}|{% for x in values.count %}x{% endfor %}|"
+    "{% for x in values.java %}x{% endfor %}|{% for k, v in values.empty %}x{% endfor %}",
+    "{% for i, c in 'ab' %}${{ i }}=${{ c }};{% endfor %}|"
+    "{% for a, b in values.nested %}${{ a }}/${{ b }};{% endfor %}|"
+    "{% for a, b in [1, 'xy', [2]] %}${{ a }}/${{ b }};{% endfor %}",
+    # pick into strings and lengths as lodash's get does
+    "${{ values.meta | pick('b[0]') }} ${{ values.tags | pick('0[0]') }} "
+    "${{ values | pick('name.length') }} ${{ values | pick('tags.length') }}",
     "${{ 'a' * 3 }} ${{ '3' * '2' }} ${{ values.tags * 2 }} ${{ '%d' % 1 }}",
     # line ends as written (Windows files keep \r\n), around tags and in trimmed blocks
     "kind: Component\r\nname: ${{ values.name }}\r\n{% if values.java %}\r\njava\r\n"
