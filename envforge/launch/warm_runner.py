@@ -160,8 +160,13 @@ def run_engine(request: dict[str, Any], fds: list[int], fresh: list[str]) -> NoR
         for fd in fds:
             if fd > 2:
                 os.close(fd)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        # as a Python interpreter starts: a write to a connection the other side closed is a
+        # BrokenPipeError the clients retry, not the engine's death (exit -13: 1 of 20 flow
+        # runs of bench/fleet.py --prs 20 on a loaded machine); subprocesses get the default
+        # back (subprocess' restore_signals)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(request["cwd"])
         os.environ.clear()

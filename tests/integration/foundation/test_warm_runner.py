@@ -131,6 +131,24 @@ def test_the_engine_runs_forked_with_the_callers_stdio_and_exit_status(runner: R
     assert time.monotonic() - started < 30
 
 
+def test_the_engine_ignores_sigpipe_as_a_python_interpreter_does(runner: Runner,
+                                                                silent_api: str) -> None:
+    """A connection the other side closed is an error the engine's clients handle, never its
+    death by SIGPIPE (a flow run crashed with exit -13 under load when the engine had it at
+    its default action)."""
+    run_id = str(uuid.uuid4())
+    caller = flow_start(run_id, socket_path=runner.socket, api=silent_api)
+    try:
+        engine = runner.engine_pid(run_id)
+        time.sleep(2)  # the engine sets its signal dispositions right after the fork
+        found = re.search(r"SigIgn:\t([0-9a-f]+)", _status(engine))
+        assert found, _status(engine)
+        assert int(found.group(1), 16) & (1 << (signal.SIGPIPE - 1))
+    finally:
+        caller.send_signal(signal.SIGTERM)
+        caller.communicate(timeout=60)
+
+
 def test_signals_reach_the_engine_and_its_end_is_the_callers(runner: Runner,
                                                              silent_api: str) -> None:
     run_id = str(uuid.uuid4())
