@@ -36,6 +36,7 @@ import yaml
 from envforge.gitops.argocd import COMPARE_OPTIONS, root_application
 from tests.argocd import FINALIZER, REFRESH_ANNOTATION, TRACKING_ANNOTATION, ArgoCD, refresh
 from tests.helpers import git
+from tests.integration.cluster.real_node import NodeImages, node_images  # noqa: F401
 from tests.kube import ControlPlane
 
 pytestmark = pytest.mark.slow
@@ -150,11 +151,40 @@ def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
-def deployment(name: str, *, simulate: str | None = None, deadline: int = 600) -> dict[str, Any]:
+#: The images the Deployments and Pods here run: on the real node (the default as root) busybox
+#: from the session's registry, serving HTTP, or crashing at start (tests/integration/cluster/
+#: real_node.py); with kwok (ENVFORGE_NODE=kwok) names nothing pulls, and the simulate
+#: annotation makes kwok crash-loop a pod.
+IMAGES = {"web": "web:1", "crash": "c:1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def node_images_for_workloads(kube_control_plane: ControlPlane,
+                              request: pytest.FixtureRequest) -> None:
+    if kube_control_plane.node_kind == "real":
+        images: NodeImages = request.getfixturevalue("node_images")
+        IMAGES.update(web=images.image, crash=images.crash_image)
+
+
+def crash_looping(template: dict[str, Any]) -> dict[str, Any]:
+    """A pod template whose container fails at start (kwok: its simulate annotation)."""
+    if IMAGES["crash"] == "c:1":
+        template.setdefault("metadata", {})["annotations"] = {
+            "envforge.dev/simulate": "CrashLoopBackOff"}
+    container = template["spec"]["containers"][0]
+    container["image"] = IMAGES["crash"]
+    # never Ready, not even between a restart and its exit: a Ready instant would count as the
+    # Deployment's progress and keep pushing its deadline out
+    container["readinessProbe"] = {"exec": {"command": ["false"]}}
+    return template
+
+
+def deployment(name: str, *, crash: bool = False, deadline: int = 600) -> dict[str, Any]:
     template: dict[str, Any] = {"metadata": {"labels": {"app": name}},
-                                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}
-    if simulate:
-        template["metadata"]["annotations"] = {"envforge.dev/simulate": simulate}
+                                "spec": {"containers": [{"name": "web", "image": IMAGES["web"]}],
+                                         "terminationGracePeriodSeconds": 1}}
+    if crash:
+        crash_looping(template)
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 1, "progressDeadlineSeconds": deadline,
                      "selector": {"matchLabels": {"app": name}}, "template": template}}
@@ -299,12 +329,11 @@ def test_health_degraded_from_the_real_objects(argocd_service: ArgoCD, repo: Rep
     """A crash-looping bare Pod is Degraded at once; a Deployment whose pods crash is
     Progressing until its progress deadline passes, then Degraded."""
     plane = kube_control_plane
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "crashing",
-                        "annotations": {"envforge.dev/simulate": "CrashLoopBackOff"}},
-           "spec": {"containers": [{"name": "c", "image": "c:1"}]}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crashing"},
+           **crash_looping({"spec": {"containers": [{"name": "c"}],
+                                     "terminationGracePeriodSeconds": 1}})}
     head = repo.commit({"app/ns.yaml": namespace(app_name), "app/pod.yaml": pod,
-                        "app/web.yaml": deployment("web", simulate="CrashLoopBackOff",
+                        "app/web.yaml": deployment("web", crash=True,
                                                    deadline=5)})
     create(plane, application(app_name, repo, "app"))
     status = wait_for("Degraded", synced_to(plane, app_name, head, health="Degraded"), 90)

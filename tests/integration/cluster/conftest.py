@@ -1,14 +1,18 @@
 """The cluster-feedback tests run against the real control plane (``kube_control_plane``: the
-pinned kube-apiserver, controller manager and scheduler, with kwok as the kubelet, or a real
-node with ``ENVFORGE_NODE=real``: then ``seed_environment`` deploys a busybox image the node
-really runs, which really crash-loops when unhealthy, and the kubelet writes the events).
+pinned kube-apiserver, controller manager and scheduler) and its real node (the default when
+the tests run as root, as `make test` and CI do: a kubelet, containerd and runc,
+scripts/services/node.sh). ``seed_environment`` deploys a busybox image from the session's
+registry that the node really runs: it logs ``line 0`` .. ``line 49``, and when unhealthy it
+really exits and crash-loops, the kubelet writing the BackOff events.
 
 Where a test needs Argo CD's part (an Application with a status), it writes it as Argo CD's
 application controller does: the Application CRD has no status subresource, so the status is
-part of an ordinary merge patch of the object. Pods come from real Deployments; kwok makes
-them Running and Ready, or CrashLoopBackOff when the pod template says
-``envforge.dev/simulate: CrashLoopBackOff`` (scripts/services/kubelet-stages.yaml). The
-kubelet's events for such a pod are written as the kubelet would, since kwok writes none.
+part of an ordinary merge patch of the object.
+
+Without root (``ENVFORGE_NODE=kwok``) kwok plays the kubelet: pods Running without containers,
+CrashLoopBackOff from the ``envforge.dev/simulate`` annotation (scripts/services/
+kubelet-stages.yaml), every container's log the file DIR/container.log (the same 50 lines),
+and the BackOff event written here as the kubelet would.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from tests.integration.cluster.real_node import (  # noqa: F401  (fixtures of th
 from tests.kube import ControlPlane
 
 COMPONENT_LABEL = "app.kubernetes.io/name"
+#: What every ``web`` container logs (kwok: DIR/container.log holds the same lines).
+LOG_LINES = [f"line {i}" for i in range(50)]
+PRINT_LOG_LINES = "for i in $(seq 0 49); do echo line $i; done"
 
 
 @dataclass
@@ -54,6 +61,17 @@ class ClusterUnderTest:
 
     def api(self) -> k8s_client.ApiClient:
         return KubernetesCluster(kubeconfig_path=str(self.kubeconfig)).get_client()
+
+    def app_logs(self, namespace: str, pod: str, line: str) -> None:
+        """The application in ``pod`` writes ``line`` to its standard output: on a real node
+        through PID 1's stdout, which the runtime captures (kwok: appended to its log file)."""
+        if self.image is None:
+            assert self.container_log is not None
+            with self.container_log.open("a") as f:
+                f.write(f"2026-01-01T00:00:01.000000000Z stdout F {line}\n")
+            return
+        self.plane.kubectl("-n", namespace, "exec", pod, "-c", "app", "--", "sh", "-c",
+                           f"echo '{line}' > /proc/1/fd/1")
 
 
 @pytest.fixture(scope="session")
@@ -110,17 +128,19 @@ def write_application_status(api: k8s_client.ApiClient, name: str,
 
 def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = True,
                      host: str | None = None, status: dict[str, Any] | None = None,
-                     wait: bool = True) -> str:
+                     wait: bool = True, image: str | None = None) -> str:
     """An environment as Argo CD leaves it on the real server: namespace, Application (with
     status), Deployment ``web`` (1 replica, its pod Running/Ready, or CrashLoopBackOff with the
-    kubelet's BackOff event), optional Ingress. Returns the pod's name ("" without wait)."""
+    kubelet's BackOff event), optional Ingress. Returns the pod's name ("" without wait).
+    ``image`` replaces the session's image on a real node (e.g. a tag that does not exist)."""
     labels = {COMPONENT_LABEL: "web"}
     annotations = {} if healthy else {"envforge.dev/simulate": "CrashLoopBackOff"}
     container: dict[str, Any] = {"name": "app", "image": "app:1"}
     if cluster.image:  # a real node: the container runs, and really crashes when unhealthy
         annotations = {}
-        container = {"name": "app", "image": cluster.image, "command": [
-            "sh", "-c", "echo started; exec sleep 3600" if healthy else "echo boom; exit 1"]}
+        container = {"name": "app", "image": image or cluster.image, "command": [
+            "sh", "-c", f"{PRINT_LOG_LINES}; exec sleep 3600" if healthy
+            else f"{PRINT_LOG_LINES}; exit 1"]}
         if not healthy:  # never Ready, not even in the instant between a restart and its exit
             container["readinessProbe"] = {"exec": {"command": ["false"]}}
     with cluster.api() as api:
@@ -165,13 +185,27 @@ def seed_environment(cluster: ClusterUnderTest, name: str, *, healthy: bool = Tr
                 "type": "Warning", "count": 12, "source": {"component": "kubelet"},
                 "firstTimestamp": "2026-11-24T01:59:00Z",
                 "lastTimestamp": "2026-11-24T02:00:00Z"})
+        if not healthy and cluster.image:
+            wait_for_backoff_event(core, name, pod)
         if healthy:
             wait_for_available(apps, name)
         return pod
 
 
+def wait_for_backoff_event(core: Any, namespace: str, pod: str, seconds: float = 60) -> None:
+    """The kubelet's BackOff event for the crash-looping ``pod`` (written beside the status)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        events = core.list_namespaced_event(namespace,
+                                            field_selector=f"involvedObject.name={pod}").items
+        if any(e.reason == "BackOff" for e in events):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"the kubelet wrote no BackOff event for {namespace}/{pod} in {seconds:.0f} s")
+
+
 def wait_for_pod(core: Any, namespace: str, ready: bool, seconds: float = 60) -> str:
-    """The Deployment's pod once kwok has reported it Running/Ready (or crash-looping)."""
+    """The Deployment's pod once it is Running/Ready (or crash-looping)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for pod in core.list_namespaced_pod(namespace).items:
@@ -198,8 +232,8 @@ def wait_for_available(apps: Any, namespace: str, seconds: float = 60) -> None:
 
 @dataclass
 class Workload:
-    """A running pod of component ``web``; its log is ``line 0`` … ``line 49`` (kwok serves
-    DIR/container.log as every container's log)."""
+    """A running pod of component ``web``; its log is ``line 0`` … ``line 49``
+    (LOG_LINES)."""
 
     namespace: str
     pod: str
@@ -207,7 +241,7 @@ class Workload:
 
 @pytest.fixture
 def web_workload(cluster: ClusterUnderTest, env_name: str) -> Workload:
-    if cluster.container_log is None:
-        pytest.skip("reads the container log kwok serves (DIR/container.log beside the "
-                    "kubeconfig of a control plane from scripts/services/kubernetes.sh)")
+    if cluster.image is None and cluster.container_log is None:
+        pytest.skip("kwok's container log (DIR/container.log beside the kubeconfig of a "
+                    "control plane from scripts/services/kubernetes.sh) is not here")
     return Workload(env_name, seed_environment(cluster, env_name))

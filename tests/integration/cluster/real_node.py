@@ -9,6 +9,7 @@ otherwise one is started for these tests beside it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -38,13 +39,21 @@ USER, PASSWORD = "puller", "node-pull-pw"
 
 @dataclass(frozen=True)
 class NodeImages:
-    """busybox in an open registry (``image``) and in one that needs a login
-    (``private_image``, pulled with ``USER``/``PASSWORD``)."""
+    """busybox in an open registry (``image``; its default command serves /www, /healthz
+    included, on $PORT) and in one that needs a login (``private_image``, pulled with
+    ``USER``/``PASSWORD``)."""
 
     image: str
     digest: str
     private_image: str
     private_host: str
+    #: the same busybox whose default command prints ``line 0`` .. ``line 49`` and exits 1
+    crash_image: str = ""
+
+    @property
+    def registry(self) -> str:
+        """host:port of the open registry (no credentials needed)."""
+        return self.image.split("/", 1)[0]
 
 
 def free_port() -> int:
@@ -76,6 +85,74 @@ def _start_registry(directory: Path, htpasswd: Path | None = None) -> str:
     return f"127.0.0.1:{out[0]}"
 
 
+#: Where the test images are built once (busybox from Debian's busybox-static, one layer):
+#: keyed by the busybox binary and the recipe, so a new busybox or recipe builds anew.
+IMAGE_CACHE = Path(os.environ.get("ENVFORGE_CACHE", Path.home() / ".cache" / "envforge")) \
+    / "test-images"
+#: The image's default command serves /www (index.html, healthz) over HTTP on $PORT (8080):
+#: what a template's Deployment runs when it names no command (readiness /healthz passes);
+#: the tests that want another behaviour give a command.
+#: PID 1 is a shell that exits on SIGTERM (httpd as PID 1 would ignore it: every pod deletion
+#: would wait out its whole grace period).
+WEB_CONFIG = ["--port", "8080/tcp", "--env", "PORT=8080", "--workingdir", "/www",
+              "--entrypoint", '["/bin/sh", "-c", "trap \'exit 0\' TERM INT; '
+              'httpd -f -v -p \\"${PORT:-8080}\\" -h /www & wait"]']
+#: The same image whose default command crashes (an app that fails at start-up).
+CRASH_CONFIG = ["--entrypoint",
+                '["/bin/sh", "-c", "for i in $(seq 0 49); do echo line $i; done; exit 1"]']
+RECIPE = "busybox-web-1:" + json.dumps([WEB_CONFIG, CRASH_CONFIG])
+
+
+def cached_test_images() -> dict[str, Path]:
+    """``{"web": archive, "crash": archive}``: docker-archive tars built with buildah once
+    into IMAGE_CACHE (a few seconds), then only copied into each session's registry."""
+    busybox = Path("/bin/busybox")
+    key = hashlib.sha256(busybox.read_bytes() + RECIPE.encode()).hexdigest()[:16]
+    folder = IMAGE_CACHE / key
+    archives = {name: folder / f"{name}.tar" for name in ("web", "crash")}
+    if all(a.is_file() for a in archives.values()):
+        return archives
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=IMAGE_CACHE))
+    try:
+        context = work / "context"
+        (context / "www").mkdir(parents=True)
+        shutil.copy2(busybox, context / "busybox")
+        (context / "www" / "index.html").write_text("<h1>envforge test image</h1>\n")
+        (context / "www" / "healthz").write_text("ok\n")
+        (context / "Containerfile").write_text(
+            "FROM scratch\nCOPY busybox /bin/busybox\n"
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nCOPY www /www\n')
+        buildah = ["buildah", "--root", str(work / "storage"), "--runroot", str(work / "run"),
+                   "--storage-driver", "vfs"]
+        subprocess.run([*buildah, "bud", "-q", "--isolation", "chroot", "-t", "busybox-base",
+                        "-f", str(context / "Containerfile"), str(context)],
+                       check=True, capture_output=True)
+        for name, config in (("web", WEB_CONFIG), ("crash", CRASH_CONFIG)):
+            container = subprocess.run([*buildah, "from", "busybox-base"], check=True,
+                                       capture_output=True, text=True).stdout.strip()
+            subprocess.run([*buildah, "config", *config, container], check=True,
+                           capture_output=True)
+            subprocess.run([*buildah, "commit", "-q", container,
+                            f"docker-archive:{work / name}.tar:envforge-test/{name}:1"],
+                           check=True, capture_output=True)
+        folder.mkdir(exist_ok=True)
+        for name, archive in archives.items():  # a rename: another session sees all or none
+            os.replace(work / f"{name}.tar", archive)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return archives
+
+
+def push_archive(archive: Path, image: str, creds: str | None = None) -> None:
+    """Copy a cached image archive into a registry (skopeo, plain HTTP)."""
+    args = ["skopeo", "copy", "-q", "--dest-tls-verify=false"]
+    if creds:
+        args += ["--dest-creds", creds]
+    subprocess.run([*args, f"docker-archive:{archive}", f"docker://{image}"], check=True,
+                   capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def node_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeImages]:
     for tool in ("docker-registry", "buildah", "skopeo"):
@@ -91,32 +168,29 @@ def node_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeImages
         subprocess.run(["bash", str(REGISTRY_SCRIPT), "stop", str(base / "open")], check=False)
         raise
     try:
-        context = base / "context"
-        context.mkdir()
-        shutil.copy2("/bin/busybox", context / "busybox")
-        (context / "Containerfile").write_text(
-            "FROM scratch\nCOPY busybox /bin/busybox\n"
-            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n')
-        buildah = ["buildah", "--root", str(base / "storage"), "--runroot", str(base / "run"),
-                   "--storage-driver", "vfs"]
+        archives = cached_test_images()
         image = f"{open_host}/base/busybox:1"
-        subprocess.run([*buildah, "bud", "-q", "--isolation", "chroot", "-t", image,
-                        "-f", str(context / "Containerfile"), str(context)],
-                       check=True, capture_output=True)
-        subprocess.run([*buildah, "push", "-q", "--tls-verify=false", image,
-                        f"docker://{image}"], check=True, capture_output=True)
+        push_archive(archives["web"], image)
+        crash = f"{open_host}/base/crash:1"
+        push_archive(archives["crash"], crash)
         private = f"{private_host}/team/busybox:1"
-        subprocess.run([*buildah, "push", "-q", "--tls-verify=false",
-                        "--creds", f"{USER}:{PASSWORD}", image, f"docker://{private}"],
-                       check=True, capture_output=True)
+        push_archive(archives["web"], private, f"{USER}:{PASSWORD}")
         digest = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format",
                                  "{{.Digest}}", f"docker://{image}"], check=True,
                                 capture_output=True, text=True).stdout.strip()
-        yield NodeImages(image, digest, private, private_host)
+        yield NodeImages(image, digest, private, private_host, crash)
     finally:
         for name in ("open", "private"):
             subprocess.run(["bash", str(REGISTRY_SCRIPT), "stop", str(base / name)],
                            check=False)
+
+
+def publish_image(images: NodeImages, archive: str, repository: str) -> str:
+    """The cached ``web`` or ``crash`` image under another name in the open registry (e.g.
+    what a template's Deployment names: ``<registry>/<environment>:latest``)."""
+    image = f"{images.registry}/{repository}"
+    push_archive(cached_test_images()[archive], image)
+    return image
 
 
 @pytest.fixture

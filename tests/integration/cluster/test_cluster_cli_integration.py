@@ -1,6 +1,6 @@
 """`env status`, `env logs` (tail and bounded follow) and `env shell` (exec websocket) against
-the real API server (kwok answering logs and exec as the kubelet); the handlers are called as
-the `env` group calls them."""
+the real API server and its node (the kubelet answering logs and exec); the handlers are
+called as the `env` group calls them."""
 
 from __future__ import annotations
 
@@ -27,7 +27,12 @@ from envforge.cluster.cli import (
 )
 from envforge.cluster.client import open_cluster
 from envforge.errors import ClusterApiError, WorkloadNotFoundError
-from tests.integration.cluster.conftest import ClusterUnderTest, Workload, seed_environment
+from tests.integration.cluster.conftest import (
+    LOG_LINES,
+    ClusterUnderTest,
+    Workload,
+    seed_environment,
+)
 from tests.services_fixtures import make_services
 
 
@@ -76,9 +81,7 @@ def test_status_of_an_environment_argo_cd_has_not_created(cluster: ClusterUnderT
 def test_logs_tail_component_and_unknown_component(cluster: ClusterUnderTest,
                                                    web_workload: Workload) -> None:
     ns = web_workload.namespace
-    assert cluster.container_log is not None
-    last = [line.split(" F ", 1)[1]
-            for line in cluster.container_log.read_text().splitlines()[-3:]]
+    last = LOG_LINES[-3:]
     out = io.StringIO()
     assert logs_command(parse("logs", ns, "--namespace", ns, "--component", "web",
                               "--tail", "3"), out) == 0
@@ -88,13 +91,26 @@ def test_logs_tail_component_and_unknown_component(cluster: ClusterUnderTest,
                      io.StringIO())
 
 
-@pytest.mark.skip(reason="the 400 'container ... is waiting to start' is the kubelet's answer "
-                  "(kubelet validateContainerLogStatus), and kwok v0.8.0 serves a log for every "
-                  "container whatever its state; envforge's handling of that 400 is in "
-                  "tests/unit/cluster/test_cluster_logs_shell.py")
 def test_logs_of_a_pod_that_has_not_started_are_reported_not_fatal(
         cluster: ClusterUnderTest, env_name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    seed_environment(cluster, env_name, healthy=False)
+    if cluster.image is None:
+        pytest.skip("the 400 'container ... is waiting to start' is the kubelet's answer "
+                    "(validateContainerLogStatus); kwok v0.8.0 serves a log for every "
+                    "container whatever its state")
+    # a container that never started: its image cannot be pulled (waiting, no previous log)
+    seed_environment(cluster, env_name, wait=False,
+                     image=cluster.image.rsplit(":", 1)[0] + ":no-such-tag")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = json.loads(cluster.plane.kubectl("-n", env_name, "get", "pods", "-o",
+                                                "json").stdout)["items"]
+        waiting = {s["state"].get("waiting", {}).get("reason") for p in pods
+                   for s in p["status"].get("containerStatuses", [])}
+        if waiting & {"ErrImagePull", "ImagePullBackOff"}:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the pod never waited on its image pull")
     out = io.StringIO()
     code = logs_command(parse("logs", env_name, "--namespace", env_name), out)
     assert "waiting to start" in capsys.readouterr().err and code == 1
@@ -112,7 +128,9 @@ def test_logs_of_an_environment_where_one_pod_is_gone_read_the_others(
             "metadata": {"name": "api"},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "api"}},
                      "template": {"metadata": {"labels": {"app.kubernetes.io/name": "api"}},
-                                  "spec": {"containers": [{"name": "app", "image": "a:1"}]}}}})
+                                  "spec": {"containers": [{"name": "app", "image":
+                                                           cluster.image or "a:1"}],
+                                           "terminationGracePeriodSeconds": 1}}}})
         wait_for_available_named(apps, env_name, "api")
     from envforge.cluster import cli
     from envforge.cluster.logs import select_pods
@@ -145,13 +163,10 @@ def wait_for_available_named(apps: Any, namespace: str, name: str) -> None:
 def test_logs_follow_streams_new_lines_and_is_bounded(cluster: ClusterUnderTest,
                                                       web_workload: Workload) -> None:
     ns = web_workload.namespace
-    log = cluster.container_log
-    assert log is not None
 
     def app_logs_more() -> None:
         time.sleep(1.0)
-        with log.open("a") as f:  # what the container runtime does when the app logs
-            f.write("2026-01-01T00:00:01.000000000Z stdout F request GET /healthz 200\n")
+        cluster.app_logs(ns, web_workload.pod, "request GET /healthz 200")
 
     thread = threading.Thread(target=app_logs_more)
     thread.start()
@@ -168,8 +183,8 @@ def test_logs_follow_streams_new_lines_and_is_bounded(cluster: ClusterUnderTest,
 
 def test_shell_through_the_exec_websocket(cluster: ClusterUnderTest,
                                            web_workload: Workload) -> None:
-    """kwok runs the command on this machine in DIR/exec (no container runtime here), behind
-    the real API server's exec endpoint and its v5 websocket."""
+    """The kubelet runs the command in the container (kwok: on this machine in DIR/exec),
+    behind the real API server's exec endpoint and its v5 websocket."""
     ns = web_workload.namespace
     with open_cluster(make_services().connections) as reader:
         target = pick_shell_target(reader, ns, ns, "web", None)
@@ -183,14 +198,14 @@ def test_shell_through_the_exec_websocket(cluster: ClusterUnderTest,
         with os.fdopen(read_fd, "rb") as stdin:
             code = shell.pump(client, stdin, out, err)
     assert code == 0
-    assert out.getvalue().decode().splitlines() == [
-        "hello from the pod", str(cluster.kubeconfig.parent / "exec")]
+    workdir = "/www" if cluster.image else str(cluster.kubeconfig.parent / "exec")
+    assert out.getvalue().decode().splitlines() == ["hello from the pod", workdir]
 
 
 def test_a_failing_remote_command_is_an_error(cluster: ClusterUnderTest,
                                               web_workload: Workload) -> None:
-    """A real kubelet reports a non-zero exit as an ExitCode cause (our exit code); kwok's
-    local exec reports it as an internal error, which must not pass for success."""
+    """The kubelet reports a non-zero exit as an ExitCode cause: our exit code (kwok's local
+    exec reports an internal error, which must not pass for success either)."""
     ns = web_workload.namespace
     with open_cluster(make_services().connections) as reader:
         client = shell.open_exec(reader, ns, web_workload.pod, "app",
@@ -198,18 +213,18 @@ def test_a_failing_remote_command_is_an_error(cluster: ClusterUnderTest,
         read_fd, write_fd = os.pipe()
         os.close(write_fd)
         with os.fdopen(read_fd, "rb") as stdin:
-            try:
-                code = shell.pump(client, stdin, io.BytesIO(), io.BytesIO())
-            except ClusterApiError as e:
-                assert "exit status 3" in str(e)
-            else:
-                assert code == 3
+            if cluster.image is None:
+                with pytest.raises(ClusterApiError, match="exit status 3"):
+                    shell.pump(client, stdin, io.BytesIO(), io.BytesIO())
+                return
+            assert shell.pump(client, stdin, io.BytesIO(), io.BytesIO()) == 3
 
 
-@pytest.mark.skip(reason="kwok v0.8.0's local exec does not end the command's stdin when the "
-                  "API server forwards the v5 CLOSE of channel 0 (kubectl exec -i hangs the "
-                  "same way); shell.pump sends the CLOSE: see tests/unit/cluster/test_cluster_logs_shell.py")
-def test_stdin_closed_at_eof_ends_a_command_reading_it(web_workload: Workload) -> None:
+def test_stdin_closed_at_eof_ends_a_command_reading_it(cluster: ClusterUnderTest,
+                                                       web_workload: Workload) -> None:
+    if cluster.image is None:
+        pytest.skip("kwok v0.8.0's local exec does not end the command's stdin when the API "
+                    "server forwards the v5 CLOSE of channel 0")
     ns = web_workload.namespace
     with open_cluster(make_services().connections) as reader:
         client = shell.open_exec(reader, ns, web_workload.pod, "app", ["cat"], False)

@@ -1,10 +1,15 @@
 """The Kaniko build run against the real Kubernetes API server (tests/kube.py): the runner
 creates the ConfigMap and Job, the real job controller makes the pod and the scheduler binds
-it, the runner follows the Job and reads the digest or the failing step. No container runtime
-runs here, so the test plays the kubelet for that one pod (kwok leaves pods annotated
-``kwok.x-k8s.io/status: custom`` alone): it writes the container's termination (exit code and
-Kaniko's digest file as the termination message) through the pod's status, and Kaniko's log
-lines into the simulated kubelet's log file, which the API server serves as the pod's log."""
+it, the runner follows the Job and reads the digest or the failing step.
+
+On the real node (the default as root) the pod really runs: its volumes are mounted, its
+container writes the digest to /dev/termination-log as Kaniko's ``--digest-file`` does, or
+prints Kaniko's log lines and exits 1, and the kubelet reports both. Kaniko's executor image
+cannot be had here (gcr.io is out of reach), so the container is the session's busybox with a
+command in place of the executor, given Kaniko's own arguments: everything around the
+executor is real. With kwok (ENVFORGE_NODE=kwok, not root) the test plays the kubelet for that
+one pod instead (kwok leaves pods annotated ``kwok.x-k8s.io/status: custom`` alone): it
+writes the termination through the pod's status and Kaniko's log into kwok's log file."""
 
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ from envforge.images.kaniko import KanikoJobBuilder, KanikoSettings, job_name
 from envforge.images.kaniko_run import KanikoJobRunner
 from envforge.images.registry_client import RegistryAccess
 from envforge.images.source import GitSourceCache
+from tests.integration.cluster.real_node import (  # noqa: F401  (the session's images)
+    NodeImages,
+    docker_config_secret,
+    node_images,
+)
 from tests.integration.images.conftest import Registry
 from tests.kube import ControlPlane
 
@@ -57,18 +67,56 @@ def api_client(kube_control_plane: ControlPlane) -> Iterator[Any]:
         client.close()
 
 
-def _unmanaged_pods(builder: KanikoJobBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+#: In place of Kaniko's executor, given its arguments: check the mounted Dockerfile and
+#: registry credentials, then write the digest where --digest-file says (the termination
+#: message); or print Kaniko's log and fail as it does.
+EXECUTOR_SUCCEEDS = ('for a; do case "$a" in --dockerfile=*) test -s "${a#*=}" || exit 3;; '
+                     '--digest-file=*) out="${a#*=}";; esac; done; '
+                     'test -s /kaniko/.docker/config.json || exit 4; printf %s "$DIGEST" > "$out"')
+EXECUTOR_FAILS = 'printf "%s\\n" "$LOG"; exit 1'
+
+
+def _unmanaged_pods(builder: KanikoJobBuilder, monkeypatch: pytest.MonkeyPatch,
+                    run: tuple[str, bool] | None = None) -> None:
+    """kwok: the Job's pod is left to the test. ``run`` (image, succeed) on a real node: the
+    pod's container is that image running the executor's stand-in."""
     render = builder.render
 
     def annotated(request: BuildRequest) -> list[dict[str, Any]]:
         manifests = render(request)
         for manifest in manifests:
-            if manifest["kind"] == "Job":
-                template = manifest["spec"]["template"].setdefault("metadata", {})
-                template.setdefault("annotations", {}).update(UNMANAGED)
+            if manifest["kind"] != "Job":
+                continue
+            template = manifest["spec"]["template"]
+            if run is None:
+                template.setdefault("metadata", {}).setdefault("annotations", {}).update(
+                    UNMANAGED)
+                continue
+            image, succeed = run
+            container = template["spec"]["containers"][0]
+            container["image"] = image
+            container["command"] = ["sh", "-c", EXECUTOR_SUCCEEDS if succeed
+                                    else EXECUTOR_FAILS, "executor"]
+            container["env"] = [*container.get("env", []), {"name": "DIGEST", "value": DIGEST},
+                                {"name": "LOG", "value": "\n".join(KANIKO_LOG)}]
+            container["resources"] = {"requests": {"cpu": "50m", "memory": "16Mi"}}
         return manifests
 
     monkeypatch.setattr(builder, "render", annotated)
+
+
+@pytest.fixture
+def real_executor(kube_control_plane: ControlPlane, namespace: str,
+                  request: pytest.FixtureRequest) -> str | None:
+    """On a real node: the image the Job's pod runs, and the registry Secret the Job mounts
+    (what a platform team creates once in the builds namespace); None with kwok."""
+    if kube_control_plane.node_kind != "real":
+        return None
+    images: NodeImages = request.getfixturevalue("node_images")
+    secret = docker_config_secret(images.registry, "builder", "not-used-by-the-stand-in")
+    secret["metadata"]["name"] = KanikoSettings().registry_secret
+    kube_control_plane.kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(secret))
+    return images.image
 
 
 def _kubelet_log(plane: ControlPlane) -> Path:
@@ -123,16 +171,17 @@ def _play_kubelet(plane: ControlPlane, namespace: str, succeed: bool,
 
 def test_kaniko_job_succeeds_and_returns_the_digest(
     kube_control_plane: ControlPlane, namespace: str, api_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, real_executor: str | None,
 ) -> None:
     builder = KanikoJobBuilder(KanikoSettings(namespace=namespace),
                                submit=KanikoJobRunner(api_client, poll_seconds=0.2,
                                                       timeout_seconds=90))
-    _unmanaged_pods(builder, monkeypatch)
-    kubelet = _play_kubelet(kube_control_plane, namespace, succeed=True,
-                            job=job_name(IMAGE))
+    _unmanaged_pods(builder, monkeypatch, real_executor and (real_executor, True))
+    kubelet = None if real_executor else _play_kubelet(kube_control_plane, namespace,
+                                                       succeed=True, job=job_name(IMAGE))
     result = builder.build_and_push(_request(), logging.getLogger("test.kaniko"))
-    kubelet.join(5)
+    if kubelet:
+        kubelet.join(5)
     assert result.digest == DIGEST
     job = json.loads(kube_control_plane.kubectl("get", "job", "-n", namespace,
                                                 job_name(IMAGE), "-o", "json").stdout)
@@ -144,20 +193,21 @@ def test_kaniko_job_succeeds_and_returns_the_digest(
 
 
 def test_kaniko_job_failure_names_the_step(kube_control_plane: ControlPlane, namespace: str,
-                                           api_client: Any,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    if not _kubelet_log(kube_control_plane).exists():
+                                           api_client: Any, monkeypatch: pytest.MonkeyPatch,
+                                           real_executor: str | None) -> None:
+    if not real_executor and not _kubelet_log(kube_control_plane).exists():
         pytest.skip("writes the simulated kubelet's log file: needs the control plane of "
                     "scripts/services/kubernetes.sh (ENVFORGE_TEST_KUBECONFIG=DIR/kubeconfig)")
     builder = KanikoJobBuilder(KanikoSettings(namespace=namespace),
                                submit=KanikoJobRunner(api_client, poll_seconds=0.2,
                                                       timeout_seconds=90))
-    _unmanaged_pods(builder, monkeypatch)
-    kubelet = _play_kubelet(kube_control_plane, namespace, succeed=False,
-                            job=job_name(IMAGE))
+    _unmanaged_pods(builder, monkeypatch, real_executor and (real_executor, False))
+    kubelet = None if real_executor else _play_kubelet(kube_control_plane, namespace,
+                                                       succeed=False, job=job_name(IMAGE))
     with pytest.raises(ImageBuildFailedError) as caught:
         builder.build_and_push(_request(), logging.getLogger("test.kaniko"))
-    kubelet.join(5)
+    if kubelet:
+        kubelet.join(5)
     assert caught.value.step == "RUN make"
     assert "main.c:1: error: expected ';'" in caught.value.last_lines
 
@@ -165,6 +215,7 @@ def test_kaniko_job_failure_names_the_step(kube_control_plane: ControlPlane, nam
 def test_build_image_with_the_kaniko_builder_from_kubeconfig(
     kube_control_plane: ControlPlane, namespace: str, make_repo: Callable[..., Path],
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    real_executor: str | None,
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kube_control_plane.kubeconfig))
     monkeypatch.setenv("ENVFORGE_KANIKO_NAMESPACE", namespace)
@@ -172,13 +223,15 @@ def test_build_image_with_the_kaniko_builder_from_kubeconfig(
     assert isinstance(builder, KanikoJobBuilder)
     assert isinstance(builder._submit, KanikoJobRunner)
     builder._submit.poll_seconds = 0.2
-    _unmanaged_pods(builder, monkeypatch)
+    _unmanaged_pods(builder, monkeypatch, real_executor and (real_executor, True))
     bare = make_repo({"index.html": "x\n"})
     spec = ImageBuildSpec(repo_url=bare.as_uri(), ref="main", app="web")
     # the Job is named after the tag, which depends on the commit: take any job's pod
-    kubelet = _play_kubelet(kube_control_plane, namespace, succeed=True)
+    kubelet = None if real_executor else _play_kubelet(kube_control_plane, namespace,
+                                                       succeed=True)
     built = build_image(spec, registry.access, builder, GitSourceCache(tmp_path / "src"),
                         logging.getLogger("test.kaniko"))
-    kubelet.join(5)
+    if kubelet:
+        kubelet.join(5)
     assert built.digest == DIGEST and not built.cached and built.stack == "static"
     assert not (tmp_path / "src" / "worktrees").exists()  # Kaniko clones for itself
