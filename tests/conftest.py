@@ -64,6 +64,41 @@ def argocd_service(kube_control_plane: ControlPlane) -> Iterator[ArgoCD]:
         stop_argocd(argocd)
 
 
+#: Fixtures that put a test's module on one worker (``--dist loadgroup``, scripts/run-tests.sh):
+#: the session's cluster, where a module's tests may name their environments, namespaces and
+#: Applications alike one after the other (pr-9, then pr-9 again), so they never run at once; and
+#: any fixture set up once per module (a cloned database, a warm runner), so it is set up once
+#: rather than once per worker. Every other test goes to whichever worker is free: each worker
+#: has its own Prefect, PostgreSQL, registry and OpenBao (session fixtures on free ports) and
+#: its own temporary folders, and the tests of two modules never share a name in the cluster
+#: (uuid suffixes, or names of their own such as pr-31).
+_SHARED_CLUSTER = "kube_control_plane"
+_GROUPED_SCOPES = frozenset({"package", "module", "class"})
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The worker group of ``item``: its module's path, or None (any worker)."""
+    module = item.nodeid.split("::", 1)[0]
+    if _SHARED_CLUSTER in getattr(item, "fixturenames", ()):
+        return module
+    info = getattr(item, "_fixtureinfo", None)
+    if info is not None and any(definitions[-1].scope in _GROUPED_SCOPES
+                                for definitions in info.name2fixturedefs.values()
+                                if definitions):
+        return module
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Parallel workers: a module that uses the session's cluster or a module-scoped fixture
+    runs on one worker (see ``xdist_group_of``; xdist hands out the largest groups first)."""
+    for item in items:
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Which Kubernetes the session runs against, so a CI log shows it."""
     external = os.environ.get(EXTERNAL)
