@@ -69,6 +69,21 @@ class ActionContext:
         return self._files
 
 
+#: Stock Backstage actions envforge does not have, and why: said wherever one is missing
+#: (a dry run's note, validate, a real run's refusal).
+NOT_BUILT: dict[str, str] = {
+    "fetch:rails": "not built: it runs the Rails generator ('rails new'), which these machines "
+                   "cannot install (Debian's rails has unmet dependencies here, RubyGems is not "
+                   "reachable); docs/backstage.md",
+}
+
+
+def why_missing(action_id: str) -> str:
+    """`` (why)`` for a stock Backstage action envforge does not build, else ``""``."""
+    reason = NOT_BUILT.get(action_id)
+    return f" ({action_id} is {reason})" if reason else ""
+
+
 class Action(Generic[InputT, OutputT]):
     """Subclass, set the class attributes, implement :meth:`run` (and :meth:`rollback`)."""
 

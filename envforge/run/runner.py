@@ -30,7 +30,14 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput, fake_output
+from envforge.actions.base import (
+    Action,
+    ActionContext,
+    ActionInput,
+    ActionOutput,
+    fake_output,
+    why_missing,
+)
 from envforge.actions.registry import ActionRegistry, default_registry
 from envforge.capabilities import default_capabilities
 from envforge.errors import (
@@ -218,10 +225,11 @@ class TemplateRun:
             return
         missing = [(s.id, s.action) for s in self.template.spec.steps
                    if s.action not in self.registry]
-        if len(missing) == 1:
+        if len(missing) == 1 and not why_missing(missing[0][1]):
             self.registry.get(missing[0][1], missing[0][0])
         if missing:
-            listed = ", ".join(f"{action} (step {sid!r})" for sid, action in missing)
+            listed = ", ".join(f"{action} (step {sid!r}){why_missing(action)}"
+                               for sid, action in missing)
             raise ActionError(
                 f"template {self.template.name!r} uses {len(missing)} action(s) envforge does "
                 f"not have: {listed}; 'envforge actions list' shows the available ones, and "
@@ -434,8 +442,9 @@ class TemplateRun:
             "dry-run" if self.dry_run else "completed")
         note: str | None = None
         if isinstance(prepared.action, _UnknownAction):
-            status, note = "skipped", (f"unknown action {step.action!r}: not run; later "
-                                       "steps see placeholder outputs (dry run)")
+            status, note = "skipped", (f"unknown action {step.action!r}: not run"
+                                       f"{why_missing(step.action)}; later steps see "
+                                       "placeholder outputs (dry run)")
             if step.action not in self.unknown_actions:
                 self.unknown_actions.append(step.action)
         self._report(StepReport(step.id, step.display_name, step.action, status,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from envforge.actions.base import fake_output
+from envforge.actions.base import fake_output, why_missing
 from envforge.actions.registry import ActionRegistry, default_registry
 from envforge.errors import EnvforgeError, StepFailedError, TemplateFormatError
 from envforge.run.runner import PlaceholderOutput, SecretRef, TemplateRun
@@ -126,7 +126,8 @@ def validate_template(template: Template, registry: ActionRegistry | None = None
         seen.append(step.id)
         if step.action not in registry:
             problems.append(f"{where}: unknown action {step.action!r} (envforge does not have "
-                            "it; 'envforge actions list' shows the available ones)")
+                            "it; 'envforge actions list' shows the available ones)"
+                            + why_missing(step.action))
             context["steps"][step.id] = {"output": PlaceholderOutput(step.action)}
             continue
         if step.each is not None:

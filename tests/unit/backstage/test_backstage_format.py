@@ -358,3 +358,20 @@ def test_project_templates_pass_validate_strict() -> None:
     for directory in dirs:
         report = validate_template_dir(directory)
         assert report.passes(strict=True), (directory.name, report.problems, report.warnings)
+
+
+def test_fetch_rails_is_missing_with_its_reason(tmp_path: Path) -> None:
+    directory = make(tmp_path, """\
+      steps:
+        - id: rails
+          action: fetch:rails
+          input: {url: ./skeleton, values: {railsArguments: {api: true}}}
+    """)
+    run_, _ = run(directory, dry_run=True)
+    assert run_.reports[0].status == "skipped"
+    assert "fetch:rails is not built: it runs the Rails generator" in (run_.reports[0].reason
+                                                                       or "")
+    run_.close()
+    with pytest.raises(EnvforgeError, match=r"fetch:rails \(step 'rails'\) \(fetch:rails is "
+                       r"not built: .*cannot install"):
+        run(directory)
