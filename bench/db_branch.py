@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from db_clone import (  # type: ignore[import-not-found]  # noqa: E402  (bench/ 
     psql,
 )
 
+from bench.common import comparison_table, ratio_summary  # noqa: E402
 from envforge.db.branch import branch_database, build_golden  # noqa: E402
 from envforge.db.clone import CloneRequest, clone_database  # noqa: E402
 from envforge.db.connection import ServerAddress  # noqa: E402
@@ -249,7 +249,6 @@ def bench(server: ServerAddress, args: argparse.Namespace, workdir: Path) -> dic
 
 
 def render(r: dict[str, Any], args: argparse.Namespace) -> str:
-    a, b = statistics.median(r["pagila_a"]), statistics.median(r["pagila_b"])
     lines = [
         f"Command: `.venv/bin/python bench/db_branch.py --reps {args.reps} --golden-scale "
         f"{args.golden_scale} --jobs {args.jobs}` (2 cores shared with other work, PostgreSQL "
@@ -259,34 +258,28 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
         "database (16 tables, payment partitioned by month with partition-level foreign keys, "
         "a materialized view, bytea, domain, enum, arrays, tsvector).",
         "",
-        "| Pagila-sized | median s | runs |",
-        "|---|---|---|",
-        f"| A: CREATE DATABASE, then pg_dump -Fc \\| pg_restore into it | {a:.2f} | "
-        f"{', '.join(f'{x:.2f}' for x in r['pagila_a'])} |",
-        f"| B: envforge clone, anonymised (subset off; creates its database) | {b:.2f} | "
-        f"{', '.join(f'{x:.2f}' for x in r['pagila_b'])} |",
+        *comparison_table("Pagila-sized", [
+            ("A: CREATE DATABASE, then pg_dump -Fc \\| pg_restore into it", r["pagila_a"]),
+            ("B: envforge clone, anonymised (subset off; creates its database)",
+             r["pagila_b"])]),
         "",
-        f"- B/A = **{b / a:.2f}** from the medians (target <= 1.5); per-run ratios "
-        f"{', '.join(f'{y / x:.2f}' for x, y in zip(r['pagila_a'], r['pagila_b'], strict=True))}",
+        f"- {ratio_summary(r['pagila_a'], r['pagila_b'], '<= 1.5')}",
     ]
     if "branch" in r:
-        rs, br = statistics.median(r["restore"]), statistics.median(r["branch"])
         lines += [
             "",
             f"Golden: {r['golden_source']['rows']:,} rows cloned with bench/db_clone.py's "
             f"rules into envforge_golden_bench ({r['golden_mb']:.0f} MB database, built and "
             f"swapped in {r['golden_build']:.1f} s).",
             "",
-            "| per environment | median s | runs |",
-            "|---|---|---|",
-            f"| restore of a snapshot of the golden's data (pg_restore -j {args.jobs}) | "
-            f"{rs:.2f} | {', '.join(f'{x:.2f}' for x in r['restore'])} |",
-            f"| branch: CREATE DATABASE ... TEMPLATE golden STRATEGY FILE_COPY | {br:.2f} | "
-            f"{', '.join(f'{x:.2f}' for x in r['branch'])} |",
+            *comparison_table("per environment", [
+                (f"A: restore of a snapshot of the golden's data (pg_restore -j {args.jobs})",
+                 r["restore"]),
+                ("B: branch: CREATE DATABASE ... TEMPLATE golden STRATEGY FILE_COPY",
+                 r["branch"])]),
             "",
-            f"- branch / restore = **{br / rs:.3f}** from the medians (target <= 0.15); the "
-            "first branch after a build pays the checkpoint FILE_COPY starts with (the "
-            "build's dirty pages)",
+            f"- {ratio_summary(r['restore'], r['branch'], '<= 0.15', 3)}; the first branch "
+            "after a build pays the checkpoint FILE_COPY starts with (the build's dirty pages)",
         ]
     lines.append(f"- 1-minute load average {r['load'][0]:.1f} at the start and "
                  f"{r['load'][-1]:.1f} at the end")

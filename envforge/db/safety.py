@@ -71,17 +71,30 @@ def assert_not_source(source: ServerAddress, target: ServerAddress) -> None:
 def ownership_marker(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | None:
     """The envforge marker of database ``name``; None if it has none, raises if absent."""
     row = conn.execute(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
         (name,),
     ).fetchone()
     if row is None:
         raise LookupError(name)
-    comment = row[0] or ""
-    if not comment.startswith(OWNER_MARK):
+    return _parse_marker(row[0], row[1])
+
+
+def _parse_marker(oid: int, comment: str | None) -> dict[str, Any] | None:
+    """The marker a database's comment holds, if it is envforge's own. The marker records
+    the database's oid when envforge created it (a rename keeps the oid): a comment copied
+    onto another database (``pg_dump --create`` of a golden restored by hand under another
+    name, a COMMENT typed by someone) names another oid, so that database is not envforge's.
+    Markers written before oids were recorded have none and are taken as they are."""
+    text = comment or ""
+    if not text.startswith(OWNER_MARK):
         return None
     try:
-        marker: dict[str, Any] = json.loads(comment[len(OWNER_MARK):] or "{}")
+        marker = json.loads(text[len(OWNER_MARK):] or "{}")
     except ValueError:
+        return None
+    if not isinstance(marker, dict):
+        return None
+    if "oid" in marker and str(marker["oid"]) != str(oid):
         return None
     return marker
 
@@ -133,7 +146,9 @@ def create_owned_database_on(
                 identifier(name), sql.Literal(encoding)))
         else:
             copy_template(conn, template, name, attempts)
-        write_marker(conn, name, stamp)
+        created = conn.execute("SELECT oid FROM pg_database WHERE datname = %s",
+                               (name,)).fetchone()
+        write_marker(conn, name, dict(stamp, oid=int(created[0])) if created else stamp)
     except psycopg.Error as e:
         raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
                               f"{str(e).strip().splitlines()[0]}") from e
@@ -223,14 +238,11 @@ def owned_databases(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
     """Every database on the server that carries an envforge marker, with the marker: the
     record of what envforge created (names alone prove nothing)."""
     owned: dict[str, dict[str, Any]] = {}
-    for name, comment in conn.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+    for name, oid, comment in conn.execute(
+            "SELECT datname, oid, shobj_description(oid, 'pg_database') FROM pg_database "
             "WHERE starts_with(shobj_description(oid, 'pg_database'), %s)", (OWNER_MARK,)):
-        try:
-            marker = json.loads(str(comment)[len(OWNER_MARK):] or "{}")
-        except ValueError:
-            continue
-        if isinstance(marker, dict):
+        marker = _parse_marker(oid, comment)
+        if marker is not None:
             owned[str(name)] = marker
     return owned
 

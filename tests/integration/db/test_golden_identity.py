@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from envforge.cli import main
 from envforge.db.branch import (
@@ -233,6 +234,34 @@ def test_retention_drops_only_recorded_previous_copies(pg_server: ServerAddress)
     drop_owned_database(pg_server, "envforge_keep_o")
     cleanup_golden(pg_server, golden)
     cleanup_golden(pg_server, other_golden)
+
+
+def test_a_copied_marker_does_not_make_a_database_envforge_s(pg_server: ServerAddress) -> None:
+    """A person keeps a previous golden's data under another name, its envforge comment with
+    it (pg_dump --create of it restored under another name carries the comment; here the
+    comment is copied as such): retention and drop leave that database alone, because the
+    marker records the oid of the database envforge created."""
+    source = make_source(pg_server, "ident_copy", "copy", n=20)
+    golden = golden_database_name("copy")
+    build_golden(request(source, pg_server, "copy"), keep=1)
+    build_golden(request(source, pg_server, "copy"), keep=1)
+    [previous] = previous_goldens(pg_server, golden)
+    kept_by_hand = "analytics_keep_copy"
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        comment = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                               "WHERE datname = %s", (previous,)).fetchone()
+        assert comment is not None and '"oid"' in comment[0]
+        conn.execute(f'DROP DATABASE IF EXISTS "{kept_by_hand}"')
+        conn.execute(f'CREATE DATABASE "{kept_by_hand}"')
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(kept_by_hand), sql.Literal(comment[0])))
+    assert previous_goldens(pg_server, golden) == [previous]
+    build_golden(request(source, pg_server, "copy"), keep=0)  # retention: keep none
+    assert database_exists(pg_server, kept_by_hand)
+    with pytest.raises(UnsafeTargetError, match="not created by envforge"):
+        drop_owned_database(pg_server, kept_by_hand)
+    drop_all(pg_server, kept_by_hand)
+    cleanup_golden(pg_server, golden)
 
 
 def test_staging_and_previous_copies_cannot_be_branched(pg_server: ServerAddress) -> None:
