@@ -198,6 +198,7 @@ def test_an_explicit_golden_name_of_another_source_is_refused_in_one_line(
     cleanup_golden(pg_server, golden_database_name("shared"))
 
 
+@pytest.mark.slow  # 10-15 s of database copies on a loaded machine: make test-fast skips it
 def test_retention_drops_only_recorded_previous_copies(pg_server: ServerAddress) -> None:
     """Look-alike names (a foreign database, another live golden) are neither dropped nor
     able to make the command fail; the real previous copy is the one kept."""
@@ -359,6 +360,7 @@ def test_an_environment_named_like_a_golden_never_replaces_it(pg_server: ServerA
     cleanup_golden(pg_server, req.target.dbname)
 
 
+@pytest.mark.slow  # 10-15 s of database copies on a loaded machine: make test-fast skips it
 def test_a_golden_swapped_between_check_and_copy_is_checked_again(
         pg_server: ServerAddress, monkeypatch: pytest.MonkeyPatch) -> None:
     """A refresh with other rules swaps the golden right after this branch checked it: the

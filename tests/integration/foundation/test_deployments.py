@@ -61,6 +61,7 @@ def test_the_server_refuses_runs_that_break_the_form(prefect_server: None, tmp_p
         client.delete_flow_run(accepted.id)
 
 
+@pytest.mark.slow  # 10 s of prefect deploy on a loaded machine: make test-fast skips it
 def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> None:
     """`prefect deploy --all` accepts prefect.yaml and every entrypoint in it resolves."""
     import os

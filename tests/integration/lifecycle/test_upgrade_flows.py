@@ -38,6 +38,7 @@ def _deployment(name: str) -> dict[str, dict[str, object]]:
     return loaded
 
 
+@pytest.mark.slow  # 10-20 s of flow runs on a loaded machine: make test-fast skips it
 def test_day_two_flows(prefect_server: None, templates: Path) -> None:
     from flows.day_two import (
         sleep_environment_flow,
@@ -89,6 +90,7 @@ def test_day_two_flows(prefect_server: None, templates: Path) -> None:
     assert _deployment("pr-2")["spec"]["replicas"] == 2
 
 
+@pytest.mark.slow  # 10-20 s of flow runs on a loaded machine: make test-fast skips it
 def test_a_new_deployment_wakes_a_sleeping_environment(prefect_server: None,
                                                        templates: Path) -> None:
     from flows.day_two import sleep_environment_flow

@@ -121,6 +121,7 @@ def test_a_refused_status_names_the_request_never_the_token(
     assert TOKEN not in message
 
 
+@pytest.mark.slow  # 10-20 s of flow runs on a loaded machine: make test-fast skips it
 def test_create_and_destroy_flows_set_the_pull_request_state(
         provider: FakeProviderServer, gitops: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.environments import SourceRef, create_environment, destroy_environment
