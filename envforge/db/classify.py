@@ -106,6 +106,7 @@ _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _DIGIT_RUN = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_DIGIT = re.compile(r"\d")
 _FIRST_NAMES = frozenset(n.lower() for n in fakes.FIRST_NAMES)
 _LAST_NAMES = frozenset(n.lower() for n in fakes.LAST_NAMES)
 
@@ -367,16 +368,17 @@ def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
 
 def _whole_value_category(value: str) -> tuple[str, str] | None:
     v = value.strip()
-    if _EMAIL.fullmatch(v):
+    if "@" in v and _EMAIL.fullmatch(v):
         return "e-mail", "email"
-    if _PHONE.fullmatch(v):
-        return "phone number", "phone"
-    if _SSN.fullmatch(v):
-        return "national id", "{transform: mask, keep_end: 4}"
-    if _IBAN.fullmatch(v) and _iban_ok(v):
-        return "IBAN", "iban"
-    if _DIGIT_RUN.fullmatch(v) and _luhn_ok(v):
-        return "card number", "credit_card"
+    if _DIGIT.search(v):  # phones, ids, IBANs, cards and IPs all hold digits; most text none
+        if _PHONE.fullmatch(v):
+            return "phone number", "phone"
+        if _SSN.fullmatch(v):
+            return "national id", "{transform: mask, keep_end: 4}"
+        if _IBAN.fullmatch(v) and _iban_ok(v):
+            return "IBAN", "iban"
+        if _DIGIT_RUN.fullmatch(v) and _luhn_ok(v):
+            return "card number", "credit_card"
     if _is_ip(v):
         return "IP address", "ip"
     if _CREDENTIAL.fullmatch(v):
@@ -397,8 +399,10 @@ def _whole_value_category(value: str) -> tuple[str, str] | None:
 
 
 def _embedded_category(value: str) -> str | None:
-    if _EMAIL.search(value):
+    if "@" in value and _EMAIL.search(value):
         return "e-mail"
+    if not _DIGIT.search(value):  # what follows needs digits
+        return None
     if _PHONE.search(value):
         return "phone number"
     if _SSN.search(value):
