@@ -34,10 +34,13 @@ from pathlib import Path
 
 from envforge.capabilities.budgets import CloneBudget
 from envforge.core.git_boundary import subprocess_env
-from envforge.errors import BudgetExceededError, GitError
+from envforge.errors import BudgetExceededError, FileRefusedError, GitError
 
 #: How often the clone's size is measured while git runs.
 POLL_SECONDS = 0.02
+#: Longest file name and path a checkout can write here (Linux's NAME_MAX and PATH_MAX).
+NAME_MAX = 255
+PATH_MAX = 4096
 
 
 def clone_within_budget(url: str, dest: Path, ref: str = "", *, budget: CloneBudget,
@@ -111,8 +114,10 @@ def _check_tree(dest: Path, env: Mapping[str, str], deadline: float, budget: Clo
             pending = records.pop()
             for record in records:
                 entries += 1
-                size = record.split(b"\t", 1)[0].split()[-1]
+                head, _, path = record.partition(b"\t")
+                size = head.split()[-1] if head.split() else b""
                 total += int(size) if size.isdigit() else 0
+                _check_name(path, what)
             if entries > budget.max_entries:
                 raise _over(what, f"its tree holds more than {budget.max_entries:,} files",
                             budget.settings[1])
@@ -125,6 +130,18 @@ def _check_tree(dest: Path, env: Mapping[str, str], deadline: float, budget: Clo
         _kill(process)
     if process.returncode != 0:
         raise GitError(f"{what} failed: git could not list the commit's files")
+
+
+def _check_name(path: bytes, what: str) -> None:
+    """A name no file system here can hold (a component over 255 bytes, a path over 4096)
+    is refused by name before the checkout fails on it with git's vague last line."""
+    longest = max(path.split(b"/"), key=len)
+    if len(longest) > NAME_MAX or len(path) > PATH_MAX:
+        shown = longest[:40].decode("utf-8", "replace")
+        raise FileRefusedError(
+            f"{what} stopped: the repository holds a file named {shown!r}... "
+            f"({len(longest)} bytes in one name, {len(path)} in its path; at most {NAME_MAX} "
+            f"and {PATH_MAX}): rename it in the repository")
 
 
 def _over(what: str, problem: str, setting: str) -> BudgetExceededError:

@@ -60,6 +60,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             capture_output=True, check=True).stdout.decode().strip()
     subprocess.run(["git", "--git-dir", str(many), "update-ref", "refs/heads/main", commit],
                    check=True)
+    long_name = root / "long.git"  # one file named with 300 bytes (git allows it, Linux not)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(long_name)], check=True)
+    blob = subprocess.run(["git", "--git-dir", str(long_name), "hash-object", "-w", "--stdin"],
+                          input=b"x\n", capture_output=True, check=True).stdout.decode().strip()
+    tree = subprocess.run(["git", "--git-dir", str(long_name), "mktree"],
+                          input=f"100644 blob {blob}\t{'a' * 300}\n".encode(),
+                          capture_output=True, check=True).stdout.decode().strip()
+    commit = subprocess.run([*GIT, "--git-dir", str(long_name), "commit-tree", tree, "-m", "l"],
+                            capture_output=True, check=True).stdout.decode().strip()
+    subprocess.run(["git", "--git-dir", str(long_name), "update-ref", "refs/heads/main",
+                    commit], check=True)
     return root
 
 
@@ -115,12 +126,16 @@ def test_a_server_that_never_answers_is_given_up_on_in_time(tmp_path: Path) -> N
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
+    listener.settimeout(0.1)  # the accept loop sees `stop` (a close would not wake it)
     accepted: list[socket.socket] = []
+    stop = threading.Event()
 
     def accept() -> None:  # take connections and say nothing
-        while True:
+        while not stop.is_set():
             try:
                 accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
             except OSError:
                 return
 
@@ -133,6 +148,8 @@ def test_a_server_that_never_answers_is_given_up_on_in_time(tmp_path: Path) -> N
         with pytest.raises(TemplateError) as info:
             FetchPlain().run(ctx, FetchPlainInput(url=base + "slow.git#main"))
     finally:
+        stop.set()
+        thread.join(timeout=10)
         listener.close()
         for conn in accepted:
             conn.close()
@@ -166,3 +183,16 @@ def test_the_clone_budget_stops_a_many_file_commit_and_leaves_nothing(
         clone_within_budget(server.url("huge.git"), dest, "main",
                             budget=CloneBudget(max_bytes=2_000_000), what="git clone")
     assert not dest.exists()
+
+
+def test_a_300_byte_file_name_is_named_not_a_vague_checkout_failure(
+        server: GitHttpServer, tmp_path: Path) -> None:
+    """git stores the name; no Linux file system can: refused by name from ls-tree (before,
+    "fatal: Could not reset index file to revision 'HEAD'.")."""
+    ctx = _ctx(tmp_path, FETCH_ALLOW=server.url(""))
+    with pytest.raises(TemplateError) as info:
+        FetchPlain().run(ctx, FetchPlainInput(url=server.url("long.git") + "#main"))
+    message = str(info.value)
+    assert "holds a file named 'aaaa" in message and "300 bytes in one name" in message
+    assert "\n" not in message and str(tmp_path) not in message
+    assert _left_behind(tmp_path) == []
