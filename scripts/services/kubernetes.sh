@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1, built from pinned Go modules: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubectl, and its node, one of:
-#   ENVFORGE_NODE=real  a real node (node.sh: kubelet and kube-proxy built from the same module,
-#                       containerd, runc, CNI) and a real ingress controller (ingress.sh:
-#                       Traefik, routing Ingress hosts on 127.0.0.1:DIR/ingress/port);
-#   ENVFORGE_NODE=kwok  (the default for now) kwok, a node and pod-status simulator playing
-#                       the kubelet with the behaviour in kubelet-stages.yaml: pods are Running
-#                       without any container, logs and exec are answered on this machine.
+#   ENVFORGE_NODE=real  (the default as root: make test, make demo, CI) a real node (node.sh:
+#                       kubelet and kube-proxy built from the same module, containerd, runc,
+#                       CNI) and a real ingress controller (ingress.sh: Traefik, routing Ingress
+#                       hosts on 127.0.0.1:DIR/ingress/port);
+#   ENVFORGE_NODE=kwok  (the default without root) kwok, a node and pod-status simulator
+#                       playing the kubelet with the behaviour in kubelet-stages.yaml: pods are
+#                       Running without any container, logs and exec are answered on this
+#                       machine. Kept only because a node needs root (network namespaces,
+#                       cgroups, mounts): a developer running the tests as an ordinary user
+#                       still gets a cluster; nothing in the root run uses it;
+#   ENVFORGE_NODE=none  no node at all: the control plane alone (pods stay Pending), for tests
+#                       of the API server itself that start one of their own.
 # The Argo CD CRDs are installed unmodified from ../shared/schemas/argocd (or
 # $ENVFORGE_ARGOCD_CRDS).
 #
@@ -30,7 +36,7 @@ set -euo pipefail
 K8S_VERSION="${ENVFORGE_K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${ENVFORGE_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${ENVFORGE_KWOK_VERSION:-v0.8.0}"
-NODE_KIND="${ENVFORGE_NODE:-kwok}"
+if [ "$(id -u)" -eq 0 ]; then NODE_KIND="${ENVFORGE_NODE:-real}"; else NODE_KIND="${ENVFORGE_NODE:-kwok}"; fi
 CACHE="${ENVFORGE_CACHE:-$HOME/.cache/envforge}"
 TOOLS="$CACHE/kubernetes/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$TOOLS/bin"
@@ -205,7 +211,8 @@ DEBUG
     echo "$DIR/kubelet-debugging.yaml"
 }
 
-# kwok plays the kubelet of the Node envforge-node-1 (ENVFORGE_NODE=kwok).
+# kwok plays the kubelet of the Node envforge-node-1 (ENVFORGE_NODE=kwok): only without root,
+# where a real node cannot start (it needs network namespaces, cgroups and mounts).
 start_kwok() {  # port of kwok's kubelet server
     start_daemon kwok "$BIN/kwok" --kubeconfig "$DIR/kwok.kubeconfig" --node-lease-duration-seconds 40 \
         --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
@@ -228,7 +235,7 @@ NODE
 
 cmd_start() {
     [ -n "${DIR:-}" ] || die "usage: $0 start DIR"
-    case "$NODE_KIND" in kwok|real) ;; *) die "ENVFORGE_NODE is '$NODE_KIND': use real or kwok" ;; esac
+    case "$NODE_KIND" in kwok|real|none) ;; *) die "ENVFORGE_NODE is '$NODE_KIND': use real, kwok or none" ;; esac
     cmd_build >/dev/null
     mkdir -p "$DIR/pids" "$DIR/etcd"
     if [ -f "$DIR/pids/kube-apiserver" ] && kill -0 "$(cat "$DIR/pids/kube-apiserver")" 2>/dev/null; then
@@ -286,7 +293,7 @@ cmd_start() {
     if [ "$NODE_KIND" = kwok ]; then
         wait_for "node envforge-node-1" 60 "${KUBECTL[@]}" wait --for=condition=Ready node/envforge-node-1 --timeout=1s \
             || { tail -20 "$DIR/kwok.log" >&2; die "kwok did not make the node Ready (log: $DIR/kwok.log)"; }
-    else
+    elif [ "$NODE_KIND" = real ]; then
         # The node's pods reach the API server and $ENVFORGE_NODE_HOST_PORTS through its gateway.
         bash "$HERE/node.sh" start "$DIR" "$DIR/kubeconfig" \
             || die "the node did not start (logs: $DIR/node/*.log)"

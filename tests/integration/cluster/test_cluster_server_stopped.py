@@ -35,7 +35,8 @@ def private_plane() -> Iterator[ControlPlane]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("ENVFORGE_TEST_KUBECONFIG", raising=False)  # never stop the shared one
         try:
-            plane = start_control_plane()
+            # the API server is what these tests stop: no node (its pods stay Pending)
+            plane = start_control_plane(node="none")
         except RuntimeError as e:
             pytest.fail(str(e))
     assert plane.started_here

@@ -11,6 +11,9 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,8 +64,12 @@ def world(gitops: Path, make_repo: Callable[..., Path], registry: Registry, base
           buildah_storage: Path, pg_server: ServerAddress, vault_service: VaultTarget,
           cluster_target: ClusterTarget, argocd: str, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> World:
-    app = make_repo({"Dockerfile": f"FROM {base_image}\nCOPY index.html /www/index.html\n",
-                     "index.html": "<p>shop</p>\n"}, name="shop")
+    # the application: busybox's httpd serving /www on preview-app's port, /healthz for its
+    # probes; PID 1 a shell that exits on SIGTERM (a pod deletion does not wait out 30 s)
+    app = make_repo({"Dockerfile": f"FROM {base_image}\nCOPY index.html healthz /www/\n"
+                     "USER 10001\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; "
+                     "httpd -f -p ${PORT:-8080} -h /www & wait\"]\n",
+                     "index.html": "<p>shop</p>\n", "healthz": "ok\n"}, name="shop")
     monkeypatch.setenv("ENVFORGE_BUILDAH_ROOT", str(buildah_storage))
     monkeypatch.setenv("PGHOST", pg_server.host)
     monkeypatch.setenv("PGPORT", str(pg_server.port))
@@ -86,6 +93,27 @@ def cluster_secret(world: World, namespace: str, name: str) -> dict[str, str] | 
         assert "NotFound" in done.stderr, done.stderr
         return None
     return dict(json.loads(done.stdout).get("data") or {})
+
+
+def get_through_ingress(world: World, url: str, seconds: float = 60) -> str:
+    """The body of ``url`` through the cluster's ingress controller (Traefik on 127.0.0.1,
+    the URL's host in the Host header), once it routes that host (it may answer 404 for a
+    second or two after the pod's endpoints appear). Skips where there is none (kwok)."""
+    port = world.cluster.plane.ingress_port
+    if port is None:
+        pytest.skip("no ingress controller: the cluster's node is kwok (ENVFORGE_NODE=kwok)")
+    parts = urllib.parse.urlsplit(url)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{parts.path or '/'}",
+                                     headers={"Host": str(parts.hostname)})
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return str(answer.read().decode())
+        except urllib.error.HTTPError as e:
+            if e.code not in (404, 502, 503) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def wait_synced_and_healthy(world: World, name: str, seconds: float = 180) -> dict[str, Any]:

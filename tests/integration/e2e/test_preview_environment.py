@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.integration.e2e.conftest import (
     API_KEY,
     World,
     cluster_secret,
+    get_through_ingress,
     wait_synced_and_healthy,
 )
 from tests.integration.images.conftest import commit_to
@@ -91,6 +93,8 @@ def test_preview_environment_end_to_end(prefect_server: None, world: World) -> N
     data = _secret(world, name, f"{name}-secrets")
     assert data is not None
     assert base64.b64decode(data["API_KEY"]).decode() == API_KEY
+    # the environment's URL answers through the ingress controller, from the built image
+    assert get_through_ingress(world, created["url"]) == "<p>shop</p>\n"
 
     # a new commit on the branch: the update builds and deploys it
     commit_to(world.app_repo, {"index.html": "<p>shop v2</p>\n"}, "main")
@@ -104,6 +108,10 @@ def test_preview_environment_end_to_end(prefect_server: None, world: World) -> N
     live = world.cluster.plane.kubectl("get", "deployment", "-n", name, name, "-o",
                                        "jsonpath={.spec.template.spec.containers[0].image}")
     assert live.stdout == second_image
+    deadline = time.monotonic() + 60  # the old pod serves until the new one is Ready
+    while get_through_ingress(world, created["url"]) != "<p>shop v2</p>\n":
+        assert time.monotonic() < deadline, "the URL never served the new commit"
+        time.sleep(0.5)
 
     destroyed = destroy_environment(name)
     assert destroyed["databases"] == [db] and destroyed["problems"] == []

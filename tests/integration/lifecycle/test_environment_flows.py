@@ -11,6 +11,7 @@ import pytest
 
 from envforge.errors import EnvironmentNotFoundError, ParameterError
 from tests.helpers import git, remote_files
+from tests.integration.cluster.real_node import node_images, publish_image  # noqa: F401
 from tests.kube import ControlPlane
 
 pytestmark = pytest.mark.prefect
@@ -22,9 +23,11 @@ def _env_files(remote: Path, name: str) -> list[str]:
 
 
 def test_create_update_extend_destroy(prefect_server: None, gitops: Path, argocd: str,
-                                      kube_control_plane: ControlPlane) -> None:
+                                      kube_control_plane: ControlPlane,
+                                      request: pytest.FixtureRequest) -> None:
     """Through Git, and what Argo CD makes of each commit on the real API
-    server: the update's replicas, then the destroy's prune."""
+    server: the update's replicas, then the destroy's prune. On the real node the pods pull
+    ``<name>:latest`` from the session's registry (a small web image)."""
     from flows.environments import (
         create_environment,
         destroy_environment,
@@ -32,8 +35,13 @@ def test_create_update_extend_destroy(prefect_server: None, gitops: Path, argocd
     )
 
     name = f"pr-7-{uuid.uuid4().hex[:6]}"
+    registry: dict[str, object] = {}
+    if kube_control_plane.node_kind == "real":
+        images = request.getfixturevalue("node_images")
+        publish_image(images, "web", f"{name}:latest")
+        registry = {"imageRegistry": images.registry}
     created = create_environment(name, template="python-service",
-                                 parameters={"replicas": 1}, ttl="2h",
+                                 parameters={"replicas": 1, **registry}, ttl="2h",
                                  source={"repository": "https://git.example/app.git",
                                          "pullRequest": 7})
     assert created["mode"] == "create" and created["url"].startswith(f"https://{name}-")
@@ -42,7 +50,7 @@ def test_create_update_extend_destroy(prefect_server: None, gitops: Path, argocd
     record = git("--git-dir", str(gitops), "show", f"main:environments/{name}/environment.yaml")
     assert "pullRequest: 7" in record and "template: python-service" in record
 
-    updated = create_environment(name, parameters={"replicas": 3})
+    updated = create_environment(name, parameters={"replicas": 3, **registry})
     assert updated["mode"] == "update" and updated["commit"]
     assert updated["url"] == created["url"]  # the host stays for the environment's life
     deployment = git("--git-dir", str(gitops), "show",
@@ -50,7 +58,7 @@ def test_create_update_extend_destroy(prefect_server: None, gitops: Path, argocd
     assert "replicas: 3" in deployment
     _wait(lambda: _replicas(kube_control_plane, name) == 3, "the update to be synced")
 
-    again = create_environment(name, parameters={"replicas": 3})
+    again = create_environment(name, parameters={"replicas": 3, **registry})
     assert again["commit"] is None  # unchanged: no commit
 
     extended = extend_environment(name, ttl="48h")

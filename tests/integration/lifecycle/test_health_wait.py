@@ -1,7 +1,10 @@
 """create-environment waits for Argo CD: healthy is success; never healthy is a rollback with
 the pods' events in the summary. The real API server is the cluster, the real Argo CD
-syncs the GitOps remote into it (app-of-apps), and kwok plays the kubelet: pods of a template
-annotated ``envforge.dev/simulate: CrashLoopBackOff`` crash-loop (scripts/services)."""
+syncs the GitOps remote into it (app-of-apps), and its real node runs the pods: python-service's
+Deployment pulls ``<imageRegistry>/<name>:latest`` from the session's registry, where the test
+pushed a small image that serves /healthz, or one that exits at start and so crash-loops
+(tests/integration/cluster/real_node.py). With kwok (ENVFORGE_NODE=kwok, not root) the
+``envforge.dev/simulate: CrashLoopBackOff`` annotation plays the crash."""
 
 from __future__ import annotations
 
@@ -17,6 +20,11 @@ import pytest
 from envforge.core.config import PROJECT_ROOT
 from envforge.errors import EnvironmentNotHealthyError, StepFailedError
 from tests.helpers import git, remote_files
+from tests.integration.cluster.real_node import (  # noqa: F401  (the session's images)
+    NodeImages,
+    node_images,
+    publish_image,
+)
 from tests.kube import ControlPlane
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
@@ -34,8 +42,19 @@ def _get(plane: ControlPlane, *args: str) -> dict[str, Any] | None:
     return dict(json.loads(done.stdout))
 
 
+def _image_for(plane: ControlPlane, request: pytest.FixtureRequest, name: str,
+               archive: str) -> dict[str, Any]:
+    """python-service's parameters naming the session registry, where ``name:latest`` is the
+    cached ``web`` or ``crash`` image (a real node pulls it); none with kwok."""
+    if plane.node_kind != "real":
+        return {}
+    images: NodeImages = request.getfixturevalue("node_images")
+    publish_image(images, archive, f"{name}:latest")
+    return {"imageRegistry": images.registry}
+
+
 def _crash_looping_templates(tmp_path: Path) -> Path:
-    """A copy of python-service whose pods the simulated kubelet crash-loops."""
+    """A copy of python-service whose pods kwok crash-loops (ENVFORGE_NODE=kwok only)."""
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates" / "python-service",
                     templates / "python-service")
@@ -50,12 +69,13 @@ def _crash_looping_templates(tmp_path: Path) -> Path:
 
 def test_healthy_environment_completes_and_destroy_prunes_it(
         prefect_server: None, gitops: Path, argocd: str,
-        kube_control_plane: ControlPlane) -> None:
+        kube_control_plane: ControlPlane, request: pytest.FixtureRequest) -> None:
     from flows.environments import create_environment, destroy_environment
 
     name = _name("hw")
     result = create_environment(name, template="python-service", wait_healthy=True,
-                                wait_timeout_seconds=120)
+                                wait_timeout_seconds=120, parameters=_image_for(
+                                    kube_control_plane, request, name, "web"))
     steps = {s["id"]: s["status"] for s in result["run"]["steps"]}
     assert steps["wait-healthy"] == "completed"
     head = git("--git-dir", str(gitops), "rev-parse", "main")
@@ -84,18 +104,21 @@ def test_healthy_environment_completes_and_destroy_prunes_it(
 def test_never_healthy_rolls_back_with_a_diagnosis(prefect_server: None, gitops: Path,
                                                    argocd: str, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
-                                                   kube_control_plane: ControlPlane) -> None:
+                                                   kube_control_plane: ControlPlane,
+                                                   request: pytest.FixtureRequest) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from flows.environments import create_environment
 
-    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(_crash_looping_templates(tmp_path)))
     name = _name("nh")
+    parameters = _image_for(kube_control_plane, request, name, "crash")
+    if not parameters:
+        monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(_crash_looping_templates(tmp_path)))
     before = git("--git-dir", str(gitops), "rev-parse", "main")
     with pytest.raises(StepFailedError) as info:
         create_environment(name, template="python-service", wait_healthy=True,
-                           wait_timeout_seconds=60)
+                           wait_timeout_seconds=60, parameters=parameters)
     assert info.value.step_id == "wait-healthy"
     assert isinstance(info.value.__cause__, EnvironmentNotHealthyError)
     assert "environment" in info.value.rolled_back  # the publish:gitops step was undone
