@@ -4,14 +4,18 @@ for the whole session (starting one costs ~10 s)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.argocd import ArgoCD, start_argocd, stop_argocd
 from tests.helpers import git
 from tests.kube import EXTERNAL, ControlPlane, start_control_plane, stop_control_plane
+
+if TYPE_CHECKING:  # imported where used: the unit tests' workers need not load Prefect first
+    from envforge.services import Services
 
 # Before prefect is imported anywhere: no telemetry calls out of this offline machine.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -26,6 +30,22 @@ def envforge_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.delenv("ENVFORGE_GITOPS_URL", raising=False)
     monkeypatch.delenv("ENVFORGE_TEMPLATES_PATH", raising=False)
     return home
+
+
+@pytest.fixture
+def services_from(envforge_home: Path) -> Callable[[Mapping[str, str]], Services]:
+    """Services for this test built the way the composition roots build them, from the settings
+    it names (``services_from({"ENVFORGE_BUILDAH_ROOT": ...})``) over its own home, instead of
+    patching the process environment: settings and connections read only that mapping."""
+    from blocks.loader import BlockConnections
+    from envforge.composition import build_services
+    from envforge.settings import EnvforgeSettings
+
+    def build(variables: Mapping[str, str]) -> Services:
+        settings = EnvforgeSettings.from_environ({"ENVFORGE_HOME": str(envforge_home),
+                                                  **variables})
+        return build_services(settings, BlockConnections(settings))
+    return build
 
 
 @pytest.fixture(scope="session")
