@@ -322,7 +322,12 @@ def watch_until_healthy(demo: Demo, cluster: Cluster, timelines: Iterable[Timeli
             if time.monotonic() - last_prefect > 1.0:  # a failed run ends the wait for it
                 last_prefect = time.monotonic()
                 for name, t in list(pending.items()):
-                    run = prefect.read_flow_run(t.flow_run_id)  # type: ignore[arg-type]
+                    try:
+                        run = prefect.read_flow_run(t.flow_run_id)  # type: ignore[arg-type]
+                    except Exception as e:  # an overloaded server's 500 or timeout: next poll
+                        print(f"{name}: Prefect did not answer ({type(e).__name__}); "
+                              "asking again", file=sys.stderr, flush=True)
+                        continue
                     if run.state is not None and run.state.is_final() and \
                             not run.state.is_completed():
                         t.error = f"create run {run.state.name}: {run.state.message}"

@@ -62,6 +62,12 @@ except psycopg.Error as e:
              f"{str(e).strip().splitlines()[0]}")
 PY
   export PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://${PGUSER:-postgres}@$PGHOST:$PGPORT/prefect"
+  # Under a burst (bench/fleet.py --prs 20 on a loaded 2-core machine) Prefect's defaults (5 s
+  # to connect, 10 s per statement, a pool of 5) made the API answer 500s (asyncpg connect
+  # TimeoutError): more patience, and connections kept instead of opened per burst.
+  export PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT="${PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT:-30}"
+  export PREFECT_SERVER_DATABASE_TIMEOUT="${PREFECT_SERVER_DATABASE_TIMEOUT:-30}"
+  export PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE="${PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE:-10}"
 }
 
 limit_concurrency() {
