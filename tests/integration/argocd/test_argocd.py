@@ -326,8 +326,8 @@ def test_directory_recurse_and_create_namespace(argocd_service: ArgoCD, repo: Re
 def test_health_degraded_from_the_real_objects(argocd_service: ArgoCD, repo: Repo,
                                                app_name: str,
                                                kube_control_plane: ControlPlane) -> None:
-    """A crash-looping bare Pod is Degraded at once; a Deployment whose pods crash is
-    Progressing until its progress deadline passes, then Degraded."""
+    """A crash-looping bare Pod is Degraded (in CrashLoopBackOff); a Deployment whose pods
+    crash is Progressing until its progress deadline passes, then Degraded."""
     plane = kube_control_plane
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crashing"},
            **crash_looping({"spec": {"containers": [{"name": "c"}],
@@ -336,9 +336,12 @@ def test_health_degraded_from_the_real_objects(argocd_service: ArgoCD, repo: Rep
                         "app/web.yaml": deployment("web", crash=True,
                                                    deadline=5)})
     create(plane, application(app_name, repo, "app"))
-    status = wait_for("Degraded", synced_to(plane, app_name, head, health="Degraded"), 90)
-    health = {r["kind"]: r["health"] for r in status["resources"] if "health" in r}
-    assert health["Pod"]["status"] == "Degraded"
+    wait_for("Degraded", synced_to(plane, app_name, head, health="Degraded"), 90)
+    # the Pod: Degraded while the kubelet holds its container in CrashLoopBackOff (between two
+    # back-offs it runs, unready, and is Progressing: a real kubelet cycles through both)
+    assert wait_for("the Pod Degraded", lambda: {
+        r["kind"]: r.get("health", {}) for r in app_status(plane, app_name)["resources"]
+    }["Pod"].get("status") == "Degraded", 90)
     assert wait_for("the Deployment's deadline", lambda: (
         h := {r["kind"]: r.get("health", {}) for r in
               app_status(plane, app_name)["resources"]})["Deployment"].get("status")
