@@ -17,6 +17,7 @@ from envforge.cli.day_two import add_day_two_commands
 from envforge.cluster.cli import add_env_commands
 from envforge.environments.intents import (
     CreateIntent,
+    abandon_create,
     begin_create,
     end_create,
     list_intents,
@@ -141,6 +142,7 @@ def _run_plan(plan: EnvironmentPlan, services: Services) -> dict[str, Any]:
     recorded (envforge.environments.intents) before its first step, after cleaning up what a
     killed create of the same name left."""
     intent: CreateIntent | None = None
+    outcome = "interrupted"
     run = TemplateRun(plan.template, plan.parameters, environment=plan.environment,
                       services=services)
     try:
@@ -152,14 +154,19 @@ def _run_plan(plan: EnvironmentPlan, services: Services) -> dict[str, Any]:
                                   str(plan.environment.get("namespace") or plan.name),
                                   plan.environment.get("owner"))
         run.run()
-    except StepFailedError as e:
-        if e.rollback_failures:  # left behind: the intent stays, so it can be cleaned up
-            intent = None
+        outcome = "clean"
+    except StepFailedError as e:  # rolled back; what a failed rollback left is cleaned later
+        outcome = "abandoned" if e.rollback_failures else "clean"
         raise
-    finally:
+    except Exception:
+        outcome = "abandoned"
+        raise
+    finally:  # an interrupt (Ctrl-C) leaves the intent as is: this process is going away
         run.close()
-        if intent is not None:
+        if intent is not None and outcome == "clean":
             end_create(services, intent)
+        elif intent is not None and outcome == "abandoned":
+            abandon_create(services, intent)
     for step in plan.template.spec.steps:
         if step.action == "publish:gitops" and step.id in run.outputs:
             return run.outputs[step.id]

@@ -67,15 +67,25 @@ class CreateIntent(BaseModel):
     #: expression that only the run can render is recorded as None too (the default server)
     databaseServers: list[str | None] = Field(default_factory=list)
     secrets: bool = False
+    #: the run ended without cleaning up after itself (a rollback failed, an unexpected
+    #: error) in a process that may live on (a worker): no need to wait for it to die
+    abandoned: bool = False
+
+    def live(self) -> bool:
+        """Whether a process is still working on this create."""
+        return not self.abandoned and self.process.alive()
 
     def state(self, committed: bool) -> IntentState:
         if committed:
             return "committed"
-        return "creating" if self.process.alive() else "killed"
+        return "creating" if self.live() else "killed"
 
     def describe(self) -> str:
         """The one-line state ``env list`` shows for an environment with no record yet."""
-        if self.process.alive():
+        if self.abandoned:
+            return ("incomplete (create failed and left resources; the next create finishes "
+                    "it, env destroy cleans it)")
+        if self.live():
             return (f"creating (run {self.runId} in {self.process.describe()} since "
                     f"{self.startedAt.isoformat()})")
         return ("incomplete (killed during create; the next create finishes it, "
@@ -133,7 +143,7 @@ def begin_create(services: Services, name: str, template: Template, run_id: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _write_new(path, intent.model_dump_json(indent=2)):
         other = _load(path)
-        if other is not None and other.process.alive():
+        if other is not None and other.live():
             raise _busy(other)
         raise EnvironmentExistsError(
             f"environment {name!r}: an earlier create was killed before its commit "
@@ -151,6 +161,22 @@ def end_create(services: Services, intent: CreateIntent) -> None:
         _sync_dir(path.parent)
 
 
+def abandon_create(services: Services, intent: CreateIntent) -> None:
+    """The run failed and may have left resources, and its process may live on: mark the
+    intent so the next create or destroy cleans up without waiting for that process."""
+    path = intent_file(services, intent.name)
+    current = _load(path)
+    if current is None or current.runId != intent.runId:
+        return
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.abandon")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(intent.model_copy(update={"abandoned": True}).model_dump_json(indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _sync_dir(path.parent)
+
+
 def recover_killed_create(services: Services, name: str,
                           committed: bool | None = None) -> CleanUp | None:
     """Before a create or a destroy of ``name``: deal with the intent a killed create left.
@@ -162,7 +188,7 @@ def recover_killed_create(services: Services, name: str,
     intent = read_intent(services, name)
     if intent is None:
         return None
-    if intent.process.alive():
+    if intent.live():
         raise _busy(intent)
     if committed is None:
         from envforge.gitops.repository import open_store

@@ -216,3 +216,43 @@ def test_the_create_environment_flow_cleans_up_a_killed_create_too(
     destroyed = destroy_environment(name)
     assert destroyed["databases"] == [database]
     assert name not in _env_rows(capsys)
+
+
+def test_a_live_create_blocks_the_name_until_it_ends_or_is_abandoned(
+        templates: Path) -> None:
+    """Another create of a name a live process is creating is refused; a create that failed
+    and left resources in a process that lives on (a worker) is marked abandoned, and the
+    next create cleans up after it at once."""
+    from envforge.environments.intents import (
+        abandon_create,
+        begin_create,
+        list_intents,
+        recover_killed_create,
+    )
+    from envforge.errors import EnvironmentExistsError
+    from envforge.templating.loader import load_template
+    from tests.services_fixtures import make_services
+
+    services = make_services()
+    template = load_template(templates / "slow-db")
+    intent = begin_create(services, "busy-1", template, "run-a", "busy-1")
+    with pytest.raises(EnvironmentExistsError, match="is being created by run run-a"):
+        begin_create(services, "busy-1", template, "run-b", "busy-1")
+    with pytest.raises(EnvironmentExistsError, match=f"process {os.getpid()} on"):
+        recover_killed_create(services, "busy-1", committed=False)
+    abandon_create(services, intent)
+    [shown] = list_intents(services)
+    assert shown.describe().startswith("incomplete (create failed and left resources")
+    cleaned = recover_killed_create(services, "busy-1", committed=False)
+    assert cleaned is not None and cleaned.intent.runId == "run-a"
+    assert list_intents(services) == []
+
+
+def test_a_reused_pid_is_not_taken_for_the_process_that_recorded_it() -> None:
+    from envforge.environments.process_ids import current_process
+
+    me = current_process()
+    assert me.alive()
+    assert me.startTicks is not None
+    assert not me.model_copy(update={"startTicks": me.startTicks + 1}).alive()
+    assert not me.model_copy(update={"bootId": "another-boot"}).alive()
