@@ -30,7 +30,6 @@ from envforge.environments.forms import (
 )
 from envforge.environments.intents import (
     CreateIntent,
-    abandon_create,
     begin_create,
     end_create,
     recover_killed_create,
@@ -169,16 +168,11 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
             intent = begin_create(services, plan.name, plan.template, run.run_id,
                                   str(plan.environment.get("namespace") or plan.name),
                                   plan.environment.get("owner"))
-        outcome = "interrupted"  # a termination leaves the intent: the process ends
         try:
             result = run_steps_as_tasks(run)
-            outcome = "clean"
-        except Exception as e:
-            # rolled back cleanly: nothing left; otherwise the next run cleans up after it
-            clean = isinstance(e, StepFailedError) and not e.rollback_failures
-            outcome = "clean" if clean else "abandoned"
-            if not isinstance(e, EnvforgeError):
-                raise
+        except EnvforgeError as e:
+            if isinstance(e, StepFailedError) and e.rollback_failures:
+                intent = None  # left behind: the intent stays so a later run cleans it up
             diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
             _summary(services, plan.name, {"template": plan.template.name, "steps": [
                 r.__dict__ for r in run.reports]}, "rolled-back", plan.mode,
@@ -189,10 +183,8 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
             raise
         finally:
             run.close()
-            if intent is not None and outcome == "clean":
+            if intent is not None:
                 end_create(services, intent)
-            elif intent is not None and outcome == "abandoned":
-                abandon_create(services, intent)
     gitops = next((out for sid, out in run.outputs.items()
                    if any(s.id == sid and s.action == "publish:gitops"
                           for s in plan.template.spec.steps)), {})
