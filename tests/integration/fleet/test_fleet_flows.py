@@ -1,5 +1,6 @@
 """Every lifecycle flow run keeps the fleet artifact current and links to it from its summary:
-the create and destroy flows on a real temporary Prefect server and a real Git remote."""
+the create, extend and destroy flows on a real temporary Prefect server and a real Git
+remote."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_create_and_destroy_republish_the_fleet_and_summaries_link_to_it(
         prefect_server: None, gitops: Path) -> None:
     from prefect.settings import PREFECT_UI_URL, temporary_settings
 
-    from flows.environments import create_environment, destroy_environment
+    from flows.environments import create_environment, destroy_environment, extend_environment
 
     name = f"pr-9-{uuid.uuid4().hex[:6]}"
     # the test server serves no UI; a run's UI address is what the summary's link is made of
@@ -56,6 +57,10 @@ def test_create_and_destroy_republish_the_fleet_and_summaries_link_to_it(
     assert row["state"] in {"healthy", "unknown", "progressing", "expiring"}  # no Argo CD here
     summary = _latest(artifact_key(name)).data
     assert f"(http://127.0.0.1:4200/artifacts/key/{FLEET_ARTIFACT_KEY})" in summary
+
+    extend_environment(name, ttl="72h")  # the new expiry shows in the table at once
+    [extended] = [r for r in _rows() if r["environment"] == name]
+    assert extended["expires"] != row["expires"] and extended["state"] != "expiring"
 
     destroy_environment(name)
     assert name not in [r["environment"] for r in _rows()]
