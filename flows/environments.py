@@ -30,6 +30,7 @@ from envforge.environments.forms import (
 )
 from envforge.environments.intents import (
     CreateIntent,
+    abandon_create,
     begin_create,
     end_create,
     recover_killed_create,
@@ -48,6 +49,7 @@ from envforge.gitops.repository import open_store
 from envforge.run.runner import TemplateRun
 from envforge.services import Services
 from envforge.settings import load_settings as load_envforge_settings
+from envforge.summary.fleet import refresh_fleet
 from envforge.summary.fleet import refresh_fleet
 from envforge.summary.pr_status import EnvironmentState
 from envforge.templating.loader import TemplateCatalog
@@ -168,11 +170,16 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
             intent = begin_create(services, plan.name, plan.template, run.run_id,
                                   str(plan.environment.get("namespace") or plan.name),
                                   plan.environment.get("owner"))
+        outcome = "interrupted"  # a termination leaves the intent: the process ends
         try:
             result = run_steps_as_tasks(run)
-        except EnvforgeError as e:
-            if isinstance(e, StepFailedError) and e.rollback_failures:
-                intent = None  # left behind: the intent stays so a later run cleans it up
+            outcome = "clean"
+        except Exception as e:
+            # rolled back cleanly: nothing left; otherwise the next run cleans up after it
+            clean = isinstance(e, StepFailedError) and not e.rollback_failures
+            outcome = "clean" if clean else "abandoned"
+            if not isinstance(e, EnvforgeError):
+                raise
             diagnosis = getattr(e.__cause__, "diagnosis", None)  # argocd:wait's pod events/logs
             _summary(services, plan.name, {"template": plan.template.name, "steps": [
                 r.__dict__ for r in run.reports]}, "rolled-back", plan.mode,
@@ -183,8 +190,10 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
             raise
         finally:
             run.close()
-            if intent is not None:
+            if intent is not None and outcome == "clean":
                 end_create(services, intent)
+            elif intent is not None and outcome == "abandoned":
+                abandon_create(services, intent)
     gitops = next((out for sid, out in run.outputs.items()
                    if any(s.id == sid and s.action == "publish:gitops"
                           for s in plan.template.spec.steps)), {})
@@ -291,6 +300,7 @@ def extend_environment(name: str, ttl: str = "24h") -> dict[str, Any]:
     assert result.record is not None
     expires = result.record.status.expiresAt.isoformat()
     get_run_logger().info("%s now expires at %s", name, expires)
+    refresh_fleet(services, get_run_logger())  # the fleet table's expiry and state, as of now
     refresh_fleet(services, get_run_logger())  # the fleet table's expiry and state, as of now
     return {"name": name, "expiresAt": expires, "commit": result.commit}
 
