@@ -289,8 +289,10 @@ class TemplateRun:
             committed = {k: v for k, v in rendered.items() if k != "token"}
             refuse_references_in_git_fields(committed, f"{where} field input")
             if not action.id.startswith("fetch:"):  # fetch:* values render into the
-                # workspace, which is scanned before anything is published
-                refuse_secret_values(committed, self.secrets, f"{where} field input")
+                # workspace, which is scanned before anything is published; publish:github's
+                # ``secrets`` (the new repository's Actions secrets) go to its API, not Git
+                refuse_secret_values({k: v for k, v in committed.items() if k != "secrets"},
+                                     self.secrets, f"{where} field input")
         try:
             params = action.input_model.model_validate(rendered)
         except ValidationError as e:

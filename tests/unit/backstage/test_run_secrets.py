@@ -151,7 +151,10 @@ def test_a_value_never_goes_to_git(tmp_path: Path) -> None:
       steps:
         - id: publish
           action: publish:github
-          input: {repoUrl: "github.com?owner=o&repo=r", token: "${{ secrets.API_TOKEN }}"}
+          input:
+            repoUrl: "github.com?owner=o&repo=r"
+            token: "${{ secrets.API_TOKEN }}"
+            secrets: {DEPLOY_KEY: "${{ secrets.API_TOKEN }}"}  # the repository's, via its API
     """, name="token")
     run_, _ = run(token_only, dry_run=True, secrets={"API_TOKEN": VALUE})
     assert [r.status for r in run_.reports] == ["faked"]  # accepted: a token is not Git
