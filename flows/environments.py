@@ -50,7 +50,6 @@ from envforge.run.runner import TemplateRun
 from envforge.services import Services
 from envforge.settings import load_settings as load_envforge_settings
 from envforge.summary.fleet import refresh_fleet
-from envforge.summary.fleet import refresh_fleet
 from envforge.summary.pr_status import EnvironmentState
 from envforge.templating.loader import TemplateCatalog
 from flows.run_template import run_steps_as_tasks
@@ -300,7 +299,6 @@ def extend_environment(name: str, ttl: str = "24h") -> dict[str, Any]:
     assert result.record is not None
     expires = result.record.status.expiresAt.isoformat()
     get_run_logger().info("%s now expires at %s", name, expires)
-    refresh_fleet(services, get_run_logger())  # the fleet table's expiry and state, as of now
     refresh_fleet(services, get_run_logger())  # the fleet table's expiry and state, as of now
     return {"name": name, "expiresAt": expires, "commit": result.commit}
 
