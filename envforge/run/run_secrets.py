@@ -23,6 +23,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _BLOCK = re.compile(r"[a-z0-9][a-z0-9-]*")
 #: at most this much of a ``--secret NAME=@FILE`` file is read
 MAX_SECRET_FILE_BYTES = 64 * 1024
+#: shorter values are refused: masking "1" or "dev" would garble every log line, and every
+#: workspace file would look like it holds the secret
+MIN_SECRET_LENGTH = 4
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,16 @@ class RunSecrets(dict[str, Any]):
 
     def __repr__(self) -> str:  # a value never shows in a debugger, a log or a traceback
         return f"RunSecrets({sorted(self)})"
+
+
+def check_secret_values(values: Mapping[str, str]) -> None:
+    """Refuse values too short to mask (naming the secret, never showing the value)."""
+    for name, value in values.items():
+        if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"secrets.{name}: the value is shorter than {MIN_SECRET_LENGTH} characters, "
+                "too short to mask in logs and to tell apart in files; a value that short is "
+                "not a secret: pass it as a parameter instead")
 
 
 def default_block_name(name: str) -> str:

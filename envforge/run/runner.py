@@ -52,6 +52,7 @@ from envforge.errors import (
 from envforge.run.run_secrets import (
     RunSecrets,
     SecretRef,
+    check_secret_values,
     files_holding_secrets,
     refuse_secret_values,
 )
@@ -182,6 +183,7 @@ class TemplateRun:
         if not self.secrets and self.services is not None:
             self.secrets = dict(self.services.run_secrets)
         if self.secrets:
+            check_secret_values(self.secrets)
             default_redactor().register_all(v for v in self.secrets.values() if v)
             install()  # every log record (Prefect's API handler's too) is masked at birth
         self.engine = ExpressionEngine()

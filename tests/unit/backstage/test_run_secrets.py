@@ -111,6 +111,14 @@ def test_a_secret_renders_into_the_skeleton_and_an_input_and_nowhere_else(
     assert not run_.secrets
 
 
+def test_a_value_too_short_to_mask_is_refused(tmp_path: Path) -> None:
+    directory = make(tmp_path, SKELETON_AND_INPUT, files={"skeleton/x": "${{ values.token }}"})
+    with pytest.raises(ConfigurationError, match=r"secrets\.API_TOKEN: the value is shorter "
+                       r"than 4 characters") as caught:
+        run(directory, secrets={"API_TOKEN": "ab1"})
+    assert "ab1" not in str(caught.value)
+
+
 def test_an_error_carrying_a_value_is_masked(tmp_path: Path) -> None:
     directory = make(tmp_path, """\
       steps:
