@@ -101,6 +101,7 @@ def parse_secret_assignments(items: Sequence[str]) -> dict[str, str]:
             raise ConfigurationError(f"--secret {name}: the value is empty; give a value, "
                                      "or leave the option out")
         values[name] = value
+    check_secret_values(values)  # before any flow run starts
     return values
 
 
