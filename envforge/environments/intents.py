@@ -46,9 +46,6 @@ SECRET_ACTIONS = frozenset({"vault:secrets", "kubernetes:secret"})
 #: Owner-comment roles of shared databases a clean-up never drops (envforge.db.branch).
 _SHARED_ROLES = frozenset({"golden", "staging", "previous"})
 
-IntentState = Literal["creating", "killed", "committed"]
-
-
 class CreateIntent(BaseModel):
     """What one create of one environment may leave behind if it is killed."""
 
@@ -74,11 +71,6 @@ class CreateIntent(BaseModel):
     def live(self) -> bool:
         """Whether a process is still working on this create."""
         return not self.abandoned and self.process.alive()
-
-    def state(self, committed: bool) -> IntentState:
-        if committed:
-            return "committed"
-        return "creating" if self.live() else "killed"
 
     def describe(self) -> str:
         """The one-line state ``env list`` shows for an environment with no record yet."""
