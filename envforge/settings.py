@@ -1,8 +1,9 @@
 """envforge's settings: one typed model, read from ``ENVFORGE_*`` variables in one place.
 
 The model (:class:`EnvforgeSettings`, a pydantic-settings ``BaseSettings``) has one section per
-concern (paths, gitops, runner, render, lifecycle, webhooks, db, images, fetch, cluster,
-providers, warm runner); every field is described once, and ``docs/settings.md`` is generated
+concern (paths, gitops, runner, render, lifecycle, webhooks, db, images, fetch, budgets,
+cluster, providers, warm runner, prefect, and the other tools' own variables envforge follows:
+vault's VAULT_*, libpq's PG*); every field is described once, and ``docs/settings.md`` is generated
 from those descriptions (``python -m envforge.settings --markdown``; a unit test fails when the
 page is stale). The variable names are flat and historical (``ENVFORGE_GITOPS_URL``,
 ``ENVFORGE_MAX_TTL``): each field names its own, after the ``ENVFORGE_`` prefix. An empty
