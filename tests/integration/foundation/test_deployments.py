@@ -97,7 +97,7 @@ def test_prefect_yaml_deploys_with_prefects_own_cli(prefect_server: None) -> Non
     assert [s.schedule.cron for s in refresher.schedules] == ["0 3 * * *"]
     assert deployment.enforce_parameter_schema is True
     assert set(deployment.parameter_openapi_schema["properties"]) == {
-        "template", "parameters", "dry_run", "environment"}
+        "template", "parameters", "dry_run", "environment", "secrets"}
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
         "directory": str(PROJECT_ROOT)}}]
     # every run starts with envforge's flow-run command (envforge.launch.flow_start), resolved at deploy
