@@ -3,6 +3,7 @@ committed package-lock.json) and talks to ``oracle.js`` over one long-lived node
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -22,10 +23,14 @@ def install() -> None:
         raise RuntimeError("the Backstage oracle needs Node.js and npm (Debian: nodejs, npm)")
     stamp = HERE / "node_modules" / ".package-lock.json"
     lock = HERE / "package-lock.json"
-    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
-        return
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
-                   check=True, timeout=600, stdout=subprocess.DEVNULL)
+    # Parallel test workers each start an oracle: one `npm ci` at a time (it empties
+    # node_modules first, under the feet of another worker's), the others then find it done.
+    with lock.open() as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+            return
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
+                       check=True, timeout=600, stdout=subprocess.DEVNULL)
 
 
 class Oracle:
