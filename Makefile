@@ -10,7 +10,7 @@ install:  ## Debian packages (once) and the .venv with envforge
 demo: install  ## the main job on embedded defaults (Prefect server, worker, local GitOps repo)
 	bash scripts/demo.sh
 
-test: install lint  ## lint, then the whole suite: unit, integration (real Kubernetes, Git, Prefect, PostgreSQL, buildah)
+test: install lint  ## lint, then the whole suite in parallel workers (ENVFORGE_TEST_WORKERS, default 3): unit, integration (real Kubernetes, Git, Prefect, PostgreSQL, buildah)
 	bash scripts/run-tests.sh
 
 test-fast: install lint  ## lint, then everything but the tests marked slow
