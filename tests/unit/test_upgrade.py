@@ -1,17 +1,22 @@
 """Upgrade without Git: which environments are chosen, template versions, newly required
-parameters, and the per-environment diff."""
+parameters, the per-environment diff, and which image steps are built again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from envforge.environments.upgrade import choose_environments, missing_required, unified_diff
+from envforge.environments.upgrade_rebuild import Rebuild, RebuiltStep, undo_rebuilds
 from envforge.errors import EnvforgeError
 from envforge.gitops.record import TemplateVersion
 from envforge.gitops.versions import describe_version, template_digest, template_version
+from envforge.images.actions import ImageBuild, ImageBuildInput, ImageBuildOutput
+from envforge.run.runner import PreparedStep
 from envforge.templating.loader import load_template
+from envforge.templating.model import TemplateStep
 from tests.helpers import write_template
 from tests.unit.test_sleep import record
 
@@ -160,3 +165,54 @@ def test_changed_inputs_names_fields_not_values() -> None:
                                                             "stack": "python"}) == [
         "ref", "stack"]
     assert changed_inputs({"ref": "main"}, {"ref": "main"}) == []
+
+
+def _image_step() -> PreparedStep:
+    params = ImageBuildInput(repoUrl="file:///srv/app.git", ref="feature")
+    return PreparedStep(TemplateStep(id="image", action="image:build"), ImageBuild(), params,
+                        fake=True)
+
+
+def test_an_image_step_runs_again_only_when_its_inputs_changed_and_a_dry_run_builds_none(
+        ) -> None:
+    prepared = _image_step()
+    seen: list[str] = []
+
+    class Run:  # the render-only run: what it would do with the step itself
+        def execute(self, step: PreparedStep) -> str:
+            seen.append(step.step.id)
+            return "faked"
+
+    recorded = {"image": ("image:build", prepared.params.model_dump(mode="json"))}
+    same = Rebuild(recorded, build=False)
+    assert same.execute(Run(), prepared) == "faked"
+    assert same.steps == [] and seen == ["image"]
+
+    before = {**recorded["image"][1], "ref": "main"}
+    dry = Rebuild({"image": ("image:build", before)}, build=False)
+    output = dry.execute(Run(), prepared)
+    assert seen == ["image"]  # not handed to the render-only run: its outputs say so
+    assert output.image == "(built again by the upgrade, step image)"
+    assert [s.describe() for s in dry.steps] == ["step 'image' (image:build: ref changed)"]
+    assert dry.steps[0].built is None
+
+
+def test_rebuilt_images_are_rolled_back_once_newest_first_and_problems_named() -> None:
+    undone: list[str] = []
+
+    def undo(name: str, fail: bool = False) -> Callable[[], None]:
+        def run() -> None:
+            undone.append(name)
+            if fail:
+                raise RuntimeError("registry gone")
+        return run
+
+    built = ImageBuildOutput(image="r/a@sha256:1", imageTag="r/a:1", digest="sha256:1",
+                             commit="c", cached=False, dockerfile="Dockerfile")
+    steps = [RebuiltStep("a", "image:build", ["ref"], built, undo("a")),
+             RebuiltStep("b", "image:build", ["ref"], built, undo("b", fail=True)),
+             RebuiltStep("c", "image:build", ["ref"])]  # a dry run's: nothing to undo
+    problems = undo_rebuilds(steps)
+    assert undone == ["b", "a"]
+    assert problems == ["step 'b': RuntimeError: registry gone"]
+    assert undo_rebuilds(steps) == [] and undone == ["b", "a"]  # each at most once
