@@ -1,11 +1,19 @@
-"""The scale-out path end to end as far as these machines go: prefect.yaml's Kubernetes profile
-is deployed with ``prefect deploy`` (its build step runs ``envforge image build`` and pushes to a
-local registry), and prefect-kubernetes' worker submits a flow run's Job to the real API server.
+"""The scale-out path end to end: prefect.yaml's Kubernetes profile is deployed with ``prefect
+deploy`` (its build step runs ``envforge image build`` FROM a Python base image and pushes to a
+local registry), prefect-kubernetes' worker submits a flow run's Job to the real API server,
+and on the real node (the default as root) the Job's pod pulls that image and runs the flow:
+``prefect flow-run execute`` in the container reaches the test's Prefect server and the flow
+run ends Completed, by the engine inside the pod.
 
-Only the kubelet is simulated (kwok): it marks the Job's pod Running, then Succeeded, without
-running a container. So this test checks what the worker SUBMITTED (the Job spec) and the flow
-run state the worker REPORTED; nothing here claims the flow ran in the pod, and the last check
-shows that it did not (the flow run stays Pending while the Job "completes").
+The base image is Debian's python3 with envforge's dependencies at this checkout's versions
+(scripts/services/images.sh python: debootstrap, built once into the cache), standing in for
+python:3.11-slim, which no registry here serves. The Prefect server listens on 127.0.0.1 only:
+the pod reaches it at the node's gateway (scripts/services/node.sh expose: a DNAT on the node's
+link to this machine's loopback), so the flow run's job variables set PREFECT_API_URL to that
+address, as a cluster's pool sets the URL its pods reach the server at.
+
+With kwok (ENVFORGE_NODE=kwok, not root) nothing runs: the Job "completes" and the flow run
+stays Pending, which the test checks instead.
 
 The worker's pod observer (kopf; it marks a flow run Crashed when its Job fails) is switched off:
 it takes ambient in-cluster or ~/.kube credentials, which a test on a shared machine does not
@@ -23,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import pytest
@@ -41,6 +50,8 @@ POOL = "envforge-kubernetes"
 DEPLOYMENT = "run-template-kubernetes"
 PREFECT_FILE = "deploy/prefect-kubernetes.yaml"
 VAULT_TOKEN = "scaleout-vault-token-do-not-leak-4242"
+IMAGES_SCRIPT = PROJECT_ROOT / "scripts" / "services" / "images.sh"
+NODE_SCRIPT = PROJECT_ROOT / "scripts" / "services" / "node.sh"
 #: What the project image needs from the checkout (deploy/envforge.Containerfile copies these).
 PROJECT_FILES = ["pyproject.toml", "README.md", "prefect.yaml", "envforge", "flows", "blocks",
                  "templates", "deploy"]
@@ -121,15 +132,17 @@ def prefect_deploy(project: Path, registry: Registry, base_image: str, buildah: 
     assert done.returncode == 0, f"prefect deploy failed:\n{done.stdout}\n{done.stderr}"
 
 
-async def submit_one_flow_run(parameters: dict[str, Any]) -> tuple[UUID, Any]:
+async def submit_one_flow_run(parameters: dict[str, Any],
+                              job_variables: dict[str, Any] | None = None
+                              ) -> tuple[UUID, Any]:
     """Create a flow run of the deployment and let one KubernetesWorker poll submit it."""
     from prefect import get_client
     from prefect_kubernetes.worker import KubernetesWorker
 
     async with get_client() as client:
         deployment = await client.read_deployment_by_name(f"run-template/{DEPLOYMENT}")
-        flow_run = await client.create_flow_run_from_deployment(deployment.id,
-                                                                parameters=parameters)
+        flow_run = await client.create_flow_run_from_deployment(
+            deployment.id, parameters=parameters, job_variables=job_variables)
     async with KubernetesWorker(work_pool_name=POOL, limit=1) as worker:
         await worker.sync_with_backend()
         submitted = await worker.get_and_submit_flow_runs()
@@ -148,11 +161,62 @@ def read_flow_run_state(flow_run_id: UUID) -> str:
     return asyncio.run(read())
 
 
+def python_base_image(registry: Registry) -> str:
+    """The cached Debian Python base image, copied into the test registry."""
+    done = subprocess.run(["bash", str(IMAGES_SCRIPT), "push", "python",
+                           f"{registry.access.host}/base/python:3.11"],
+                          capture_output=True, text=True, timeout=1200, check=False)
+    assert done.returncode == 0, f"the Python base image: {done.stderr}"
+    return f"{registry.access.host}/base/python:3.11"
+
+
+def api_url_for_pods(plane: ControlPlane) -> str:
+    """The test's Prefect server (127.0.0.1:PORT) as the node's pods reach it."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = urlsplit(str(PREFECT_API_URL.value()))
+    assert url.hostname == "127.0.0.1" and url.port
+    gateway = subprocess.run(["bash", str(NODE_SCRIPT), "expose", str(plane.kubeconfig.parent),
+                              str(url.port)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    return url._replace(netloc=f"{gateway}:{url.port}").geturl()
+
+
+def read_task_run_names(flow_run_id: UUID) -> set[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> set[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_run_id])))
+            return {run.name.rsplit("-", 1)[0] if run.name[-1:].isdigit() else run.name
+                    for run in runs}
+    return asyncio.run(read())
+
+
+def wait_for_flow_run(flow_run_id: UUID, seconds: float) -> str:
+    """The flow run's final state type, polled until it is final or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    state = read_flow_run_state(flow_run_id)
+    while state not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") \
+            and time.monotonic() < deadline:
+        time.sleep(2)
+        state = read_flow_run_state(flow_run_id)
+    return state
+
+
+# On the real node: the ~480 MB Python base copied into the registry, the flow image built on
+# it and pulled by the node, the flow run to the end (1-3 min alone, several on a busy machine).
+@pytest.mark.timeout(1800)
 def test_worker_submits_the_profiles_job_to_the_real_api_server(
     kube_control_plane: ControlPlane, prefect_server: None, registry: Registry,
     base_image: str, buildah_storage: Path, project_repo: Path, envforge_namespace: str,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    real_node = kube_control_plane.node_kind == "real"
+    if real_node:  # a base with Python: the pod runs the flow
+        base_image = python_base_image(registry)
     monkeypatch.setenv("PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_ENABLED", "false")
     # A credential exists on the Prefect server; the flow run names its block, never its value.
     VaultConnection(address="http://127.0.0.1:8200", token=SecretStr(VAULT_TOKEN)).save(
@@ -163,9 +227,14 @@ def test_worker_submits_the_profiles_job_to_the_real_api_server(
     prefect_deploy(project_repo, registry, base_image, buildah_storage, cwd=checkout)
 
     parameters = {"template": "preview-app",
-                  "parameters": {"name": "scaleout-1", "vaultBlock": "scaleout-vault"},
+                  "parameters": {"name": "scaleout-1", "vaultBlock": "scaleout-vault",
+                                 "repoUrl": "https://git.example.com/shop/app.git"},
                   "dry_run": True}
-    flow_run_id, flow_run = asyncio.run(submit_one_flow_run(parameters))
+    job_variables = None
+    if real_node:  # the profile's env, and where the pods reach this Prefect server
+        job_variables = {"env": {**profile()["work_pool"]["job_variables"]["env"],
+                                 "PREFECT_API_URL": api_url_for_pods(kube_control_plane)}}
+    flow_run_id, flow_run = asyncio.run(submit_one_flow_run(parameters, job_variables))
     assert VAULT_TOKEN not in json.dumps(flow_run.parameters)  # the block's name travels
 
     # The worker reported the submission: Pending, with the Job as its infrastructure.
@@ -177,21 +246,22 @@ def test_worker_submits_the_profiles_job_to_the_real_api_server(
 
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    job_variables = profile()["work_pool"]["job_variables"]
     # image: built by `envforge image build` in the profile's build step, pushed, by digest
     repository, digest = container["image"].split("@")
     assert repository == f"{registry.access.host}/envforge" and digest.startswith("sha256:")
     tags = registry.tags("envforge")
     assert any(registry.digest("envforge", tag) == digest for tag in tags)
-    assert container["imagePullPolicy"] == job_variables["image_pull_policy"]
+    assert container["imagePullPolicy"] == profile()["work_pool"]["job_variables"][
+        "image_pull_policy"]
     # command: Prefect's engine entry point for this flow run
     assert container["args"] == ["prefect", "flow-run", "execute"]
     env = {e["name"]: e for e in container.get("env", [])}
     assert env["PREFECT__FLOW_RUN_ID"]["value"] == str(flow_run_id)
-    for name, value in job_variables["env"].items():
+    for name, value in profile()["work_pool"]["job_variables"]["env"].items():
         assert env[name]["value"] == value
     # service account: the profile's, in the profile's namespace
-    assert pod["serviceAccountName"] == job_variables["service_account_name"]
+    assert pod["serviceAccountName"] == profile()["work_pool"]["job_variables"][
+        "service_account_name"]
     assert job["metadata"]["labels"]["prefect.io/flow-run-id"] == str(flow_run_id)
     # no secret values: not the block's credential, not the cluster's token, no literal
     # value under a credential-like name (only valueFrom would be acceptable there)
@@ -204,17 +274,43 @@ def test_worker_submits_the_profiles_job_to_the_real_api_server(
             assert "value" not in entry, f"{name} carries a literal value in the Job's env"
     assert "PREFECT_API_KEY" not in env
 
-    # kwok "runs" the pod: the Job completes, yet nothing executed the flow, and the flow
-    # run state still says so (only the engine inside a real container would move it on).
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        status = json.loads(kube_control_plane.kubectl(
-            "get", "job", "-n", namespace, job_name, "-o", "json").stdout)["status"]
-        if status.get("succeeded"):
-            break
-        time.sleep(1)
+    if real_node:
+        # The pod pulls the image by digest and the engine in it runs the flow to the end.
+        state = wait_for_flow_run(flow_run_id, 420)
+
+        def container() -> dict[str, Any]:
+            pods = json.loads(kube_control_plane.kubectl(
+                "get", "pods", "-n", namespace, "-l", f"job-name={job_name}", "-o",
+                "json").stdout)
+            found = [s for p in pods["items"] for s in p["status"].get("containerStatuses", [])]
+            return dict(found[0]) if found else {}
+        # the engine reports Completed just before its process exits: wait for the exit
+        deadline = time.monotonic() + 60
+        while "terminated" not in container().get("state", {}) and time.monotonic() < deadline:
+            time.sleep(1)
+        status = container()
+        logs = kube_control_plane.kubectl("logs", "-n", namespace, f"job/{job_name}",
+                                          check=False).stdout
+        assert state == "COMPLETED", f"flow run {state}; pod log:\n{logs[-3000:]}"
+        # the engine in the pod ran the template's steps as task runs (a dry run: no changes)
+        assert {"image", "secrets", "deliver", "fetch-manifests", "publish"} <= \
+            read_task_run_names(flow_run_id)
+        assert status["containerID"].startswith("containerd://")
+        assert status["imageID"].endswith("@" + digest)
+        assert status["state"]["terminated"]["exitCode"] == 0
+        assert VAULT_TOKEN not in logs
     else:
-        pytest.fail(f"the Job {namespace}/{job_name} did not complete in 90 s: {status}")
-    assert read_flow_run_state(flow_run_id) == "PENDING"
+        # kwok "runs" the pod: the Job completes, yet nothing executed the flow, and the
+        # flow run state still says so.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = json.loads(kube_control_plane.kubectl(
+                "get", "job", "-n", namespace, job_name, "-o", "json").stdout)["status"]
+            if status.get("succeeded"):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the Job {namespace}/{job_name} did not complete in 90 s: {status}")
+        assert read_flow_run_state(flow_run_id) == "PENDING"
     kube_control_plane.kubectl("delete", "job", "-n", namespace, job_name,
                                "--ignore-not-found", "--wait=false")
