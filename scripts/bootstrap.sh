@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl chromium
                  redis-server  # redis-server: Argo CD's cache (scripts/services/argocd.sh)
-                 containerd runc containernetworking-plugins iptables gcc libc6-dev)
-                 # the real node (scripts/services/node.sh); gcc/libc6-dev build its pause binary
+                 containerd runc containernetworking-plugins iptables gcc libc6-dev debootstrap)
+                 # the real node (scripts/services/node.sh); gcc/libc6-dev build its pause binary;
+                 # debootstrap the base images of scripts/services/images.sh (Python, PostgreSQL)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
