@@ -157,9 +157,11 @@ start_worker() {
   fi
   # Poll every second instead of Prefect's default 10 s: a pull request's environment starts
   # ~7.5 s sooner (bench/webhook_latency.py); one small query per second costs the server little.
+  # The worker's own limit follows the pool's (a fixed 4 capped a larger ENVFORGE_POOL_CONCURRENCY).
   ENVFORGE_WARM_RUNNER_SOCKET="$WARM_SOCKET" \
   PREFECT_WORKER_QUERY_SECONDS="${PREFECT_WORKER_QUERY_SECONDS:-1}" \
-  nohup .venv/bin/prefect worker start --pool "$POOL" --type process --limit 4 \
+  nohup .venv/bin/prefect worker start --pool "$POOL" --type process \
+    --limit "${ENVFORGE_POOL_CONCURRENCY:-4}" \
     >"$STATE/prefect-worker.log" 2>&1 &
   echo $! >"$STATE/prefect-worker.pid"
   echo "process worker started for pool $POOL (pid $(cat "$STATE/prefect-worker.pid"))"
