@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
+import subprocess
 import urllib.error
 import urllib.request
 from typing import Any
@@ -273,3 +275,68 @@ def test_the_demo_app_reads_its_secret_and_database_through_the_ingress(
                          lambda: (lambda r: r if r[0] == 503 else None)(
                              http_get(port, f"lost.{namespace}.test")))
     assert f"database {node_database.gateway}:1/{database} cannot be read" in text
+
+
+@pytest.mark.timeout(1200)  # the 374 MB PostgreSQL image copied and pulled: minutes when busy
+def test_an_environments_own_database_container_is_reached_with_its_secrets_password(
+        real_cluster: ControlPlane, node_images: NodeImages, app_image: str,
+        node_namespace: str) -> None:
+    """The building blocks of ``database: container`` on the node: PostgreSQL 15 from the
+    image scripts/services/images.sh builds (Debian's), as a StatefulSet behind a Service in
+    the environment's namespace, its superuser password a generated value in a Secret; seeded
+    through exec; the demo app reads host, user and that password from its own Secret, lists
+    the rows through the ingress, and the same app with another password is refused."""
+    namespace, port = node_namespace, real_cluster.ingress_port
+    assert port is not None
+    image = f"{node_images.registry}/base/postgres:15"
+    subprocess.run(["bash", str(ROOT_DIR / "scripts" / "services" / "images.sh"), "push",
+                    "postgres", image], check=True, capture_output=True, timeout=1200)
+    password = secrets.token_urlsafe(18)
+    labels = {"app.kubernetes.io/name": "db"}
+    apply(real_cluster, namespace,
+          {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+           "stringData": {"POSTGRES_PASSWORD": password}},
+          {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+           "spec": {"selector": labels, "ports": [{"port": 5432, "targetPort": 5432}]}},
+          {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {
+                        "terminationGracePeriodSeconds": 5,
+                        "containers": [{
+                            "name": "postgres", "image": image,
+                            "envFrom": [{"secretRef": {"name": "db"}}],
+                            "env": [{"name": "POSTGRES_DB", "value": "shop"},
+                                    {"name": "PGDATA",
+                                     "value": "/var/lib/postgresql/data/pgdata"}],
+                            "ports": [{"containerPort": 5432}],
+                            "readinessProbe": {"tcpSocket": {"port": 5432},
+                                               "periodSeconds": 1},
+                            "volumeMounts": [{"name": "data",
+                                              "mountPath": "/var/lib/postgresql/data"}]}],
+                        "volumes": [{"name": "data", "emptyDir": {}}]}}}})
+    wait_until("PostgreSQL ready in its pod", lambda: running(real_cluster, namespace, "db-0"),
+               seconds=600)
+    schema = (ROOT_DIR / "templates" / "preview-app" / "db" / "schema.sql").read_text()
+    seeded = real_cluster.kubectl(
+        "-n", namespace, "exec", "-i", "db-0", "--", "/usr/lib/postgresql/15/bin/psql",
+        "-h", "/tmp", "-U", "postgres", "-d", "shop", "-v", "ON_ERROR_STOP=1", "-q",
+        stdin=schema + "\nINSERT INTO public.customers (email, full_name) VALUES "
+        "('c1@anon.invalid', 'Anon One'), ('c2@anon.invalid', 'Anon Two');\n")
+    assert seeded.returncode == 0
+    address = get(real_cluster, namespace, "service", "db")["spec"]["clusterIP"]
+    settings = {"PGHOST": address, "PGPORT": "5432", "PGUSER": "postgres",
+                "PGPASSWORD": password, "DATABASE_NAME": "shop"}
+    apply(real_cluster, namespace,
+          *shop("shop", app_image, settings, f"shop.{namespace}.test"),
+          *shop("wrong", app_image, {**settings, "PGPASSWORD": "not-the-password"},
+                f"wrong.{namespace}.test"))
+    answer = wait_until("the app answering 200 through the ingress",
+                        lambda: (lambda r: r if r[0] == 200 else None)(
+                            http_get(port, f"shop.{namespace}.test")))
+    assert answer[1].splitlines() == [
+        "customers of shop (2 in all, first 5):",
+        "1\tc1@anon.invalid\tAnon One", "2\tc2@anon.invalid\tAnon Two"]
+    _, text = wait_until("the app with a wrong password refused",
+                         lambda: (lambda r: r if r[0] == 503 else None)(
+                             http_get(port, f"wrong.{namespace}.test")))
+    assert password not in text and "not-the-password" not in text
