@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envforge.capabilities.egress import Credential
+from envforge.core.processes import pid_exists
 
 PUBLIC = "public"
 
@@ -77,18 +78,9 @@ def remove_partials(folder: Path) -> list[Path]:
     removed = []
     for entry in folder.glob(".partial-*"):
         pid = entry.name.split("-")[1]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_exists(int(pid)):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -7,7 +7,7 @@ to leave them orphaned, and the database blocked the name (``already exists``). 
 the first step, ``$ENVFORGE_HOME/state/create-intents/<name>.json`` records the environment,
 the run id that marks what the run makes (every envforge database carries it in its owner
 comment; Secrets carry the environment's label), the servers it may touch and the process
-doing it (pid + start time + boot id: see envforge.environments.process_ids). The file is
+doing it (pid + start time + boot id: see envforge.core.processes). The file is
 written atomically (a hard link to a complete temporary file, which also refuses a second
 writer) and removed when the run ends with nothing left behind.
 
@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envforge.environments.process_ids import ProcessIdentity, current_process
+from envforge.core.processes import ProcessIdentity, current_process
 from envforge.errors import EnvforgeError, EnvironmentExistsError, GitOpsError
 from envforge.gitops.naming import check_environment_name
 from envforge.gitops.record import utc_now

@@ -3,7 +3,7 @@ leaves a flow run RUNNING in Prefect.
 
 When the flow run starts, ``$ENVFORGE_HOME/state/flow-runs/<id>.json`` records its id, the
 Prefect API it reports to and the CLI's process identity (pid + start time + boot id:
-envforge.environments.process_ids, so a reused pid does not pass for it); the record goes
+envforge.core.processes, so a reused pid does not pass for it); the record goes
 when the run ends. SIGTERM or SIGINT during the run reports it Cancelled at once (a second
 signal ends the process without waiting for running steps) and then lets Prefect's engine
 unwind as usual. A kill -9 cannot be caught: the next ``envforge run`` or ``envforge env
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from envforge.environments.process_ids import ProcessIdentity, current_process
+from envforge.core.processes import ProcessIdentity, current_process
 from envforge.gitops.record import utc_now
 
 log = logging.getLogger("envforge.run_records")

@@ -17,6 +17,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from envforge.core.processes import pid_exists, process_start_ticks
 from envforge.errors import ConfigurationError
 
 logger = logging.getLogger("envforge.run.workspaces")
@@ -30,23 +31,15 @@ def workspaces_root() -> Path:
 
 def _start_time(pid: int) -> int:
     """The process's start time in clock ticks since boot (0 where /proc has none)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    fields = stat.rsplit(")", 1)[-1].split()
-    return int(fields[19]) if len(fields) > 19 else 0
+    return process_start_ticks(pid) or 0
 
 
 def _alive(pid: int, start: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process holds the pid: not our run any more
-        return False
-    return start == 0 or _start_time(pid) in (0, start)
+    """Whether the run that named its workspace ``<pid>-<start>-...`` still runs: the same pid
+    with the same start time (a reused pid is another process)."""
+    if start == 0:
+        return pid_exists(pid)
+    return process_start_ticks(pid) == start
 
 
 def remove_stale_workspaces(root: Path | None = None) -> list[Path]:

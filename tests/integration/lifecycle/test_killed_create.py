@@ -249,7 +249,7 @@ def test_a_live_create_blocks_the_name_until_it_ends_or_is_abandoned(
 
 
 def test_a_reused_pid_is_not_taken_for_the_process_that_recorded_it() -> None:
-    from envforge.environments.process_ids import current_process
+    from envforge.core.processes import current_process
 
     me = current_process()
     assert me.alive()

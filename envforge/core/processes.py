@@ -4,8 +4,9 @@ reused process id.
 A pid alone is not an identity: after a kill -9 the kernel hands the number to the next
 process. ``/proc/<pid>/stat`` field 22 (the start time in clock ticks since boot) and the
 kernel's boot id make it one: the same pid with another start time, or any pid after a
-reboot, is another process. Used by the create intents (envforge.environments.intents) and
-the CLI's flow-run records (envforge.environments.cli_runs).
+reboot, is another process. Used by the create intents (envforge.environments.intents), the
+CLI's flow-run records (envforge.environments.run_records), run workspaces
+(envforge.run.workspaces) and partial cache entries (envforge.capabilities.caches).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class ProcessIdentity(BaseModel):
         if self.bootId is not None and self.bootId != boot_id():
             return False
         if self.startTicks is None:
-            return _pid_exists(self.pid)
+            return pid_exists(self.pid)
         return process_start_ticks(self.pid) == self.startTicks
 
     def describe(self) -> str:
@@ -75,7 +76,9 @@ def boot_id() -> str | None:
         return None
 
 
-def _pid_exists(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """Whether some process (of any user) holds ``pid`` now; it may not be the one that held it
+    earlier: compare :func:`process_start_ticks` for that."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
