@@ -28,6 +28,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import extend, validator_for
 
+from envforge.capabilities.budgets import check_value_depth
 from envforge.core.sensitive import credential_paths, is_credential_name
 from envforge.errors import ParameterError, TemplateError
 from envforge.settings import load_settings
@@ -175,6 +176,9 @@ def validate_parameters(template: Template, values: Mapping[str, Any]) -> dict[s
                 if "is not of type 'array'" in broken[0] and "required" in broken[0] else "")
         raise TemplateError(f"template {template.name!r}: {broken[0]}{hint}; fix its "
                             "template.yaml ('envforge templates validate' lists every problem)")
+    # values from the API, a form or a run-template flow run come as JSON of any depth: the
+    # defaults and the validator below recurse, so refuse deep ones first, in one line
+    check_value_depth(f"template {template.name!r} parameters", values)
     result = dict(values)
     for page in pages(template):
         result = apply_defaults(strip_ui(page), result)

@@ -72,3 +72,16 @@ def test_a_5000_deep_parameter_through_the_api_is_refused_before_validation(
         plan_environment(request, TemplateCatalog([template.parent]), services)
     assert str(info.value) == ("environment 'deep-1' parameters: nested deeper than 100 "
                                "levels; give a flatter value")
+
+
+def test_a_5000_deep_parameter_of_a_template_run_is_refused_before_validation(
+        template: Path) -> None:
+    """run-template's parameters come as JSON from the API or a form, not through the
+    environment plan: validating them refuses the depth in one line instead of recursing."""
+    from envforge.templating.loader import load_template
+    from envforge.templating.parameters import validate_parameters
+
+    with pytest.raises(BudgetExceededError) as info:
+        validate_parameters(load_template(template), {"name": "a", "x": _deep(5000)})
+    assert str(info.value) == ("template 'deep' parameters: nested deeper than 100 levels; "
+                               "give a flatter value")
