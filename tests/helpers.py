@@ -54,14 +54,16 @@ def write_template(directory: Path, template_yaml: str, files: dict[str, str] | 
 
 
 def start_warm_runner(socket_path: Path, log: Path, env: Mapping[str, str] | None = None,
-                      ready_count: int = 1) -> subprocess.Popen[bytes]:
+                      ready_count: int = 1, preload: tuple[str, ...] = ("flows",)
+                      ) -> subprocess.Popen[bytes]:
     """envforge.launch.warm_runner as scripts/prefect-local.sh starts it (``--preload flows``), its
     output in ``log``; returns once it says ready and its socket exists (the caller stops it)."""
     from envforge.core.config import PROJECT_ROOT
 
     process = subprocess.Popen(
         [sys.executable, "-m", "envforge.launch.warm_runner", "--socket", str(socket_path),
-         "--preload", "flows"], cwd=PROJECT_ROOT, env=dict(env) if env is not None else None,
+         *(f"--preload={name}" for name in preload)],
+        cwd=PROJECT_ROOT, env=dict(env) if env is not None else None,
         stdout=log.open("a"), stderr=subprocess.STDOUT)
     wait_warm_runner_ready(process, socket_path, log, ready_count)
     return process

@@ -50,7 +50,7 @@ from typing import Any, NoReturn
 
 from envforge.launch.flow_start import PROTOCOL
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # envforge/launch/warm_runner.py -> the project
 #: packages whose modules are imported up front (and watched for changes); `--preload` adds
 #: the flows' own packages (scripts/prefect-local.sh passes `--preload flows`): what they import
 #: stays warm, while they themselves are imported again in each engine (see forget)
