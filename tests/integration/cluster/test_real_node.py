@@ -41,7 +41,11 @@ def reader_for(plane: ControlPlane) -> ClusterReader:
 
 
 def running(plane: ControlPlane, namespace: str, name: str) -> bool:
-    return bool(container_status(plane, namespace, name).get("ready"))
+    """Whether the pod's container is ready; a pod its controller has not made yet is not."""
+    try:
+        return bool(container_status(plane, namespace, name).get("ready"))
+    except subprocess.CalledProcessError:  # `kubectl get pod`: NotFound until the StatefulSet
+        return False
 
 
 def run_in_pod(plane: ControlPlane, namespace: str, name: str, command: list[str],
