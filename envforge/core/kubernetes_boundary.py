@@ -19,8 +19,9 @@ layer contract puts below cluster, use it too. The mapping:
     any other status (400 bad request, 409, 422 invalid, ...)          -> ``refused`` class
                                                                           (ClusterApiError)
 
-A caller with its own error family (Secret delivery) passes its classes for the permanent and
-temporary cases; the message is the same. Messages are one line, name what was being done and
+A caller with its own error family (Secret delivery, Kaniko builds) passes an
+:class:`ErrorKinds` naming its classes for the permanent and temporary cases; the message is the
+same. Messages are one line, name what was being done and
 the server's reason, and go through the caller's ``scrub`` (envforge.secrets.redaction: the
 server never echoes a bearer token, but a refused Secret's body could be quoted back).
 """
@@ -32,6 +33,7 @@ import re
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
@@ -60,42 +62,38 @@ class NotFound(Exception):
     """Internal: the object asked for does not exist (callers decide what that means)."""
 
 
+@dataclass(frozen=True)
+class ErrorKinds:
+    """Which class each kind of answer becomes: the cluster family by default; a caller with
+    its own family (Secret delivery, Kaniko builds) names its classes once, in one constant."""
+
+    refused: type[EnvforgeError] = ClusterApiError
+    denied: type[EnvforgeError] = ClusterAccessError
+    unreachable: type[EnvforgeError] = ClusterConnectionError
+    busy: type[EnvforgeError] = ClusterBusyError
+    missing: type[Exception] = NotFound
+
+
+#: The cluster family: what envforge.cluster and every caller without a family of its own get.
+CLUSTER_ERRORS = ErrorKinds()
+
+
 @contextmanager
-def kubernetes_errors(
-    doing: str,
-    where: str = "",
-    *,
-    refused: type[EnvforgeError] = ClusterApiError,
-    denied: type[EnvforgeError] = ClusterAccessError,
-    unreachable: type[EnvforgeError] = ClusterConnectionError,
-    busy: type[EnvforgeError] = ClusterBusyError,
-    missing: type[Exception] = NotFound,
-    scrub: Callable[[str], str],
-) -> Iterator[None]:
-    """Map errors raised while ``doing`` (e.g. "create Secret ns/name") to envforge errors;
-    ``where`` describes the cluster (a block or kubeconfig, never its credentials)."""
+def kubernetes_errors(doing: str, where: str = "", *, scrub: Callable[[str], str],
+                      kinds: ErrorKinds = CLUSTER_ERRORS) -> Iterator[None]:
+    """Map errors raised while ``doing`` (e.g. "create Secret ns/name") to envforge errors of
+    ``kinds``; ``where`` describes the cluster (a block or kubeconfig, never its credentials)."""
     try:
         yield
     except ApiException as e:
-        raise map_api_exception(e, doing, where, refused=refused, denied=denied,
-                                unreachable=unreachable, busy=busy, missing=missing,
-                                scrub=scrub) from e
+        raise map_api_exception(e, doing, where, scrub=scrub, kinds=kinds) from e
     except (urllib3.exceptions.HTTPError, ssl.SSLError, OSError) as e:
-        raise unreachable(_unreachable_message(doing, where, e)) from e
+        raise kinds.unreachable(_unreachable_message(doing, where, e)) from e
 
 
-def map_api_exception(
-    e: ApiException,
-    doing: str,
-    where: str = "",
-    *,
-    refused: type[EnvforgeError] = ClusterApiError,
-    denied: type[EnvforgeError] = ClusterAccessError,
-    unreachable: type[EnvforgeError] = ClusterConnectionError,
-    busy: type[EnvforgeError] = ClusterBusyError,
-    missing: type[Exception] = NotFound,
-    scrub: Callable[[str], str],
-) -> Exception:
+def map_api_exception(e: ApiException, doing: str, where: str = "", *,
+                      scrub: Callable[[str], str],
+                      kinds: ErrorKinds = CLUSTER_ERRORS) -> Exception:
     """The envforge error (or NotFound) for one ApiException."""
     at = f" ({where})" if where else ""
     status = e.status or 0
@@ -104,7 +102,7 @@ def map_api_exception(
     if not status:
         handshake = _HANDSHAKE.search(reason)
         if handshake is None:
-            return unreachable(_unreachable_message(doing, where, e))
+            return kinds.unreachable(_unreachable_message(doing, where, e))
         status = int(handshake.group(1))  # the server answered the upgrade with an error
         reason = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(status, reason)
     message = scrub(status_message(e))
@@ -113,16 +111,16 @@ def map_api_exception(
             f"could not {doing}{at}: {message}; the namespace is still being deleted (an "
             "environment of that name was destroyed): wait until it is gone and try again")
     if status == 404:
-        return missing(f"Kubernetes API could not {doing}{at}: 404 Not Found: {message}")
+        return kinds.missing(f"Kubernetes API could not {doing}{at}: 404 Not Found: {message}")
     if status == 401 or (status == 403 and (handshake or _rbac_refusal(message))):
-        return denied(
+        return kinds.denied(
             f"Kubernetes API refused to {doing}{at}: {status} {reason}: {message}; "
             "grant that verb on that resource to the credentials of the cluster block or "
             "KUBECONFIG (RBAC), or use credentials that have it")
     if status in BUSY_STATUSES and not message.startswith(_BAD_APPLY):
-        return busy(f"Kubernetes API could not {doing}{at} now: {status} {reason}: {message}; "
-                    "it is retried")
-    return refused(f"Kubernetes API refused to {doing}{at}: {status} {reason}: {message}")
+        return kinds.busy(f"Kubernetes API could not {doing}{at} now: {status} {reason}: "
+                          f"{message}; it is retried")
+    return kinds.refused(f"Kubernetes API refused to {doing}{at}: {status} {reason}: {message}")
 
 
 def _rbac_refusal(message: str) -> bool:

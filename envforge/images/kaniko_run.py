@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from envforge.core.kubernetes_boundary import map_api_exception
+from envforge.core.kubernetes_boundary import ErrorKinds, map_api_exception
 from envforge.errors import ImageBuildFailedError, ImageError
 from envforge.images.builders import Logger
 
@@ -25,6 +25,8 @@ from envforge.images.builders import Logger
 _KANIKO_STEP = re.compile(
     r"\b(?:INFO\[\d+\]|level=info msg=\")\s*((?:FROM|RUN|COPY|ADD|WORKDIR|ENV|ARG|USER)\b.*)")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+#: A refused build is an ImageError; no answer or a busy server stays the cluster's (temporary).
+KANIKO_ERRORS = ErrorKinds(refused=ImageError, denied=ImageError, missing=ImageError)
 
 
 class KanikoJobRunner:
@@ -66,7 +68,7 @@ class KanikoJobRunner:
         except ApiException as e:  # mapped at the one boundary, in this module's family
             raise map_api_exception(
                 e, f"run the Kaniko build {namespace}/{name} (ConfigMap, Job, pods)",
-                refused=ImageError, denied=ImageError, missing=ImageError, scrub=str) from e
+                scrub=str, kinds=KANIKO_ERRORS) from e
         finally:
             with contextlib.suppress(ApiException):  # already gone, or never created
                 self.core.delete_namespaced_config_map(name, namespace)

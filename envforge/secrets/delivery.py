@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from envforge.core.kubernetes_boundary import ErrorKinds
 from envforge.core.kubernetes_boundary import kubernetes_errors as cluster_kubernetes_errors
 from envforge.errors import ClusterUnreachableError, SecretDeliveryError
 from envforge.secrets.redaction import SecretRedactor, default_redactor
@@ -28,6 +29,11 @@ LABEL_ENVIRONMENT = "envforge.dev/environment"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "envforge"
 CONFLICT_RETRIES = 5
+#: Refusals are SecretDeliveryError; no answer or a busy server, ClusterUnreachableError
+#: (temporary, and a SecretDeliveryError too).
+DELIVERY_ERRORS = ErrorKinds(refused=SecretDeliveryError, denied=SecretDeliveryError,
+                             missing=SecretDeliveryError, unreachable=ClusterUnreachableError,
+                             busy=ClusterUnreachableError)
 
 
 @dataclass
@@ -52,10 +58,8 @@ def environment_labels(environment: str) -> dict[str, str]:
 def kubernetes_errors(doing: str, redactor: SecretRedactor | None = None) -> Iterator[None]:
     """Errors mapped by envforge.core.kubernetes_boundary (the one place), in this module's family:
     SecretDeliveryError when refused, ClusterUnreachableError (temporary) when no answer."""
-    with cluster_kubernetes_errors(
-            doing, refused=SecretDeliveryError, denied=SecretDeliveryError,
-            missing=SecretDeliveryError, unreachable=ClusterUnreachableError,
-            busy=ClusterUnreachableError, scrub=(redactor or default_redactor()).scrub):
+    with cluster_kubernetes_errors(doing, scrub=(redactor or default_redactor()).scrub,
+                                   kinds=DELIVERY_ERRORS):
         yield
 
 

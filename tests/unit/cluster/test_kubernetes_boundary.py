@@ -9,7 +9,12 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from envforge.core.kubernetes_boundary import NotFound, kubernetes_errors
+from envforge.core.kubernetes_boundary import (
+    CLUSTER_ERRORS,
+    ErrorKinds,
+    NotFound,
+    kubernetes_errors,
+)
 from envforge.errors import (
     ClusterAccessError,
     ClusterApiError,
@@ -28,10 +33,10 @@ def _api(status: int, reason: str, message: str) -> ApiException:
     return e
 
 
-def _raise(error: BaseException, **kwargs: object) -> BaseException:
+def _raise(error: BaseException, kinds: ErrorKinds = CLUSTER_ERRORS) -> BaseException:
     with pytest.raises(Exception) as info, kubernetes_errors(
             "list pods in ns1", "kubeconfig k", scrub=lambda s: s.replace("hunter2", "***"),
-            **kwargs):  # type: ignore[arg-type]
+            kinds=kinds):
         raise error
     return info.value
 
@@ -57,10 +62,10 @@ def test_no_answer_is_one_temporary_class() -> None:
 
 
 def test_delivery_family_keeps_its_classes_and_unreachable_is_one_class() -> None:
-    family = {"refused": SecretDeliveryError, "denied": SecretDeliveryError,
-              "missing": SecretDeliveryError, "unreachable": ClusterUnreachableError}
-    assert isinstance(_raise(_api(403, "Forbidden", "no"), **family), SecretDeliveryError)
-    unreachable = _raise(OSError("reset"), **family)
+    family = ErrorKinds(refused=SecretDeliveryError, denied=SecretDeliveryError,
+                        missing=SecretDeliveryError, unreachable=ClusterUnreachableError)
+    assert isinstance(_raise(_api(403, "Forbidden", "no"), family), SecretDeliveryError)
+    unreachable = _raise(OSError("reset"), family)
     assert isinstance(unreachable, ClusterConnectionError)  # one class for "no answer"
     assert isinstance(unreachable, SecretDeliveryError)
 
