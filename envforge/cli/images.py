@@ -76,10 +76,13 @@ def build_command(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps({"image": built.image, "imageTag": built.tagged,
                           "digest": built.digest, "commit": built.commit,
-                          "cached": built.cached, "stack": built.stack,
+                          "cached": built.cached, "reusedFrom": built.reused_from,
+                          "stack": built.stack,
                           "dockerfile": built.dockerfile, "timings": built.timings}, indent=2))
         return 0
-    state = "cached, not rebuilt" if built.cached else f"built in {built.timings['total']:.1f}s"
+    state = ("cached, not rebuilt" if built.cached
+             else f"reused from {built.reused_from}" if built.reused_from
+             else f"built in {built.timings['total']:.1f}s")
     print(f"{built.image}\n  tag {built.tagged} ({state}; {built.dockerfile})")
     return 0
 

@@ -1,8 +1,9 @@
 """image:build: build an application image from a Git ref and push it, unless already built.
 
 Outputs the image by digest (what rendered manifests should reference) and whether it came from
-the cache. Rollback deletes only the tag this run pushed, and only when no other tag shares the
-image; a cached image was not made by this run and is never deleted.
+the cache. Rollback deletes only the tag this run pushed (built, or tagged from the same build
+under another name), and only when no other tag shares the image; a cached image was not made
+by this run and is never deleted, nor is the shared copy other names reuse (envforge.images.cache).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class ImageBuildOutput(ActionOutput):
     digest: str
     commit: str
     cached: bool = Field(description="True when the registry already had it; nothing built.")
+    reusedFrom: str | None = Field(None, description="The same build made under another "
+                                   "name, which this image was tagged from (nothing built); "
+                                   "the tag is this run's, so a rollback removes it.")
     stack: str | None = None
     dockerfile: str = Field(description="Where the Dockerfile came from.")
 
@@ -110,7 +114,7 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
                             git_auth=resolve_git_auth(params.gitCredentialsBlock, connections))
         return ImageBuildOutput(image=built.image, imageTag=built.tagged, digest=built.digest,
                                 commit=built.commit, cached=built.cached, stack=built.stack,
-                                dockerfile=built.dockerfile)
+                                dockerfile=built.dockerfile, reusedFrom=built.reused_from)
 
     def rollback(self, ctx: ActionContext, params: ImageBuildInput,
                  output: ImageBuildOutput) -> None:

@@ -5,9 +5,12 @@ build and push. The ``image:build`` action and ``envforge image build`` both cal
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,14 +20,22 @@ from envforge.core.paths import resolve_inside
 from envforge.errors import ConfigurationError, ImageError
 from envforge.git.publishing import redact_url
 from envforge.images import cache
-from envforge.images.builders import BuildahBuilder, BuildRequest, ImageBuilder, Logger
-from envforge.images.dockerfile import STACKS_DIR, plan_dockerfile
+from envforge.images.builders import (
+    BuildahBuilder,
+    BuildRequest,
+    BuildResult,
+    ImageBuilder,
+    Logger,
+)
+from envforge.images.dockerfile import STACKS_DIR, DockerfilePlan, plan_dockerfile
 from envforge.images.git_auth import GitAuth
 from envforge.images.registry_client import RegistryAccess, RegistryClient
-from envforge.images.source import GitSourceCache
+from envforge.images.source import GitSourceCache, ResolvedSource
 from envforge.services import Services, require_connections
 from envforge.settings import EnvforgeSettings, load_settings
 
+#: how long a run waits for another run on this machine building the same key
+BUILD_LOCK_WAIT_SECONDS = 600.0
 APP_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
@@ -64,6 +75,8 @@ class BuiltImage:
     dockerfile: str
     stack: str | None
     timings: dict[str, float]
+    #: the shared build this image was tagged from (nothing built), when it was
+    reused_from: str | None = None
 
 
 def default_app_name(url: str) -> str:
@@ -97,21 +110,51 @@ def build_image(
     key = cache.content_key(plan.content, spec.build_args, spec.context)
     tag = cache.image_tag(source.commit, key)
     repository = registry.repository(app)
+    shared = registry.repository(cache.SHARED_REPOSITORY)
     tagged = f"{registry.image(app)}:{tag}"
     timings = {"resolve": source.fetch_seconds}
-    with RegistryClient(registry) as client:
-        # Also the early check that the registry answers and accepts our credentials:
-        # a refusal here means nothing is built and nothing pushed.
-        found = cache.lookup(client, repository, tag)
-        timings["cache_lookup"] = found.seconds
-        if found.digest is not None:
-            logger.info("cached: %s already holds %s (commit %s, same Dockerfile and build "
-                        "arguments); not building", registry.host, tagged, source.short_commit)
-            timings["total"] = time.perf_counter() - started
-            return BuiltImage(image=f"{registry.image(app)}@{found.digest}", tagged=tagged,
-                              digest=found.digest, commit=source.commit,
-                              ref_name=source.ref_name, cached=True,
-                              dockerfile=plan.describe(), stack=plan.stack, timings=timings)
+
+    def built(digest: str, cached: bool, reused_from: str | None = None) -> BuiltImage:
+        timings["total"] = time.perf_counter() - started
+        return BuiltImage(image=f"{registry.image(app)}@{digest}", tagged=tagged,
+                          digest=digest, commit=source.commit, ref_name=source.ref_name,
+                          cached=cached, dockerfile=plan.describe(), stack=plan.stack,
+                          timings=timings, reused_from=reused_from)
+
+    # One build of a key at a time on this worker: a second run for the same commit (another
+    # pull request at it) waits for the first and then reuses its image instead of building.
+    with _build_lock(sources.root / "locks", f"{registry.address}|{tag}", logger, tagged):
+        with RegistryClient(registry) as client:
+            # Also the early check that the registry answers and accepts our credentials:
+            # a refusal here means nothing is built and nothing pushed.
+            found = cache.lookup(client, repository, tag)
+            timings["cache_lookup"] = found.seconds
+            if found.digest is not None:
+                logger.info("cached: %s already holds %s (commit %s, same Dockerfile and "
+                            "build arguments); not building", registry.host, tagged,
+                            source.short_commit)
+                return built(found.digest, cached=True)
+            reused = cache.reuse_shared(client, shared, repository, tag)
+            if reused is not None:
+                source_image = f"{registry.image(cache.SHARED_REPOSITORY)}:{tag}"
+                logger.info("reused: %s was built already (commit %s, same Dockerfile and "
+                            "build arguments, under another name); tagged %s from it, not "
+                            "building", source_image, source.short_commit, tagged)
+                return built(reused, cached=False, reused_from=source_image)
+        result = _build_and_push(spec, source, plan, registry, builder, sources, tagged,
+                                 logger)
+        timings.update(build=result.build_seconds, push=result.push_seconds)
+        with RegistryClient(registry) as client:
+            problem = cache.share_build(client, repository, shared, tag)
+        if problem:
+            logger.warning("built %s but could not share it under %s (%s): other names "
+                           "will build it again", tagged, shared, problem)
+        return built(result.digest, cached=False)
+
+
+def _build_and_push(spec: ImageBuildSpec, source: ResolvedSource, plan: DockerfilePlan,
+                    registry: RegistryAccess, builder: ImageBuilder, sources: GitSourceCache,
+                    tagged: str, logger: Logger) -> BuildResult:
     request = BuildRequest(
         image=tagged, registry=registry, dockerfile_text=plan.content,
         build_args=dict(spec.build_args),
@@ -126,15 +169,39 @@ def build_image(
         with sources.worktree(source, work) as checkout:
             # resolve_inside: a symlink in the repository must not make the host the context
             context_dir = resolve_inside(checkout, spec.context, "repository")
-            result = builder.build_and_push(_with_context(request, context_dir), logger)
-    else:
-        result = builder.build_and_push(request, logger)
-    timings.update(build=result.build_seconds, push=result.push_seconds,
-                   total=time.perf_counter() - started)
-    return BuiltImage(image=f"{registry.image(app)}@{result.digest}", tagged=tagged,
-                      digest=result.digest, commit=source.commit, ref_name=source.ref_name,
-                      cached=False, dockerfile=plan.describe(), stack=plan.stack,
-                      timings=timings)
+            return builder.build_and_push(_with_context(request, context_dir), logger)
+    return builder.build_and_push(request, logger)
+
+
+@contextmanager
+def _build_lock(folder: Path, key: str, logger: Logger, what: str) -> Iterator[None]:
+    """Hold the lock of one build key (a file under ``folder``), waiting at most
+    BUILD_LOCK_WAIT_SECONDS for a build of it elsewhere on this machine; after that, build
+    anyway (a second build of a key is waste, not harm: the registry keeps the last push)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
+    with open(path, "w") as lock:
+        deadline = time.monotonic() + BUILD_LOCK_WAIT_SECONDS
+        held, announced = False, False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    logger.warning("waited %.0fs for another build of %s; building it too",
+                                   BUILD_LOCK_WAIT_SECONDS, what)
+                    break
+                if not announced:
+                    logger.info("another run is building %s; waiting to reuse it", what)
+                    announced = True
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            if held:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _with_context(request: BuildRequest, context_dir: Path) -> BuildRequest:

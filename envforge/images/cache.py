@@ -5,6 +5,13 @@ decides the image: the Dockerfile text (the repository's own or the rendered one
 arguments and the build context path. If the registry already has a manifest under that tag,
 the build is skipped and its digest is returned. The check is one HEAD request to the
 registry's /v2/ API.
+
+The key does not depend on the image's name, so a build is shared between names too: every
+build is also tagged in one repository of the registry, :data:`SHARED_REPOSITORY`, and an
+image name that lacks the tag gets it from there (its blobs mounted across repositories, its
+manifest put under the new name: the same digest, nothing built or uploaded). Preview
+environments that name their image after themselves (preview-app) thus build a commit once,
+however many pull requests point at it.
 """
 
 from __future__ import annotations
@@ -15,12 +22,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from envforge.images.registry_client import RegistryClient
+from envforge.errors import RegistryError
+from envforge.images.registry_client import Manifest, RegistryClient
 
 #: Bump when the meaning of the key changes, so old tags are not mistaken for new builds.
 KEY_VERSION = 1
 #: Upper bound on tags inspected when deciding whether an image is shared.
 MAX_SHARED_CHECK = 200
+#: The repository (inside the registry's namespace) where every build is tagged by its key
+SHARED_REPOSITORY = "envforge/builds"
+#: Single-image manifests: their blobs are the config and the layers (an index is not shared)
+IMAGE_MANIFESTS = frozenset({
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+})
 
 
 def content_key(dockerfile: str, build_args: Mapping[str, str], context: str = ".") -> str:
@@ -63,3 +78,54 @@ def tags_sharing_digest(client: RegistryClient, repository: str, digest: str,
         if tag != except_tag and client.manifest_digest(repository, tag) == digest:
             shared.append(tag)
     return shared
+
+
+def manifest_blobs(manifest: Manifest) -> list[str] | None:
+    """The digests of the blobs a single-image manifest names (config, then layers); None
+    for anything else (an index, or a manifest that is not JSON)."""
+    if manifest.media_type not in IMAGE_MANIFESTS:
+        return None
+    try:
+        data = json.loads(manifest.body)
+        blobs = [data["config"]["digest"], *(layer["digest"] for layer in data["layers"])]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return [str(b) for b in blobs]
+
+
+def copy_tag(client: RegistryClient, source: str, target: str, tag: str) -> str | None:
+    """Give ``target`` the image ``source:tag`` under the same tag, without building or
+    uploading: mount its blobs from ``source``, then put its manifest. The digest (the same
+    as the source's), or None when the source lacks the tag or the registry will not mount
+    (the caller builds instead)."""
+    manifest = client.manifest(source, tag)
+    if manifest is None:
+        return None
+    blobs = manifest_blobs(manifest)
+    if blobs is None:
+        return None
+    for blob in blobs:
+        if not client.mount_blob(target, blob, source):
+            return None
+    return client.put_manifest(target, tag, manifest)
+
+
+def reuse_shared(client: RegistryClient, shared: str, repository: str, tag: str
+                 ) -> str | None:
+    """``repository:tag`` copied from the shared builds (its digest), or None when no other
+    name has built this key yet."""
+    if repository == shared:
+        return None
+    return copy_tag(client, shared, repository, tag)
+
+
+def share_build(client: RegistryClient, repository: str, shared: str, tag: str) -> str | None:
+    """Tag a fresh build ``repository:tag`` in the shared builds too, so other names reuse
+    it. Best effort: the build stands whatever happens; the error, if any, is returned."""
+    if repository == shared:
+        return None
+    try:
+        copy_tag(client, repository, shared, tag)
+    except RegistryError as e:
+        return str(e)
+    return None

@@ -1,4 +1,5 @@
-"""Talking to a container registry over its HTTP API (/v2/): manifest digests, tags, deletes.
+"""Talking to a container registry over its HTTP API (/v2/): manifests, tags, blob mounts,
+deletes.
 
 This is the one place registry HTTP errors become envforge errors. Every request goes through
 the egress capability (envforge.capabilities.egress), scoped to the registry's configured
@@ -12,6 +13,8 @@ appear in a message.
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import re
 import ssl
 import tempfile
@@ -55,6 +58,15 @@ MAX_TAGS = 1000
 #: what one registry API answer may use (manifests and tag lists are small)
 REGISTRY_BUDGET = TransferBudget(max_bytes=16 * 1024 * 1024, deadline_seconds=30.0,
                                  max_redirects=3)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An image manifest as the registry stores it: the exact bytes (its digest is theirs)."""
+
+    body: bytes
+    media_type: str
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,47 @@ class RegistryClient:
             return []
         return list(response.json().get("tags") or [])
 
+    def manifest(self, repository: str, reference: str) -> Manifest | None:
+        """The manifest of ``repository:reference`` as stored (its bytes, media type and
+        digest), or None if the registry does not have it."""
+        response = self._request("GET", f"/v2/{repository}/manifests/{reference}",
+                                 scope=f"repository:{repository}:pull",
+                                 headers={"Accept": MANIFEST_TYPES}, missing_ok=True)
+        if response.status == 404:
+            return None
+        media_type = (_header(response, "Content-Type") or "").split(";")[0].strip()
+        digest = _header(response, "Docker-Content-Digest") or (
+            "sha256:" + hashlib.sha256(response.body).hexdigest())
+        return Manifest(body=response.body, media_type=media_type, digest=digest)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Link the blob ``digest`` of ``from_repository`` into ``repository`` without copying
+        it (the registry API's cross-repository mount). False when the registry would not
+        mount it (it then opened an upload instead, which is cancelled here)."""
+        response = self._request(
+            "POST", f"/v2/{repository}/blobs/uploads/?mount={digest}&from={from_repository}",
+            scope=f"repository:{repository}:pull,push")
+        if response.status == 201:
+            return True
+        location = _header(response, "Location")
+        if response.status == 202 and location:
+            # an absolute Location is on this registry: keep its path only
+            path = "/" + location.split("://", 1)[1].split("/", 1)[1] if "://" in location \
+                else location
+            # best effort: the registry expires an abandoned upload by itself
+            with contextlib.suppress(RegistryError):
+                self._request("DELETE", path, scope=f"repository:{repository}:pull,push",
+                              missing_ok=True)
+        return False
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> str:
+        """Store ``manifest`` as ``repository:reference``; the digest the registry gives it."""
+        response = self._request("PUT", f"/v2/{repository}/manifests/{reference}",
+                                 scope=f"repository:{repository}:pull,push",
+                                 headers={"Content-Type": manifest.media_type},
+                                 content=manifest.body)
+        return _header(response, "Docker-Content-Digest") or manifest.digest
+
     def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete a manifest by digest (with every tag on it); False if it was already gone."""
         response = self._request("DELETE", f"/v2/{repository}/manifests/{digest}",
@@ -185,12 +238,12 @@ class RegistryClient:
 
     def _request(self, method: str, path: str, scope: str | None,
                  headers: dict[str, str] | None = None,
-                 missing_ok: bool = False) -> Answer:
-        response = self._send(method, path, headers)
+                 missing_ok: bool = False, content: bytes | None = None) -> Answer:
+        response = self._send(method, path, headers, content)
         if response.status == 401:
             self._authorization = self._answer_challenge(
                 _header(response, "WWW-Authenticate") or "", scope)
-            response = self._send(method, path, headers)
+            response = self._send(method, path, headers, content)
         host = self.access.host
         if response.status in (401, 403):
             who = f"user {self.access.username!r}" if self.access.username else "anonymous access"
@@ -209,7 +262,8 @@ class RegistryClient:
                                 f"{response.status}: {response.text(200)}")
         return response
 
-    def _send(self, method: str, path: str, headers: dict[str, str] | None) -> Answer:
+    def _send(self, method: str, path: str, headers: dict[str, str] | None,
+              content: bytes | None = None) -> Answer:
         sent = dict(headers or {})
         if self._authorization:
             sent["Authorization"] = self._authorization
@@ -217,7 +271,7 @@ class RegistryClient:
         for scheme in list(self._schemes):
             try:
                 answer = self._http.request(method, f"{scheme}://{self.access.host}{path}",
-                                            headers=sent)
+                                            headers=sent, content=content)
             except EgressFailedError as e:
                 last_error = e
                 continue

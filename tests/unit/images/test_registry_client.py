@@ -192,3 +192,63 @@ def test_content_key_and_tag() -> None:
     assert key != cache.content_key("FROM a\n", {"A": "1", "B": "2"}, context="web")
     tag = cache.image_tag("0123456789abcdef" * 2 + "01234567", key)
     assert tag == f"0123456789ab-{key[:8]}"
+
+
+def _copying_registry(media_type: str, mount_ok: bool, seen: list[str]) -> httpx.MockTransport:
+    """src:t holds a manifest of ``media_type``; mounts into dst succeed or open an upload."""
+    body = (b'{"schemaVersion":2,"config":{"digest":"sha256:c1"},'
+            b'"layers":[{"digest":"sha256:l1"},{"digest":"sha256:l2"}]}')
+    stored: dict[str, tuple[bytes, str]] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}?{request.url.query.decode()}"
+                    .rstrip("?"))
+        path = request.url.path
+        if path == "/v2/src/manifests/t" and request.method == "GET":
+            return httpx.Response(200, content=body, headers={
+                "Content-Type": media_type, "Docker-Content-Digest": DIGEST})
+        if path == "/v2/dst/blobs/uploads/" and request.method == "POST":
+            if mount_ok:
+                return httpx.Response(201)
+            return httpx.Response(202, headers={
+                "Location": "http://reg.example:5000/v2/dst/blobs/uploads/u1?_state=x"})
+        if path == "/v2/dst/blobs/uploads/u1" and request.method == "DELETE":
+            return httpx.Response(204)
+        if path == "/v2/dst/manifests/t" and request.method == "PUT":
+            stored["t"] = (request.content, request.headers["Content-Type"])
+            return httpx.Response(201, headers={"Docker-Content-Digest": DIGEST})
+        return httpx.Response(404)
+
+    transport = httpx.MockTransport(handler)
+    transport.stored = stored  # type: ignore[attr-defined]
+    return transport
+
+
+def test_copy_tag_mounts_every_blob_then_puts_the_same_manifest() -> None:
+    seen: list[str] = []
+    transport = _copying_registry("application/vnd.oci.image.manifest.v1+json", True, seen)
+    with _client(transport) as client:
+        assert cache.copy_tag(client, "src", "dst", "t") == DIGEST
+        assert cache.copy_tag(client, "src", "dst", "missing") is None
+    mounts = [s for s in seen if s.startswith("POST")]
+    assert mounts == [f"POST /v2/dst/blobs/uploads/?mount=sha256:{b}&from=src"
+                      for b in ("c1", "l1", "l2")]
+    body, media_type = transport.stored["t"]  # type: ignore[attr-defined]
+    assert media_type == "application/vnd.oci.image.manifest.v1+json"
+    assert body.startswith(b'{"schemaVersion":2') and b'"sha256:l2"' in body  # byte for byte
+
+
+def test_copy_tag_gives_up_when_the_registry_will_not_mount_or_it_is_an_index() -> None:
+    seen: list[str] = []
+    refusing = _copying_registry("application/vnd.oci.image.manifest.v1+json", False, seen)
+    with _client(refusing) as client:
+        assert cache.copy_tag(client, "src", "dst", "t") is None
+    assert "DELETE /v2/dst/blobs/uploads/u1?_state=x" in seen  # the opened upload cancelled
+    assert not any(s.startswith("PUT") for s in seen)
+
+    seen.clear()
+    index = _copying_registry("application/vnd.oci.image.index.v1+json", True, seen)
+    with _client(index) as client:
+        assert cache.copy_tag(client, "src", "dst", "t") is None
+        assert cache.reuse_shared(client, "src", "src", "t") is None  # never onto itself
+    assert not any(s.startswith(("POST", "PUT")) for s in seen)
