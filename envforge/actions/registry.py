@@ -25,6 +25,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.secrets.actions",
     "envforge.gitops.actions",
     "envforge.db.actions",
+    "envforge.db.container_action",
     "envforge.cluster.actions",
 )
 

@@ -9,7 +9,8 @@
 #                         .venv: the base of deploy/envforge.Containerfile, the image
 #                         prefect-kubernetes' Jobs run flow runs in (as python:3.11-slim would)
 #   images.sh postgres    Debian's PostgreSQL 15, started by /usr/local/bin/envforge-postgres
-#                         (initdb on first start with $POSTGRES_PASSWORD, scram-sha-256 for
+#                         (initdb on first start with $POSTGRES_PASSWORD, $POSTGRES_DB made and
+#                         /docker-entrypoint-initdb.d/*.sql loaded into it, scram-sha-256 for
 #                         every TCP client, listening on the pod's address): the environment's
 #                         own database of `database: container`
 #   images.sh push NAME IMAGE [--dest-creds U:P]   copy the archive of NAME into IMAGE
@@ -137,8 +138,9 @@ build_postgres() {
         cat >"$work/rootfs/usr/local/bin/envforge-postgres" <<'SH'
 #!/bin/sh
 # The container's PostgreSQL: on first start initdb with the superuser password from
-# $POSTGRES_PASSWORD (never on the command line), scram-sha-256 for every TCP client, then
-# the server in the foreground (it stops cleanly on SIGTERM: a smart shutdown).
+# $POSTGRES_PASSWORD (never on the command line), scram-sha-256 for every TCP client,
+# $POSTGRES_DB and the *.sql of /docker-entrypoint-initdb.d loaded (a seed that fails to load
+# leaves no data folder: the pod fails and says which file), then the server in the foreground (it stops cleanly on SIGTERM: a smart shutdown).
 set -eu
 : "${PGDATA:=/var/lib/postgresql/data}"
 : "${POSTGRES_USER:=postgres}"
@@ -151,10 +153,24 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-instructions >/dev/null
     rm -f "$pwfile"
     echo "host all all 0.0.0.0/0 scram-sha-256" >>"$PGDATA/pg_hba.conf"
-    [ -z "${POSTGRES_DB:-}" ] || /usr/lib/postgresql/15/bin/postgres --single -D "$PGDATA" \
-        -c listen_addresses='' postgres <<SQL >/dev/null
-CREATE DATABASE "$POSTGRES_DB";
-SQL
+    # $POSTGRES_DB and the seed (*.sql in /docker-entrypoint-initdb.d, in name order, e.g. the
+    # environment's seed from its Secret) through a server on the socket only: nothing
+    # answers on TCP (so no readiness probe passes) before the data is in.
+    bin=/usr/lib/postgresql/15/bin
+    "$bin/pg_ctl" -D "$PGDATA" -w -s -o "-c listen_addresses='' -c unix_socket_directories=/tmp" start >/dev/null
+    db=postgres
+    if [ -n "${POSTGRES_DB:-}" ]; then
+        "$bin/createdb" -h /tmp -U "$POSTGRES_USER" "$POSTGRES_DB"
+        db=$POSTGRES_DB
+    fi
+    for sql in /docker-entrypoint-initdb.d/*.sql; do
+        [ -f "$sql" ] || continue
+        echo "envforge-postgres: loading $(basename "$sql") into $db"
+        "$bin/psql" -h /tmp -U "$POSTGRES_USER" -d "$db" -v ON_ERROR_STOP=1 -q -f "$sql" >/dev/null \
+            || { echo "envforge-postgres: $(basename "$sql") failed to load into $db" >&2
+                 "$bin/pg_ctl" -D "$PGDATA" -w -s -m immediate stop; rm -rf "${PGDATA:?}"/*; exit 1; }
+    done
+    "$bin/pg_ctl" -D "$PGDATA" -w -s -m fast stop
 fi
 exec /usr/lib/postgresql/15/bin/postgres -D "$PGDATA" -c listen_addresses='*' \
     -c unix_socket_directories=/tmp -c shared_buffers=32MB -c max_connections=40

@@ -62,3 +62,57 @@ def test_preview_app_delivers_where_the_pods_reach_the_database(tmp_path: Path) 
         assert not {"PGPASSWORD", "DATABASE_URL"} & set(data)
     finally:
         run.close()
+
+
+def test_preview_app_database_container_renders_its_statefulset_and_wires_the_app(
+        tmp_path: Path) -> None:
+    """database: container: the db:container step (faked in a dry run), a StatefulSet and a
+    Service named <name>-db that read the password and the seed from the Secret
+    <name>-database, the app's env pointing at them; no password in any file."""
+    run = TemplateRun(load_template(TEMPLATE),
+                      {"name": "pr-8", "repoUrl": "https://git.example/shop.git",
+                       "database": "container", "imageRegistry": "127.0.0.1:5999"},
+                      dry_run=True)
+    try:
+        result = run.run()
+        statuses = {s.id: s.status for s in result.steps}
+        assert statuses["database-container"] == "dry-run"
+        assert statuses["database-seed"] == "skipped"
+        manifests = run.workspace / "manifests"
+        service, statefulset = yaml.safe_load_all((manifests / "database.yaml").read_text())
+        assert (service["kind"], service["metadata"]["name"]) == ("Service", "pr-8-db")
+        pod = statefulset["spec"]["template"]["spec"]
+        db = pod["containers"][0]
+        assert db["image"] == "127.0.0.1:5999/base/postgres:15"
+        env = {e["name"]: e for e in db["env"]}
+        assert env["POSTGRES_DB"]["value"] == "envforge_pr_8"
+        assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "pr-8-database", "key": "password"}
+        assert pod["volumes"][1]["secret"] == {"secretName": "pr-8-database",
+                                               "items": [{"key": "seed.sql",
+                                                          "path": "seed.sql"}]}
+        app = yaml.safe_load((manifests / "deployment.yaml").read_text())
+        app_env = {e["name"]: e for e in app["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert app_env["PGHOST"]["value"] == "pr-8-db"
+        assert app_env["DATABASE_NAME"]["value"] == "envforge_pr_8"
+        assert app_env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "pr-8-database"
+        configmap = yaml.safe_load((manifests / "configmap.yaml").read_text())["data"]
+        assert (configmap["PGHOST"], configmap["PGPORT"]) == ("pr-8-db", "5432")
+        assert "PGPASSWORD" not in configmap
+    finally:
+        run.close()
+
+
+def test_preview_app_without_a_database_container_renders_no_database_file(
+        tmp_path: Path) -> None:
+    run = TemplateRun(load_template(TEMPLATE),
+                      {"name": "pr-6", "repoUrl": "https://git.example/shop.git",
+                       "database": "seed"}, dry_run=True)
+    try:
+        run.run()
+        files = sorted(p.name for p in (run.workspace / "manifests").iterdir())
+        assert "database.yaml" not in files and "deployment.yaml" in files
+        app = yaml.safe_load((run.workspace / "manifests" / "deployment.yaml").read_text())
+        assert "env" not in app["spec"]["template"]["spec"]["containers"][0]
+    finally:
+        run.close()
