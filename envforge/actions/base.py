@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ConfigDict
 
 from envforge.capabilities import Capabilities, WorkspaceFiles, default_capabilities
+from envforge.capabilities.ledger import RunLedger
 from envforge.services import Services
 
 ACTION_ID = re.compile(r"^[a-z][a-z0-9-]*(:[a-z][a-zA-Z0-9-]*)+$")
@@ -67,6 +68,14 @@ class ActionContext:
         if self._files is None:
             self._files = self.capabilities.files(self.workspace)
         return self._files
+
+    @property
+    def ledger(self) -> RunLedger:
+        """Where a step records what it is about to make outside Git (a pushed image, a
+        provider repository) before it makes it, so a killed create can be cleaned up; records
+        nothing unless this run is an environment's recorded create."""
+        home = self.services.settings.paths.home if self.services is not None else None
+        return RunLedger.for_run(home, str(self.environment.get("name") or ""), self.run_id)
 
 
 #: Stock Backstage actions envforge does not have, and why: said wherever one is missing

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.actions.publish_providers import check_name, open_client
+from envforge.actions.publish_common import check_name, open_client
 from envforge.capabilities import parse_url
 from envforge.errors import ActionError, EgressRefusedError
 from envforge.templating.filters import parse_repo_url

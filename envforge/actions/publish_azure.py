@@ -11,35 +11,40 @@ with the token as git's Basic header bound to the configured Git origin. The ``r
 Azure DevOps answers carries the organization as a user name (``https://org@dev.azure.com/
 ...``): git pushes to it without that name, and only if it lies under the configured Git base.
 
-A repository this run created is deleted again (by the id Azure DevOps answered) if the push
-fails, or on rollback; nothing else is ever deleted. ``signCommit`` is refused (no signing key
-is configured in envforge), as Backstage refuses it without one.
+The create/push/rollback sequence is envforge.actions.publish_repository's (shared with
+publish:github and publish:gitlab): the repository is recorded in the run's ledger before the
+request and with the id Azure DevOps answered after it, and deleted again (by that id) if the
+push fails, on rollback, or by the next create after a kill; nothing else is ever deleted.
+``signCommit`` is refused (no signing key is configured in envforge), as Backstage refuses it
+without one.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionOutput
-from envforge.actions.publish_providers import (
+from envforge.actions.publish_common import (
     ProviderInput,
-    commit_all,
-    copy_into,
+    check_host,
     open_client,
-    provider_git,
     source_rel_path,
+)
+from envforge.actions.publish_repository import (
+    AZURE_API_VERSION,
+    CreatedRepository,
+    publish_new_repository,
+    remove_created,
 )
 from envforge.capabilities import quote_segment
 from envforge.capabilities.providers import ProviderClient
 from envforge.errors import ActionError
 from envforge.templating.filters import parse_repo_url
 
-API_VERSION = "7.1"
+API_VERSION = AZURE_API_VERSION
 #: Azure DevOps: organization names are letters, digits and '-'; project and repository names
 #: up to 64 characters, none of its reserved ones, no leading '_' or '.', no trailing '.'
 _ORGANIZATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,49}")
@@ -94,33 +99,34 @@ class PublishAzure(Action[PublishAzureInput, PublishAzureOutput]):
         try:
             organization, project, repo = _location(params, step, client)
             source_rel = source_rel_path(params.sourcePath, step)
-            base = f"/{organization}/{quote_segment(project)}/_apis/git/repositories"
-            created = client.call("POST", base, params={"api-version": API_VERSION},
-                                  json={"name": repo})
-            repository_id = _repository_id(created, step)
-            try:
-                if str(created.get("name", "")).lower() != repo.lower():
-                    raise ActionError(f"{step}: Azure DevOps created {created.get('name')!r}, "
+            web: list[str] = []
+
+            def create() -> CreatedRepository:
+                answer = client.call(
+                    "POST", f"/{organization}/{quote_segment(project)}/_apis/git/repositories",
+                    params={"api-version": API_VERSION}, json={"name": repo})
+                created = CreatedRepository(
+                    "azure", f"{organization}/{project}/{repo}",
+                    f"{organization}/{project}/{answer.get('name', '')}",
+                    str(answer.get("remoteUrl") or ""), "",
+                    id=_repository_id(answer, step), location=f"{organization}/{project}")
+                web.append(str(answer.get("webUrl") or ""))
+                if str(answer.get("name", "")).lower() != repo.lower():
+                    remove_created(ctx, client, created)  # recorded by now: deleted by id
+                    raise ActionError(f"{step}: Azure DevOps created {answer.get('name')!r}, "
                                       f"not {repo!r}")
-                remote = str(created.get("remoteUrl") or "")
-                push_url = client.check_clone_url(remote)
-                with tempfile.TemporaryDirectory(prefix="envforge-publish-") as tmp:
-                    work = Path(tmp)
-                    copy_into(ctx, source_rel, work, "", f"repository {repo}")
-                    provider_git(["init", "--quiet", "-b", params.defaultBranch], work, client)
-                    commit = commit_all(work, params, params.gitCommitMessage, client)
-                    provider_git(["push", "--quiet", push_url,
-                          f"HEAD:refs/heads/{params.defaultBranch}"], work, client)
-            except BaseException:
-                # a failed action cleans up after itself: the repository it just created
-                _delete(client, organization, project, repository_id, ctx)
-                raise
+                return created
+
+            created, commit, push_url = publish_new_repository(
+                ctx, client, params, source_rel, f"{organization}/{project}/{repo}", create,
+                params.defaultBranch, params.gitCommitMessage)
         finally:
             client.close()
         ctx.logger.info("published %s/%s/%s (%s)", organization, project, repo, commit[:12])
-        return PublishAzureOutput(remoteUrl=remote,
-                                  repoContentsUrl=str(created.get("webUrl") or push_url),
-                                  repositoryId=repository_id, commitHash=commit,
+        assert created.id is not None
+        return PublishAzureOutput(remoteUrl=created.clone_url,
+                                  repoContentsUrl=web[0] or push_url,
+                                  repositoryId=created.id, commitHash=commit,
                                   createdIn=f"{organization}/{project}")
 
     def rollback(self, ctx: ActionContext, params: PublishAzureInput,
@@ -128,11 +134,13 @@ class PublishAzure(Action[PublishAzureInput, PublishAzureOutput]):
         if not output.createdIn:
             return  # this run recorded creating nothing: nothing of it is deleted
         step = f"rollback {ctx.step_id!r} ({self.id})"
-        organization, _, project = output.createdIn.partition("/")
         client = open_client(ctx, "azure", params.token, step)
         try:
-            _delete(client, organization, project, _repository_id(
-                {"id": output.repositoryId}, step), ctx)
+            organization, project, repo = _location(params, step, client)  # the ledger's key
+            remove_created(ctx, client, CreatedRepository(
+                "azure", f"{organization}/{project}/{repo}", f"{output.createdIn}/{repo}", "",
+                "", id=_repository_id({"id": output.repositoryId}, step),
+                location=output.createdIn))
         finally:
             client.close()
 
@@ -141,12 +149,7 @@ def _location(params: PublishAzureInput, step: str, client: ProviderClient
               ) -> tuple[str, str, str]:
     """(organization, project, repo) of ``repoUrl``, on the configured host only."""
     parts = parse_repo_url(params.repoUrl)
-    host = parts["host"].lower().rstrip(".")
-    if host != client.endpoint.host:
-        raise ActionError(
-            f"{step}: repoUrl host {host!r} is not the configured azure host "
-            f"{client.endpoint.host!r} (ENVFORGE_AZURE_HOST); the token goes only to the "
-            "configured provider")
+    check_host(parts, step, client.endpoint)
     organization = parts.get("organization", "")
     if not organization:
         raise ActionError(f"{step}: repoUrl {params.repoUrl!r} is missing organization "
@@ -165,13 +168,6 @@ def _repository_id(answer: Any, step: str) -> str:
     if not _UUID.fullmatch(value):
         raise ActionError(f"{step}: Azure DevOps answered no repository id (got {value[:60]!r})")
     return value
-
-
-def _delete(client: ProviderClient, organization: str, project: str, repository_id: str,
-            ctx: ActionContext) -> None:
-    client.request("DELETE", f"/{organization}/{quote_segment(project)}/_apis/git/"
-                   f"repositories/{repository_id}", params={"api-version": API_VERSION})
-    ctx.logger.info("deleted Azure DevOps repository %s, which this run created", repository_id)
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [PublishAzure]

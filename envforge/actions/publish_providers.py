@@ -1,5 +1,6 @@
-"""Backstage's publishers: publish:github, publish:gitlab, publish:github:pull-request and
-publish:gitlab:merge-request, with Backstage's input names and outputs.
+"""Backstage's repository publishers publish:github and publish:gitlab, with Backstage's input
+names and outputs (their pull/merge-request forms: envforge.actions.publish_change_requests,
+registered from here; what they share: envforge.actions.publish_common).
 
 Each creates the repository (or pull/merge request) through the provider's REST API and pushes
 the workspace with git, under the git boundary (no hooks, no repository or user config).
@@ -18,55 +19,50 @@ name, no ``..``). The files go into the working copy through the workspace file 
 target repository's own links are data (never written through), ``.git`` is never written.
 
 Inputs Backstage has that envforge does not use (collaborators, branch protection, topics…)
-are accepted and ignored, so Backstage templates validate unchanged. A repository this run
-created (recorded in its output as the provider named it) is deleted again on rollback, or at
-once if the push fails; one it did not create is never deleted. A pushed pull/merge-request
-branch is left for the reviewer.
+are accepted and ignored, so Backstage templates validate unchanged. The create/push/rollback
+sequence is envforge.actions.publish_repository's (shared with publish:azure): a repository
+this run created is recorded in the run's ledger before the request and with the provider's
+answer after it, deleted again on rollback or at once if the push fails (by the provider's id),
+and cleaned up by the next create when the run was killed; one it did not create is never
+deleted. A pushed pull/merge-request branch is left for the reviewer.
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
-
-from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.capabilities import (
-    ProviderEndpoint,
-    WorkspaceFiles,
-    check_path,
-    quote_segment,
+from envforge.actions.base import Action, ActionContext, ActionOutput
+from envforge.actions.publish_change_requests import (
+    ChangeRequestInput,
+    ChangeRequestOutput,
+    PublishGithubPullRequest,
+    PublishGitlabMergeRequest,
 )
-from envforge.capabilities.clone import clone_within_budget
-from envforge.capabilities.providers import ProviderClient, provider_client
-from envforge.core.git_boundary import run_git
-from envforge.errors import ActionError, CapabilityError, GitError
-from envforge.templating.filters import parse_repo_url
+from envforge.actions.publish_common import (
+    ProviderInput,
+    check_name,
+    commit_all,
+    copy_into,
+    open_client,
+    owner_repo,
+    provider_git,
+    source_rel_path,
+)
+from envforge.actions.publish_repository import (
+    CreatedRepository,
+    publish_new_repository,
+    remove_created,
+)
+from envforge.capabilities import quote_segment
+from envforge.capabilities.providers import ProviderClient
+from envforge.errors import ActionError
+
+__all__ = ["ChangeRequestInput", "ChangeRequestOutput", "ProviderInput", "PublishGithub",
+           "PublishGithubPullRequest", "PublishGitlab", "PublishGitlabMergeRequest",
+           "PublishRepoInput", "PublishRepoOutput", "check_name", "commit_all", "copy_into",
+           "open_client", "provider_git", "source_rel_path"]
 
 Provider = Literal["github", "gitlab"]
-_GIT_TIMEOUT_S = 300.0
-#: GitHub: owner 1-39 of [A-Za-z0-9-]; repository 1-100 of [A-Za-z0-9._-]. GitLab paths: the
-#: same characters, groups nested with '/'. Never '.' or '..' alone, never '.git' at the end.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
-
-
-class ProviderInput(ActionInput):
-    # Backstage's publishers take many provider options envforge does not use: accepted, ignored
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    repoUrl: str = Field(description="host?owner=<owner>&repo=<repo> (RepoUrlPicker).")
-    token: str | None = Field(None, description="Provider token (else the setting).")
-    sourcePath: str = Field(".", description="Workspace folder to publish.")
-    gitAuthorName: str = "envforge"
-    gitAuthorEmail: str = "envforge@localhost"
-
-    @field_validator("token", mode="before")
-    @classmethod
-    def _names_are_not_tokens(cls, value: Any) -> Any:
-        # ${{ secrets.X }} renders a name, never a value: the setting supplies the token
-        return value if isinstance(value, str) and not value.startswith("secret:") else None
 
 
 class PublishRepoInput(ProviderInput):
@@ -83,89 +79,8 @@ class PublishRepoOutput(ActionOutput):
     projectId: int | None = None
     #: what this run created, as the provider named it (rollback deletes only this)
     createdRepository: str | None = None
-
-
-class ChangeRequestInput(ProviderInput):
-    title: str
-    description: str = ""
-    branchName: str
-    targetBranchName: str | None = None
-    targetPath: str = "."
-    commitMessage: str | None = None
-    draft: bool = False
-
-
-class ChangeRequestOutput(ActionOutput):
-    remoteUrl: str
-    pullRequestNumber: int
-    targetBranchName: str
-    projectid: str | None = None
-    projectPath: str | None = None
-    mergeRequestUrl: str | None = None
-
-
-def open_client(ctx: ActionContext, provider: str, token: str | None, step: str
-                ) -> ProviderClient:
-    """The provider client of one step: the configured endpoint (never the template's
-    host), the step's token or the operator's, through the run's egress capability."""
-    endpoint = ctx.capabilities.provider(provider)
-    return provider_client(endpoint, ctx.capabilities.egress, token, step)
-
-
-def provider_git(args: list[str], cwd: Path, client: ProviderClient) -> str:
-    try:
-        return run_git(args, cwd=cwd, extra_config=client.git_config(),
-                       timeout=_GIT_TIMEOUT_S, secrets=[client.token],
-                       what=f"{client.what}: git {args[0]}")
-    except GitError as e:
-        raise ActionError(str(e)) from None
-
-
-def commit_all(repo: Path, params: ProviderInput, message: str, client: ProviderClient
-                ) -> str:
-    ident = ["-c", f"user.name={params.gitAuthorName}", "-c",
-             f"user.email={params.gitAuthorEmail}"]
-    provider_git(["add", "--all"], repo, client)
-    provider_git([*ident, "commit", "--quiet", "--allow-empty", "-m", message], repo, client)
-    return provider_git(["rev-parse", "HEAD"], repo, client)
-
-
-def copy_into(ctx: ActionContext, source_rel: str, work: Path, target_rel: str,
-               describe: str) -> None:
-    """The workspace's files under ``source_rel`` into ``work``/``target_rel`` through the
-    file API: no link of the target repository is followed, ``.git`` is never written."""
-    target = WorkspaceFiles(work, ctx.capabilities.file_budget, describe)
-    try:
-        target.copy_tree(ctx.files, source_rel, target_rel)
-    except CapabilityError as e:
-        raise ActionError(f"step {ctx.step_id!r}: {e}") from None
-
-
-def check_name(value: str, what: str, step: str, nested: bool = False) -> str:
-    parts = value.split("/") if nested else [value]
-    for part in parts:
-        if not _NAME.fullmatch(part) or part.lower().endswith((".git", ".atom")):
-            raise ActionError(
-                f"{step}: repoUrl {what} {value!r} is not a valid name (letters, digits, '.', "
-                "'_', '-'; no '/', '..' or '.git' ending); name the repository plainly")
-    return value
-
-
-def _owner_repo(params: ProviderInput, step: str, endpoint: ProviderEndpoint
-                ) -> tuple[str, str]:
-    parts = parse_repo_url(params.repoUrl)
-    owner = parts.get("owner") or parts.get("organization") or ""
-    if not owner:
-        raise ActionError(f"{step}: repoUrl {params.repoUrl!r} names no owner")
-    host = parts["host"].lower().rstrip(".")
-    if host != endpoint.host:
-        raise ActionError(
-            f"{step}: repoUrl host {host!r} is not the configured {endpoint.provider} host "
-            f"{endpoint.host!r} (ENVFORGE_{endpoint.provider.upper()}_HOST); the token goes "
-            "only to the configured provider")
-    nested = endpoint.provider == "gitlab"
-    return (check_name(owner, "owner", step, nested),
-            check_name(parts.get("repo", ""), "repo", step))
+    #: the provider's id of it (GitHub: rollback checks the name still has this id)
+    createdRepositoryId: str | None = None
 
 
 class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
@@ -178,37 +93,26 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
         step = f"step {ctx.step_id!r} ({self.id})"
         client = open_client(ctx, self.provider, params.token, step)
         try:
-            owner, repo = _owner_repo(params, step, client.endpoint)
+            owner, repo = owner_repo(params, step, client.endpoint)
             source_rel = source_rel_path(params.sourcePath, step)
-            clone_url, web_url, project_id, created = self.create(client, owner, repo, params)
-            try:
-                client.check_clone_url(clone_url)
-                with tempfile.TemporaryDirectory(prefix="envforge-publish-") as tmp:
-                    work = Path(tmp)
-                    copy_into(ctx, source_rel, work, "", f"repository {created}")
-                    provider_git(["init", "--quiet", "-b", params.defaultBranch], work, client)
-                    commit = commit_all(work, params, params.gitCommitMessage, client)
-                    provider_git(["push", "--quiet", clone_url,
-                          f"HEAD:refs/heads/{params.defaultBranch}"], work, client)
-            except BaseException:
-                # a failed action cleans up after itself: the repository it just created
-                self.delete(client, created, project_id, ctx)
-                raise
+            created, commit, _ = publish_new_repository(
+                ctx, client, params, source_rel, f"{owner}/{repo}",
+                lambda: self.create(client, owner, repo, params), params.defaultBranch,
+                params.gitCommitMessage)
         finally:
             client.close()
-        ctx.logger.info("published %s to %s (%s)", created, web_url, commit[:12])
+        ctx.logger.info("published %s to %s (%s)", created.name, created.web_url, commit[:12])
         blob = "blob" if self.provider == "github" else "-/blob"
-        return PublishRepoOutput(remoteUrl=web_url, commitHash=commit, projectId=project_id,
-                                 repoContentsUrl=f"{web_url}/{blob}/{params.defaultBranch}",
-                                 createdRepository=created)
+        project_id = int(created.id) if self.provider == "gitlab" and created.id else None
+        return PublishRepoOutput(remoteUrl=created.web_url, commitHash=commit,
+                                 projectId=project_id,
+                                 repoContentsUrl=f"{created.web_url}/{blob}/"
+                                                 f"{params.defaultBranch}",
+                                 createdRepository=created.name, createdRepositoryId=created.id)
 
     def create(self, client: ProviderClient, owner: str, repo: str,
-               params: PublishRepoInput) -> tuple[str, str, int | None, str]:
-        """(clone URL, web URL, project id, full name as the provider answered)."""
-        raise NotImplementedError
-
-    def delete(self, client: ProviderClient, created: str, project_id: int | None,
-               ctx: ActionContext) -> None:
+               params: PublishRepoInput) -> CreatedRepository:
+        """The repository as the provider answered its creation."""
         raise NotImplementedError
 
     def rollback(self, ctx: ActionContext, params: PublishRepoInput,
@@ -217,17 +121,15 @@ class _Publisher(Action[PublishRepoInput, PublishRepoOutput]):
             return  # this run recorded creating nothing: nothing of it is deleted
         step = f"rollback {ctx.step_id!r} ({self.id})"
         client = open_client(ctx, self.provider, params.token, step)
+        ident = output.createdRepositoryId
+        if ident is None and output.projectId is not None:
+            ident = str(output.projectId)
         try:
-            self.delete(client, output.createdRepository, output.projectId, ctx)
+            owner, repo = owner_repo(params, step, client.endpoint)  # the ledger's key
+            remove_created(ctx, client, CreatedRepository(
+                self.provider, f"{owner}/{repo}", output.createdRepository, "", "", id=ident))
         finally:
             client.close()
-
-
-def source_rel_path(path: str, step: str) -> str:
-    try:
-        return "/".join(check_path(path, f"{step} sourcePath"))
-    except CapabilityError as e:
-        raise ActionError(str(e)) from None
 
 
 def _full_name(answer: Any, owner: str, repo: str, step: str, nested: bool = False) -> str:
@@ -251,7 +153,7 @@ class PublishGithub(_Publisher):
         "defaultBranch": "main"}}]
 
     def create(self, client: ProviderClient, owner: str, repo: str,
-               params: PublishRepoInput) -> tuple[str, str, int | None, str]:
+               params: PublishRepoInput) -> CreatedRepository:
         user = client.call("GET", f"/users/{owner}")
         body = {"name": repo, "description": params.description or "",
                 "private": params.repoVisibility != "public"}
@@ -267,16 +169,11 @@ class PublishGithub(_Publisher):
         path = "/user/repos" if user.get("type") == "User" else f"/orgs/{owner}/repos"
         created = client.call("POST", path, json=body)
         full = str(created.get("full_name") or f"{owner}/{created.get('name', repo)}")
-        return (str(created["clone_url"]), str(created["html_url"]), None,
-                _full_name(full, owner, repo, client.what))
-
-    def delete(self, client: ProviderClient, created: str, project_id: int | None,
-               ctx: ActionContext) -> None:
-        owner, _, repo = created.rpartition("/")
-        check_name(owner, "owner", client.what)
-        check_name(repo, "repo", client.what)
-        client.call("DELETE", f"/repos/{owner}/{repo}")
-        ctx.logger.info("deleted repository %s, which this run created", created)
+        ident = created.get("id")
+        return CreatedRepository(
+            "github", f"{owner}/{repo}", _full_name(full, owner, repo, client.what),
+            str(created["clone_url"]), str(created["html_url"]),
+            id=str(ident) if isinstance(ident, int) else None)
 
 
 class PublishGitlab(_Publisher):
@@ -287,125 +184,15 @@ class PublishGitlab(_Publisher):
         "repoUrl": "gitlab.com?owner=acme&repo=${{ parameters.name }}"}}]
 
     def create(self, client: ProviderClient, owner: str, repo: str,
-               params: PublishRepoInput) -> tuple[str, str, int | None, str]:
+               params: PublishRepoInput) -> CreatedRepository:
         namespace = client.call("GET", f"/namespaces/{quote_segment(owner)}")
         created = client.call("POST", "/projects", json={
             "name": repo, "path": repo, "namespace_id": namespace["id"],
             "visibility": params.repoVisibility, "description": params.description or ""})
         full = str(created.get("path_with_namespace") or f"{owner}/{repo}")
-        return (str(created["http_url_to_repo"]), str(created["web_url"]), int(created["id"]),
-                _full_name(full, owner, repo, client.what, nested=True))
-
-    def delete(self, client: ProviderClient, created: str, project_id: int | None,
-               ctx: ActionContext) -> None:
-        if project_id is None:
-            return
-        client.call("DELETE", f"/projects/{int(project_id)}")
-        ctx.logger.info("deleted project %s, which this run created", created)
-
-
-class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
-    provider: Provider
-    input_model = ChangeRequestInput
-    output_model = ChangeRequestOutput
-    git_bound = True
-
-    def run(self, ctx: ActionContext, params: ChangeRequestInput) -> ChangeRequestOutput:
-        step = f"step {ctx.step_id!r} ({self.id})"
-        client = open_client(ctx, self.provider, params.token, step)
-        try:
-            owner, repo = _owner_repo(params, step, client.endpoint)
-            source_rel = source_rel_path(params.sourcePath, step)
-            try:
-                target_rel = "/".join(check_path(params.targetPath, f"{step} targetPath"))
-            except CapabilityError as e:
-                raise ActionError(str(e)) from None
-            clone_url, target = self.repository(client, owner, repo, params)
-            client.check_clone_url(clone_url)
-            with tempfile.TemporaryDirectory(prefix="envforge-change-") as tmp:
-                work = Path(tmp) / "repo"
-                # bounded while git runs: bytes, files, time (ENVFORGE_CLONE_*)
-                try:
-                    clone_within_budget(
-                        clone_url, work, target, budget=ctx.capabilities.run_budget.clone,
-                        what=f"{client.what}: git clone of {owner}/{repo}",
-                        extra_config=client.git_config(), secrets=[client.token],
-                        keep_git=True)
-                except (GitError, CapabilityError) as e:
-                    raise ActionError(str(e)) from None
-                provider_git(["checkout", "--quiet", "-b", params.branchName], work, client)
-                # the clone's own links are data: a write never goes through one, and the
-                # clone's .git (config, hooks) is never written
-                copy_into(ctx, source_rel, work, target_rel, f"repository {owner}/{repo}")
-                commit_all(work, params, params.commitMessage or params.title, client)
-                provider_git(["push", "--quiet", "origin", f"HEAD:refs/heads/{params.branchName}"],
-                     work, client)
-            output = self.open(client, owner, repo, target, params)
-        finally:
-            client.close()
-        ctx.logger.info("opened %s", output.remoteUrl)
-        return output
-
-    def repository(self, client: ProviderClient, owner: str, repo: str,
-                   params: ChangeRequestInput) -> tuple[str, str]:
-        raise NotImplementedError
-
-    def open(self, client: ProviderClient, owner: str, repo: str, target: str,
-             params: ChangeRequestInput) -> ChangeRequestOutput:
-        raise NotImplementedError
-
-
-class PublishGithubPullRequest(_ChangeRequest):
-    id = "publish:github:pull-request"
-    provider = "github"
-    description = "Push the workspace to a new branch and open a GitHub pull request."
-    examples = [{"id": "pr", "action": "publish:github:pull-request", "input": {
-        "repoUrl": "github.com?owner=acme&repo=catalog", "branchName": "add-service",
-        "title": "Add ${{ parameters.name }}", "targetPath": "services"}}]
-
-    def repository(self, client: ProviderClient, owner: str, repo: str,
-                   params: ChangeRequestInput) -> tuple[str, str]:
-        info = client.call("GET", f"/repos/{owner}/{repo}")
-        return str(info["clone_url"]), params.targetBranchName or str(info["default_branch"])
-
-    def open(self, client: ProviderClient, owner: str, repo: str, target: str,
-             params: ChangeRequestInput) -> ChangeRequestOutput:
-        pr = client.call("POST", f"/repos/{owner}/{repo}/pulls", json={
-            "title": params.title, "body": params.description, "head": params.branchName,
-            "base": target, "draft": params.draft})
-        return ChangeRequestOutput(remoteUrl=str(pr["html_url"]),
-                                   pullRequestNumber=int(pr["number"]), targetBranchName=target)
-
-
-class PublishGitlabMergeRequest(_ChangeRequest):
-    id = "publish:gitlab:merge-request"
-    provider = "gitlab"
-    description = "Push the workspace to a new branch and open a GitLab merge request."
-    examples = [{"id": "mr", "action": "publish:gitlab:merge-request", "input": {
-        "repoUrl": "gitlab.com?owner=acme&repo=catalog", "branchName": "add-service",
-        "title": "Add ${{ parameters.name }}"}}]
-
-    def repository(self, client: ProviderClient, owner: str, repo: str,
-                   params: ChangeRequestInput) -> tuple[str, str]:
-        info = client.call("GET", f"/projects/{_project_path(owner, repo)}")
-        return str(info["http_url_to_repo"]), (params.targetBranchName
-                                               or str(info["default_branch"]))
-
-    def open(self, client: ProviderClient, owner: str, repo: str, target: str,
-             params: ChangeRequestInput) -> ChangeRequestOutput:
-        mr = client.call("POST", f"/projects/{_project_path(owner, repo)}/merge_requests",
-                         json={"source_branch": params.branchName, "target_branch": target,
-                               "title": params.title, "description": params.description})
-        return ChangeRequestOutput(remoteUrl=str(mr["web_url"]),
-                                   pullRequestNumber=int(mr["iid"]), targetBranchName=target,
-                                   projectid=str(mr.get("project_id", "")),
-                                   projectPath=f"{owner}/{repo}",
-                                   mergeRequestUrl=str(mr["web_url"]))
-
-
-def _project_path(owner: str, repo: str) -> str:
-    """GitLab's URL-encoded ``namespace/project`` (its API wants the '/' as %2F)."""
-    return quote_segment(f"{owner}/{repo}")
+        return CreatedRepository(
+            "gitlab", f"{owner}/{repo}", _full_name(full, owner, repo, client.what, nested=True),
+            str(created["http_url_to_repo"]), str(created["web_url"]), id=str(int(created["id"])))
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [PublishGithub, PublishGitlab, PublishGithubPullRequest,

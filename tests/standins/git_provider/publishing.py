@@ -10,6 +10,7 @@ set, answers a request itself (a test's misbehaving provider: slow, huge, redire
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -39,6 +40,9 @@ class ProviderStandIn:
         #: every request's headers, in order (what a token-leak test reads)
         self.headers: list[dict[str, str]] = []
         self.projects: dict[int, str] = {}
+        #: GitHub's numeric id of each repository ("owner/name"), as its API answers it
+        self.repo_ids: dict[str, int] = {}
+        self.next_id = itertools.count(1000)
         self.trap: Trap | None = None
         self.azure = AzureDevOps(git_root, git.url("").rstrip("/"))
         self.hooks = RepositoryHooks(
@@ -144,10 +148,14 @@ class ProviderStandIn:
         if path == "/github/user/repos" and method == "POST":
             return self._github_create(self.login, body)
         if m := re.fullmatch(r"/github/repos/([^/]+)/([^/]+)", path):
+            if not (self.git_root / m[1] / f"{m[2]}.git").exists():
+                return 404, {"message": "Not Found"}
             if method == "DELETE":
                 shutil_rmtree(self.git_root / m[1] / f"{m[2]}.git")
+                self.repo_ids.pop(f"{m[1]}/{m[2]}", None)
                 return 204, None
             return 200, {"clone_url": self.git.url(f"{m[1]}/{m[2]}.git"),
+                         "id": self.repo_ids.setdefault(f"{m[1]}/{m[2]}", next(self.next_id)),
                          "default_branch": "main", "full_name": f"{m[1]}/{m[2]}"}
         if m := re.fullmatch(r"/github/repos/([^/]+)/([^/]+)/pulls", path):
             return 201, {"number": 7, "html_url": f"https://github.test/{m[1]}/{m[2]}/pull/7",
@@ -183,7 +191,8 @@ class ProviderStandIn:
             return 422, {"message": "Repository creation failed.",
                          "errors": [{"field": "name", "message": "name already exists"}]}
         self.make_repo(owner, body["name"])
-        return 201, {"name": body["name"], "full_name": f"{owner}/{body['name']}",
+        ident = self.repo_ids[f"{owner}/{body['name']}"] = next(self.next_id)
+        return 201, {"id": ident, "name": body["name"], "full_name": f"{owner}/{body['name']}",
                      "private": body.get("private", True),
                      "clone_url": self.git.url(f"{owner}/{body['name']}.git"),
                      "html_url": f"https://github.test/{owner}/{body['name']}"}

@@ -50,15 +50,19 @@ def test_a_clone_url_outside_the_git_base_is_refused_and_the_new_repository_dele
     ctx = _ctx(tmp_path, seen, {
         ("GET", "/users/acme"): (200, {"login": "acme", "type": "Organization"}),
         ("POST", "/orgs/acme/repos"): (201, {
-            "full_name": "acme/shop", "clone_url": "https://evil.example/acme/shop.git",
+            "id": 7001, "full_name": "acme/shop",
+            "clone_url": "https://evil.example/acme/shop.git",
             "html_url": "https://github.com/acme/shop"}),
+        ("GET", "/repos/acme/shop"): (200, {"id": 7001, "full_name": "acme/shop"}),
         ("DELETE", "/repos/acme/shop"): (204, {}),
     })
     with pytest.raises(ActionError, match="outside the configured Git base"):
         PublishGithub().run(ctx, PublishRepoInput(
             repoUrl="github.com?owner=acme&repo=shop"))
+    # GitHub deletes by name: the name is checked to still be the repository created (its id)
     assert [(r.method, r.url.path) for r in seen] == [
-        ("GET", "/users/acme"), ("POST", "/orgs/acme/repos"), ("DELETE", "/repos/acme/shop")]
+        ("GET", "/users/acme"), ("POST", "/orgs/acme/repos"), ("GET", "/repos/acme/shop"),
+        ("DELETE", "/repos/acme/shop")]
     assert {r.headers["host"] for r in seen} == {"api.github.com"}
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in seen)
     assert json.loads(seen[1].content)["name"] == "shop"
@@ -75,3 +79,24 @@ def test_a_created_name_other_than_the_requested_owner_is_not_trusted(tmp_path: 
     with pytest.raises(ActionError, match="not under 'acme'"):
         PublishGithub().run(ctx, PublishRepoInput(repoUrl="github.com?owner=acme&repo=shop"))
     assert [r.method for r in seen] == ["GET", "POST"]  # nothing deleted
+
+
+def test_rollback_never_deletes_a_repository_that_took_the_name_since(tmp_path: Path) -> None:
+    """GitHub deletes by name: a repository made under the created name since (another id)
+    is someone else's and is kept."""
+    seen: list[httpx.Request] = []
+    ctx = _ctx(tmp_path, seen, {
+        ("GET", "/repos/acme/shop"): (200, {"id": 9999, "full_name": "acme/shop"}),
+        ("DELETE", "/repos/acme/shop"): (204, {}),
+    })
+    params = PublishRepoInput(repoUrl="github.com?owner=acme&repo=shop")
+    output = PublishGithub.output_model(
+        remoteUrl="https://github.com/acme/shop", repoContentsUrl="x", commitHash="c",
+        createdRepository="acme/shop", createdRepositoryId="7001")
+    PublishGithub().rollback(ctx, params, output)
+    assert [(r.method, r.url.path) for r in seen] == [("GET", "/repos/acme/shop")]
+    seen.clear()
+    PublishGithub().rollback(ctx, params, output.model_copy(
+        update={"createdRepositoryId": "9999"}))
+    assert [(r.method, r.url.path) for r in seen] == [
+        ("GET", "/repos/acme/shop"), ("DELETE", "/repos/acme/shop")]
