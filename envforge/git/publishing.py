@@ -47,8 +47,9 @@ PUSH_RETRY_HINT = ("retry when the other writers are done, or raise ENVFORGE_GIT
                    "/ ENVFORGE_GIT_PUSH_RETRY_SECONDS")
 #: Called with the working copy root and the staged paths before each commit; raises to refuse.
 PreCommitHook = Callable[[Path, list[str]], None]
-#: Called with a commit after it was pushed (or, for undo, taken back), outside the lock.
-AfterPushHook = Callable[[str], None]
+#: Called with a commit after it was pushed (or, for undo, taken back), outside the lock, and
+#: the repository paths it was allowed to change (None when not known: an undo).
+AfterPushHook = Callable[[str, Sequence[str] | None], None]
 
 __all__ = ["AfterPushHook", "Author", "GitPublisher", "PreCommitHook", "PublishResult",
            "push_retry_policy", "redact_url"]
@@ -170,7 +171,7 @@ class GitPublisher:
         """See :meth:`_apply`; then ``after_push`` with the new commit, if one was pushed."""
         result = self._apply(paths, write, message, trailers)
         if result.commit and self.after_push is not None:
-            self.after_push(result.commit)
+            self.after_push(result.commit, list(paths))
         return result
 
     def _apply(
@@ -242,7 +243,7 @@ class GitPublisher:
         on it), otherwise push a revert. Returns how it was undone; then ``after_push``."""
         how = self._undo(commit, message)
         if self.after_push is not None:
-            self.after_push(commit)
+            self.after_push(commit, None)
         return how
 
     def _undo(self, commit: str, message: str) -> str:

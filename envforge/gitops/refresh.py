@@ -9,6 +9,14 @@ annotation. This is what Argo CD's own Git webhook does too: it refreshes every 
 whose source is the pushed repository. envforge does the same after each push, for the
 Applications reading the GitOps repository (the root app-of-apps and the environments').
 
+Only the Applications whose source path the commit may have changed are refreshed (the root
+app-of-apps reads ``argocd/``, an environment's Application ``environments/<name>/...``), as
+Argo CD's webhook does for Applications annotated with ``manifest-generate-paths``: with N
+environments, refreshing every Application after every commit made N refreshes per commit
+(N^2 for N pull requests at once), each a manifest generation in Argo CD's repo server and a
+comparison in its controller, for nothing. A push whose paths are not known (an undo) still
+refreshes every Application reading the repository.
+
 Best effort: the commit stands whatever happens here; a failed refresh is logged and Argo CD
 picks the change up at its next poll.
 """
@@ -16,7 +24,7 @@ picks the change up at its next poll.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from envforge.errors import ConfigurationError
@@ -52,10 +60,29 @@ def application_sources(app: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in sources if isinstance(s, dict)]
 
 
-def applications_reading(apps: Iterable[dict[str, Any]], repo_url: str) -> list[str]:
-    """Names of the Applications with a source in ``repo_url`` (sorted)."""
+def _repository_path(path: object) -> str:
+    """A path inside the repository without ``./`` or surrounding slashes (``""``: all of it)."""
+    text = str(path or "").strip().strip("/")
+    while text.startswith("./"):
+        text = text[2:]
+    return "" if text == "." else text
+
+
+def paths_overlap(source_path: object, changed: str) -> bool:
+    """Whether a change under ``changed`` may alter what a source reading ``source_path``
+    renders: one contains the other (the repository root contains everything)."""
+    a, b = _repository_path(source_path), _repository_path(changed)
+    return not a or not b or a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def applications_reading(apps: Iterable[dict[str, Any]], repo_url: str,
+                         paths: Sequence[str] | None = None) -> list[str]:
+    """Names of the Applications with a source in ``repo_url`` (sorted); with ``paths``, only
+    those whose source path overlaps one of them."""
     return sorted(str(a["metadata"]["name"]) for a in apps
                   if any(same_repository(str(s.get("repoURL", "")), repo_url)
+                         and (paths is None
+                              or any(paths_overlap(s.get("path"), p) for p in paths))
                          for s in application_sources(a)))
 
 
@@ -78,24 +105,27 @@ def annotate_refresh(custom: Any, namespace: str, names: Iterable[str]) -> list[
     return done
 
 
-def refresh_repository_applications(custom: Any, namespace: str, repo_url: str) -> list[str]:
-    """Refresh every Application in ``namespace`` that reads ``repo_url``."""
+def refresh_repository_applications(custom: Any, namespace: str, repo_url: str,
+                                    paths: Sequence[str] | None = None) -> list[str]:
+    """Refresh every Application in ``namespace`` that reads ``repo_url`` (with ``paths``:
+    under one of them)."""
     listed = custom.list_namespaced_custom_object(
         ARGOCD_GROUP, ARGOCD_VERSION, namespace, APPLICATIONS,
         _request_timeout=REQUEST_TIMEOUT_SECONDS)
     return annotate_refresh(custom, namespace,
-                            applications_reading(listed.get("items") or [], repo_url))
+                            applications_reading(listed.get("items") or [], repo_url, paths))
 
 
 def refresh_after_push(repo_url: str, namespace: str, cluster: ClusterOpener | None
-                       ) -> Callable[[str], None]:
+                       ) -> Callable[[str, Sequence[str] | None], None]:
     """A hook for :class:`~envforge.gitops.store.EnvironmentStore`: after each pushed commit,
-    refresh the Applications reading ``repo_url`` on the cluster ``cluster`` opens (the
+    refresh the Applications reading ``repo_url`` (under the paths it changed, when known) on
+    the cluster ``cluster`` opens (the
     services' default cluster: KUBECONFIG, in-cluster configuration or ~/.kube/config, see
     ``connections.kubernetes_cluster(None)``). Without one (None, or it raises
     ConfigurationError: none configured) it does nothing; a cluster named by a
     KubernetesCluster block is refreshed by the wait (envforge.cluster.wait) instead."""
-    def hook(commit: str) -> None:
+    def hook(commit: str, paths: Sequence[str] | None = None) -> None:
         if cluster is None:
             return  # no services, no cluster: Argo CD polls by itself
         try:
@@ -107,7 +137,7 @@ def refresh_after_push(repo_url: str, namespace: str, cluster: ClusterOpener | N
                 return  # no cluster configured here: Argo CD polls by itself
             try:
                 names = refresh_repository_applications(client.CustomObjectsApi(api),
-                                                        namespace, repo_url)
+                                                        namespace, repo_url, paths)
             finally:
                 api.close()
             logger.debug("asked Argo CD to refresh %s after %s", ", ".join(names) or "nothing",

@@ -14,6 +14,7 @@ from envforge.gitops.argocd import ApplicationModel, root_application
 from envforge.gitops.refresh import (
     REFRESH_ANNOTATION,
     applications_reading,
+    paths_overlap,
     refresh_after_push,
     refresh_repository_applications,
     same_repository,
@@ -67,6 +68,33 @@ def test_only_applications_reading_the_repository_are_refreshed() -> None:
     assert done == ["pr-1", "root", "vc"]  # a 404 (deleted meanwhile) is skipped
     assert custom.patched["root"] == {"metadata": {"annotations": {
         REFRESH_ANNOTATION: "normal"}}}  # a merge patch of the annotation only
+
+
+def test_with_the_commits_paths_only_the_applications_reading_them_are_refreshed() -> None:
+    """A create of pr-2 touches argocd/pr-2.yaml and environments/pr-2: the root app-of-apps
+    and pr-2's Application are refreshed, not the other environments' (N per commit before)."""
+    repo = "file:///srv/gitops.git"
+
+    def at(name: str, path: str | None) -> dict[str, Any]:
+        found = app(name, repo)
+        found["spec"]["source"]["path"] = path
+        return found
+
+    items = [at("envforge-root", "argocd"), at("whole", None), at("dot", "./"),
+             *(at(f"pr-{n}", f"environments/pr-{n}/manifests") for n in range(1, 21)),
+             at("pr-2x", "environments/pr-2x/manifests"),
+             app("elsewhere", "https://charts.example.com")]
+    custom = FakeCustomObjects(items)
+    done = refresh_repository_applications(custom, "argocd", repo,
+                                           ["environments/pr-2", "argocd/pr-2.yaml"])
+    assert done == ["dot", "envforge-root", "pr-2", "whole"]  # the root of the repo reads all
+    assert applications_reading(items, repo, ["environments/pr-2/manifests/deployment.yaml"]
+                                ) == ["dot", "pr-2", "whole"]
+    assert applications_reading(items, repo, ["."]) == applications_reading(items, repo)
+    assert len(applications_reading(items, repo, None)) == 24  # paths unknown: all of them
+    assert paths_overlap("environments/pr-1/manifests", "environments/pr-1/")
+    assert not paths_overlap("environments/pr-1/manifests", "environments/pr-10")
+    assert not paths_overlap("argocd", "argocd-old/x.yaml")
 
 
 def test_a_refusal_other_than_not_found_is_raised() -> None:
@@ -151,7 +179,13 @@ def test_every_push_through_the_store_asks_for_a_refresh(tmp_path: Path) -> None
                              GitOpsSettings())
     assert store.publisher.after_push is not None  # the refresh of envforge/gitops/refresh.py
     pushed: list[str] = []
-    store.publisher.after_push = pushed.append
+    changed: list[list[str] | None] = []
+
+    def record(commit: str, paths: Any) -> None:
+        pushed.append(commit)
+        changed.append(None if paths is None else list(paths))
+
+    store.publisher.after_push = record
 
     def write(root: Path) -> None:
         (root / "argocd").mkdir(exist_ok=True)
@@ -163,3 +197,4 @@ def test_every_push_through_the_store_asks_for_a_refresh(tmp_path: Path) -> None
     assert pushed == [result.commit]
     store.undo(result.commit, "run-1")
     assert pushed == [result.commit, result.commit]  # the rollback is refreshed too
+    assert changed == [["argocd"], None]  # a commit's paths; an undo's are not known
