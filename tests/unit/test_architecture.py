@@ -204,15 +204,15 @@ def test_git_runs_only_through_the_boundary() -> None:
         "no longer starts git itself: drop it from GIT_OUTSIDE_THE_BOUNDARY"
 
 
-def test_no_block_name_means_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_block_name_means_the_environment() -> None:
     from blocks.loader import BlockConnections
+    from envforge.settings import EnvforgeSettings
 
-    monkeypatch.delenv("ENVFORGE_ANONYMISATION_KEY_REF", raising=False)
-    monkeypatch.setenv("ENVFORGE_ANONYMISATION_KEY", "0123456789abcdef-long")
-    assert BlockConnections().anonymisation_key(None) == b"0123456789abcdef-long"
-    monkeypatch.delenv("ENVFORGE_ANONYMISATION_KEY")
+    settings = EnvforgeSettings.from_environ({"ENVFORGE_ANONYMISATION_KEY":
+                                              "0123456789abcdef-long"})
+    assert BlockConnections(settings).anonymisation_key(None) == b"0123456789abcdef-long"
     with pytest.raises(ConfigurationError, match="no anonymisation key"):
-        BlockConnections().anonymisation_key(None)
+        BlockConnections(EnvforgeSettings.from_environ({})).anonymisation_key(None)
 
 
 def test_an_unknown_block_name_is_one_configuration_error(monkeypatch: pytest.MonkeyPatch

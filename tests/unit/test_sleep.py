@@ -24,6 +24,7 @@ from envforge.gitops.record import (
     Metadata,
     SleepState,
 )
+from envforge.settings import EnvforgeSettings, LifecycleSection
 
 WORKLOADS = """\
 apiVersion: apps/v1
@@ -141,16 +142,18 @@ def test_a_bad_policy_is_a_one_line_configuration_error(policy: object, message:
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_policy_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("ENVFORGE_SLEEP_POLICY", '{"staging": {"idleHours": 2}}')
-    assert set(load_policy()) == {"staging"} and load_policy()["staging"].idleHours == 2
-    monkeypatch.setenv("ENVFORGE_SLEEP_POLICY", "preview: [")
+def _lifecycle(environ: dict[str, str]) -> LifecycleSection:
+    return EnvforgeSettings.from_environ(environ).lifecycle
+
+
+def test_policy_from_the_settings() -> None:
+    raw = _lifecycle({"ENVFORGE_SLEEP_POLICY": '{"staging": {"idleHours": 2}}'}).sleep_policy
+    assert set(load_policy(raw)) == {"staging"} and load_policy(raw)["staging"].idleHours == 2
     with pytest.raises(ConfigurationError, match="ENVFORGE_SLEEP_POLICY: not YAML"):
-        load_policy()
+        load_policy(_lifecycle({"ENVFORGE_SLEEP_POLICY": "preview: ["}).sleep_policy)
 
 
-def test_sleeping_time_counts_toward_expiry_unless_configured(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sleeping_time_counts_toward_expiry_unless_configured() -> None:
     expires = WEDNESDAY_NOON + timedelta(hours=1)
     asleep = record(sleeping=SleepState(since=WEDNESDAY_NOON - timedelta(hours=3),
                                         reason="asked"), expires=expires)
@@ -163,11 +166,13 @@ def test_sleeping_time_counts_toward_expiry_unless_configured(
     assert not_counted.action == "warn"  # expires 4 h later instead, within the 6 h warning
     assert (expires + timedelta(hours=5)).isoformat() in not_counted.reason
 
-    monkeypatch.setenv("ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY", "false")
-    assert effective_expiry(asleep, later) == expires + timedelta(hours=5)
-    monkeypatch.setenv("ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY", "sometimes")
+    counts = _lifecycle({"ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY": "false"})
+    assert effective_expiry(asleep, later, counts=counts.sleep_counts_toward_expiry) == \
+        expires + timedelta(hours=5)
+    assert effective_expiry(asleep, later, counts=_lifecycle({}).sleep_counts_toward_expiry) \
+        == expires  # the default: sleeping time counts
     with pytest.raises(ConfigurationError, match="ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY: Input should be a valid boolean"):
-        effective_expiry(asleep, later)
+        _lifecycle({"ENVFORGE_SLEEP_COUNTS_TOWARD_EXPIRY": "sometimes"})
 
 
 def test_records_without_the_new_fields_read_and_write_as_before() -> None:

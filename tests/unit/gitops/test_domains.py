@@ -17,8 +17,9 @@ from envforge.gitops.domains import check_bindable, domain_labels
 from envforge.gitops.naming import check_custom_host
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.render import render_environment
-from envforge.gitops.settings import GitOpsSettings, load_gitops_settings
+from envforge.gitops.settings import GitOpsSettings, gitops_settings
 from envforge.gitops.validate import validate_objects
+from envforge.settings import EnvforgeSettings
 from tests.unit.gitops.helpers import DEPLOYMENT, NOW, SERVICE, offline_store, spec, write_manifests
 
 SETTINGS = GitOpsSettings(wildcard_domain="preview.example.test")
@@ -115,10 +116,9 @@ def test_custom_hosts_need_something_to_route_to(tmp_path: Path) -> None:
         _render(tmp_path, ["shop.example.com"], {"deployment.yaml": DEPLOYMENT})
 
 
-def test_the_tls_secret_name_follows_the_setting(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE", "{environment}-{label}")
-    settings = load_gitops_settings()
+def test_the_tls_secret_name_follows_the_setting(tmp_path: Path) -> None:
+    settings = gitops_settings(EnvforgeSettings.from_environ(
+        {"ENVFORGE_CUSTOM_DOMAIN_TLS_SECRET_TEMPLATE": "{environment}-{label}"}))
     _, rendered = _render(tmp_path, ["shop.example.com"], settings=settings)
     tls = _ingresses(rendered)["envforge-domain-shop-example-com"]["spec"]["tls"]
     assert tls[0]["secretName"] == "pr-9-shop-example-com"

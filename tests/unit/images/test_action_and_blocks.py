@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from envforge.actions.registry import default_registry
 from envforge.errors import ConfigurationError
 from envforge.images.actions import ImageBuild, ImageBuildInput
 from envforge.images.build import default_app_name, resolve_registry
+from envforge.services import Services
 
 
 def test_registered_and_documented() -> None:
@@ -42,12 +44,12 @@ def test_check_reports_static_problems(tmp_path: Path,
     assert ImageBuild().check(fine, tmp_path) == []
 
 
-def test_registry_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ENVFORGE_REGISTRY", raising=False)
+def test_registry_resolution(services_from: Callable[[Mapping[str, str]], Services]) -> None:
     with pytest.raises(ConfigurationError, match="no registry to push to"):
-        resolve_registry(None, None)
-    monkeypatch.setenv("ENVFORGE_REGISTRY", "127.0.0.1:5000")
-    assert resolve_registry(None, None, tls_verify=False).tls_verify is False
+        resolve_registry(None, None, services=services_from({}))
+    services = services_from({"ENVFORGE_REGISTRY": "127.0.0.1:5000"})
+    access = resolve_registry(None, None, tls_verify=False, services=services)
+    assert access.address == "127.0.0.1:5000" and access.tls_verify is False
 
 
 def test_default_app_name() -> None:
