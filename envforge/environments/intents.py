@@ -15,13 +15,19 @@ An intent whose process is gone and whose environment has no record is a killed 
 ``envforge env list`` shows it as incomplete, the next create of the name cleans up first
 (dropping only databases marked with the killed run's id, deleting the environment's
 Secrets) and then creates it, and ``envforge env destroy`` cleans it up. An intent whose
-environment has a record is a create killed after its commit: it is just removed. Images
-pushed by a killed create are left in the registry (the next create pushes the same tags).
+environment has a record is a create killed after its commit: it is just removed.
+
+What only the running steps know (an image tag pushed, a repository a publisher creates on a
+Git provider, the cluster a Secret goes to) is appended to the run's ledger
+(envforge.capabilities.ledger, ``<name>.ledger`` beside the intent) before it is made; the
+clean-up deletes what a ``made`` line names, by the identity the other side answered (the
+image's digest, the provider's repository id), with the same rules as the step's own
+rollback, and deletes Secrets on every cluster the template or the ledger names (never just
+the default one). Something recorded as intended but never as made is reported, not deleted.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -32,7 +38,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envforge.capabilities.ledger import ledger_path, outstanding, read_ledger
 from envforge.core.processes import ProcessIdentity, current_process
+from envforge.environments.intent_cleanup import (
+    drop_databases_of_run,
+    remove_image,
+    remove_repository,
+    remove_secrets,
+)
 from envforge.errors import EnvforgeError, EnvironmentExistsError, GitOpsError
 from envforge.gitops.naming import check_environment_name
 from envforge.gitops.record import utc_now
@@ -43,8 +56,6 @@ from envforge.templating.model import Template
 DATABASE_ACTIONS = frozenset({"db:seed", "db:restore", "db:clone"})
 #: Steps that deliver Secrets into the environment's namespace before the commit.
 SECRET_ACTIONS = frozenset({"vault:secrets", "kubernetes:secret"})
-#: Owner-comment roles of shared databases a clean-up never drops (envforge.db.branch).
-_SHARED_ROLES = frozenset({"golden", "staging", "previous"})
 
 class CreateIntent(BaseModel):
     """What one create of one environment may leave behind if it is killed."""
@@ -64,6 +75,9 @@ class CreateIntent(BaseModel):
     #: expression that only the run can render is recorded as None too (the default server)
     databaseServers: list[str | None] = Field(default_factory=list)
     secrets: bool = False
+    #: KubernetesCluster blocks the template's Secret steps name (None: KUBECONFIG); one only
+    #: the run renders is in the ledger, written before the delivery
+    secretClusters: list[str | None] = Field(default_factory=list)
     #: the run ended without cleaning up after itself (a rollback failed, an unexpected
     #: error) in a process that may live on (a worker): no need to wait for it to die
     abandoned: bool = False
@@ -91,12 +105,25 @@ class CleanUp:
     intent: CreateIntent
     databases: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    #: image tags and provider repositories deleted
+    images: list[str] = field(default_factory=list)
+    repositories: list[str] = field(default_factory=list)
+    #: recorded as about to be made, never as made: maybe made, never deleted blindly
+    unconfirmed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"cleaned up the create of {self.intent.name!r} killed in run "
+        text = (f"cleaned up the create of {self.intent.name!r} killed in run "
                 f"{self.intent.runId}: dropped {', '.join(self.databases) or 'no database'}, "
                 f"deleted {', '.join(self.secrets) or 'no Secret'}")
+        if self.images:
+            text += f", image(s) {', '.join(self.images)}"
+        if self.repositories:
+            text += f", repository(ies) {', '.join(self.repositories)}"
+        if self.unconfirmed:
+            text += (f"; check by hand, the run was killed while making: "
+                     f"{', '.join(self.unconfirmed)}")
+        return text
 
 
 def intents_dir(services: Services) -> Path:
@@ -130,7 +157,8 @@ def begin_create(services: Services, name: str, template: Template, run_id: str,
         name=check_environment_name(name), template=template.name, owner=owner, runId=run_id,
         namespace=namespace, startedAt=utc_now(), process=current_process(),
         databaseServers=_database_servers(template.spec.steps),
-        secrets=any(step.action in SECRET_ACTIONS for step in template.spec.steps))
+        secrets=any(step.action in SECRET_ACTIONS for step in template.spec.steps),
+        secretClusters=_secret_clusters(template.spec.steps))
     path = intent_file(services, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _write_new(path, intent.model_dump_json(indent=2)):
@@ -150,6 +178,7 @@ def end_create(services: Services, intent: CreateIntent) -> None:
     current = _load(path)
     if current is not None and current.runId == intent.runId:
         path.unlink(missing_ok=True)
+        ledger_path(services.settings.paths.home, intent.name).unlink(missing_ok=True)
         _sync_dir(path.parent)
 
 
@@ -200,73 +229,53 @@ def recover_killed_create(services: Services, name: str,
     return cleanup
 
 
+#: what identifies one thing in the ledger, per kind (envforge.capabilities.ledger)
+_LEDGER_KEYS = {"image": ("tag",), "provider-repository": ("provider", "requested"),
+                "secrets": ("cluster",)}
+
+
 def clean_up(services: Services, intent: CreateIntent) -> CleanUp:
-    """Drop the databases the killed run marked as its own for this environment and delete
-    the environment's Secrets; each part that fails is reported, the others still run."""
-    databases: list[str] = []
-    secrets: list[str] = []
-    problems: list[str] = []
+    """Drop the databases the killed run marked as its own for this environment, delete the
+    environment's Secrets on every cluster it may have delivered to, and delete the images and
+    provider repositories its ledger records as made; each part that fails is reported, the
+    others still run."""
+    cleanup = CleanUp(intent=intent)
     for block in dict.fromkeys(intent.databaseServers):  # each server once, in order
         try:
-            databases += _drop_databases_of_run(services, block, intent)
+            cleanup.databases += drop_databases_of_run(services, block, intent.name,
+                                                       intent.runId)
         except EnvforgeError as e:
-            problems.append(f"database: {e}")
-    if intent.secrets:
-        from envforge.errors import ConfigurationError
-        from envforge.secrets.actions import load_deliverer
-
+            cleanup.problems.append(f"database: {e}")
+    entries = read_ledger(ledger_path(services.settings.paths.home, intent.name), intent.runId)
+    made, intended = outstanding(entries, _LEDGER_KEYS)
+    clusters = list(intent.secretClusters) if intent.secrets else []
+    clusters += [e.get("cluster") for e in intended if e.get("kind") == "secrets"]
+    if intent.secrets and not clusters:
+        clusters = [None]
+    for cluster in dict.fromkeys(c if isinstance(c, str) else None for c in clusters):
         try:
-            deliverer = load_deliverer(None, services.connections)
-            secrets = deliverer.remove_environment(intent.namespace, intent.name)
-        except ConfigurationError:
-            pass  # no cluster configured: the run could not have delivered any
+            cleanup.secrets += remove_secrets(services, cluster, intent.namespace, intent.name)
         except EnvforgeError as e:
-            problems.append(f"secrets: {e}")
-    return CleanUp(intent=intent, databases=databases, secrets=secrets, problems=problems)
-
-
-def _drop_databases_of_run(services: Services, block: str | None,
-                           intent: CreateIntent) -> list[str]:
-    """Databases on ``block``'s server whose envforge owner comment names this environment
-    and the killed run (shared goldens and branches' bases are never touched)."""
-    import psycopg
-
-    from envforge.db.actions import load_server
-    from envforge.db.connection import connected
-    from envforge.db.safety import OWNER_MARK, drop_owned_database
-    from envforge.errors import ConfigurationError, DatabaseError
-
-    try:
-        server = load_server(block, services.connections).address()
-    except ConfigurationError:
-        return []  # no database server configured: the run made no database
-    try:
-        with connected(server.with_database("postgres"), autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE shobj_description(oid, 'pg_database') LIKE %s",
-                (OWNER_MARK + "%",)).fetchall()
-    except psycopg.Error as e:
-        raise DatabaseError(f"cannot list databases on {server.label}: "
-                            f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from e
-    dropped = []
-    for name, comment in rows:
-        marker = _marker(str(comment))
-        mine = (marker.get("run_id") == intent.runId and marker.get("environment") == intent.name
-                and marker.get("role") not in _SHARED_ROLES)
-        if mine and drop_owned_database(server, str(name), run_id=intent.runId):
-            dropped.append(str(name))
-    return dropped
-
-
-def _marker(comment: str) -> dict[str, Any]:
-    from envforge.db.safety import OWNER_MARK
-
-    try:
-        value = json.loads(comment[len(OWNER_MARK):] or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+            where = f" on cluster block {cluster!r}" if cluster else ""
+            cleanup.problems.append(f"secrets{where}: {e}")
+    what = f"clean-up of environment {intent.name!r}"
+    for entry in made:
+        kind = entry.get("kind")
+        try:
+            if kind == "image" and (tag := remove_image(services, entry)):
+                cleanup.images.append(tag)
+            elif kind == "provider-repository" and (
+                    repo := remove_repository(services, entry, what)):
+                cleanup.repositories.append(repo)
+        except EnvforgeError as e:
+            cleanup.problems.append(f"{kind} {entry.get('tag') or entry.get('name')}: {e}")
+    for entry in intended:
+        if entry.get("kind") == "image":
+            cleanup.unconfirmed.append(f"image {entry.get('tag')}")
+        elif entry.get("kind") == "provider-repository":
+            cleanup.unconfirmed.append(f"{entry.get('provider')} repository "
+                                       f"{entry.get('requested')}")
+    return cleanup
 
 
 def _database_servers(steps: Iterable[Any]) -> list[str | None]:
@@ -277,6 +286,19 @@ def _database_servers(steps: Iterable[Any]) -> list[str | None]:
         block = (step.input or {}).get("targetBlock")
         servers.append(block if isinstance(block, str) and "${{" not in block else None)
     return list(dict.fromkeys(servers))
+
+
+def _secret_clusters(steps: Iterable[Any]) -> list[str | None]:
+    clusters: list[str | None] = []
+    for step in steps:
+        if step.action != "kubernetes:secret":  # the one step that delivers (vault:secrets
+            continue  # renders what it delivers)
+        block = (step.input or {}).get("clusterBlock")
+        if isinstance(block, str) and "${{" not in block:
+            clusters.append(block)
+        elif not isinstance(block, str):
+            clusters.append(None)  # an expression is recorded by the step in the ledger
+    return list(dict.fromkeys(clusters))
 
 
 def _busy(intent: CreateIntent) -> EnvironmentExistsError:

@@ -4,6 +4,9 @@ Outputs the image by digest (what rendered manifests should reference) and wheth
 the cache. Rollback deletes only the tag this run pushed (built, or tagged from the same build
 under another name), and only when no other tag shares the image; a cached image was not made
 by this run and is never deleted, nor is the shared copy other names reuse (envforge.images.cache).
+In an environment's create the tag is recorded in the run's ledger before anything is pushed
+and with its digest after, so a create killed before its commit is cleaned up the same way by
+the next create or destroy (:func:`delete_pushed_image`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,28 @@ from envforge.images.build import (
     source_cache,
 )
 from envforge.images.dockerfile import check_stack_name
-from envforge.images.registry_client import RegistryClient
+from envforge.images.registry_client import RegistryAccess, RegistryClient
 from envforge.settings import load_settings
+
+#: the run ledger's kind for an image tag a create pushes
+LEDGER_KIND = "image"
+
+
+def delete_pushed_image(registry: RegistryAccess, image_tag: str, digest: str) -> str:
+    """Delete ``image_tag`` if it still points at ``digest`` (what the run pushed) and no other
+    tag shares that image; what was done, as a line to log."""
+    repository_and_tag = image_tag.split("/", 1)[1]
+    repository, _, tag = repository_and_tag.rpartition(":")
+    with RegistryClient(registry) as client:
+        current = client.manifest_digest(repository, tag)
+        if current != digest:
+            return f"kept {image_tag}: the tag now points at {current or 'nothing'}, not what " \
+                   "this run pushed"
+        shared = cache.tags_sharing_digest(client, repository, digest, tag)
+        if shared:
+            return f"kept {image_tag}: tags {', '.join(shared)} share the image"
+        client.delete_manifest(repository, digest)
+    return f"deleted {image_tag} ({digest}), pushed by this run"
 
 
 class ImageBuildInput(ActionInput):
@@ -110,8 +133,15 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
         builder = (kaniko_builder(settings) if params.builder == "kaniko"
                    else default_builder(settings))
         connections = ctx.services.connections if ctx.services else None
+        ledger = ctx.ledger
+        where = {"registryBlock": params.registryBlock, "registry": params.registry,
+                 "tlsVerify": params.tlsVerify}
         built = build_image(spec, registry, builder, source_cache(settings), ctx.logger,
-                            git_auth=resolve_git_auth(params.gitCredentialsBlock, connections))
+                            git_auth=resolve_git_auth(params.gitCredentialsBlock, connections),
+                            before_push=lambda tagged: ledger.record(
+                                LEDGER_KIND, "intended", tag=tagged, **where))
+        if not built.cached:
+            ledger.record(LEDGER_KIND, "made", tag=built.tagged, digest=built.digest, **where)
         return ImageBuildOutput(image=built.image, imageTag=built.tagged, digest=built.digest,
                                 commit=built.commit, cached=built.cached, stack=built.stack,
                                 dockerfile=built.dockerfile, reusedFrom=built.reused_from)
@@ -123,21 +153,8 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
             return
         registry = resolve_registry(params.registryBlock, params.registry, params.tlsVerify,
                                     services=ctx.services)
-        repository_and_tag = output.imageTag.split("/", 1)[1]
-        repository, _, tag = repository_and_tag.rpartition(":")
-        with RegistryClient(registry) as client:
-            current = client.manifest_digest(repository, tag)
-            if current != output.digest:
-                ctx.logger.info("kept %s: the tag now points at %s, not what this run pushed",
-                                output.imageTag, current or "nothing")
-                return
-            shared = cache.tags_sharing_digest(client, repository, output.digest, tag)
-            if shared:
-                ctx.logger.info("kept %s: tags %s share the image", output.imageTag,
-                                ", ".join(shared))
-                return
-            client.delete_manifest(repository, output.digest)
-        ctx.logger.info("deleted %s (%s), pushed by this run", output.imageTag, output.digest)
+        ctx.logger.info("%s", delete_pushed_image(registry, output.imageTag, output.digest))
+        ctx.ledger.record(LEDGER_KIND, "removed", tag=output.imageTag)
 
     def check(self, params: ImageBuildInput, template_dir: Path) -> list[str]:
         problems: list[str] = []

@@ -9,7 +9,7 @@ import fcntl
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -93,8 +93,10 @@ def build_image(
     logger: Logger,
     git_auth: GitAuth | None = None,
     stacks_dir: Path = STACKS_DIR,
+    before_push: Callable[[str], None] | None = None,
 ) -> BuiltImage:
-    """Build ``spec`` unless the registry already has it; return the image by digest."""
+    """Build ``spec`` unless the registry already has it; return the image by digest.
+    ``before_push(tagged)`` runs before anything is pushed (the run ledger's record)."""
     app = spec.app_name()
     started = time.perf_counter()
     source = sources.resolve(spec.repo_url, spec.ref, git_auth)
@@ -134,6 +136,8 @@ def build_image(
                             "build arguments); not building", registry.host, tagged,
                             source.short_commit)
                 return built(found.digest, cached=True)
+            if before_push is not None:
+                before_push(tagged)
             reused = cache.reuse_shared(client, shared, repository, tag)
             if reused is not None:
                 source_image = f"{registry.image(cache.SHARED_REPOSITORY)}:{tag}"

@@ -288,6 +288,9 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
         if not fetched.values:
             ctx.logger.info("nothing for envforge to deliver (delivery %s)", plan.delivery)
             return KubernetesSecretOutput(namespace=plan.namespace)
+        # recorded before delivery: a killed create's clean-up deletes them on this cluster
+        ctx.ledger.record("secrets", "intended", cluster=params.clusterBlock,
+                          namespace=plan.namespace)
         deliverer = load_deliverer(params.clusterBlock, _connections(ctx))
         delivery = deliver_secrets(fetched, deliverer, params.createNamespace, ctx.run_id)
         assert delivery is not None
