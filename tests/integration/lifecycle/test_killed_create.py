@@ -22,10 +22,10 @@ import psycopg
 import pytest
 
 from envforge.cli import main
-from envforge.core.config import load_settings
 from envforge.db.connection import ServerAddress
-from tests.helpers import remote_files, write_template
+from tests.helpers import remote_files
 from tests.integration.db.conftest import pg_server  # noqa: F401  (the session's PostgreSQL)
+from tests.lifecycle_setup import embedded_remote, use_postgres, use_templates
 
 pytestmark = pytest.mark.postgres
 
@@ -66,16 +66,11 @@ data:
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               pg_server: ServerAddress) -> Path:  # noqa: F811
-    root = tmp_path / "templates"
-    write_template(root / "slow-db", TEMPLATE, {
-        "skeleton/manifests/configmap.yaml": CONFIGMAP,
-        "db/schema.sql": "CREATE TABLE public.t (id int);\n"})
-    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(root))
-    monkeypatch.setenv("PGHOST", pg_server.host)
-    monkeypatch.setenv("PGPORT", str(pg_server.port))
-    monkeypatch.setenv("PGUSER", pg_server.user)
+    use_postgres(monkeypatch, pg_server)
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    return root
+    return use_templates(tmp_path / "templates", monkeypatch, {"slow-db": (TEMPLATE, {
+        "skeleton/manifests/configmap.yaml": CONFIGMAP,
+        "db/schema.sql": "CREATE TABLE public.t (id int);\n"})})
 
 
 def _database_exists(server: ServerAddress, name: str) -> bool:
@@ -136,7 +131,7 @@ def test_a_create_killed_before_its_commit_is_shown_then_finished_by_the_next_cr
         killed_create: tuple[str, str], pg_server: ServerAddress,  # noqa: F811
         capsys: pytest.CaptureFixture[str]) -> None:
     name, database = killed_create
-    remote = load_settings().embedded_gitops_repo
+    remote = embedded_remote()
     assert not any(f.startswith(f"environments/{name}/") for f in remote_files(remote))
     killed_run = _owner_run(pg_server, database)
     assert killed_run  # the orphan: made by the killed run, no commit

@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 
 from envforge.cli import main
-from envforge.core.config import load_settings
 from envforge.db.connection import ServerAddress
-from tests.helpers import commit_count, git, write_template
+from tests.helpers import commit_count
 from tests.integration.db.conftest import pg_server  # noqa: F401  (the session's PostgreSQL)
+from tests.lifecycle_setup import (
+    bump_template,
+    deployment,
+    embedded_remote,
+    manifest_files,
+    show,
+    use_postgres,
+    use_templates,
+)
 
 TEMPLATE = """
 apiVersion: scaffolder.backstage.io/v1beta3
@@ -46,80 +54,37 @@ spec:
           database: ${{ steps.database.output.database }}
           host: ${{ steps.database.output.host }}
 """
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  replicas: 1
-  revisionHistoryLimit: 3
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: app
-          image: registry.local/app:latest
-          env:
-            - name: DB_NAME
-              value: ${{ values.database }}
-            - name: DB_HOST
-              value: ${{ values.host }}
-"""
+DEPLOYMENT = deployment(env={"DB_NAME": "${{ values.database }}",
+                              "DB_HOST": "${{ values.host }}"})
 
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               pg_server: ServerAddress) -> Path:  # noqa: F811
-    root = tmp_path / "templates"
-    write_template(root / "carried", TEMPLATE, {
+    use_postgres(monkeypatch, pg_server)
+    return use_templates(tmp_path / "templates", monkeypatch, {"carried": (TEMPLATE, {
         "skeleton/manifests/deployment.yaml": DEPLOYMENT,
         "db/schema.sql": "CREATE TABLE public.t (id int);\n",
-        "variables.yaml": "variables:\n  GREETING: hello\n"})
-    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(root))
-    monkeypatch.setenv("PGHOST", pg_server.host)
-    monkeypatch.setenv("PGPORT", str(pg_server.port))
-    monkeypatch.setenv("PGUSER", pg_server.user)
-    return root
-
-
-def _remote() -> Path:
-    return load_settings().embedded_gitops_repo
-
-
-def _tree(name: str) -> list[str]:
-    return git("--git-dir", str(_remote()), "ls-tree", "-r", "--name-only", "main",
-               f"environments/{name}/manifests/").split()
-
-
-def _show(name: str, path: str) -> str:
-    return git("--git-dir", str(_remote()), "show", f"main:environments/{name}/{path}")
+        "variables.yaml": "variables:\n  GREETING: hello\n"})})
 
 
 def _bump(templates: Path) -> None:
-    deployment = templates / "carried" / "skeleton/manifests/deployment.yaml"
-    deployment.write_text(deployment.read_text().replace("revisionHistoryLimit: 3",
-                                                         "revisionHistoryLimit: 5"))
-    spec = templates / "carried" / "template.yaml"
-    spec.write_text(spec.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
+    bump_template(templates / "carried", "revisionHistoryLimit: 3", "revisionHistoryLimit: 5")
 
 
 def test_outputs_of_steps_an_upgrade_does_not_run_are_carried_forward(
         templates: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env", "create", "pr-7", "--template", "carried"]) == 0
-    files = _tree("pr-7")
+    files = manifest_files("pr-7")
     config_maps = [f for f in files if f != "environments/pr-7/manifests/deployment.yaml"]
     assert config_maps, files  # vault:secrets wrote the ConfigMap
     config_map = config_maps[0].split("/manifests/", 1)[1]
-    created = _show("pr-7", "manifests/deployment.yaml")
+    created = show("pr-7", "manifests/deployment.yaml")
     lines = [line.strip() for line in created.splitlines()]
     assert "value: envforge_pr_7" in lines and "value: 127.0.0.1" in lines
     _bump(templates)
     capsys.readouterr()
-    before = commit_count(_remote())
+    before = commit_count(embedded_remote())
 
     assert main(["env", "upgrade", "--all", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -127,18 +92,18 @@ def test_outputs_of_steps_an_upgrade_does_not_run_are_carried_forward(
     assert "-  revisionHistoryLimit: 3\n+  revisionHistoryLimit: 5" in out
     assert "dry-run" not in out and "DB_NAME" not in out  # the database is carried
     assert f"b/environments/pr-7/manifests/{config_map}" not in out  # the ConfigMap is kept
-    assert commit_count(_remote()) == before
+    assert commit_count(embedded_remote()) == before
 
     assert main(["env", "upgrade", "pr-7"]) == 0
     assert "1 upgraded" in capsys.readouterr().out
-    assert commit_count(_remote()) == before + 1
-    upgraded = _show("pr-7", "manifests/deployment.yaml")
+    assert commit_count(embedded_remote()) == before + 1
+    upgraded = show("pr-7", "manifests/deployment.yaml")
     assert "revisionHistoryLimit: 5" in upgraded
     lines = [line.strip() for line in upgraded.splitlines()]
     assert "value: envforge_pr_7" in lines and "value: 127.0.0.1" in lines
-    assert _tree("pr-7") == files
-    assert _show("pr-7", f"manifests/{config_map}") == git(
-        "--git-dir", str(_remote()), "show", f"main~1:environments/pr-7/manifests/{config_map}")
+    assert manifest_files("pr-7") == files
+    assert show("pr-7", f"manifests/{config_map}") == show(
+        "pr-7", f"manifests/{config_map}", revision="main~1")
 
 
 def test_an_upgrade_that_changes_a_skipped_steps_inputs_names_it_and_commits_nothing(
@@ -146,11 +111,11 @@ def test_an_upgrade_that_changes_a_skipped_steps_inputs_names_it_and_commits_not
     assert main(["env", "create", "pr-8", "--template", "carried"]) == 0
     _bump(templates)
     capsys.readouterr()
-    before = commit_count(_remote())
+    before = commit_count(embedded_remote())
     code = main(["env", "upgrade", "pr-8", "--set", "level=debug"])
     captured = capsys.readouterr()
     assert code != 0
     text = captured.out + captured.err
     assert "step 'secrets' (vault:secrets): overrides" in text
     assert "envforge env update pr-8" in text
-    assert commit_count(_remote()) == before
+    assert commit_count(embedded_remote()) == before

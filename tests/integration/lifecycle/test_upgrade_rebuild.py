@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from envforge.cli import main
-from envforge.core.config import load_settings
 from envforge.images.builders import BuildahBuilder
-from tests.helpers import commit_count, git, write_template
+from tests.helpers import commit_count
 from tests.integration.images.conftest import (  # noqa: F401  (the session's services)
     Registry,
     base_image,
@@ -24,6 +23,7 @@ from tests.integration.images.conftest import (  # noqa: F401  (the session's se
     make_repo,
     registry,
 )
+from tests.lifecycle_setup import deployment, embedded_remote, manifest_files, show, use_templates
 
 pytestmark = [pytest.mark.buildah, pytest.mark.slow]
 
@@ -64,57 +64,27 @@ spec:
         values:
           image: ${{ steps.image.output.image }}
 """
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  replicas: 1
-  revisionHistoryLimit: 3
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: app
-          image: ${{ values.image }}
-"""
+DEPLOYMENT = deployment(image="${{ values.image }}")
 
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               buildah_storage: Path) -> Path:  # noqa: F811
-    root = tmp_path / "templates"
-    write_template(root / "rebuilt", TEMPLATE, {
-        "skeleton/manifests/deployment.yaml": DEPLOYMENT,
-        "variables.yaml": "variables:\n  GREETING: hello\n"})
-    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(root))
     monkeypatch.setenv("ENVFORGE_BUILDAH_ROOT", str(buildah_storage))
-    return root
-
-
-def _remote() -> Path:
-    return load_settings().embedded_gitops_repo
-
-
-def _show(name: str, path: str) -> str:
-    return git("--git-dir", str(_remote()), "show", f"main:environments/{name}/{path}")
+    return use_templates(tmp_path / "templates", monkeypatch, {"rebuilt": (TEMPLATE, {
+        "skeleton/manifests/deployment.yaml": DEPLOYMENT,
+        "variables.yaml": "variables:\n  GREETING: hello\n"})})
 
 
 def _image(name: str) -> str:
     return next(line.split("image:", 1)[1].strip()
-                for line in _show(name, "manifests/deployment.yaml").splitlines()
+                for line in show(name, "manifests/deployment.yaml").splitlines()
                 if "image:" in line)
 
 
 def _config_maps(name: str) -> dict[str, str]:
-    files = git("--git-dir", str(_remote()), "ls-tree", "-r", "--name-only", "main",
-                f"environments/{name}/manifests/").split()
-    return {f: git("--git-dir", str(_remote()), "show", f"main:{f}") for f in files
-            if not f.endswith("/deployment.yaml")}
+    return {f: show(name, f.split(f"environments/{name}/", 1)[1])
+            for f in manifest_files(name) if not f.endswith("/deployment.yaml")}
 
 
 def _create(name: str, bare: Path, to: Registry, base: str) -> None:
@@ -136,7 +106,7 @@ def test_an_image_whose_build_inputs_changed_is_built_again_and_only_it(
     commit_to(bare, {"index.html": "<p>two</p>\n"}, "refs/heads/feature")
     tags_before = registry.tags("web")
     capsys.readouterr()
-    before = commit_count(_remote())
+    before = commit_count(embedded_remote())
 
     assert main(["env", "upgrade", "pr-11", "--set", "ref=feature", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -145,13 +115,13 @@ def test_an_image_whose_build_inputs_changed_is_built_again_and_only_it(
     assert f"-        image: {first}" in out
     assert "+        image: (built again by the upgrade, step image)" in out
     assert "secrets" not in out and "dry-run:" not in out  # the Variables step is carried
-    assert commit_count(_remote()) == before
+    assert commit_count(embedded_remote()) == before
     assert registry.tags("web") == tags_before  # a dry run builds nothing
 
     assert main(["env", "upgrade", "pr-11", "--set", "ref=feature"]) == 0
     out = capsys.readouterr().out
     assert "1 upgraded" in out and "built again: step 'image'" in out
-    assert commit_count(_remote()) == before + 1
+    assert commit_count(embedded_remote()) == before + 1
     second = _image("pr-11")
     assert "@sha256:" in second and second != first
     digest = second.rsplit("@", 1)[1]
@@ -173,13 +143,13 @@ def test_an_upgrade_that_fails_after_building_leaves_no_image_and_no_commit(
     deployment.write_text(deployment.read_text().replace("replicas: 1", "replicas: many"))
     tags_before = registry.tags("web")
     capsys.readouterr()
-    before = commit_count(_remote())
+    before = commit_count(embedded_remote())
 
     code = main(["env", "upgrade", "pr-12", "--set", "ref=broken"])
     captured = capsys.readouterr()
     assert code != 0
     assert "pr-12: failed; nothing committed" in captured.out
     assert "replicas" in captured.err
-    assert commit_count(_remote()) == before
+    assert commit_count(embedded_remote()) == before
     assert _image("pr-12") == first
     assert registry.tags("web") == tags_before  # the image built for it was rolled back

@@ -8,34 +8,12 @@ from pathlib import Path
 from envforge.gitops.record import EnvironmentSpec, Isolation
 from envforge.gitops.settings import GitOpsSettings
 from envforge.gitops.store import EnvironmentStore
+from tests.lifecycle_setup import SERVICE, deployment
 
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  replicas: ${{ parameters.replicas }}
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: app
-          image: registry.local/app:latest
-          ports: [{name: http, containerPort: 8080}]
-"""
-SERVICE = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: app
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"""
+__all__ = ["DEPLOYMENT", "INGRESS", "NOW", "SERVICE", "offline_store", "spec",
+           "write_manifests"]
+
+DEPLOYMENT = deployment("${{ parameters.replicas }}", history=None, ports=True)
 INGRESS = """\
 apiVersion: networking.k8s.io/v1
 kind: Ingress
