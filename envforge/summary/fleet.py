@@ -32,6 +32,7 @@ from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.repository import open_store
 from envforge.gitops.store import EnvironmentStore
 from envforge.services import Services
+from envforge.summary.coalesce import coalesced
 from envforge.summary.model import EnvironmentSummary, Link
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -257,10 +258,20 @@ def read_argocd_health(services: Services) -> dict[str, str]:
 
 def refresh_fleet(services: Services, logger: Logger) -> None:
     """After a lifecycle run: a new version of the fleet artifact as Git and Argo CD have it
-    now. A failure is logged, never raised: the environment is what the run was for."""
-    try:
-        health = read_argocd_health(services)
-        with open_store(services=services) as store:
-            refresh_fleet_artifact(store, health)
-    except EnvforgeError as e:
-        logger.warning("fleet artifact %s not refreshed: %s", FLEET_ARTIFACT_KEY, e)
+    now. A failure is logged, never raised: the environment is what the run was for.
+
+    Coalesced on this machine (envforge/summary/coalesce.py): when runs finish together, one
+    of them refreshes for all that asked before its refresh began, the others return at once
+    (each refresh reads every environment: 20 pull requests at once made 20 refreshes of a few
+    seconds each, queued behind each other's Git lock, for one table)."""
+    def refresh_once() -> None:
+        try:
+            health = read_argocd_health(services)
+            with open_store(services=services) as store:
+                refresh_fleet_artifact(store, health)
+        except EnvforgeError as e:
+            logger.warning("fleet artifact %s not refreshed: %s", FLEET_ARTIFACT_KEY, e)
+
+    if not coalesced(services.settings.cache_dir / "fleet-refresh", refresh_once):
+        logger.info("fleet artifact %s: another run on this machine is refreshing it and "
+                    "will include this run", FLEET_ARTIFACT_KEY)
