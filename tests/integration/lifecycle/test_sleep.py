@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from envforge.cli import main
-from envforge.core.config import load_settings
-from tests.helpers import commit_count, git, write_template
+from tests.helpers import commit_count, git
 from tests.integration.lifecycle.test_upgrade import DEPLOYMENT, SERVICE, template_yaml
+from tests.lifecycle_setup import embedded_remote, show, use_templates
 
 DATABASE = """\
 apiVersion: apps/v1
@@ -37,22 +37,14 @@ spec:
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "templates"
-    write_template(root / "web", template_yaml("web"), {
+    return use_templates(tmp_path / "templates", monkeypatch, {"web": (template_yaml("web"), {
         "skeleton/manifests/deployment.yaml": DEPLOYMENT,
         "skeleton/manifests/service.yaml": SERVICE,
-        "skeleton/manifests/db.yaml": DATABASE})
-    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(root))
-    return root
-
-
-def _remote() -> Path:
-    return load_settings().embedded_gitops_repo
+        "skeleton/manifests/db.yaml": DATABASE})})
 
 
 def _show(name: str, path: str) -> dict[str, object]:
-    text = git("--git-dir", str(_remote()), "show", f"main:environments/{name}/{path}")
-    loaded: dict[str, object] = yaml.safe_load(text)
+    loaded: dict[str, object] = yaml.safe_load(show(name, path))
     return loaded
 
 
@@ -66,12 +58,12 @@ def test_sleep_and_wake_through_git(templates: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env", "create", "pr-1", "--template", "web", "--set", "replicas=3"]) == 0
     service_before = _show("pr-1", "manifests/service.yaml")
-    before = commit_count(_remote())
+    before = commit_count(embedded_remote())
     capsys.readouterr()
 
     assert main(["env", "sleep", "pr-1", "--reason", "night"]) == 0
     assert "environment pr-1 is asleep: 1 workload(s) scaled to 0" in capsys.readouterr().out
-    assert commit_count(_remote()) == before + 1
+    assert commit_count(embedded_remote()) == before + 1
     assert _replicas("pr-1", "deployment.yaml") == 0
     assert _replicas("pr-1", "db.yaml") == 1  # the database stays up
     assert _show("pr-1", "manifests/service.yaml") == service_before
@@ -79,7 +71,7 @@ def test_sleep_and_wake_through_git(templates: Path,
     assert isinstance(status, dict)
     assert status["sleeping"]["reason"] == "night"
     assert status["sleeping"]["replicas"] == {"deployment.yaml#Deployment/app": 3}
-    message = git("--git-dir", str(_remote()), "log", "-1", "--format=%B")
+    message = git("--git-dir", str(embedded_remote()), "log", "-1", "--format=%B")
     assert message.startswith("env sleep pr-1: night") and "Envforge-Change: sleep" in message
 
     assert main(["env", "list"]) == 0
@@ -93,18 +85,18 @@ def test_sleep_and_wake_through_git(templates: Path,
 
     assert main(["env", "sleep", "pr-1"]) == 0  # already asleep: no commit, clear message
     assert "pr-1 is already asleep (since" in capsys.readouterr().out
-    assert commit_count(_remote()) == before + 1
+    assert commit_count(embedded_remote()) == before + 1
 
     assert main(["env", "wake", "pr-1"]) == 0
     assert "environment pr-1 is awake: replicas restored" in capsys.readouterr().out
     assert _replicas("pr-1", "deployment.yaml") == 3
     status = _show("pr-1", "environment.yaml")["status"]
     assert isinstance(status, dict) and "sleeping" not in status
-    assert commit_count(_remote()) == before + 2
+    assert commit_count(embedded_remote()) == before + 2
 
     assert main(["env", "wake", "pr-1"]) == 0  # already awake: no commit, clear message
     assert "environment pr-1 is awake; nothing committed" in capsys.readouterr().out
-    assert commit_count(_remote()) == before + 2
+    assert commit_count(embedded_remote()) == before + 2
     assert main(["env", "list"]) == 0
     assert "STATE" not in capsys.readouterr().out  # the column only when one is asleep
 

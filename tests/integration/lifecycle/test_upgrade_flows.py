@@ -9,32 +9,24 @@ import pytest
 import yaml
 
 from envforge.cli import main
-from envforge.core.config import load_settings
 from envforge.errors import EnvironmentNotFoundError
-from tests.helpers import commit_count, git, write_template
+from tests.helpers import commit_count, git
 from tests.integration.lifecycle.test_upgrade import DEPLOYMENT, SERVICE, template_yaml
+from tests.lifecycle_setup import embedded_remote, show, use_templates
 
 pytestmark = pytest.mark.prefect
 
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "templates"
-    write_template(root / "web", template_yaml("web"), {
+    return use_templates(tmp_path / "templates", monkeypatch, {"web": (template_yaml("web"), {
         "skeleton/manifests/deployment.yaml": DEPLOYMENT,
-        "skeleton/manifests/service.yaml": SERVICE})
-    monkeypatch.setenv("ENVFORGE_TEMPLATES_PATH", str(root))
-    return root
-
-
-def _remote() -> Path:
-    return load_settings().embedded_gitops_repo
+        "skeleton/manifests/service.yaml": SERVICE})})
 
 
 def _deployment(name: str) -> dict[str, dict[str, object]]:
-    loaded: dict[str, dict[str, object]] = yaml.safe_load(git(
-        "--git-dir", str(_remote()), "show",
-        f"main:environments/{name}/manifests/deployment.yaml"))
+    loaded: dict[str, dict[str, object]] = yaml.safe_load(
+        show(name, "manifests/deployment.yaml"))
     return loaded
 
 
@@ -52,13 +44,13 @@ def test_day_two_flows(prefect_server: None, templates: Path) -> None:
     deployment = templates / "web" / "skeleton/manifests/deployment.yaml"
     deployment.write_text(deployment.read_text().replace("revisionHistoryLimit: 3",
                                                          "revisionHistoryLimit: 6"))
-    before = commit_count(_remote())
+    before = commit_count(embedded_remote())
 
     dry = upgrade_environments(all_environments=True, dry_run=True)
-    assert dry["would-upgrade"] == ["pr-1", "pr-2"] and commit_count(_remote()) == before
+    assert dry["would-upgrade"] == ["pr-1", "pr-2"] and commit_count(embedded_remote()) == before
     report = upgrade_environments(names=["pr-1", "pr-2", "pr-404"])
     assert report["upgraded"] == ["pr-1", "pr-2"] and report["failed"] == ["pr-404"]
-    assert commit_count(_remote()) == before + 2
+    assert commit_count(embedded_remote()) == before + 2
     (upgraded,) = [e for e in report["environments"] if e["name"] == "pr-1"]
     assert "+  revisionHistoryLimit: 6" in upgraded["diff"]
     assert _deployment("pr-1")["spec"]["revisionHistoryLimit"] == 6
@@ -101,8 +93,7 @@ def test_a_new_deployment_wakes_a_sleeping_environment(prefect_server: None,
     updated = create_environment("pr-5", parameters={"replicas": 3})
     assert updated["mode"] == "update" and updated["commit"]
     assert _deployment("pr-5")["spec"]["replicas"] == 3
-    record = yaml.safe_load(git("--git-dir", str(_remote()), "show",
-                                "main:environments/pr-5/environment.yaml"))
+    record = yaml.safe_load(show("pr-5"))
     assert "sleeping" not in record["status"]
-    subjects = git("--git-dir", str(_remote()), "log", "-3", "--format=%s").splitlines()
+    subjects = git("--git-dir", str(embedded_remote()), "log", "-3", "--format=%s").splitlines()
     assert "env wake pr-5: new deployment" in subjects

@@ -7,33 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from envforge.actions.base import ActionContext
 from envforge.actions.fetch_cookiecutter import FetchCookiecutter, FetchCookiecutterInput
 from envforge.actions.registry import default_registry
 from envforge.errors import TemplateError
-
-
-def _ctx(tmp_path: Path) -> ActionContext:
-    (tmp_path / "ws").mkdir(exist_ok=True)
-    return ActionContext(run_id="r", step_id="fetch", template_name="t",
-                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws")
-
-
-def _skeleton(tmp_path: Path, files: dict[str, str]) -> None:
-    for rel, content in files.items():
-        path = tmp_path / "tpl" / "skeleton" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+from tests.unit.actions.helpers import fetch_context, write_skeleton
 
 
 def test_renders_as_backstage_lays_it_out(tmp_path: Path) -> None:
-    _skeleton(tmp_path, {
+    write_skeleton(tmp_path, {
         "README.md": "# {{ cookiecutter.name }}\n{{ cookiecutter.slug }}\n",
         "{{ cookiecutter.name }}/main.py": "print('{{ cookiecutter.name | upper }}')\n",
         "raw/keep.txt": "{{ not rendered }}\n",
         "hooks/post_gen_project.py": "open('/tmp/ef-pwned', 'w')\n",
     })
-    ctx = _ctx(tmp_path)
+    ctx = fetch_context(tmp_path)
     params = FetchCookiecutterInput(
         url="./skeleton", targetPath="app",
         values={"name": "demo", "slug": "{{ cookiecutter.name }}-svc"},
@@ -51,9 +38,9 @@ def test_renders_as_backstage_lays_it_out(tmp_path: Path) -> None:
 
 
 def test_sandbox_escapes_are_refused(tmp_path: Path) -> None:
-    _skeleton(tmp_path, {"x.txt": "{{ cookiecutter.__class__.__mro__[1].__subclasses__() }}"})
+    write_skeleton(tmp_path, {"x.txt": "{{ cookiecutter.__class__.__mro__[1].__subclasses__() }}"})
     with pytest.raises(TemplateError, match="SecurityError: access to attribute") as info:
-        FetchCookiecutter().run(_ctx(tmp_path), FetchCookiecutterInput(url="./skeleton"))
+        FetchCookiecutter().run(fetch_context(tmp_path), FetchCookiecutterInput(url="./skeleton"))
     assert "\n" not in str(info.value)
 
 
@@ -65,9 +52,9 @@ def test_sandbox_escapes_are_refused(tmp_path: Path) -> None:
 ])
 def test_code_and_bad_input_are_refused_in_one_line(tmp_path: Path, params: dict[str, object],
                                                     problem: str) -> None:
-    _skeleton(tmp_path, {"x.txt": "x"})
+    write_skeleton(tmp_path, {"x.txt": "x"})
     with pytest.raises(TemplateError, match=problem) as info:
-        FetchCookiecutter().run(_ctx(tmp_path), FetchCookiecutterInput.model_validate(
+        FetchCookiecutter().run(fetch_context(tmp_path), FetchCookiecutterInput.model_validate(
             {"url": "./skeleton", **params}))
     assert "\n" not in str(info.value)
 
