@@ -2,6 +2,7 @@
 runner), and publish:gitops inside a template run: dry run, commit, rollback on failure."""
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,13 @@ from envforge.cli import main
 from envforge.core.config import load_settings
 from envforge.errors import StepFailedError
 from envforge.run.runner import TemplateRun
+from envforge.services import Services
 from envforge.templating.loader import load_template
 from tests.helpers import commit_count, git, remote_files, write_template
 from tests.unit.gitops.helpers import DEPLOYMENT, SERVICE
+
+#: the services_from fixture (tests/conftest.py): services from the settings a test names
+ServicesFrom = Callable[[Mapping[str, str]], Services]
 
 
 def _remote() -> Path:
@@ -120,19 +125,21 @@ def _template(tmp_path: Path) -> Path:
 
 
 def test_publish_gitops_in_a_run_commits_and_a_dry_run_does_not(
-        tmp_path: Path, bare_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
+        tmp_path: Path, bare_repo: Path, services_from: ServicesFrom) -> None:
+    services = services_from({"ENVFORGE_GITOPS_URL": bare_repo.as_uri()})
     template = load_template(_template(tmp_path))
-    dry = TemplateRun(template, {}, dry_run=True, environment={"name": "pr-3"})
+    dry = TemplateRun(template, {}, dry_run=True, environment={"name": "pr-3"},
+                      services=services)
     try:
         result = dry.run()
     finally:
         dry.close()
     assert [s.status for s in result.steps] == ["dry-run", "dry-run", "skipped"]
     assert dry.outputs["environment"]["commitHash"] is None and commit_count(bare_repo) == 0
-    assert not (load_settings().cache_dir / "git").exists()  # a dry run reads no repository
+    assert not (services.settings.cache_dir / "git").exists()  # a dry run reads no repository
 
-    run = TemplateRun(template, {}, environment={"name": "pr-3", "owner": "group:x"})
+    run = TemplateRun(template, {}, environment={"name": "pr-3", "owner": "group:x"},
+                      services=services)
     try:
         run.run()
     finally:
@@ -144,10 +151,10 @@ def test_publish_gitops_in_a_run_commits_and_a_dry_run_does_not(
 
 
 def test_a_failed_run_rolls_the_environment_commit_back(
-        tmp_path: Path, bare_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
+        tmp_path: Path, bare_repo: Path, services_from: ServicesFrom) -> None:
     template = load_template(_template(tmp_path))
-    run = TemplateRun(template, {"replicas": 3}, environment={"name": "pr-4"})
+    run = TemplateRun(template, {"replicas": 3}, environment={"name": "pr-4"},
+                      services=services_from({"ENVFORGE_GITOPS_URL": bare_repo.as_uri()}))
     try:
         with pytest.raises(StepFailedError) as info:
             run.run()
@@ -159,13 +166,13 @@ def test_a_failed_run_rolls_the_environment_commit_back(
 
 
 def test_a_secret_reference_in_its_input_is_refused_before_it_runs(
-        tmp_path: Path, bare_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVFORGE_GITOPS_URL", bare_repo.as_uri())
+        tmp_path: Path, bare_repo: Path, services_from: ServicesFrom) -> None:
     directory = _template(tmp_path)
     text = (directory / "template.yaml").read_text()
     (directory / "template.yaml").write_text(text.replace(
         'parameters: "${{ parameters }}"', 'parameters: {db: "vault:kv/data/db#password"}'))
-    run = TemplateRun(load_template(directory), {}, environment={"name": "pr-5"})
+    run = TemplateRun(load_template(directory), {}, environment={"name": "pr-5"},
+                      services=services_from({"ENVFORGE_GITOPS_URL": bare_repo.as_uri()}))
     try:
         with pytest.raises(StepFailedError, match="not allowed in fields that end up in Git"):
             run.run()
