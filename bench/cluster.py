@@ -6,17 +6,28 @@ side by side (alternating) in one run; plus the diagnosis of 3 crash-looping pod
     .venv/bin/python bench/cluster.py --pods 200 --reps 15 [--write-docs]
 
 Against the real API server (tests/kube.py: the one ENVFORGE_TEST_KUBECONFIG names, or one
-started by scripts/services/kubernetes.sh for the run): Deployments whose pods kwok runs (three
-of them crash-looping), an Application with Argo CD's status, the controllers' real events.
+started by scripts/services/kubernetes.sh for the run, ``ENVFORGE_NODE=real`` for a real node):
+10 Deployments (one of three crash-looping pods), an Ingress, an Application with Argo CD's
+status, the controllers' real events. When the cluster's node is real (kubelet, containerd,
+runc) the pods really start: busybox httpd, and an image that prints 50 lines and exits 1 for
+the crash loop, pushed to a registry of this run's (the pod count is capped to the node's free
+pod slots). Only on a kwok node are the pods simulated (the crash loop is kwok's
+``envforge.dev/simulate`` stage, its logs kwok's). The output says which.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +48,68 @@ from envforge.cluster.status import (  # noqa: E402
 from tests.kube import ControlPlane, start_control_plane, stop_control_plane  # noqa: E402
 
 NAME = f"bench-env-{uuid.uuid4().hex[:6]}"
+REGISTRY_SCRIPT = ROOT / "scripts" / "services" / "registry.sh"
+#: Pod slots left free on a real node (the ingress controller, a rollout's surge, other work).
+SPARE_SLOTS = 10
+
+
+@dataclass(frozen=True)
+class PodImages:
+    """What the Deployments run, and on which kind of node (``real`` or ``kwok``)."""
+
+    node: str
+    web: str
+    crash: str
+
+    def describe(self) -> str:
+        if self.node == "real":
+            return ("a real node (kubelet, containerd, runc) running the pods: busybox httpd, "
+                    "the 3 crash-looping ones really exiting 1")
+        return "kwok simulating the pods (no containers; the crash loop is its simulate stage)"
+
+
+#: kwok pulls nothing: any image name does; the crash loop is the simulate annotation.
+KWOK_IMAGES = PodImages("kwok", "app:1", "app:1")
+
+
+@contextmanager
+def pod_images(plane: ControlPlane) -> Iterator[PodImages]:
+    """KWOK_IMAGES on a kwok node; on a real node the busybox test images (built once into
+    the cache by tests/integration/cluster/real_node.py) in a registry of this run's on
+    127.0.0.1, stopped afterwards."""
+    if plane.node_kind != "real":
+        yield KWOK_IMAGES
+        return
+    from tests.integration.cluster.real_node import cached_test_images, free_port, push_archive
+
+    tmp = Path(tempfile.mkdtemp(prefix="envforge-bench-cluster-"))
+    port = subprocess.run(["bash", str(REGISTRY_SCRIPT), "start", str(tmp / "registry"),
+                           str(free_port())], check=True, capture_output=True,
+                          text=True).stdout.split()[0]
+    try:
+        archives = cached_test_images()
+        images = PodImages("real", f"127.0.0.1:{port}/bench/web:1",
+                           f"127.0.0.1:{port}/bench/crash:1")
+        push_archive(archives["web"], images.web)
+        push_archive(archives["crash"], images.crash)
+        yield images
+    finally:
+        subprocess.run(["bash", str(REGISTRY_SCRIPT), "stop", str(tmp / "registry")],
+                       check=False, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pods_that_fit(plane: ControlPlane, images: PodImages, wanted: int) -> int:
+    """``wanted``, or on a real node at most its allocatable pods less those it runs and
+    SPARE_SLOTS (the kubelet would leave the rest Pending)."""
+    if images.node != "real":
+        return wanted
+    nodes = json.loads(plane.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    slots = sum(int(n["status"]["allocatable"]["pods"]) for n in nodes)
+    running = json.loads(plane.kubectl(
+        "get", "pods", "-A", "-o", "json",
+        "--field-selector=status.phase!=Succeeded,status.phase!=Failed").stdout)["items"]
+    return max(12, min(wanted, slots - len(running) - SPARE_SLOTS))
 
 
 def via_models(reader: ClusterReader) -> EnvironmentHealth:
@@ -54,10 +127,10 @@ def via_models(reader: ClusterReader) -> EnvironmentHealth:
                              tuple(parse_pod(p, rollouts) for p in pods))
 
 
-def seed(plane: ControlPlane, pods: int) -> int:
+def seed(plane: ControlPlane, pods: int, images: PodImages) -> int:
     """An environment of ``pods`` pods in 10 Deployments (one of 3 crash-looping pods), its
-    Ingress and its Application as Argo CD reports it; waits until the pods run. Returns the
-    number of pods."""
+    Ingress and its Application as Argo CD reports it; waits until the pods run and the crash
+    loop shows. Returns the number of pods."""
     per = max(1, (pods - 3) // 9)
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAME}},
@@ -74,9 +147,11 @@ def seed(plane: ControlPlane, pods: int) -> int:
                                                         "namespace": NAME},
                   "source": {"repoURL": "file:///bench", "path": ".", "targetRevision": "main"}}}]
     for i in range(10):
+        image = images.crash if i == 9 else images.web
         template: dict[str, Any] = {"metadata": {"labels": {"app": f"svc{i}"}},
-                                    "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
-        if i == 9:
+                                    "spec": {"containers": [{"name": "app", "image": image}],
+                                             "terminationGracePeriodSeconds": 1}}
+        if i == 9 and images.node != "real":
             template["metadata"]["annotations"] = {"envforge.dev/simulate": "CrashLoopBackOff"}
         objects.append({"apiVersion": "apps/v1", "kind": "Deployment",
                         "metadata": {"name": f"svc{i}", "namespace": NAME},
@@ -95,25 +170,36 @@ def seed(plane: ControlPlane, pods: int) -> int:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         listed = json.loads(plane.kubectl("get", "pods", "-n", NAME, "-o", "json").stdout)
-        started = [p for p in listed["items"] if (p.get("status") or {}).get("containerStatuses")]
-        if len(started) == expected:
+        statuses = [((p.get("status") or {}).get("containerStatuses") or [{}])[0]
+                    for p in listed["items"]]
+        ready = sum(1 for s in statuses if s.get("ready"))
+        crashed = sum(1 for s in statuses if s.get("restartCount", 0) >= 1)
+        if len(statuses) == expected and (ready, crashed) == (expected - 3, 3):
             return expected
         time.sleep(2)
-    raise SystemExit(f"the {expected} pods did not start within 600 s")
+    raise SystemExit(f"the {expected} pods did not start (and 3 of them crash) within 600 s")
 
 
-def main() -> None:
-    """Seed the real API server, measure snapshot and diagnosis, print, optionally write docs."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pods", type=int, default=200)
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--write-docs", action="store_true")
-    args = parser.parse_args()
-    plane = start_control_plane()
+def same_problems(reader: ClusterReader, health: EnvironmentHealth) -> EnvironmentHealth:
+    """A snapshot whose problems the models' path reads alike (checked before timing). Real
+    crash-looping pods change state (running, back-off) between two reads: a few tries."""
+    for _ in range(10):
+        if via_models(reader).problems() == health.problems():
+            return health
+        time.sleep(1)
+        health = read_environment_health(reader, NAME, NAME)
+    raise SystemExit("plain JSON and the client's models disagree on the problems: "
+                     f"{health.problems()}")
+
+
+def measure(plane: ControlPlane, images: PodImages, wanted: int, reps: int
+            ) -> tuple[int, int, list[float], list[float], list[float]]:
+    """Seed, then time ``reps`` alternating snapshots (plain JSON, models) and diagnoses.
+    Returns the pods, the API requests of one snapshot and the three series of seconds."""
+    pods = seed(plane, pods_that_fit(plane, images, wanted), images)
+    reader = ClusterReader(KubernetesCluster(kubeconfig_path=str(plane.kubeconfig))
+                           .get_client())
     try:
-        pods = seed(plane, args.pods)
-        reader = ClusterReader(KubernetesCluster(kubeconfig_path=str(plane.kubeconfig))
-                               .get_client())
         calls: list[str] = []
         rest = reader.api_client.rest_client
         request: Any = rest.request
@@ -126,13 +212,31 @@ def main() -> None:
         health = read_environment_health(reader, NAME, NAME)
         requests = len(calls)
         assert len(health.pods) == pods, len(health.pods)
-        assert via_models(reader).problems() == health.problems()
-        raw, models, diag = [], [], []
-        for _ in range(args.reps):  # alternate, so drift hits both alike
+        health = same_problems(reader, health)
+        raw: list[float] = []
+        models: list[float] = []
+        diag: list[float] = []
+        for _ in range(reps):  # alternate, so drift hits both alike
             raw.append(seconds(lambda: read_environment_health(reader, NAME, NAME)))
             models.append(seconds(lambda: via_models(reader)))
             diag.append(seconds(lambda: diagnose(reader, health)))
+    finally:
         reader.close()
+    return pods, requests, raw, models, diag
+
+
+def main() -> None:
+    """Seed the real API server, measure snapshot and diagnosis, print, optionally write docs."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pods", type=int, default=200)
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    plane = start_control_plane()
+    try:
+        with pod_images(plane) as images:
+            print(f"node: {images.describe()}", flush=True)
+            pods, requests, raw, models, diag = measure(plane, images, args.pods, args.reps)
     finally:
         plane.kubectl("delete", "application", "-n", "argocd", NAME, "--ignore-not-found",
                       check=False)
@@ -144,8 +248,8 @@ def main() -> None:
     polls = polls_in(600, 2, 10)
     lines = [
         f"Command: `.venv/bin/python bench/cluster.py --pods {args.pods} --reps {args.reps}`",
-        "(against the real API server of scripts/services/kubernetes.sh, kwok running the "
-        "pods; medians of alternating runs).",
+        f"(against the real API server of scripts/services/kubernetes.sh, {images.describe()}; "
+        "medians of alternating runs).",
         "",
         "| measure | median |",
         "|---|---|",
