@@ -213,14 +213,20 @@ def plan_command(args: argparse.Namespace) -> int:
 
 
 def clone_command(args: argparse.Namespace) -> int:
-    from envforge.db.clone import CloneRequest, clone_database
+    from envforge.db.clone_start import CloneStart
 
     _progress_to_stderr()
-    target = _target(args)
-    report = clone_database(CloneRequest(
-        source=_source(args), target=target, rules=_rules(args), key=_key(args),
-        jobs=args.jobs, replace=args.replace, marker={"environment": args.environment},
-        rules_source=str(args.rules or "rules")), log)
+    target, source = _target(args), _source(args)
+    marker = {"environment": args.environment}
+    # The snapshot, the schema dump and CREATE DATABASE start first; the clone machinery
+    # (rules, classifier, transformers: most of the command's imports) loads while they run.
+    with CloneStart(source, target, marker, replace=args.replace) as start:
+        from envforge.db.clone import CloneRequest, clone_database
+
+        report = clone_database(CloneRequest(
+            source=source, target=target, rules=_rules(args), key=_key(args),
+            jobs=args.jobs, replace=args.replace, marker=marker,
+            rules_source=str(args.rules or "rules")), log, start)
     print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
     return 0
 

@@ -102,6 +102,16 @@ _CREDENTIAL = re.compile(r"\$(2[abxy]?|argon2(id|i|d)|pbkdf2[\w-]*|scrypt|[156])
                          r"|[0-9a-f]{64}|[0-9a-f]{128}", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w.])\+\d[\d ()./-]{7,}\d")
+# Phones as people write them without the country code: North American ``(555) 867-5309``,
+# ``555-867-5309`` or ``555.867.5309``, and national numbers with a trunk 0 (``030 12345678``,
+# ``0171-2345678``, ``020 7946 0958``): digit groups split by a space, dash, dot or slash, 9-12
+# digits in all (checked in _national_phone), so dates, times and amounts do not match.
+_NATIONAL_PHONE = re.compile(
+    r"(?<![\w.,/-])(?:\(\d{3}\) ?\d{3}[-. ]\d{4}|\d{3}([-.])\d{3}\1\d{4}"
+    r"|0\d{1,4}[ /-]\d{2,8}(?:[ -]\d{2,5}){0,2})(?![\w/-]|[.,]\d)")
+# Addresses written around spam filters: ``jane(at)example(dot)org``, ``jane [at] example.org``
+_OBFUSCATED_EMAIL = re.compile(r"[\w.+-]+ ?[(\[{]at[)\]}] ?[\w-]+(?: ?(?:[(\[{]dot[)\]}]|\.) ?"
+                               r"[\w-]+)+", re.IGNORECASE)
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _DIGIT_RUN = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
@@ -371,7 +381,7 @@ def _whole_value_category(value: str) -> tuple[str, str] | None:
     if "@" in v and _EMAIL.fullmatch(v):
         return "e-mail", "email"
     if _DIGIT.search(v):  # phones, ids, IBANs, cards and IPs all hold digits; most text none
-        if _PHONE.fullmatch(v):
+        if _PHONE.fullmatch(v) or _national_phone(v, whole=True):
             return "phone number", "phone"
         if _SSN.fullmatch(v):
             return "national id", "{transform: mask, keep_end: 4}"
@@ -401,9 +411,11 @@ def _whole_value_category(value: str) -> tuple[str, str] | None:
 def _embedded_category(value: str) -> str | None:
     if "@" in value and _EMAIL.search(value):
         return "e-mail"
+    if ("at" in value or "AT" in value) and _OBFUSCATED_EMAIL.search(value):
+        return "e-mail"
     if not _DIGIT.search(value):  # what follows needs digits
         return None
-    if _PHONE.search(value):
+    if _PHONE.search(value) or _national_phone(value):
         return "phone number"
     if _SSN.search(value):
         return "national id"
@@ -414,6 +426,14 @@ def _embedded_category(value: str) -> str | None:
     if any(_is_ip(m.group(0)) for m in _IPV4.finditer(value)):
         return "IP address"
     return None
+
+
+def _national_phone(text: str, *, whole: bool = False) -> bool:
+    """A phone number without its country code in ``text`` (the whole of it: ``whole``)."""
+    matches = [_NATIONAL_PHONE.fullmatch(text.strip())] if whole else \
+        list(_NATIONAL_PHONE.finditer(text))
+    return any(m is not None and 9 <= sum(ch.isdigit() for ch in m.group(0)) <= 12
+               for m in matches)
 
 
 def _iban_ok(text: str) -> bool:

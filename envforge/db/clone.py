@@ -2,8 +2,11 @@
 
 Order of work, so that nothing unsafe is ever written:
 1. one read-only repeatable-read transaction on the source exports a snapshot; the catalog,
-   rule checks, strict classification and subset planning all read that snapshot;
-2. only then is the target created (refused if it is the source or not envforge's);
+   rule checks, strict classification and subset planning all read that snapshot (the schema
+   dump and, when no database of its name exists, an empty target are begun meanwhile:
+   :mod:`envforge.db.clone_start`);
+2. only then is the target taken (refused if it is the source or not envforge's; an early
+   one gets its full marker);
 3. pre-data schema, parallel COPY workers on the same snapshot, sequences, post-data schema
    (indexes, constraints, triggers), ANALYZE;
 4. any failure or interruption drops the target before the error propagates.
@@ -12,13 +15,12 @@ Order of work, so that nothing unsafe is ever written:
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ from psycopg import sql
 
 from envforge.db.catalog import Catalog, read_catalog
 from envforge.db.classify import ColumnDecision, classify_columns, stop_findings
+from envforge.db.clone_start import CloneStart, CloneTerminated, terminate_raises
 from envforge.db.collisions import (
     Resolutions,
     UniqueKey,
@@ -50,7 +53,7 @@ from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
 from envforge.db.request import CloneReport, CloneRequest, log
 from envforge.db.rules import Rules
-from envforge.db.safety import assert_not_source, create_owned_database, drop_owned_database
+from envforge.db.safety import create_owned_database, drop_owned_database
 from envforge.db.schema import BackgroundSchemaDump, apply_section_sql, restore_section
 from envforge.db.subset import select_subset
 from envforge.db.tasks import SMALL_TASK_BYTES, plan_tasks
@@ -59,26 +62,31 @@ from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["CloneReport", "CloneRequest", "clone_database", "inspect_source", "log"]
+__all__ = ["CloneReport", "CloneRequest", "CloneTerminated", "clone_database", "inspect_source",
+           "log"]
 
 
-def clone_database(request: CloneRequest, logger: Any = log) -> CloneReport:
-    """Clone with the request's rules; raises before creating anything if rules or strict
-    classification fail, and drops the target if anything fails after it was created."""
+def clone_database(request: CloneRequest, logger: Any = log,
+                   start: CloneStart | None = None) -> CloneReport:
+    """Clone with the request's rules; raises before writing anything if rules or strict
+    classification fail, and drops the target if anything fails. ``start``: the snapshot,
+    schema dump and early target the caller opened already (envforge.db.clone_start; the
+    CLI opens it before importing this module), else they are opened here."""
     started = time.perf_counter()
-    assert_not_source(request.source, request.target)
-    with read_only_snapshot(request.source) as snap:
-        snapshot_id = str(_one(snap, "SELECT pg_export_snapshot()"))
-        with BackgroundSchemaDump(request.source, snapshot_id) as schema, _Workers() as workers:
-            return _clone_in_snapshot(request, snap, snapshot_id, schema, workers, started,
-                                      logger)
+    if start is None:
+        with CloneStart(request.source, request.target, request.marker,
+                        replace=request.replace) as own:
+            return clone_database(request, logger, own)
+    if (start.source, start.target) != (request.source, request.target):
+        raise CopyFailedError("the clone's start was opened for another source or target")
+    with _Workers() as workers:
+        return _clone_in_snapshot(request, start, workers, started, logger)
 
 
-def _clone_in_snapshot(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
-                       schema: BackgroundSchemaDump, workers: _Workers, started: float,
-                       logger: Any) -> CloneReport:
-    encoding = str(_one(snap, "SELECT pg_encoding_to_char(encoding) FROM pg_database "
-                              "WHERE datname = current_database()"))
+def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Workers,
+                       started: float, logger: Any) -> CloneReport:
+    snap, snapshot_id, schema = start.snap, start.snapshot_id, start.schema
+    encoding = start.encoding
     catalog = read_catalog(snap)
     coverage = resolve_coverage(request.rules, catalog, request.rules_source)
     if request.rules.strict:
@@ -99,16 +107,17 @@ def _clone_in_snapshot(request: CloneRequest, snap: psycopg.Connection[Any], sna
     marker = dict(request.marker, strategy="clone", source=request.source.label,
                   source_id=source_server_key(snap), source_database=request.source.dbname,
                   schema=schema_fingerprint(snap))
-    create_owned_database(request.target, name, marker, replace=request.replace,
-                          encoding=encoding)
+    if not start.early.adopt(marker):  # else made while the source was read
+        create_owned_database(request.target, name, marker, replace=request.replace,
+                              encoding=encoding)
     logger.info("created target database %s; copying %d table(s) in %d task(s)",
                 request.target.label, len(catalog.tables), len(tasks))
     try:
-        with _terminate_raises():
+        with terminate_raises():
             try:
                 results = _build_target(request, snap, snapshot_id, schema, tasks, keys,
                                         sequences, matviews, logger, resolve=False,
-                                        workers=workers)
+                                        workers=workers, session=start.early.take_session())
             except _CollisionsFound:
                 # Rare: start again on a fresh target, resolving before any index exists.
                 logger.warning("transformed values collided on a unique key; rebuilding "
@@ -154,17 +163,19 @@ def inspect_source(source: ServerAddress, rules: Rules, rules_source: str = "rul
 def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot_id: str,
                   schema: BackgroundSchemaDump, tasks: list[CopyTask], keys: list[UniqueKey],
                   sequences: list[tuple[str, int, bool]], matviews: list[tuple[str, str]],
-                  logger: Any, *,
-                  resolve: bool, workers: _Workers | None = None) -> list[CopyResult]:
+                  logger: Any, *, resolve: bool, workers: _Workers | None = None,
+                  session: psycopg.Connection[Any] | None = None) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
     them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
-    ``resolve`` True, which resolves them before any index exists (collisions.py)."""
+    ``resolve`` True, which resolves them before any index exists (collisions.py).
+    ``session``: an autocommit session to the target opened already (closed here)."""
     schema_file = schema.path()
     # One session to the target does the schema, the small tables, the sequences and (small
     # clones) the indexes: each new session to a new database costs a backend start and a
     # relation cache built from scratch, each pg_restore a process too.
-    with connected(request.target, autocommit=True) as dst:
+    with (closing(session) if session is not None
+          else connected(request.target, autocommit=True)) as dst:
         dst.execute(_SESSION_SETTINGS)
         _apply_section(dst, request.target, schema, schema_file, "pre-data")
         large = sum(t.size_bytes for t in tasks) >= request.parallel_min_bytes
@@ -428,28 +439,6 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
         pool.shutdown(wait=completed, cancel_futures=True)
 
 
-class CloneTerminated(BaseException):
-    """SIGTERM arrived during a clone (e.g. a cancelled flow run): unwind and drop the target."""
-
-
-@contextmanager
-def _terminate_raises() -> Iterator[None]:
-    """Turn SIGTERM into an exception while the target exists, so cleanup runs (main thread
-    only: elsewhere signal handlers cannot be set, and the default stays)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise CloneTerminated("terminated (SIGTERM) while cloning")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _log_result(logger: Any, r: CopyResult) -> None:
     secs = max(r.seconds, 1e-6)
     logger.info("copied %s: %s rows, %.1f MB in %.2f s (%s rows/s, %.1f MB/s)", r.label,
@@ -465,10 +454,3 @@ def _read_sequences(conn: psycopg.Connection[Any], catalog: Catalog) -> list[tup
         if row is not None:
             values.append((identifier_text(schema, name), int(row[0]), bool(row[1])))
     return values
-
-
-def _one(conn: psycopg.Connection[Any], sql: str) -> Any:
-    row = conn.execute(sql).fetchone()
-    if row is None:
-        raise CopyFailedError(f"no result for {sql!r}")
-    return row[0]

@@ -99,8 +99,11 @@ class BackgroundSchemaDump:
     def _run(self, source: ServerAddress, snapshot_id: str) -> None:
         try:
             dump_schema(source, snapshot_id, self._path)
-            for section in SECTIONS:
-                self._sql[section] = section_sql(self._path, section)
+            # both sections at once: two short pg_restore processes, not one after the other
+            running = [(section, _start_section_sql(self._path, section))
+                       for section in SECTIONS]
+            for section, proc in running:
+                self._sql[section] = _finish_section_sql(proc, section)
         except BaseException as e:  # handed to the caller of path()
             self._error = e
 
@@ -141,13 +144,21 @@ def section_sql(path: Path, section: str) -> str | None:
     brackets its output with psql's ``\\restrict KEY`` / ``\\unrestrict KEY`` (they only guard
     psql itself); those two lines are dropped. Any other line that starts with a backslash
     might be a psql command, so the section is then left to pg_restore (None)."""
+    return _finish_section_sql(_start_section_sql(path, section), section)
+
+
+def _start_section_sql(path: Path, section: str) -> subprocess.Popen[bytes]:
     args = [pg_tool("pg_restore"), f"--section={section}", *_RESTORE_FLAGS, "--file=-",
             str(path)]
-    proc = subprocess.run(args, capture_output=True, check=False)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish_section_sql(proc: subprocess.Popen[bytes], section: str) -> str | None:
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
         raise CopyFailedError(f"reading the {section} section of the schema dump failed: "
-                              f"{failure_reason(proc.stderr.decode('utf-8', 'replace'))}")
-    lines = proc.stdout.decode("utf-8").split("\n")
+                              f"{failure_reason(stderr.decode('utf-8', 'replace'))}")
+    lines = stdout.decode("utf-8").split("\n")
     meta = [i for i, line in enumerate(lines) if line.startswith("\\")]
     if meta:
         first, last = lines[meta[0]].split(" "), lines[meta[-1]].split(" ")

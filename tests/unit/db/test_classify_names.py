@@ -130,3 +130,45 @@ def test_names_as_registers_write_them_are_person_names_not_prose() -> None:
     titles = ["The Great British Baking Show", "Blood And Water Season Two",
               "Midnight Mass At The Old Church"] * 7
     assert not _decide("public.shows", text_column("title"), {}, titles).stops
+
+
+# Free text of a schema of our own (issue 26 re-check): phones as people write them without
+# a country code, and e-mails written around spam filters, in a tenth of the notes.
+ROUTINE = ["left at the door, no signature needed today", "alles gut heute morgen geliefert",
+           "invoice 2024-01-15 paid in full, 1,250.00 on 12/03/2024", "order 12345678 packed",
+           "ISBN 0-306-40615-2 reprinted", "driver came at 10:30, total 0.5 kg, room 0.12 m"]
+
+
+@pytest.mark.parametrize("note", [
+    "Customer asked to call back on (555) 867-5309 after six",
+    "please ring 555-867-5309 first", "or 555.867.5309 on weekends",
+    "Rückruf an 030 12345678 bitte, danke", "call 0171-2345678 later",
+    "London office: 020 7946 0958.",
+    "reach out via jane(dot)doe(at)example(dot)org", "write to jane [at] example.org today",
+])
+def test_phones_and_e_mails_inside_free_text_stop_a_strict_clone(note: str) -> None:
+    values = ROUTINE * 3 + [note]  # one in nineteen sampled notes
+    decision = _decide("public.shipments", text_column("remarks"), {}, values)
+    assert decision.stops, decision.detail
+    assert ("phone number" in decision.detail or "e-mail" in decision.detail)
+    assert decision.suggestion == "text"
+    assert note not in decision.detail  # findings never carry a sampled value
+
+
+def test_dates_amounts_and_references_in_free_text_stay_clear() -> None:
+    decision = _decide("public.shipments", text_column("remarks"), {}, ROUTINE * 5)
+    assert not decision.stops, decision.detail
+
+
+def test_a_column_of_national_phone_numbers_is_a_phone_column() -> None:
+    values = [f"(555) 867-{n:04d}" for n in range(40)]
+    decision = _decide("public.contacts", text_column("reach"), {}, values)
+    assert decision.stops and decision.detail.startswith("phone number")
+    assert decision.suggestion == "phone"
+
+
+@pytest.mark.parametrize("name", ["recipient", "tooltip", "skip_reason", "membership",
+                                  "equipment", "zipper_size", "ship_via", "clip_url",
+                                  "shipping_fee", "township"])
+def test_words_that_hold_a_hint_as_letters_are_not_read_as_it(name: str) -> None:
+    assert name_hint(name) is None, name
