@@ -93,7 +93,7 @@ def test_preview_app_database_container_renders_its_statefulset_and_wires_the_ap
                                                           "path": "seed.sql"}]}
         app = yaml.safe_load((manifests / "deployment.yaml").read_text())
         app_env = {e["name"]: e for e in app["spec"]["template"]["spec"]["containers"][0]["env"]}
-        assert app_env["PGHOST"]["value"] == "pr-8-db"
+        assert app_env["PGHOST"]["value"] == "$(PR_8_DB_SERVICE_HOST)"  # no DNS needed
         assert app_env["DATABASE_NAME"]["value"] == "envforge_pr_8"
         assert app_env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "pr-8-database"
         configmap = yaml.safe_load((manifests / "configmap.yaml").read_text())["data"]
