@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.argocd import ArgoCD, start_argocd, stop_argocd
-from tests.helpers import git
+from tests.helpers import git, started
 from tests.kube import EXTERNAL, ControlPlane, start_control_plane, stop_control_plane
 
 if TYPE_CHECKING:  # imported where used: the unit tests' workers need not load Prefect first
@@ -60,28 +60,16 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def kube_control_plane() -> Iterator[ControlPlane]:
     """The real Kubernetes API server for the session (see tests/kube.py)."""
-    try:
-        plane = start_control_plane()
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    try:
+    with started(start_control_plane, stop_control_plane) as plane:
         yield plane
-    finally:
-        stop_control_plane(plane)
 
 
 @pytest.fixture(scope="session")
 def argocd_service(kube_control_plane: ControlPlane) -> Iterator[ArgoCD]:
     """The real Argo CD (application controller, repo server, Redis) for the session, on the
     session's API server (see tests/argocd.py): one for every test, as one per cluster."""
-    try:
-        argocd = start_argocd(kube_control_plane)
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    try:
+    with started(lambda: start_argocd(kube_control_plane), stop_argocd) as argocd:
         yield argocd
-    finally:
-        stop_argocd(argocd)
 
 
 #: Fixtures that put a test's module on one worker (``--dist loadgroup``, scripts/run-tests.sh):

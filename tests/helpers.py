@@ -7,8 +7,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -17,6 +23,21 @@ def git(*args: str, cwd: Path | None = None) -> str:
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
                           text=True).stdout.strip()
+
+
+@contextmanager
+def started(start: Callable[[], T], stop: Callable[[T], None]) -> Iterator[T]:
+    """``start()``'s service for a fixture, ``stop``ped afterwards. A service that cannot start
+    (RuntimeError: a missing tool, a port or build failure) fails the test in its one line
+    instead of a traceback."""
+    try:
+        service = start()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield service
+    finally:
+        stop(service)
 
 
 def remote_files(bare: Path, branch: str = "main") -> list[str]:

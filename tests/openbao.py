@@ -90,29 +90,15 @@ class OpenBao:
 
     # seeding
     def put_secret(self, path: str, data: dict[str, Any], mount: str = "kv") -> None:
-        client = self.admin()
-        if mount == "kv1":
-            client.secrets.kv.v1.create_or_update_secret(path=path, secret=data,
-                                                         mount_point=mount)
-        else:
-            client.secrets.kv.v2.create_or_update_secret(path=path, secret=data,
-                                                         mount_point=mount)
+        put_kv_secret(self.admin(), path, data, mount)
 
     def read_policy(self, patterns: list[str]) -> str:
         """A new policy allowing read and list on the given API path globs; its name."""
-        name = f"envforge-test-{uuid.uuid4().hex[:8]}"
-        rules = "\n".join(f'path "{p}" {{ capabilities = ["read", "list"] }}' for p in patterns)
-        self.admin().sys.create_or_update_policy(name=name, policy=rules)
-        return name
+        return create_read_policy(self.admin(), patterns)
 
     def token_for(self, patterns: list[str], ttl: int = 3600, explicit_max_ttl: int = 0) -> str:
         """A token whose policy allows reading only the given API path globs."""
-        options: dict[str, Any] = {"ttl": f"{ttl}s", "renewable": True}
-        if explicit_max_ttl:
-            options["explicit_max_ttl"] = f"{explicit_max_ttl}s"
-        created = self.admin().auth.token.create(policies=[self.read_policy(patterns)],
-                                                 **options)
-        return str(created["auth"]["client_token"])
+        return create_read_token(self.admin(), patterns, ttl, explicit_max_ttl)
 
     def _enable_auth(self, method: str) -> None:
         client = self.admin()
@@ -161,3 +147,33 @@ def start_openbao(state_dir: Path, tls: tuple[str, str] | None = None) -> OpenBa
     return OpenBao(address=done.stdout.strip().splitlines()[-1],
                    root_token=(state_dir / "root-token").read_text().strip(),
                    state_dir=state_dir, ca_cert=tls[0] if tls else None)
+
+
+# Seeding any Vault-compatible server through an admin client: the session's OpenBao above, or
+# a Vault of your own (tests/integration/secrets/conftest.py: VaultTarget).
+
+def put_kv_secret(client: hvac.Client, path: str, data: dict[str, Any],
+                  mount: str = "kv") -> None:
+    """Write ``data`` at ``path`` of the KV engine at ``mount`` (``kv1``: version 1, else 2)."""
+    kv = client.secrets.kv.v1 if mount == "kv1" else client.secrets.kv.v2
+    kv.create_or_update_secret(path=path, secret=data, mount_point=mount)
+
+
+def create_read_policy(client: hvac.Client, patterns: list[str]) -> str:
+    """A new policy allowing read and list on the given API path globs; its name."""
+    name = f"envforge-test-{uuid.uuid4().hex[:8]}"
+    rules = "\n".join(f'path "{p}" {{ capabilities = ["read", "list"] }}' for p in patterns)
+    client.sys.create_or_update_policy(name=name, policy=rules)
+    return name
+
+
+def create_read_token(client: hvac.Client, patterns: list[str], ttl: int = 3600,
+                      explicit_max_ttl: int = 0) -> str:
+    """A renewable token living ``ttl`` seconds whose policy allows reading only the given API
+    path globs (and at most ``explicit_max_ttl`` seconds in all, when given)."""
+    options: dict[str, Any] = {"ttl": f"{ttl}s", "renewable": True}
+    if explicit_max_ttl:
+        options["explicit_max_ttl"] = f"{explicit_max_ttl}s"
+    created = client.auth.token.create(policies=[create_read_policy(client, patterns)],
+                                       **options)
+    return str(created["auth"]["client_token"])

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import started
 from tests.kube import ControlPlane, start_control_plane, stop_control_plane
 
 with warnings.catch_warnings():
@@ -67,14 +68,8 @@ def real_cluster(kube_control_plane: ControlPlane) -> Iterator[ControlPlane]:
     if kube_control_plane.node_kind == "real":
         yield kube_control_plane
         return
-    try:
-        plane = start_control_plane(node="real")
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    try:
+    with started(lambda: start_control_plane(node="real"), stop_control_plane) as plane:
         yield plane
-    finally:
-        stop_control_plane(plane)
 
 
 def _start_registry(directory: Path, htpasswd: Path | None = None) -> str:

@@ -18,8 +18,9 @@ from typing import Any
 import hvac
 import pytest
 
+from tests.helpers import started
 from tests.kube import ControlPlane
-from tests.openbao import OpenBao, start_openbao
+from tests.openbao import OpenBao, create_read_token, put_kv_secret, start_openbao
 
 USED: dict[str, str] = {}
 
@@ -39,23 +40,11 @@ class VaultTarget:
         return hvac.Client(url=self.address, token=self.root_token)
 
     def put_secret(self, path: str, data: dict[str, Any], mount: str | None = None) -> None:
-        mount = mount or self.mount
-        client = self.admin()
-        if mount == "kv1":
-            client.secrets.kv.v1.create_or_update_secret(path=path, secret=data,
-                                                         mount_point=mount)
-        else:
-            client.secrets.kv.v2.create_or_update_secret(path=path, secret=data,
-                                                         mount_point=mount)
+        put_kv_secret(self.admin(), path, data, mount or self.mount)
 
     def token_for(self, patterns: list[str], ttl: int = 3600) -> str:
         """A token whose policy allows reading only the given API path globs."""
-        client = self.admin()
-        name = f"envforge-test-{uuid.uuid4().hex[:8]}"
-        rules = "\n".join(f'path "{p}" {{ capabilities = ["read", "list"] }}' for p in patterns)
-        client.sys.create_or_update_policy(name=name, policy=rules)
-        created = client.auth.token.create(policies=[name], ttl=f"{ttl}s", renewable=True)
-        return str(created["auth"]["client_token"])
+        return create_read_token(self.admin(), patterns, ttl)
 
 
 @pytest.fixture(scope="session")
@@ -76,16 +65,12 @@ def vault_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultTar
             client.sys.enable_secrets_engine("kv", path="kv1", options={"version": "1"})
         yield target
         return
-    try:
-        bao = start_openbao(tmp_path_factory.mktemp("openbao"))
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    USED["Vault"] = (f"OpenBao dev server at {bao.address} (scripts/services/openbao.sh; set "
-                     "ENVFORGE_TEST_VAULT_ADDR and ENVFORGE_TEST_VAULT_TOKEN for a Vault of your own)")
-    try:
+    with started(lambda: start_openbao(tmp_path_factory.mktemp("openbao")),
+                 OpenBao.stop) as bao:
+        USED["Vault"] = (f"OpenBao dev server at {bao.address} (scripts/services/openbao.sh; "
+                         "set ENVFORGE_TEST_VAULT_ADDR and ENVFORGE_TEST_VAULT_TOKEN for a Vault "
+                         "of your own)")
         yield VaultTarget(bao.address, bao.root_token, bao)
-    finally:
-        bao.stop()
 
 
 @pytest.fixture
