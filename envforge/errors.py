@@ -28,6 +28,8 @@ boundary with ``raise ... from e``.
     ├── GitError                     clone, commit or push failed
     │   ├── PushRejectedError        the remote refused the push
     │   ├── PushConflictError        (temporary) someone pushed first: sync, re-apply, retry
+    │   ├── GitUnreachableError      (temporary) the remote did not answer (refused, reset,
+    │   │                            timed out, a 5xx): core.git_boundary classifies git's output
     │   └── GitLockTimeoutError      the git cache lock stayed held past its bound
     └── SecretsError                 variables, Vault, secret delivery (never holds a value)
         ├── SecretReferenceError     malformed vault: reference, or one headed for Git
@@ -256,6 +258,11 @@ class PushRejectedError(GitError):
 
 class PushConflictError(GitError, TemporaryError):
     """Someone else pushed first; fetching, rebasing and pushing again may succeed."""
+
+
+class GitUnreachableError(GitError, TemporaryError):
+    """The remote could not be reached or answered 5xx (connection refused or reset, a
+    timeout, DNS); running again later may succeed. Auth, permission and not-found are not."""
 
 
 class GitLockTimeoutError(GitError):

@@ -27,7 +27,13 @@ from envforge.actions.publish_common import (
 from envforge.capabilities import check_path, quote_segment
 from envforge.capabilities.clone import clone_within_budget
 from envforge.capabilities.providers import ProviderClient
-from envforge.errors import ActionError, CapabilityError, GitError
+from envforge.core.retry import retry_temporary
+from envforge.errors import (
+    ActionError,
+    CapabilityError,
+    GitError,
+    RetriesExhaustedError,
+)
 
 Provider = Literal["github", "gitlab"]
 
@@ -72,13 +78,16 @@ class _ChangeRequest(Action[ChangeRequestInput, ChangeRequestOutput]):
             with tempfile.TemporaryDirectory(prefix="envforge-change-") as tmp:
                 work = Path(tmp) / "repo"
                 # bounded while git runs: bytes, files, time (ENVFORGE_CLONE_*)
+                what = f"{client.what}: git clone of {owner}/{repo}"
                 try:
-                    clone_within_budget(
+                    # a network failure (temporary) is cloned again under the client's retry
+                    # policy, the one retry layer; the destination is gone after each failure
+                    retry_temporary(lambda _: clone_within_budget(
                         clone_url, work, target, budget=ctx.capabilities.run_budget.clone,
-                        what=f"{client.what}: git clone of {owner}/{repo}",
-                        extra_config=client.git_config(), secrets=[client.token],
-                        keep_git=True)
-                except (GitError, CapabilityError) as e:
+                        what=what, extra_config=client.git_config(), secrets=[client.token],
+                        keep_git=True), client.retry, what,
+                        "the Git server did not answer; run again later", sleep=client.sleep)
+                except (GitError, CapabilityError, RetriesExhaustedError) as e:
                     raise ActionError(str(e)) from None
                 provider_git(["checkout", "--quiet", "-b", params.branchName], work, client)
                 # the clone's own links are data: a write never goes through one, and the

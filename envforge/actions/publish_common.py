@@ -23,7 +23,8 @@ from envforge.capabilities import (
 )
 from envforge.capabilities.providers import ProviderClient, provider_client
 from envforge.core.git_boundary import run_git
-from envforge.errors import ActionError, CapabilityError, GitError
+from envforge.core.retry import retry_temporary
+from envforge.errors import ActionError, CapabilityError, GitError, RetriesExhaustedError
 from envforge.templating.filters import parse_repo_url
 
 _GIT_TIMEOUT_S = 300.0
@@ -57,11 +58,21 @@ def open_client(ctx: ActionContext, provider: str, token: str | None, step: str
 
 
 def provider_git(args: list[str], cwd: Path, client: ProviderClient) -> str:
-    try:
+    """One git command with the client's token for the configured Git origin. A network
+    failure (refused, reset, timed out, a 5xx: the temporary GitUnreachableError) is retried
+    under the client's retry policy (envforge.core.retry, the one retry layer); what outlasts
+    it, and any refusal, is the step's one-line ActionError."""
+    what = f"{client.what}: git {args[0]}"
+
+    def once(_: int) -> str:
         return run_git(args, cwd=cwd, extra_config=client.git_config(),
-                       timeout=_GIT_TIMEOUT_S, secrets=[client.token],
-                       what=f"{client.what}: git {args[0]}")
-    except GitError as e:
+                       timeout=_GIT_TIMEOUT_S, secrets=[client.token], what=what)
+
+    try:
+        return retry_temporary(once, client.retry, what,
+                               "the Git server did not answer; run again later",
+                               sleep=client.sleep)
+    except (GitError, RetriesExhaustedError) as e:
         raise ActionError(str(e)) from None
 
 

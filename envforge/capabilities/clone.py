@@ -33,8 +33,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from envforge.capabilities.budgets import CloneBudget
-from envforge.core.git_boundary import subprocess_env
-from envforge.errors import BudgetExceededError, FileRefusedError, GitError
+from envforge.core.git_boundary import is_transient_failure, subprocess_env
+from envforge.errors import BudgetExceededError, FileRefusedError, GitError, GitUnreachableError
 
 #: How often the clone's size is measured while git runs.
 POLL_SECONDS = 0.02
@@ -91,7 +91,11 @@ def _watched(cmd: list[str], env: Mapping[str, str], cwd: Path | None, deadline:
             _kill(process)
         if process.returncode != 0:
             errors.seek(0)
-            raise GitError(f"{what} failed: {_last_line(errors.read(), secrets)}")
+            output = errors.read()
+            # a network failure is temporary (the caller's retry policy may run it again)
+            kind = (GitUnreachableError
+                    if is_transient_failure(output.decode("utf-8", "replace")) else GitError)
+            raise kind(f"{what} failed: {_last_line(output, secrets)}")
 
 
 def _check_tree(dest: Path, env: Mapping[str, str], deadline: float, budget: CloneBudget,
@@ -180,7 +184,9 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 def _last_line(stderr: bytes, secrets: Sequence[str]) -> str:
     lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    text = lines[-1] if lines else "no output"
+    # the line that says why: curl's reason when git adds its generic last line after it
+    text = next((line for line in reversed(lines) if is_transient_failure(line)),
+                lines[-1] if lines else "no output")
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")

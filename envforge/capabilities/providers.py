@@ -221,7 +221,8 @@ class ProviderClient:
         #: a 429/5xx answer or a dropped connection is tried again within this budget
         self.retry = RetryPolicy(max_attempts=max(1, attempts), max_seconds=max_wait_seconds,
                                  base_delay=0.5, max_delay=4.0)
-        self._sleep = sleep
+        #: how the retry layer waits (a test hands a recorder)
+        self.sleep = sleep
         self.base = endpoint.api_base
         # the provider's origins, nothing else (a template's allowlist does not widen it)
         scoped = EgressPolicy(endpoint.rules(), policy.budget, policy.resolver,
@@ -263,7 +264,7 @@ class ProviderClient:
         return retry_temporary(
             lambda attempt: self._once(method, url, shown, json, missing_ok), self.retry,
             f"{self.what}: {self.provider} API {shown}",
-            "the provider is busy or unreachable; run again later", sleep=self._sleep)
+            "the provider is busy or unreachable; run again later", sleep=self.sleep)
 
     def _once(self, method: str, url: str, shown: str, json: Any, missing_ok: bool
               ) -> Answer:

@@ -12,7 +12,10 @@ How (every git process, GitPython's included, gets :func:`safe_git_env`):
 - ``GIT_TERMINAL_PROMPT=0``, ``GIT_ASKPASS``/``GIT_SSH_COMMAND`` only as envforge sets them.
 
 Every git process envforge starts is :func:`run_git` (a subprocess: the environment above, a
-timeout, one GitError with git's last line, credentials masked); a cached working copy is a
+timeout, one GitError with git's last line, credentials masked; a failure whose output says
+the network failed, :func:`is_transient_failure`, is a temporary GitUnreachableError that the
+caller's envforge.core.retry policy may retry, while auth, permission and not-found stay
+permanent); a cached working copy is a
 :class:`WorkingCopy` whose commands go through it. The one exception is the image area's
 read of a mirror's tree objects (envforge.images.source), which still uses GitPython through
 :func:`open_repo` / :func:`clone` here, with the same environment and a timeout per command.
@@ -37,7 +40,7 @@ from typing import Any
 
 import git
 
-from envforge.errors import GitError
+from envforge.errors import GitError, GitUnreachableError
 
 logger = logging.getLogger("envforge.git")
 
@@ -118,6 +121,34 @@ def subprocess_env(extra: Mapping[str, str] | None = None,
     return {**base, **safe_git_env(extra, extra_config)}
 
 
+#: what git (and curl under it) prints when the network, not the request, failed
+_TRANSIENT = re.compile(
+    r"connection refused|couldn't connect to server|failed to connect to|connection reset"
+    r"|connection timed out|operation timed out|timed out after|could not resolve host"
+    r"|temporary failure in name resolution|network is unreachable|no route to host"
+    r"|the remote end hung up unexpectedly|early eof|unexpected disconnect"
+    r"|transfer closed with outstanding read data|empty reply from server"
+    r"|recv failure|send failure|ssl_read|gnutls recv error|http/2 stream \d+ was not closed"
+    r"|returned error: 5\d\d|http 5\d\d|rpc failed; curl (?:7|18|28|52|55|56)\b",
+    re.IGNORECASE)
+#: what it prints when the answer is "no": never retried, whatever else it says
+_PERMANENT = re.compile(
+    r"authentication failed|returned error: 4\d\d|http 4\d\d|permission denied"
+    r"|repository not found|not found|could not read (?:username|password)"
+    r"|does not appear to be a git repository|access denied|forbidden|unauthorized"
+    r"|host key verification failed|couldn't find remote ref|invalid username or password",
+    re.IGNORECASE)
+
+
+def is_transient_failure(output: str) -> bool:
+    """Whether git's ``output`` says the remote could not be reached (refused, reset, timed
+    out, a 5xx, a dropped transfer), so the same command may succeed later. An answer that
+    refuses (auth, permission, not found) is permanent even if a network line comes with it;
+    git's generic "Could not read from remote repository" alone decides nothing (GitHub over
+    ssh prints it for a missing repository too)."""
+    return bool(_TRANSIENT.search(output)) and not _PERMANENT.search(output)
+
+
 def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = None,
             extra_env: Mapping[str, str] | None = None,
             extra_config: Sequence[tuple[str, str]] = (),
@@ -127,7 +158,8 @@ def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = Non
 
     GitError on failure (unless ``check`` is False: then the stdout of a failed command too),
     naming ``what`` (or the command) with git's last line, ``secrets`` and URL credentials
-    masked; its ``output`` holds all git printed, masked the same way."""
+    masked; its ``output`` holds all git printed, masked the same way. A failure of the
+    network (:func:`is_transient_failure`) is the temporary GitUnreachableError instead."""
     label = what or f"git {args[0]}"
     done = _run(args, cwd, stdin, extra_env, extra_config, timeout, label)
     if done.returncode != 0 and check:
@@ -138,8 +170,12 @@ def run_git(args: list[str], *, cwd: Path | None = None, stdin: str | None = Non
                     text = text.replace(secret, "***")
             return redact_url(text)
 
-        last = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        error = GitError(f"{label} failed: {masked(last[0])[:300]}")
+        lines = (done.stderr or "").strip().splitlines()
+        # the line that says why: curl's reason when git adds its generic last line after it
+        reason = next((line for line in reversed(lines) if is_transient_failure(line)),
+                      lines[-1] if lines else "no output")
+        kind = GitUnreachableError if is_transient_failure(done.stderr or "") else GitError
+        error = kind(f"{label} failed: {masked(reason)[:300]}")
         error.output = masked(f"{done.stderr or ''}\n{done.stdout or ''}")
         raise error
     stdout: str = done.stdout or ""

@@ -14,6 +14,7 @@ repository holds is never followed, ``.git`` is never written.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -33,6 +34,7 @@ from envforge.errors import (
     CapabilityError,
     GitError,
     GitLockTimeoutError,
+    GitUnreachableError,
     PushConflictError,
     PushRejectedError,
     RetriesExhaustedError,
@@ -229,7 +231,9 @@ class GitPublisher:
             return retry_temporary(attempt, self.retry,
                                    f"push to {self.safe_url} ({self.branch})", PUSH_RETRY_HINT)
         except RetriesExhaustedError:
-            self._sync(copy, full=True)
+            # the remote may still be away: the copy stays marked dirty and is synced next use
+            with contextlib.suppress(GitError):
+                self._sync(copy, full=True)
             raise
 
     def read(self, reader: Callable[[Path], T]) -> T:
@@ -391,6 +395,8 @@ class GitPublisher:
         try:
             copy.git("push", "--porcelain", *options, "origin", refspec)
         except GitError as e:
+            if isinstance(e, GitUnreachableError):
+                raise  # the network, not the remote's answer: temporary, retried by the caller
             text = e.output
             # Lost races: the branch moved (non-fast-forward), or another push held the
             # remote's ref lock at the same moment ("failed to update ref", "cannot lock ref").
