@@ -16,16 +16,17 @@ import pytest
 
 from envforge.actions.base import ActionContext
 from envforge.actions.fetch import FetchPlain, FetchPlainInput, FetchTemplate, FetchTemplateInput
-from envforge.capabilities import Capabilities
 from envforge.errors import PathEscapeError, TemplateError
 from tests.git_http import GitHttpServer
+from tests.unit.actions.helpers import context_with_settings
 
 TOKEN = "tok-fetch-4711"
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ENVFORGE_HOME", str(tmp_path / "home"))
+def home(tmp_path: Path) -> Path:
+    """The envforge home of this test's capabilities (their cache is its cache/): handed to
+    them in ``_ctx``, not set in the process environment."""
     return tmp_path / "home"
 
 
@@ -77,13 +78,7 @@ def archives(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
 def _ctx(tmp_path: Path, **settings: str) -> ActionContext:
     """A step context whose capabilities come from ``settings`` (ENVFORGE_* names without
     the prefix), as the composition root builds them."""
-    (tmp_path / "ws").mkdir(exist_ok=True)
-    (tmp_path / "tpl").mkdir(exist_ok=True)
-    environ = {f"ENVFORGE_{k}": v for k, v in settings.items()}
-    caps = Capabilities.from_environ(environ, tmp_path / "home" / "cache")
-    return ActionContext(run_id="r", step_id="fetch", template_name="t",
-                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws",
-                         capabilities=caps)
+    return context_with_settings(tmp_path, tmp_path / "home" / "cache", **settings)
 
 
 def test_archives_are_fetched_only_when_allowlisted_and_cached(

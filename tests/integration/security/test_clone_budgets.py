@@ -17,11 +17,11 @@ import pytest
 
 from envforge.actions.base import ActionContext
 from envforge.actions.fetch import FetchPlain, FetchPlainInput
-from envforge.capabilities import Capabilities
 from envforge.capabilities.budgets import CloneBudget
 from envforge.capabilities.clone import clone_within_budget
 from envforge.errors import BudgetExceededError, TemplateError
 from tests.git_http import GitHttpServer
+from tests.unit.actions.helpers import context_with_settings
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
 
@@ -81,13 +81,8 @@ def server(served: Path) -> Iterator[GitHttpServer]:
 
 
 def _ctx(tmp_path: Path, **settings: str) -> ActionContext:
-    (tmp_path / "ws").mkdir(exist_ok=True)
-    (tmp_path / "tpl").mkdir(exist_ok=True)
-    environ = {f"ENVFORGE_{k}": v for k, v in settings.items()}
-    caps = Capabilities.from_environ(environ, tmp_path / "home" / "cache")
-    return ActionContext(run_id="r", step_id="fetch-skeleton", template_name="t",
-                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws",
-                         capabilities=caps)
+    return context_with_settings(tmp_path, tmp_path / "home" / "cache", "fetch-skeleton",
+                                 **settings)
 
 
 def _left_behind(tmp_path: Path) -> list[str]:

@@ -23,6 +23,7 @@ from envforge.actions.fetch import FetchPlain, FetchPlainInput
 from envforge.capabilities import Capabilities
 from envforge.errors import EnvforgeError, TemplateError
 from tests.git_http import GitHttpServer
+from tests.unit.actions.helpers import context_with_settings
 
 TOKEN = "tok-hostile-0042"
 Route = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
@@ -93,13 +94,7 @@ def redirect(to: Callable[[], str]) -> Route:
 
 
 def ctx_for(tmp_path: Path, **settings: str) -> ActionContext:
-    (tmp_path / "ws").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "tpl").mkdir(exist_ok=True)
-    caps = Capabilities.from_environ({f"ENVFORGE_{k}": v for k, v in settings.items()},
-                                     tmp_path / "cache")
-    return ActionContext(run_id="r", step_id="fetch", template_name="t",
-                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws",
-                         capabilities=caps)
+    return context_with_settings(tmp_path, tmp_path / "cache", **settings)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from envforge.actions.base import ActionContext
+from envforge.capabilities import Capabilities
 
 
 def fetch_context(tmp_path: Path) -> ActionContext:
@@ -21,3 +22,16 @@ def write_skeleton(tmp_path: Path, files: dict[str, str]) -> None:
         path = tmp_path / "tpl" / "skeleton" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
+
+
+def context_with_settings(tmp_path: Path, cache: Path, step_id: str = "fetch",
+                          **settings: str) -> ActionContext:
+    """A step context (template ``tmp_path/tpl``, workspace ``tmp_path/ws``) whose capabilities
+    come from ``settings`` (ENVFORGE_* names without the prefix) as the composition root
+    builds them, their cache in ``cache``."""
+    (tmp_path / "ws").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "tpl").mkdir(exist_ok=True)
+    environ = {f"ENVFORGE_{k}": v for k, v in settings.items()}
+    return ActionContext(run_id="r", step_id=step_id, template_name="t",
+                         template_dir=tmp_path / "tpl", workspace=tmp_path / "ws",
+                         capabilities=Capabilities.from_environ(environ, cache))
