@@ -58,7 +58,8 @@ def test_preview_app_form_is_environment_fields_then_template_pages() -> None:
     names = list(props)
     assert names[:5] == ENV_FIELDS
     assert names[5:] == ["repoUrl", "ref", "stack", "imageRegistry", "registryTls", "port",
-                         "database", "snapshot", "sourceDatabase", "databaseHost",
+                         "database", "snapshot", "sourceDatabase", "databaseImage",
+                         "databaseHost",
                          "databasePort", "databaseUser", "vaultSecrets", "refreshData",
                          "replicas"]
     assert [p["position"] for p in props.values()] == list(range(len(props)))

@@ -112,7 +112,9 @@ def test_an_environment_with_its_own_database_container(
     parameters: dict[str, Any] = {
         "repoUrl": repo.as_uri(), "imageRegistry": world.registry.access.address,
         "registryTls": False, "database": "container"}
+    started = time.monotonic()
     created = create_environment(name, template="preview-app", parameters=parameters)
+    created_at = time.monotonic()
     steps = {s["id"]: s["status"] for s in created["run"]["steps"]}
     assert steps["database-container"] == "completed" and steps["database-seed"] == "skipped"
 
@@ -126,7 +128,13 @@ def test_an_environment_with_its_own_database_container(
     status = wait_synced_and_healthy(world, name, seconds=900)
     synced = {(r["kind"], r["name"]) for r in status["resources"]}
     assert {("StatefulSet", f"{name}-db"), ("Service", f"{name}-db")} <= synced
+    healthy_at = time.monotonic()
     page = _customers_page(world, created["url"])
+    # docs/benchmarks.md (real node): shown with -rP
+    seconds = {s["id"]: s.get("seconds") for s in created["run"]["steps"]}
+    print(f"create {created_at - started:.1f} s (database-container step "
+          f"{seconds.get('database-container')} s), Synced+Healthy {healthy_at - created_at:.1f}"
+          f" s later, first 200 {time.monotonic() - healthy_at:.1f} s after that")
     lines = page.splitlines()
     assert lines[0] == f"customers of {database} (50 in all, first 5):", page
     assert len(lines) == 6 and all(line.split("\t")[0].isdigit() for line in lines[1:])
