@@ -17,6 +17,14 @@ and autovacuum do not land in the next run's time.
 3. 3 M rows: ``envforge db clone`` of the users/orders data against ``createdb && pg_dump -Fc
    | pg_restore`` (target <= 1.0).
 4. ``envforge db --help`` alone.
+
+Python's bytecode: this machine sets PYTHONDONTWRITEBYTECODE=1, so without a cache every
+command would compile envforge's modules from source, which no installed package does; the
+commands run with a bytecode cache of their own (PYTHONPYCACHEPREFIX under the work dir,
+filled by one untimed run; ``--no-bytecode`` times them compiling, as runs before 2026-12-05
+did). ``--baseline-tree DIR`` adds a third side to the Pagila part: the same clone by the
+envforge package in DIR (e.g. ``git archive <commit> envforge | tar -x -C DIR``), so a change
+is measured against the code before it under the same load.
 """
 
 from __future__ import annotations
@@ -103,10 +111,14 @@ def drop(server: ServerAddress, database: str) -> None:
 class Tools:
     """The command lines of both sides for one server."""
 
-    def __init__(self, server: ServerAddress, workdir: Path) -> None:
-        self.server, self.workdir = server, workdir
+    def __init__(self, server: ServerAddress, workdir: Path, bytecode: bool = True,
+                 baseline: Path | None = None) -> None:
+        self.server, self.workdir, self.baseline = server, workdir, baseline
         self.env = dict(os.environ, ENVFORGE_ANONYMISATION_KEY=BENCH_KEY.decode(),
                         PGHOST=server.host, PGPORT=str(server.port), PGUSER=server.user)
+        if bytecode:  # as an installed package has it (see the module docstring)
+            self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+            self.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         self.bin = PGBIN
 
     def dsn(self, database: str) -> str:
@@ -125,8 +137,13 @@ class Tools:
         return (f"{self.bin}/createdb {target} && {self.bin}/pg_restore --no-owner -j {jobs} "
                 f"-d {target} {dump}")
 
-    def clone(self, source: str, env: str, rules: Path, jobs: int) -> str:
-        return (f"{ENVFORGE} db clone --source '{self.dsn(source)}' --server "
+    def clone(self, source: str, env: str, rules: Path, jobs: int, *,
+              baseline: bool = False) -> str:
+        command = ENVFORGE
+        if baseline:  # the package in the baseline tree, started as the console script does
+            command = (f"cd {self.baseline} && {sys.executable} -c 'import sys; from "
+                       "envforge.cli import main; sys.exit(main())'")
+        return (f"{command} db clone --source '{self.dsn(source)}' --server "
                 f"'{self.dsn('postgres')}' -e {env} --rules {rules} --jobs {jobs}")
 
     def branch(self, source: str, env: str, rules: Path, golden: str, jobs: int) -> str:
@@ -161,9 +178,24 @@ def run_pair(server: ServerAddress, command: str, env: dict[str, str], database:
     return seconds
 
 
+def alternate3(reps: int, label: str, sides: list[Callable[[], float]]) -> list[list[float]]:
+    """Three sides in a rotating order (ABC, BCA, CAB, ...)."""
+    runs: list[list[float]] = [[] for _ in sides]
+    for rep in range(reps):
+        for k in range(len(sides)):
+            i = (rep + k) % len(sides)
+            runs[i].append(sides[i]())
+        LOADS.append(os.getloadavg()[0])
+        a, b, c = (r[-1] for r in runs)
+        print(f"{label} rep {rep + 1}: A {a:.2f} s, B {b:.2f} s, C {c:.2f} s, B/A {b / a:.2f}, "
+              f"C/A {c / a:.2f}, B/C {b / c:.2f}, load {LOADS[-1]:.1f}", flush=True)
+    return runs
+
+
 def bench(server: ServerAddress, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    tools = Tools(server, workdir)
+    tools = Tools(server, workdir, bytecode=not args.no_bytecode, baseline=args.baseline_tree)
     out: dict[str, Any] = {"load": [os.getloadavg()[0]]}
+    timed(f"{ENVFORGE} db --help", tools.env)  # fills the bytecode cache (untimed)
     helps = [timed(f"{ENVFORGE} db --help", tools.env) for _ in range(max(args.reps, 3))]
     out["help"] = helps
     print(f"envforge db --help: {', '.join(f'{h:.2f}' for h in helps)} s", flush=True)
@@ -181,12 +213,22 @@ def bench(server: ServerAddress, args: argparse.Namespace, workdir: Path) -> dic
                              "pagila_like")),
             "db_mb": int(psql(server, "SELECT pg_database_size('pagila_like')")) / 1e6}
         rules = tools.rules_file("pagila", PAGILA_RULES)
-        out["pagila_a"], out["pagila_b"] = alternate(
-            args.reps, "pagila",
+        for baseline in (False, True) if args.baseline_tree else (False,):  # untimed warm-up
+            run_pair(server, tools.clone("pagila_like", "pagila", rules, args.jobs,
+                                         baseline=baseline), tools.env, "envforge_pagila")
+        sides = [
             lambda: run_pair(server, tools.dump_restore("pagila_like", "pagila_plain"),
                              tools.env, "pagila_plain"),
             lambda: run_pair(server, tools.clone("pagila_like", "pagila", rules, args.jobs),
-                             tools.env, "envforge_pagila"))
+                             tools.env, "envforge_pagila")]
+        if args.baseline_tree:
+            sides.append(lambda: run_pair(
+                server, tools.clone("pagila_like", "pagila", rules, args.jobs, baseline=True),
+                tools.env, "envforge_pagila"))
+            out["pagila_a"], out["pagila_b"], out["pagila_c"] = alternate3(
+                args.reps, "pagila", sides)
+        else:
+            out["pagila_a"], out["pagila_b"] = alternate(args.reps, "pagila", *sides)
     if "branch" in args.parts and args.golden_scale > 0:
         print(f"generating users/orders at scale {args.golden_scale} ...", flush=True)
         out["golden_source"] = generate(server, "golden_src", args.golden_scale)
@@ -228,10 +270,13 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         f"Command: `.venv/bin/python bench/db_cli.py --reps {args.reps} --big-reps "
         f"{args.big_reps} --golden-scale {args.golden_scale} --big-scale {args.big_scale} "
-        f"--jobs {args.jobs} --parts {' '.join(args.parts)}`. Wall time of whole commands run "
-        "as subprocesses (what a user's shell sees), PostgreSQL 15 at its default settings "
-        "(fsync, synchronous_commit, full_page_writes on; shared_buffers 128MB), 2 cores; A "
-        "and B alternate (and which goes first alternates); VACUUM ANALYZE and CHECKPOINT "
+        f"--jobs {args.jobs} --parts {' '.join(args.parts)}"
+        + (" --no-bytecode" if args.no_bytecode else "")
+        + (" --baseline-tree DIR" if args.baseline_tree else "")
+        + "`. Wall time of whole commands run as subprocesses (what a user's shell sees), "
+        "PostgreSQL 15 at its default settings (fsync, synchronous_commit, full_page_writes "
+        "on; shared_buffers 128MB), 2 cores; A and B alternate (and which goes first "
+        "alternates); VACUUM ANALYZE and CHECKPOINT "
         "after every run, outside the timers.",
         "",
         f"- `envforge db --help`: median {statistics.median(r['help']):.2f} s "
@@ -250,6 +295,14 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
             "",
             f"- {ratio_summary(r['pagila_a'], r['pagila_b'], '<= 1.3')}",
         ]
+        if "pagila_c" in r:
+            ratios = [b / c for b, c in zip(r["pagila_b"], r["pagila_c"], strict=True)]
+            lines += [
+                f"- C: the same clone by the baseline tree ({args.baseline_tree}): median "
+                f"{statistics.median(r['pagila_c']):.2f} s ({runs_text(r['pagila_c'])}); "
+                f"C/A {statistics.median(r['pagila_c']) / statistics.median(r['pagila_a']):.2f} "
+                f"from the medians; B/C per run {runs_text(ratios)}, median "
+                f"**{statistics.median(ratios):.2f}**"]
     if "branch" in r:
         lines += [
             "",
@@ -309,6 +362,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--parts", nargs="+", default=["pagila", "branch", "big"],
                         choices=["pagila", "branch", "big"])
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="no bytecode cache: every command compiles envforge's modules")
+    parser.add_argument("--baseline-tree", type=Path, metavar="DIR",
+                        help="Pagila part: also time the clone by the envforge package in DIR")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
     parser.add_argument("--write-docs", type=Path, metavar="NOTES",
                         help="write the report into docs/benchmarks.md, followed by the "

@@ -42,9 +42,11 @@ from envforge.db.connection import ServerAddress, connected, read_only_snapshot
 from envforge.db.identifiers import identifier
 from envforge.db.identity import (
     GoldenIdentity,
+    engine_digest,
     key_fingerprint,
     rules_digest,
     schema_fingerprint,
+    source_instance,
     source_server_key,
 )
 from envforge.db.request import CloneReport, CloneRequest, log
@@ -144,7 +146,8 @@ def expected_identity(request: CloneRequest) -> GoldenIdentity:
         return GoldenIdentity(source=source_server_key(snap), database=request.source.dbname,
                               rules=rules_digest(request.rules),
                               key=key_fingerprint(request.key),
-                              schema=schema_fingerprint(snap))
+                              schema=schema_fingerprint(snap), instance=source_instance(snap),
+                              engine=engine_digest())
 
 
 def _stale_reason(info: GoldenInfo | None, expected: GoldenIdentity,
@@ -246,7 +249,8 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
         raise UnsafeTargetError(f"golden database names start with {GOLDEN_PREFIX!r}; got "
                                 f"{golden!r}")
     staging = staging_database_name(golden)
-    recipe = {"rules": rules_digest(request.rules), "key": key_fingerprint(request.key)}
+    recipe = {"rules": rules_digest(request.rules), "key": key_fingerprint(request.key),
+              "engine": engine_digest()}
     from envforge.db.clone import clone_database  # the rebuild alone needs the clone code
 
     report = clone_database(replace(
@@ -256,7 +260,8 @@ def _build_and_swap(request: CloneRequest, conn: psycopg.Connection[Any], keep: 
         marker = ownership_marker(conn, staging) or {}
         identity = GoldenIdentity(source=str(marker["source_id"]),
                                   database=str(marker["source_database"]),
-                                  schema=str(marker["schema"]), **recipe)
+                                  schema=str(marker["schema"]),
+                                  instance=str(marker.get("source_instance", "")), **recipe)
         conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
             identifier(staging)))
         _swap(conn, golden, staging, dict(marker, role="golden",
@@ -283,6 +288,12 @@ def _swap(conn: psycopg.Connection[Any], golden: str, staging: str, marker: dict
             try:
                 with conn.transaction():
                     old = _owned_marker(conn, golden)
+                    if old is not None and (old.get("role") != "golden"
+                                            or old.get("golden", golden) != golden):
+                        raise UnsafeTargetError(
+                            f"database {golden!r} is an envforge "
+                            f"{old.get('role', 'environment')} database, not the golden: "
+                            "it is never replaced by a golden copy; drop it yourself")
                     if old is not None:
                         previous = _previous_database_name(golden)
                         conn.execute(_RENAME.format(identifier(golden), identifier(previous)))

@@ -48,7 +48,7 @@ from envforge.db.copy import (
 )
 from envforge.db.coverage import CoverageMap, resolve_coverage
 from envforge.db.identifiers import identifier, identifier_text
-from envforge.db.identity import schema_fingerprint, source_server_key
+from envforge.db.identity import schema_fingerprint, source_instance, source_server_key
 from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
 from envforge.db.request import CloneReport, CloneRequest, log
@@ -105,7 +105,8 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
     name = request.target.dbname
     # What was read, recorded with the target: goldens compare it before they are branched.
     marker = dict(request.marker, strategy="clone", source=request.source.label,
-                  source_id=source_server_key(snap), source_database=request.source.dbname,
+                  source_id=source_server_key(snap), source_instance=source_instance(snap),
+                  source_database=request.source.dbname,
                   schema=schema_fingerprint(snap))
     if not start.early.adopt(marker):  # else made while the source was read
         create_owned_database(request.target, name, marker, replace=request.replace,

@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,18 +24,25 @@ import psycopg
 from envforge.db.rules import Rules
 
 _IDENTITY_FIELDS = ("source", "database", "rules", "key", "schema")
+# Recorded since goldens were found to outlive a restarted or copied source and a change of
+# envforge's own anonymisation code; a golden recorded without them is stale (rebuilt).
+_LATER_FIELDS = ("instance", "engine")
 
 
 @dataclass(frozen=True)
 class GoldenIdentity:
     """``source``: the source server's system identifier (see :func:`source_server_key`);
-    ``database``: the source database; ``rules``, ``key``, ``schema``: digests."""
+    ``database``: the source database; ``rules``, ``key``, ``schema``: digests; ``instance``:
+    when the source server started (:func:`source_instance`); ``engine``: a digest of the
+    code that anonymises (:func:`engine_digest`)."""
 
     source: str
     database: str
     rules: str
     key: str
     schema: str
+    instance: str = ""
+    engine: str = ""
 
     def as_marker(self) -> dict[str, str]:
         return asdict(self)
@@ -45,7 +55,8 @@ class GoldenIdentity:
         if not isinstance(recorded, dict) or any(
                 not isinstance(recorded.get(f), str) for f in _IDENTITY_FIELDS):
             return None
-        return cls(**{f: str(recorded[f]) for f in _IDENTITY_FIELDS})
+        return cls(**{f: str(recorded[f]) for f in _IDENTITY_FIELDS},
+                   **{f: str(recorded.get(f) or "") for f in _LATER_FIELDS})
 
     def same_source(self, other: GoldenIdentity) -> bool:
         return (self.source, self.database) == (other.source, other.database)
@@ -54,8 +65,33 @@ class GoldenIdentity:
         """What differs, in words a log line can carry (no values: digests only matter)."""
         names = {"source": "source server", "database": "source database",
                  "rules": "anonymisation rules", "key": "anonymisation key",
-                 "schema": "source schema"}
-        return [names[f] for f in _IDENTITY_FIELDS if getattr(self, f) != getattr(other, f)]
+                 "schema": "source schema",
+                 "instance": "source server instance (restarted, or another copy of it)",
+                 "engine": "envforge's anonymisation code"}
+        return [names[f] for f in (*_IDENTITY_FIELDS, *_LATER_FIELDS)
+                if getattr(self, f) != getattr(other, f)]
+
+
+# The modules whose code decides what a golden holds: which columns are refused (strict
+# classification), how values are faked and how rows are chosen and copied.
+_ENGINE_MODULES = ("classify", "names", "person_names_data", "transformers", "fakes",
+                   "fake_words_data", "copy", "copy_source", "rules", "coverage", "subset",
+                   "collisions", "tasks", "catalog", "objects", "clone", "schema")
+
+
+@lru_cache(maxsize=1)
+def engine_digest() -> str:
+    """sha256 of the source of :data:`_ENGINE_MODULES`: a golden made by other anonymisation
+    code (an envforge upgrade that fixes a transformer or finds more personal data) is
+    rebuilt before it is branched, as a rules change is."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _ENGINE_MODULES:
+        try:
+            digest.update(name.encode() + b"\0" + (here / f"{name}.py").read_bytes())
+        except OSError:  # installed without sources: every start counts as new code
+            digest.update(f"{name}: unreadable".encode() + os.urandom(16))
+    return digest.hexdigest()
 
 
 def rules_digest(rules: Rules) -> str:
@@ -68,6 +104,16 @@ def rules_digest(rules: Rules) -> str:
 def key_fingerprint(key: bytes) -> str:
     """A fingerprint of the anonymisation key that reveals nothing about it."""
     return hmac.new(key, b"envforge golden identity v1", hashlib.sha256).hexdigest()[:32]
+
+
+def source_instance(conn: psycopg.Connection[Any]) -> str:
+    """When the source server started. Two servers made from one data directory (a base
+    backup, a copied volume) share a system identifier; their start times tell them apart,
+    so a golden read from one is rebuilt, not branched, for the other (a restart of the
+    source rebuilds its goldens once)."""
+    row = conn.execute("SELECT pg_postmaster_start_time()::text").fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def source_server_key(conn: psycopg.Connection[Any]) -> str:

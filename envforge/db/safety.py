@@ -26,6 +26,10 @@ OWNER_MARK = "envforge:owned"
 # Roles of the databases behind branches (envforge.db.branch): an environment's clone, seed,
 # restore or branch never replaces one of them, whatever its name.
 _GOLDEN_ROLES = ("golden", "staging", "previous")
+# Names of goldens, their staging and their previous copies (envforge.db.branch): only a
+# database in one of those roles is ever created under them, so an environment named
+# `golden-shop` or `gnext-...` can neither squat on a golden's name nor be taken by a rebuild.
+RESERVED_PREFIXES = ("envforge_golden_", "envforge_gnext_", "envforge_gprev_")
 _NAME_MAX = 63  # NAMEDATALEN - 1
 
 
@@ -133,12 +137,23 @@ def create_owned_database_on(
                 f"database {name!r} on {server.host}:{server.port} is an envforge {role} "
                 f"copy (of {existing.get('golden', name)!r}), not an environment's "
                 "database: it is never replaced by one; choose another environment name")
+        if marker.get("role") in _GOLDEN_ROLES and role != marker.get("role"):
+            raise UnsafeTargetError(
+                f"database {name!r} on {server.host}:{server.port} is an envforge "
+                f"{role or 'environment'} database (for "
+                f"{existing.get('environment', existing.get('golden', '?'))!r}), not a "
+                f"{marker.get('role')} copy: a golden never replaces it; drop it yourself "
+                "('envforge db drop') or choose another golden name")
         if not replace:
             raise UnsafeTargetError(
                 f"database {name!r} on {server.host}:{server.port} already exists (created "
                 f"by envforge for {existing.get('environment', '?')!r}); drop it first "
                 "('envforge db drop') or replace it (--replace, or replace: true)")
         _drop(conn, name)
+    if name.startswith(RESERVED_PREFIXES) and marker.get("role") not in _GOLDEN_ROLES:
+        raise UnsafeTargetError(
+            f"database name {name!r} is reserved for envforge's golden copies (names starting "
+            f"with {', '.join(RESERVED_PREFIXES)}); choose another environment or database name")
     stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
     try:
         if template is None:
