@@ -131,7 +131,7 @@ def test_an_environment_with_its_own_database_container(
     healthy_at = time.monotonic()
     page = _customers_page(world, created["url"])
     # docs/benchmarks.md (real node): shown with -rP
-    seconds = {s["id"]: s.get("seconds") for s in created["run"]["steps"]}
+    seconds = {s["id"]: s.get("duration_s") for s in created["run"]["steps"]}
     print(f"create {created_at - started:.1f} s (database-container step "
           f"{seconds.get('database-container')} s), Synced+Healthy {healthy_at - created_at:.1f}"
           f" s later, first 200 {time.monotonic() - healthy_at:.1f} s after that")
