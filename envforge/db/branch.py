@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,15 +140,58 @@ def _golden_info(conn: psycopg.Connection[Any], golden: str) -> GoldenInfo | Non
     return GoldenInfo(golden, built, marker, GoldenIdentity.from_marker(marker))
 
 
-def expected_identity(request: CloneRequest) -> GoldenIdentity:
-    """The identity a golden built from ``request`` now would have (reads the source's
-    system identifier and schema fingerprint; the source is only read)."""
-    with read_only_snapshot(request.source) as snap:
-        return GoldenIdentity(source=source_server_key(snap), database=request.source.dbname,
-                              rules=rules_digest(request.rules),
-                              key=key_fingerprint(request.key),
-                              schema=schema_fingerprint(snap), instance=source_instance(snap),
-                              engine=engine_digest())
+@dataclass(frozen=True)
+class SourceFacts:
+    """The source's part of a golden's identity, as read now."""
+
+    source: str
+    database: str
+    schema: str
+    instance: str
+
+
+def read_source_facts(source: ServerAddress) -> SourceFacts:
+    """The source's system identifier, schema fingerprint and start (only read)."""
+    with read_only_snapshot(source) as snap:
+        return SourceFacts(source_server_key(snap), source.dbname, schema_fingerprint(snap),
+                           source_instance(snap))
+
+
+class SourceFactsReader:
+    """:func:`read_source_facts` on a thread, started before the rules are parsed and the
+    environments' server is reached: psycopg waits without the GIL, so a branch's round trips
+    to the two servers overlap each other and the caller's imports."""
+
+    def __init__(self, source: ServerAddress) -> None:
+        self.source = source
+        self._facts: SourceFacts | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="envforge-source-facts",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._facts = read_source_facts(self.source)
+        except BaseException as e:  # handed to the caller of result()
+            self._error = e
+
+    def result(self) -> SourceFacts:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._facts is not None
+        return self._facts
+
+
+def expected_identity(request: CloneRequest, facts: SourceFacts | None = None
+                      ) -> GoldenIdentity:
+    """The identity a golden built from ``request`` now would have (``facts``: the source's
+    part, read already; else read now; the source is only read)."""
+    facts = facts or read_source_facts(request.source)
+    return GoldenIdentity(source=facts.source, database=facts.database,
+                          rules=rules_digest(request.rules), key=key_fingerprint(request.key),
+                          schema=facts.schema, instance=facts.instance, engine=engine_digest())
 
 
 def _stale_reason(info: GoldenInfo | None, expected: GoldenIdentity,
@@ -204,14 +248,15 @@ def golden_lock(server: ServerAddress, golden: str) -> Iterator[psycopg.Connecti
 
 def ensure_golden(request: CloneRequest, max_age: timedelta | None, *, keep: int = 1,
                   rebuild: bool = False, logger: Any = log,
-                  admin: psycopg.Connection[Any] | None = None
-                  ) -> tuple[GoldenInfo, CloneReport | None]:
+                  admin: psycopg.Connection[Any] | None = None,
+                  facts: SourceFacts | None = None) -> tuple[GoldenInfo, CloneReport | None]:
     """The golden named by ``request.target``, rebuilt when missing, of another identity
     (rules, key, source schema) or older than ``max_age`` (None: no age limit); refused when
     it belongs to another source. A fresh golden is returned without waiting for any lock.
-    ``admin``: an autocommit session to the server's maintenance database to check on."""
+    ``admin``: an autocommit session to the server's maintenance database to check on;
+    ``facts``: the source's part of the identity, read already."""
     server, golden = request.target, request.target.dbname
-    expected = expected_identity(request)
+    expected = expected_identity(request, facts)
     if not rebuild:
         info = _golden_info(admin, golden) if admin is not None else golden_info(server, golden)
         if _stale_reason(info, expected, max_age, server) is None:
@@ -396,16 +441,22 @@ def branch_database_on(conn: psycopg.Connection[Any], server: ServerAddress, gol
 
 def branch_from_golden(request: CloneRequest, target: str, marker: dict[str, Any],
                        max_age: timedelta | None, *, keep: int = 1, replace: bool = False,
-                       rebuild: bool = False, logger: Any = log) -> BranchResult:
+                       rebuild: bool = False, logger: Any = log,
+                       source_facts: SourceFactsReader | None = None) -> BranchResult:
     """Branch ``target`` from the golden ``request.target`` names, rebuilding the golden
     first when it is missing, stale or ``rebuild`` is asked (see :func:`ensure_golden`). A
     golden swapped for one of another identity between the check and the copy is checked
-    again (at most three times)."""
+    again (at most three times). ``source_facts``: the source's identity being read already
+    (else it is read while the session to the environments' server opens)."""
     server = request.target
+    if source_facts is None or source_facts.source != request.source:
+        source_facts = SourceFactsReader(request.source)
     with connected(server.with_database("postgres"), autocommit=True) as admin:
         for attempt in range(3):
+            facts = source_facts.result() if attempt == 0 else None  # later: read again
             info, built = ensure_golden(request, max_age, keep=keep, logger=logger,
-                                        rebuild=rebuild and attempt == 0, admin=admin)
+                                        rebuild=rebuild and attempt == 0, admin=admin,
+                                        facts=facts)
             try:
                 seconds = branch_database_on(admin, server, info.database, target, marker,
                                              replace=replace, expected=info.identity,

@@ -17,11 +17,12 @@ import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from envforge.db.rules import Rules
+if TYPE_CHECKING:
+    from envforge.db.rules import Rules
 
 _IDENTITY_FIELDS = ("source", "database", "rules", "key", "schema")
 # Recorded since goldens were found to outlive a restarted or copied source and a change of

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envforge.db.connection import ServerAddress
-from envforge.db.rules import Rules
+
+if TYPE_CHECKING:  # the rules' models load when rules are parsed: a branch's source read and
+    from envforge.db.rules import Rules  # its session start overlap that import
 
 log = logging.getLogger("envforge.db")
 
