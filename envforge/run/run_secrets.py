@@ -11,11 +11,14 @@ the workspace is scanned, so a value a skeleton rendered never reaches Git.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from envforge.errors import ConfigurationError, SecretReferenceError, TemplateError
 
@@ -106,13 +109,19 @@ def parse_secret_assignments(items: Sequence[str]) -> dict[str, str]:
 
 
 def _read_secret_file(name: str, path: Path) -> str:
+    # O_NONBLOCK: a FIFO (or a device) never hangs the open; only a regular file is read
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_SECRET_FILE_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise ConfigurationError(f"--secret {name}=@{path}: cannot read the file "
                                  f"({e.strerror or type(e).__name__}); give a readable file"
                                  ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigurationError(f"--secret {name}=@{path}: not a regular file (a pipe, "
+                                 "a device or a folder); give a file holding the value")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_SECRET_FILE_BYTES + 1)
     if len(data) > MAX_SECRET_FILE_BYTES:
         raise ConfigurationError(f"--secret {name}=@{path}: the file is over "
                                  f"{MAX_SECRET_FILE_BYTES // 1024} KiB; a secret is smaller")
@@ -143,11 +152,44 @@ def parse_block_specs(specs: Sequence[str]) -> dict[str, str]:
     return blocks
 
 
+def secret_pattern(value: str) -> re.Pattern[str]:
+    """What finds ``value`` in a text after the template's filters reshaped it: as is or
+    reversed (``reverse``), in any case (``upper``, ``lower``, ``title``, ``capitalize``),
+    percent-encoded (``urlencode``), or with one short separator put between every character
+    (``list | join('-')``). A secret cut into parts (``truncate``) is not found: a template
+    should not be handed a secret it may render into Git (docs/security.md, known limits)."""
+    forms = {value, value[::-1], quote(value, safe=""), quote(value, safe="-_.!~*'()")}
+    alternatives = [re.escape(form) for form in sorted(forms)]
+    for chars in (value, value[::-1]):
+        if len(chars) <= 256:
+            sep = rf"(?P<s{len(alternatives)}>[^A-Za-z0-9]{{1,3}})"
+            alternatives.append(re.escape(chars[0]) + sep + f"(?P=s{len(alternatives)})".join(
+                re.escape(c) for c in chars[1:]))
+    return re.compile("|".join(f"(?:{a})" for a in alternatives), re.IGNORECASE)
+
+
+def secret_forms(value: str) -> set[str]:
+    """The literal forms of ``value`` a template's filters make without cutting it (for the
+    log redactor, which masks literals): as is, reversed, upper/lower/title/capitalized,
+    percent-encoded. :func:`secret_pattern` finds these and interleaved ones in files and
+    fields."""
+    forms = {value, value[::-1], quote(value, safe=""), quote(value, safe="-_.!~*'()")}
+    return {f for form in forms for f in (form, form.upper(), form.lower(), form.title(),
+                                          form.capitalize())}
+
+
+def holds_secret(text: str, value: str) -> bool:
+    """Whether ``text`` holds ``value`` in any form :func:`secret_pattern` finds."""
+    return bool(value) and secret_pattern(value).search(text) is not None
+
+
 def secret_fields(value: Any, secrets: Mapping[str, str], where: str) -> list[tuple[str, str]]:
-    """(field path, secret name) for every string in ``value`` holding a secret's value."""
+    """(field path, secret name) for every string in ``value`` holding a secret's value (in
+    any form :func:`secret_pattern` finds)."""
     found: list[tuple[str, str]] = []
     if isinstance(value, str):
-        found += [(where, n) for n, v in secrets.items() if isinstance(v, str) and v and v in value]
+        found += [(where, n) for n, v in secrets.items()
+                  if isinstance(v, str) and v and holds_secret(value, v)]
     elif isinstance(value, Mapping):
         for k, v in value.items():
             found += secret_fields(v, secrets, f"{where}.{k}")
@@ -170,13 +212,19 @@ def refuse_secret_values(value: Any, secrets: Mapping[str, str], where: str) -> 
 def files_holding_secrets(root: Path, secrets: Mapping[str, str],
                           max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
     """(file, secret name) for each workspace file (no link followed) holding a value."""
-    wanted = {n: v.encode() for n, v in secrets.items() if isinstance(v, str) and v}
+    wanted = {n: secret_pattern(v) for n, v in secrets.items() if isinstance(v, str) and v}
     hits: list[tuple[str, str]] = []
     if not wanted or not root.is_dir():
         return hits
     for path in sorted(root.rglob("*")):
         if path.is_symlink() or not path.is_file() or ".git" in path.relative_to(root).parts:
             continue
-        data = path.read_bytes()[:max_bytes]
-        hits += [(path.relative_to(root).as_posix(), n) for n, v in wanted.items() if v in data]
+        # decoded losslessly either way: UTF-8 where it is text, else one char per byte
+        raw = path.read_bytes()[:max_bytes]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        hits += [(path.relative_to(root).as_posix(), n) for n, pattern in wanted.items()
+                 if pattern.search(text)]
     return hits

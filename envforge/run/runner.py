@@ -55,6 +55,7 @@ from envforge.run.run_secrets import (
     check_secret_values,
     files_holding_secrets,
     refuse_secret_values,
+    secret_forms,
 )
 from envforge.run.step_graph import resources_of, step_dependencies
 from envforge.run.workspaces import new_workspace
@@ -184,7 +185,8 @@ class TemplateRun:
             self.secrets = dict(self.services.run_secrets)
         if self.secrets:
             check_secret_values(self.secrets)
-            default_redactor().register_all(v for v in self.secrets.values() if v)
+            default_redactor().register_all(  # and the forms a filter reshapes it to
+                f for v in self.secrets.values() if v for f in secret_forms(v))
             install()  # every log record (Prefect's API handler's too) is masked at birth
         self.engine = ExpressionEngine()
         self.outputs: dict[str, dict[str, Any]] = {}
