@@ -36,3 +36,14 @@ def test_the_clone_and_branch_paths_load_no_heavy_library() -> None:
                            "envforge.db.rules")
     assert "psycopg" in modules
     assert not heavy(modules)
+
+
+def test_what_starts_a_clone_or_a_branch_loads_no_rules_models() -> None:
+    """`envforge db clone` opens the snapshot, the schema dump and CREATE DATABASE, and
+    `envforge db branch` starts reading the source's identity, before the rules' models are
+    imported: those imports then overlap the servers' work (envforge/db/clone_start.py,
+    SourceFactsReader)."""
+    modules = loaded_after("import envforge.cli.db, envforge.db.clone_start, "
+                           "envforge.db.branch")
+    assert "psycopg" in modules
+    assert "envforge.db.rules" not in modules and "envforge.db.classify" not in modules
