@@ -1,0 +1,54 @@
+"""An image a create pushed before it was killed is recorded before the push and deleted by
+the next create or destroy, with image:build's own rollback rules (only the tag the run
+pushed, only while it still points at the recorded digest). Real buildah and registry."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from envforge.actions.base import ActionContext
+from envforge.environments.intents import abandon_create, begin_create, recover_killed_create
+from envforge.images.actions import ImageBuild, ImageBuildInput
+from envforge.templating.loader import load_template
+from tests.integration.images.conftest import Registry
+from tests.integration.images.test_action_and_cli import buildah_env  # noqa: F401
+from tests.services_fixtures import make_services
+
+pytestmark = [pytest.mark.buildah, pytest.mark.slow]
+
+
+def test_a_killed_creates_pushed_image_is_deleted_by_the_next_create(
+    make_repo: Callable[..., Path], registry: Registry, base_image: str,
+    buildah_env: None, tmp_path: Path,  # noqa: F811
+) -> None:
+    name = f"img-{uuid.uuid4().hex[:8]}"
+    app = f"killed-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "template.yaml").write_text(
+        "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\n"
+        "metadata: {name: killed-image}\nspec:\n  type: service\n  steps:\n"
+        "    - {id: image, action: image:build, input: {repoUrl: x, ref: main}}\n")
+    services = make_services()
+    intent = begin_create(services, name, load_template(tmp_path / "tpl"),
+                          uuid.uuid4().hex[:12], name)
+    bare = make_repo({"index.html": f"<p>{app}</p>\n"})
+    ctx = ActionContext(services=services, run_id=intent.runId, step_id="image",
+                        template_name="killed-image", template_dir=tmp_path,
+                        workspace=tmp_path, environment={"name": name, "namespace": name},
+                        logger=logging.getLogger("test.images.killed"))
+    built = ImageBuild().run(ctx, ImageBuildInput(
+        repoUrl=bare.as_uri(), ref="main", app=app, registry=registry.access.address,
+        tlsVerify=False, baseImage=base_image))
+    tag = built.imageTag.rsplit(":", 1)[1]
+    assert not built.cached and registry.digest(app, tag) == built.digest
+    abandon_create(services, intent)  # killed before its commit: nothing rolled back
+
+    cleaned = recover_killed_create(services, name, committed=False)
+    assert cleaned is not None and cleaned.problems == []
+    assert cleaned.images == [built.imageTag]
+    assert registry.digest(app, tag) is None
