@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -112,16 +113,6 @@ def crash_orphaned_runs(home: Path) -> list[str]:
 
 def _crash(client: Any, record: FlowRunRecord) -> bool:
     """Crashed for the run and its unfinished task runs, unless it already ended."""
-    from uuid import UUID
-
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterId,
-        TaskRunFilter,
-        TaskRunFilterState,
-        TaskRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Crashed
 
@@ -134,14 +125,32 @@ def _crash(client: Any, record: FlowRunRecord) -> bool:
         return False
     message = (f"the envforge CLI ({record.process.describe()}) running it was killed; "
                "marked crashed by a later envforge command")
-    unfinished = client.read_task_runs(
+    _end_flow_run(client, run_id, lambda: Crashed(message=message),
+                  ("RUNNING", "PENDING", "SCHEDULED"))
+    return True
+
+
+def _end_flow_run(client: Any, run_id: UUID, state: Callable[[], Any],
+                  unfinished: tuple[str, ...]) -> None:
+    """Put the run's task runs still in one of the ``unfinished`` state types, then the run
+    itself, in ``state()`` (Crashed, Cancelled), forced: the engine that would have ended them
+    is gone or going."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    task_runs = client.read_task_runs(
         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
         task_run_filter=TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(
-            any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED]))))
-    for task_run in unfinished:
-        client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
-    client.set_flow_run_state(run_id, Crashed(message=message), force=True)
-    return True
+            any_=[StateType(name) for name in unfinished]))))
+    for task_run in task_runs:
+        client.set_task_run_state(task_run.id, state(), force=True)
+    client.set_flow_run_state(run_id, state(), force=True)
 
 
 def stop_reporting_handler(flow_run_id: str) -> Callable[[int, FrameType | None], Any]:
@@ -175,26 +184,10 @@ def stop_reporting_handler(flow_run_id: str) -> Callable[[int, FrameType | None]
 
 
 def _report_cancelled(flow_run_id: str, signal_name: str) -> None:
-    from uuid import UUID
-
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterId,
-        TaskRunFilter,
-        TaskRunFilterState,
-        TaskRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
     from prefect.states import Cancelled
 
-    run_id = UUID(flow_run_id)
     message = f"envforge run stopped by {signal_name}"
     with get_client(sync_client=True) as client:
-        unfinished = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
-            task_run_filter=TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(
-                any_=[StateType.RUNNING, StateType.PENDING]))))
-        for task_run in unfinished:
-            client.set_task_run_state(task_run.id, Cancelled(message=message), force=True)
-        client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
+        _end_flow_run(client, UUID(flow_run_id), lambda: Cancelled(message=message),
+                      ("RUNNING", "PENDING"))
