@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 import yaml
 
-from envforge.errors import EnvironmentNotFoundError, GitOpsError
+from envforge.errors import GitOpsError
 from envforge.gitops.naming import check_environment_name
 from envforge.gitops.record import EnvironmentRecord, SleepState, utc_now
 from envforge.gitops.render import application_file, dump_documents, environment_dir, record_file
-from envforge.gitops.store import EnvironmentStore
+from envforge.gitops.store import EnvironmentStore, existing_record
 from envforge.settings import load_settings
 
 SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
@@ -159,13 +159,7 @@ def _change(store: EnvironmentStore, name: str, action: Change, reason: str, run
     notes: dict[str, str] = {}
 
     def write(root: Path) -> None:
-        file = root / record_file(name)
-        if not file.is_file():
-            raise EnvironmentNotFoundError(
-                f"cannot {action} environment {name!r}: it does not exist in the GitOps "
-                "repository (see 'envforge env list')")
-        current = EnvironmentRecord.from_yaml(file.read_text(encoding="utf-8"),
-                                              record_file(name))
+        current = existing_record(root, name, action)
         holder["record"] = current
         when = now or utc_now()
         manifests = read_manifests(root, name)
@@ -201,7 +195,7 @@ def _change(store: EnvironmentStore, name: str, action: Change, reason: str, run
         for rel, text in changed.items():
             if text != manifests[rel]:
                 (base / rel).write_text(text, encoding="utf-8")
-        file.write_text(wanted.to_yaml(), encoding="utf-8")
+        (root / record_file(name)).write_text(wanted.to_yaml(), encoding="utf-8")
 
     def message() -> tuple[str, dict[str, str]]:
         record = holder.get("record")

@@ -32,7 +32,6 @@ from envforge.environments.upgrade_outputs import FAKED, Carried, carry_forward,
 from envforge.environments.upgrade_rebuild import Rebuild, RebuiltStep, undo_rebuilds
 from envforge.errors import (
     EnvforgeError,
-    EnvironmentNotFoundError,
     ParameterError,
     TemplateError,
 )
@@ -41,7 +40,7 @@ from envforge.gitops.actions import find_manifests
 from envforge.gitops.record import EnvironmentRecord, public_parameters, utc_now
 from envforge.gitops.render import application_file, environment_dir, record_file
 from envforge.gitops.runs import environment_template
-from envforge.gitops.store import EnvironmentStore
+from envforge.gitops.store import EnvironmentStore, existing_record, not_found_error
 from envforge.gitops.versions import describe_version, template_version
 from envforge.run.runner import TemplateRun
 from envforge.secrets.redaction import mask_credential_values
@@ -348,13 +347,7 @@ def _publish(store: EnvironmentStore, prepared: RenderedUpgrade, outcome: Upgrad
 
     def compare(root: Path) -> dict[str, str] | None:
         """The files to write, or None when the environment would not change."""
-        current_text = (root / record_file(name))
-        if not current_text.is_file():
-            raise EnvironmentNotFoundError(
-                f"cannot upgrade environment {name!r}: it does not exist in the GitOps "
-                "repository (see 'envforge env list')")
-        current = EnvironmentRecord.from_yaml(current_text.read_text(encoding="utf-8"),
-                                              record_file(name))
+        current = existing_record(root, name, "upgrade")
         # the freshly synced record, with what the upgrade changes: parameters and version
         base = current.model_copy(update={
             "spec": current.spec.model_copy(update={
@@ -441,9 +434,7 @@ def upgrade_environments(store: EnvironmentStore, catalog: TemplateCatalog,
     chosen, missing = choose_environments(store.list(), names, template, all_environments)
     report = UpgradeReport()
     for name in missing:
-        outcome = UpgradeOutcome(name, "failed", error=(
-            f"cannot upgrade environment {name!r}: it does not exist in the GitOps repository "
-            "(see 'envforge env list')"))
+        outcome = UpgradeOutcome(name, "failed", error=str(not_found_error(name, "upgrade")))
         report.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)

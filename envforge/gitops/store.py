@@ -93,7 +93,7 @@ class EnvironmentStore:
     def get(self, name: str, action: str = "show") -> EnvironmentRecord:
         record = self.find(name)
         if record is None:
-            raise _not_found(name, action)
+            raise not_found_error(name, action)
         return record
 
     def find(self, name: str) -> EnvironmentRecord | None:
@@ -193,9 +193,7 @@ class EnvironmentStore:
         holder: dict[str, EnvironmentRecord] = {}
 
         def write(root: Path) -> None:
-            current = _read_record(root, name)
-            if current is None:
-                raise _not_found(name, action)
+            current = existing_record(root, name, action)
             wanted = change(current, root)
             if wanted is current and not rerender_unchanged:
                 holder["record"] = current
@@ -232,7 +230,7 @@ class EnvironmentStore:
         def write(root: Path) -> None:
             current = _read_record(root, name)
             if current is None and not (root / application_file(name)).exists():
-                raise _not_found(name, "destroy")
+                raise not_found_error(name, "destroy")
             if current is not None:
                 holder["record"] = current
             shutil.rmtree(root / environment_dir(name), ignore_errors=True)
@@ -274,10 +272,21 @@ def _with_domains(record: EnvironmentRecord, domains: list[str]) -> EnvironmentR
         update={"domains": domains})})
 
 
-def _not_found(name: str, action: str) -> EnvironmentNotFoundError:
+def not_found_error(name: str, action: str) -> EnvironmentNotFoundError:
+    """The one-line error for ``action`` (sleep, upgrade, ...) on an environment that does not
+    exist."""
     return EnvironmentNotFoundError(
         f"cannot {action} environment {name!r}: it does not exist in the GitOps repository "
         "(see 'envforge env list')")
+
+
+def existing_record(root: Path, name: str, action: str) -> EnvironmentRecord:
+    """Environment ``name``'s record in the working copy at ``root``, or the not-found error
+    for ``action``: for writers that change an environment inside the publisher's loop."""
+    record = _read_record(root, name)
+    if record is None:
+        raise not_found_error(name, action)
+    return record
 
 
 def _read_record(root: Path, name: str) -> EnvironmentRecord | None:
