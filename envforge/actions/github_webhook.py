@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
-from envforge.actions.publish_common import check_name, open_client
+from envforge.actions.publish_common import check_host, check_name, open_client
 from envforge.capabilities import parse_url
 from envforge.errors import ActionError, EgressRefusedError
 from envforge.templating.filters import parse_repo_url
@@ -109,13 +109,7 @@ class GithubWebhook(Action[GithubWebhookInput, GithubWebhookOutput]):
     def _target(self, ctx: ActionContext, params: GithubWebhookInput, step: str
                 ) -> tuple[str, str]:
         parts = parse_repo_url(params.repoUrl)
-        host = parts["host"].lower().rstrip(".")
-        configured = ctx.capabilities.provider("github").host
-        if host != configured:
-            raise ActionError(
-                f"{step}: repoUrl host {host!r} is not the configured github host "
-                f"{configured!r} (ENVFORGE_GITHUB_HOST); the token goes only to the "
-                "configured provider")
+        check_host(parts, step, ctx.capabilities.provider("github"))
         owner = parts.get("owner", "")
         if not owner:
             raise ActionError(f"{step}: repoUrl {params.repoUrl!r} names no owner")
