@@ -217,8 +217,9 @@ def render(timelines: list[Timeline], parts: dict[str, str], prs: int, problems:
         f"    .venv/bin/python bench/fleet.py --prs {prs} --write-docs",
         "",
         f"{prs} signed `opened` deliveries at the same moment -> {prs} preview-app "
-        "environments Healthy on the demo's cluster (the application's commit pr-1 built, an "
-        "image per environment, database as pr-1's, secret from Vault), the Prefect server on "
+        "environments Healthy on the demo's cluster (the application's commit pr-1 built: each "
+        "environment's image is tagged from that one build, nothing rebuilt; database as "
+        "pr-1's, secret from Vault), the Prefect server on "
         f"{database}, concurrency bounded by scripts/prefect-local.sh (work pool "
         f"{os.environ.get('ENVFORGE_POOL_CONCURRENCY', '4')} flow runs; tags envforge-db and "
         "envforge-image 2 task runs each with PostgreSQL, unless set otherwise when the demo "

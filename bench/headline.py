@@ -123,8 +123,9 @@ def render(timelines: list[Timeline], parts: dict[str, str], reps: int,
         "",
         "A signed GitHub `pull_request` `opened` delivery to `envforge webhook serve` -> the "
         "preview-app environment Healthy on the demo's cluster: the demo application's commit "
-        "that pr-1 built (preview-app names the image after the environment, so each pull "
-        "request builds and pushes its own: the registry's cache is per image name), database "
+        "that pr-1 built (preview-app names the image after the environment; image:build tags "
+        "it from pr-1's build of that commit, envforge/builds in the registry: nothing "
+        "rebuilt), database "
         f"`{database}`, secret from Vault; the demo's warm runner and "
         "process worker (1 s poll) run create-environment; Argo CD syncs the commit. Each "
         "environment is destroyed (a `closed` delivery) and gone before the next. On this "
