@@ -16,6 +16,7 @@ A live holder, or one on another machine whose run is still running, is waited f
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Iterator
@@ -65,7 +66,9 @@ def environment_lock(name: str, timeout_seconds: float) -> Iterator[None]:
                   "process": current_process().model_dump(mode="json")}
         _write_holder(client, name, record)
         stop = threading.Event()
-        renewer = threading.Thread(target=_renew, args=(lease, stop), daemon=True,
+        # the caller's context (Prefect's settings live in context variables: the same API)
+        context = contextvars.copy_context()
+        renewer = threading.Thread(target=context.run, args=(_renew, lease, stop), daemon=True,
                                    name=f"envforge-lock-{name}")
         renewer.start()
         try:

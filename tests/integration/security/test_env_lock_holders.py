@@ -130,3 +130,30 @@ def test_a_live_holder_is_waited_for() -> None:
         thread.join(timeout=30)
     with environment_lock(name, WAIT):
         pass
+
+
+def test_a_held_lease_is_renewed_on_the_same_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The renewal thread talks to the server the lock was taken on (Prefect's settings are
+    context variables: a bare thread would not see them) and the server accepts it."""
+    import time
+
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from envforge.environments import locks
+
+    answers: list[int] = []
+    renew = SyncPrefectClient.renew_concurrency_lease
+
+    def recording(self: SyncPrefectClient, lease_id: uuid.UUID, lease_duration: float) -> object:
+        response = renew(self, lease_id, lease_duration)
+        answers.append(response.status_code)
+        return response
+
+    monkeypatch.setattr(SyncPrefectClient, "renew_concurrency_lease", recording)
+    monkeypatch.setattr(locks, "RENEW_SECONDS", 0.2)
+    name = f"lock-{uuid.uuid4().hex[:8]}"
+    with environment_lock(name, WAIT):
+        deadline = time.monotonic() + 20
+        while len(answers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert len(answers) >= 2 and set(answers) == {204}
