@@ -136,13 +136,12 @@ class DatabaseContainer(Action[DatabaseContainerInput, DatabaseContainerOutput])
         connections = require_connections(ctx.services, f"step {ctx.step_id!r}")
         cluster = connections.kubernetes_cluster(params.clusterBlock)
         writer = _SecretWriter(cluster.api_client, cluster.request_timeout_seconds, ())
+        # the Secret first, at once: a namespace's deletion empties it only later
+        writer.delete_secret(output.namespace, output.secretName)
+        ctx.logger.info("rolled back: deleted Secret %s/%s", output.namespace, output.secretName)
         if output.namespaceCreated:
             writer.delete_namespace(output.namespace)
             ctx.logger.info("rolled back: deleted namespace %s", output.namespace)
-        elif output.created:
-            writer.delete_secret(output.namespace, output.secretName)
-            ctx.logger.info("rolled back: deleted Secret %s/%s", output.namespace,
-                            output.secretName)
 
     def check(self, params: DatabaseContainerInput, template_dir: Path) -> list[str]:
         missing = [f for f in ([params.schema_] if params.schema_ else []) + params.fixtures

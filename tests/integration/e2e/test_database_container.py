@@ -16,7 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import yaml
 
 from envforge.core.config import PROJECT_ROOT
 from envforge.images.builders import BuildahBuilder
@@ -92,6 +94,23 @@ def _customers_page(world: World, url: str, seconds: float = 240) -> str:
     raise AssertionError(f"{url} did not answer 200 in {seconds:.0f} s; last: {last}")
 
 
+def _fail_after(directory: Path, after: str) -> None:
+    """A step that fails when it runs (debug:wait refuses "never"), inserted after ``after``
+    and depending on it (it reads its output), so it runs once that step completed."""
+    path = directory / "template.yaml"
+    template = yaml.safe_load(path.read_text())
+    steps = template["spec"]["steps"]
+    boom = {"id": "boom", "action": "debug:wait",
+            "input": {"seconds": f"never${{{{ steps['{after}'].output.secretName }}}}"}}
+    steps.insert(next(i for i, s in enumerate(steps) if s["id"] == after) + 1, boom)
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+
+
+def _databases(world: World) -> set[str]:
+    with psycopg.connect(world.database.conninfo(), autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
 def _gitops_objects(world: World) -> str:
     return subprocess.run(["git", "--git-dir", str(world.gitops), "cat-file",
                            "--batch-all-objects", "--batch"], capture_output=True,
@@ -124,6 +143,7 @@ def test_an_environment_with_its_own_database_container(
     assert len(password) >= 32
     assert "CREATE TABLE public.customers" in base64.b64decode(secret["seed.sql"]).decode()
     assert password not in _gitops_objects(world) and password not in repr(created)
+    assert not [d for d in _databases(world) if name.replace("-", "_") in d]  # scratch dropped
 
     status = wait_synced_and_healthy(world, name, seconds=900)
     synced = {(r["kind"], r["name"]) for r in status["resources"]}
@@ -173,3 +193,24 @@ def test_a_missing_database_image_is_one_line_and_leaves_nothing(
     assert git("--git-dir", str(world.gitops), "rev-parse", "main") == head
     assert cluster_secret(world, name, f"{name}-database") is None
     assert cluster_secret(world, name, f"{name}-secrets") is None
+
+
+def test_a_later_failure_takes_the_database_container_back(
+        prefect_server: None, world: World, postgres_image: str, tmp_path: Path) -> None:
+    """A step failing after db:container: its Secret (password and seed) is deleted, no
+    scratch database stays, nothing reaches Git."""
+    from envforge.errors import StepFailedError
+    from flows.environments import create_environment
+
+    name = f"dbr-{uuid.uuid4().hex[:6]}"
+    _fail_after(world.templates / "preview-app", "database-container")
+    head = git("--git-dir", str(world.gitops), "rev-parse", "main")
+    parameters: dict[str, Any] = {
+        "repoUrl": world.app_repo.as_uri(), "imageRegistry": world.registry.access.address,
+        "registryTls": False, "database": "container", "databaseImage": postgres_image}
+    with pytest.raises(StepFailedError) as info:
+        create_environment(name, template="preview-app", parameters=parameters)
+    assert info.value.step_id == "boom" and info.value.rollback_failures == []
+    assert git("--git-dir", str(world.gitops), "rev-parse", "main") == head
+    assert cluster_secret(world, name, f"{name}-database") is None
+    assert not [d for d in _databases(world) if name.replace("-", "_") in d]
