@@ -292,11 +292,13 @@ class TemplateRun:
             # ``token`` (fetch:*, publish:*) authenticates the request and never reaches Git
             committed = {k: v for k, v in rendered.items() if k != "token"}
             refuse_references_in_git_fields(committed, f"{where} field input")
-            if not action.id.startswith("fetch:"):  # fetch:* values render into the
-                # workspace, which is scanned before anything is published; publish:github's
-                # ``secrets`` (the new repository's Actions secrets) go to its API, not Git
-                refuse_secret_values({k: v for k, v in committed.items() if k != "secrets"},
-                                     self.secrets, f"{where} field input")
+            # fetch:* ``values`` render into the workspace, which is scanned before anything
+            # is published (the rest of its input, its url above all, leaves the machine:
+            # a secret in it would be sent to whatever host the URL names); publish:github's
+            # ``secrets`` (the new repository's Actions secrets) go to its API, not Git
+            kept_out = "values" if action.id.startswith("fetch:") else "secrets"
+            refuse_secret_values({k: v for k, v in committed.items() if k != kept_out},
+                                 self.secrets, f"{where} field input")
         try:
             params = action.input_model.model_validate(rendered)
         except ValidationError as e:

@@ -108,3 +108,22 @@ def test_a_secret_file_that_is_a_pipe_is_refused_at_once(tmp_path: Path) -> None
     assert "\n" not in str(error)
     with pytest.raises(ConfigurationError, match="not a regular file"):
         parse_secret_assignments([f"API_TOKEN=@{tmp_path}"])
+
+
+@pytest.mark.parametrize("url", [
+    "https://allowed.example/x?k=${{ secrets.API_TOKEN }}",
+    "https://allowed.example/${{ secrets.API_TOKEN | reverse }}/archive.tar.gz",
+])
+def test_a_secret_never_leaves_in_a_fetch_url(tmp_path: Path, url: str) -> None:
+    """A fetch sends its URL to the host it names: a secret there is refused before any
+    request (the egress allowlist decides where, this decides what)."""
+    directory = make(tmp_path, f"""\
+      steps:
+        - id: fetch
+          action: fetch:plain
+          input: {{url: "{url}"}}
+    """)
+    with pytest.raises(StepFailedError, match=r"input\.url \(secrets\.API_TOKEN\): holds a "
+                       r"secret's value") as caught:
+        run(directory, secrets={"API_TOKEN": VALUE})
+    assert VALUE not in str(caught.value)
