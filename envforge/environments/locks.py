@@ -17,6 +17,7 @@ A live holder, or one on another machine whose run is still running, is waited f
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from uuid import UUID
 from envforge.core.processes import ProcessIdentity, current_process
 from envforge.errors import EnvironmentLockTimeoutError
 
+logger = logging.getLogger("envforge.locks")
 #: Prefect's shortest lease (its API refuses less); renewed well before it runs out
 LEASE_SECONDS = 60.0
 RENEW_SECONDS = 15.0
@@ -139,9 +141,7 @@ def free_stale_holder(client: Any, name: str) -> str | None:
         return None
     client.release_concurrency_slots_with_lease(lease)  # a lease already gone: no-op
     _forget_holder(client, name, record["lease"])
-    import logging
-
-    logging.getLogger("envforge.locks").warning(
+    logger.warning(
         "environment %r: freed the lock of a run that no longer holds it (%s)", name, why)
     return why
 
@@ -173,8 +173,13 @@ def _renew(lease: UUID, stop: threading.Event) -> None:
 
     with get_client(sync_client=True) as client:
         while not stop.wait(RENEW_SECONDS):
-            with suppress(Exception):  # a missed renewal is tried again; the lease has slack
+            try:
                 client.renew_concurrency_lease(lease, LEASE_SECONDS)
+            except Exception as e:  # tried again next round: the lease has 45 s of slack
+                logger.warning(
+                    "could not renew the environment lock's lease %s (%s: %s); if this lasts "
+                    "%g s the lock lapses", lease, type(e).__name__, str(e)[:200],
+                    LEASE_SECONDS)
 
 
 def _current_flow_run() -> str | None:
