@@ -112,7 +112,7 @@ class PublishAzure(Action[PublishAzureInput, PublishAzureOutput]):
                     id=_repository_id(answer, step), location=f"{organization}/{project}")
                 web.append(str(answer.get("webUrl") or ""))
                 if str(answer.get("name", "")).lower() != repo.lower():
-                    remove_created(ctx, client, created)  # recorded by now: deleted by id
+                    remove_created(ctx, client, created)  # not ours as asked: deleted by id
                     raise ActionError(f"{step}: Azure DevOps created {answer.get('name')!r}, "
                                       f"not {repo!r}")
                 return created
