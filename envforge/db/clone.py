@@ -30,7 +30,12 @@ from psycopg import sql
 
 from envforge.db.catalog import Catalog, read_catalog
 from envforge.db.classify import ColumnDecision, classify_columns, stop_findings
-from envforge.db.clone_start import CloneStart, CloneTerminated, terminate_raises
+from envforge.db.clone_start import (
+    SESSION_SETTINGS,
+    CloneStart,
+    CloneTerminated,
+    terminate_raises,
+)
 from envforge.db.collisions import (
     Resolutions,
     UniqueKey,
@@ -118,7 +123,8 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
             try:
                 results = _build_target(request, snap, snapshot_id, schema, tasks, keys,
                                         sequences, matviews, logger, resolve=False,
-                                        workers=workers, session=start.early.take_session())
+                                        workers=workers, session=start.early.take_session(),
+                                        pre_data_done=start.early.pre_data_applied)
             except _CollisionsFound:
                 # Rare: start again on a fresh target, resolving before any index exists.
                 logger.warning("transformed values collided on a unique key; rebuilding "
@@ -165,20 +171,23 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
                   schema: BackgroundSchemaDump, tasks: list[CopyTask], keys: list[UniqueKey],
                   sequences: list[tuple[str, int, bool]], matviews: list[tuple[str, str]],
                   logger: Any, *, resolve: bool, workers: _Workers | None = None,
-                  session: psycopg.Connection[Any] | None = None) -> list[CopyResult]:
+                  session: psycopg.Connection[Any] | None = None,
+                  pre_data_done: bool = False) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
     them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
     ``resolve`` True, which resolves them before any index exists (collisions.py).
-    ``session``: an autocommit session to the target opened already (closed here)."""
+    ``session``: an autocommit session to the target opened already (closed here), with
+    the pre-data section applied when ``pre_data_done``."""
     schema_file = schema.path()
     # One session to the target does the schema, the small tables, the sequences and (small
     # clones) the indexes: each new session to a new database costs a backend start and a
     # relation cache built from scratch, each pg_restore a process too.
     with (closing(session) if session is not None
           else connected(request.target, autocommit=True)) as dst:
-        dst.execute(_SESSION_SETTINGS)
-        _apply_section(dst, request.target, schema, schema_file, "pre-data")
+        dst.execute(SESSION_SETTINGS)
+        if not pre_data_done:
+            _apply_section(dst, request.target, schema, schema_file, "pre-data")
         large = sum(t.size_bytes for t in tasks) >= request.parallel_min_bytes
         paused = pause_autovacuum(request.target) if large else []
         results = list(_run_tasks(request, snapshot_id, tasks, logger, snap,
@@ -204,12 +213,6 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         resume_autovacuum(request.target, paused)
         _make_durable(dst)
     return results
-
-
-# Index builds sort in memory more often; commits of the new, not yet used database need
-# not wait for the WAL flush (_make_durable waits once for all of them at the end).
-_SESSION_SETTINGS = ("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'; "
-                     "SET client_encoding = 'UTF8'")
 
 
 def _apply_section(dst: psycopg.Connection[Any], target: ServerAddress,

@@ -8,10 +8,12 @@ the source; ``envforge db clone`` opens it before it imports the clone machinery
 
 The target is created early only when no database of that name exists (a ``--replace`` of an
 existing one waits for the checks, as the old database must survive a refused clone), with a
-provisional envforge marker. The clone *adopts* it once the rules and strict classification
-have passed (the marker then gets what was read from the source); a clone that is refused or
-fails before that drops it again on the way out, so a refusal still leaves nothing behind and
-no row is ever written before the checks.
+provisional envforge marker, and gets the schema's pre-data section (types, tables, functions:
+the source's schema, which every clone copies; never a row) as soon as the dump has it. The
+clone *adopts* it once the rules and strict classification have passed (the marker then gets
+what was read from the source); a clone that is refused or fails before that drops it again
+on the way out, so a refusal still leaves nothing behind and no row is ever written before
+the checks.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -33,17 +35,27 @@ from envforge.db.safety import (
     ownership_marker,
     write_marker,
 )
-from envforge.db.schema import BackgroundSchemaDump
+from envforge.db.schema import BackgroundSchemaDump, apply_section_sql
 from envforge.errors import CopyFailedError, EnvforgeError
+
+# Index builds sort in memory more often; commits of the new, not yet used database need not
+# wait for the WAL flush (the clone waits once for all of them at the end).
+SESSION_SETTINGS = ("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'; "
+                    "SET client_encoding = 'UTF8'")
 
 
 class EarlyTarget:
     """``CREATE DATABASE`` of the target on a thread (psycopg waits without the GIL, so the
-    caller's imports and classification run meanwhile), then a session to it for the clone."""
+    caller's imports and classification run meanwhile), then a session to it for the clone
+    with the pre-data section applied (``pre_data``: its SQL once the dump has it, or None
+    when it must go through pg_restore; the clone then applies it itself)."""
 
     def __init__(self, target: ServerAddress, marker: dict[str, Any], encoding: str,
-                 *, enabled: bool = True) -> None:
+                 pre_data: Callable[[], str | None] | None = None, *,
+                 enabled: bool = True) -> None:
         self._target, self._marker, self._encoding = target, marker, encoding
+        self._pre_data = pre_data
+        self.pre_data_applied = False
         self._admin: psycopg.Connection[Any] | None = None
         self._session: psycopg.Connection[Any] | None = None
         self._written: dict[str, Any] = {}
@@ -67,7 +79,12 @@ class EarlyTarget:
                                      encoding=self._encoding)
             self.created = True
             self._written = ownership_marker(admin, name) or {}
-            self._session = open_connection(self._target, autocommit=True)
+            session = self._session = open_connection(self._target, autocommit=True)
+            session.execute(SESSION_SETTINGS)
+            sql_text = self._pre_data() if self._pre_data is not None else None
+            if sql_text is not None:
+                apply_section_sql(session, self._target, sql_text, "pre-data")
+                self.pre_data_applied = True
         except (EnvforgeError, psycopg.Error, OSError):
             # Not created early (a database of that name appeared, no CREATEDB right, ...):
             # the clone creates it after its checks and reports what is wrong then.
@@ -136,7 +153,9 @@ class CloneStart:
             self.snapshot_id, self.encoding = str(row[0]), str(row[1])
             self.schema = self._stack.enter_context(
                 BackgroundSchemaDump(self.source, self.snapshot_id))
-            self.early = EarlyTarget(self.target, self._marker, self.encoding)
+            schema = self.schema
+            self.early = EarlyTarget(self.target, self._marker, self.encoding,
+                                     lambda: schema.sql("pre-data"))
             self._stack.callback(self.early.close)
         except BaseException:
             self._stack.close()

@@ -16,6 +16,7 @@ import pytest
 from envforge.db.clone import CloneRequest, clone_database
 from envforge.db.connection import ServerAddress
 from envforge.db.rules import parse_rules
+from envforge.db.safety import drop_owned_database
 from envforge.errors import (
     CopyFailedError,
     DatabaseUnreachableError,
@@ -213,3 +214,43 @@ def test_interrupted_clone_leaves_no_target(pg_server: ServerAddress, tmp_path: 
             child.kill()
     assert child.returncode != 0 and "terminated (SIGTERM)" in err
     assert not database_exists(pg_server, "envforge_term")
+
+
+def test_a_refused_replace_keeps_the_database_it_would_replace(
+        source_db: ServerAddress) -> None:
+    """The target is made early (while the source is read) only when no database of that
+    name exists: a `replace` that strict mode refuses leaves the old clone as it was."""
+    attempt(source_db, "envforge_bad_keep", replace=True)
+    before = rows_in(source_db.with_database("envforge_bad_keep"))
+    with pytest.raises(PersonalDataError):
+        attempt(source_db, "envforge_bad_keep", parse_rules({"tables": {}}), replace=True)
+    assert database_exists(source_db, "envforge_bad_keep")
+    assert rows_in(source_db.with_database("envforge_bad_keep")) == before > 0
+    drop_owned_database(source_db, "envforge_bad_keep")
+
+
+def test_a_refused_clone_drops_its_early_target_and_leaves_no_session(
+        source_db: ServerAddress) -> None:
+    """The early target (created, with the schema's tables, while the rules were checked)
+    is dropped on a refusal, and no envforge session stays behind on either side."""
+    with pytest.raises(PersonalDataError):
+        attempt(source_db, "envforge_bad_early", parse_rules({"tables": {}}))
+    assert not database_exists(source_db, "envforge_bad_early")
+    left: list[str] = []
+    with psycopg.connect(source_db.conninfo(), autocommit=True) as conn:
+        for _ in range(100):  # bounded (10 s): a session's end is seen by the server soon
+            left = [str(r[0]) for r in conn.execute(
+                "SELECT datname FROM pg_stat_activity WHERE application_name = 'envforge' "
+                "AND pid <> pg_backend_pid() "
+                "AND datname IN ('prod', 'postgres', 'envforge_bad_early')")]
+            if not left:
+                break
+            time.sleep(0.1)
+    assert not left, left
+
+
+def rows_in(address: ServerAddress) -> int:
+    with psycopg.connect(address.conninfo(), autocommit=True) as conn:
+        count = conn.execute("SELECT count(*) FROM crm.customers").fetchone()
+    assert count is not None
+    return int(count[0])
