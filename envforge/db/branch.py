@@ -2,10 +2,12 @@
 
 A *golden* database is an anonymised clone kept on the environments' database server
 (``envforge_golden_<name>``). Its envforge marker records its identity (source server and
-database, rules digest, key fingerprint, schema fingerprint: :mod:`envforge.db.identity`). A
-branch compares that identity with the one its own request produces: another source's golden
-is refused, a golden made with other rules, another key or an older schema is rebuilt, and
-only a golden that matches and is not older than ``max_age`` is branched from.
+database, rules digest, key fingerprint, schema fingerprint, the source server's start, a
+digest of the anonymisation code: :mod:`envforge.db.identity`). A branch compares that
+identity with the one its own request produces: another source's golden is refused, a golden
+made with other rules, another key, an older schema, from another instance of the source
+server or by other anonymisation code is rebuilt, and only a golden that matches and is not
+older than ``max_age`` is branched from.
 
 A rebuild clones into a staging database (``envforge_gnext_<digest>``, a name no golden name
 can produce) and then swaps it in: in one transaction the golden is renamed to
