@@ -143,15 +143,18 @@ def classify_columns(conn: psycopg.Connection[Any], catalog: Catalog, coverage: 
     """A decision for every column of every table (reads a sample in the given snapshot)."""
     decisions: list[ColumnDecision] = []
     keys = _key_columns(catalog)
+    skipped = {name for name in catalog.tables
+               if (t := rules.tables.get(name)) is not None and t.skip}
+    all_samples = _sample_tables(conn, [
+        (table, [c for c in table.columns if not c.generated and c.name not in
+                 coverage.get(name, {})])
+        for name, table in catalog.tables.items() if name not in skipped], sample_rows)
     for name, table in catalog.tables.items():
-        table_rules = rules.tables.get(name)
-        if table_rules is not None and table_rules.skip:
+        if name in skipped:
             decisions += [ColumnDecision(name, c.name, c.type_name, "skipped", "table skipped")
                           for c in table.columns]
             continue
-        uncovered = [c for c in table.columns if not c.generated and c.name not in
-                     coverage.get(name, {})]
-        samples = _sample(conn, table, uncovered, sample_rows)
+        samples = all_samples.get(name, {})
         for column in table.columns:
             decisions.append(_decide(name, column, coverage, samples.get(column.name, []),
                                      (name, column.name) in keys))
@@ -465,20 +468,34 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _sample(conn: psycopg.Connection[Any], table: Table, columns: list[Column],
-            rows: int) -> dict[str, list[str]]:
-    sampled = [c for c in columns if type_class(c) in ("text", "json", "number", "int", "other",
-                                                        "date")]
-    if not sampled:
+def _sample_tables(conn: psycopg.Connection[Any], tables: list[tuple[Table, list[Column]]],
+                   rows: int) -> dict[str, dict[str, list[str]]]:
+    """A sample of ``rows`` rows of the given columns of each table: table -> column ->
+    values. Every table's query is sent at once (psycopg's pipeline mode), so a schema of many
+    tables costs one round trip instead of three per table (a query and its savepoint), which
+    on a busy machine is each a wait for the server to be scheduled."""
+    planned: list[tuple[str, list[Column], sql.Composed]] = []
+    for table, columns in tables:
+        sampled = [c for c in columns if type_class(c) in ("text", "json", "number", "int",
+                                                            "other", "date")]
+        if not sampled:
+            continue
+        # Only the first bytes of binary columns: enough for a file signature, cheap on images.
+        select = sql.SQL(", ").join(
+            sql.SQL("substring({} from 1 for 8)::text" if c.base_type == "bytea"
+                    else "{}::text").format(identifier(c.name)) for c in sampled)
+        method = sql.SQL(" TABLESAMPLE SYSTEM (5)" if table.size_bytes > 50 * 1024 * 1024
+                         else "")
+        planned.append((table.qualified, sampled, sql.SQL("SELECT {} FROM {}{} LIMIT {}").format(
+            select, table.ident, method, sql.Literal(int(rows)))))
+    if not planned:
         return {}
-    # Only the first bytes of binary columns: enough for a file signature, cheap on images.
-    select = sql.SQL(", ").join(
-        sql.SQL("substring({} from 1 for 8)::text" if c.base_type == "bytea" else "{}::text")
-        .format(identifier(c.name)) for c in sampled)
-    method = sql.SQL(" TABLESAMPLE SYSTEM (5)" if table.size_bytes > 50 * 1024 * 1024 else "")
     with conn.transaction():  # a savepoint, so a failure leaves the snapshot usable
-        result = conn.execute(sql.SQL("SELECT {} FROM {}{} LIMIT {}").format(
-            select, table.ident, method, sql.Literal(int(rows))))
-        data = result.fetchall()
-    return {c.name: [row[i] for row in data if row[i] is not None]
-            for i, c in enumerate(sampled)}
+        cursors = [conn.cursor() for _ in planned]
+        with conn.pipeline():
+            for cursor, (_, _, query) in zip(cursors, planned, strict=True):
+                cursor.execute(query)
+        results = [cursor.fetchall() for cursor in cursors]
+    return {name: {c.name: [row[i] for row in data if row[i] is not None]
+                   for i, c in enumerate(sampled)}
+            for (name, sampled, _), data in zip(planned, results, strict=True)}
