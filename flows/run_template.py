@@ -19,6 +19,7 @@ from prefect.utilities.annotations import quote
 
 from blocks.loading import load_block
 from envforge.actions.base import ActionOutput
+from envforge.actions.ownership import CLAIMED_ENVIRONMENT
 from envforge.core.config import load_settings
 from envforge.environments.deployments import template_signature
 from envforge.errors import ConfigurationError, TemporaryError
@@ -117,7 +118,9 @@ def execute_template(
         loaded,
         parameters,
         dry_run=dry_run,
-        environment={"name": environment} if environment else {},
+        # the caller names it: a claim (envforge.actions.ownership), not the environment's own
+        # run, so its steps write only into a namespace they create
+        environment={"name": environment, CLAIMED_ENVIRONMENT: True} if environment else {},
         run_id=str(flow_run.id or "local"),
         services=services,
         secrets={**services.run_secrets, **(secrets or {})},

@@ -19,6 +19,12 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.actions.ownership import (
+    check_environment_namespace,
+    check_existing_namespace,
+    is_claimed,
+    made_by_run_annotations,
+)
 from envforge.core.kubernetes_boundary import kubernetes_errors
 from envforge.core.names import DnsLabel
 from envforge.db.actions import load_server
@@ -95,6 +101,9 @@ class DatabaseContainer(Action[DatabaseContainerInput, DatabaseContainerOutput])
             image=params.image, **done)
 
     def run(self, ctx: ActionContext, params: DatabaseContainerInput) -> DatabaseContainerOutput:
+        # the environment's own namespace only (a scaffold or a template input never picks it)
+        check_environment_namespace(ctx, params.environment, params.namespace,
+                                    f"step {ctx.step_id!r} (db:container)", DatabaseError)
         image = ImageReference.parse(params.image)
         checked = check_image(image, params.tlsVerify)
         connections = require_connections(ctx.services, f"step {ctx.step_id!r}")
@@ -109,7 +118,8 @@ class DatabaseContainer(Action[DatabaseContainerInput, DatabaseContainerOutput])
         cluster = connections.kubernetes_cluster(params.clusterBlock)
         writer = _SecretWriter(cluster.api_client, cluster.request_timeout_seconds,
                                (password, script))
-        namespace_created = writer.ensure_namespace(out.namespace, params.environment)
+        namespace_created = writer.ensure_namespace(out.namespace, params.environment,
+                                                    ctx.run_id, is_claimed(ctx.environment))
         try:
             created = writer.apply(out.namespace, out.secretName, params.environment,
                                    {"password": password, "seed.sql": script})
@@ -162,17 +172,24 @@ class _SecretWriter:
             text = text.replace(value, "***")
         return text
 
-    def ensure_namespace(self, namespace: str, environment: str) -> bool:
+    def ensure_namespace(self, namespace: str, environment: str, run_id: str,
+                         claimed: bool) -> bool:
+        """Create the namespace (True) or use the one there (False; a claimed run only its own,
+        envforge.actions.ownership)."""
         with kubernetes_errors(f"create namespace {namespace}", scrub=self._scrub):
             try:
                 self.core.create_namespace(
-                    {"metadata": {"name": namespace, "labels": _labels(environment)}},
+                    {"metadata": {"name": namespace, "labels": _labels(environment),
+                                  "annotations": made_by_run_annotations(run_id)}},
                     _request_timeout=self.timeout)
                 return True
             except ApiException as e:
-                if e.status == 409:  # there already (the Secret step's, or an earlier run's)
-                    return False
-                raise
+                if e.status != 409:
+                    raise
+            # there already (the Secret step's, or an earlier run's)
+            found = self.core.read_namespace(namespace, _request_timeout=self.timeout)
+        check_existing_namespace(found, namespace, environment, run_id, claimed, DatabaseError)
+        return False
 
     def apply(self, namespace: str, name: str, environment: str, data: dict[str, str]) -> bool:
         """Create the Secret, or replace the one envforge made for this environment; True when

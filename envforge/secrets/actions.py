@@ -17,8 +17,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.actions.ownership import check_environment_namespace, is_claimed
 from envforge.connections import ConnectionSource
-from envforge.core.names import RESERVED_NAMES, DnsLabel
+from envforge.core.names import DnsLabel
 from envforge.core.paths import resolve_inside
 from envforge.errors import SecretDeliveryError, SecretReferenceError
 from envforge.secrets.delivery import SecretDeliverer, SecretDelivery
@@ -101,30 +102,8 @@ def _connections(ctx: ActionContext) -> ConnectionSource:
 def check_delivery_namespace(ctx: ActionContext, params: VaultSecretsInput) -> None:
     """Secrets go only into the environment's own namespace: not kube-system, not another
     environment's (D9). The run's environment, when it has one, decides which that is."""
-    run_env = ctx.environment.get("name")
-    own = str(ctx.environment.get("namespace") or run_env or params.environment)
-    where = f"step {ctx.step_id!r} (vault:secrets)"
-    if not run_env and not ctx.dry_run:
-        # the namespace comes from the environment the run belongs to, never from a
-        # scaffold's parameters (--set name=victim-env named another environment's)
-        raise SecretDeliveryError(
-            f"{where}: this run belongs to no environment (a scaffold run), so it has no "
-            "namespace of its own to deliver secrets into; a parameter never chooses one: "
-            "deliver secrets from an environment's run (envforge env create / update)")
-    if run_env and params.environment != run_env:
-        raise SecretDeliveryError(
-            f"{where}: input.environment {params.environment!r} is not this run's environment "
-            f"{run_env!r}; secrets are delivered only to the environment being deployed "
-            "(use ${{ environment.name }})")
-    wanted = params.namespace or own
-    if wanted != own:
-        raise SecretDeliveryError(
-            f"{where}: input.namespace {wanted!r} is not the environment's own namespace "
-            f"{own!r}; secrets are delivered only there (remove input.namespace)")
-    if wanted in RESERVED_NAMES or wanted.startswith("kube-"):
-        raise SecretDeliveryError(
-            f"{where}: namespace {wanted!r} is a system namespace; secrets are delivered only "
-            "to an environment's own namespace")
+    check_environment_namespace(ctx, params.environment, params.namespace,
+                                f"step {ctx.step_id!r} (vault:secrets)", SecretDeliveryError)
 
 
 def git_bound_secret_references(template_dir: Path) -> list[str]:
@@ -292,7 +271,8 @@ class KubernetesSecret(Action[KubernetesSecretInput, KubernetesSecretOutput]):
         ctx.ledger.record("secrets", "intended", cluster=params.clusterBlock,
                           namespace=plan.namespace)
         deliverer = load_deliverer(params.clusterBlock, _connections(ctx))
-        delivery = deliver_secrets(fetched, deliverer, params.createNamespace, ctx.run_id)
+        delivery = deliver_secrets(fetched, deliverer, params.createNamespace, ctx.run_id,
+                                   claimed=is_claimed(ctx.environment))
         assert delivery is not None
         remember_delivery(ctx.run_id, ctx.step_id, delivery)
         fetched.values.clear()  # delivered: the values need not stay in memory

@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from envforge.actions.ownership import check_existing_namespace, made_by_run_annotations
 from envforge.core.kubernetes_boundary import ErrorKinds
 from envforge.core.kubernetes_boundary import kubernetes_errors as cluster_kubernetes_errors
 from envforge.errors import ClusterUnreachableError, SecretDeliveryError
@@ -74,21 +75,33 @@ class SecretDeliverer:
         self.redactor = redactor or default_redactor()
         self.timeout = timeout_seconds
 
-    def ensure_namespace(self, namespace: str, environment: str) -> bool:
-        """Create the namespace if missing (labelled); True when this call created it."""
+    def ensure_namespace(self, namespace: str, environment: str, run_id: str = "",
+                         claimed: bool = False) -> bool:
+        """Create the namespace if missing (labelled, annotated with the run that made it);
+        True when this call created it. ``claimed``: the run's caller named its environment
+        (run-template's ``environment`` parameter), so the run may use only a namespace it made
+        itself, never one that was there before it (another environment's)."""
         with kubernetes_errors(f"read namespace {namespace}", self.redactor):
             try:
-                self.core.read_namespace(namespace, _request_timeout=self.timeout)
-                return False
+                found = self.core.read_namespace(namespace, _request_timeout=self.timeout)
             except ApiException as e:
                 if e.status != 404:
                     raise
-        body = {"metadata": {"name": namespace, "labels": environment_labels(environment)}}
+                found = None
+        if found is not None:
+            check_existing_namespace(found, namespace, environment, run_id, claimed,
+                                     SecretDeliveryError)
+            return False
+        body: dict[str, Any] = {"metadata": {
+            "name": namespace, "labels": environment_labels(environment),
+            "annotations": made_by_run_annotations(run_id)}}
         with kubernetes_errors(f"create namespace {namespace}", self.redactor):
             try:
                 self.core.create_namespace(body, _request_timeout=self.timeout)
             except ApiException as e:
                 if e.status == 409:  # created meanwhile by someone else: not ours to remove
+                    check_existing_namespace(None, namespace, environment, run_id, claimed,
+                                             SecretDeliveryError)
                     return False
                 raise
         log.info("created namespace %s for environment %s", namespace, environment)

@@ -144,14 +144,21 @@ def write_git_manifests(plan: SecretsPlan, directory: Path,
 
 
 def deliver_secrets(fetched: FetchedSecrets, deliverer: SecretDeliverer,
-                    create_namespace: bool = True, run_id: str = "") -> SecretDelivery | None:
+                    create_namespace: bool = True, run_id: str = "",
+                    claimed: bool = False) -> SecretDelivery | None:
     """Create or replace the environment's Secret; on failure, remove the namespace this call
-    created, then raise. None when there is nothing for envforge to deliver."""
+    created, then raise. None when there is nothing for envforge to deliver. ``claimed``: the
+    caller named the environment, so only a namespace this run made is used."""
     plan = fetched.plan
     if not fetched.values:
         return None
-    created_ns = deliverer.ensure_namespace(plan.namespace, plan.environment) if (
-        create_namespace) else False
+    if claimed and not create_namespace:
+        raise SecretDeliveryError(
+            f"environment {plan.environment}: a run whose caller named its environment must "
+            "create its namespace (createNamespace: true); it never delivers into one that "
+            "exists")
+    created_ns = deliverer.ensure_namespace(plan.namespace, plan.environment, run_id,
+                                            claimed) if create_namespace else False
     try:
         delivery = deliverer.apply_secret(
             plan.namespace, plan.direct_secret_name, plan.environment, fetched.values,

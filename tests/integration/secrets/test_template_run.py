@@ -289,6 +289,35 @@ def test_through_prefect_no_value_in_logs_parameters_results_or_states(
     assert_nowhere(*texts, world.git_objects())
 
 
+def test_a_caller_named_environment_never_reaches_a_namespace_that_was_there(
+    world: World, prefect_server: None
+) -> None:
+    """The run-template flow's ``environment`` parameter is whoever pressed the button's claim:
+    naming an environment whose namespace exists (another environment's, with its own Secret)
+    fails in one line before anything is written there; the victim's Secret is unchanged and its
+    namespace stays. (The same run naming a fresh environment delivers: the test above.)"""
+    from flows.run_template import run_template
+
+    victim = f"victim-{uuid.uuid4().hex[:6]}"
+    plane = world.cluster.plane
+    plane.kubectl("create", "namespace", victim)
+    plane.kubectl("create", "secret", "generic", "-n", victim, f"{victim}-secrets",
+                  "--from-literal=DB_PASSWORD=the-victims-own")
+    state = run_template(template=str(world.template_dir),
+                         parameters={"name": victim, "fail": False}, environment=victim,
+                         return_state=True)
+    assert state.is_failed()
+    message = str(state.message)
+    assert f"namespace {victim} exists and this run did not make it" in message, message
+    assert "\n" not in message.strip()
+    assert secret_in_cluster(world.cluster, victim, f"{victim}-secrets") == {
+        "DB_PASSWORD": "the-victims-own"}
+    assert namespace_exists(world.cluster, victim)
+    assert world.branch_files() == []
+    assert_nowhere(message)
+    plane.kubectl("delete", "namespace", victim, "--wait=false")
+
+
 def test_a_token_that_may_not_write_secrets_leaves_nothing(
     world: World, caplog: pytest.LogCaptureFixture, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
