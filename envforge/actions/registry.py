@@ -26,6 +26,7 @@ BUILTIN_ACTION_MODULES: tuple[str, ...] = (
     "envforge.gitops.actions",
     "envforge.db.actions",
     "envforge.db.container_action",
+    "envforge.db.roles_action",
     "envforge.cluster.actions",
 )
 

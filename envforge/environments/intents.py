@@ -52,10 +52,12 @@ from envforge.gitops.record import utc_now
 from envforge.services import Services
 from envforge.templating.model import Template
 
-#: Steps that make an environment's database before the commit.
-DATABASE_ACTIONS = frozenset({"db:seed", "db:restore", "db:clone"})
-#: Steps that deliver Secrets into the environment's namespace before the commit.
-SECRET_ACTIONS = frozenset({"vault:secrets", "kubernetes:secret"})
+#: Steps that make an environment's database (or, db:container, a scratch database for its
+#: seed; db:role, its login role) on a database server before the commit.
+DATABASE_ACTIONS = frozenset({"db:seed", "db:restore", "db:clone", "db:container", "db:role"})
+#: Steps that deliver Secrets into the environment's namespace before the commit (db:container
+#: its database's password, db:role its login).
+SECRET_ACTIONS = frozenset({"vault:secrets", "kubernetes:secret", "db:container", "db:role"})
 
 class CreateIntent(BaseModel):
     """What one create of one environment may leave behind if it is killed."""
@@ -244,6 +246,7 @@ def clean_up(services: Services, intent: CreateIntent) -> CleanUp:
         try:
             cleanup.databases += drop_databases_of_run(services, block, intent.name,
                                                        intent.runId)
+            cleanup.databases += _drop_roles_of_run(services, block, intent.name, intent.runId)
         except EnvforgeError as e:
             cleanup.problems.append(f"database: {e}")
     entries = read_ledger(ledger_path(services.settings.paths.home, intent.name), intent.runId)
@@ -288,11 +291,25 @@ def _database_servers(steps: Iterable[Any]) -> list[str | None]:
     return list(dict.fromkeys(servers))
 
 
+def _drop_roles_of_run(services: Services, block: str | None, environment: str,
+                       run_id: str) -> list[str]:
+    """The login role (db:role) the killed run made for the environment, dropped."""
+    from envforge.db.actions import load_server
+    from envforge.db.roles import drop_roles_of_run
+    from envforge.errors import ConfigurationError
+
+    try:
+        server = load_server(block, services.connections).address()
+    except ConfigurationError:
+        return []  # no database server configured: the run made no role
+    return [f"role {role}" for role in drop_roles_of_run(server, environment, run_id)]
+
+
 def _secret_clusters(steps: Iterable[Any]) -> list[str | None]:
     clusters: list[str | None] = []
     for step in steps:
-        if step.action != "kubernetes:secret":  # the one step that delivers (vault:secrets
-            continue  # renders what it delivers)
+        if step.action not in SECRET_ACTIONS or step.action == "vault:secrets":
+            continue  # vault:secrets renders what kubernetes:secret delivers
         block = (step.input or {}).get("clusterBlock")
         if isinstance(block, str) and "${{" not in block:
             clusters.append(block)

@@ -216,6 +216,10 @@ def release_resources(name: str, namespace: str, services: Services,
         database = target_database_name(name)
         if drop_owned_database(server.address(), database):
             released.databases.append(database)
+        from envforge.db.roles import drop_environment_role, role_name
+
+        if drop_environment_role(server.address(), name):  # db:role's login, if it made one
+            released.databases.append(f"role {role_name(name)}")
     except ConfigurationError:
         pass  # no database server configured: environments here have no database
     except EnvforgeError as e:
@@ -233,7 +237,8 @@ def release_resources(name: str, namespace: str, services: Services,
 
 
 #: Actions that (re)create an environment's database; refresh runs them again, replacing.
-DATA_ACTIONS = ("db:seed", "db:restore", "db:clone")
+#: db:role comes along to grant its login the rebuilt database again (its password is kept).
+DATA_ACTIONS = ("db:seed", "db:restore", "db:clone", "db:role")
 
 
 def refresh_plan(record: EnvironmentRecord, catalog: TemplateCatalog) -> EnvironmentPlan:
