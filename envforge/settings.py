@@ -340,6 +340,16 @@ class ProviderSection(Section):
         "Base URL Azure DevOps Git pushes use; default https://<host>."))
     azure_token: SecretStr | None = setting(env="AZURE_TOKEN", description=(
         "Personal access token of publish:azure when its step gives none."))
+    github_webhook_repositories: tuple[str, ...] = setting(
+        (), env="GITHUB_WEBHOOK_REPOSITORIES", description=(
+            "owner/repo patterns (shell globs, space or comma separated) on which github:webhook"
+            " may create hooks with the operator's token, beyond the repositories its own run "
+            "created; empty: only those."))
+
+    @field_validator("github_webhook_repositories", mode="before")
+    @classmethod
+    def _split_webhook_repositories(cls, value: Any) -> Any:
+        return _split(value, r"[\s,]+")
     backstage_url: str | None = setting(env="BACKSTAGE_URL", description=(
         "Backstage the catalog:register action registers in."))
     backstage_token: SecretStr | None = setting(env="BACKSTAGE_TOKEN", description=(

@@ -16,12 +16,14 @@ A dry run checks the inputs and calls nothing, as Backstage's. The hook this run
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.actions.publish_common import check_host, check_name, open_client
+from envforge.actions.publish_repository import created_by_run
 from envforge.capabilities import parse_url
 from envforge.errors import ActionError, EgressRefusedError
 from envforge.templating.filters import parse_repo_url
@@ -95,6 +97,22 @@ def _secret(value: str | None, step: str) -> str | None:
     return value or None
 
 
+def _check_operator_may(ctx: ActionContext, repository: str, step: str) -> None:
+    """The operator's token administers many repositories; a template may hook only the ones
+    its own run created, or those the operator listed (ENVFORGE_GITHUB_WEBHOOK_REPOSITORIES).
+    Otherwise any template could subscribe a URL of its choosing to any repository's pushes."""
+    endpoint = ctx.capabilities.provider("github")
+    if created_by_run(ctx.run_id, "github", repository):
+        return
+    if any(fnmatch.fnmatchcase(repository.lower(), pattern.lower())
+           for pattern in endpoint.admin_repositories):
+        return
+    raise ActionError(
+        f"{step}: repository {repository} was not created by this run and is not in "
+        "ENVFORGE_GITHUB_WEBHOOK_REPOSITORIES; the operator's token hooks only those: publish "
+        "it in this run first, have the operator list it, or give the step a token of your own")
+
+
 class GithubWebhook(Action[GithubWebhookInput, GithubWebhookOutput]):
     id = "github:webhook"
     description = "Create a webhook for a repository on GitHub."
@@ -126,6 +144,8 @@ class GithubWebhook(Action[GithubWebhookInput, GithubWebhookOutput]):
     def run(self, ctx: ActionContext, params: GithubWebhookInput) -> GithubWebhookOutput:
         step = f"step {ctx.step_id!r} ({self.id})"
         owner, repo = self._target(ctx, params, step)
+        if params.token is None:
+            _check_operator_may(ctx, f"{owner}/{repo}", step)
         client = open_client(ctx, "github", params.token, step)
         try:
             config: dict[str, Any] = {"url": _delivery_url(params.webhookUrl, step),

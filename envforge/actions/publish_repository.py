@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +82,7 @@ def publish_new_repository(ctx: ActionContext, client: ProviderClient, params: P
     ledger.record(LEDGER_KIND, "intended", provider=client.provider, requested=requested)
     created = create()
     ledger.record(LEDGER_KIND, "made", **created.entry())
+    remember_created(ctx.run_id, created)
     try:
         push_url = client.check_clone_url(created.clone_url)
         with tempfile.TemporaryDirectory(prefix="envforge-publish-") as tmp:
@@ -95,6 +97,29 @@ def publish_new_repository(ctx: ActionContext, client: ProviderClient, params: P
         remove_created(ctx, client, created)
         raise
     return created, commit, push_url
+
+
+#: the repositories each run of this process created: (provider, owner/name) per run id. A
+#: step that changes a repository with the operator's token (github:webhook) may do so only on
+#: these (and the operator's configured patterns), never on any repository the token reaches.
+_CREATED_BY_RUN: dict[str, set[tuple[str, str]]] = {}
+_CREATED_LOCK = threading.Lock()
+#: runs remembered at most (oldest forgotten first): a long-lived worker does not grow
+_MAX_RUNS = 1_000
+
+
+def remember_created(run_id: str, created: CreatedRepository) -> None:
+    """Note that run ``run_id`` created ``created``."""
+    with _CREATED_LOCK:
+        _CREATED_BY_RUN.setdefault(run_id, set()).add((created.provider, created.name.lower()))
+        while len(_CREATED_BY_RUN) > _MAX_RUNS:
+            del _CREATED_BY_RUN[next(iter(_CREATED_BY_RUN))]
+
+
+def created_by_run(run_id: str, provider: str, name: str) -> bool:
+    """Whether run ``run_id`` created ``provider`` repository ``name`` (owner/repo)."""
+    with _CREATED_LOCK:
+        return (provider, name.lower()) in _CREATED_BY_RUN.get(run_id, set())
 
 
 def remove_created(ctx: ActionContext, client: ProviderClient,

@@ -85,7 +85,8 @@ class Capabilities:
                 name, environ.get(f"ENVFORGE_{name.upper()}_HOST") or None,
                 environ.get(f"ENVFORGE_{name.upper()}_API_URL") or None,
                 environ.get(f"ENVFORGE_{name.upper()}_GIT_URL") or None,
-                environ.get(f"ENVFORGE_{name.upper()}_TOKEN") or None)
+                environ.get(f"ENVFORGE_{name.upper()}_TOKEN") or None,
+                tuple(listed(f"ENVFORGE_{name.upper()}_WEBHOOK_REPOSITORIES")))
             for name in ("github", "gitlab", "azure")}
         files = FileBudget(
             max_files=int_setting(environ, "ENVFORGE_MAX_FILES", 20_000),
@@ -118,7 +119,8 @@ class Capabilities:
                 azure.get_secret_value() if azure else None),
             "github": ProviderEndpoint.configure(
                 "github", found.github_host, found.github_api_url, found.github_git_url,
-                github.get_secret_value() if github else None),
+                github.get_secret_value() if github else None,
+                found.github_webhook_repositories),
             "gitlab": ProviderEndpoint.configure(
                 "gitlab", found.gitlab_host, found.gitlab_api_url, found.gitlab_git_url,
                 gitlab.get_secret_value() if gitlab else None)}

@@ -88,10 +88,14 @@ class ProviderEndpoint:
     api: ParsedUrl
     git: ParsedUrl
     token: str = field(default="", repr=False)
+    #: owner/repo globs the operator's token may administer beyond what the run created
+    #: (github:webhook); empty: only the run's own repositories
+    admin_repositories: tuple[str, ...] = ()
 
     @classmethod
     def configure(cls, provider: str, host: str | None = None, api_url: str | None = None,
-                  git_url: str | None = None, token: str | None = None) -> ProviderEndpoint:
+                  git_url: str | None = None, token: str | None = None,
+                  admin_repositories: tuple[str, ...] = ()) -> ProviderEndpoint:
         """The endpoint from settings; defaults are the public services' (or the host's
         ``/api/v3`` for GitHub Enterprise, ``/api/v4`` for GitLab, the host itself for Azure
         DevOps Server)."""
@@ -117,7 +121,7 @@ class ProviderEndpoint:
             git = parse_url(git_url.rstrip("/"))
         except EgressRefusedError as e:
             raise ConfigurationError(f"{prefix}_GIT_URL / _HOST: {e}") from None
-        return cls(provider, host, api, git, token or "")
+        return cls(provider, host, api, git, token or "", tuple(admin_repositories))
 
     @property
     def api_base(self) -> str:

