@@ -197,6 +197,15 @@ def prefect_database(timelines: list[Timeline]) -> str:
     return "postgresql" if found and found[0] == len(ids) else "sqlite"
 
 
+def pool_limit(pool: str = "envforge-process") -> str:
+    """The work pool's concurrency limit as the Prefect server has it (what the run had)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        limit = prefect.read_work_pool(pool).concurrency_limit
+    return "unlimited" if limit is None else str(limit)
+
+
 def render(timelines: list[Timeline], parts: dict[str, str], prs: int, problems: list[str],
            leftovers: list[str], database: str) -> tuple[str, str]:
     healthy = [t for t in timelines if t.healthy is not None and t.error is None]
@@ -221,7 +230,7 @@ def render(timelines: list[Timeline], parts: dict[str, str], prs: int, problems:
         "environment's image is tagged from that one build, nothing rebuilt; database as "
         "pr-1's, secret from Vault), the Prefect server on "
         f"{database}, concurrency bounded by scripts/prefect-local.sh (work pool "
-        f"{os.environ.get('ENVFORGE_POOL_CONCURRENCY', '4')} flow runs; tags envforge-db and "
+        f"{pool_limit()} flow runs; tags envforge-db and "
         "envforge-image 2 task runs each with PostgreSQL, unless set otherwise when the demo "
         "started). On "
         f"this machine ({os.cpu_count()} cores, shared). Parts in this run:",

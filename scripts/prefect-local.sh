@@ -8,7 +8,9 @@
 # PostgreSQL at PGHOST/PGPORT/PGUSER (the demo's, from .envforge/demo/env.sh) instead of SQLite:
 # the configuration Prefect names for many concurrent runs. `start` bounds the concurrency so
 # many pull requests at once do not overrun PostgreSQL or the registry: the work pool runs at
-# most ENVFORGE_POOL_CONCURRENCY flow runs (default 4), and, with PREFECT_DATABASE=postgresql,
+# most ENVFORGE_POOL_CONCURRENCY flow runs (default 4 on SQLite, 8 on PostgreSQL: a run's slot
+# is mostly its start under load, 15-40 s, not CPU, so 20 pull requests at once had p95 88.1 s
+# with 8 against 150.9 s with 4 at a similar load; docs/benchmarks.md), and, with PREFECT_DATABASE=postgresql,
 # the steps that clone databases or build images (task tags envforge-db, envforge-image) at most
 # ENVFORGE_DB_CONCURRENCY / ENVFORGE_IMAGE_CONCURRENCY at once (default 2 each; 0: no limit).
 # Not by default on SQLite, the one-person demo: in Prefect 3.8 a tag limit costs every task
@@ -29,6 +31,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
 DATABASE="${PREFECT_DATABASE:-sqlite}"
 TAG_LIMIT_DEFAULT=0; [ "$DATABASE" = postgresql ] && TAG_LIMIT_DEFAULT=2
+POOL_LIMIT_DEFAULT=4; [ "$DATABASE" = postgresql ] && POOL_LIMIT_DEFAULT=8
+POOL_LIMIT="${ENVFORGE_POOL_CONCURRENCY:-$POOL_LIMIT_DEFAULT}"
 WARM_SOCKET="$PWD/$STATE/warm-runner/socket"
 if [ "${#WARM_SOCKET}" -gt 100 ]; then  # a Unix socket's path is at most 107 bytes
   WARM_SOCKET="/tmp/envforge-warm-$(id -u)-$(printf %s "$PWD" | sha256sum | cut -c1-12)/socket"
@@ -76,7 +80,7 @@ limit_concurrency() {
   local prefect=(.venv/bin/prefect --no-prompt)
   "${prefect[@]}" work-pool inspect "$POOL" >/dev/null 2>&1 \
     || "${prefect[@]}" work-pool create "$POOL" --type process >/dev/null
-  "${prefect[@]}" work-pool set-concurrency-limit "$POOL" "${ENVFORGE_POOL_CONCURRENCY:-4}" >/dev/null
+  "${prefect[@]}" work-pool set-concurrency-limit "$POOL" "$POOL_LIMIT" >/dev/null
   local tag limit
   local db="${ENVFORGE_DB_CONCURRENCY:-$TAG_LIMIT_DEFAULT}"
   local image="${ENVFORGE_IMAGE_CONCURRENCY:-$TAG_LIMIT_DEFAULT}"
@@ -87,7 +91,7 @@ limit_concurrency() {
       "${prefect[@]}" concurrency-limit create "$tag" "$limit" >/dev/null
     fi
   done
-  echo "concurrency: work pool $POOL ${ENVFORGE_POOL_CONCURRENCY:-4} flow runs;" \
+  echo "concurrency: work pool $POOL $POOL_LIMIT flow runs;" \
        "task runs tagged envforge-db ${db/#0/unlimited}, envforge-image ${image/#0/unlimited}"
 }
 
@@ -161,7 +165,7 @@ start_worker() {
   ENVFORGE_WARM_RUNNER_SOCKET="$WARM_SOCKET" \
   PREFECT_WORKER_QUERY_SECONDS="${PREFECT_WORKER_QUERY_SECONDS:-1}" \
   nohup .venv/bin/prefect worker start --pool "$POOL" --type process \
-    --limit "${ENVFORGE_POOL_CONCURRENCY:-4}" \
+    --limit "$POOL_LIMIT" \
     >"$STATE/prefect-worker.log" 2>&1 &
   echo $! >"$STATE/prefect-worker.pid"
   echo "process worker started for pool $POOL (pid $(cat "$STATE/prefect-worker.pid"))"
