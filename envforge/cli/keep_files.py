@@ -4,12 +4,12 @@ Backstage's dry run returns as its directory contents), and ``--catalog-root DIR
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from envforge.capabilities.files import WorkspaceFiles
 from envforge.errors import ConfigurationError, StepFailedError
 from envforge.run.runner import StepReport, TemplateRun
 from envforge.services import Services
@@ -51,9 +51,13 @@ def empty_target(target: Path) -> Path:
 
 
 def copy_workspace(workspace: Path, target: Path) -> list[str]:
-    """Every file and folder of the workspace into ``target`` (links kept as links)."""
-    shutil.copytree(workspace, target, symlinks=True, dirs_exist_ok=True)
-    return sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    """Every file and folder of the workspace into ``target`` through the workspace file API
+    on both sides (links copied as links, never followed; nothing written through a link that
+    appears in ``target`` meanwhile); the files and links written, sorted."""
+    source, into = WorkspaceFiles(workspace, describe="workspace"), WorkspaceFiles(
+        target, describe=f"--keep-files {target}")
+    into.copy_tree(source, "", "")
+    return sorted(path for path, kind, _ in into.walk() if kind != "dir")
 
 
 def dry_run_keeping_files(template: Template, parameters: Mapping[str, Any], target: Path,

@@ -71,3 +71,28 @@ def test_check_keeps_each_templates_files(collection: Path, tmp_path: Path) -> N
     main(["templates", "check", str(collection), "--keep-files", str(out)])
     assert (out / "shared/README.md").read_text() == "# Demo-service\n"
     assert (out / "shared/demo-service/main.js").is_file()
+
+
+def test_keeping_files_never_writes_through_a_link_in_the_target(tmp_path: Path) -> None:
+    """The kept files go through the workspace file API: a link that appears in the target
+    folder (another user's, in a shared folder, between the empty check and the copy) is not
+    followed; the folder it points at stays untouched, and links of the workspace are copied
+    as links."""
+    from envforge.cli.keep_files import copy_workspace
+    from envforge.errors import FileRefusedError
+
+    workspace, target, outside = tmp_path / "ws", tmp_path / "kept", tmp_path / "outside"
+    (workspace / "manifests").mkdir(parents=True)
+    (workspace / "manifests" / "app.yaml").write_text("kind: Deployment\n")
+    (workspace / "link").symlink_to("/etc/hostname")
+    outside.mkdir()
+    target.mkdir()
+    (target / "manifests").symlink_to(outside)
+    with pytest.raises(FileRefusedError):
+        copy_workspace(workspace, target)
+    assert list(outside.iterdir()) == []
+
+    clean = tmp_path / "kept2"
+    clean.mkdir()
+    assert copy_workspace(workspace, clean) == ["link", "manifests/app.yaml"]
+    assert (clean / "link").is_symlink() and str((clean / "link").readlink()) == "/etc/hostname"
