@@ -19,6 +19,8 @@ KUBE="$PWD/.envforge/demo/kube"            # the control plane's state (pids, ce
 KUBECONFIG_LINK="$PWD/.envforge/demo/kubeconfig"
 GITOPS="$PWD/.envforge/demo/gitops.git"
 # real: kubelet + containerd run pr-1 (node.sh, which needs root); kwok only marks pods Running
+# the source address the pods' connections to PostgreSQL arrive from (node.sh expose)
+POD_SOURCE=127.0.0.2
 NODE_KIND="${ENVFORGE_NODE:-$([ "$(id -u)" -eq 0 ] && echo real || echo kwok)}"
 
 case "${1:-start}" in
@@ -27,6 +29,15 @@ start)
   if [ ! -f "$STATE/pg/data/postmaster.pid" ]; then
     bash scripts/services/postgres.sh start "$STATE/pg" "$PG_PORT" >/dev/null
   fi
+  # Who may log in how: the tools on this machine (the socket, 127.0.0.1) as before; the pods,
+  # which node.sh expose presents as $POD_SOURCE, only as an environment's own role (db:role)
+  # into its own database (sameuser: role envforge_pr_1, database envforge_pr_1), by SCRAM.
+  cat >"$STATE/pg/data/pg_hba.conf" <<HBA
+local all all trust
+host all all 127.0.0.1/32 trust
+host sameuser all $POD_SOURCE/32 scram-sha-256
+HBA
+  psql -h "$STATE/pg" -p "$PG_PORT" -U postgres -d postgres -qAtc 'SELECT pg_reload_conf()' >/dev/null
   if ! { [ -f "$STATE/registry/registry.pid" ] && kill -0 "$(cat "$STATE/registry/registry.pid")" 2>/dev/null; }; then
     bash scripts/services/registry.sh start "$STATE/registry" "$REGISTRY_PORT" >/dev/null
   fi
@@ -50,7 +61,9 @@ start)
   fi
   ln -sfn kube/kubeconfig "$KUBECONFIG_LINK"
   POD_PGHOST=""   # a real node's pods reach PostgreSQL at the node's gateway (DNAT to 127.0.0.1)
-  if [ "$NODE_KIND" = real ]; then POD_PGHOST="$(bash scripts/services/node.sh expose "$KUBE" "$PG_PORT")"; fi
+  if [ "$NODE_KIND" = real ]; then
+    POD_PGHOST="$(ENVFORGE_EXPOSE_SOURCE=$POD_SOURCE bash scripts/services/node.sh expose "$KUBE" "$PG_PORT")"
+  fi
   # the demo's GitOps repository as the platform sets it up, then the app-of-apps syncing it
   ENVFORGE_HOME="$PWD/.envforge/demo" ENVFORGE_GITOPS_URL="" .venv/bin/python -c \
     'from envforge.core.config import load_settings, ensure_embedded_gitops_repo; ensure_embedded_gitops_repo(load_settings())'
@@ -75,7 +88,7 @@ print(json.dumps(root_application(sys.argv[1])))' "file://$GITOPS" \
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres
 export VAULT_ADDR=http://127.0.0.1:$VAULT_PORT VAULT_TOKEN=$(cat "$STATE/openbao/root-token")
 export KUBECONFIG=$KUBECONFIG_LINK
-export DEMO_REGISTRY=127.0.0.1:$REGISTRY_PORT DEMO_BASE_IMAGE=$BASE DEMO_POD_PGHOST=$POD_PGHOST
+export DEMO_REGISTRY=127.0.0.1:$REGISTRY_PORT DEMO_BASE_IMAGE=$BASE DEMO_POD_PGHOST=$POD_PGHOST DEMO_POD_SOURCE=$POD_SOURCE
 VARS
   ;;
 stop)

@@ -129,7 +129,7 @@ step "pr-1's URL, through the ingress controller"
 # gateway: node.sh expose lets the node's pods reach PostgreSQL's port there.
 KUBE_STATE="$ENVFORGE_HOME/kube"
 if [ "$(cat "$KUBE_STATE/node-kind" 2>/dev/null)" = real ] && [ -f "$KUBE_STATE/ingress/port" ]; then
-  bash scripts/services/node.sh expose "$KUBE_STATE" "$PGPORT" >/dev/null
+  ENVFORGE_EXPOSE_SOURCE="$DEMO_POD_SOURCE" bash scripts/services/node.sh expose "$KUBE_STATE" "$PGPORT" >/dev/null
   PR1_HOST="$("$KUBECTL" --kubeconfig "$KUBECONFIG" get ingress -n pr-1 -o jsonpath='{.items[0].spec.rules[0].host}')"
   PR1_CURL=(curl -sS --max-time 20 -H "Host: $PR1_HOST" -w '\nHTTP %{http_code}\n'
             "http://127.0.0.1:$(cat "$KUBE_STATE/ingress/port")/")

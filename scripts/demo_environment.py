@@ -120,7 +120,10 @@ def main() -> int:
                                    # gateway with a real node (node.sh expose)
                                    "databaseHost": os.environ.get("DEMO_POD_PGHOST", ""),
                                    "databasePort": server["port"],
-                                   "databaseUser": server["user"]},
+                                   "databaseUser": server["user"],
+                                   # the app logs in as envforge_pr_1 with a generated
+                                   # password (db:role; pg_hba asks the pods for SCRAM)
+                                   "databaseLogin": True},
                     "source": {"repository": app.as_uri(), "branch": "main",
                                "pullRequest": 1}},
         timeout=600,

@@ -88,18 +88,24 @@ setup_network() {  # K
 }
 
 # 10.250.K.1:PORT -> 127.0.0.1:PORT for the node (pods, kube-proxy), with the source rewritten
-# to 127.0.0.1 too: the service sees a local client, as it does for anything on this machine
-# (PostgreSQL's trust for 127.0.0.1, say), and nothing listens anywhere but on loopback.
+# to a loopback address too: the service sees a local client and nothing listens anywhere but
+# on loopback. The source is 127.0.0.1 unless ENVFORGE_EXPOSE_SOURCE names another loopback
+# address: the demo's PostgreSQL sees its pods as 127.0.0.2, so its pg_hba can ask them for a
+# SCRAM password while the tools on this machine (127.0.0.1, the socket) keep trust.
 expose_ports() {  # K PORT...
-    local k=$1 chain port
+    local k=$1 chain port source="${ENVFORGE_EXPOSE_SOURCE:-127.0.0.1}"
+    [[ "$source" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "not a loopback address: $source"
     chain="$(nat_chain "$k")"; shift
     for port in "$@"; do
         iptables -w -t nat -C "$chain" -d "10.250.$k.1" -p tcp --dport "$port" \
-            -j DNAT --to-destination "127.0.0.1:$port" 2>/dev/null && continue
-        iptables -w -t nat -A "$chain" -d "10.250.$k.1" -p tcp --dport "$port" \
-            -j DNAT --to-destination "127.0.0.1:$port"
-        iptables -w -t nat -A "$chain-IN" -d 127.0.0.1 -p tcp --dport "$port" \
-            -j SNAT --to-source 127.0.0.1
+            -j DNAT --to-destination "127.0.0.1:$port" 2>/dev/null \
+          || iptables -w -t nat -A "$chain" -d "10.250.$k.1" -p tcp --dport "$port" \
+               -j DNAT --to-destination "127.0.0.1:$port"
+        # first in the chain: a port exposed again with another source takes the new one
+        iptables -w -t nat -C "$chain-IN" -d 127.0.0.1 -p tcp --dport "$port" \
+            -j SNAT --to-source "$source" 2>/dev/null \
+          || iptables -w -t nat -I "$chain-IN" 1 -d 127.0.0.1 -p tcp --dport "$port" \
+               -j SNAT --to-source "$source"
     done
 }
 
