@@ -198,3 +198,40 @@ def test_the_app_logs_in_with_its_own_role_and_a_wrong_password_is_refused(
     assert destroyed["problems"] == [], destroyed
     assert role not in _roles(scram_server.port)
     assert cluster_secret(world, name, f"{name}-db-login") is None
+
+
+def test_a_later_failure_drops_the_role_and_deletes_its_secret(
+        prefect_server: None, world: World, scram_server: ScramServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step failing after db:role (it reads the step's output, so it runs after it): the
+    rollback deletes the Secret and drops the role; no commit, no database."""
+    import yaml
+
+    from envforge.errors import StepFailedError
+    from flows.environments import create_environment
+
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(scram_server.port))
+    monkeypatch.setenv("PGUSER", "postgres")
+    path = world.templates / "preview-app" / "template.yaml"
+    template = yaml.safe_load(path.read_text())
+    steps = template["spec"]["steps"]
+    boom = {"id": "boom", "action": "debug:wait",
+            "input": {"seconds": "never${{ steps['database-role'].output.secretName }}"}}
+    steps.insert(next(i for i, s in enumerate(steps) if s["id"] == "database-role") + 1, boom)
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    name = f"loginrb-{uuid.uuid4().hex[:6]}"
+    role = f"envforge_{name.replace('-', '_')}"
+    head = git("--git-dir", str(world.gitops), "rev-parse", "main")
+    with pytest.raises(StepFailedError) as info:
+        create_environment(name, template="preview-app", parameters={
+            "repoUrl": world.app_repo.as_uri(), "imageRegistry": world.registry.access.address,
+            "registryTls": False, "database": "seed", "databaseLogin": True})
+    assert info.value.step_id == "boom" and info.value.rollback_failures == []
+    assert git("--git-dir", str(world.gitops), "rev-parse", "main") == head
+    assert role not in _roles(scram_server.port)
+    assert cluster_secret(world, name, f"{name}-db-login") is None
+    with psycopg.connect(host="127.0.0.1", port=scram_server.port, user="postgres",
+                         dbname="postgres", autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (role,)).fetchone() is None
