@@ -58,7 +58,12 @@ from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
 from envforge.db.request import CloneReport, CloneRequest, log
 from envforge.db.rules import Rules
-from envforge.db.safety import create_owned_database, drop_owned_database
+from envforge.db.safety import (
+    building_marker,
+    create_owned_database,
+    drop_owned_database,
+    finish_building,
+)
 from envforge.db.schema import BackgroundSchemaDump, apply_section_sql, restore_section
 from envforge.db.subset import select_subset
 from envforge.db.tasks import SMALL_TASK_BYTES, plan_tasks
@@ -114,6 +119,9 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
                   source_database=request.source.dbname)
     if request.marker.get("role") == "staging":  # a golden's rebuild: its identity has the
         marker["schema"] = schema_fingerprint(snap)  # schema's shape (a catalog-wide query)
+    # until the copy is complete, the marker names this process: a clone killed meanwhile
+    # leaves a database the next clone of that name drops instead of refusing (safety.py)
+    marker = building_marker(marker)
     if not start.early.adopt(marker):  # else made while the source was read
         create_owned_database(request.target, name, marker, replace=request.replace,
                               encoding=encoding)
@@ -138,6 +146,7 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
         logger.error("clone into %s failed; dropping the target", request.target.label)
         drop_owned_database(request.target, name)
         raise
+    finish_building(request.target, name)
     rows = sum(r.rows for r in results)
     size = sum(r.bytes for r in results)
     per_table: dict[str, int] = {t: 0 for t in catalog.tables}

@@ -30,6 +30,7 @@ import psycopg
 from envforge.db.connection import ServerAddress, open_connection, read_only_snapshot
 from envforge.db.safety import (
     assert_not_source,
+    building_marker,
     create_owned_database_on,
     drop_owned_database,
     ownership_marker,
@@ -133,7 +134,7 @@ class CloneStart:
     def __init__(self, source: ServerAddress, target: ServerAddress, marker: dict[str, Any],
                  *, replace: bool = False) -> None:
         self.source, self.target = source, target
-        self._marker, self._replace = dict(marker, strategy="clone"), replace
+        self._marker, self._replace = building_marker(dict(marker, strategy="clone")), replace
         self._stack = ExitStack()
         self.snap: psycopg.Connection[Any]
         self.snapshot_id = self.encoding = ""

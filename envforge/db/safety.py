@@ -10,6 +10,7 @@ identifier when readable, postmaster start time, port, data directory), not by h
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from datetime import UTC, datetime
@@ -18,9 +19,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from envforge.core.processes import ProcessIdentity, current_process
 from envforge.db.connection import ServerAddress, connected
 from envforge.db.identifiers import identifier
 from envforge.errors import CopyFailedError, UnsafeTargetError
+
+log = logging.getLogger("envforge.db")
 
 OWNER_MARK = "envforge:owned"
 # Roles of the databases behind branches (envforge.db.branch): an environment's clone, seed,
@@ -124,6 +128,13 @@ def create_owned_database_on(
     try:
         existing, exists = ownership_marker(conn, name), True
     except LookupError:
+        existing, exists = None, False
+    if exists and existing is not None and abandoned_build(existing):
+        # a clone killed (SIGKILL, power) between CREATE DATABASE and its end: half a copy
+        # that nobody will finish; it never blocks the name
+        log.warning("dropping database %r on %s: an unfinished copy whose %s is gone",
+                    name, server.label, describe_builder(existing))
+        _drop(conn, name)
         existing, exists = None, False
     if exists:
         if existing is None:
@@ -240,6 +251,47 @@ def assert_owned(server: ServerAddress, name: str) -> dict[str, Any]:
     if marker is None:
         raise UnsafeTargetError(f"database {name!r} was not created by envforge; refusing")
     return marker
+
+
+#: a marker key set while a copy is being built: the building process's identity
+#: (envforge.core.processes); removed by :func:`finish_building` when the copy is complete
+BUILDING = "building"
+
+
+def building_marker(marker: dict[str, Any]) -> dict[str, Any]:
+    """``marker`` naming the calling process as the one building the database."""
+    return dict(marker, **{BUILDING: current_process().model_dump(mode="json")})
+
+
+def abandoned_build(marker: dict[str, Any]) -> bool:
+    """The marker says a copy was being built by a process that is gone (on this machine:
+    one on another host counts as alive, envforge.core.processes)."""
+    builder = marker.get(BUILDING)
+    if not isinstance(builder, dict):
+        return False
+    try:
+        return not ProcessIdentity.model_validate(builder).alive()
+    except ValueError:
+        return False
+
+
+def describe_builder(marker: dict[str, Any]) -> str:
+    try:
+        return ProcessIdentity.model_validate(marker.get(BUILDING)).describe()
+    except ValueError:
+        return "builder"
+
+
+def finish_building(server: ServerAddress, name: str) -> None:
+    """Mark database ``name`` complete: its marker without :data:`BUILDING`."""
+    with connected(server.with_database("postgres"), autocommit=True) as conn:
+        try:
+            marker = ownership_marker(conn, name)
+        except LookupError:
+            return
+        if marker is not None and BUILDING in marker:
+            marker.pop(BUILDING)
+            write_marker(conn, name, marker)
 
 
 def write_marker(conn: psycopg.Connection[Any], name: str, marker: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import pytest
 from envforge.db.clone import CloneRequest, clone_database
 from envforge.db.connection import ServerAddress
 from envforge.db.rules import parse_rules
-from envforge.db.safety import drop_owned_database
+from envforge.db.safety import drop_owned_database, ownership_marker
 from envforge.errors import (
     CopyFailedError,
     DatabaseUnreachableError,
@@ -214,6 +214,57 @@ def test_interrupted_clone_leaves_no_target(pg_server: ServerAddress, tmp_path: 
             child.kill()
     assert child.returncode != 0 and "terminated (SIGTERM)" in err
     assert not database_exists(pg_server, "envforge_term")
+
+
+KILLED_CLONE = CLONE_IN_A_CHILD.replace('"prod_term"', "sys.argv[2]").replace(
+    '"envforge_term"', "sys.argv[3]")
+
+
+@pytest.mark.slow
+def test_a_clone_killed_mid_copy_never_blocks_its_name(pg_server: ServerAddress,
+                                                       tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the half-copied target stays, marked as being
+    built by a process that is gone. The next clone of that name (no --replace) drops it and
+    makes a whole copy, instead of refusing with 'already exists'; a finished clone's marker
+    no longer names a builder, so it is never taken for such a leftover."""
+    create_database(pg_server, "prod_kill", """
+        CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
+        INSERT INTO events SELECT g, repeat('y', 200) FROM generate_series(1, 400000) g;""")
+    script = tmp_path / "clone_child.py"
+    script.write_text(KILLED_CLONE)
+    child = subprocess.Popen([sys.executable, str(script), str(pg_server.port), "prod_kill",
+                              "envforge_kill"], stderr=subprocess.PIPE, text=True)
+    try:
+        with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+            for _ in range(400):  # bounded: 20 s at most
+                if conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = 'prod_kill' "
+                                "AND query LIKE 'COPY%%events%%'").fetchone():
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the clone never started copying")
+        child.kill()
+        child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert database_exists(pg_server, "envforge_kill")  # the leftover of the killed clone
+    rules = parse_rules({"tables": {"events": {"payload": "passthrough"}}})
+    clone_database(CloneRequest(pg_server.with_database("prod_kill"),
+                                pg_server.with_database("envforge_kill"), rules, TEST_KEY,
+                                jobs=1))
+    with psycopg.connect(pg_server.with_database("envforge_kill").conninfo(),
+                         autocommit=True) as conn:
+        count = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert count is not None and count[0] == 400000
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        marker = ownership_marker(conn, "envforge_kill")
+    assert marker is not None and "building" not in marker
+    with pytest.raises(UnsafeTargetError, match="already exists"):  # a whole clone: kept
+        clone_database(CloneRequest(pg_server.with_database("prod_kill"),
+                                    pg_server.with_database("envforge_kill"), rules, TEST_KEY,
+                                    jobs=1))
+    drop_owned_database(pg_server, "envforge_kill")
 
 
 def test_a_refused_replace_keeps_the_database_it_would_replace(
