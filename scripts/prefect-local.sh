@@ -9,8 +9,9 @@
 # the configuration Prefect names for many concurrent runs. `start` bounds the concurrency so
 # many pull requests at once do not overrun PostgreSQL or the registry: the work pool runs at
 # most ENVFORGE_POOL_CONCURRENCY flow runs (default 4 on SQLite, 8 on PostgreSQL: a run's slot
-# is mostly its start under load, 15-40 s, not CPU, so 20 pull requests at once had p95 88.1 s
-# with 8 against 150.9 s with 4 at a similar load; docs/benchmarks.md), and, with PREFECT_DATABASE=postgresql,
+# is mostly its start under load, 15-40 s, not CPU: 20 pull requests at once had p95 122.5 s
+# (median of 3) with 8 against 150.9 s with 4 at a similar load; docs/benchmarks.md), and,
+# with PREFECT_DATABASE=postgresql,
 # the steps that clone databases or build images (task tags envforge-db, envforge-image) at most
 # ENVFORGE_DB_CONCURRENCY / ENVFORGE_IMAGE_CONCURRENCY at once (default 2 each; 0: no limit).
 # Not by default on SQLite, the one-person demo: in Prefect 3.8 a tag limit costs every task
