@@ -127,6 +127,36 @@ def _answer(world: World, url: str, want: str, seconds: float = 240) -> str:
     raise AssertionError(f"{url} never answered with {want!r} in {seconds:.0f} s; last: {last}")
 
 
+def _flow_runs_text(flow_run_id: Any) -> str:
+    """The flow run's and its subflow runs' parameters, state messages and logs, as stored by
+    the Prefect server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        runs = [client.read_flow_run(flow_run_id)]
+        runs += client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
+        ids = [run.id for run in runs]
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=ids)))
+    texts = [json.dumps(run.parameters, default=str) for run in runs]
+    texts += [str(run.state.message if run.state else "") for run in runs]
+    texts += [str(task.state.message if task.state else "") for task in tasks]
+    texts += [entry.message for entry in logs]
+    assert any("db-login" in entry.message for entry in logs), "no log of the run arrived"
+    return "\n".join(texts)
+
+
 def _roles(port: int) -> set[str]:
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
                          autocommit=True) as conn:
@@ -156,7 +186,9 @@ def test_the_app_logs_in_with_its_own_role_and_a_wrong_password_is_refused(
         "imageRegistry": world.registry.access.address, "registryTls": False,
         "database": "seed", "databaseLogin": True, "databaseHost": gateway,
         "databasePort": scram_server.port, "databaseUser": "postgres"}
-    created = create_environment(name, template="preview-app", parameters=parameters)
+    state = create_environment(name, template="preview-app", parameters=parameters,
+                               return_state=True)
+    created = state.result()
     steps = {s["id"]: s["status"] for s in created["run"]["steps"]}
     assert steps["database-seed"] == steps["database-role"] == "completed"
 
@@ -191,6 +223,7 @@ def test_the_app_logs_in_with_its_own_role_and_a_wrong_password_is_refused(
                              check=True).stdout.decode("utf-8", "replace")
     assert password not in objects
     assert password not in json.dumps(created, default=str)
+    assert password not in _flow_runs_text(state.state_details.flow_run_id)
     assert password not in scram_server.log.read_text(errors="replace")
     assert "SCRAM-SHA-256$4096:" in scram_server.log.read_text(errors="replace")
 
