@@ -60,7 +60,8 @@ def test_preview_app_form_is_environment_fields_then_template_pages() -> None:
     assert names[5:] == ["repoUrl", "ref", "stack", "imageRegistry", "registryTls", "port",
                          "database", "snapshot", "sourceDatabase", "databaseImage",
                          "databaseHost",
-                         "databasePort", "databaseUser", "vaultSecrets", "refreshData",
+                         "databasePort", "databaseUser", "databaseLogin", "vaultSecrets",
+                         "refreshData",
                          "replicas"]
     assert [p["position"] for p in props.values()] == list(range(len(props)))
     assert schema["required"] == ["name", "repoUrl"]
