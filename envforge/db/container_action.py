@@ -10,22 +10,16 @@ Rollback deletes the Secret (and the namespace when this step made it).
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.actions.ownership import (
     check_environment_namespace,
-    check_existing_namespace,
     is_claimed,
-    made_by_run_annotations,
 )
-from envforge.core.kubernetes_boundary import kubernetes_errors
 from envforge.core.names import DnsLabel
 from envforge.db.actions import load_server
 from envforge.db.container import (
@@ -35,14 +29,11 @@ from envforge.db.container import (
     secret_name,
     seed_script,
 )
+from envforge.db.kube_secrets import EnvironmentSecretWriter
 from envforge.db.safety import target_database_name
 from envforge.errors import DatabaseError
 from envforge.services import require_connections
 
-#: The labels envforge.secrets.delivery puts on the Secrets it delivers: destroy's
-#: ``remove_environment`` deletes every Secret carrying them, this one included.
-LABEL_ENVIRONMENT = "envforge.dev/environment"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 PORT = 5432
 USER = "postgres"
 
@@ -116,7 +107,7 @@ class DatabaseContainer(Action[DatabaseContainerInput, DatabaseContainerOutput])
         out = self._output(params, imageCheck=checked, rows=rows)
         password = generate_password()
         cluster = connections.kubernetes_cluster(params.clusterBlock)
-        writer = _SecretWriter(cluster.api_client, cluster.request_timeout_seconds,
+        writer = EnvironmentSecretWriter(cluster.api_client, cluster.request_timeout_seconds,
                                (password, script))
         namespace_created = writer.ensure_namespace(out.namespace, params.environment,
                                                     ctx.run_id, is_claimed(ctx.environment))
@@ -145,7 +136,7 @@ class DatabaseContainer(Action[DatabaseContainerInput, DatabaseContainerOutput])
             return
         connections = require_connections(ctx.services, f"step {ctx.step_id!r}")
         cluster = connections.kubernetes_cluster(params.clusterBlock)
-        writer = _SecretWriter(cluster.api_client, cluster.request_timeout_seconds, ())
+        writer = EnvironmentSecretWriter(cluster.api_client, cluster.request_timeout_seconds, ())
         # the Secret first, at once: a namespace's deletion empties it only later
         writer.delete_secret(output.namespace, output.secretName)
         ctx.logger.info("rolled back: deleted Secret %s/%s", output.namespace, output.secretName)
@@ -157,87 +148,6 @@ class DatabaseContainer(Action[DatabaseContainerInput, DatabaseContainerOutput])
         missing = [f for f in ([params.schema_] if params.schema_ else []) + params.fixtures
                    if not (template_dir / f).is_file()]
         return [f"db:container: {f} is not a file of the template" for f in missing]
-
-
-class _SecretWriter:
-    """The Kubernetes calls of this step; ``hidden`` values are scrubbed from every error."""
-
-    def __init__(self, api_client: Any, timeout: float, hidden: tuple[str, ...]) -> None:
-        self.core: Any = k8s_client.CoreV1Api(api_client)
-        self.timeout = timeout
-        self.hidden = hidden
-
-    def _scrub(self, text: str) -> str:
-        for value in self.hidden:
-            text = text.replace(value, "***")
-        return text
-
-    def ensure_namespace(self, namespace: str, environment: str, run_id: str,
-                         claimed: bool) -> bool:
-        """Create the namespace (True) or use the one there (False; a claimed run only its own,
-        envforge.actions.ownership)."""
-        with kubernetes_errors(f"create namespace {namespace}", scrub=self._scrub):
-            try:
-                self.core.create_namespace(
-                    {"metadata": {"name": namespace, "labels": _labels(environment),
-                                  "annotations": made_by_run_annotations(run_id)}},
-                    _request_timeout=self.timeout)
-                return True
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-            # there already (the Secret step's, or an earlier run's)
-            found = self.core.read_namespace(namespace, _request_timeout=self.timeout)
-        check_existing_namespace(found, namespace, environment, run_id, claimed, DatabaseError)
-        return False
-
-    def apply(self, namespace: str, name: str, environment: str, data: dict[str, str]) -> bool:
-        """Create the Secret, or replace the one envforge made for this environment; True when
-        created. A Secret of that name that is not this environment's is left alone."""
-        body: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "namespace": namespace, "labels": _labels(environment)},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
-        where = f"Secret {namespace}/{name}"
-        with kubernetes_errors(f"create {where}", scrub=self._scrub):
-            try:
-                self.core.create_namespaced_secret(namespace, body,
-                                                   _request_timeout=self.timeout)
-                return True
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-            current = self.core.read_namespaced_secret(name, namespace,
-                                                       _request_timeout=self.timeout)
-            owner = (current.metadata.labels or {}).get(LABEL_ENVIRONMENT)
-            if owner != environment:
-                raise DatabaseError(f"{where} exists and is not envforge's for environment "
-                                    f"{environment!r} (label {LABEL_ENVIRONMENT}={owner!r}); "
-                                    "remove it or choose another name")
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            self.core.replace_namespaced_secret(name, namespace, body,
-                                                _request_timeout=self.timeout)
-            return False
-
-    def delete_secret(self, namespace: str, name: str) -> None:
-        with kubernetes_errors(f"delete Secret {namespace}/{name}", scrub=self._scrub):
-            try:
-                self.core.delete_namespaced_secret(name, namespace, _request_timeout=self.timeout)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-
-    def delete_namespace(self, namespace: str) -> None:
-        with kubernetes_errors(f"delete namespace {namespace}", scrub=self._scrub):
-            try:
-                self.core.delete_namespace(namespace, _request_timeout=self.timeout)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-
-
-def _labels(environment: str) -> dict[str, str]:
-    return {LABEL_ENVIRONMENT: environment, LABEL_MANAGED_BY: "envforge"}
 
 
 ACTIONS: list[type[Action[Any, Any]]] = [DatabaseContainer]

@@ -19,9 +19,11 @@ from typing import Any
 from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
+from envforge.actions.ownership import check_environment_namespace, is_claimed
 from envforge.core.names import DnsLabel
 from envforge.db.actions import load_server
 from envforge.db.container import generate_password
+from envforge.db.kube_secrets import EnvironmentSecretWriter
 from envforge.db.roles import (
     create_environment_role,
     drop_environment_role,
@@ -29,7 +31,6 @@ from envforge.db.roles import (
     role_name,
     scram_verifier,
 )
-from envforge.db.roles_secret import LoginSecretWriter
 from envforge.db.safety import assert_owned, target_database_name
 from envforge.errors import DatabaseError
 from envforge.services import require_connections
@@ -82,11 +83,10 @@ class DatabaseRole(Action[DatabaseRoleInput, DatabaseRoleOutput]):
             secretName=login_secret_name(params.name or params.environment), **done)
 
     def run(self, ctx: ActionContext, params: DatabaseRoleInput) -> DatabaseRoleOutput:
+        # a login goes only to the run's own environment and namespace (D9)
+        check_environment_namespace(ctx, params.environment, params.namespace,
+                                    f"step {ctx.step_id!r} (db:role)", DatabaseError)
         out = self._output(params)
-        own = ctx.environment.get("namespace")
-        if own and out.namespace != own:  # a login goes only to the run's own namespace (D9)
-            raise DatabaseError(f"step {ctx.step_id!r}: namespace {out.namespace!r} is not the "
-                                f"environment's own ({own!r}); leave namespace empty")
         connections = require_connections(ctx.services, f"step {ctx.step_id!r}")
         server = load_server(params.targetBlock, connections).address()
         assert_owned(server, out.database)  # only a database envforge made gets a login
@@ -97,13 +97,14 @@ class DatabaseRole(Action[DatabaseRoleInput, DatabaseRoleOutput]):
             return out
         password = generate_password()
         cluster = connections.kubernetes_cluster(params.clusterBlock)
-        writer = LoginSecretWriter(cluster.api_client, cluster.request_timeout_seconds,
+        writer = EnvironmentSecretWriter(cluster.api_client, cluster.request_timeout_seconds,
                                    (password,))
         role_created = create_environment_role(
             server, params.environment, scram_verifier(password), ctx.run_id,
             read_only=params.readOnly)
         try:
-            namespace_created = writer.ensure_namespace(out.namespace, params.environment)
+            namespace_created = writer.ensure_namespace(out.namespace, params.environment,
+                                                        ctx.run_id, is_claimed(ctx.environment))
             secret_created = writer.apply(
                 out.namespace, out.secretName, params.environment,
                 {"PGUSER": out.role, "PGPASSWORD": password, "PGDATABASE": out.database})
@@ -128,7 +129,8 @@ class DatabaseRole(Action[DatabaseRoleInput, DatabaseRoleOutput]):
         connections = require_connections(ctx.services, f"step {ctx.step_id!r}")
         if output.secretCreated or output.namespaceCreated:
             cluster = connections.kubernetes_cluster(params.clusterBlock)
-            writer = LoginSecretWriter(cluster.api_client, cluster.request_timeout_seconds)
+            writer = EnvironmentSecretWriter(cluster.api_client, cluster.request_timeout_seconds,
+                                             ())
             writer.delete_secret(output.namespace, output.secretName)
             ctx.logger.info("rolled back: deleted Secret %s/%s", output.namespace,
                             output.secretName)

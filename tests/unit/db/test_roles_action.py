@@ -32,9 +32,12 @@ def test_the_dry_run_names_role_database_and_secret_and_nothing_secret(tmp_path:
 def test_a_login_for_another_namespace_is_refused_before_anything_is_made(
         tmp_path: Path) -> None:
     params = DatabaseRoleInput(environment="pr-12", namespace="kube-system")
-    with pytest.raises(DatabaseError, match="namespace 'kube-system' is not the environment's "
-                       "own \\('pr-12'\\); leave namespace empty"):
-        DatabaseRole().run(_ctx(tmp_path, namespace="pr-12"), params)
+    with pytest.raises(DatabaseError, match="namespace 'kube-system' is not the "
+                       "environment's own namespace 'pr-12'"):
+        DatabaseRole().run(_ctx(tmp_path, name="pr-12", namespace="pr-12"), params)
+    # a scaffold run (no environment) naming an environment makes no login for it
+    with pytest.raises(DatabaseError, match="belongs to no environment"):
+        DatabaseRole().run(_ctx(tmp_path), DatabaseRoleInput(environment="pr-12"))
 
 
 def test_an_environment_name_that_is_no_dns_label_is_refused() -> None:

@@ -1,10 +1,12 @@
-"""The Kubernetes side of ``db:role``: the Secret ``<name>-db-login`` holding the login.
+"""The Kubernetes side of the database steps (``db:container``'s password and seed, ``db:role``'s
+login): the environment's namespace and one Secret in it.
 
-envforge.db sits beside envforge.secrets in the layers (neither imports the other), so this
-step writes its one Secret through the Kubernetes API itself, labelled the way
+envforge.db sits beside envforge.secrets in the layers (neither imports the other), so these
+steps write their Secrets through the Kubernetes API here, labelled the way
 envforge.secrets.delivery labels every Secret it delivers: destroy's ``remove_environment`` and
-a killed create's clean-up delete Secrets by those labels, this one included. The password is
-scrubbed from every error this module raises.
+a killed create's clean-up delete Secrets by those labels, these included. The namespace rules
+are envforge.actions.ownership's (a claimed run uses only a namespace it made). The values
+given as ``hidden`` are scrubbed from every error this module raises.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from envforge.actions.ownership import check_existing_namespace, made_by_run_annotations
 from envforge.core.kubernetes_boundary import kubernetes_errors
 from envforge.errors import DatabaseError
 
+#: The labels envforge.secrets.delivery puts on the Secrets it delivers
 LABEL_ENVIRONMENT = "envforge.dev/environment"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
-class LoginSecretWriter:
-    """Creates, replaces and deletes the login Secret; ``hidden`` never appears in an error."""
+class EnvironmentSecretWriter:
+    """The Kubernetes calls of this step; ``hidden`` values are scrubbed from every error."""
 
-    def __init__(self, api_client: Any, timeout: float, hidden: tuple[str, ...] = ()) -> None:
+    def __init__(self, api_client: Any, timeout: float, hidden: tuple[str, ...]) -> None:
         self.core: Any = k8s_client.CoreV1Api(api_client)
         self.timeout = timeout
         self.hidden = hidden
@@ -35,18 +39,24 @@ class LoginSecretWriter:
             text = text.replace(value, "***")
         return text
 
-    def ensure_namespace(self, namespace: str, environment: str) -> bool:
-        """Create the environment's namespace if missing; True when this call created it."""
+    def ensure_namespace(self, namespace: str, environment: str, run_id: str,
+                         claimed: bool) -> bool:
+        """Create the namespace (True) or use the one there (False; a claimed run only its own,
+        envforge.actions.ownership)."""
         with kubernetes_errors(f"create namespace {namespace}", scrub=self._scrub):
             try:
                 self.core.create_namespace(
-                    {"metadata": {"name": namespace, "labels": labels(environment)}},
+                    {"metadata": {"name": namespace, "labels": labels(environment),
+                                  "annotations": made_by_run_annotations(run_id)}},
                     _request_timeout=self.timeout)
                 return True
             except ApiException as e:
-                if e.status == 409:  # there already (another step's, or an earlier run's)
-                    return False
-                raise
+                if e.status != 409:
+                    raise
+            # there already (the Secret step's, or an earlier run's)
+            found = self.core.read_namespace(namespace, _request_timeout=self.timeout)
+        check_existing_namespace(found, namespace, environment, run_id, claimed, DatabaseError)
+        return False
 
     def apply(self, namespace: str, name: str, environment: str, data: dict[str, str]) -> bool:
         """Create the Secret, or replace the one envforge made for this environment; True when
