@@ -116,8 +116,7 @@ def create_environment_role(server: ServerAddress, environment: str, verifier: s
                 conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(
                     identifier(role),
                     sql.Literal(OWNER_MARK + " " + json.dumps(mark, sort_keys=True))))
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                identifier(database), identifier(role)))
+            _grant_connect(conn, database, role)
         with connected(server.with_database(database), autocommit=True) as conn, \
                 conn.transaction():
             _grant_schemas(conn, role, read_only)
@@ -141,8 +140,7 @@ def regrant_environment_role(server: ServerAddress, environment: str, *,
                 return False
             if marker is None or marker.get("environment") != environment:
                 return False
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                identifier(database), identifier(role)))
+            _grant_connect(conn, database, role)
         with connected(server.with_database(database), autocommit=True) as conn, \
                 conn.transaction():
             _grant_schemas(conn, role, read_only)
@@ -150,6 +148,16 @@ def regrant_environment_role(server: ServerAddress, environment: str, *,
         raise DatabaseError(f"cannot grant role {role!r} on {server.label}: "
                             f"{_first_line(e)}") from e
     return True
+
+
+def _grant_connect(conn: psycopg.Connection[Any], database: str, role: str) -> None:
+    """Only the environment's role (and superusers such as envforge's own) may connect to its
+    database: PostgreSQL gives CONNECT to PUBLIC by default, so another environment's login
+    could open it wherever pg_hba lets it through."""
+    conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(
+        identifier(database)))
+    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        identifier(database), identifier(role)))
 
 
 def _grant_schemas(conn: psycopg.Connection[Any], role: str, read_only: bool) -> None:

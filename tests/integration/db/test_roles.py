@@ -160,3 +160,30 @@ def test_a_killed_runs_clean_up_drops_only_the_role_that_run_made(
     assert drop_roles_of_run(server, env, "another-run") == []
     assert drop_roles_of_run(server, env, run_id) == [role_name(env)]
     assert drop_roles_of_run(server, env, run_id) == []
+
+
+def test_no_other_login_may_connect_to_the_environments_database(
+        scram_server: tuple[ServerAddress, Path]) -> None:
+    """PostgreSQL gives CONNECT to PUBLIC by default: with a login made, only that login (and
+    superusers) may connect to the environment's database, so another environment's login is
+    kept out by the server's privileges, not only by pg_hba (also after a rebuild)."""
+    server, _ = scram_server
+    mine, other, run_id = unique_environment(), unique_environment(), uuid.uuid4().hex
+    database = environment_database(server, mine, run_id)
+    environment_database(server, other, run_id)
+    create_environment_role(server, mine, scram_verifier(generate_password()), run_id)
+    create_environment_role(server, other, scram_verifier(generate_password()), run_id)
+
+    def may_connect(role: str) -> bool:
+        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+            row = conn.execute("SELECT has_database_privilege(%s, %s, 'CONNECT')",
+                               (role, database)).fetchone()
+        assert row is not None
+        return bool(row[0])
+
+    assert may_connect(role_name(mine))
+    assert not may_connect(role_name(other)) and not may_connect("public")
+    environment_database(server, mine, run_id)  # a refresh: made anew, PUBLIC may connect
+    assert regrant_environment_role(server, mine)
+    assert may_connect(role_name(mine)) and not may_connect(role_name(other))
+    assert drop_environment_role(server, mine) and drop_environment_role(server, other)
