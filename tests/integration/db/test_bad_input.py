@@ -183,29 +183,40 @@ from envforge.db.rules import parse_rules
 if __name__ == "__main__":
     server = ServerAddress("127.0.0.1", int(sys.argv[1]))
     rules = parse_rules({"tables": {"events": {"payload": "passthrough"}}})
-    clone_database(CloneRequest(server.with_database("prod_term"),
-                                server.with_database("envforge_term"), rules, b"k" * 32, jobs=1))
+    clone_database(CloneRequest(server.with_database(sys.argv[2]),
+                                server.with_database(sys.argv[3]), rules, b"k" * 32, jobs=1))
 """
 
 
-@pytest.mark.slow
-def test_interrupted_clone_leaves_no_target(pg_server: ServerAddress, tmp_path: Path) -> None:
-    create_database(pg_server, "prod_term", """
+def clone_child_copying(server: ServerAddress, tmp_path: Path, source: str,
+                        target: str) -> subprocess.Popen[str]:
+    """A clone of a 400,000-row ``source`` into ``target`` in a child process, returned once
+    it is copying rows (so a signal lands mid-copy)."""
+    create_database(server, source, """
         CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
         INSERT INTO events SELECT g, repeat('y', 200) FROM generate_series(1, 400000) g;""")
     script = tmp_path / "clone_child.py"
     script.write_text(CLONE_IN_A_CHILD)
-    child = subprocess.Popen([sys.executable, str(script), str(pg_server.port)],
+    child = subprocess.Popen([sys.executable, str(script), str(server.port), source, target],
                              stderr=subprocess.PIPE, text=True)
     try:
-        with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
             for _ in range(400):  # bounded: 20 s at most
-                if conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = 'prod_term' "
-                                "AND query LIKE 'COPY%%events%%'").fetchone():
-                    break
+                if conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s "
+                                "AND query LIKE 'COPY%%events%%'", (source,)).fetchone():
+                    return child
                 time.sleep(0.05)
-            else:
-                pytest.fail("the clone never started copying")
+        pytest.fail("the clone never started copying")
+    except BaseException:
+        child.kill()
+        child.communicate(timeout=60)
+        raise
+
+
+@pytest.mark.slow
+def test_interrupted_clone_leaves_no_target(pg_server: ServerAddress, tmp_path: Path) -> None:
+    child = clone_child_copying(pg_server, tmp_path, "prod_term", "envforge_term")
+    try:
         assert database_exists(pg_server, "envforge_term")
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=60)
@@ -216,10 +227,6 @@ def test_interrupted_clone_leaves_no_target(pg_server: ServerAddress, tmp_path: 
     assert not database_exists(pg_server, "envforge_term")
 
 
-KILLED_CLONE = CLONE_IN_A_CHILD.replace('"prod_term"', "sys.argv[2]").replace(
-    '"envforge_term"', "sys.argv[3]")
-
-
 @pytest.mark.slow
 def test_a_clone_killed_mid_copy_never_blocks_its_name(pg_server: ServerAddress,
                                                        tmp_path: Path) -> None:
@@ -227,27 +234,9 @@ def test_a_clone_killed_mid_copy_never_blocks_its_name(pg_server: ServerAddress,
     built by a process that is gone. The next clone of that name (no --replace) drops it and
     makes a whole copy, instead of refusing with 'already exists'; a finished clone's marker
     no longer names a builder, so it is never taken for such a leftover."""
-    create_database(pg_server, "prod_kill", """
-        CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
-        INSERT INTO events SELECT g, repeat('y', 200) FROM generate_series(1, 400000) g;""")
-    script = tmp_path / "clone_child.py"
-    script.write_text(KILLED_CLONE)
-    child = subprocess.Popen([sys.executable, str(script), str(pg_server.port), "prod_kill",
-                              "envforge_kill"], stderr=subprocess.PIPE, text=True)
-    try:
-        with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
-            for _ in range(400):  # bounded: 20 s at most
-                if conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = 'prod_kill' "
-                                "AND query LIKE 'COPY%%events%%'").fetchone():
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("the clone never started copying")
-        child.kill()
-        child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    child = clone_child_copying(pg_server, tmp_path, "prod_kill", "envforge_kill")
+    child.kill()
+    child.communicate(timeout=60)
     assert database_exists(pg_server, "envforge_kill")  # the leftover of the killed clone
     rules = parse_rules({"tables": {"events": {"payload": "passthrough"}}})
     clone_database(CloneRequest(pg_server.with_database("prod_kill"),
