@@ -263,23 +263,27 @@ def building_marker(marker: dict[str, Any]) -> dict[str, Any]:
     return dict(marker, **{BUILDING: current_process().model_dump(mode="json")})
 
 
+def _builder(marker: dict[str, Any]) -> ProcessIdentity | None:
+    """The process the marker says is building the database, if any."""
+    builder = marker.get(BUILDING)
+    if not isinstance(builder, dict):
+        return None
+    try:
+        return ProcessIdentity.model_validate(builder)
+    except ValueError:
+        return None
+
+
 def abandoned_build(marker: dict[str, Any]) -> bool:
     """The marker says a copy was being built by a process that is gone (on this machine:
     one on another host counts as alive, envforge.core.processes)."""
-    builder = marker.get(BUILDING)
-    if not isinstance(builder, dict):
-        return False
-    try:
-        return not ProcessIdentity.model_validate(builder).alive()
-    except ValueError:
-        return False
+    builder = _builder(marker)
+    return builder is not None and not builder.alive()
 
 
 def describe_builder(marker: dict[str, Any]) -> str:
-    try:
-        return ProcessIdentity.model_validate(marker.get(BUILDING)).describe()
-    except ValueError:
-        return "builder"
+    builder = _builder(marker)
+    return builder.describe() if builder is not None else "builder"
 
 
 def finish_building(server: ServerAddress, name: str) -> None:
