@@ -56,15 +56,22 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ])
-#: host[:port]/repository[:tag] (no digest: the template names a tag it pushed)
-_IMAGE = re.compile(r"^(?P<host>[A-Za-z0-9.-]+(:[0-9]{1,5})?)/(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*)"
-                    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
+#: [host[:port]/]repository[:tag] (no digest: the template names a tag it pushed)
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_REPOSITORY = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+#: Docker's rule for a name without a registry host, as the node's container runtime reads it
+DEFAULT_REGISTRY = "docker.io"
+#: where docker.io's registry API answers
+DEFAULT_REGISTRY_API = "registry-1.docker.io"
 PUSH_HINT = "bash scripts/services/images.sh push postgres {image}"
 
 
 @dataclass(frozen=True)
 class ImageReference:
-    """``host[:port]/repository:tag`` split into its parts."""
+    """``[host[:port]/]repository[:tag]`` split into its parts by the container runtime's
+    rule: the first part is a registry host only when it has a dot or a port or is
+    ``localhost`` (``library/postgres`` and ``postgres`` are Docker Hub's, as on the node)."""
 
     host: str
     repository: str
@@ -72,11 +79,25 @@ class ImageReference:
 
     @classmethod
     def parse(cls, image: str) -> ImageReference:
-        match = _IMAGE.match(image)
-        if match is None:
-            raise DatabaseError(f"database image {image[:200]!r} is not host[:port]/repository"
-                                "[:tag]; name the PostgreSQL image in a registry")
-        return cls(match["host"], match["repo"], match["tag"] or "latest")
+        name, tag = image, "latest"
+        if ":" in image.rpartition("/")[2]:  # a colon after the last slash starts the tag
+            name, _, tag = image.rpartition(":")
+        first, _, rest = name.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            host, repository = first, rest
+        else:
+            host = DEFAULT_REGISTRY
+            repository = name if rest else f"library/{name}"
+        if not (_HOST.match(host) and _REPOSITORY.match(repository) and _TAG.match(tag)):
+            raise DatabaseError(f"database image {image[:200]!r} is not [host[:port]/]repository"
+                                "[:tag]; name the PostgreSQL image in a registry, e.g. "
+                                "127.0.0.1:5000/base/postgres:15")
+        return cls(host, repository, tag)
+
+    @property
+    def api_host(self) -> str:
+        """The host whose /v2/ API serves this image (Docker Hub's is not docker.io)."""
+        return DEFAULT_REGISTRY_API if self.host == DEFAULT_REGISTRY else self.host
 
     def __str__(self) -> str:
         return f"{self.host}/{self.repository}:{self.tag}"
@@ -98,14 +119,14 @@ def check_image(image: ImageReference, tls_verify: bool,
     last = ""
     for scheme in schemes:
         try:
-            origin = parse_url(f"{scheme}://{image.host}").origin
+            origin = parse_url(f"{scheme}://{image.api_host}").origin
         except EgressRefusedError as e:
             raise DatabaseError(f"database image {image}: {e}") from None
         policy = EgressPolicy((AllowRule(origin, (), True),), LOOKUP_BUDGET, system_resolver,
                               transport or httpx.HTTPTransport(verify=tls_verify))
         try:
             with policy.client() as client:
-                answer = client.request("HEAD", f"{scheme}://{image.host}{path}",
+                answer = client.request("HEAD", f"{scheme}://{image.api_host}{path}",
                                         headers={"Accept": MANIFEST_TYPES})
         except (EgressFailedError, EgressRefusedError, BudgetExceededError) as e:
             last = str(e)

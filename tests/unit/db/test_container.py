@@ -16,8 +16,30 @@ def test_an_image_reference_splits_host_repository_and_tag() -> None:
     ref = ImageReference.parse("127.0.0.1:5000/base/postgres:15")
     assert (ref.host, ref.repository, ref.tag) == ("127.0.0.1:5000", "base/postgres", "15")
     assert ImageReference.parse("registry.test/pg").tag == "latest"
-    with pytest.raises(DatabaseError, match="is not host\\[:port\\]/repository"):
-        ImageReference.parse("postgres")  # no registry: nothing on this node could pull it
+    assert ImageReference.parse("localhost/pg:1").host == "localhost"
+
+
+@pytest.mark.parametrize(("image", "repository", "tag"), [
+    ("postgres", "library/postgres", "latest"),
+    ("postgres:16", "library/postgres", "16"),
+    ("library/postgres:15", "library/postgres", "15"),  # was: host "library", repository "postgres"
+    ("team/pg", "team/pg", "latest"),
+])
+def test_a_first_part_without_a_dot_port_or_localhost_is_docker_hubs_not_a_host(
+        image: str, repository: str, tag: str) -> None:
+    # the container runtime's rule: the node would pull these from Docker Hub, so the registry
+    # check asks Docker Hub's API, not a host named after the image's first part
+    ref = ImageReference.parse(image)
+    assert (ref.host, ref.repository, ref.tag) == ("docker.io", repository, tag)
+    assert ref.api_host == "registry-1.docker.io"
+    assert str(ref) == f"docker.io/{repository}:{tag}"
+
+
+@pytest.mark.parametrize("image", ["", "Bad/x", "a/b:", "/x", "a//b", "host:99999999/x"])
+def test_a_malformed_image_is_one_line_naming_the_form(image: str) -> None:
+    with pytest.raises(DatabaseError, match=r"is not \[host\[:port\]/\]repository") as e:
+        ImageReference.parse(image)
+    assert "\n" not in str(e.value)
 
 
 def registry(status: int, seen: list[httpx.Request]) -> httpx.MockTransport:
