@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from envforge.core.secret_parts import holds_part, secret_parts
 from envforge.errors import ConfigurationError, SecretReferenceError, TemplateError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -156,8 +157,9 @@ def secret_pattern(value: str) -> re.Pattern[str]:
     """What finds ``value`` in a text after the template's filters reshaped it: as is or
     reversed (``reverse``), in any case (``upper``, ``lower``, ``title``, ``capitalize``),
     percent-encoded (``urlencode``), or with one short separator put between every character
-    (``list | join('-')``). A secret cut into parts (``truncate``) is not found: a template
-    should not be handed a secret it may render into Git (docs/security.md, known limits)."""
+    (``list | join('-')``). A secret cut into parts (``truncate``, a slice) is found by
+    :func:`holds_secret` and :func:`files_holding_secrets` through its parts
+    (envforge.core.secret_parts)."""
     forms = {value, value[::-1], quote(value, safe=""), quote(value, safe="-_.!~*'()")}
     alternatives = [re.escape(form) for form in sorted(forms)]
     for chars in (value, value[::-1]):
@@ -179,8 +181,10 @@ def secret_forms(value: str) -> set[str]:
 
 
 def holds_secret(text: str, value: str) -> bool:
-    """Whether ``text`` holds ``value`` in any form :func:`secret_pattern` finds."""
-    return bool(value) and secret_pattern(value).search(text) is not None
+    """Whether ``text`` holds ``value`` in any form :func:`secret_pattern` finds, or a part of
+    it (:func:`envforge.core.secret_parts.secret_parts`)."""
+    return bool(value) and (secret_pattern(value).search(text) is not None
+                            or holds_part(text, secret_parts(value)))
 
 
 def secret_fields(value: Any, secrets: Mapping[str, str], where: str) -> list[tuple[str, str]]:
@@ -212,7 +216,8 @@ def refuse_secret_values(value: Any, secrets: Mapping[str, str], where: str) -> 
 def files_holding_secrets(root: Path, secrets: Mapping[str, str],
                           max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
     """(file, secret name) for each workspace file (no link followed) holding a value."""
-    wanted = {n: secret_pattern(v) for n, v in secrets.items() if isinstance(v, str) and v}
+    wanted = {n: (secret_pattern(v), secret_parts(v)) for n, v in secrets.items()
+              if isinstance(v, str) and v}
     hits: list[tuple[str, str]] = []
     if not wanted or not root.is_dir():
         return hits
@@ -225,6 +230,6 @@ def files_holding_secrets(root: Path, secrets: Mapping[str, str],
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
-        hits += [(path.relative_to(root).as_posix(), n) for n, pattern in wanted.items()
-                 if pattern.search(text)]
+        hits += [(path.relative_to(root).as_posix(), n) for n, (pattern, parts) in wanted.items()
+                 if pattern.search(text) or holds_part(text, parts)]
     return hits

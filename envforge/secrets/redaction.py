@@ -5,6 +5,8 @@ those values (and their base64 and JSON-escaped forms, which is how they look in
 Kubernetes request body) in every log record, envforge's and Prefect's alike: as a filter on the
 named loggers and their handlers, and through the log-record factory so records of any logger,
 and handlers added later (Prefect's API log handler, pytest's capture), never see a value.
+A part of a value (what is left after a template's ``truncate`` or a slice) is masked too
+(envforge.core.secret_parts), so the GitOps guard, which asks this redactor, refuses it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from envforge.core.secret_parts import mask_parts, secret_parts
 from envforge.core.sensitive import without_credentials
 
 MASK = "********"
@@ -31,10 +34,11 @@ class SecretRedactor(logging.Filter):
         super().__init__()
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._parts: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def register(self, value: str) -> None:
-        """Mask ``value`` from now on, with its base64 and JSON-escaped forms."""
+        """Mask ``value`` from now on, with its base64 and JSON-escaped forms and its parts."""
         if not value or not value.strip():
             return
         forms = {value, base64.b64encode(value.encode()).decode(), json.dumps(value)[1:-1]}
@@ -42,6 +46,7 @@ class SecretRedactor(logging.Filter):
             if forms <= self._values:
                 return
             self._values |= forms
+            self._parts = self._parts | secret_parts(value)
             ordered = sorted(self._values, key=len, reverse=True)  # longest first
             self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
@@ -53,6 +58,7 @@ class SecretRedactor(logging.Filter):
         with self._lock:
             self._values.clear()
             self._pattern = None
+            self._parts = frozenset()
 
     def __len__(self) -> int:
         return len(self._values)
@@ -62,7 +68,7 @@ class SecretRedactor(logging.Filter):
         pattern = self._pattern
         if pattern is None or not text:
             return text
-        return pattern.sub(MASK, text)
+        return mask_parts(pattern.sub(MASK, text), self._parts, MASK)
 
     def scrub_exception(self, error: BaseException) -> str:
         """An exception's message, safe to show or record."""
