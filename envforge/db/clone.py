@@ -18,9 +18,9 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +56,7 @@ from envforge.db.identifiers import identifier, identifier_text
 from envforge.db.identity import schema_fingerprint, source_instance, source_server_key
 from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
+from envforge.db.post_data import apply_post_data, partition_families, split_section
 from envforge.db.request import CloneReport, CloneRequest, log
 from envforge.db.rules import Rules
 from envforge.db.safety import (
@@ -65,6 +66,7 @@ from envforge.db.safety import (
     finish_building,
 )
 from envforge.db.schema import BackgroundSchemaDump, apply_section_sql, restore_section
+from envforge.db.small_lanes import MIN_LANE_BYTES, SecondLane, run_on_two_lanes
 from envforge.db.subset import select_subset
 from envforge.db.tasks import SMALL_TASK_BYTES, plan_tasks
 from envforge.errors import CopyFailedError, EnvforgeError, PersonalDataError
@@ -133,7 +135,11 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
                 results = _build_target(request, snap, snapshot_id, schema, tasks, keys,
                                         sequences, matviews, logger, resolve=False,
                                         workers=workers, session=start.early.take_session(),
-                                        pre_data_done=start.early.pre_data_applied)
+                                        pre_data_done=start.early.pre_data_applied,
+                                        families=partition_families(
+                                            {t.qualified: [leaf.qualified for leaf in t.leaves]
+                                             for t in catalog.tables.values()
+                                             if t.partitioned}))
             except _CollisionsFound:
                 # Rare: start again on a fresh target, resolving before any index exists.
                 logger.warning("transformed values collided on a unique key; rebuilding "
@@ -182,26 +188,32 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
                   sequences: list[tuple[str, int, bool]], matviews: list[tuple[str, str]],
                   logger: Any, *, resolve: bool, workers: _Workers | None = None,
                   session: psycopg.Connection[Any] | None = None,
-                  pre_data_done: bool = False) -> list[CopyResult]:
+                  pre_data_done: bool = False,
+                  families: Mapping[str, frozenset[str]] | None = None) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
     them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
     ``resolve`` True, which resolves them before any index exists (collisions.py).
     ``session``: an autocommit session to the target opened already (closed here), with
-    the pre-data section applied when ``pre_data_done``."""
+    the pre-data section applied when ``pre_data_done``. ``families``: the partition trees
+    (post_data.partition_families), for the post-data section on two sessions."""
+    families = families or {}
+    # A second pair of sessions for the small tables (small_lanes.py), opened meanwhile.
+    lane = None if resolve else _second_lane(request, snapshot_id, tasks)
     schema_file = schema.path()
     # One session to the target does the schema, the small tables, the sequences and (small
     # clones) the indexes: each new session to a new database costs a backend start and a
     # relation cache built from scratch, each pg_restore a process too.
     with (closing(session) if session is not None
-          else connected(request.target, autocommit=True)) as dst:
+          else connected(request.target, autocommit=True)) as dst, \
+            (closing(lane) if lane is not None else nullcontext()):
         dst.execute(SESSION_SETTINGS)
         if not pre_data_done:
             _apply_section(dst, request.target, schema, schema_file, "pre-data")
         large = sum(t.size_bytes for t in tasks) >= request.parallel_min_bytes
         paused = pause_autovacuum(request.target) if large else []
         results = list(_run_tasks(request, snapshot_id, tasks, logger, snap,
-                                  workers.take() if workers else None, dst))
+                                  workers.take() if workers else None, dst, lane))
         if resolve and keys:
             results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
                                           logger)
@@ -215,8 +227,10 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         logger.info("data copied; building indexes, constraints and triggers")
         small = sum(r.bytes for r in results) < request.parallel_min_bytes
         try:  # parallel index builds only pay off on more data than a worker costs to start
-            _apply_section(dst, request.target, schema, schema_file, "post-data",
-                           jobs=1 if small else request.jobs)
+            if not (small and lane is not None
+                    and _post_data_on_two(dst, lane, request.target, schema, families)):
+                _apply_section(dst, request.target, schema, schema_file, "post-data",
+                               jobs=1 if small else request.jobs)
         except CopyFailedError:
             if not resolve and keys and _any_duplicates(request.target, keys):
                 raise _CollisionsFound from None
@@ -227,6 +241,34 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         resume_autovacuum(request.target, paused)
         _make_durable(dst)
     return results
+
+
+def _post_data_on_two(dst: psycopg.Connection[Any], lane: SecondLane, target: ServerAddress,
+                      schema: BackgroundSchemaDump,
+                      families: Mapping[str, frozenset[str]]) -> bool:
+    """The post-data section over ``dst`` and the second lane's target session at once
+    (post_data.py); False (nothing done) when the section cannot be cut or that session is
+    gone."""
+    sql_text = schema.sql("post-data")
+    cut = split_section(sql_text, families) if sql_text is not None else None
+    if cut is None:
+        return False
+    other = lane.take_target()
+    if other is None:
+        return False
+    with closing(other):
+        apply_post_data((dst, other), target, *cut)
+    return True
+
+
+def _second_lane(request: CloneRequest, snapshot_id: str,
+                 tasks: list[CopyTask]) -> SecondLane | None:
+    """The second lane for the small tasks when there are enough of them and jobs allow."""
+    small = [t for t in tasks if t.size_bytes < SMALL_TASK_BYTES]
+    if (request.jobs < 2 or len({t.table for t in small}) < 2
+            or sum(t.size_bytes for t in small) < MIN_LANE_BYTES):
+        return None
+    return SecondLane(request.source, request.target, snapshot_id, SESSION_SETTINGS)
 
 
 def _apply_section(dst: psycopg.Connection[Any], target: ServerAddress,
@@ -353,19 +395,22 @@ def _parallel(request: CloneRequest, tasks: list[CopyTask]) -> bool:
 def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
                logger: Any, snap: psycopg.Connection[Any] | None = None,
                pool: ProcessPoolExecutor | None = None,
-               dst: psycopg.Connection[Any] | None = None) -> Iterator[CopyResult]:
+               dst: psycopg.Connection[Any] | None = None,
+               lane: SecondLane | None = None) -> Iterator[CopyResult]:
     """Run the tasks on ``jobs`` lanes: this process is one of them, ``jobs - 1`` spawned
     worker processes (``pool`` if already started) are the others (one interpreter fewer in
     memory than a full pool). Small tasks run first in this process over ``snap`` (the
-    snapshot's own connection)."""
+    snapshot's own connection) and, with a ``lane``, on its sessions too (small_lanes.py)."""
     args = (request.source, request.target, snapshot_id, request.key)
     small = [t for t in tasks if snap is not None and t.size_bytes < SMALL_TASK_BYTES]
     tasks = _large(tasks, snap is not None)
 
     def run_small() -> Iterator[CopyResult]:
         if snap is not None and small:
-            for result in run_copy_tasks_shared(snap, request.target, request.key, small,
-                                                dst):
+            shared = (run_on_two_lanes(snap, dst, request.target, request.key, small, lane)
+                      if lane is not None and dst is not None else
+                      run_copy_tasks_shared(snap, request.target, request.key, small, dst))
+            for result in shared:
                 _log_result(logger, result)
                 yield result
 
@@ -428,8 +473,8 @@ def _run_tasks(request: CloneRequest, snapshot_id: str, tasks: list[CopyTask],
 
     completed = False
     try:
-        for lane in range(1, request.jobs):  # lane 0 is this process
-            submit_next(lane, None)
+        for number in range(1, request.jobs):  # lane 0 is this process
+            submit_next(number, None)
         yield from run_small()  # while the workers take the large ones
         done = 0
         mine: CopyTask | None = None
