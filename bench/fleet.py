@@ -33,6 +33,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 from bench.common import median, write_docs_section  # noqa: E402
+from bench.cpu_profile import CpuProfile  # noqa: E402
 from bench.pr_environments import (  # noqa: E402
     REPOSITORY,
     BenchError,
@@ -108,11 +109,13 @@ def run(prs: int) -> tuple[str, str]:
 
             started = time.monotonic()
             try:
-                with ThreadPoolExecutor(max_workers=prs) as pool:  # all at once
-                    list(pool.map(open_one, zip(numbers, timelines, strict=True)))
-                print(f"{prs} deliveries answered in {time.monotonic() - started:.1f} s; "
-                      f"waiting up to {timeout:g} s for Healthy", flush=True)
-                watch_until_healthy(demo, cluster, timelines, timeout)
+                with CpuProfile() as profile:  # where the cores go, deliveries to Healthy
+                    with ThreadPoolExecutor(max_workers=prs) as pool:  # all at once
+                        list(pool.map(open_one, zip(numbers, timelines, strict=True)))
+                    print(f"{prs} deliveries answered in {time.monotonic() - started:.1f} s; "
+                          f"waiting up to {timeout:g} s for Healthy", flush=True)
+                    watch_until_healthy(demo, cluster, timelines, timeout)
+                print(f"CPU during the burst:\n{profile.report()}", flush=True)
                 read_run_times(timelines, timeout_s=300.0)
                 problems = check_fleet(demo, cluster, timelines)
                 database = prefect_database(timelines)
@@ -123,7 +126,7 @@ def run(prs: int) -> tuple[str, str]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    return render(timelines, parts, prs, problems, leftovers, database)
+    return render(timelines, parts, prs, problems, leftovers, database, profile)
 
 
 def check_fleet(demo: Demo, cluster: Cluster, timelines: list[Timeline]) -> list[str]:
@@ -207,7 +210,7 @@ def pool_limit(pool: str = "envforge-process") -> str:
 
 
 def render(timelines: list[Timeline], parts: dict[str, str], prs: int, problems: list[str],
-           leftovers: list[str], database: str) -> tuple[str, str]:
+           leftovers: list[str], database: str, profile: CpuProfile) -> tuple[str, str]:
     healthy = [t for t in timelines if t.healthy is not None and t.error is None]
     totals = [t.healthy - t.sent for t in healthy if t.healthy is not None]
     labels = list(Timeline("x").phases())
@@ -251,6 +254,9 @@ def render(timelines: list[Timeline], parts: dict[str, str], prs: int, problems:
     failed = [t for t in timelines if t not in healthy]
     if failed:
         lines += ["", "Not healthy: " + "; ".join(f"{t.name}: {t.error}" for t in failed) + "."]
+    lines += ["", f"Load average during the burst: {profile.load_range()}. CPU seconds "
+              "from the first delivery to the last Healthy, by process group "
+              "(bench/cpu_profile.py):", "", profile.report()]
     lines += ["", "Destroyed afterwards: " + (
         "all gone (directory, Application, namespace, database)" if not leftovers
         else f"NOT gone: {', '.join(leftovers)}") + ".", "", last]

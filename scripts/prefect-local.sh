@@ -163,9 +163,12 @@ start_worker() {
   # Poll every second instead of Prefect's default 10 s: a pull request's environment starts
   # ~7.5 s sooner (bench/webhook_latency.py); one small query per second costs the server little.
   # The worker's own limit follows the pool's (a fixed 4 capped a larger ENVFORGE_POOL_CONCURRENCY).
+  # It is `prefect worker start` through envforge.launch.prefect_cli: the same command, with one
+  # TLS context for its API clients instead of a CA bundle parsed per client (a quarter of the
+  # worker's CPU in bench/fleet.py's profile; envforge/launch/prefect_tls.py).
   ENVFORGE_WARM_RUNNER_SOCKET="$WARM_SOCKET" \
   PREFECT_WORKER_QUERY_SECONDS="${PREFECT_WORKER_QUERY_SECONDS:-1}" \
-  nohup .venv/bin/prefect worker start --pool "$POOL" --type process \
+  nohup .venv/bin/python -m envforge.launch.prefect_cli worker start --pool "$POOL" --type process \
     --limit "$POOL_LIMIT" \
     >"$STATE/prefect-worker.log" 2>&1 &
   echo $! >"$STATE/prefect-worker.pid"

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from envforge.launch.flow_start import PROTOCOL
+from envforge.launch.prefect_tls import share_prefect_tls_context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # envforge/launch/warm_runner.py -> the project
 #: packages whose modules are imported up front (and watched for changes); `--preload` adds
@@ -61,6 +62,14 @@ WARM_MODULES = (
     "prefect.deployments.steps", "prefect._internal.metrics", "prefect.runner",
     "kubernetes.client", "kubernetes.config", "kubernetes.dynamic", "kubernetes.stream",
     "hvac", "psycopg", "faker", "jinja2", "git", "yaml", "requests",
+)
+#: what packages resolve lazily on first attribute access, by module. kubernetes' client (37)
+#: imports an API class and its pydantic models only when first named: CoreV1Api alone is ~300
+#: models, about 0.7 s of CPU in every engine that delivers a Secret or reads the cluster (a
+#: third of a create run's engine CPU in bench/fleet.py's profile) unless resolved here once
+WARM_ATTRIBUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("kubernetes.client", ("ApiClient", "Configuration", "CoreV1Api", "AppsV1Api",
+                           "NetworkingV1Api", "CustomObjectsApi")),
 )
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 POLL_S = 0.05
@@ -88,6 +97,13 @@ def warm_up(packages: list[str]) -> list[str]:
             importlib.import_module(name)
         except Exception as e:
             failed.append(f"{name} ({type(e).__name__})")
+    for name, attributes in WARM_ATTRIBUTES:
+        for attribute in attributes:
+            try:
+                getattr(importlib.import_module(name), attribute)
+            except Exception as e:
+                failed.append(f"{name}.{attribute} ({type(e).__name__})")
+    share_prefect_tls_context()
     return failed
 
 
