@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from blocks.loader import send_notification
 from envforge.core.config import PROJECT_ROOT
 from envforge.environments import locks
+from envforge.environments.change_intents import change_recorded, recover_killed_change
 from envforge.environments.feedback import made_by, report_pull_request_state, summarise_run
 from envforge.environments.forms import (
     environment_signature,
@@ -171,7 +172,13 @@ def _create_or_update(request: EnvironmentRequest, wait_healthy: bool,
                                   plan.environment.get("owner"))
         outcome = "interrupted"  # a termination leaves the intent: the process ends
         try:
-            result = run_steps_as_tasks(run)
+            if intent is not None:
+                result = run_steps_as_tasks(run)
+            else:  # an update: what it pushes before its commit is recorded too
+                with change_recorded(services, plan.name, "update", run.run_id) as changed:
+                    if changed is not None:
+                        logger.warning("%s", changed.summary())
+                    result = run_steps_as_tasks(run)
             outcome = "clean"
         except Exception as e:
             # rolled back cleanly: nothing left; otherwise the next run cleans up after it
@@ -261,6 +268,9 @@ def destroy_environment(name: str, database_block: str | None = None,
                 return {"name": name, "commit": None, "databases": cleaned.databases,
                         "secrets": cleaned.secrets, "problems": [], "prune": "none"}
         record = store.get(name, "destroy")
+        changed = recover_killed_change(services, name)  # a killed update's image, if any
+        if changed is not None:
+            logger.info("%s", changed.summary())
         result = store.destroy(name, _run_id())
         recover_killed_create(services, name, committed=True)  # a stale intent, if any
         released = release_resources(name, record.status.namespace, services, database_block,

@@ -11,8 +11,11 @@ request: what it asks for) and then ``made`` (the name or id the other side answ
 everything that may exist.
 
 The ledger lives next to the intent (``<home>/state/create-intents/<environment>.ledger``)
-and only while that intent belongs to this run: a run that is not a create (an update, a
-scaffold run, a library call) gets a ledger that records nothing. Clean-up deletes only what a
+and only while that intent belongs to this run. An update or upgrade of an existing
+environment records a change intent instead (``<home>/state/change-intents/<environment>.json``,
+envforge.environments.change_intents) and gets a ledger beside it, so an image it pushed before
+being killed is cleaned up too; a scaffold run or a library call gets a ledger that records
+nothing. Clean-up deletes only what a
 ``made`` line names, by the identity the other side answered (an id, a digest), never by what
 a template wrote; an ``intended`` line without its ``made`` is reported, not deleted (the
 request may not have reached the other side, and the name may be someone else's).
@@ -35,8 +38,17 @@ def intents_folder(home: Path) -> Path:
     return home / "state" / "create-intents"
 
 
+def change_intents_folder(home: Path) -> Path:
+    """Where update/upgrade intents and their ledgers live under the envforge home."""
+    return home / "state" / "change-intents"
+
+
 def ledger_path(home: Path, environment: str) -> Path:
     return intents_folder(home) / f"{environment}.ledger"
+
+
+def change_ledger_path(home: Path, environment: str) -> Path:
+    return change_intents_folder(home) / f"{environment}.ledger"
 
 
 class RunLedger:
@@ -52,18 +64,19 @@ class RunLedger:
 
     @classmethod
     def for_run(cls, home: Path | None, environment: str | None, run_id: str) -> RunLedger:
-        """The ledger of ``run_id`` when it is the recorded create of ``environment``; a
-        disabled one otherwise (not a create, no envforge home, another run's intent)."""
+        """The ledger of ``run_id`` when it is the recorded create, update or upgrade of
+        ``environment``; a disabled one otherwise (no envforge home, another run's intent)."""
         if home is None or not environment or "/" in environment or environment[0] == ".":
             return cls(None, run_id)
-        intent = intents_folder(home) / f"{environment}.json"
-        try:
-            recorded = json.loads(intent.read_text(encoding="utf-8")).get("runId")
-        except (OSError, ValueError, AttributeError):
-            return cls(None, run_id)
-        if recorded != run_id:
-            return cls(None, run_id)
-        return cls(ledger_path(home, environment), run_id)
+        for folder in (intents_folder(home), change_intents_folder(home)):
+            intent = folder / f"{environment}.json"
+            try:
+                recorded = json.loads(intent.read_text(encoding="utf-8")).get("runId")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if recorded == run_id:
+                return cls(folder / f"{environment}.ledger", run_id)
+        return cls(None, run_id)
 
     def record(self, kind: str, state: str, **details: Any) -> None:
         """Append one line (``kind``: image, provider-repository, secrets; ``state``:

@@ -15,6 +15,7 @@ from typing import Any
 from envforge.cli.common import catalog, parse_values
 from envforge.cli.day_two import add_day_two_commands
 from envforge.cluster.cli import add_env_commands
+from envforge.environments.change_intents import change_recorded, recover_killed_change
 from envforge.environments.intents import (
     CreateIntent,
     abandon_create,
@@ -153,7 +154,12 @@ def _run_plan(plan: EnvironmentPlan, services: Services) -> dict[str, Any]:
             intent = begin_create(services, plan.name, plan.template, run.run_id,
                                   str(plan.environment.get("namespace") or plan.name),
                                   plan.environment.get("owner"))
-        run.run()
+            run.run()
+        else:  # an update: what it pushes before its commit is recorded too
+            with change_recorded(services, plan.name, "update", run.run_id) as changed:
+                if changed is not None:
+                    print(changed.summary(), file=sys.stderr)
+                run.run()
         outcome = "clean"
     except StepFailedError as e:  # rolled back; what a failed rollback left is cleaned later
         outcome = "abandoned" if e.rollback_failures else "clean"
@@ -195,6 +201,9 @@ def destroy_command(args: argparse.Namespace) -> int:
                 raise EnvironmentNotFoundError(args.name)  # pragma: no cover
             print(cleaned.summary())
             return 0
+        changed = recover_killed_change(services, args.name)  # a killed update's image
+        if changed is not None:
+            print(changed.summary(), file=sys.stderr)
         result = store.destroy(args.name, _run_id())
     recover_killed_create(services, args.name, committed=True)  # a stale intent, if any
     released = release_resources(args.name, record.status.namespace, services)

@@ -8,6 +8,7 @@ rules as the step's own rollback, and raises an EnvforgeError saying why it coul
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from envforge.errors import ConfigurationError, EnvforgeError
@@ -15,6 +16,42 @@ from envforge.services import Services
 
 #: Owner-comment roles of shared databases a clean-up never drops (envforge.db.branch).
 _SHARED_ROLES = frozenset({"golden", "staging", "previous"})
+
+
+@dataclass
+class MadeRemoved:
+    """What removing a killed run's ledger entries did: image tags and provider repositories
+    deleted, things recorded only as intended (reported, never deleted), problems."""
+
+    images: list[str] = field(default_factory=list)
+    repositories: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def remove_made(services: Services, made: list[dict[str, Any]],
+                intended: list[dict[str, Any]], what: str) -> MadeRemoved:
+    """Delete the images and provider repositories ``made`` (ledger lines) names, each by the
+    identity the other side answered; list ``intended`` ones as unconfirmed. Each failure is
+    reported and the others still run."""
+    done = MadeRemoved()
+    for entry in made:
+        kind = entry.get("kind")
+        try:
+            if kind == "image" and (tag := remove_image(services, entry)):
+                done.images.append(tag)
+            elif kind == "provider-repository" and (
+                    repo := remove_repository(services, entry, what)):
+                done.repositories.append(repo)
+        except EnvforgeError as e:
+            done.problems.append(f"{kind} {entry.get('tag') or entry.get('name')}: {e}")
+    for entry in intended:
+        if entry.get("kind") == "image":
+            done.unconfirmed.append(f"image {entry.get('tag')}")
+        elif entry.get("kind") == "provider-repository":
+            done.unconfirmed.append(f"{entry.get('provider')} repository "
+                                    f"{entry.get('requested')}")
+    return done
 
 
 def remove_secrets(services: Services, cluster: str | None, namespace: str,

@@ -42,8 +42,7 @@ from envforge.capabilities.ledger import ledger_path, outstanding, read_ledger
 from envforge.core.processes import ProcessIdentity, current_process
 from envforge.environments.intent_cleanup import (
     drop_databases_of_run,
-    remove_image,
-    remove_repository,
+    remove_made,
     remove_secrets,
 )
 from envforge.errors import EnvforgeError, EnvironmentExistsError, GitOpsError
@@ -163,7 +162,7 @@ def begin_create(services: Services, name: str, template: Template, run_id: str,
         secretClusters=_secret_clusters(template.spec.steps))
     path = intent_file(services, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not _write_new(path, intent.model_dump_json(indent=2)):
+    if not write_new_file(path, intent.model_dump_json(indent=2)):
         other = _load(path)
         if other is not None and other.live():
             raise _busy(other)
@@ -181,7 +180,7 @@ def end_create(services: Services, intent: CreateIntent) -> None:
     if current is not None and current.runId == intent.runId:
         path.unlink(missing_ok=True)
         ledger_path(services.settings.paths.home, intent.name).unlink(missing_ok=True)
-        _sync_dir(path.parent)
+        sync_folder(path.parent)
 
 
 def abandon_create(services: Services, intent: CreateIntent) -> None:
@@ -197,7 +196,7 @@ def abandon_create(services: Services, intent: CreateIntent) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _sync_dir(path.parent)
+    sync_folder(path.parent)
 
 
 def recover_killed_create(services: Services, name: str,
@@ -232,7 +231,7 @@ def recover_killed_create(services: Services, name: str,
 
 
 #: what identifies one thing in the ledger, per kind (envforge.capabilities.ledger)
-_LEDGER_KEYS = {"image": ("tag",), "provider-repository": ("provider", "requested"),
+LEDGER_KEYS = {"image": ("tag",), "provider-repository": ("provider", "requested"),
                 "secrets": ("cluster",)}
 
 
@@ -250,7 +249,7 @@ def clean_up(services: Services, intent: CreateIntent) -> CleanUp:
         except EnvforgeError as e:
             cleanup.problems.append(f"database: {e}")
     entries = read_ledger(ledger_path(services.settings.paths.home, intent.name), intent.runId)
-    made, intended = outstanding(entries, _LEDGER_KEYS)
+    made, intended = outstanding(entries, LEDGER_KEYS)
     clusters = list(intent.secretClusters) if intent.secrets else []
     clusters += [e.get("cluster") for e in intended if e.get("kind") == "secrets"]
     if intent.secrets and not clusters:
@@ -261,23 +260,11 @@ def clean_up(services: Services, intent: CreateIntent) -> CleanUp:
         except EnvforgeError as e:
             where = f" on cluster block {cluster!r}" if cluster else ""
             cleanup.problems.append(f"secrets{where}: {e}")
-    what = f"clean-up of environment {intent.name!r}"
-    for entry in made:
-        kind = entry.get("kind")
-        try:
-            if kind == "image" and (tag := remove_image(services, entry)):
-                cleanup.images.append(tag)
-            elif kind == "provider-repository" and (
-                    repo := remove_repository(services, entry, what)):
-                cleanup.repositories.append(repo)
-        except EnvforgeError as e:
-            cleanup.problems.append(f"{kind} {entry.get('tag') or entry.get('name')}: {e}")
-    for entry in intended:
-        if entry.get("kind") == "image":
-            cleanup.unconfirmed.append(f"image {entry.get('tag')}")
-        elif entry.get("kind") == "provider-repository":
-            cleanup.unconfirmed.append(f"{entry.get('provider')} repository "
-                                       f"{entry.get('requested')}")
+    removed = remove_made(services, made, intended, f"clean-up of environment {intent.name!r}")
+    cleanup.images += removed.images
+    cleanup.repositories += removed.repositories
+    cleanup.unconfirmed += removed.unconfirmed
+    cleanup.problems += removed.problems
     return cleanup
 
 
@@ -339,7 +326,7 @@ def _load(path: Path) -> CreateIntent | None:
                           "create of that environment is running") from None
 
 
-def _write_new(path: Path, text: str) -> bool:
+def write_new_file(path: Path, text: str) -> bool:
     """Write ``path`` only if it does not exist, all at once and durably: a temporary file in
     the same folder, flushed to disk, then hard-linked to the name (link refuses an existing
     name, so two writers cannot both win). False when ``path`` exists."""
@@ -353,13 +340,13 @@ def _write_new(path: Path, text: str) -> bool:
             os.link(tmp, path)
         except FileExistsError:
             return False
-        _sync_dir(path.parent)
+        sync_folder(path.parent)
         return True
     finally:
         os.unlink(tmp)
 
 
-def _sync_dir(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import difflib
 import shutil
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from envforge.core.sensitive import credential_paths
+from envforge.environments.change_intents import begin_change, end_change
 from envforge.environments.sleep import scale_to_zero
 from envforge.environments.upgrade_outputs import FAKED, Carried, carry_forward, changed_inputs
 from envforge.environments.upgrade_rebuild import Rebuild, RebuiltStep, undo_rebuilds
@@ -161,7 +163,8 @@ def _writes_files(run: TemplateRun) -> bool:
 
 def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
                    overrides: Mapping[str, Any] | None = None, build: bool = False,
-                   services: Services | None = None) -> RenderedUpgrade:
+                   services: Services | None = None,
+                   run_id: str | None = None) -> RenderedUpgrade:
     """Run the environment's current template render-only and build its new record; raises
     (TemplateNotFoundError, TemplateError, ParameterError, ...) before anything is written.
 
@@ -189,8 +192,9 @@ def render_upgrade(record: EnvironmentRecord, catalog: TemplateCatalog,
     before = (_recorded_inputs(derived, template, record, environment, overrides, services)
               if overrides else None)
     rebuild = Rebuild(before, build)
+    # run_id: the recorded change's run, so its image step writes that change's ledger
     run = TemplateRun(derived, values, dry_run=True, render_only=True, environment=environment,
-                      validate=False, services=services)
+                      validate=False, services=services, run_id=run_id or uuid.uuid4().hex[:12])
     try:
         run.run(execute_step=rebuild.execute)
         input_changes: dict[str, tuple[str, list[str]]] = {}
@@ -309,12 +313,33 @@ def upgrade_environment(store: EnvironmentStore, record: EnvironmentRecord,
                         services: Services | None = None) -> UpgradeOutcome:
     """Upgrade one environment (one commit, or none when unchanged or in a dry run); an
     expected failure is returned as a ``failed`` outcome, never raised. An image built again
-    for an upgrade that then commits nothing is rolled back."""
+    for an upgrade that then commits nothing is rolled back; a real upgrade is recorded as a
+    change (envforge.environments.change_intents), so an image it pushed before being killed,
+    or failed to roll back, is removed by the next change or destroy of the environment."""
     outcome = UpgradeOutcome(record.name, "failed", record.spec.template,
                              describe_version(record.status.templateVersion))
+    if dry_run or services is None:
+        return _upgrade(store, record, catalog, dry_run, run_id, overrides, services, outcome)
+    build_run = uuid.uuid4().hex[:12]
+    try:
+        change, _ = begin_change(services, record.name, "upgrade", build_run)
+    except EnvforgeError as e:
+        outcome.error = str(e)
+        return outcome
+    _upgrade(store, record, catalog, dry_run, run_id, overrides, services, outcome, build_run)
+    # committed: the image is the environment's now; failed: only what was not rolled back
+    # is still outstanding in the ledger, and the next change removes it
+    end_change(services, change, clean=outcome.commit is not None or outcome.status != "failed")
+    return outcome
+
+
+def _upgrade(store: EnvironmentStore, record: EnvironmentRecord, catalog: TemplateCatalog,
+             dry_run: bool, run_id: str, overrides: Mapping[str, Any] | None,
+             services: Services | None, outcome: UpgradeOutcome,
+             build_run: str | None = None) -> UpgradeOutcome:
     try:
         prepared = render_upgrade(record, catalog, overrides, build=not dry_run,
-                                  services=services)
+                                  services=services, run_id=build_run)
     except EnvforgeError as e:
         outcome.error = str(e)
         return outcome
