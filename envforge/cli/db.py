@@ -235,14 +235,20 @@ def _prompt_threads(handler: Callable[[argparse.Namespace], int]
 
 @_prompt_threads
 def clone_command(args: argparse.Namespace) -> int:
-    from envforge.db.clone_start import CloneStart
+    early = _early_schema_dump(args)
+    try:
+        from envforge.db.clone_start import CloneStart
 
-    _progress_to_stderr()
-    target, source = _target(args), _source(args)
+        _progress_to_stderr()
+        target, source = _target(args), _source(args)
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     marker = {"environment": args.environment}
     # The snapshot, the schema dump and CREATE DATABASE start first; the clone machinery
     # (rules, classifier, transformers: most of the command's imports) loads while they run.
-    with CloneStart(source, target, marker, replace=args.replace) as start:
+    with CloneStart(source, target, marker, replace=args.replace, early=early) as start:
         from envforge.db.clone import CloneRequest, clone_database
 
         report = clone_database(CloneRequest(
@@ -251,6 +257,21 @@ def clone_command(args: argparse.Namespace) -> int:
             rules_source=str(args.rules or "rules")), log, start)
     print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
     return 0
+
+
+def _early_schema_dump(args: argparse.Namespace) -> Any:
+    """For a ``--source`` DSN: its snapshot and schema dump begun before anything else is
+    imported (envforge.db.early_dump; stdlib only), or None. ENVFORGE_PG_BIN is read as the
+    settings read it (an empty value is unset): loading the settings costs the imports this
+    saves."""
+    if not args.source:
+        return None
+    import os
+
+    from envforge.db.early_dump import EarlySchemaDump
+
+    return EarlySchemaDump.start(args.source, os.environ.get("ENVFORGE_PG_BIN", "").strip()
+                                 or None)
 
 
 @_prompt_threads

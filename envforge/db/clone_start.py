@@ -23,11 +23,13 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from envforge.db.connection import ServerAddress, open_connection, read_only_snapshot
+from envforge.db.early_dump import EarlySchemaDump
 from envforge.db.safety import (
     assert_not_source,
     building_marker,
@@ -129,11 +131,14 @@ class EarlyTarget:
 class CloneStart:
     """The source's read-only snapshot (exported for the copy workers), the background schema
     dump of that snapshot and the early target; a context manager that closes all of them.
-    ``target``'s database is the clone's target; ``marker`` its provisional envforge marker."""
+    ``target``'s database is the clone's target; ``marker`` its provisional envforge marker.
+    ``early``: the snapshot and schema dump the command began before its imports (taken
+    over and closed here; when it has no snapshot, the clone opens its own)."""
 
     def __init__(self, source: ServerAddress, target: ServerAddress, marker: dict[str, Any],
-                 *, replace: bool = False) -> None:
+                 *, replace: bool = False, early: EarlySchemaDump | None = None) -> None:
         self.source, self.target = source, target
+        self._early = early
         self._marker, self._replace = building_marker(dict(marker, strategy="clone")), replace
         self._stack = ExitStack()
         self.snap: psycopg.Connection[Any]
@@ -142,18 +147,27 @@ class CloneStart:
         self.early: EarlyTarget
 
     def __enter__(self) -> CloneStart:
-        assert_not_source(self.source, self.target)
         try:
+            early, self._early = self._early, None
+            if early is not None:
+                self._stack.callback(early.close)  # the exporting transaction ends last
+            assert_not_source(self.source, self.target)
             self._stack.enter_context(terminate_raises())
-            self.snap = self._stack.enter_context(read_only_snapshot(self.source))
-            row = self.snap.execute(
-                "SELECT pg_export_snapshot(), pg_encoding_to_char(encoding) FROM pg_database "
-                "WHERE datname = current_database()").fetchone()
-            if row is None:
-                raise CopyFailedError(f"{self.source.label}: no such database")
-            self.snapshot_id, self.encoding = str(row[0]), str(row[1])
+            joined = self._join(early) if early is not None else None
+            if joined is not None and early is not None:
+                self.snap, (self.snapshot_id, self.encoding) = joined
+                dumped: Callable[[], tuple[Path | None, str]] | None = early.dump_path
+            else:
+                self.snap = self._stack.enter_context(read_only_snapshot(self.source))
+                row = self.snap.execute(
+                    "SELECT pg_export_snapshot(), pg_encoding_to_char(encoding) "
+                    "FROM pg_database WHERE datname = current_database()").fetchone()
+                if row is None:
+                    raise CopyFailedError(f"{self.source.label}: no such database")
+                self.snapshot_id, self.encoding = str(row[0]), str(row[1])
+                dumped = None
             self.schema = self._stack.enter_context(
-                BackgroundSchemaDump(self.source, self.snapshot_id))
+                BackgroundSchemaDump(self.source, self.snapshot_id, dumped))
             schema = self.schema
             self.early = EarlyTarget(self.target, self._marker, self.encoding,
                                      lambda: schema.sql("pre-data"))
@@ -162,6 +176,22 @@ class CloneStart:
             self._stack.close()
             raise
         return self
+
+    def _join(self, early: EarlySchemaDump
+              ) -> tuple[psycopg.Connection[Any], tuple[str, str]] | None:
+        """This clone's snapshot session on the snapshot the early psql exported (so the
+        early schema dump is of the data the clone reads), or None when there is none or it
+        cannot be joined (PostgreSQL refuses a snapshot of another database)."""
+        exported = early.snapshot()
+        if exported is None:
+            return None
+        session = read_only_snapshot(self.source, exported[0])
+        try:
+            snap = session.__enter__()
+        except psycopg.Error:
+            return None
+        self._stack.push(session.__exit__)
+        return snap, exported
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()

@@ -8,17 +8,17 @@ and foreign keys are validated once over the final data).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from envforge.db.connection import ServerAddress
+from envforge.db.early_dump import find_pg_tool
 from envforge.errors import ConfigurationError, CopyFailedError, DatabaseUnreachableError
 
 # Index builds sort in memory more often; commits of the new, not yet used database need not
@@ -33,10 +33,7 @@ def pg_tool(name: str) -> str:
     from envforge.settings import load_settings  # not at import: `envforge db` starts fast
 
     configured = load_settings().db.pg_bin  # ENVFORGE_PG_BIN
-    for folder in (str(configured) if configured else None, "/usr/lib/postgresql/15/bin"):
-        if folder and os.access(os.path.join(folder, name), os.X_OK):
-            return os.path.join(folder, name)
-    found = shutil.which(name)
+    found = find_pg_tool(name, str(configured) if configured else None)
     if not found:
         raise ConfigurationError(f"{name} not found: install the postgresql client package "
                                  "or set ENVFORGE_PG_BIN to its directory")
@@ -85,20 +82,31 @@ class BackgroundSchemaDump:
     """``pg_dump --schema-only`` of the snapshot, started at once in a thread (it only reads
     the source) so that it overlaps the rule checks and classification, followed by each
     section as SQL text (:func:`section_sql`); :meth:`path` and :meth:`sql` wait for it. Use
-    as a context manager: the dump file is removed on exit."""
+    as a context manager: the dump file is removed on exit. ``dumped``: a dump of that
+    snapshot begun already (envforge.db.early_dump; it waits for it and gives its path, or
+    None and pg_dump's stderr), used instead of running pg_dump here."""
 
-    def __init__(self, source: ServerAddress, snapshot_id: str) -> None:
+    def __init__(self, source: ServerAddress, snapshot_id: str,
+                 dumped: Callable[[], tuple[Path | None, str]] | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="envforge-schema-")
         self._path = Path(self._dir.name) / "schema.dump"
         self._error: BaseException | None = None
         self._sql: dict[str, str | None] = {}
-        self._thread = threading.Thread(target=self._run, args=(source, snapshot_id),
+        self._thread = threading.Thread(target=self._run, args=(source, snapshot_id, dumped),
                                         name="envforge-schema-dump", daemon=True)
         self._thread.start()
 
-    def _run(self, source: ServerAddress, snapshot_id: str) -> None:
+    def _run(self, source: ServerAddress, snapshot_id: str,
+             dumped: Callable[[], tuple[Path | None, str]] | None) -> None:
         try:
-            dump_schema(source, snapshot_id, self._path)
+            if dumped is None:
+                dump_schema(source, snapshot_id, self._path)
+            else:
+                path, stderr = dumped()
+                if path is None:
+                    raise CopyFailedError(f"reading the schema (pg_dump --schema-only) on "
+                                          f"{source.label} failed: {failure_reason(stderr)}")
+                self._path = path
             # both sections at once: two short pg_restore processes, not one after the other
             running = [(section, _start_section_sql(self._path, section))
                        for section in SECTIONS]

@@ -47,3 +47,11 @@ def test_what_starts_a_clone_or_a_branch_loads_no_rules_models() -> None:
                            "envforge.db.branch")
     assert "psycopg" in modules
     assert "envforge.db.rules" not in modules and "envforge.db.classify" not in modules
+
+
+def test_the_early_schema_dump_needs_nothing_but_the_standard_library() -> None:
+    """`envforge db clone --source DSN` begins its snapshot and schema dump before importing
+    psycopg, pydantic or the settings (envforge/db/early_dump.py)."""
+    modules = loaded_after("import envforge.cli.db, envforge.db.early_dump")
+    assert not {"psycopg", "pydantic", "envforge.settings", "yaml"} & modules
+    assert not heavy(modules)
