@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import closing, nullcontext
 from dataclasses import replace
@@ -56,7 +56,6 @@ from envforge.db.identifiers import identifier, identifier_text
 from envforge.db.identity import schema_fingerprint, source_instance, source_server_key
 from envforge.db.maintenance import analyze, pause_autovacuum, resume_autovacuum
 from envforge.db.objects import owners_and_grants, populated_matviews, refresh_matviews
-from envforge.db.post_data import apply_post_data, partition_families, split_section
 from envforge.db.request import CloneReport, CloneRequest, log
 from envforge.db.rules import Rules
 from envforge.db.safety import (
@@ -135,11 +134,7 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
                 results = _build_target(request, snap, snapshot_id, schema, tasks, keys,
                                         sequences, matviews, logger, resolve=False,
                                         workers=workers, session=start.early.take_session(),
-                                        pre_data_done=start.early.pre_data_applied,
-                                        families=partition_families(
-                                            {t.qualified: [leaf.qualified for leaf in t.leaves]
-                                             for t in catalog.tables.values()
-                                             if t.partitioned}))
+                                        pre_data_done=start.early.pre_data_applied)
             except _CollisionsFound:
                 # Rare: start again on a fresh target, resolving before any index exists.
                 logger.warning("transformed values collided on a unique key; rebuilding "
@@ -188,16 +183,13 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
                   sequences: list[tuple[str, int, bool]], matviews: list[tuple[str, str]],
                   logger: Any, *, resolve: bool, workers: _Workers | None = None,
                   session: psycopg.Connection[Any] | None = None,
-                  pre_data_done: bool = False,
-                  families: Mapping[str, frozenset[str]] | None = None) -> list[CopyResult]:
+                  pre_data_done: bool = False) -> list[CopyResult]:
     """Schema, rows, sequences, indexes. Collisions on unique keys are optimistic: with
     ``resolve`` False nothing is checked (the unique index builds are the check); when one of
     them fails on duplicated transformed values, _CollisionsFound asks for a rebuild with
     ``resolve`` True, which resolves them before any index exists (collisions.py).
     ``session``: an autocommit session to the target opened already (closed here), with
-    the pre-data section applied when ``pre_data_done``. ``families``: the partition trees
-    (post_data.partition_families), for the post-data section on two sessions."""
-    families = families or {}
+    the pre-data section applied when ``pre_data_done``."""
     # A second pair of sessions for the small tables (small_lanes.py), opened meanwhile.
     lane = None if resolve else _second_lane(request, snapshot_id, tasks)
     schema_file = schema.path()
@@ -214,6 +206,8 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         paused = pause_autovacuum(request.target) if large else []
         results = list(_run_tasks(request, snapshot_id, tasks, logger, snap,
                                   workers.take() if workers else None, dst, lane))
+        if lane is not None:
+            lane.close()  # its backends are not needed for the rest
         if resolve and keys:
             results = _resolve_collisions(request, snap, snapshot_id, tasks, keys, results,
                                           logger)
@@ -227,10 +221,8 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         logger.info("data copied; building indexes, constraints and triggers")
         small = sum(r.bytes for r in results) < request.parallel_min_bytes
         try:  # parallel index builds only pay off on more data than a worker costs to start
-            if not (small and lane is not None
-                    and _post_data_on_two(dst, lane, request.target, schema, families)):
-                _apply_section(dst, request.target, schema, schema_file, "post-data",
-                               jobs=1 if small else request.jobs)
+            _apply_section(dst, request.target, schema, schema_file, "post-data",
+                           jobs=1 if small else request.jobs)
         except CopyFailedError:
             if not resolve and keys and _any_duplicates(request.target, keys):
                 raise _CollisionsFound from None
@@ -241,24 +233,6 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         resume_autovacuum(request.target, paused)
         _make_durable(dst)
     return results
-
-
-def _post_data_on_two(dst: psycopg.Connection[Any], lane: SecondLane, target: ServerAddress,
-                      schema: BackgroundSchemaDump,
-                      families: Mapping[str, frozenset[str]]) -> bool:
-    """The post-data section over ``dst`` and the second lane's target session at once
-    (post_data.py); False (nothing done) when the section cannot be cut or that session is
-    gone."""
-    sql_text = schema.sql("post-data")
-    cut = split_section(sql_text, families) if sql_text is not None else None
-    if cut is None:
-        return False
-    other = lane.take_target()
-    if other is None:
-        return False
-    with closing(other):
-        apply_post_data((dst, other), target, *cut)
-    return True
 
 
 def _second_lane(request: CloneRequest, snapshot_id: str,
