@@ -39,6 +39,7 @@ from envforge.errors import (
     PushRejectedError,
     RetriesExhaustedError,
 )
+from envforge.git.snapshot import Snapshot, read_newest
 from envforge.settings import GitOpsSection, load_settings
 
 T = TypeVar("T")
@@ -54,7 +55,7 @@ PreCommitHook = Callable[[Path, list[str]], None]
 AfterPushHook = Callable[[str, Sequence[str] | None], None]
 
 __all__ = ["AfterPushHook", "Author", "GitPublisher", "PreCommitHook", "PublishResult",
-           "push_retry_policy", "redact_url"]
+           "Snapshot", "push_retry_policy", "redact_url"]
 
 
 def push_retry_policy(settings: GitOpsSection) -> RetryPolicy:
@@ -119,6 +120,8 @@ class GitPublisher:
         key = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
         self.workdir = cache_root / "git" / key
         self._lock_file = cache_root / "git" / f"{key}.lock"
+        #: readers' fetches only (envforge/git/snapshot.py): never held while writing
+        self._read_lock_file = cache_root / "git" / f"{key}.read.lock"
 
     @property
     def safe_url(self) -> str:
@@ -241,6 +244,25 @@ class GitPublisher:
         with self._locked_copy() as copy:
             self._sync(copy)
             return reader(copy.root)
+
+    def read_newest(self, reader: Callable[[Snapshot], T]) -> T:
+        """Let ``reader`` look at the remote branch's newest commit (its files, its history)
+        without the working copy's lock: a reader never waits for a writer's commit and push
+        (envforge/git/snapshot.py). The first use makes the cached copy under the lock."""
+        copy = WorkingCopy(self.workdir, dict(self.git_env), self.safe_url)
+        if not (self.workdir / ".git").is_dir():
+            with self._locked_copy():
+                pass  # cloned (or rebuilt) by the writers' path
+        try:
+            return read_newest(copy, self.branch, self._read_lock_file, self.lock_timeout,
+                               reader)
+        except GitError as e:
+            if "is not a clean working copy" not in str(e):
+                raise
+            with self._locked_copy():  # rebuilt there, as a writer would
+                pass
+            return read_newest(copy, self.branch, self._read_lock_file, self.lock_timeout,
+                               reader)
 
     def undo(self, commit: str, message: str) -> str:
         """Take back a published commit: drop it if it is still the branch head (no-one built

@@ -22,7 +22,7 @@ def is_ancestor(root: Path, earlier: str, later: str) -> bool:
 
 
 def commit_contains(repo_url: str, branch: str, later: str, earlier: str) -> bool:
-    """Whether ``later`` contains ``earlier`` in the repository Argo CD reads (synced first,
-    so a commit pushed by someone else is known)."""
+    """Whether ``later`` contains ``earlier`` in the repository Argo CD reads (fetched first,
+    so a commit pushed by someone else is known; without the writers' lock)."""
     with open_store(url=repo_url, branch=branch) as store:
-        return store.publisher.read(lambda root: is_ancestor(root, earlier, later))
+        return store.publisher.read_newest(lambda snapshot: snapshot.contains(later, earlier))

@@ -88,7 +88,8 @@ class EnvironmentStore:
 
     # --- reading -------------------------------------------------------------------------
     def list(self) -> list[EnvironmentRecord]:
-        return self.publisher.read(_read_all)
+        """Every environment at the branch's newest commit (read without the writers' lock)."""
+        return self.publisher.read_newest(lambda snapshot: read_records(snapshot.root))
 
     def get(self, name: str, action: str = "show") -> EnvironmentRecord:
         record = self.find(name)
@@ -98,7 +99,9 @@ class EnvironmentStore:
 
     def find(self, name: str) -> EnvironmentRecord | None:
         check_environment_name(name)
-        return self.publisher.read(lambda root: _read_record(root, name))
+        # the newest commit's record, without waiting for a writer's commit and push (a
+        # create checks again inside its commit loop, so a racing create still fails there)
+        return self.publisher.read_newest(lambda snapshot: _read_record(snapshot.root, name))
 
     # --- building and rendering ------------------------------------------------------------
     def new_record(self, name: str, spec: EnvironmentSpec, ttl: str | None,
@@ -296,7 +299,8 @@ def _read_record(root: Path, name: str) -> EnvironmentRecord | None:
     return EnvironmentRecord.from_yaml(file.read_text(encoding="utf-8"), record_file(name))
 
 
-def _read_all(root: Path) -> list[EnvironmentRecord]:
+def read_records(root: Path) -> list[EnvironmentRecord]:
+    """Every environment record in a checkout (or snapshot) of the repository at ``root``."""
     base = root / "environments"
     if not base.is_dir():
         return []

@@ -28,9 +28,10 @@ from uuid import UUID
 from envforge.core.git_boundary import run_git
 from envforge.core.kubernetes_boundary import kubernetes_errors
 from envforge.errors import EnvforgeError, GitError, SummaryError
+from envforge.git.publishing import Snapshot
 from envforge.gitops.record import EnvironmentRecord
 from envforge.gitops.repository import open_store
-from envforge.gitops.store import EnvironmentStore
+from envforge.gitops.store import EnvironmentStore, read_records
 from envforge.services import Services
 from envforge.summary.coalesce import coalesced
 from envforge.summary.model import EnvironmentSummary, Link
@@ -134,15 +135,16 @@ def fleet_rows(records: Iterable[EnvironmentRecord], health: Mapping[str, str],
         for r in sorted(records, key=lambda r: r.name)]
 
 
-def sleep_changes(checkout: Path, since: datetime
+def sleep_changes(checkout: Path, since: datetime, revision: str = "HEAD"
                   ) -> dict[str, list[tuple[datetime, Change]]]:
-    """Per environment, the sleep and wake commits since ``since`` in a checkout of the GitOps
-    repository (``git log`` of the commit trailers envforge writes, under the git boundary)."""
+    """Per environment, the sleep and wake commits since ``since`` up to ``revision`` in a
+    clone of the GitOps repository (``git log`` of the commit trailers envforge writes, under
+    the git boundary)."""
     try:
         log = run_git(["log", f"--since={since.isoformat()}",
                        "--format=%ct%x09%(trailers:key=Envforge-Environment,valueonly,"
                        "separator=%x2C)%x09%(trailers:key=Envforge-Change,valueonly,"
-                       "separator=%x2C)", "HEAD", "--", "environments/"], cwd=checkout,
+                       "separator=%x2C)", revision, "--", "environments/"], cwd=checkout,
                       what="read the sleep/wake history", timeout=60)
     except GitError:  # an empty repository has no HEAD: no changes
         return {}
@@ -217,8 +219,17 @@ def refresh_fleet_artifact(store: EnvironmentStore, health: Mapping[str, str],
     """Publish the fleet as the GitOps repository holds it now: every record, this week's
     sleep/wake commits, and ``health`` (see :func:`argocd_health`; empty: not read)."""
     now = now or datetime.now(UTC)
-    records = store.list()
-    changes = store.publisher.read(lambda root: sleep_changes(root, week_start(now)))
+    when = now
+
+    def read(snapshot: Snapshot) -> tuple[list[EnvironmentRecord],
+                                          dict[str, list[tuple[datetime, Change]]]]:
+        # one commit for both (no writer's lock): the records and their sleep/wake history
+        if snapshot.commit is None:
+            return [], {}
+        return (read_records(snapshot.root),
+                sleep_changes(snapshot.copy.root, week_start(when), snapshot.commit))
+
+    records, changes = store.publisher.read_newest(read)
     return publish_fleet_artifact(fleet_rows(records, health, changes, now))
 
 

@@ -1,6 +1,7 @@
 """The cached working copy: only the environment's paths are staged, and a copy left dirty by
 an interrupted run (the dirty marker) is reset before the next change."""
 
+import os
 from pathlib import Path
 
 from envforge.gitops.store import EnvironmentStore
@@ -29,6 +30,11 @@ def test_an_interrupted_run_is_cleaned_up_before_the_next(store: EnvironmentStor
     (workdir / "environments" / "pr-9").mkdir()
     (workdir / "environments" / "pr-9" / "x.yaml").write_text("a: 1\n")
     (workdir / ".git" / "envforge-dirty").touch()  # what apply() leaves if killed mid-write
+    # readers read the remote's commit, not the half-written copy (envforge/git/snapshot.py)
     assert [r.name for r in store.list()] == ["pr-1"]
+    assert store.get("pr-1").name == "pr-1"
+    # the next use of the working copy puts it back as the remote is
+    assert store.publisher.read(lambda root: sorted(os.listdir(root / "environments"))) \
+        == ["pr-1"]
     assert git("status", "--porcelain", "--ignored", cwd=workdir) == ""
     assert not (workdir / ".git" / "envforge-dirty").exists()
