@@ -363,12 +363,14 @@ def _birth_dates(values: list[str]) -> bool:
 def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
     if not values:
         return None
-    whole = [_whole_value_category(v) for v in values]
+    distinct = set(values)  # each value checked once (ids, codes and dates repeat)
+    found = {v: _whole_value_category(v) for v in distinct}
+    whole = [found[v] for v in values]
     for category, suggestion in {c for c in whole if c is not None}:
         share = sum(1 for c in whole if c and c[0] == category) / len(values)
         if share >= 0.3:
             return category, suggestion
-    embedded = sorted({c for v in values if (c := _embedded_category(v))})
+    embedded = sorted({c for v in distinct if (c := _embedded_category(v))})
     if tclass in ("text", "json") and text_names_found(values):
         embedded.append("person names")
     if embedded:
@@ -379,8 +381,21 @@ def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
     return None
 
 
+def _short_number(value: str) -> bool:
+    """An ASCII integer of at most 8 digits (ids, counts, codes: most sampled values): no
+    category can match it (a phone number has 9 digits or more, a card 13, an IP dots, a
+    national id dashes, every other category letters or symbols), so it is not checked."""
+    return len(value) <= 8 and value.isascii() and value.isdigit()
+
+
 def _whole_value_category(value: str) -> tuple[str, str] | None:
     v = value.strip()
+    if _short_number(v):
+        return None
+    return _whole_value_category_checked(v)
+
+
+def _whole_value_category_checked(v: str) -> tuple[str, str] | None:
     if "@" in v and _EMAIL.fullmatch(v):
         return "e-mail", "email"
     if _DIGIT.search(v):  # phones, ids, IBANs, cards and IPs all hold digits; most text none
@@ -412,6 +427,12 @@ def _whole_value_category(value: str) -> tuple[str, str] | None:
 
 
 def _embedded_category(value: str) -> str | None:
+    if _short_number(value):
+        return None
+    return _embedded_category_checked(value)
+
+
+def _embedded_category_checked(value: str) -> str | None:
     if "@" in value and _EMAIL.search(value):
         return "e-mail"
     if ("at" in value or "AT" in value) and _OBFUSCATED_EMAIL.search(value):

@@ -157,3 +157,26 @@ def test_suggestions_fit_type_and_uniqueness() -> None:
     assert _decide("t", column("city", unique=True), {}, []).suggestion == "hash"
     assert _decide("t", column("card_number", "int8"), {}, []).suggestion == \
         "{transform: noise, ratio: 0.1}"
+
+
+def test_short_numbers_skipped_by_the_classifier_would_match_no_category() -> None:
+    """Values the classifier skips as short numbers (ids, counts, codes): the full checks
+    find nothing in any of them, whole or embedded, so skipping them changes no decision."""
+    import random
+
+    from envforge.db import classify
+
+    rng = random.Random(26)
+    values = [str(n) for n in range(0, 100_000, 7)]
+    values += [str(rng.randrange(10 ** (d - 1), 10 ** d)) for d in range(1, 9)
+               for _ in range(500)]
+    values += ["0" * d for d in range(1, 9)] + ["9" * d for d in range(1, 9)]
+    values += ["19216801", "12345678", "20231231", "01234567"]
+    for value in values:
+        assert classify._short_number(value)
+        assert classify._whole_value_category_checked(value) is None, value
+        assert classify._embedded_category_checked(value) is None, value
+    # anything longer, signed, spaced or not ASCII is checked as before
+    for value in ("123456789", "-12", " 12", "12 ", "١٢٣", "+4915112345678", "1.2"):
+        assert not classify._short_number(value)
+    assert classify._whole_value_category("+49 151 12345678") == ("phone number", "phone")
