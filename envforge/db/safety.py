@@ -9,6 +9,8 @@ identifier when readable, postmaster start time, port, data directory), not by h
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -33,8 +35,13 @@ _GOLDEN_ROLES = ("golden", "staging", "previous")
 # Names of goldens, their staging and their previous copies (envforge.db.branch): only a
 # database in one of those roles is ever created under them, so an environment named
 # `golden-shop` or `gnext-...` can neither squat on a golden's name nor be taken by a rebuild.
-RESERVED_PREFIXES = ("envforge_golden_", "envforge_gnext_", "envforge_gprev_")
+RESERVED_PREFIXES = ("envforge_golden_", "envforge_gnext_", "envforge_gprev_", "envforge_new_")
 _NAME_MAX = 63  # NAMEDATALEN - 1
+#: A database is created under this prefix and a name derived from its target, marked, and
+#: renamed to the target in one transaction: a kill between CREATE DATABASE (which cannot run
+#: in a transaction) and the marker leaves an unmarked database only under this name, which
+#: the next creation of that target drops, never an unmarked database blocking the target.
+CREATING_PREFIX = "envforge_new_"
 
 
 def target_database_name(environment: str, prefix: str = "envforge_") -> str:
@@ -166,18 +173,58 @@ def create_owned_database_on(
             f"database name {name!r} is reserved for envforge's golden copies (names starting "
             f"with {', '.join(RESERVED_PREFIXES)}); choose another environment or database name")
     stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
+    creating = creating_name(name)
     try:
+        _drop_unmarked_leftover(conn, creating)
         if template is None:
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
-                identifier(name), sql.Literal(encoding)))
+                identifier(creating), sql.Literal(encoding)))
         else:
-            copy_template(conn, template, name, attempts)
+            copy_template(conn, template, creating, attempts)
         created = conn.execute("SELECT oid FROM pg_database WHERE datname = %s",
-                               (name,)).fetchone()
-        write_marker(conn, name, dict(stamp, oid=int(created[0])) if created else stamp)
+                               (creating,)).fetchone()
+        _mark_and_rename(conn, creating, name,
+                         dict(stamp, oid=int(created[0])) if created else stamp, attempts)
     except psycopg.Error as e:
+        with contextlib.suppress(psycopg.Error):  # else the next creation drops it
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                identifier(creating)))
         raise CopyFailedError(f"cannot create database {name!r} on {server.label}: "
                               f"{str(e).strip().splitlines()[0]}") from e
+
+
+def creating_name(target: str) -> str:
+    """The name a database for ``target`` has until it is marked (:data:`CREATING_PREFIX`)."""
+    return CREATING_PREFIX + hashlib.sha256(target.encode()).hexdigest()[:24]
+
+
+def _drop_unmarked_leftover(conn: psycopg.Connection[Any], creating: str) -> None:
+    """Drop what a creation of the same target killed before its marker left (unmarked, under
+    the creating name, so nothing but envforge made it); a marked one is never there."""
+    try:
+        if ownership_marker(conn, creating) is None:
+            log.warning("dropping database %r: an unfinished creation (killed before it was "
+                        "marked)", creating)
+            _drop(conn, creating)
+    except LookupError:
+        pass
+
+
+def _mark_and_rename(conn: psycopg.Connection[Any], creating: str, name: str,
+                     marker: dict[str, Any], attempts: int) -> None:
+    """Mark the new database and give it its name in one transaction (a session autovacuum
+    opened on it for a moment makes the rename wait and retry, like a template copy)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with conn.transaction():
+                write_marker(conn, creating, marker)
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    identifier(creating), identifier(name)))
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
 
 
 WAL_LOG_BELOW_BYTES = 96 * 1024 * 1024
