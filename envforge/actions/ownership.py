@@ -12,7 +12,8 @@ before it (another environment's). Every action that writes into a cluster names
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from envforge.actions.base import ActionContext
@@ -74,3 +75,47 @@ def check_existing_namespace(found: Any, namespace: str, environment: str, run_i
             f"namespace {namespace} exists and this run did not make it: a run whose caller "
             f"named environment {environment!r} writes only into a namespace it creates; "
             f"change an existing environment with 'envforge env update {environment}'")
+
+
+#: who manages the objects envforge makes for an environment, and which environment
+LABEL_ENVIRONMENT = "envforge.dev/environment"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+
+
+def environment_labels(environment: str) -> dict[str, str]:
+    """The labels of what envforge makes for ``environment`` (destroy finds them by these)."""
+    return {LABEL_ENVIRONMENT: environment, LABEL_MANAGED_BY: "envforge"}
+
+
+def ensure_environment_namespace(
+        core: Any, namespace: str, environment: str, run_id: str, claimed: bool,
+        error: type[Exception], timeout: float,
+        guarded: Callable[[str], AbstractContextManager[None]]) -> bool:
+    """Create the environment's namespace if missing (labelled, annotated with the run that
+    made it); True when this call created it. One that exists is used, but by a claimed run
+    only if that run made it (:func:`check_existing_namespace`); one created meanwhile by
+    someone else is not this call's to remove. ``core`` is a CoreV1Api; ``guarded(doing)`` the
+    caller's Kubernetes error mapping (envforge.core.kubernetes_boundary)."""
+    from kubernetes.client.exceptions import ApiException
+
+    with guarded(f"read namespace {namespace}"):
+        try:
+            found = core.read_namespace(namespace, _request_timeout=timeout)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            found = None
+    if found is not None:
+        check_existing_namespace(found, namespace, environment, run_id, claimed, error)
+        return False
+    body = {"metadata": {"name": namespace, "labels": environment_labels(environment),
+                         "annotations": made_by_run_annotations(run_id)}}
+    with guarded(f"create namespace {namespace}"):
+        try:
+            core.create_namespace(body, _request_timeout=timeout)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            check_existing_namespace(None, namespace, environment, run_id, claimed, error)
+            return False
+    return True

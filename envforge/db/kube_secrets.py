@@ -2,10 +2,12 @@
 login): the environment's namespace and one Secret in it.
 
 envforge.db sits beside envforge.secrets in the layers (neither imports the other), so these
-steps write their Secrets through the Kubernetes API here, labelled the way
-envforge.secrets.delivery labels every Secret it delivers: destroy's ``remove_environment`` and
-a killed create's clean-up delete Secrets by those labels, these included. The namespace rules
-are envforge.actions.ownership's (a claimed run uses only a namespace it made). The values
+steps write their Secrets through the Kubernetes API here, with the labels every Secret
+envforge delivers carries (envforge.actions.ownership.environment_labels): destroy's
+``remove_environment`` and a killed create's clean-up delete Secrets by those labels, these
+included. The namespace is made by the one function both use
+(envforge.actions.ownership.ensure_environment_namespace: a claimed run uses only a namespace
+it made). The values
 given as ``hidden`` are scrubbed from every error this module raises.
 """
 
@@ -17,13 +19,13 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from envforge.actions.ownership import check_existing_namespace, made_by_run_annotations
+from envforge.actions.ownership import (
+    LABEL_ENVIRONMENT,
+    ensure_environment_namespace,
+    environment_labels,
+)
 from envforge.core.kubernetes_boundary import kubernetes_errors
 from envforge.errors import DatabaseError
-
-#: The labels envforge.secrets.delivery puts on the Secrets it delivers
-LABEL_ENVIRONMENT = "envforge.dev/environment"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
 class EnvironmentSecretWriter:
@@ -43,27 +45,17 @@ class EnvironmentSecretWriter:
                          claimed: bool) -> bool:
         """Create the namespace (True) or use the one there (False; a claimed run only its own,
         envforge.actions.ownership)."""
-        with kubernetes_errors(f"create namespace {namespace}", scrub=self._scrub):
-            try:
-                self.core.create_namespace(
-                    {"metadata": {"name": namespace, "labels": labels(environment),
-                                  "annotations": made_by_run_annotations(run_id)}},
-                    _request_timeout=self.timeout)
-                return True
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-            # there already (the Secret step's, or an earlier run's)
-            found = self.core.read_namespace(namespace, _request_timeout=self.timeout)
-        check_existing_namespace(found, namespace, environment, run_id, claimed, DatabaseError)
-        return False
+        return ensure_environment_namespace(
+            self.core, namespace, environment, run_id, claimed, DatabaseError, self.timeout,
+            lambda doing: kubernetes_errors(doing, scrub=self._scrub))
 
     def apply(self, namespace: str, name: str, environment: str, data: dict[str, str]) -> bool:
         """Create the Secret, or replace the one envforge made for this environment; True when
         created. A Secret of that name that is not this environment's is left alone."""
         body: dict[str, Any] = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels(environment)},
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": environment_labels(environment)},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
         where = f"Secret {namespace}/{name}"
         with kubernetes_errors(f"create {where}", scrub=self._scrub):
@@ -101,8 +93,3 @@ class EnvironmentSecretWriter:
             except ApiException as e:
                 if e.status != 404:
                     raise
-
-
-def labels(environment: str) -> dict[str, str]:
-    """The labels destroy and the clean-up find an environment's Secrets by."""
-    return {LABEL_ENVIRONMENT: environment, LABEL_MANAGED_BY: "envforge"}

@@ -19,15 +19,18 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from envforge.actions.ownership import check_existing_namespace, made_by_run_annotations
+from envforge.actions.ownership import (
+    LABEL_ENVIRONMENT,
+    LABEL_MANAGED_BY,
+    ensure_environment_namespace,
+    environment_labels,
+)
 from envforge.core.kubernetes_boundary import ErrorKinds
 from envforge.core.kubernetes_boundary import kubernetes_errors as cluster_kubernetes_errors
 from envforge.errors import ClusterUnreachableError, SecretDeliveryError
 from envforge.secrets.redaction import SecretRedactor, default_redactor
 
 log = logging.getLogger("envforge.secrets.delivery")
-LABEL_ENVIRONMENT = "envforge.dev/environment"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "envforge"
 CONFLICT_RETRIES = 5
 #: Refusals are SecretDeliveryError; no answer or a busy server, ClusterUnreachableError
@@ -49,10 +52,6 @@ class SecretDelivery:
     namespace_created: bool = False
     resource_version: str = ""
     previous_data: dict[str, str] | None = field(default=None, repr=False)
-
-
-def environment_labels(environment: str) -> dict[str, str]:
-    return {LABEL_ENVIRONMENT: environment, LABEL_MANAGED_BY: MANAGER}
 
 
 @contextmanager
@@ -81,31 +80,12 @@ class SecretDeliverer:
         True when this call created it. ``claimed``: the run's caller named its environment
         (run-template's ``environment`` parameter), so the run may use only a namespace it made
         itself, never one that was there before it (another environment's)."""
-        with kubernetes_errors(f"read namespace {namespace}", self.redactor):
-            try:
-                found = self.core.read_namespace(namespace, _request_timeout=self.timeout)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                found = None
-        if found is not None:
-            check_existing_namespace(found, namespace, environment, run_id, claimed,
-                                     SecretDeliveryError)
-            return False
-        body: dict[str, Any] = {"metadata": {
-            "name": namespace, "labels": environment_labels(environment),
-            "annotations": made_by_run_annotations(run_id)}}
-        with kubernetes_errors(f"create namespace {namespace}", self.redactor):
-            try:
-                self.core.create_namespace(body, _request_timeout=self.timeout)
-            except ApiException as e:
-                if e.status == 409:  # created meanwhile by someone else: not ours to remove
-                    check_existing_namespace(None, namespace, environment, run_id, claimed,
-                                             SecretDeliveryError)
-                    return False
-                raise
-        log.info("created namespace %s for environment %s", namespace, environment)
-        return True
+        created = ensure_environment_namespace(
+            self.core, namespace, environment, run_id, claimed, SecretDeliveryError,
+            self.timeout, lambda doing: kubernetes_errors(doing, self.redactor))
+        if created:
+            log.info("created namespace %s for environment %s", namespace, environment)
+        return created
 
     def apply_secret(self, namespace: str, name: str, environment: str,
                      values: Mapping[str, str], annotations: Mapping[str, str] | None = None
