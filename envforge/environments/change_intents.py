@@ -19,7 +19,6 @@ of one environment apart; the intent is what survives a kill -9.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from envforge.capabilities.ledger import (
     change_intents_folder,
@@ -37,8 +36,14 @@ from envforge.capabilities.ledger import (
 )
 from envforge.core.processes import ProcessIdentity, current_process
 from envforge.environments.intent_cleanup import remove_made
-from envforge.environments.intents import LEDGER_KEYS, sync_folder, write_new_file
-from envforge.errors import EnvforgeError, EnvironmentExistsError, GitOpsError, StepFailedError
+from envforge.environments.intents import (
+    LEDGER_KEYS,
+    load_intent,
+    replace_durably,
+    sync_folder,
+    write_new_file,
+)
+from envforge.errors import EnvforgeError, EnvironmentExistsError, StepFailedError
 from envforge.gitops.naming import check_environment_name
 from envforge.gitops.record import utc_now
 from envforge.services import Services
@@ -92,18 +97,8 @@ def change_intent_file(services: Services, name: str) -> Path:
 
 
 def read_change_intent(services: Services, name: str) -> ChangeIntent | None:
-    path = change_intent_file(services, name)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise GitOpsError(f"cannot read the change intent {path}: {e.strerror}") from None
-    try:
-        return ChangeIntent.model_validate_json(text)
-    except ValidationError:
-        raise GitOpsError(f"{path} is not a change intent envforge wrote; remove it if no "
-                          "update or upgrade of that environment is running") from None
+    return load_intent(change_intent_file(services, name), ChangeIntent, "change intent",
+                       "update or upgrade")
 
 
 def recover_killed_change(services: Services, name: str) -> ChangeCleanUp | None:
@@ -158,14 +153,8 @@ def end_change(services: Services, intent: ChangeIntent, clean: bool = True) -> 
     if clean:
         _remove(services, intent)
         return
-    path = change_intent_file(services, intent.name)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.abandon")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(intent.model_copy(update={"abandoned": True}).model_dump_json(indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    sync_folder(path.parent)
+    replace_durably(change_intent_file(services, intent.name),
+                    intent.model_copy(update={"abandoned": True}).model_dump_json(indent=2))
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -57,6 +57,9 @@ DATABASE_ACTIONS = frozenset({"db:seed", "db:restore", "db:clone", "db:container
 #: Steps that deliver Secrets into the environment's namespace before the commit (db:container
 #: its database's password, db:role its login).
 SECRET_ACTIONS = frozenset({"vault:secrets", "kubernetes:secret", "db:container", "db:role"})
+
+M = TypeVar("M", bound=BaseModel)
+
 
 class CreateIntent(BaseModel):
     """What one create of one environment may leave behind if it is killed."""
@@ -190,13 +193,7 @@ def abandon_create(services: Services, intent: CreateIntent) -> None:
     current = _load(path)
     if current is None or current.runId != intent.runId:
         return
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.abandon")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(intent.model_copy(update={"abandoned": True}).model_dump_json(indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    sync_folder(path.parent)
+    replace_durably(path, intent.model_copy(update={"abandoned": True}).model_dump_json(indent=2))
 
 
 def recover_killed_create(services: Services, name: str,
@@ -313,17 +310,36 @@ def _busy(intent: CreateIntent) -> EnvironmentExistsError:
 
 
 def _load(path: Path) -> CreateIntent | None:
+    return load_intent(path, CreateIntent, "create intent", "create")
+
+
+def load_intent(path: Path, model: type[M], what: str, doing: str) -> M | None:
+    """The ``model`` recorded at ``path`` (None if there is none); one line naming the file
+    when it cannot be read or is not one envforge wrote (``what``: its kind, ``doing``: the
+    run it would belong to)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise GitOpsError(f"cannot read the create intent {path}: {e.strerror}") from None
+        raise GitOpsError(f"cannot read the {what} {path}: {e.strerror}") from None
     try:
-        return CreateIntent.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError:
-        raise GitOpsError(f"{path} is not a create intent envforge wrote; remove it if no "
-                          "create of that environment is running") from None
+        raise GitOpsError(f"{path} is not a {what} envforge wrote; remove it if no "
+                          f"{doing} of that environment is running") from None
+
+
+def replace_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once, flushed to disk (a kill leaves the old or
+    the new content, never half)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.replace")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    sync_folder(path.parent)
 
 
 def write_new_file(path: Path, text: str) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
+from envforge.actions.ownership import environment_labels
 from envforge.errors import SecretReferenceError
-from envforge.secrets.delivery import environment_labels
 from envforge.secrets.redaction import SecretRedactor, default_redactor
 from envforge.secrets.references import SecretReference
 from envforge.secrets.variables import ResolvedVariable
