@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from envforge.environments.upgrade import choose_environments, missing_required, unified_diff
+from envforge.environments.upgrade import choose_environments, unified_diff
 from envforge.environments.upgrade_rebuild import Rebuild, RebuiltStep, undo_rebuilds
+from envforge.environments.upgrade_render import missing_required
 from envforge.errors import EnvforgeError
 from envforge.gitops.record import TemplateVersion
 from envforge.gitops.versions import describe_version, template_digest, template_version
