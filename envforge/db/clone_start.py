@@ -23,7 +23,6 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -153,45 +152,58 @@ class CloneStart:
                 self._stack.callback(early.close)  # the exporting transaction ends last
             assert_not_source(self.source, self.target)
             self._stack.enter_context(terminate_raises())
-            joined = self._join(early) if early is not None else None
-            if joined is not None and early is not None:
-                self.snap, (self.snapshot_id, self.encoding) = joined
-                dumped: Callable[[], tuple[Path | None, str]] | None = early.dump_path
-            else:
-                self.snap = self._stack.enter_context(read_only_snapshot(self.source))
-                row = self.snap.execute(
-                    "SELECT pg_export_snapshot(), pg_encoding_to_char(encoding) "
-                    "FROM pg_database WHERE datname = current_database()").fetchone()
-                if row is None:
-                    raise CopyFailedError(f"{self.source.label}: no such database")
-                self.snapshot_id, self.encoding = str(row[0]), str(row[1])
-                dumped = None
-            self.schema = self._stack.enter_context(
-                BackgroundSchemaDump(self.source, self.snapshot_id, dumped))
-            schema = self.schema
-            self.early = EarlyTarget(self.target, self._marker, self.encoding,
-                                     lambda: schema.sql("pre-data"))
-            self._stack.callback(self.early.close)
+            if early is None or not self._start_on(early):
+                self._start_own()
         except BaseException:
             self._stack.close()
             raise
         return self
 
-    def _join(self, early: EarlySchemaDump
-              ) -> tuple[psycopg.Connection[Any], tuple[str, str]] | None:
-        """This clone's snapshot session on the snapshot the early psql exported (so the
-        early schema dump is of the data the clone reads), or None when there is none or it
-        cannot be joined (PostgreSQL refuses a snapshot of another database)."""
+    def _start_own(self) -> None:
+        self.snap = self._stack.enter_context(read_only_snapshot(self.source))
+        row = self.snap.execute(
+            "SELECT pg_export_snapshot(), pg_encoding_to_char(encoding) "
+            "FROM pg_database WHERE datname = current_database()").fetchone()
+        if row is None:
+            raise CopyFailedError(f"{self.source.label}: no such database")
+        self.snapshot_id, self.encoding = str(row[0]), str(row[1])
+        self.schema = self._stack.enter_context(
+            BackgroundSchemaDump(self.source, self.snapshot_id))
+        schema = self.schema
+        self.early = EarlyTarget(self.target, self._marker, self.encoding,
+                                 lambda: schema.sql("pre-data"))
+        self._stack.callback(self.early.close)
+
+    def _start_on(self, early: EarlySchemaDump) -> bool:
+        """The schema dump and the early target on the snapshot the early psql exported,
+        then this clone's snapshot session joining it (the target is begun before the join,
+        which is off its path); False, with what it began closed again (an early target
+        dropped), when there is no such snapshot or it cannot be joined (PostgreSQL refuses a
+        snapshot of another database)."""
         exported = early.snapshot()
         if exported is None:
-            return None
-        session = read_only_snapshot(self.source, exported[0])
+            return False
+        begun = ExitStack()
         try:
-            snap = session.__enter__()
-        except psycopg.Error:
-            return None
-        self._stack.push(session.__exit__)
-        return snap, exported
+            schema = begun.enter_context(
+                BackgroundSchemaDump(self.source, exported[0], early.dump_path))
+            target = EarlyTarget(self.target, self._marker, exported[1],
+                                 lambda: schema.sql("pre-data"))
+            begun.callback(target.close)
+            session = read_only_snapshot(self.source, exported[0])
+            try:
+                snap = session.__enter__()
+            except psycopg.Error:
+                begun.close()
+                return False
+            begun.push(session.__exit__)
+        except BaseException:
+            begun.close()
+            raise
+        self._stack.enter_context(begun)
+        self.snap, (self.snapshot_id, self.encoding) = snap, exported
+        self.schema, self.early = schema, target
+        return True
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
