@@ -37,11 +37,21 @@ class GitCredentials(Block):
         "accepted on first use.",
     )
 
-    def auth(self) -> GitAuth:
-        """The plain settings envforge's git helpers work with (no Prefect types)."""
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="Git hosts these credentials are for ('github.com', 'git.example.com:8443', "
+        "'*.example.com'). A template's image:build uses the block only for a repository on "
+        "one of them; a block without hosts serves the GitOps remote and the CLI, never a "
+        "template.",
+    )
+
+    def auth(self, identity: str = "") -> GitAuth:
+        """The plain settings envforge's git helpers work with (no Prefect types);
+        ``identity``: the block's name, which keeps caches fetched with it apart."""
         return GitAuth(username=self.username, token=self.token,
                        ssh_private_key=self.ssh_private_key,
-                       ssh_known_hosts=self.ssh_known_hosts)
+                       ssh_known_hosts=self.ssh_known_hosts, hosts=tuple(self.hosts),
+                       identity=identity)
 
     @contextmanager
     def get_client(self) -> Iterator[dict[str, str]]:

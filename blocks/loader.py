@@ -72,7 +72,7 @@ class BlockConnections:
         return load_block(ContainerRegistry, name).access()
 
     def git_auth(self, name: str) -> GitAuth:
-        return load_block(GitCredentials, name).auth()
+        return load_block(GitCredentials, name).auth(identity=name)
 
     def pull_request_commenter(self, name: str) -> AbstractContextManager[PullRequestCommenter]:
         return load_block(GitProviderToken, name).get_client()

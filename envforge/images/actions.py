@@ -31,6 +31,7 @@ from envforge.images.build import (
     source_cache,
 )
 from envforge.images.dockerfile import check_stack_name
+from envforge.images.git_auth import check_credentials_host
 from envforge.images.registry_client import RegistryAccess, RegistryClient
 from envforge.settings import load_settings
 
@@ -133,11 +134,14 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
         builder = (kaniko_builder(settings) if params.builder == "kaniko"
                    else default_builder(settings))
         connections = ctx.services.connections if ctx.services else None
+        git_auth = resolve_git_auth(params.gitCredentialsBlock, connections)
+        if git_auth is not None:  # the template chose the URL: only to the block's own hosts
+            check_credentials_host(git_auth, params.repoUrl, f"step {ctx.step_id!r} (image:build)")
         ledger = ctx.ledger
         where = {"registryBlock": params.registryBlock, "registry": params.registry,
                  "tlsVerify": params.tlsVerify}
         built = build_image(spec, registry, builder, source_cache(settings), ctx.logger,
-                            git_auth=resolve_git_auth(params.gitCredentialsBlock, connections),
+                            git_auth=git_auth,
                             before_push=lambda tagged: ledger.record(
                                 LEDGER_KIND, "intended", tag=tagged, **where))
         if not built.cached:

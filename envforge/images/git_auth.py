@@ -8,7 +8,9 @@ removed when the context ends.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -16,8 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
+
+from envforge.core.git_boundary import redact_url
+from envforge.errors import ConfigurationError
 
 ASKPASS = """#!/bin/sh
 # envforge: answers git's username/password prompts from files beside this script
@@ -31,12 +37,57 @@ esac
 
 @dataclass(frozen=True)
 class GitAuth:
-    """Credentials for a Git remote: an HTTPS token, an SSH key, or neither."""
+    """Credentials for a Git remote: an HTTPS token, an SSH key, or neither. ``hosts``: the
+    Git hosts (``host`` or ``host:port``, ``*`` globs) they may be sent to when a template
+    names them (:func:`check_credentials_host`); ``identity``: which credentials these are
+    (the block's name), so caches fetched with them are kept apart from others'."""
 
     username: str = "git"
     token: SecretStr | None = None
     ssh_private_key: SecretStr | None = None
     ssh_known_hosts: str | None = None
+    hosts: tuple[str, ...] = ()
+    identity: str = ""
+
+
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?!//)")
+
+
+def url_host(url: str) -> str | None:
+    """``host`` or ``host:port`` of a Git URL (https://, ssh://, git://, scp-like
+    ``user@host:path``), lower case; None for a local path or file:// URL."""
+    if "://" in url:
+        parsed = urlsplit(url)
+        if parsed.scheme.lower() == "file" or not parsed.hostname:
+            return None
+        return parsed.hostname.lower() + (f":{parsed.port}" if parsed.port else "")
+    match = _SCP_LIKE.match(url)
+    return match["host"].lower() if match else None
+
+
+def check_credentials_host(auth: GitAuth, url: str, where: str) -> None:
+    """Refuse to send ``auth`` to ``url``'s host unless its block lists that host (a template
+    chooses the URL, so a block is only ever for the hosts the operator named in it), or
+    over plain http to anything but this machine."""
+    host = url_host(url)
+    block = f"GitCredentials block {auth.identity!r}" if auth.identity else "the credentials"
+    if host is None:
+        raise ConfigurationError(
+            f"{where}: {block} cannot be used for {redact_url(url)} (a local repository needs "
+            "no credentials); drop gitCredentialsBlock")
+    if not auth.hosts:
+        raise ConfigurationError(
+            f"{where}: {block} lists no hosts, so a template may not send it anywhere; set "
+            f"its 'hosts' field to the Git hosts it is for (e.g. {host})")
+    if not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in auth.hosts):
+        raise ConfigurationError(
+            f"{where}: {block} is for {', '.join(auth.hosts)}, not {host}: a repository's "
+            "credentials go only to the hosts its block names; use a block for that host")
+    parsed = urlsplit(url) if "://" in url else None
+    if parsed is not None and parsed.scheme.lower() == "http" \
+            and parsed.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ConfigurationError(
+            f"{where}: {block} would go over plain http to {host}; use https")
 
 
 def _private_file(path: Path, text: str, mode: int = 0o600) -> Path:

@@ -96,9 +96,12 @@ class GitSourceCache:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def mirror_dir(self, url: str) -> Path:
+    def mirror_dir(self, url: str, identity: str = "") -> Path:
+        """The mirror of ``url`` fetched with the credentials called ``identity`` ("" for
+        none): one per URL *and* credentials, so a run without a private repository's
+        credentials never reads what another run fetched with them."""
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").rsplit("/", 1)[-1])[:40]
-        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+        digest = hashlib.sha256(f"{url}\0{identity}".encode()).hexdigest()[:12]
         return self.root / "mirrors" / f"{name.removesuffix('.git')}-{digest}.git"
 
     @contextmanager
@@ -121,7 +124,7 @@ class GitSourceCache:
         if not ref.strip():
             raise RefNotFoundError(f"repository {redact_url(url)}: the ref is empty; give a "
                                    "branch, tag, pull/N/head or commit")
-        mirror = self.mirror_dir(url)
+        mirror = self.mirror_dir(url, auth.identity if auth is not None else "")
         started = time.perf_counter()
         with self._locked(mirror), git_environment(auth) as env:
             if not (mirror / "HEAD").exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -10,11 +11,14 @@ from pydantic import SecretStr, ValidationError
 
 from blocks.container_registry import ContainerRegistry
 from blocks.git import GitCredentials
+from envforge.actions.base import ActionContext
 from envforge.actions.registry import default_registry
 from envforge.errors import ConfigurationError
 from envforge.images.actions import ImageBuild, ImageBuildInput
 from envforge.images.build import default_app_name, resolve_registry
+from envforge.images.git_auth import GitAuth
 from envforge.services import Services
+from tests.services_fixtures import make_services
 
 
 def test_registered_and_documented() -> None:
@@ -68,3 +72,33 @@ def test_blocks_keep_secrets_secret() -> None:
     with creds.get_client() as env:
         assert "GIT_ASKPASS" in env and all("tok-456" not in v for v in env.values())
     assert "tok-456" not in repr(creds)
+
+
+class _Blocks:
+    """The one connection image:build asks for here: a GitCredentials block by name."""
+
+    def __init__(self, auth: GitAuth) -> None:
+        self.auth, self.asked = auth, []  # type: list[str]
+
+    def git_auth(self, name: str) -> GitAuth:
+        self.asked.append(name)
+        return self.auth
+
+
+def test_image_build_sends_a_named_block_only_to_its_hosts(tmp_path: Path) -> None:
+    """A template names the operator's GitCredentials block and a repository on its own host:
+    refused before anything is cloned, in one line naming the block and its hosts."""
+    blocks = _Blocks(GitAuth(token=SecretStr("ghp_operator0123456789abcdef"),
+                             hosts=("github.com",), identity="github-creds"))
+    services = make_services(connections=blocks)  # type: ignore[arg-type]
+    ctx = ActionContext(services=services, run_id="r", step_id="image", template_name="t",
+                        template_dir=tmp_path, workspace=tmp_path,
+                        logger=logging.getLogger("test.images.hosts"))
+    params = ImageBuildInput(repoUrl="https://attacker.example/x.git", ref="main", app="x",
+                             registry="127.0.0.1:9", tlsVerify=False,
+                             gitCredentialsBlock="github-creds")
+    with pytest.raises(ConfigurationError, match=r"step 'image' \(image:build\): GitCredentials "
+                       r"block 'github-creds' is for github\.com, not attacker\.example") as e:
+        ImageBuild().run(ctx, params)
+    # refused before any clone (attacker.example does not resolve: a clone would say so)
+    assert blocks.asked == ["github-creds"] and "ghp_" not in str(e.value)

@@ -102,3 +102,19 @@ def test_tree_view_and_worktree(remote: Path, tmp_path: Path) -> None:
     assert not checkout.exists()
     worktrees = git("--git-dir", str(source.mirror), "worktree", "list")
     assert str(checkout) not in worktrees
+
+
+def test_a_mirror_is_per_url_and_credentials(remote: Path, tmp_path: Path) -> None:
+    """A run without a private repository's credentials never reads the mirror another run
+    fetched with them (a commit already there would otherwise be built without any fetch)."""
+    from envforge.images.git_auth import GitAuth
+
+    cache = GitSourceCache(tmp_path / "cache")
+    url = remote.as_uri()
+    with_block = cache.resolve(url, "main", GitAuth(identity="team-a-creds"))
+    anonymous = cache.resolve(url, with_block.commit)
+    assert with_block.mirror != anonymous.mirror
+    assert cache.mirror_dir(url, "team-a-creds") == with_block.mirror
+    assert cache.mirror_dir(url) == anonymous.mirror
+    assert cache.resolve(url, "main", GitAuth(identity="team-a-creds")).mirror == \
+        with_block.mirror
