@@ -40,6 +40,10 @@ SOCKET_ENV = "ENVFORGE_WARM_RUNNER_SOCKET"
 PROTOCOL = 1
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 CONNECT_TIMEOUT_S = 2.0
+#: how long to wait for the runner's first answer once connected: it re-warms (a few seconds,
+#: more under load) before it accepts when its source files changed, and a cold start instead
+#: costs each waiting flow run 4-6 s of CPU; a runner that is not running refuses at once
+FIRST_ANSWER_TIMEOUT_S = 90.0
 
 
 def cold_start(reason: str) -> NoReturn:
@@ -69,6 +73,7 @@ def request(path: str) -> tuple[socket.socket, str]:
     conn.connect(path)
     body = json.dumps({"protocol": PROTOCOL, "argv": sys.argv[1:], "cwd": os.getcwd(),
                        "env": dict(os.environ)}).encode()
+    conn.settimeout(FIRST_ANSWER_TIMEOUT_S)
     socket.send_fds(conn, [len(body).to_bytes(8, "big")], [0, 1, 2])
     conn.sendall(body)
     buffer = bytearray()

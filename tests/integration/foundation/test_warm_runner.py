@@ -184,10 +184,15 @@ def test_edited_code_is_never_run_from_a_stale_import(tmp_path: Path) -> None:
     try:
         os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
         first = flow_start("not-a-uuid-stale", socket_path=runner.socket)
-        _, err = first.communicate(timeout=60)
-        assert "starting the flow run cold (the warm runner answered 'stale')" in err
-        assert "Invalid flow run id" in err  # the run still started, cold
-        runner.wait_ready(after=1)  # it re-executed itself with the new code
+        _, err = first.communicate(timeout=120)
+        # it re-executed itself with the new code before serving this caller, which waited
+        # on the socket (kept across the exec) instead of starting cold
+        assert "starting the flow run cold" not in err and "Invalid flow run id" in err
+        runner.wait_ready(after=1)
+        log = runner.log.read_text()
+        restarted = log.index("source file(s) changed")
+        assert restarted < [m.start() for m in re.finditer(r"\bready on ", log)][1] \
+            < log.index("flow run not-a-uuid-stale: engine pid")
         again = flow_start("not-a-uuid-fresh", socket_path=runner.socket)
         _, err = again.communicate(timeout=60)
         assert "starting the flow run cold" not in err and "Invalid flow run id" in err
