@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from envforge.db import clone as clone_module
 from envforge.db.clone import CloneReport, CloneRequest, clone_database
 from envforge.db.connection import ServerAddress
 from envforge.db.rules import load_rules
@@ -49,9 +50,21 @@ def data_dump(address: ServerAddress) -> str:
     return out.stdout
 
 
+# Calls of the two-lane copy of small tables (envforge/db/small_lanes.py) in the jobs=2 clone.
+TWO_LANE_CALLS: list[int] = []
+
+
 @pytest.fixture(scope="module")
 def cloned(source_db: ServerAddress) -> tuple[ServerAddress, CloneReport]:
-    return clone(source_db, "envforge_test_a", jobs=2)  # the parallel path, once
+    real = clone_module.run_on_two_lanes  # type: ignore[attr-defined]
+
+    def counted(*args: Any) -> Any:
+        TWO_LANE_CALLS.append(len(args[4]))  # the small tasks shared out
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clone_module, "run_on_two_lanes", counted)
+        return clone(source_db, "envforge_test_a", jobs=2)  # the parallel path, once
 
 
 def test_no_raw_value_of_a_covered_column_appears_anywhere(
@@ -145,6 +158,7 @@ def test_tables_keep_their_own_storage_options(
 def test_same_key_same_output_other_key_other_output(
         source_db: ServerAddress, cloned: tuple[ServerAddress, CloneReport]) -> None:
     first, _ = cloned
+    assert TWO_LANE_CALLS  # first copied its small tables on two lanes, again on one
     again, _ = clone(source_db, "envforge_test_b")
     other, _ = clone(source_db, "envforge_test_c", key=OTHER_KEY)
     try:
