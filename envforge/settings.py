@@ -371,6 +371,16 @@ class VaultSection(Section):
         "Vault's variable: a CA bundle file to trust."))
     skip_verify: bool = setting(False, env="VAULT_SKIP_VERIFY", prefixed=False, description=(
         "Vault's variable: do not verify the server's TLS certificate."))
+    template_paths: tuple[str, ...] = setting(
+        ("*/{template}/**",), env="VAULT_TEMPLATE_PATHS", description=(
+            "Vault paths (mount/path patterns, space or comma separated; {template} is the "
+            "template's name, * one segment, ** any) a template's vault:secrets step and form "
+            "credentials may read; the default gives each template its own folder."))
+
+    @field_validator("template_paths", mode="before")
+    @classmethod
+    def _split_template_paths(cls, value: Any) -> Any:
+        return _split(value, r"[\s,]+")
 
 
 class LibpqSection(Section):

@@ -225,7 +225,8 @@ def _create_environment_from_form(**fields: Any) -> dict[str, Any]:
     submission = submission_from_form(_catalog(services).load(template_ref), fields)
     request = EnvironmentRequest(
         name=submission.name, template=template_ref,
-        parameters=resolve_credential_references(submission, services.connections),
+        parameters=resolve_credential_references(submission, services.connections,
+                                                 services.capabilities.vault_scope),
         environment_type=EnvironmentType(submission.environment_type).value,
         ttl=submission.ttl, source=submission.source, owner=submission.owner)
     return _create_or_update(request, wait_healthy=False, wait_timeout_seconds=600.0,

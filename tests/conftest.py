@@ -20,6 +20,12 @@ if TYPE_CHECKING:  # imported where used: the unit tests' workers need not load 
 # Before prefect is imported anywhere: no telemetry calls out of this offline machine.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The Vault paths templates may read (envforge.capabilities.vault_scope): each template's own
+# folder, as by default, plus the per-test folders the suite seeds in its OpenBao
+# (tests/integration/secrets/conftest.py, the forms tests), as an operator lists shared ones.
+# tests/unit/security/test_vault_scope.py checks the default itself.
+TEST_VAULT_PATHS = "*/{template}/** */envforge-test-*/** */forms-*/**"
+os.environ.setdefault("ENVFORGE_VAULT_TEMPLATE_PATHS", TEST_VAULT_PATHS)
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,7 @@ from envforge.capabilities.egress import (
 )
 from envforge.capabilities.files import FileBudget, WorkspaceFiles, check_path, is_git_name
 from envforge.capabilities.providers import ProviderEndpoint
+from envforge.capabilities.vault_scope import DEFAULT_TEMPLATE_PATHS, VaultScope
 
 if TYPE_CHECKING:
     from envforge.settings import EnvforgeSettings
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AllowRule", "Answer", "CacheStore", "Capabilities", "Credential", "EgressClient",
     "EgressPolicy", "FileBudget", "Origin", "ParsedUrl", "ProviderEndpoint", "RunBudget",
-    "Transfer", "TransferBudget", "WorkspaceFiles", "check_path", "credential_identity",
+    "Transfer", "TransferBudget", "VaultScope", "WorkspaceFiles", "check_path",
+    "credential_identity",
     "default_capabilities", "is_git_name", "parse_url", "quote_segment", "token_id",
 ]
 
@@ -56,6 +58,8 @@ class Capabilities:
     file_budget: FileBudget = field(default_factory=FileBudget)
     providers: Mapping[str, ProviderEndpoint] = field(default_factory=dict)
     run_budget: RunBudget = field(default_factory=RunBudget)
+    #: the Vault paths a template may read (envforge.capabilities.vault_scope)
+    vault_scope: VaultScope = field(default_factory=VaultScope)
 
     def files(self, root: Path, describe: str = "workspace") -> WorkspaceFiles:
         """A file API rooted at ``root`` with this run's file budget."""
@@ -100,7 +104,9 @@ class Capabilities:
                 int_setting(environ, "ENVFORGE_CLONE_MAX_BYTES", 100 * 1024 * 1024),
                 int_setting(environ, "ENVFORGE_CLONE_MAX_ENTRIES", 20_000),
                 float(int_setting(environ, "ENVFORGE_CLONE_TIMEOUT_S", 120))))
-        return cls(egress, CacheStore(cache_dir), files, providers, budget)
+        vault = VaultScope(tuple(listed("ENVFORGE_VAULT_TEMPLATE_PATHS"))
+                           or DEFAULT_TEMPLATE_PATHS)
+        return cls(egress, CacheStore(cache_dir), files, providers, budget, vault)
 
     @classmethod
     def from_settings(cls, settings: EnvforgeSettings) -> Capabilities:
@@ -131,7 +137,8 @@ class Capabilities:
                            max_string_length=budgets.max_string_length,
                            clone=CloneBudget(settings.clone.max_bytes, settings.clone.max_entries,
                                              float(settings.clone.timeout_seconds)))
-        return cls(egress, CacheStore(settings.cache_dir), files, providers, budget)
+        return cls(egress, CacheStore(settings.cache_dir), files, providers, budget,
+                   VaultScope(settings.vault.template_paths))
 
 
 def default_capabilities() -> Capabilities:

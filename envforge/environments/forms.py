@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from envforge.capabilities.vault_scope import VaultScope
 from envforge.connections import ConnectionSource
 from envforge.core.sensitive import credential_paths, is_credential_name
 from envforge.errors import ParameterError, SecretReferenceError, TemplateError
@@ -95,6 +96,8 @@ class FormSubmission:
     #: template field -> reference text (the values are resolved at run time)
     credential_references: dict[str, str] = field(default_factory=dict)
     vault_block: str | None = None
+    #: the template the form is for (which Vault paths its credentials may come from)
+    template: str = ""
 
 
 def credential_fields(template: Template) -> list[str]:
@@ -202,21 +205,25 @@ def submission_from_form(template: Template, fields: Mapping[str, Any]) -> FormS
         ttl=given.get("ttl") or None,
         owner=given.get("owner") or None,
         source=source or None,
+        template=template.name,
         parameters=parameters,
         credential_references=references,
         vault_block=given.get("vault_block") or None,
     )
 
 
-def resolve_credential_references(submission: FormSubmission, connections: ConnectionSource
-                                  ) -> dict[str, Any]:
+def resolve_credential_references(submission: FormSubmission, connections: ConnectionSource,
+                                  scope: VaultScope | None = None) -> dict[str, Any]:
     """The template parameters with each credential field's value read from Vault through
     ``connections`` (the reader registers every value with the redactor, so none reaches a
-    log)."""
+    log), each only from a path the template may read (``scope``; default: its own folder)."""
     if not submission.credential_references:
         return dict(submission.parameters)
     parsed = {name: _parse_without_echo(name, text)
               for name, text in submission.credential_references.items()}
+    for name, ref in parsed.items():  # checked before Vault is asked anything
+        (scope or VaultScope()).check(f"{ref.mount}/{ref.path}", submission.template,
+                                      f"form field {name!r}", SecretReferenceError)
     reader = connections.vault_reader(submission.vault_block)
     try:
         values = {name: reader.read(ref) for name, ref in parsed.items()}

@@ -174,10 +174,18 @@ class VaultSecrets(Action[VaultSecretsInput, VaultSecretsOutput]):
                 f"{', '.join(refused)}: secret references are not allowed in fields that end "
                 "up in Git; declare them as variables of the vault:secrets step and refer to "
                 "the delivered Secret by name")
-        return plan_environment_secrets(
+        plan = plan_environment_secrets(
             self._sources(ctx, params), namespace=params.namespace, delivery=params.delivery,
             secret_name=params.secretName, config_map_name=params.configMapName,
             secret_store=params.secretStore, secret_store_kind=params.secretStoreKind)
+        # only the Vault paths this template was given (envforge.capabilities.vault_scope)
+        for name, variable in sorted(plan.direct_variables.items()):
+            for reference in variable.references:
+                ctx.capabilities.vault_scope.check(
+                    f"{reference.mount}/{reference.path}", ctx.template_name,
+                    f"variable {name}",
+                    SecretReferenceError)
+        return plan
 
     def _output(self, ctx: ActionContext, plan: Any, files: list[Path], reads: int
                 ) -> VaultSecretsOutput:

@@ -163,10 +163,10 @@ def test_credential_references_are_read_through_the_named_vault_connection() -> 
     template = _template({"name": {"type": "string"},
                           "dbPassword": {"type": "string", "format": "password"}})
     submission = submission_from_form(template, {
-        "name": "pr-1", "dbPassword": "vault:kv/shop/db#password", "vault_block": "team"})
+        "name": "pr-1", "dbPassword": "vault:kv/with-db/db#password", "vault_block": "team"})
     assert "dbPassword" not in submission.parameters
-    assert submission.credential_references == {"dbPassword": "vault:kv/shop/db#password"}
-    reader = _FakeReader({"vault:kv/shop/db#password": "s3cr3t-value"})
+    assert submission.credential_references == {"dbPassword": "vault:kv/with-db/db#password"}
+    reader = _FakeReader({"vault:kv/with-db/db#password": "s3cr3t-value"})
     source = _FakeSource(reader)
     values = resolve_credential_references(submission, source)  # type: ignore[arg-type]
     assert values == {"name": "pr-1", "dbPassword": "s3cr3t-value"}

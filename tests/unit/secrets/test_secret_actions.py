@@ -29,7 +29,7 @@ spec:
   parameters: [{properties: {name: {type: string}}, required: [name]}]
   variables:
     LOG_LEVEL: info
-    PASSWORD: vault:kv/app/db#password
+    PASSWORD: vault:kv/dry-secrets/db#password
   steps:
     - id: secrets
       action: vault:secrets
@@ -121,6 +121,6 @@ def test_external_secrets_delivery_never_contacts_vault(template_dir: Path,
         run.close()
     assert manifest["kind"] == "ExternalSecret"
     assert manifest["spec"]["data"] == [{"secretKey": "PASSWORD", "remoteRef": {
-        "key": "kv/app/db", "property": "password"}}]
+        "key": "kv/dry-secrets/db", "property": "password"}}]
     assert run.outputs["secrets"]["vaultReads"] == 0
     assert run.outputs["deliver"]["delivered"] is False
