@@ -112,6 +112,8 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
     tasks = plan_tasks(catalog, coverage, request.rules, selection)
     if _parallel(request, _large(tasks)):
         workers.start(request.jobs)  # while the target and its schema are made
+    if start.early.created:  # the second copy lane's sessions open while the rest is read
+        workers.lane = _second_lane(request, snapshot_id, tasks)
     keys = unique_keys(snap, catalog, coverage)
     name = request.target.dbname
     # What was read, recorded with the target: goldens compare it before they are branched.
@@ -147,7 +149,8 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
         logger.error("clone into %s failed; dropping the target", request.target.label)
         drop_owned_database(request.target, name)
         raise
-    finish_building(request.target, name)
+    if not start.early.finish():
+        finish_building(request.target, name)
     rows = sum(r.rows for r in results)
     size = sum(r.bytes for r in results)
     per_table: dict[str, int] = {t: 0 for t in catalog.tables}
@@ -190,8 +193,11 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
     ``resolve`` True, which resolves them before any index exists (collisions.py).
     ``session``: an autocommit session to the target opened already (closed here), with
     the pre-data section applied when ``pre_data_done``."""
-    # A second pair of sessions for the small tables (small_lanes.py), opened meanwhile.
-    lane = None if resolve else _second_lane(request, snapshot_id, tasks)
+    # A second pair of sessions for the small tables (small_lanes.py): the one opened while
+    # the source was read, else one opened meanwhile.
+    lane = workers.take_lane() if workers is not None else None
+    if lane is None and not resolve:
+        lane = _second_lane(request, snapshot_id, tasks)
     schema_file = schema.path()
     # One session to the target does the schema, the small tables, the sequences and (small
     # clones) the indexes: each new session to a new database costs a backend start and a
@@ -323,10 +329,16 @@ def _resolve_collisions(request: CloneRequest, snap: psycopg.Connection[Any], sn
 class _Workers:
     """The ``jobs - 1`` copy worker processes, started ahead of the copy: spawning an
     interpreter and importing envforge takes about 0.4 s, hidden behind making the target
-    and restoring its schema."""
+    and restoring its schema. ``lane``: the small tables' second lane (small_lanes.py), if
+    opened ahead too; closed here unless taken."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self.lane: SecondLane | None = None
+
+    def take_lane(self) -> SecondLane | None:
+        lane, self.lane = self.lane, None
+        return lane
 
     def start(self, jobs: int) -> None:
         self._pool = _process_pool(jobs - 1)
@@ -341,6 +353,9 @@ class _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        lane = self.take_lane()
+        if lane is not None:
+            lane.close()
         pool = self.take()  # not taken: the clone failed or stopped before copying
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

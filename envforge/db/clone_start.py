@@ -34,6 +34,7 @@ from envforge.db.safety import (
     building_marker,
     create_owned_database_on,
     drop_owned_database,
+    finish_building_on,
     ownership_marker,
     write_marker,
 )
@@ -108,6 +109,18 @@ class EarlyTarget:
             raise CopyFailedError(f"cannot mark database {self._target.label}: "
                                   f"{str(e).strip().splitlines()[0]}") from e
         self.adopted = True
+        return True
+
+    def finish(self) -> bool:
+        """Mark the adopted target complete (safety.finish_building) over the maintenance
+        session kept from its creation, saving a new connection at the clone's end; False
+        when there is none (the caller uses finish_building)."""
+        if not self.adopted or self._admin is None or self._admin.closed:
+            return False
+        try:
+            finish_building_on(self._admin, self._target.dbname)
+        except psycopg.Error:
+            return False
         return True
 
     def take_session(self) -> psycopg.Connection[Any] | None:

@@ -336,13 +336,19 @@ def describe_builder(marker: dict[str, Any]) -> str:
 def finish_building(server: ServerAddress, name: str) -> None:
     """Mark database ``name`` complete: its marker without :data:`BUILDING`."""
     with connected(server.with_database("postgres"), autocommit=True) as conn:
-        try:
-            marker = ownership_marker(conn, name)
-        except LookupError:
-            return
-        if marker is not None and BUILDING in marker:
-            marker.pop(BUILDING)
-            write_marker(conn, name, marker)
+        finish_building_on(conn, name)
+
+
+def finish_building_on(conn: psycopg.Connection[Any], name: str) -> None:
+    """:func:`finish_building` over ``conn``, an autocommit session of the caller's to the
+    server's maintenance database (a clone's early target keeps one open)."""
+    try:
+        marker = ownership_marker(conn, name)
+    except LookupError:
+        return
+    if marker is not None and BUILDING in marker:
+        marker.pop(BUILDING)
+        write_marker(conn, name, marker)
 
 
 def write_marker(conn: psycopg.Connection[Any], name: str, marker: dict[str, Any]) -> None:
