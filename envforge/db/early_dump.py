@@ -61,11 +61,14 @@ class EarlySchemaDump:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=self._env, text=True)
         assert self._holder.stdin is not None
-        self._holder.stdin.write(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
-            "SELECT pg_export_snapshot(), pg_encoding_to_char(encoding) FROM pg_database "
-            "WHERE datname = current_database();\n")
-        self._holder.stdin.flush()
+        try:
+            self._holder.stdin.write(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+                "SELECT pg_export_snapshot(), pg_encoding_to_char(encoding) FROM pg_database "
+                "WHERE datname = current_database();\n")
+            self._holder.stdin.flush()
+        except OSError:
+            pass  # psql ended at once (a DSN it cannot use): no snapshot, read as EOF below
         self._snapshot: tuple[str, str] | None = None
         self._dump_error = ""
         self._dump_ok = False

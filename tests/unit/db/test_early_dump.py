@@ -54,3 +54,11 @@ def test_an_unreachable_source_gives_no_snapshot_and_leaves_nothing() -> None:
     folder = early._dir.name  # the temp dir must be gone after close
     early.close()
     assert not os.path.exists(folder)
+
+
+@pytest.mark.skipif(find_pg_tool("psql", None) is None, reason="no psql installed")
+def test_a_dsn_psql_cannot_parse_gives_no_snapshot() -> None:
+    early = EarlySchemaDump.start("this is not = a dsn '", None)
+    assert early is not None
+    assert early.snapshot() is None
+    early.close()
