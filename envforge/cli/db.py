@@ -261,17 +261,12 @@ def clone_command(args: argparse.Namespace) -> int:
 
 def _early_schema_dump(args: argparse.Namespace) -> Any:
     """For a ``--source`` DSN: its snapshot and schema dump begun before anything else is
-    imported (envforge.db.early_dump; stdlib only), or None. ENVFORGE_PG_BIN is read as the
-    settings read it (an empty value is unset): loading the settings costs the imports this
-    saves."""
+    imported (envforge.db.early_dump; stdlib only), or None."""
     if not args.source:
         return None
-    import os
-
     from envforge.db.early_dump import EarlySchemaDump
 
-    return EarlySchemaDump.start(args.source, os.environ.get("ENVFORGE_PG_BIN", "").strip()
-                                 or None)
+    return EarlySchemaDump.start(args.source)
 
 
 @_prompt_threads

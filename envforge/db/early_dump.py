@@ -78,11 +78,13 @@ class EarlySchemaDump:
         self._thread.start()
 
     @classmethod
-    def start(cls, dsn: str, pg_bin: str | None) -> EarlySchemaDump | None:
-        """Begun for ``dsn`` (``pg_bin``: the ENVFORGE_PG_BIN setting), or None when it may
-        hold a password or the tools are missing (the clone then does it all itself)."""
+    def start(cls, dsn: str) -> EarlySchemaDump | None:
+        """Begun for ``dsn``, or None when it may hold a password or the tools are missing
+        (the clone then does it all itself). ENVFORGE_PG_BIN is read here as the settings
+        read it (an empty value is unset): loading the settings costs the imports this saves."""
         if may_hold_password(dsn):
             return None
+        pg_bin = os.environ.get("ENVFORGE_PG_BIN", "").strip() or None
         psql, pg_dump = find_pg_tool("psql", pg_bin), find_pg_tool("pg_dump", pg_bin)
         if psql is None or pg_dump is None:
             return None

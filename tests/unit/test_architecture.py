@@ -161,6 +161,9 @@ ENVIRONMENT_READERS = {
                                      "inherit (PATH, HOME, locale), minus every GIT_*",
     "envforge/db/connection.py": "the libpq boundary: the environment pg_dump/pg_restore/psql "
                                  "inherit (PATH, locale), PGPASSWORD replaced by the address's",
+    "envforge/db/early_dump.py": "the libpq boundary of `db clone`'s first 0.15 s, before the "
+                                 "settings are imported (their import is what it saves): the "
+                                 "environment psql/pg_dump inherit, and ENVFORGE_PG_BIN",
     "envforge/cli/run.py": "sets Prefect's own PREFECT_LOGGING_TO_API_BATCH_INTERVAL before the "
                            "in-process flow starts Prefect's log worker thread (which a "
                            "temporary_settings context does not reach)",

@@ -30,7 +30,7 @@ def test_writes_after_the_early_snapshot_reach_neither_schema_nor_rows(
         INSERT INTO note SELECT g, g FROM generate_series(1, 300) g;""")
     target = pg_server.with_database("envforge_early_target")
     drop_owned_database(target, target.dbname)
-    early = EarlySchemaDump.start(source.conninfo(), None)
+    early = EarlySchemaDump.start(source.conninfo())
     assert early is not None
     exported = early.snapshot()
     assert exported is not None and exported[1] == "UTF8"
@@ -75,7 +75,7 @@ def test_a_clone_falls_back_to_its_own_snapshot_when_the_early_one_is_of_another
     other = create_database(pg_server, "early_other", "CREATE TABLE other (id int);")
     target = pg_server.with_database("envforge_early_fallback")
     drop_owned_database(target, target.dbname)
-    early = EarlySchemaDump.start(other.conninfo(), None)  # not the clone's source
+    early = EarlySchemaDump.start(other.conninfo())  # not the clone's source
     assert early is not None and early.snapshot() is not None
     request = CloneRequest(source, target, Rules.model_validate({"strict": False}), TEST_KEY,
                            marker={"environment": "fallback"})

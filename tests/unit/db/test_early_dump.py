@@ -20,7 +20,7 @@ from envforge.db.early_dump import EarlySchemaDump, find_pg_tool, may_hold_passw
 ])
 def test_a_dsn_that_may_hold_a_password_is_not_started_early(dsn: str) -> None:
     assert may_hold_password(dsn)
-    assert EarlySchemaDump.start(dsn, None) is None
+    assert EarlySchemaDump.start(dsn) is None
 
 
 @pytest.mark.parametrize("dsn", [
@@ -46,7 +46,7 @@ def test_the_configured_folder_comes_first(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(find_pg_tool("psql", None) is None, reason="no psql installed")
 def test_an_unreachable_source_gives_no_snapshot_and_leaves_nothing() -> None:
-    early = EarlySchemaDump.start("host=127.0.0.1 port=1 user=postgres dbname=x", None)
+    early = EarlySchemaDump.start("host=127.0.0.1 port=1 user=postgres dbname=x")
     assert early is not None
     assert early.snapshot() is None
     path, _ = early.dump_path()
@@ -58,7 +58,7 @@ def test_an_unreachable_source_gives_no_snapshot_and_leaves_nothing() -> None:
 
 @pytest.mark.skipif(find_pg_tool("psql", None) is None, reason="no psql installed")
 def test_a_dsn_psql_cannot_parse_gives_no_snapshot() -> None:
-    early = EarlySchemaDump.start("this is not = a dsn '", None)
+    early = EarlySchemaDump.start("this is not = a dsn '")
     assert early is not None
     assert early.snapshot() is None
     early.close()
