@@ -86,8 +86,11 @@ def _origin(copy: WorkingCopy) -> str:
 
 def _fetch_newest(copy: WorkingCopy, branch: str) -> str | None:
     try:
-        copy.git("fetch", "--quiet", "--no-write-fetch-head", "--no-tags", "origin",
-                 f"+refs/heads/{branch}:{SNAPSHOT_REF}", what=f"git fetch {branch}")
+        # --refmap= (empty): without it git also updates refs/remotes/origin/<branch>
+        # ("opportunistic" update), the ref the writers' fetch and push move under their
+        # lock, and one of two racing updates fails ("cannot lock ref")
+        copy.git("fetch", "--quiet", "--no-write-fetch-head", "--no-tags", "--refmap=",
+                 "origin", f"+refs/heads/{branch}:{SNAPSHOT_REF}", what=f"git fetch {branch}")
     except GitError as e:
         if _NO_BRANCH in (e.output or str(e)):
             return None

@@ -81,3 +81,17 @@ def test_a_tampered_cached_copy_is_rebuilt_before_it_is_read(store: EnvironmentS
                    check=True)  # a key envforge never sets: the copy is not trusted
     assert store.find("kept") is not None
     assert "fsmonitor" not in config.read_text()
+
+
+def test_a_reader_moves_no_ref_the_writers_use(stores: StoreFactory, manifests: Path) -> None:
+    # git's opportunistic update of refs/remotes/origin/main by a reader's fetch raced the
+    # writers' fetch and push on this machine: "cannot lock ref" failed a destroy
+    local, other = stores("local"), stores("other")
+    _create(local, "mine", manifests)
+    workdir = local.publisher.workdir
+    tracking = git("rev-parse", "refs/remotes/origin/main", cwd=workdir)
+    newer = _create(other, "theirs", manifests)
+    assert local.publisher.read_newest(lambda s: s.commit) == newer
+    assert git("rev-parse", "refs/remotes/origin/main", cwd=workdir) == tracking
+    assert not (workdir / ".git" / "FETCH_HEAD").exists() or \
+        newer not in (workdir / ".git" / "FETCH_HEAD").read_text()
