@@ -135,25 +135,24 @@ def run_on_two_lanes(snap: psycopg.Connection[Any], dst: psycopg.Connection[Any]
                               name="envforge-copy-lane", daemon=True)
     worker.start()
     lane_done = False
-    try:
-        for result in run_copy_tasks_shared(snap, target, key, mine, dst):
-            yield result
-            while not out.empty():
-                item = out.get()
-                if isinstance(item, CopyResult):
-                    yield item
-                else:
-                    lane_done = True
-                    if item is not None:
-                        raise item
-        while not lane_done:
+
+    def from_lane(wait: bool) -> Iterator[CopyResult]:
+        """The lane's results so far (``wait``: until it has ended); its failure, raised."""
+        nonlocal lane_done
+        while (not lane_done) if wait else (not out.empty()):
             item = out.get()
             if isinstance(item, CopyResult):
                 yield item
-            else:
-                lane_done = True
-                if item is not None:
-                    raise item
+                continue
+            lane_done = True  # the lane's last word: None, or what it failed with
+            if item is not None:
+                raise item
+
+    try:
+        for result in run_copy_tasks_shared(snap, target, key, mine, dst):
+            yield result
+            yield from from_lane(wait=False)
+        yield from from_lane(wait=True)
     except BaseException:
         stop.set()
         raise
