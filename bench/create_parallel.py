@@ -251,7 +251,9 @@ def main() -> int:
             "PGHOST": "127.0.0.1", "PGPORT": str(services.pg_port), "PGUSER": "postgres",
             "VAULT_ADDR": services.vault_addr, "VAULT_TOKEN": services.vault_token,
             "ENVFORGE_HOME": str(tmp / "home"), "ENVFORGE_GITOPS_URL": "",
-            "ENVFORGE_BUILDAH_ROOT": str(tmp / "buildah")})
+            "ENVFORGE_BUILDAH_ROOT": str(tmp / "buildah"),
+            # the bench's own application repository, listed as an operator lists local ones
+            "ENVFORGE_IMAGE_SOURCES": f"https:// ssh:// git@ file://{tmp}/"})
         buildah_root = tmp / "buildah"
         base = push_busybox_base(
             ["buildah", "--storage-driver", "vfs", "--root", str(buildah_root / "root"),

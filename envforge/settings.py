@@ -231,6 +231,15 @@ class ImageSection(Section):
             "dockerconfigjson Secret Kaniko pushes with."))
     kaniko_git_secret: str | None = setting(env="KANIKO_GIT_SECRET", description=(
         "Secret (username, token) Kaniko clones private repositories with."))
+    sources: tuple[str, ...] = setting(
+        ("https://", "ssh://", "git@"), env="IMAGE_SOURCES", description=(
+            "Repository URL prefixes a template's image:build may build from (space or comma "
+            "separated); a local repository only under a listed file:///folder/."))
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: Any) -> Any:
+        return _split(value, r"[\s,]+")
 
 
 class FetchSection(Section):

@@ -15,6 +15,9 @@ export PREFECT_API_URL="http://127.0.0.1:$PREFECT_PORT/api"
 export PREFECT_HOME="$PWD/.envforge/prefect"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 unset ENVFORGE_GITOPS_URL ENVFORGE_TEMPLATES_PATH  # embedded defaults only
+# image:build may read network repositories and, on this machine, the demo's own applications
+# (a template may never build from anywhere else on the worker's disk: docs/security.md)
+export ENVFORGE_IMAGE_SOURCES="https:// ssh:// git@ file://$PWD/.envforge/demo/apps/"
 PATH="$PWD/.venv/bin:$PATH"
 GITOPS="$ENVFORGE_HOME/gitops.git"
 
@@ -33,6 +36,7 @@ export PREFECT_API_URL=$PREFECT_API_URL PREFECT_HOME=$PREFECT_HOME
 export KUBECONFIG=$KUBECONFIG
 export PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER
 export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN
+export ENVFORGE_IMAGE_SOURCES="$ENVFORGE_IMAGE_SOURCES"
 unset ENVFORGE_GITOPS_URL ENVFORGE_TEMPLATES_PATH
 ENV
 

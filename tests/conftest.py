@@ -26,6 +26,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # tests/unit/security/test_vault_scope.py checks the default itself.
 TEST_VAULT_PATHS = "*/{template}/** */envforge-test-*/** */forms-*/**"
 os.environ.setdefault("ENVFORGE_VAULT_TEMPLATE_PATHS", TEST_VAULT_PATHS)
+# The repositories templates may build images from (envforge.capabilities.image_sources): the
+# network defaults plus the local repositories the tests make in their temporary folders (an
+# operator lists its folder of local repositories the same way; the demo lists its apps).
+# tests/unit/security/test_image_sources.py checks the default itself.
+os.environ.setdefault("ENVFORGE_IMAGE_SOURCES", "https:// ssh:// git@ file:///")
 
 
 @pytest.fixture(autouse=True)

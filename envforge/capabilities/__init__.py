@@ -33,6 +33,7 @@ from envforge.capabilities.egress import (
     quote_segment,
 )
 from envforge.capabilities.files import FileBudget, WorkspaceFiles, check_path, is_git_name
+from envforge.capabilities.image_sources import DEFAULT_SOURCES, SourceScope
 from envforge.capabilities.providers import ProviderEndpoint
 from envforge.capabilities.vault_scope import DEFAULT_TEMPLATE_PATHS, VaultScope
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AllowRule", "Answer", "CacheStore", "Capabilities", "Credential", "EgressClient",
     "EgressPolicy", "FileBudget", "Origin", "ParsedUrl", "ProviderEndpoint", "RunBudget",
-    "Transfer", "TransferBudget", "VaultScope", "WorkspaceFiles", "check_path",
+    "SourceScope", "Transfer", "TransferBudget", "VaultScope", "WorkspaceFiles", "check_path",
     "credential_identity",
     "default_capabilities", "is_git_name", "parse_url", "quote_segment", "token_id",
 ]
@@ -60,6 +61,8 @@ class Capabilities:
     run_budget: RunBudget = field(default_factory=RunBudget)
     #: the Vault paths a template may read (envforge.capabilities.vault_scope)
     vault_scope: VaultScope = field(default_factory=VaultScope)
+    #: the repositories a template's image:build may read (envforge.capabilities.image_sources)
+    image_sources: SourceScope = field(default_factory=SourceScope)
 
     def files(self, root: Path, describe: str = "workspace") -> WorkspaceFiles:
         """A file API rooted at ``root`` with this run's file budget."""
@@ -106,7 +109,8 @@ class Capabilities:
                 float(int_setting(environ, "ENVFORGE_CLONE_TIMEOUT_S", 120))))
         vault = VaultScope(tuple(listed("ENVFORGE_VAULT_TEMPLATE_PATHS"))
                            or DEFAULT_TEMPLATE_PATHS)
-        return cls(egress, CacheStore(cache_dir), files, providers, budget, vault)
+        sources = SourceScope(tuple(listed("ENVFORGE_IMAGE_SOURCES")) or DEFAULT_SOURCES)
+        return cls(egress, CacheStore(cache_dir), files, providers, budget, vault, sources)
 
     @classmethod
     def from_settings(cls, settings: EnvforgeSettings) -> Capabilities:
@@ -138,7 +142,8 @@ class Capabilities:
                            clone=CloneBudget(settings.clone.max_bytes, settings.clone.max_entries,
                                              float(settings.clone.timeout_seconds)))
         return cls(egress, CacheStore(settings.cache_dir), files, providers, budget,
-                   VaultScope(settings.vault.template_paths))
+                   VaultScope(settings.vault.template_paths),
+                   SourceScope(settings.images.sources))
 
 
 def default_capabilities() -> Capabilities:

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from envforge.actions.base import Action, ActionContext, ActionInput, ActionOutput
 from envforge.core.paths import safe_relative
-from envforge.errors import EnvforgeError
+from envforge.errors import ConfigurationError, EnvforgeError
 from envforge.images import cache
 from envforge.images.build import (
     APP_NAME,
@@ -133,10 +133,13 @@ class ImageBuild(Action[ImageBuildInput, ImageBuildOutput]):
         settings = ctx.services.settings if ctx.services else load_settings()
         builder = (kaniko_builder(settings) if params.builder == "kaniko"
                    else default_builder(settings))
+        step = f"step {ctx.step_id!r} (image:build)"
+        # only the repositories the operator lets templates build (never the worker's disk)
+        ctx.capabilities.image_sources.check(params.repoUrl, step, ConfigurationError)
         connections = ctx.services.connections if ctx.services else None
         git_auth = resolve_git_auth(params.gitCredentialsBlock, connections)
         if git_auth is not None:  # the template chose the URL: only to the block's own hosts
-            check_credentials_host(git_auth, params.repoUrl, f"step {ctx.step_id!r} (image:build)")
+            check_credentials_host(git_auth, params.repoUrl, step)
         ledger = ctx.ledger
         where = {"registryBlock": params.registryBlock, "registry": params.registry,
                  "tlsVerify": params.tlsVerify}
