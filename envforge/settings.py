@@ -29,9 +29,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -69,6 +77,10 @@ def _split(value: Any, pattern: str) -> Any:
     if isinstance(value, str):
         return tuple(p for p in re.split(pattern, value) if p)
     return value
+
+
+#: a list setting whose variable separates its items with spaces or commas
+Words = Annotated[tuple[str, ...], BeforeValidator(lambda value: _split(value, r"[\s,]+"))]
 
 
 class PathsSection(Section):
@@ -231,21 +243,16 @@ class ImageSection(Section):
             "dockerconfigjson Secret Kaniko pushes with."))
     kaniko_git_secret: str | None = setting(env="KANIKO_GIT_SECRET", description=(
         "Secret (username, token) Kaniko clones private repositories with."))
-    sources: tuple[str, ...] = setting(
+    sources: Words = setting(
         ("https://", "ssh://", "git@"), env="IMAGE_SOURCES", description=(
             "Repository URL prefixes a template's image:build may build from (space or comma "
             "separated); a local repository only under a listed file:///folder/."))
-
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _split_sources(cls, value: Any) -> Any:
-        return _split(value, r"[\s,]+")
 
 
 class FetchSection(Section):
     """fetch:* actions: what may be downloaded, and how much."""
 
-    allow: tuple[str, ...] = setting((), env="FETCH_ALLOW", description=(
+    allow: Words = setting((), env="FETCH_ALLOW", description=(
         "URL prefixes remote fetches may start with (space or comma separated); empty: no "
         "remote fetch."))
     max_bytes: int = setting(50 * 1024 * 1024, env="FETCH_MAX_BYTES", gt=0, description=(
@@ -254,19 +261,9 @@ class FetchSection(Section):
         "Seconds one transfer may take."))
     max_entries: int = setting(20_000, env="FETCH_MAX_ENTRIES", gt=0, description=(
         "Most files one fetched archive or repository may unpack to."))
-    private_hosts: tuple[str, ...] = setting((), env="EGRESS_PRIVATE_HOSTS", description=(
+    private_hosts: Words = setting((), env="EGRESS_PRIVATE_HOSTS", description=(
         "Hosts on private addresses the egress client may reach anyway (space or comma "
         "separated)."))
-
-    @field_validator("private_hosts", mode="before")
-    @classmethod
-    def _split_private_hosts(cls, value: Any) -> Any:
-        return _split(value, r"[\s,]+")
-
-    @field_validator("allow", mode="before")
-    @classmethod
-    def _split_allow(cls, value: Any) -> Any:
-        return _split(value, r"[\s,]+")
 
 
 class BudgetSection(Section):
@@ -349,16 +346,11 @@ class ProviderSection(Section):
         "Base URL Azure DevOps Git pushes use; default https://<host>."))
     azure_token: SecretStr | None = setting(env="AZURE_TOKEN", description=(
         "Personal access token of publish:azure when its step gives none."))
-    github_webhook_repositories: tuple[str, ...] = setting(
+    github_webhook_repositories: Words = setting(
         (), env="GITHUB_WEBHOOK_REPOSITORIES", description=(
             "owner/repo patterns (shell globs, space or comma separated) on which github:webhook"
             " may create hooks with the operator's token, beyond the repositories its own run "
             "created; empty: only those."))
-
-    @field_validator("github_webhook_repositories", mode="before")
-    @classmethod
-    def _split_webhook_repositories(cls, value: Any) -> Any:
-        return _split(value, r"[\s,]+")
     backstage_url: str | None = setting(env="BACKSTAGE_URL", description=(
         "Backstage the catalog:register action registers in."))
     backstage_token: SecretStr | None = setting(env="BACKSTAGE_TOKEN", description=(
@@ -380,16 +372,11 @@ class VaultSection(Section):
         "Vault's variable: a CA bundle file to trust."))
     skip_verify: bool = setting(False, env="VAULT_SKIP_VERIFY", prefixed=False, description=(
         "Vault's variable: do not verify the server's TLS certificate."))
-    template_paths: tuple[str, ...] = setting(
+    template_paths: Words = setting(
         ("*/{template}/**",), env="VAULT_TEMPLATE_PATHS", description=(
             "Vault paths (mount/path patterns, space or comma separated; {template} is the "
             "template's name, * one segment, ** any) a template's vault:secrets step and form "
             "credentials may read; the default gives each template its own folder."))
-
-    @field_validator("template_paths", mode="before")
-    @classmethod
-    def _split_template_paths(cls, value: Any) -> Any:
-        return _split(value, r"[\s,]+")
 
 
 class LibpqSection(Section):
