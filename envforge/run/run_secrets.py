@@ -180,26 +180,45 @@ def secret_forms(value: str) -> set[str]:
                                           form.capitalize())}
 
 
+class SecretFinder:
+    """Finds one secret's value in texts: the forms :func:`secret_pattern` finds and its parts
+    (envforge.core.secret_parts), both worked out once for every text it is asked about."""
+
+    def __init__(self, value: str) -> None:
+        self.pattern = secret_pattern(value)
+        self.parts = secret_parts(value)
+
+    def found_in(self, text: str) -> bool:
+        return self.pattern.search(text) is not None or holds_part(text, self.parts)
+
+
+def _finders(secrets: Mapping[str, str]) -> dict[str, SecretFinder]:
+    return {n: SecretFinder(v) for n, v in secrets.items() if isinstance(v, str) and v}
+
+
 def holds_secret(text: str, value: str) -> bool:
     """Whether ``text`` holds ``value`` in any form :func:`secret_pattern` finds, or a part of
     it (:func:`envforge.core.secret_parts.secret_parts`)."""
-    return bool(value) and (secret_pattern(value).search(text) is not None
-                            or holds_part(text, secret_parts(value)))
+    return bool(value) and SecretFinder(value).found_in(text)
 
 
 def secret_fields(value: Any, secrets: Mapping[str, str], where: str) -> list[tuple[str, str]]:
     """(field path, secret name) for every string in ``value`` holding a secret's value (in
-    any form :func:`secret_pattern` finds)."""
+    any form :func:`secret_pattern` finds, or a part of it)."""
+    return _fields_holding(value, _finders(secrets), where)
+
+
+def _fields_holding(value: Any, finders: Mapping[str, SecretFinder],
+                    where: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if isinstance(value, str):
-        found += [(where, n) for n, v in secrets.items()
-                  if isinstance(v, str) and v and holds_secret(value, v)]
+        found += [(where, n) for n, finder in finders.items() if finder.found_in(value)]
     elif isinstance(value, Mapping):
         for k, v in value.items():
-            found += secret_fields(v, secrets, f"{where}.{k}")
+            found += _fields_holding(v, finders, f"{where}.{k}")
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            found += secret_fields(v, secrets, f"{where}[{i}]")
+            found += _fields_holding(v, finders, f"{where}[{i}]")
     return found
 
 
@@ -216,8 +235,7 @@ def refuse_secret_values(value: Any, secrets: Mapping[str, str], where: str) -> 
 def files_holding_secrets(root: Path, secrets: Mapping[str, str],
                           max_bytes: int = 2_000_000) -> list[tuple[str, str]]:
     """(file, secret name) for each workspace file (no link followed) holding a value."""
-    wanted = {n: (secret_pattern(v), secret_parts(v)) for n, v in secrets.items()
-              if isinstance(v, str) and v}
+    wanted = _finders(secrets)
     hits: list[tuple[str, str]] = []
     if not wanted or not root.is_dir():
         return hits
@@ -230,6 +248,6 @@ def files_holding_secrets(root: Path, secrets: Mapping[str, str],
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
-        hits += [(path.relative_to(root).as_posix(), n) for n, (pattern, parts) in wanted.items()
-                 if pattern.search(text) or holds_part(text, parts)]
+        hits += [(path.relative_to(root).as_posix(), n) for n, finder in wanted.items()
+                 if finder.found_in(text)]
     return hits
