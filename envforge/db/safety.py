@@ -174,13 +174,20 @@ def create_owned_database_on(
             f"with {', '.join(RESERVED_PREFIXES)}); choose another environment or database name")
     stamp = dict(marker, created=datetime.now(UTC).isoformat(timespec="seconds"))
     creating = creating_name(name)
-    try:
-        _drop_unmarked_leftover(conn, creating)
+
+    def make() -> None:
         if template is None:
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
                 identifier(creating), sql.Literal(encoding)))
         else:
             copy_template(conn, template, creating, attempts)
+
+    try:
+        try:
+            make()
+        except psycopg.errors.DuplicateDatabase:  # a creation killed before its marker
+            _drop_unmarked_leftover(conn, creating)
+            make()
         created = conn.execute("SELECT oid FROM pg_database WHERE datname = %s",
                                (creating,)).fetchone()
         _mark_and_rename(conn, creating, name,
