@@ -28,9 +28,15 @@ if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv"
     "$PYTHON" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when the build's inputs changed since the last install: pyproject.toml,
+# setup.py and the C source of the compiled column loops (so a pulled change to it is built).
 stamp=.venv/.envforge-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+stale=0
+[ -f "$stamp" ] || stale=1
+for input in pyproject.toml setup.py envforge/db/_keyed.c; do
+    if [ "$input" -nt "$stamp" ]; then stale=1; fi
+done
+if [ "$stale" -eq 1 ]; then
     echo "bootstrap: installing envforge and its dependencies into .venv"
     .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
     touch "$stamp"

@@ -75,9 +75,10 @@ class GoldenIdentity:
 
 # The modules whose code decides what a golden holds: which columns are refused (strict
 # classification), how values are faked and how rows are chosen and copied.
-_ENGINE_MODULES = ("classify", "names", "person_names_data", "transformers", "fakes",
-                   "fake_words_data", "copy", "copy_source", "rules", "coverage", "subset",
-                   "collisions", "tasks", "catalog", "objects", "clone", "schema")
+# keyed_loops' Python loops are the reference its compiled twin (_keyed.c) is tested against.
+_ENGINE_MODULES = ("classify", "names", "person_names_data", "transformers", "keyed_loops",
+                   "fakes", "fake_words_data", "copy", "copy_source", "rules", "coverage",
+                   "subset", "collisions", "tasks", "catalog", "objects", "clone", "schema")
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,6 @@ carries).
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import json
@@ -19,7 +18,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from envforge.db import fakes
+from envforge.db import fakes, keyed_loops
 from envforge.db.catalog import Column
 from envforge.db.rules import ColumnRule
 
@@ -47,7 +46,6 @@ RESOLVABLE = frozenset({"email", "hash", "iban", "phone", "credit_card", "userna
 Resolved = Mapping[bytes, int]  # resolution id of a value -> attempt number (see collisions)
 _NON_DIGITS = re.compile(r"\D")
 _DROP_PUNCTUATION = {c: None for c in range(128) if not chr(c).isdigit()}
-_ASCII_NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
 _INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
 _PII_PATTERNS = {
     "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
@@ -102,6 +100,11 @@ def fit_problem(rule: ColumnRule, column: Column) -> str | None:
     return None
 
 
+def sub_key(key: bytes, purpose: str) -> bytes:
+    """The BLAKE2b key of one transformer kind (or other purpose): HMAC-SHA256(key, purpose)."""
+    return hmac.digest(key, purpose.encode(), "sha256")
+
+
 class Keyed:
     """Keyed BLAKE2b (a PRF, RFC 7693) under a per-kind sub-key, itself HMAC-SHA256(key, kind).
     The keyed state is set up once and copied per value: one C-level copy, update and digest,
@@ -109,8 +112,7 @@ class Keyed:
     distinct value of every covered column)."""
 
     def __init__(self, key: bytes, purpose: str) -> None:
-        self.base = hashlib.blake2b(key=hmac.digest(key, purpose.encode(), "sha256"),
-                                    digest_size=32)
+        self.base = hashlib.blake2b(key=sub_key(key, purpose), digest_size=32)
 
     def digest(self, value: str) -> bytes:
         return self.digest_bytes(value.encode())
@@ -178,63 +180,18 @@ ColumnTransform = Callable[[list[bytes], Callable[[bytes], bytes]], list[bytes]]
 
 
 def build_ascii_column(rule: ColumnRule, column: Column, key: bytes) -> ColumnTransform | None:
-    """For high-cardinality kinds (every value needs its own digest): one Python loop over a
-    whole column of a block, giving what :func:`build_transform` gives, computed on the raw
-    UTF-8 bytes. No call per value (a call costs about as much as the fake itself), and when
+    """For high-cardinality kinds (every value needs its own digest): one loop over a whole
+    column of a block (compiled when built, see keyed_loops), giving what
+    :func:`build_transform` gives, computed on the raw UTF-8 bytes. No call per value, and when
     the whole column is plain (no empty, non-ASCII or escaped value: one C-level check of the
     joined column) no check per value either. Empty values stay empty; values that are not
     plain ASCII or hold a COPY escape (``\\N`` for NULL among them) go to ``other``, which must
     transform them as the slow path does."""
-    kind, limit = rule.transform, column.max_length
-    if type_class(column) != "text" or kind not in ("email", "phone", "hash"):
+    kind = rule.transform
+    if type_class(column) != "text" or kind not in keyed_loops.KINDS:
         return None
-    copy = Keyed(key, kind).base.copy
-    from_bytes, hexlify = int.from_bytes, binascii.hexlify
-
-    if kind == "email":
-        firsts, lasts, domains = fakes.EMAIL_FIRSTS, fakes.EMAIL_LASTS, fakes.EMAIL_AT_DOMAINS
-        pairs, nlast = len(firsts) * len(lasts), len(lasts)
-
-        def plain(values: list[bytes]) -> list[bytes]:
-            out: list[bytes] = []
-            add = out.append
-            for raw in values:
-                state = copy()
-                state.update(raw.strip().lower())
-                d = state.digest()
-                n = from_bytes(d[:8], "big")  # as fakes.email
-                first, last = divmod(n % pairs, nlast)
-                add(firsts[first] + lasts[last] + hexlify(d[8:16]) + domains[(n >> 40) % 3])
-            return out
-    elif kind == "phone":
-        prefixes, twos, extensions = (fakes.PHONE_PREFIXES, fakes.PHONE_TWO_DIGITS,
-                                      fakes.PHONE_EXTENSIONS)
-        nprefix, drop = len(prefixes), _ASCII_NON_DIGITS
-
-        def plain(values: list[bytes]) -> list[bytes]:
-            out: list[bytes] = []
-            add = out.append
-            for raw in values:
-                state = copy()
-                state.update(raw.translate(None, drop))
-                d = state.digest()  # as fakes.phone
-                add(prefixes[from_bytes(d[6:10], "big") % nprefix] + twos[d[10] % 100]
-                    + extensions[from_bytes(d[11:14], "big") % 10_000])
-            return out
-    else:
-        length = rule.length or 32
-
-        def plain(values: list[bytes]) -> list[bytes]:
-            out: list[bytes] = []
-            add = out.append
-            for raw in values:
-                state = copy()
-                state.update(raw)
-                add(hexlify(state.digest())[:length])
-            return out
-
-    def loop(values: list[bytes]) -> list[bytes]:
-        return plain(values) if limit is None else [v[:limit] for v in plain(values)]
+    loop = keyed_loops.column_loop(kind, sub_key(key, kind), rule.length or 32,
+                                   column.max_length)
 
     def transform_column(values: list[bytes], other: Callable[[bytes], bytes]) -> list[bytes]:
         joined = b"".join(values)
