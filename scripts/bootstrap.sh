@@ -29,14 +29,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # Reinstall only when the build's inputs changed since the last install: pyproject.toml,
-# setup.py and the C source of the compiled column loops (so a pulled change to it is built).
+# setup.py or a C source of the compiled extensions (so a pulled change to one is built).
 stamp=.venv/.envforge-installed
-stale=0
-[ -f "$stamp" ] || stale=1
-for input in pyproject.toml setup.py envforge/db/_keyed.c; do
-    if [ "$input" -nt "$stamp" ]; then stale=1; fi
-done
-if [ "$stale" -eq 1 ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml setup.py envforge -newer "$stamp" \
+        \( -name pyproject.toml -o -name setup.py -o -name '*.c' -o -name '*.h' \) -print \
+        -quit)" ]; then
     echo "bootstrap: installing envforge and its dependencies into .venv"
     .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
     touch "$stamp"
