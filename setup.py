@@ -6,4 +6,4 @@ in Python (envforge/db/keyed_loops.py)."""
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("envforge.db._keyed", sources=["envforge/db/_keyed.c"],
-                             optional=True)])
+                             depends=["envforge/db/_keyed_blake2b.h"], optional=True)])

@@ -86,6 +86,18 @@ def test_values_of_every_length_up_to_three_blocks(kind: str, limit: int | None)
     assert compiled(values) == python(values)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_values_hashed_in_lanes_and_alone_keep_their_places(kind: str) -> None:
+    # Values of 1-128 normalised bytes are hashed several at a time in vector lanes, empty and
+    # longer ones one at a time: interleaved, in every count up to three batches, each fake
+    # must land at its own value's index.
+    compiled, python = both(kind, b"lanes key, thirty-two bytes long", 32, None)
+    for count in range(30):
+        values = [b"8" * 200 if i % 3 == 0 else b"" if i % 7 == 1 else
+                  f" {i}-555-0{i} Mail@Host{i}.Example ".encode() for i in range(count)]
+        assert compiled(values) == python(values), count
+
+
 @FUZZ
 @given(key=sub_keys, values=st.lists(st.one_of(emails, any_bytes), max_size=40), limit=limits)
 def test_email_loop_equals_the_python_loop(key: bytes, values: list[bytes],
