@@ -1,9 +1,13 @@
 """The one part of the build pyproject.toml cannot declare on every setuptools pip may pick:
-the optional C extension of the keyed column loops (envforge/db/_keyed.c). Optional: when it
-does not compile (no C compiler), the install still succeeds and envforge runs the same loops
-in Python (envforge/db/keyed_loops.py)."""
+the optional C extensions, the keyed column loops (envforge/db/_keyed.c) and the binary COPY
+row splitter (envforge/db/_copyrows.c). Optional: when they do not compile (no C compiler),
+the install still succeeds and envforge runs the same loops in Python
+(envforge/db/keyed_loops.py) and copies every table in text COPY."""
 
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("envforge.db._keyed", sources=["envforge/db/_keyed.c"],
-                             depends=["envforge/db/_keyed_blake2b.h"], optional=True)])
+                             depends=["envforge/db/_keyed_blake2b.h"], optional=True),
+                   # binary COPY rows (envforge/db/copy_binary.py); without it, text COPY
+                   Extension("envforge.db._copyrows", sources=["envforge/db/_copyrows.c"],
+                             optional=True)])

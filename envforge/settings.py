@@ -221,6 +221,9 @@ class DatabaseSection(Section):
         "Or a Vault reference to it (vault:path#field)."))
     reader: Literal["psql", "psycopg"] = setting("psql", env="DB_READER", description=(
         "What reads a clone's COPY stream from the source."))
+    binary_copy: bool = setting(True, env="DB_BINARY_COPY", description=(
+        "Copy tables in binary COPY where exact (same major version, built-in types); false: "
+        "text COPY for every table."))
     pg_bin: Path | None = setting(env="PG_BIN", description=(
         "Directory of pg_dump/pg_restore/psql; default PostgreSQL 15's, then PATH."))
 

@@ -30,6 +30,9 @@ class Column:
     unique: bool = False
     is_enum: bool = False
     has_default: bool = False  # identity, serial or DEFAULT: seeding may leave it out
+    # Its binary COPY form holds no OIDs of its database and it has binary I/O: a built-in
+    # base type, an array of one, or an enum (copy_binary.py).
+    binary_io: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,16 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     oids = list(oid_to_name)
     unique_columns = _single_unique_columns(conn, oids)
     for (relid, name, type_name, base, category, not_null, generated, typmod, is_enum,
-         has_default) in (
+         has_default, binary_io) in (
         conn.execute(
             """SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), bt.typname,
                       bt.typcategory, a.attnotnull OR t.typnotnull, a.attgenerated <> '',
                       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-                      bt.typtype = 'e', a.atthasdef OR a.attidentity <> ''
+                      bt.typtype = 'e', a.atthasdef OR a.attidentity <> '',
+                      bt.typsend::oid <> 0 AND bt.typreceive::oid <> 0 AND (
+                          bt.typtype = 'e' OR (bt.typtype = 'b' AND bt.oid < 16384
+                          AND (bt.typelem = 0 OR bt.typelem < 16384)
+                          AND bt.typname !~ '^_?reg'))  -- reg* types send bare OIDs
                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype
                                                  ELSE t.oid END
@@ -163,6 +170,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
                 unique=(relid, name) in unique_columns,
                 is_enum=bool(is_enum),
                 has_default=bool(has_default),
+                binary_io=bool(binary_io),
             )
         )
     for relid, pk in conn.execute(

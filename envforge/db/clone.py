@@ -109,7 +109,7 @@ def _clone_in_snapshot(request: CloneRequest, start: CloneStart, workers: _Worke
     sequences = _read_sequences(snap, catalog)
     matviews = populated_matviews(snap)
     not_copied = owners_and_grants(snap)
-    tasks = plan_tasks(catalog, coverage, request.rules, selection)
+    tasks = plan_tasks(catalog, coverage, request.rules, selection, _binary_copy())
     if _parallel(request, _large(tasks)):
         workers.start(request.jobs)  # while the target and its schema are made
     if start.early.created:  # the second copy lane's sessions open while the rest is read
@@ -210,6 +210,8 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
             _apply_section(dst, request.target, schema, schema_file, "pre-data")
         large = sum(t.size_bytes for t in tasks) >= request.parallel_min_bytes
         paused = pause_autovacuum(request.target) if large else []
+        if dst.info.server_version // 10000 != snap.info.server_version // 10000:
+            tasks = [replace(t, binary=False) for t in tasks]  # binary forms may differ
         results = list(_run_tasks(request, snapshot_id, tasks, logger, snap,
                                   workers.take() if workers else None, dst, lane))
         if lane is not None:
@@ -239,6 +241,13 @@ def _build_target(request: CloneRequest, snap: psycopg.Connection[Any], snapshot
         resume_autovacuum(request.target, paused)
         _make_durable(dst)
     return results
+
+
+def _binary_copy() -> bool:
+    """Binary COPY where exact (copy_binary.py), unless ENVFORGE_DB_BINARY_COPY=false."""
+    from envforge.settings import load_settings  # not at import: `envforge db` starts fast
+
+    return load_settings().db.binary_copy
 
 
 def _second_lane(request: CloneRequest, snapshot_id: str,

@@ -1,17 +1,16 @@
 """Move one table's rows (or one slice of them) from source to target through COPY streams.
 
 Runs in a worker process with its own two connections: the source side joins the clone's
-exported snapshot in a read-only repeatable-read transaction. Tables without rules stream
-binary COPY bytes straight through; tables with rules stream text COPY and transform only the
-covered fields of each line in flight, so raw values of covered columns never reach the target.
+exported snapshot in a read-only repeatable-read transaction. Rows stream in binary COPY where
+that is exact (copy_binary.py), else in text; either way only the covered fields of each row are
+transformed in flight (copy_values.py), so raw values of covered columns never reach the target.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,30 +19,16 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.copy import QueuedLibpqWriter
 
-from envforge.db.catalog import Column
+from envforge.db import copy_binary
 from envforge.db.connection import ServerAddress, open_connection
 from envforge.db.copy_source import copy_blocks
+from envforge.db.copy_values import BinaryMemo, FieldMemo, FieldRule, transform_batch
 from envforge.db.identifiers import identifier, identifier_text
-from envforge.db.rules import ColumnRule
-from envforge.db.transformers import (
-    ColumnTransform,
-    ValueTransform,
-    build_ascii_column,
-    build_transform,
-)
+from envforge.db.transformers import build_ascii_column, build_transform
 from envforge.errors import CopyFailedError, EnvforgeError
 
-_NULL = b"\\N"
-_UNESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))")
-_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-_NEEDS_ESCAPE = re.compile(r"[\\\n\r\t]")
-
-
-@dataclass(frozen=True)
-class FieldRule:
-    index: int  # position in the COPY column list
-    column: Column
-    rule: ColumnRule
+__all__ = ["CopyResult", "CopyTask", "FieldRule", "run_copy_task", "run_copy_tasks_shared",
+           "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +44,7 @@ class CopyTask:
     size_bytes: int = 0  # estimated, for scheduling
     # Unique-key collision resolutions (kind, resolution id, attempt); see collisions.py.
     resolutions: tuple[tuple[str, bytes, int], ...] = ()
+    binary: bool = False  # binary COPY on both ends (copy_binary.py decides where it is exact)
 
 
 @dataclass(frozen=True)
@@ -198,9 +184,11 @@ def _drain(pgconn: Any) -> None:
 def _read_sql(task: CopyTask) -> str:
     # Text (it may go to psql), quoted by psycopg.
     columns = ", ".join(identifier_text(c) for c in task.columns)
+    binary = " (FORMAT binary)" if task.binary else ""
     if task.where:
-        return f"COPY (SELECT {columns} FROM {task.physical_sql} WHERE {task.where}) TO STDOUT"
-    return f"COPY {task.physical_sql} ({columns}) TO STDOUT"
+        return (f"COPY (SELECT {columns} FROM {task.physical_sql} WHERE {task.where}) "
+                f"TO STDOUT{binary}")
+    return f"COPY {task.physical_sql} ({columns}) TO STDOUT{binary}"
 
 
 def _stream(source: ServerAddress, snapshot_id: str, dst: psycopg.Connection[Any], key: bytes,
@@ -214,14 +202,24 @@ def _pump(blocks: Iterator[bytes], dst: psycopg.Connection[Any], key: bytes,
     """Blocks into ``COPY ... FROM STDIN``; ``queued``: through a writer thread (large tasks:
     the target is fed while the next block is transformed; small ones would pay more for
     starting the thread than they gain)."""
-    write_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.SQL(task.physical_sql), sql.SQL(", ").join(map(identifier, task.columns)))
+    write_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+        sql.SQL(task.physical_sql), sql.SQL(", ").join(map(identifier, task.columns)),
+        sql.SQL(" (FORMAT binary)" if task.binary else ""))
     memos = _memos(key, task)
     rows = size = 0
     dst_cur = dst.cursor()
     with dst_cur.copy(write_sql, writer=_BoundedQueuedWriter(dst_cur) if queued
                       else None) as writer:
-        if not memos:  # straight through: COPY text escapes newlines, so one per row
+        if task.binary:
+            def counted() -> Iterator[bytes]:
+                nonlocal size
+                for block in blocks:
+                    size += len(block)
+                    yield block
+
+            rows = copy_binary.pump_rows(counted(), writer.write, memos, len(task.columns),
+                                         task.label)
+        elif not memos:  # straight through: COPY text escapes newlines, so one per row
             for block in blocks:
                 rows += block.count(b"\n")
                 size += len(block)
@@ -234,7 +232,7 @@ def _pump(blocks: Iterator[bytes], dst: psycopg.Connection[Any], key: bytes,
                 cut = data.rfind(b"\n") + 1
                 rest = data[cut:]
                 if cut:
-                    rows += _transform_batch(data[:cut], memos, writer.write,
+                    rows += transform_batch(data[:cut], memos, writer.write,
                                              len(task.columns))
             if rest:
                 raise CopyFailedError(f"copying {task.label}: the source stream ended mid-row")
@@ -254,87 +252,19 @@ class _BoundedQueuedWriter(QueuedLibpqWriter):
         self._queue = type(self._queue)(maxsize=32)
 
 
-class _FieldMemo(dict[bytes, bytes]):
-    """COPY-escaped value -> transformed COPY-escaped value. A dict with ``__missing__`` so a
-    repeated value (names, cities, dates) costs one C-level lookup. Bounded: when it fills up
-    twice the column is taken as high-cardinality (e-mails) and values are no longer kept, so
-    memory stays flat whatever the table size; a high-cardinality column with a column loop
-    (``loop``, see transformers.build_ascii_column) is then transformed a block at a time."""
-
-    LIMIT = 32_768
-
-    def __init__(self, fn: ValueTransform, table: str, field_rule: FieldRule, label: str,
-                 loop: ColumnTransform | None = None):
-        super().__init__({_NULL: _NULL})
-        self.fn, self.table, self.field_rule, self.label = fn, table, field_rule, label
-        self.loop, self.fills = loop, 0
-        self.misses = self.lookups = 0
-        self.fast: Callable[[bytes], bytes] | None = None
-        if loop is not None:
-            self.fast = lambda raw: loop([raw], self._other)[0]
-
-    def __missing__(self, raw: bytes) -> bytes:
-        self.misses += 1
-        if self.fast is not None and raw.isascii() and b"\\" not in raw:
-            encoded = self.fast(raw)
-            if self.fills < 2:
-                self._keep(raw, encoded)
-            return encoded
-        try:
-            out = self.fn(_decode(raw))
-        except Exception as e:  # the value itself must never reach the message
-            raise CopyFailedError(
-                f"{self.table}.{self.field_rule.column.name}: transformer "
-                f"{self.field_rule.rule.transform!r} failed on a value in {self.label} "
-                f"(value withheld): {type(e).__name__}") from None
-        encoded = _NULL if out is None else _encode(out)
-        if self.fills < 2:
-            self._keep(raw, encoded)
-        return encoded
-
-    def column(self, values: list[bytes]) -> list[bytes]:
-        """One column of a block transformed: through the dict while it pays off, else the
-        column loop (high-cardinality columns skip the failed dict lookup and the call for
-        every value)."""
-        if self.fills >= 2 and self.loop is not None:
-            return self.loop(values, self._other)
-        out = list(map(self.__getitem__, values))
-        self.lookups += len(values)
-        if (self.loop is not None and self.misses >= self.LIMIT // 2
-                and self.misses * 10 > self.lookups * 9):
-            # Nine in ten values so far were new (phone numbers): stop keeping them sooner
-            # than two fills would.
-            self.fills = 2
-            self.clear()
-            self[_NULL] = _NULL
-        return out
-
-    def _other(self, raw: bytes) -> bytes:
-        """What a column loop leaves to the slow path: NULL, non-ASCII, escaped values."""
-        if raw == _NULL:
-            return _NULL
-        return self.__missing__(raw)
-
-    def _keep(self, raw: bytes, encoded: bytes) -> None:
-        if len(self) >= self.LIMIT:
-            self.fills += 1
-            self.clear()
-            self[_NULL] = _NULL
-        self[raw] = encoded
-
-
-_MEMO_CACHE: dict[tuple[str, ...], _FieldMemo] = {}
+_MEMO_CACHE: dict[tuple[str, ...], FieldMemo] = {}
 _MEMO_CACHE_SIZE = 32
 
 
-def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
+def _memos(key: bytes, task: CopyTask) -> list[tuple[int, FieldMemo]]:
     """Memos per covered column, kept across the tasks (slices) a process runs for one table
     and key, so repeated values are transformed once per process rather than per slice."""
-    fingerprint = hashlib.sha256(key + repr(task.resolutions).encode()).hexdigest()
+    fingerprint = hashlib.sha256(key + repr((task.resolutions, task.binary)).encode()
+                                 ).hexdigest()
     resolved: dict[str, dict[bytes, int]] = {}
     for kind, ident, attempt in task.resolutions:
         resolved.setdefault(kind, {})[ident] = attempt
-    memos: list[tuple[int, _FieldMemo]] = []
+    memos: list[tuple[int, FieldMemo]] = []
     for f in task.fields:
         cache_key = (task.table, f.column.name, f.rule.model_dump_json(),
                      str(f.column.max_length), fingerprint)
@@ -344,8 +274,9 @@ def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
             fn = build_transform(f.rule, f.column, key, kind_resolved)
             if fn is None:
                 continue
-            memo = _FieldMemo(fn, task.table, f, task.label, None if kind_resolved else
-                              build_ascii_column(f.rule, f.column, key))
+            memo_type = BinaryMemo if task.binary else FieldMemo
+            memo = memo_type(fn, task.table, f, task.label, None if kind_resolved else
+                        build_ascii_column(f.rule, f.column, key))
             if f.column.unique:
                 memo.fills = 2  # every value differs: keeping them would only cost memory
             if len(_MEMO_CACHE) >= _MEMO_CACHE_SIZE:
@@ -355,65 +286,3 @@ def _memos(key: bytes, task: CopyTask) -> list[tuple[int, _FieldMemo]]:
         memos.append((f.index, memo))
     return memos
 
-
-def _transform_batch(data: bytes, memos: list[tuple[int, _FieldMemo]],
-                     write: Callable[[bytes], None], ncols: int) -> int:
-    """Transform complete COPY text lines with C-level loops only (split, slice, map, join).
-
-    Splitting the block on tabs alone leaves one element per inner field and merges each
-    row's last field with the next row's first ("last\\nfirst"); inner columns are then a
-    plain extended slice, and only covered first/last columns need the merged ones split.
-    """
-    rows = data.count(b"\n")
-    if ncols == 1:
-        index, memo = memos[0]
-        lines = data.split(b"\n")
-        lines.pop()
-        write(b"\n".join(memo.column(lines)) + b"\n")
-        return rows
-    step = ncols - 1
-    edge = [(i, m) for i, m in memos if i in (0, step)]
-    fields = (b"\n" + data if edge else data).split(b"\t")
-    if len(fields) != rows * step + 1:
-        raise CopyFailedError(f"unexpected COPY shape: {len(fields)} fields for {rows} rows "
-                              f"of {ncols} columns")
-    for index, memo in memos:
-        if 0 < index < step:
-            fields[index::step] = memo.column(fields[index::step])
-    if edge:
-        split = [e.partition(b"\n") for e in fields[0::step]]
-        lasts = [p[0] for p in split]  # lasts[0] is empty (the added newline)
-        firsts = [p[2] for p in split]  # firsts[-1] is empty (after the final newline)
-        for index, memo in edge:
-            if index == 0:
-                firsts[:-1] = memo.column(firsts[:-1])
-            else:
-                lasts[1:] = memo.column(lasts[1:])
-        fields[0::step] = map(b"\n".join, zip(lasts, firsts, strict=True))
-        write(b"\t".join(fields)[1:])
-    else:
-        write(b"\t".join(fields))
-    return rows
-
-
-def _decode(raw: bytes) -> str:
-    text = raw.decode("utf-8")
-    if "\\" not in text:
-        return text
-    return _UNESCAPE.sub(_unescape_one, text)
-
-
-def _unescape_one(match: re.Match[str]) -> str:
-    octal, hexa, char = match.groups()
-    if octal:
-        return chr(int(octal, 8))
-    if hexa:
-        return chr(int(hexa, 16))
-    return _SIMPLE_ESCAPES.get(char, char)
-
-
-def _encode(value: str) -> bytes:
-    if _NEEDS_ESCAPE.search(value):
-        value = (value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-                 .replace("\t", "\\t"))
-    return value.encode("utf-8")

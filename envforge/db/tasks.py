@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from envforge.db.catalog import Catalog, Table
 from envforge.db.copy import CopyTask, FieldRule
+from envforge.db.copy_binary import binary_fits
 from envforge.db.coverage import CoverageMap
 from envforge.db.identifiers import literal_text
 from envforge.db.request import CHUNK_BYTES  # tables larger are copied in ctid slices
@@ -21,8 +22,9 @@ SMALL_TASK_BYTES = 2 * 1024 * 1024
 
 
 def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
-               selection: RowSelection | None) -> list[CopyTask]:
-    """Copy tasks, largest first; big leaves split in ctid page ranges for parallelism."""
+               selection: RowSelection | None, binary: bool = False) -> list[CopyTask]:
+    """Copy tasks, largest first; big leaves split in ctid page ranges for parallelism.
+    ``binary``: tables whose rows copy exactly in binary COPY do (copy_binary.py)."""
     tasks: list[tuple[int, CopyTask]] = []
     for name, table in catalog.tables.items():
         table_rules = rules.tables.get(name)
@@ -32,14 +34,17 @@ def plan_tasks(catalog: Catalog, coverage: CoverageMap, rules: Rules,
         if not columns:
             continue  # nothing COPY can carry (no columns, or only generated ones)
         fields = _field_rules(table, coverage)
+        in_binary = binary and binary_fits(tuple(table.copy_columns),
+                                           tuple((f.column, f.rule) for f in fields))
         for leaf in table.leaves:
             def task(label: str, where: str | None = None, size: int = leaf.size_bytes,
                      _leaf_sql: str = leaf.sql, _table: str = name,
                      _columns: tuple[str, ...] = columns,
-                     _fields: tuple[FieldRule, ...] = fields) -> CopyTask:
+                     _fields: tuple[FieldRule, ...] = fields,
+                     _binary: bool = in_binary) -> CopyTask:
                 return CopyTask(table=_table, label=label, physical_sql=_leaf_sql,
                                 columns=_columns, fields=_fields, where=where,
-                                size_bytes=size)
+                                size_bytes=size, binary=_binary)
 
             if selection is not None:
                 tids = selection.rows_for(leaf.qualified)

@@ -4,7 +4,7 @@ import pytest
 
 from envforge.db.catalog import Catalog, Column, ForeignKey, Table
 from envforge.db.classify import _decide, _embedded_category, _whole_value_category
-from envforge.db.copy import FieldRule, _decode, _encode, _FieldMemo, _transform_batch
+from envforge.db.copy_values import FieldMemo, FieldRule, decode_text, encode_text, transform_batch
 from envforge.db.coverage import resolve_coverage
 from envforge.db.rules import ColumnRule, parse_rules
 from envforge.db.safety import target_database_name
@@ -84,15 +84,15 @@ def test_target_names() -> None:
 
 def test_copy_text_escaping_round_trip() -> None:
     for value in ("plain", "tab\there", "new\nline", "back\\slash", "cr\r"):
-        assert _decode(_encode(value)) == value
-    assert _decode(b"\\101\\x42") == "AB"
+        assert decode_text(encode_text(value)) == value
+    assert decode_text(b"\\101\\x42") == "AB"
 
 
 def test_transform_batch_touches_only_covered_columns() -> None:
     field = FieldRule(1, column("email"), ColumnRule(transform="redact", value="X\tY"))
-    memo = _FieldMemo(lambda v: "X\tY", "public.users", field, "public.users")
+    memo = FieldMemo(lambda v: "X\tY", "public.users", field, "public.users")
     written: list[bytes] = []
-    count = _transform_batch(b"1\ta@b.c\tkeep\n2\t\\N\tkeep\n", [(1, memo)], written.append, 3)
+    count = transform_batch(b"1\ta@b.c\tkeep\n2\t\\N\tkeep\n", [(1, memo)], written.append, 3)
     assert count == 2
     assert written == [b"1\tX\\tY\tkeep\n2\t\\N\tkeep\n"]
 
@@ -106,9 +106,9 @@ def test_transform_batch_matches_a_row_by_row_reference(ncols: int) -> None:
         memos = []
         for index in sorted(covered):
             field = FieldRule(index, column("c"), ColumnRule(transform="text"))
-            memos.append((index, _FieldMemo(lambda v: v.upper() + "!", "t", field, "t")))
+            memos.append((index, FieldMemo(lambda v: v.upper() + "!", "t", field, "t")))
         written: list[bytes] = []
-        assert _transform_batch(block, memos, written.append, ncols) == 7
+        assert transform_batch(block, memos, written.append, ncols) == 7
         expected = b"".join(b"\t".join(
             (v if v == b"\\N" or c not in covered else v.upper() + b"!")
             for c, v in enumerate(line)) + b"\n" for line in lines)
@@ -126,10 +126,10 @@ def test_high_cardinality_column_loop_matches_the_value_path() -> None:
     block = b"".join(b"%d\t%s\tkeep\n" % (i, v) for i, v in enumerate(values))
     outputs = []
     for loop in (None, build_ascii_column(rule, field.column, b"k" * 32)):
-        memo = _FieldMemo(fn, "public.users", field, "public.users", loop)
+        memo = FieldMemo(fn, "public.users", field, "public.users", loop)
         memo.fills = 2  # as for a unique column: the loop from the first block on
         written: list[bytes] = []
-        assert _transform_batch(block, [(1, memo)], written.append, 3) == len(values)
+        assert transform_batch(block, [(1, memo)], written.append, 3) == len(values)
         outputs.append(written)
     assert outputs[0] == outputs[1]
     lines = outputs[0][0].split(b"\n")
@@ -142,7 +142,7 @@ def test_failing_transform_never_shows_the_value() -> None:
     def boom(value: str) -> str:
         raise ValueError(f"bad {value}")
 
-    memo = _FieldMemo(boom, "public.users", field, "public.users")
+    memo = FieldMemo(boom, "public.users", field, "public.users")
     with pytest.raises(CopyFailedError) as caught:
         memo[b"secret-value"]
     assert "secret-value" not in str(caught.value) and "public.users.born" in str(caught.value)

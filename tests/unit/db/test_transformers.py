@@ -104,12 +104,12 @@ def test_scrub_replaces_pii_inside_text() -> None:
 
 
 def test_column_loops_give_the_slow_paths_fakes() -> None:
-    from envforge.db.copy import _decode, _encode
+    from envforge.db.copy_values import decode_text, encode_text
     from envforge.db.transformers import build_ascii_column
 
     values = ["Jane.Doe@x.org ", "+1 (415) 555-0100", "plain", "", " ", "émile@x.fr",
               "tab\tinside", "back\\slash", "5551234"] + [f"user{i}@mail.test" for i in range(300)]
-    raw = [_encode(v) for v in values] + [b"\\N"]
+    raw = [encode_text(v) for v in values] + [b"\\N"]
     for kind, limit in (("email", None), ("phone", None), ("hash", None), ("email", 12),
                         ("hash", 1)):
         column = col(max_length=limit)
@@ -122,16 +122,16 @@ def test_column_loops_give_the_slow_paths_fakes() -> None:
             _others.append(value)
             if value == b"\\N":
                 return value
-            out = _slow(_decode(value))
-            return b"\\N" if out is None else _encode(out)
+            out = _slow(decode_text(value))
+            return b"\\N" if out is None else encode_text(out)
 
-        expected = [_encode(slow(v) or "") for v in values] + [b"\\N"]
+        expected = [encode_text(slow(v) or "") for v in values] + [b"\\N"]
         assert loop(raw, other) == expected, kind
         plain = [i for i, v in enumerate(values) if v and v.isascii() and "\t" not in v
                  and "\\" not in v]  # a block of plain values only: no check per value
         assert loop([raw[i] for i in plain], other) == [expected[i] for i in plain]
         assert b"" not in others  # empty stays empty without the slow path
-        assert set(others) == {_encode(v) for v in values if not v.isascii() or "\t" in v
+        assert set(others) == {encode_text(v) for v in values if not v.isascii() or "\t" in v
                                or "\\" in v} | {b"\\N"}
 
 

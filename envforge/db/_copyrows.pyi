@@ -1,0 +1,6 @@
+"""Split and rebuild the rows of a PostgreSQL binary COPY stream (_copyrows.c)."""
+
+def scan(data: bytes, start: int, ncols: int, wanted: tuple[int, ...], /
+         ) -> tuple[list[list[bytes | None]], int, int, bool]: ...
+def rebuild(data: bytes, start: int, end: int, ncols: int, wanted: tuple[int, ...],
+            columns: list[list[bytes | None]], /) -> bytes: ...
