@@ -159,8 +159,9 @@ static void blake2b_init_keyed(Blake2b *s, const uint8_t *key, size_t keylen) {
 typedef uint64_t Lanes __attribute__((vector_size(8 * LANES)));
 
 /* Compiled three times on x86-64 (baseline SSE2, AVX2, AVX-512 as in x86-64-v4), the CPU
- * picking one when the module loads; elsewhere once, for whatever vectors the target has. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * picking one when the module loads (an ifunc: GCC on glibc); elsewhere once, for whatever
+ * vectors the target has. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
 #define LANES_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define LANES_DISPATCH
