@@ -77,20 +77,24 @@ class GoldenIdentity:
 # classification), how values are faked and how rows are chosen and copied.
 # keyed_loops' Python loops are the reference its compiled twin (_keyed.c) is tested against.
 _ENGINE_MODULES = ("classify", "names", "person_names_data", "transformers", "keyed_loops",
-                   "fakes", "fake_words_data", "copy", "copy_source", "rules", "coverage",
-                   "subset", "collisions", "tasks", "catalog", "objects", "clone", "schema")
+                   "fakes", "fake_words_data", "copy", "copy_source", "copy_values",
+                   "copy_binary", "rules", "coverage", "subset", "collisions", "tasks",
+                   "catalog", "objects", "clone", "schema",
+                   # the compiled parts: what runs when they are built
+                   "_keyed.c", "_keyed_blake2b.h", "_copyrows.c")
+ENGINE_FILES = tuple(name if "." in name else f"{name}.py" for name in _ENGINE_MODULES)
 
 
 @lru_cache(maxsize=1)
 def engine_digest() -> str:
-    """sha256 of the source of :data:`_ENGINE_MODULES`: a golden made by other anonymisation
+    """sha256 of the source of :data:`ENGINE_FILES`: a golden made by other anonymisation
     code (an envforge upgrade that fixes a transformer or finds more personal data) is
     rebuilt before it is branched, as a rules change is."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for name in _ENGINE_MODULES:
+    for name in ENGINE_FILES:
         try:
-            digest.update(name.encode() + b"\0" + (here / f"{name}.py").read_bytes())
+            digest.update(name.encode() + b"\0" + (here / name).read_bytes())
         except OSError:  # installed without sources: every start counts as new code
             digest.update(f"{name}: unreadable".encode() + os.urandom(16))
     return digest.hexdigest()

@@ -179,3 +179,10 @@ def test_which_tables_copy_in_binary(columns: tuple[Column, ...],
     given_rules = tuple((c, ColumnRule(transform=kind, **extra.get(kind, {})))
                         for c, kind in rules)
     assert copy_binary.binary_fits(columns, given_rules) is fits
+
+
+def test_without_the_compiled_module_every_table_copies_in_text(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_binary, "_copyrows", None)
+    assert not copy_binary.available()
+    assert not copy_binary.binary_fits((col("a", "int4"),), ())

@@ -41,8 +41,8 @@ def test_the_engine_digest_follows_the_anonymisation_code(
     real = engine_digest()
     assert len(real) == 64 and real == engine_digest()
     package = Path(identity_module.__file__).parent
-    for name in identity_module._ENGINE_MODULES:
-        (tmp_path / f"{name}.py").write_bytes((package / f"{name}.py").read_bytes())
+    for name in identity_module.ENGINE_FILES:
+        (tmp_path / name).write_bytes((package / name).read_bytes())
     (tmp_path / "identity.py").write_text("")
     monkeypatch.setattr(identity_module, "__file__", str(tmp_path / "identity.py"))
     engine_digest.cache_clear()
@@ -54,3 +54,15 @@ def test_the_engine_digest_follows_the_anonymisation_code(
         assert engine_digest() != real
     finally:
         engine_digest.cache_clear()
+
+
+def test_every_engine_source_is_there() -> None:
+    """A renamed module left in the list would make every start count as new code (each
+    branch rebuilding its golden); a new C source left out would let changed fakes through."""
+    from envforge.db import identity
+
+    here = Path(identity.__file__).parent
+    for name in identity.ENGINE_FILES:
+        assert (here / name).is_file(), name
+    compiled = {p.name for p in here.glob("*.c")} | {p.name for p in here.glob("*.h")}
+    assert compiled <= set(identity.ENGINE_FILES)
