@@ -360,6 +360,11 @@ def _birth_dates(values: list[str]) -> bool:
     return len(years) >= 0.9 * len(values) and max(years) - min(years) >= 15
 
 
+# Type classes whose values can hold free text with personal data in it (arrays and other
+# types are "other"); numbers, dates, uuids and the like can only be one value as a whole.
+_MAY_HOLD_TEXT = frozenset({"text", "json", "other"})
+
+
 def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
     if not values:
         return None
@@ -370,6 +375,8 @@ def _content_category(values: list[str], tclass: str) -> tuple[str, str] | None:
         share = sum(1 for c in whole if c and c[0] == category) / len(values)
         if share >= 0.3:
             return category, suggestion
+    if tclass not in _MAY_HOLD_TEXT:  # a float's fraction digits are no card number
+        return None
     embedded = sorted({c for v in distinct if (c := _embedded_category(v))})
     if tclass in ("text", "json") and text_names_found(values):
         embedded.append("person names")

@@ -57,7 +57,7 @@ RULES = {"tables": {
     "public.people": {"email": "email", "nick": "hash", "born": "date_of_birth",
                       "note": "scrub", "code": {"transform": "mask", "keep_start": 1},
                       # reviewed: made-up test values
-                      "doc": "passthrough", "ratio": "passthrough", "net": "passthrough",
+                      "doc": "passthrough", "net": "passthrough",
                       "block": "passthrough"},
     "public.with_oids_inside": {"id": "passthrough"},
 }}

@@ -172,3 +172,22 @@ def test_a_column_of_national_phone_numbers_is_a_phone_column() -> None:
                                   "shipping_fee", "township"])
 def test_words_that_hold_a_hint_as_letters_are_not_read_as_it(name: str) -> None:
     assert name_hint(name) is None, name
+
+
+def test_a_float_column_is_not_free_text_with_card_numbers_in_it() -> None:
+    """Seen on a test schema: float8 values like 428.5714285714286 were "free text containing
+    card number" (15 fraction digits that pass the Luhn check by chance, one in ten)."""
+    ratios = [repr(g / 7.0 + 0.0001 * g) for g in range(1, 400)]
+    assert any(_embedded_luhn(v) for v in ratios)  # the values that used to stop it
+    column = Column("ratio", "double precision", "float8", "N", False, False)
+    assert not _decide("public.stats", column, {}, ratios).stops
+    # a text column holding the same digits in prose is still free text with card numbers
+    notes = [f"paid with {v.replace('.', '')[:16]} yesterday" for v in ratios]
+    text_decision = _decide("public.stats", text_column("memo"), {}, notes)
+    assert text_decision.stops and "card number" in text_decision.detail
+
+
+def _embedded_luhn(value: str) -> bool:
+    from envforge.db.classify import _embedded_category
+
+    return _embedded_category(value) == "card number"
