@@ -4,19 +4,22 @@ date codec prints what PostgreSQL prints."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import psycopg
 import pytest
 
 from envforge.db import _copyrows
 from envforge.db.catalog import read_catalog
 from envforge.db.connection import ServerAddress, read_only_snapshot
+from envforge.db.copy import run_copy_task
 from envforge.db.copy_binary import date_binary, date_text
 from envforge.db.coverage import resolve_coverage
 from envforge.db.rules import parse_rules
 from envforge.db.tasks import plan_tasks
 from envforge.settings import environ_overrides
 
-from .conftest import create_database
+from .conftest import TEST_KEY, create_database
 from .test_clone import clone, rows, table_digest
 
 pytestmark = pytest.mark.postgres
@@ -110,3 +113,36 @@ def test_dates_print_as_postgresql_prints_them(pg_server: ServerAddress) -> None
     assert ended and count == len(values)
     assert [date_text(raw) for raw in columns[0]] == texts
     assert [date_binary(text) for text in texts] == columns[0]
+
+
+@pytest.mark.parametrize("reader", ["psql", "psycopg"])
+def test_a_large_task_copies_in_binary_through_either_reader(
+        source: ServerAddress, pg_server: ServerAddress, reader: str) -> None:
+    """The path of tasks over 2 MB (a worker's own sessions, the source read by psql or by
+    psycopg): the same rows as a text copy of the same task."""
+    columns = ("id", "email", "born", "seen", "amount", "tags", "feeling", "note")
+    ddl = ("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); CREATE TABLE people (id int, "
+           "email text, born date, seen timestamptz, amount numeric(12, 3), tags text[], "
+           "feeling mood, note text);")
+    rules = parse_rules({"tables": {"public.people": {"email": "email", "born": "date_of_birth",
+                                                       "note": "scrub"}}})
+    with read_only_snapshot(source) as snap:
+        catalog = read_catalog(snap)
+        snapshot_id = str(snap.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        coverage = resolve_coverage(rules, catalog, "rules")
+        task = next(t for t in plan_tasks(catalog, coverage, rules, None, True)
+                    if t.table == "public.people")
+        task = replace(task, columns=columns, fields=tuple(
+            replace(f, index=columns.index(f.column.name)) for f in task.fields
+            if f.column.name in columns), where="id % 2 = 0")
+        assert task.binary
+        digests = []
+        for binary in (True, False):
+            target = create_database(pg_server, f"large_{reader}_{binary}", ddl)
+            with environ_overrides({"ENVFORGE_DB_READER": reader}):
+                result = run_copy_task(source, target, snapshot_id, TEST_KEY,
+                                       replace(task, binary=binary))
+            assert result.rows == 1500
+            digests.append(table_digest(target, "people"))
+    assert digests[0] == digests[1]
+    assert rows(target, "SELECT count(*) FROM people WHERE email LIKE 'user%'") == [(0,)]
