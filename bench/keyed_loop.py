@@ -1,4 +1,4 @@
-"""Benchmark: the compiled column loops (envforge/db/_keyed.c) against the Python loops they
+"""Benchmark: the compiled column loops (envforge/db/keyed_c.c) against the Python loops they
 replace, side by side in one process, on the same generated column.
 
     .venv/bin/python bench/keyed_loop.py --values 1000000 --reps 5 --write-docs
@@ -34,7 +34,7 @@ def column(kind: str, count: int) -> list[bytes]:
 
 
 def lanes_variant() -> str:
-    """Which compiled variant of the lanes this CPU runs (the one _keyed.c's dispatch picks:
+    """Which compiled variant of the lanes this CPU runs (the one keyed_c.c's dispatch picks:
     x86-64-v4's AVX-512, else AVX2, else SSE2), read from /proc/cpuinfo."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
@@ -68,7 +68,7 @@ def main() -> None:
                         help="rewrite this benchmark's section of docs/benchmarks.md")
     args = parser.parse_args()
     if not keyed_loops.COMPILED:
-        raise SystemExit("envforge.db._keyed is not built: run `make install` (needs gcc)")
+        raise SystemExit("envforge.db.keyed_c is not built: run `make install` (needs gcc)")
     rows = ["| kind | A: Python loop, us/value | B: compiled loop, us/value | A/B |",
             "|---|---|---|---|"]
     for kind in keyed_loops.KINDS:
@@ -84,7 +84,7 @@ def main() -> None:
         "table's e-mails or phone numbers, as the copy path hands a block's column over), "
         f"median of {args.reps} runs each, A and B alternating in one process, outputs "
         "checked equal first. A: the Python loop (`envforge/db/keyed_loops.py`, the fallback "
-        "and reference); B: the compiled loop (`envforge/db/_keyed.c`), which a clone uses "
+        "and reference); B: the compiled loop (`envforge/db/keyed_c.c`), which a clone uses "
         "when the extension is built; it hashes values of up to 128 bytes eight at a time in "
         f"vector lanes ({lanes_variant()} on this CPU).", "", *rows])
     if args.write_docs:

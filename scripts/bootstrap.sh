@@ -29,12 +29,18 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # Reinstall only when the build's inputs changed since the last install: pyproject.toml,
-# setup.py or a C source of the compiled extensions (so a pulled change to one is built).
+# setup.py, this script's install line or a C source of the compiled extensions (so a
+# pulled change to one is built).
 stamp=.venv/.envforge-installed
-if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml setup.py envforge -newer "$stamp" \
-        \( -name pyproject.toml -o -name setup.py -o -name '*.c' -o -name '*.h' \) -print \
-        -quit)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml setup.py scripts/bootstrap.sh envforge \
+        -newer "$stamp" \( -name pyproject.toml -o -name setup.py -o -name bootstrap.sh \
+        -o -name '*.c' -o -name '*.h' \) -print -quit)" ]; then
     echo "bootstrap: installing envforge and its dependencies into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+    # compat: the checkout goes on sys.path through a .pth line, as an installed package
+    # sits there; the default editable mode installs an import hook whose module every
+    # interpreter start of the .venv imports (about 10 ms each: every command, flow run and
+    # test subprocess)
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]" \
+        --config-settings editable_mode=compat
     touch "$stamp"
 fi

@@ -4,7 +4,7 @@ rows are read, transformed and written.
 PostgreSQL parses and prints every value of a text COPY (timestamps, numbers, dates); in binary
 it sends and receives them as they are stored, which takes about a third less of the servers'
 CPU on both ends of a clone (docs/benchmarks.md). Walking binary rows costs Python a few
-microseconds a field, so rows are split and rebuilt by the compiled ``envforge.db._copyrows``;
+microseconds a field, so rows are split and rebuilt by the compiled ``envforge.db.copyrows_c``;
 without it (no C compiler where envforge was installed) every table is copied in text.
 
 Binary is used only where it is exact:
@@ -28,11 +28,11 @@ from envforge.db.catalog import Column
 from envforge.db.rules import ColumnRule
 from envforge.errors import CopyFailedError
 
-_copyrows: ModuleType | None
+copyrows_c: ModuleType | None
 try:
-    from envforge.db import _copyrows
+    from envforge.db import copyrows_c
 except ImportError:  # built where a C compiler was present (setup.py); else text COPY only
-    _copyrows = None
+    copyrows_c = None
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 TRAILER = b"\xff\xff"
@@ -46,14 +46,14 @@ _ISO_DATE = re.compile(r"(\d{4,})-(\d\d)-(\d\d)( BC)?")
 
 
 def available() -> bool:
-    return _copyrows is not None
+    return copyrows_c is not None
 
 
 def binary_fits(columns: tuple[Column, ...], rules: tuple[tuple[Column, ColumnRule], ...]
                 ) -> bool:
     """Whether a table with these copied columns and these transformed ones copies exactly in
     binary (see the module docstring)."""
-    if _copyrows is None or not all(c.binary_io for c in columns):
+    if copyrows_c is None or not all(c.binary_io for c in columns):
         return False
     for column, rule in rules:
         if column.base_type in _TEXT_TYPES:
@@ -146,7 +146,7 @@ def pump_rows(blocks: Iterator[bytes], write: Callable[[bytes], None],
     """Copy one binary COPY stream from ``blocks`` to ``write``, the columns named in ``memos``
     (index, memo) transformed; the rows copied. The header and the end marker are passed on
     as they came."""
-    assert _copyrows is not None
+    assert copyrows_c is not None
     wanted = tuple(index for index, _ in memos)
     rows, start, ended = 0, -1, False
     pending = b""
@@ -162,13 +162,13 @@ def pump_rows(blocks: Iterator[bytes], write: Callable[[bytes], None],
         if ended:
             raise CopyFailedError(f"copying {label}: data after the end of the COPY stream")
         try:
-            columns, end, count, ended = _copyrows.scan(data, start, ncols, wanted)
+            columns, end, count, ended = copyrows_c.scan(data, start, ncols, wanted)
             rows_end = end - len(TRAILER) if ended else end
             if count:
                 if memos:
                     new = [memo.column(values) for (_, memo), values in zip(memos, columns,
                                                                            strict=True)]
-                    write(_copyrows.rebuild(data, start, rows_end, ncols, wanted, new))
+                    write(copyrows_c.rebuild(data, start, rows_end, ncols, wanted, new))
                 else:
                     write(data[start:rows_end])
         except ValueError as e:

@@ -75,13 +75,13 @@ class GoldenIdentity:
 
 # The modules whose code decides what a golden holds: which columns are refused (strict
 # classification), how values are faked and how rows are chosen and copied.
-# keyed_loops' Python loops are the reference its compiled twin (_keyed.c) is tested against.
+# keyed_loops' Python loops are the reference its compiled twin (keyed_c.c) is tested against.
 _ENGINE_MODULES = ("classify", "names", "person_names_data", "transformers", "keyed_loops",
                    "fakes", "fake_words_data", "copy", "copy_source", "copy_values",
                    "copy_binary", "rules", "coverage", "subset", "collisions", "tasks",
                    "catalog", "objects", "clone", "schema",
                    # the compiled parts: what runs when they are built
-                   "_keyed.c", "_keyed_blake2b.h", "_copyrows.c")
+                   "keyed_c.c", "keyed_c_blake2b.h", "copyrows_c.c")
 ENGINE_FILES = tuple(name if "." in name else f"{name}.py" for name in _ENGINE_MODULES)
 
 

@@ -1,8 +1,8 @@
 """Column loops of the high-cardinality fakes: a whole column of plain ASCII values (a block
 of a COPY stream) -> their e-mail, phone or hash fakes, with no Python call per value.
 
-Two implementations compute the same bytes: the compiled ``envforge.db._keyed.ColumnLoop``
-(``_keyed.c``, built at install when a C compiler is there; about a tenth of the Python cost,
+Two implementations compute the same bytes: the compiled ``envforge.db.keyed_c.ColumnLoop``
+(``keyed_c.c``, built at install when a C compiler is there; about a tenth of the Python cost,
 which a 3 M-row clone needs to keep up with a plain ``pg_dump | pg_restore``) and the Python
 loops below, the reference and the fallback when the extension is not built.
 :func:`column_loop` is the one place that picks. Each value's fake comes from its keyed
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from envforge.db import fakes
 
 if TYPE_CHECKING:
-    from envforge.db._keyed import ColumnLoop
+    from envforge.db.keyed_c import ColumnLoop
 
 Loop = Callable[[list[bytes]], list[bytes]]
 KINDS = ("email", "phone", "hash")
@@ -37,7 +37,7 @@ def _tables(kind: str) -> tuple[tuple[bytes, ...], ...]:
 
 def _compiled_type() -> type[ColumnLoop] | None:
     try:
-        from envforge.db._keyed import ColumnLoop
+        from envforge.db.keyed_c import ColumnLoop
     except ImportError:  # not built (no C compiler at install): the Python loops run instead
         return None
     return ColumnLoop
@@ -59,7 +59,7 @@ def column_loop(kind: str, sub_key: bytes, length: int, limit: int | None) -> Lo
 
 def compiled_loop(kind: str, sub_key: bytes, length: int, limit: int | None) -> Loop:
     """:func:`column_loop`'s compiled side; ImportError when the extension is not built."""
-    from envforge.db._keyed import ColumnLoop
+    from envforge.db.keyed_c import ColumnLoop
 
     return ColumnLoop(kind, sub_key, _tables(kind), length, limit)
 

@@ -55,6 +55,41 @@ def test_no_module_imports_another_modules_private_names() -> None:
         + "\n".join(problems)
 
 
+# Each compiled module has one Python module that chooses it and holds its fallback (import
+# linter cannot see an extension module: it has no source to parse, so this test keeps it).
+COMPILED_OWNERS = {"envforge.db.keyed_c": "envforge/db/keyed_loops.py",
+                   "envforge.db.copyrows_c": "envforge/db/copy_binary.py"}
+
+
+def compiled_imports(source: str, path: str) -> list[str]:
+    """Imports of a compiled module by a module other than its owner."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        found += [f"{path}:{node.lineno}: {name}" for name in names
+                  if name in COMPILED_OWNERS and COMPILED_OWNERS[name] != path]
+    return found
+
+
+def test_compiled_modules_are_imported_only_by_their_owners() -> None:
+    problems = []
+    for package in CHECKED:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            problems += compiled_imports(path.read_text(encoding="utf-8"),
+                                         str(path.relative_to(ROOT)))
+    assert problems == [], "use the Python module that chooses it:\n" + "\n".join(problems)
+    for module, owner in COMPILED_OWNERS.items():
+        assert compiled_imports((ROOT / owner).read_text(encoding="utf-8"), "elsewhere.py"), \
+            f"{owner} no longer imports {module}: update COMPILED_OWNERS"
+    assert compiled_imports("from envforge.db import keyed_c\nimport envforge.db.copyrows_c\n",
+                            "x.py") == ["x.py:1: envforge.db.keyed_c",
+                                        "x.py:2: envforge.db.copyrows_c"]
+
+
 def test_the_private_names_check_finds_what_it_should() -> None:
     source = ("from flows.run_template import _execute_as_task, run_template\n"
               "import envforge._internal\n"

@@ -9,7 +9,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from envforge.db import _copyrows
+from envforge.db import copyrows_c
 from envforge.db.catalog import read_catalog
 from envforge.db.connection import ServerAddress, read_only_snapshot
 from envforge.db.copy import run_copy_task
@@ -109,7 +109,7 @@ def test_dates_print_as_postgresql_prints_them(pg_server: ServerAddress) -> None
                                 "u(d, i) ORDER BY i) TO STDOUT (FORMAT binary)",
                                 (values,)) as copy:
             data = b"".join(bytes(chunk) for chunk in copy)
-    columns, _, count, ended = _copyrows.scan(data, 19, 1, (0,))
+    columns, _, count, ended = copyrows_c.scan(data, 19, 1, (0,))
     assert ended and count == len(values)
     assert [date_text(raw) for raw in columns[0]] == texts
     assert [date_binary(text) for text in texts] == columns[0]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envforge.db import _copyrows, copy_binary
+from envforge.db import copy_binary, copyrows_c
 from envforge.db.catalog import Column
 from envforge.db.copy_binary import date_binary, date_text, pump_rows
 from envforge.db.rules import ColumnRule
@@ -32,7 +32,7 @@ def stream(rows: list[tuple[Value, ...]]) -> bytes:
 
 
 def parse(data: bytes, ncols: int) -> list[tuple[Value, ...]]:
-    columns, end, count, ended = _copyrows.scan(data, len(HEADER), ncols,
+    columns, end, count, ended = copyrows_c.scan(data, len(HEADER), ncols,
                                                 tuple(range(ncols)))
     assert ended and end == len(data)
     return list(zip(*columns, strict=True)) if count else []
@@ -104,19 +104,19 @@ def test_rebuild_checks_its_arguments() -> None:
     data = stream(ROWS)
     start, end = len(HEADER), len(data) - 2
     with pytest.raises(ValueError, match="one value per row"):
-        _copyrows.rebuild(data, start, end, 3, (1,), [[b"x"]])
+        copyrows_c.rebuild(data, start, end, 3, (1,), [[b"x"]])
     with pytest.raises(TypeError, match="bytes or None"):
-        _copyrows.rebuild(data, start, end, 3, (1,), [[1, 2, 3, 4]])
+        copyrows_c.rebuild(data, start, end, 3, (1,), [[1, 2, 3, 4]])
     with pytest.raises(ValueError, match="whole rows"):
-        _copyrows.rebuild(data, start, end - 1, 3, (1,), [[b"x"] * 4])
+        copyrows_c.rebuild(data, start, end - 1, 3, (1,), [[b"x"] * 4])
     with pytest.raises(ValueError, match="ascending"):
-        _copyrows.scan(data, start, 3, (2, 1))
+        copyrows_c.scan(data, start, 3, (2, 1))
     with pytest.raises(ValueError, match="ascending"):
-        _copyrows.scan(data, start, 3, (3,))
+        copyrows_c.scan(data, start, 3, (3,))
     with pytest.raises(ValueError, match="outside"):
-        _copyrows.scan(data, len(data) + 1, 3, ())
+        copyrows_c.scan(data, len(data) + 1, 3, ())
     with pytest.raises(TypeError):
-        _copyrows.scan("text", 0, 3, ())  # type: ignore[arg-type]
+        copyrows_c.scan("text", 0, 3, ())  # type: ignore[arg-type]
 
 
 @given(st.lists(st.tuples(st.one_of(st.none(), st.binary(max_size=40)),
@@ -183,6 +183,6 @@ def test_which_tables_copy_in_binary(columns: tuple[Column, ...],
 
 def test_without_the_compiled_module_every_table_copies_in_text(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copy_binary, "_copyrows", None)
+    monkeypatch.setattr(copy_binary, "copyrows_c", None)
     assert not copy_binary.available()
     assert not copy_binary.binary_fits((col("a", "int4"),), ())

@@ -1,4 +1,4 @@
-"""The compiled column loops (envforge/db/_keyed.c) give exactly what the Python loops give.
+"""The compiled column loops (envforge/db/keyed_c.c) give exactly what the Python loops give.
 
 The extension is imported unconditionally: CI builds it (gcc is there), so a build that broke
 fails here instead of the clone silently running the slow loop.
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from envforge.db import _keyed, fakes, keyed_loops
+from envforge.db import fakes, keyed_c, keyed_loops
 from envforge.db.catalog import Column
 from envforge.db.rules import ColumnRule
 from envforge.db.transformers import Keyed, build_ascii_column, build_transform, sub_key
@@ -52,7 +52,7 @@ def both(kind: str, key: bytes, length: int = 32,
 def test_the_extension_is_built_and_chosen() -> None:
     assert keyed_loops.COMPILED
     loop = keyed_loops.column_loop("email", b"k" * 32, 32, None)
-    assert isinstance(loop, _keyed.ColumnLoop)
+    assert isinstance(loop, keyed_c.ColumnLoop)
 
 
 @FUZZ
@@ -61,7 +61,7 @@ def test_the_extension_is_built_and_chosen() -> None:
 @example(key=b"k" * 64, message=b"")
 @example(key=b"k", message=b"m" * 128)
 def test_blake2b_is_rfc_7693_keyed_blake2b(key: bytes, message: bytes) -> None:
-    assert _keyed.keyed_blake2b(key, message) == hashlib.blake2b(
+    assert keyed_c.keyed_blake2b(key, message) == hashlib.blake2b(
         message, key=key, digest_size=32).digest()
 
 
@@ -69,7 +69,7 @@ def test_blake2b_is_rfc_7693_keyed_blake2b(key: bytes, message: bytes) -> None:
 def test_blake2b_at_block_edges(size: int) -> None:
     message = os.urandom(size)
     for key in (b"", os.urandom(1), os.urandom(32), os.urandom(64)):
-        assert _keyed.keyed_blake2b(key, message) == hashlib.blake2b(
+        assert keyed_c.keyed_blake2b(key, message) == hashlib.blake2b(
             message, key=key, digest_size=32).digest()
 
 
@@ -162,7 +162,7 @@ def test_column_transform_gives_the_slow_paths_fakes(kind: str, limit: int | Non
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_loops_key_is_the_keyed_digests_key(kind: str) -> None:
     key = os.urandom(32)
-    assert _keyed.keyed_blake2b(sub_key(key, kind), b"v@w.x") == \
+    assert keyed_c.keyed_blake2b(sub_key(key, kind), b"v@w.x") == \
         Keyed(key, kind).digest("v@w.x")
 
 
@@ -170,7 +170,7 @@ def test_tables_are_kept_alive_by_the_loop() -> None:
     firsts = tuple(bytes(x) for x in fakes.EMAIL_FIRSTS)  # fresh objects only the loop holds
     tables = (firsts, tuple(bytes(x) for x in fakes.EMAIL_LASTS),
               tuple(bytes(x) for x in fakes.EMAIL_AT_DOMAINS))
-    loop = _keyed.ColumnLoop("email", b"k" * 32, tables, 64, None)
+    loop = keyed_c.ColumnLoop("email", b"k" * 32, tables, 64, None)
     expected = keyed_loops.python_loop("email", b"k" * 32, 64, None)([b"a@b.c"] * 3)
     del firsts, tables
     gc.collect()
@@ -179,7 +179,7 @@ def test_tables_are_kept_alive_by_the_loop() -> None:
 
 def test_wrong_arguments_raise_instead_of_crashing() -> None:
     key, tables = b"k" * 32, keyed_loops._tables("email")
-    loop = _keyed.ColumnLoop("email", key, tables)
+    loop = keyed_c.ColumnLoop("email", key, tables)
     for values in ((b"a@b.c",), b"a@b.c", None, [b"a@b.c", "x@y.z"], [b"ok", None]):
         with pytest.raises(TypeError):
             loop(values)  # type: ignore[arg-type]
@@ -209,10 +209,10 @@ def test_wrong_arguments_raise_instead_of_crashing() -> None:
     ]
     for error, args, kwargs in bad_constructions:
         with pytest.raises(error):
-            _keyed.ColumnLoop(*args, **kwargs)  # type: ignore[arg-type]
+            keyed_c.ColumnLoop(*args, **kwargs)  # type: ignore[arg-type]
     for args in (("k", b"m"), (b"k", "m"), (b"k",)):
         with pytest.raises(TypeError):
-            _keyed.keyed_blake2b(*args)  # type: ignore[arg-type]
+            keyed_c.keyed_blake2b(*args)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        _keyed.keyed_blake2b(b"k" * 65, b"m")
+        keyed_c.keyed_blake2b(b"k" * 65, b"m")
     assert loop([]) == []

@@ -284,8 +284,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "envforge.db._copyrows",
+    PyModuleDef_HEAD_INIT, "envforge.db.copyrows_c",
     "Split and rebuild the rows of a PostgreSQL binary COPY stream.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__copyrows(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit_copyrows_c(void) { return PyModule_Create(&module); }

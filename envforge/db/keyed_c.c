@@ -1,5 +1,5 @@
 /*
- * envforge.db._keyed: the keyed column loops of envforge/db/keyed_loops.py, compiled.
+ * envforge.db.keyed_c: the keyed column loops of envforge/db/keyed_loops.py, compiled.
  *
  * A clone makes one fake per distinct e-mail, phone number or hashed value of a column, each
  * from a keyed BLAKE2b-256 digest of the (normalised) value. The Python loop spends 0.45-0.8
@@ -11,7 +11,7 @@
  * checks it value by value). The fake tables (fakes.EMAIL_FIRSTS, ...) are handed in by the
  * caller and kept as references, never copied into this file.
  *
- * BLAKE2b (_keyed_blake2b.h, from RFC 7693): the state after the key block is computed once
+ * BLAKE2b (keyed_c_blake2b.h, from RFC 7693): the state after the key block is computed once
  * per loop. Values that normalise to 1-128 bytes (nearly all) need one compression each and
  * are hashed LANES at a time in vector lanes; the others (empty, longer) one at a time.
  */
@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_keyed_blake2b.h"
+#include "keyed_c_blake2b.h"
 
 /* ------------------------------------------------------------------- the column loop ---- */
 
@@ -476,7 +476,7 @@ PyDoc_STRVAR(ColumnLoop_doc,
 
 static PyTypeObject ColumnLoopType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "envforge.db._keyed.ColumnLoop",
+    .tp_name = "envforge.db.keyed_c.ColumnLoop",
     .tp_basicsize = sizeof(ColumnLoop),
     .tp_dealloc = ColumnLoop_dealloc,
     .tp_call = ColumnLoop_call,
@@ -516,13 +516,13 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "envforge.db._keyed",
+    .m_name = "envforge.db.keyed_c",
     .m_doc = "Compiled keyed column loops (e-mail, phone, hash fakes); see keyed_loops.py.",
     .m_size = -1,
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__keyed(void) {
+PyMODINIT_FUNC PyInit_keyed_c(void) {
     if (PyType_Ready(&ColumnLoopType) < 0) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;

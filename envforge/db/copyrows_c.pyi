@@ -1,4 +1,4 @@
-"""Split and rebuild the rows of a PostgreSQL binary COPY stream (_copyrows.c)."""
+"""Split and rebuild the rows of a PostgreSQL binary COPY stream (copyrows_c.c)."""
 
 def scan(data: bytes, start: int, ncols: int, wanted: tuple[int, ...], /
          ) -> tuple[list[list[bytes | None]], int, int, bool]: ...

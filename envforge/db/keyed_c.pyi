@@ -1,4 +1,4 @@
-"""Types of the compiled column loops (_keyed.c); see envforge/db/keyed_loops.py."""
+"""Types of the compiled column loops (keyed_c.c); see envforge/db/keyed_loops.py."""
 
 class ColumnLoop:
     """A column of plain ASCII values -> their e-mail, phone or hash fakes."""

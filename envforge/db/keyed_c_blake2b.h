@@ -1,5 +1,5 @@
 /*
- * Keyed BLAKE2b-256 for envforge/db/_keyed.c, written from RFC 7693 (sections 2 and 3):
+ * Keyed BLAKE2b-256 for envforge/db/keyed_c.c, written from RFC 7693 (sections 2 and 3):
  * 64-bit words, 12 rounds, little-endian message words, a 128-bit byte counter and a
  * final-block flag. Two forms of the one compression function:
  *   compress():       one message, as the RFC describes it (streaming, any length);
