@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(git postgresql buildah docker-registry skopeo busybox-static openssl curl chromium
                  redis-server  # redis-server: Argo CD's cache (scripts/services/argocd.sh)
                  containerd runc containernetworking-plugins iptables gcc libc6-dev debootstrap)
-                 # the real node (scripts/services/node.sh); gcc/libc6-dev build its pause binary;
+                 # the real node (scripts/services/node.sh); gcc/libc6-dev build its pause binary
+                 # and envforge's optional C extensions (setup.py: the keyed fake loops, binary
+                 # COPY rows; without a compiler envforge runs their Python fallbacks);
                  # debootstrap the base images of scripts/services/images.sh (Python, PostgreSQL)
 
 missing=()
