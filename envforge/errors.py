@@ -96,6 +96,9 @@ non-fast-forward race), with the wait its raiser asks for when it knows one (``r
 everything else is permanent and is never retried. Each temporary error is retried at one
 layer: in-process by ``envforge.core.retry`` (git push races), or by Prefect's task retries (the
 rest); when the in-process budget runs out it becomes a permanent ``RetriesExhaustedError``.
+
+Outside the tree, :class:`Terminated` (a BaseException) is SIGTERM turned into an exception by
+a command that must clean up on the way out (``envforge db clone``).
 """
 
 from __future__ import annotations
@@ -615,3 +618,12 @@ class FileRefusedError(CapabilityError):
 
 class BudgetExceededError(CapabilityError):
     """A transfer or a run went over its byte, time, entry, file, depth or item budget."""
+
+
+# --- outside the tree: not an error of envforge's, an order to stop ---
+class Terminated(BaseException):
+    """SIGTERM arrived (a cancelled flow run, a service manager, ``kill``) while a command ran
+    with a handler that turns it into this: the ``finally`` blocks and context managers on
+    the way out clean up (a target half made is dropped, temporary files removed). A
+    BaseException, like KeyboardInterrupt, so ``except Exception`` does not swallow it; the
+    CLI reports it in one line and exits 143 (128 + SIGTERM)."""

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from envforge.errors import EnvforgeError
+from envforge.errors import EnvforgeError, Terminated
 
 COMMAND_MODULES: tuple[str, ...] = (
     "envforge.cli.templates",
@@ -96,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # the reader went away (`envforge ... | head`): stop quietly, as Unix tools do; point
         # stdout at /dev/null so the interpreter's final flush does not raise again

@@ -9,10 +9,13 @@ than in a DSN on the command line. The anonymisation key comes from an Anonymisa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,6 +238,11 @@ def _prompt_threads(handler: Callable[[argparse.Namespace], int]
 
 @_prompt_threads
 def clone_command(args: argparse.Namespace) -> int:
+    with _sigterm_unwinds():
+        return _clone(args)
+
+
+def _clone(args: argparse.Namespace) -> int:
     early = _early_schema_dump(args)
     try:
         from envforge.db.clone_start import CloneStart
@@ -257,6 +265,28 @@ def clone_command(args: argparse.Namespace) -> int:
             rules_source=str(args.rules or "rules")), log, start)
     print(f"{target.label}: {report.rows:,} rows in {report.seconds:.1f} s")
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises Terminated from the command's first line on, so what it began before
+    the clone's own handler is set (the early snapshot's psql child, the schema dump's
+    temporary folder) is closed on the way out rather than left behind by the default
+    action (main thread only; the previous handler is put back)."""
+    from envforge.errors import Terminated  # loaded with the CLI already
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated("terminated (SIGTERM) while cloning")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _early_schema_dump(args: argparse.Namespace) -> Any:

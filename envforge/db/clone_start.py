@@ -39,7 +39,7 @@ from envforge.db.safety import (
     write_marker,
 )
 from envforge.db.schema import BackgroundSchemaDump, apply_section_sql
-from envforge.errors import CopyFailedError, EnvforgeError
+from envforge.errors import CopyFailedError, EnvforgeError, Terminated
 
 # Index builds sort in memory more often; commits of the new, not yet used database need not
 # wait for the WAL flush (the clone waits once for all of them at the end).
@@ -222,7 +222,7 @@ class CloneStart:
         self._stack.close()
 
 
-class CloneTerminated(BaseException):
+class CloneTerminated(Terminated):
     """SIGTERM arrived during a clone (e.g. a cancelled flow run): unwind and drop the target."""
 
 

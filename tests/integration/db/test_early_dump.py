@@ -4,7 +4,12 @@ reach neither the schema nor the rows of the target."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,7 +21,7 @@ from envforge.db.early_dump import EarlySchemaDump
 from envforge.db.rules import Rules
 from envforge.db.safety import drop_owned_database
 
-from .conftest import TEST_KEY, create_database
+from .conftest import TEST_KEY, create_database, database_exists
 
 pytestmark = pytest.mark.postgres
 
@@ -88,3 +93,41 @@ def test_a_clone_falls_back_to_its_own_snapshot_when_the_early_one_is_of_another
             assert conn.execute("SELECT to_regclass('public.other')").fetchone() == (None,)
     finally:
         drop_owned_database(target, target.dbname)
+
+
+def test_sigterm_before_the_clone_machinery_loads_leaves_nothing(
+        pg_server: ServerAddress, tmp_path: Path) -> None:
+    """SIGTERM while the command still imports (the early snapshot's psql child and the schema
+    dump's temporary folder begun, the clone's own handler not yet set) unwinds: one line, exit
+    143, no temporary folder, no target. Before, the default action ended the process there
+    and left the folder (a schema-only dump) behind."""
+    create_database(pg_server, "early_term_src", """
+        CREATE TABLE item (id int PRIMARY KEY, label text NOT NULL);
+        INSERT INTO item SELECT g, 'label ' || g FROM generate_series(1, 50000) g;""")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("strict: false\n", encoding="utf-8")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    dsn = f"host={pg_server.host} port={pg_server.port} user={pg_server.user} dbname="
+    env = dict(os.environ, TMPDIR=str(temp), ENVFORGE_ANONYMISATION_KEY=TEST_KEY.decode())
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from envforge.cli import main; sys.exit(main())",
+         "db", "clone", "--source", dsn + "early_term_src", "--server", dsn + "postgres",
+         "-e", "early_term", "--rules", str(rules)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while not list(temp.glob("envforge-schema-*")):
+            assert child.poll() is None, "the command ended before its schema dump began"
+            assert time.monotonic() < deadline, "the schema dump never began"
+            time.sleep(0.002)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "error: terminated (SIGTERM) while cloning"
+    assert list(temp.iterdir()) == []
+    assert not database_exists(pg_server, "envforge_early_term")
