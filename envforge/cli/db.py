@@ -12,10 +12,8 @@ import argparse
 import contextlib
 import functools
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -267,26 +265,15 @@ def _clone(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def _sigterm_unwinds() -> contextlib.AbstractContextManager[None]:
     """SIGTERM raises Terminated from the command's first line on, so what it began before
     the clone's own handler is set (the early snapshot's psql child, the schema dump's
     temporary folder) is closed on the way out rather than left behind by the default
-    action (main thread only; the previous handler is put back)."""
+    action."""
+    from envforge.core.signals import sigterm_raises  # standard library only
     from envforge.errors import Terminated  # loaded with the CLI already
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Terminated("terminated (SIGTERM) while cloning")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return sigterm_raises(lambda: Terminated("terminated (SIGTERM) while cloning"))
 
 
 def _early_schema_dump(args: argparse.Namespace) -> Any:

@@ -19,14 +19,14 @@ the checks.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
 import psycopg
 
+from envforge.core.signals import sigterm_raises
 from envforge.db.connection import ServerAddress, open_connection, read_only_snapshot
 from envforge.db.early_dump import EarlySchemaDump
 from envforge.db.safety import (
@@ -226,20 +226,7 @@ class CloneTerminated(Terminated):
     """SIGTERM arrived during a clone (e.g. a cancelled flow run): unwind and drop the target."""
 
 
-@contextlib.contextmanager
-def terminate_raises() -> Iterator[None]:
-    """Turn SIGTERM into an exception while a clone runs, so its cleanup (dropping the target,
-    early or not) runs (main thread only: elsewhere signal handlers cannot be set, and the
-    default stays)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise CloneTerminated("terminated (SIGTERM) while cloning")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def terminate_raises() -> contextlib.AbstractContextManager[None]:
+    """Turn SIGTERM into CloneTerminated while a clone runs, so its cleanup (dropping the
+    target, early or not) runs (envforge.core.signals)."""
+    return sigterm_raises(lambda: CloneTerminated("terminated (SIGTERM) while cloning"))
