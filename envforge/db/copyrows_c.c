@@ -40,6 +40,23 @@ static void write_i32(unsigned char *p, int32_t v) {
     p[3] = (unsigned char)u;
 }
 
+/* The offset just past the row whose fields start at `p` (after its field count), reading no
+ * further than `limit`: -1 when the row goes on past `limit`, -2 when a field's length is
+ * below -1 (not a COPY row). Both scan and rebuild walk a row's shape with it. */
+static Py_ssize_t row_end(const unsigned char *data, Py_ssize_t p, Py_ssize_t limit, int ncols) {
+    for (int c = 0; c < ncols; c++) {
+        if (limit - p < 4) return -1;
+        int32_t flen = read_i32(data + p);
+        p += 4;
+        if (flen < -1) return -2;
+        if (flen > 0) {
+            if (limit - p < flen) return -1;
+            p += flen;
+        }
+    }
+    return p;
+}
+
 /* slot_of[c] = position of column c in `wanted`, or -1. Returns the number wanted, or -1. */
 static Py_ssize_t wanted_slots(PyObject *wanted, int ncols, Py_ssize_t *slot_of) {
     if (!PyTuple_Check(wanted)) {
@@ -110,22 +127,12 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
             goto done;
         }
         /* First make sure the whole row is here, then take its values. */
-        Py_ssize_t p = pos + 2;
-        int whole = 1;
-        for (int c = 0; c < ncols; c++) {
-            if (len - p < 4) { whole = 0; break; }
-            int32_t flen = read_i32(data + p);
-            p += 4;
-            if (flen < -1) {
-                PyErr_SetString(PyExc_ValueError, "a field has a negative length");
-                goto done;
-            }
-            if (flen > 0) {
-                if (len - p < flen) { whole = 0; break; }
-                p += flen;
-            }
+        Py_ssize_t p = row_end(data, pos + 2, len, ncols);
+        if (p == -2) {
+            PyErr_SetString(PyExc_ValueError, "a field has a negative length");
+            goto done;
         }
-        if (!whole) break;
+        if (p < 0) break;
         if (nwanted > 0) {
             Py_ssize_t q = pos + 2;
             for (int c = 0; c < ncols; c++) {
@@ -189,13 +196,13 @@ static PyObject *rebuild(PyObject *Py_UNUSED(self), PyObject *args) {
     /* Pass 1: check the shape and work out the output's size. */
     Py_ssize_t size = 0, pos = start, row = 0;
     while (pos < end) {
-        if (end - pos < 2 || read_i16(data + pos) != ncols) goto shape;
+        if (end - pos < 2 || read_i16(data + pos) != ncols ||
+            row_end(data, pos + 2, end, ncols) < 0)
+            goto shape;
         Py_ssize_t p = pos + 2;
         for (int c = 0; c < ncols; c++) {
-            if (end - p < 4) goto shape;
             int32_t flen = read_i32(data + p);
             p += 4;
-            if (flen < -1 || (flen > 0 && end - p < flen)) goto shape;
             Py_ssize_t slot = slot_of[c];
             if (slot >= 0) {
                 PyObject *list = PyList_GET_ITEM(columns, slot);

@@ -94,6 +94,7 @@ def test_last_columns_and_several_columns() -> None:
     (copy_binary.SIGNATURE + struct.pack("!ii", 1 << 16, 0) + copy_binary.TRAILER,
      "flags this reader does not know"),
     (stream(ROWS) + b"\x00", "after the end"),
+    (HEADER + struct.pack("!hi", 3, -2) + copy_binary.TRAILER, "negative length"),
 ])
 def test_bad_streams_are_refused_naming_the_table(data: bytes, message: str) -> None:
     with pytest.raises(CopyFailedError, match=f"public.t.*{message}|{message}"):
