@@ -233,7 +233,7 @@ def _pump(blocks: Iterator[bytes], dst: psycopg.Connection[Any], key: bytes,
                 rest = data[cut:]
                 if cut:
                     rows += transform_batch(data[:cut], memos, writer.write,
-                                             len(task.columns))
+                                            len(task.columns))
             if rest:
                 raise CopyFailedError(f"copying {task.label}: the source stream ended mid-row")
     if rows != dst_cur.rowcount:
@@ -276,7 +276,7 @@ def _memos(key: bytes, task: CopyTask) -> list[tuple[int, FieldMemo]]:
                 continue
             memo_type = BinaryMemo if task.binary else FieldMemo
             memo = memo_type(fn, task.table, f, task.label, None if kind_resolved else
-                        build_ascii_column(f.rule, f.column, key))
+                             build_ascii_column(f.rule, f.column, key))
             if f.column.unique:
                 memo.fills = 2  # every value differs: keeping them would only cost memory
             if len(_MEMO_CACHE) >= _MEMO_CACHE_SIZE:
