@@ -53,15 +53,15 @@ def column_loop(kind: str, sub_key: bytes, length: int, limit: int | None) -> Lo
     hash keeps; ``limit``: the column's max_length (every fake cut to it), or None. Values
     must be non-empty plain ASCII without backslashes (the caller routes others elsewhere)."""
     if _COMPILED is not None:
-        return _COMPILED(kind, sub_key, _tables(kind), length, limit)
+        return compiled_loop(kind, sub_key, length, limit)
     return python_loop(kind, sub_key, length, limit)
 
 
 def compiled_loop(kind: str, sub_key: bytes, length: int, limit: int | None) -> Loop:
     """:func:`column_loop`'s compiled side; ImportError when the extension is not built."""
-    from envforge.db.keyed_c import ColumnLoop
-
-    return ColumnLoop(kind, sub_key, _tables(kind), length, limit)
+    if _COMPILED is None:
+        raise ImportError("envforge.db.keyed_c is not built (no C compiler at install)")
+    return _COMPILED(kind, sub_key, _tables(kind), length, limit)
 
 
 def python_loop(kind: str, sub_key: bytes, length: int, limit: int | None) -> Loop:
